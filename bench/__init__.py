@@ -1,0 +1,1 @@
+"""matkern benchmarks: `python -m bench` (see bench/run.py)."""

@@ -1,0 +1,254 @@
+"""The one benchmark runner: timing, warm-up, ratios, the table, BENCHMARKS.md and plots.
+
+A family's bench file (bench/<family>.py) only declares cases:
+
+    def cases(ctx):                       # ctx.quick, ctx.device ("cpu" or "cuda")
+        yield Case("hadamard", "fwht 4096x4096 f32", make, bars={"numpy.fft.rfft": 2.0})
+
+``make()`` builds the inputs and returns {"matkern": fn, "<anchor>": fn, ...} of zero-argument
+callables (keys starting with "_" carry data for ``info`` and are not timed); every anchor is timed in the same process right beside matkern, and each figure is
+reported as a speedup ratio anchor_time / matkern_time (> 1: matkern is faster). ``bars`` gives
+the ratio each anchor must reach (the issue's goal); ``info(results)`` may add notes (accuracy,
+sizes) shown beside the figures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from typing import Callable
+
+RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+@dataclasses.dataclass
+class Case:
+    family: str
+    name: str
+    make: Callable[[], dict]
+    bars: dict = dataclasses.field(default_factory=dict)
+    device: str = "cpu"
+    info: Callable[[dict], str] | None = None
+    main: str = "matkern"  # the key of the timed matkern callable in make()'s dict
+
+
+@dataclasses.dataclass
+class Context:
+    quick: bool
+    device: str
+
+    @property
+    def cupy(self):
+        import cupy
+
+        return cupy
+
+
+def machine_description(device: str) -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    desc = f"{cpu}, {os.cpu_count()} logical cores"
+    if device == "cuda":
+        try:
+            import cupy
+
+            props = cupy.cuda.runtime.getDeviceProperties(0)
+            name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+            desc += f"; GPU: {name}"
+        except Exception as exc:  # pragma: no cover - reported, not fatal
+            desc += f"; GPU: unavailable ({exc})"
+    return desc
+
+
+def _sync(device):
+    if device == "cuda":
+        import cupy
+
+        cupy.cuda.get_current_stream().synchronize()
+
+
+def time_callable(fn, device, min_time, max_reps=100, min_reps=3):
+    """Median wall time of fn() after one warm-up call, over enough repetitions to cover
+    ``min_time`` seconds (at least min_reps, at most max_reps)."""
+    fn()
+    _sync(device)
+    times = []
+    start = time.perf_counter()
+    while len(times) < min_reps or (time.perf_counter() - start < min_time and len(times) < max_reps):
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def run_cases(cases, quick, progress=True):
+    min_time = 0.15 if quick else 0.6
+    results = []
+    bar = None
+    if progress:
+        try:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(cases), desc="bench", unit="case", file=sys.stderr)
+        except ImportError:
+            bar = None
+    for i, case in enumerate(cases):
+        if bar is not None:
+            bar.set_postfix_str(case.name[:40])
+        elif progress:
+            print(f"[{i + 1}/{len(cases)}] {case.family}: {case.name}", file=sys.stderr, flush=True)
+        row = {"family": case.family, "name": case.name, "device": case.device, "times": {},
+               "bars": case.bars, "main": case.main}
+        try:
+            fns = case.make()
+            for key, fn in fns.items():
+                if not key.startswith("_"):  # "_name" entries are data for info(), not timed
+                    row["times"][key] = time_callable(fn, case.device, min_time)
+            if case.info is not None:
+                row["info"] = case.info(fns)
+        except Exception as exc:  # a broken case is reported, not hidden
+            row["error"] = f"{type(exc).__name__}: {exc}"
+        results.append(row)
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    return results
+
+
+def ratios(row):
+    """{anchor: anchor_time / matkern_time} for one result row."""
+    t = row["times"]
+    main = t.get(row["main"])
+    if not main:
+        return {}
+    return {k: v / main for k, v in t.items() if k != row["main"]}
+
+
+def format_table(results):
+    lines = []
+    header = f"{'family':<10} {'case':<44} {'matkern':>10}  ratios vs anchors (x faster; goal)"
+    lines.append(header)
+    lines.append("-" * len(header))
+    for r in results:
+        if "error" in r:
+            lines.append(f"{r['family']:<10} {r['name']:<44} ERROR {r['error']}")
+            continue
+        main = r["times"].get(r["main"], float("nan"))
+        parts = []
+        for k, v in ratios(r).items():
+            goal = r["bars"].get(k)
+            mark = "" if goal is None else (f"; goal {goal:g} {'ok' if v >= goal else 'MISSED'}")
+            parts.append(f"{k}: {v:.2f}x{mark}")
+        lines.append(f"{r['family']:<10} {r['name']:<44} {main * 1e3:>8.2f}ms  " + ", ".join(parts))
+        if r.get("info"):
+            lines.append(f"{'':<10} {'':<44} {'':>10}  {r['info']}")
+    return "\n".join(lines)
+
+
+def save_results(results, device, machine, quick):
+    os.makedirs(RESULTS_DIR, exist_ok=True)
+    by_family = {}
+    for r in results:
+        by_family.setdefault(r["family"], []).append(r)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    for fam, rows in by_family.items():
+        path = os.path.join(RESULTS_DIR, f"{fam}_{device}.json")
+        with open(path, "w") as f:
+            json.dump({"family": fam, "device": device, "machine": machine, "date": stamp,
+                       "quick": quick, "results": rows}, f, indent=1)
+
+
+def load_all_results():
+    out = []
+    if not os.path.isdir(RESULTS_DIR):
+        return out
+    for name in sorted(os.listdir(RESULTS_DIR)):
+        if name.endswith(".json"):
+            with open(os.path.join(RESULTS_DIR, name)) as f:
+                out.append(json.load(f))
+    return out
+
+
+def write_markdown(path):
+    """BENCHMARKS.md from every stored result file (one section per family and device)."""
+    docs = load_all_results()
+    lines = ["# matkern benchmarks", "",
+             "Each figure is a speedup ratio: the anchor's time divided by matkern's time, both "
+             "timed in the same run on the machine named (median of repeated calls after a "
+             "warm-up). > 1 means matkern is faster. Regenerate with `python -m bench`; "
+             "`python -m bench --only FAMILY` refreshes one family.", ""]
+    for d in docs:
+        lines.append(f"## {d['family']} ({d['device']})")
+        lines.append("")
+        lines.append(f"Machine: {d['machine']}. Run: {d['date']}{' (quick)' if d['quick'] else ''}.")
+        lines.append("")
+        lines.append("| case | matkern time | ratio vs anchors (goal) | notes |")
+        lines.append("| --- | ---: | --- | --- |")
+        for r in d["results"]:
+            if "error" in r:
+                lines.append(f"| {r['name']} | error | {r['error']} | |")
+                continue
+            parts = []
+            for k, v in ratios(r).items():
+                goal = r["bars"].get(k)
+                g = "" if goal is None else f" (goal {goal:g}: {'met' if v >= goal else 'missed'})"
+                parts.append(f"{k} {v:.2f}x{g}")
+            t = r["times"].get(r["main"], float("nan"))
+            lines.append(f"| {r['name']} | {t * 1e3:.2f} ms | {'; '.join(parts)} | {r.get('info', '')} |")
+        lines.append("")
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+
+
+def write_plots(outdir):
+    """One PNG per family and device: speedup over each anchor, log scale."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not installed: no plots written", file=sys.stderr)
+        return []
+    os.makedirs(outdir, exist_ok=True)
+    written = []
+    for d in load_all_results():
+        rows = [r for r in d["results"] if "error" not in r and ratios(r)]
+        if not rows:
+            continue
+        labels, values, colors = [], [], []
+        for r in rows:
+            for k, v in ratios(r).items():
+                labels.append(f"{r['name']}\nvs {k}")
+                values.append(v)
+                goal = r["bars"].get(k)
+                colors.append("tab:green" if goal is None or v >= goal else "tab:red")
+        fig, ax = plt.subplots(figsize=(8, 0.45 * len(labels) + 1.2))
+        ax.barh(range(len(values)), values, color=colors)
+        ax.set_yticks(range(len(values)), labels, fontsize=7)
+        ax.axvline(1.0, color="k", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_xlabel("speedup (anchor time / matkern time)")
+        ax.set_title(f"{d['family']} ({d['device']}): {d['machine'][:70]}", fontsize=8)
+        ax.invert_yaxis()
+        fig.tight_layout()
+        path = os.path.join(outdir, f"{d['family']}_{d['device']}.png")
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        written.append(path)
+    return written

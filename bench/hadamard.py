@@ -1,0 +1,94 @@
+"""Benchmarks of the Walsh-Hadamard family: fwht and FJLT against FFT, the NumPy reference and
+scikit-learn's Gaussian random projection (dense BLAS product)."""
+
+import numpy as np
+
+from bench._runner import Case
+
+
+def _distortion(Y, X, rng):
+    i = rng.integers(0, X.shape[0], 3000)
+    j = rng.integers(0, X.shape[0], 3000)
+    keep = i != j
+    d0 = np.linalg.norm(X[i[keep]] - X[j[keep]], axis=1)
+    d1 = np.linalg.norm(Y[i[keep]] - Y[j[keep]], axis=1)
+    r = d1 / d0
+    return float(np.quantile(np.abs(r - 1), 0.99))
+
+
+def cases(ctx):
+    import matkern
+
+    q = ctx.quick
+    if ctx.device == "cpu":
+        rows, n = (1024, 4096) if q else (4096, 4096)
+
+        def fwht_batch():
+            x = np.random.default_rng(0).standard_normal((rows, n)).astype(np.float32)
+            out = np.empty_like(x)
+            return {
+                "matkern": lambda: matkern.fwht(x, out=out),
+                "numpy.fft.rfft": lambda: np.fft.rfft(x, axis=-1),
+                "reference": lambda: matkern.reference.fwht(x),
+            }
+
+        yield Case("hadamard", f"fwht {rows}x{n} f32", fwht_batch,
+                   bars={"numpy.fft.rfft": 2.0, "reference": 20.0})
+
+        def fwht_long():
+            x = np.random.default_rng(1).standard_normal((1, 1 << 20)).astype(np.float32)
+            out = np.empty_like(x)
+            return {"matkern": lambda: matkern.fwht(x, out=out),
+                    "numpy.fft.rfft": lambda: np.fft.rfft(x, axis=-1)}
+
+        yield Case("hadamard", "fwht 1x2^20 f32 (one row)", fwht_long)
+
+        def fwht_f64():
+            x = np.random.default_rng(2).standard_normal((rows // 4, 1 << 14))
+            out = np.empty_like(x)
+            return {"matkern": lambda: matkern.fwht(x, out=out),
+                    "numpy.fft.rfft": lambda: np.fft.rfft(x, axis=-1)}
+
+        yield Case("hadamard", f"fwht {rows // 4}x2^14 f64", fwht_f64)
+
+        npts, d, k = (2048, 16384, 256) if q else (8192, 16384, 256)
+
+        def fjlt():
+            from sklearn.random_projection import GaussianRandomProjection
+
+            rng = np.random.default_rng(3)
+            X = rng.standard_normal((npts, d), dtype=np.float32)
+            t = matkern.FJLT(k, random_state=0).fit(X)
+            g = GaussianRandomProjection(k, random_state=0).fit(X)
+            return {"matkern": lambda: t.transform(X),
+                    "sklearn GaussianRandomProjection": lambda: g.transform(X),
+                    "_X": X, "_t": t, "_g": g}
+
+        def fjlt_info(fns):
+            rng = np.random.default_rng(4)
+            X = fns["_X"][:1000]
+            a = _distortion(fns["_t"].transform(X), X, rng)
+            b = _distortion(fns["_g"].transform(X), X, rng)
+            return f"99% of distance ratios within 1+-{a:.3f} (FJLT) vs 1+-{b:.3f} (Gaussian)"
+
+        yield Case("hadamard", f"FJLT {npts}x{d} -> {k} f32", fjlt,
+                   bars={"sklearn GaussianRandomProjection": 3.0}, info=fjlt_info)
+    else:
+        cp = ctx.cupy
+        for rows, n in [(4096, 4096), (64, 1 << 15), (16, 1 << 20)]:
+            def fwht_gpu(rows=rows, n=n):
+                x = cp.random.standard_normal((rows, n), dtype=cp.float32)
+                out = cp.empty_like(x)
+                return {"matkern": lambda: matkern.fwht(x, out=out),
+                        "cupy.fft.rfft": lambda: cp.fft.rfft(x, axis=-1)}
+
+            yield Case("hadamard", f"fwht {rows}x{n} f32", fwht_gpu, device="cuda")
+
+        def fjlt_gpu():
+            X = cp.random.standard_normal((8192, 16384), dtype=cp.float32)
+            t = matkern.FJLT(256, random_state=0).fit(X)
+            G = cp.random.standard_normal((256, 16384), dtype=cp.float32) / 16.0
+            return {"matkern": lambda: t.transform(X), "cupy dense Gaussian (cuBLAS)": lambda: X @ G.T}
+
+        yield Case("hadamard", "FJLT 8192x16384 -> 256 f32", fjlt_gpu, device="cuda")
+

@@ -1,0 +1,78 @@
+"""Run matkern's benchmarks: ``python -m bench [--quick] [--only NAME] [--device cpu|cuda]``.
+
+Discovers every bench/<family>.py, runs its cases with the anchors timed in the same run,
+prints a table, stores bench/results/<family>_<device>.json, and writes BENCHMARKS.md and PNG
+plots (bench/plots/) from all stored results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import pkgutil
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+if ROOT not in sys.path:  # `python bench/run.py` as well as `python -m bench`
+    sys.path.insert(0, ROOT)
+
+from bench import _runner  # noqa: E402
+
+
+def family_modules():
+    names = [m.name for m in pkgutil.iter_modules([HERE])
+             if not m.name.startswith("_") and m.name not in ("run",)]
+    return sorted(names)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="smaller sizes and shorter timing")
+    p.add_argument("--only", action="append", default=[],
+                   help="family name, or a substring of case names (repeatable)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--markdown", default=os.path.join(ROOT, "BENCHMARKS.md"))
+    p.add_argument("--plots", default=os.path.join(HERE, "plots"))
+    p.add_argument("--no-save", action="store_true", help="print only; store nothing")
+    args = p.parse_args(argv)
+
+    ctx = _runner.Context(quick=args.quick, device=args.device)
+    cases = []
+    for name in family_modules():
+        mod = importlib.import_module(f"bench.{name}")
+        if not hasattr(mod, "cases"):
+            continue
+        for case in mod.cases(ctx):
+            if case.device != args.device:
+                continue
+            if args.only and not any(o == case.family or o in case.name for o in args.only):
+                continue
+            cases.append(case)
+    if not cases:
+        print("no benchmark case matched", file=sys.stderr)
+        return 1
+    machine = _runner.machine_description(args.device)
+    print(f"machine: {machine}")
+    try:
+        import matkern
+
+        b = matkern.backends()
+        print(f"matkern {b['version']}: simd={b['simd']}, omp_threads={b['omp_threads']}, "
+              f"gpu={b['gpu_reason']}")
+    except Exception as exc:
+        print(f"matkern import failed: {exc}")
+        return 1
+    results = _runner.run_cases(cases, args.quick)
+    print(_runner.format_table(results))
+    if not args.no_save:
+        _runner.save_results(results, args.device, machine, args.quick)
+        _runner.write_markdown(args.markdown)
+        plots = _runner.write_plots(args.plots)
+        print(f"wrote {args.markdown} and {len(plots)} plot(s) in {args.plots}")
+    return 1 if any("error" in r for r in results) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

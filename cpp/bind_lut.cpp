@@ -1,0 +1,6 @@
+// Bindings of the lut family (kernels not written yet: see its issue).
+#include "bind_common.hpp"
+
+namespace matkern {
+void bind_lut(nb::module_&) {}
+}  // namespace matkern

@@ -1,0 +1,157 @@
+// Portable FWHT kernels, the threading over rows, and the fused FJLT. The AVX2 row kernel is
+// chosen at run time when the CPU has it.
+#include "hadamard.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "simd.hpp"
+
+namespace matkern {
+namespace {
+
+constexpr int64_t kBlock = 1 << 13;
+
+// Radix-4 passes (two stages per trip through memory), then a radix-2 stage if one is left.
+template <typename T>
+void portable_stages(T* x, int64_t len, int64_t from, int64_t to) {
+  int64_t h = from;
+  for (; h * 4 <= to; h *= 4)
+    for (int64_t j = 0; j < len; j += 4 * h) {
+      T* a = x + j;
+#pragma omp simd
+      for (int64_t i = 0; i < h; ++i) {
+        T x0 = a[i], x1 = a[i + h], x2 = a[i + 2 * h], x3 = a[i + 3 * h];
+        T s0 = x0 + x1, d0 = x0 - x1, s1 = x2 + x3, d1 = x2 - x3;
+        a[i] = s0 + s1;
+        a[i + h] = d0 + d1;
+        a[i + 2 * h] = s0 - s1;
+        a[i + 3 * h] = d0 - d1;
+      }
+    }
+  if (h < to)
+    for (int64_t j = 0; j < len; j += 2 * h) {
+      T* a = x + j;
+#pragma omp simd
+      for (int64_t i = 0; i < h; ++i) {
+        T x0 = a[i], x1 = a[i + h];
+        a[i] = x0 + x1;
+        a[i + h] = x0 - x1;
+      }
+    }
+}
+
+template <typename T>
+void portable_row(T* x, int64_t n) {
+  const int64_t blk = std::min(n, kBlock);
+  for (int64_t b = 0; b < n; b += blk) portable_stages(x + b, blk, int64_t(1), blk);
+  if (blk < n) portable_stages(x, n, blk, n);
+}
+
+template <typename T>
+using RowFn = void (*)(T*, int64_t);
+
+template <typename T>
+RowFn<T> pick_row_kernel() {
+#ifdef MATKERN_BUILD_AVX2
+  if (simd_level() == Simd::avx2) return static_cast<RowFn<T>>(&avx2::fwht_row);
+#endif
+  return &portable_row<T>;
+}
+
+template <typename T>
+void scale_inplace(T* x, int64_t len, T s) {
+#pragma omp simd
+  for (int64_t i = 0; i < len; ++i) x[i] *= s;
+}
+
+// Strided case (inner > 1): butterflies between contiguous slices of length (c1 - c0).
+template <typename T>
+void strided_slice(T* x, int64_t n, int64_t inner, int64_t c0, int64_t c1) {
+  for (int64_t h = 1; h < n; h *= 2)
+    for (int64_t j = 0; j < n; j += 2 * h)
+      for (int64_t i = j; i < j + h; ++i) {
+        T* a = x + i * inner;
+        T* b = x + (i + h) * inner;
+#pragma omp simd
+        for (int64_t c = c0; c < c1; ++c) {
+          T u = a[c], v = b[c];
+          a[c] = u + v;
+          b[c] = u - v;
+        }
+      }
+}
+
+}  // namespace
+
+template <typename T>
+void fwht(T* data, int64_t outer, int64_t n, int64_t inner, bool normalize) {
+  const T s = normalize ? T(1.0 / std::sqrt(double(n))) : T(1);
+  if (inner == 1) {
+    const RowFn<T> row = pick_row_kernel<T>();
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < outer; ++r) {
+      row(data + r * n, n);
+      if (normalize) scale_inplace(data + r * n, n, s);
+    }
+    return;
+  }
+  const int64_t chunk = 256;
+  const int64_t nchunks = (inner + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static)
+  for (int64_t t = 0; t < outer * nchunks; ++t) {
+    const int64_t o = t / nchunks, c0 = (t % nchunks) * chunk, c1 = std::min(inner, c0 + chunk);
+    T* x = data + o * n * inner;
+    strided_slice(x, n, inner, c0, c1);
+    if (normalize)
+      for (int64_t i = 0; i < n; ++i) scale_inplace(x + i * inner + c0, c1 - c0, s);
+  }
+}
+
+template <typename T>
+void fjlt_transform(const T* x, int64_t rows, int64_t d, int64_t dpad, const T* signs,
+                    const int64_t* p_indptr, const int32_t* p_indices, const T* p_data, int64_t k,
+                    double scale, T* out) {
+  const RowFn<T> row = pick_row_kernel<T>();
+  const T sc = T(scale);
+#pragma omp parallel
+  {
+    // One padded row at a time per thread: the FWHT and the gathers that follow stay in cache.
+    std::vector<T> buf(dpad);
+#pragma omp for schedule(dynamic, 16)
+    for (int64_t r = 0; r < rows; ++r) {
+      const T* xr = x + r * d;
+      T* z = buf.data();
+#pragma omp simd
+      for (int64_t j = 0; j < d; ++j) z[j] = xr[j] * signs[j];
+      std::fill(z + d, z + dpad, T(0));
+      row(z, dpad);
+      T* o = out + r * k;
+      for (int64_t i = 0; i < k; ++i) {
+        T acc0 = 0, acc1 = 0;
+        int64_t p = p_indptr[i];
+        const int64_t e = p_indptr[i + 1];
+        for (; p + 1 < e; p += 2) {
+          acc0 += p_data[p] * z[p_indices[p]];
+          acc1 += p_data[p + 1] * z[p_indices[p + 1]];
+        }
+        if (p < e) acc0 += p_data[p] * z[p_indices[p]];
+        o[i] = sc * (acc0 + acc1);
+      }
+    }
+  }
+}
+
+template void fwht<float>(float*, int64_t, int64_t, int64_t, bool);
+template void fwht<double>(double*, int64_t, int64_t, int64_t, bool);
+template void fjlt_transform<float>(const float*, int64_t, int64_t, int64_t, const float*,
+                                    const int64_t*, const int32_t*, const float*, int64_t, double,
+                                    float*);
+template void fjlt_transform<double>(const double*, int64_t, int64_t, int64_t, const double*,
+                                     const int64_t*, const int32_t*, const double*, int64_t,
+                                     double, double*);
+
+}  // namespace matkern

@@ -1,0 +1,26 @@
+// Fast Walsh-Hadamard transform (unnormalized: H_n with entries +-1, Sylvester order) and the
+// fused FJLT (sign flip, zero padding, normalized FWHT, sparse projection) on the CPU.
+#pragma once
+#include <cstdint>
+
+namespace matkern {
+
+// In place on a C-contiguous array viewed as (outer, n, inner), transforming the middle axis;
+// n is a power of two. Threads over outer rows (or over inner slices when outer is small).
+template <typename T>
+void fwht(T* data, int64_t outer, int64_t n, int64_t inner, bool normalize);
+
+// out[r, i] = scale * sum_p p_data[p] * H(pad(x[r] * signs))[p_indices[p]] for p in row i of the
+// CSR matrix P (k x dpad). x is (rows, d) C-contiguous, out is (rows, k).
+template <typename T>
+void fjlt_transform(const T* x, int64_t rows, int64_t d, int64_t dpad, const T* signs,
+                    const int64_t* p_indptr, const int32_t* p_indices, const T* p_data, int64_t k,
+                    double scale, T* out);
+
+namespace avx2 {
+// One contiguous row of length n (a power of two), in place, unnormalized.
+void fwht_row(float* x, int64_t n);
+void fwht_row(double* x, int64_t n);
+}  // namespace avx2
+
+}  // namespace matkern

@@ -1,0 +1,19 @@
+"""matkern: fast C++/CUDA kernels for sparse, quantized and randomized linear algebra.
+
+Call the functions on NumPy arrays (C++ CPU kernels) or CuPy arrays (CUDA kernels): the
+result has the input's array type and device. ``backend="reference" | "cpu" | "cuda"``
+forces a backend; :mod:`matkern.reference` holds the plain NumPy definitions.
+:func:`show_config` says what was built and what can run here.
+"""
+
+__version__ = "0.1.0"
+
+from . import reference  # noqa: F401
+from ._config import backends, show_config  # noqa: F401
+from .hadamard import *  # noqa: F401,F403
+from .spmm import *  # noqa: F401,F403
+from .int8 import *  # noqa: F401,F403
+from .lut import *  # noqa: F401,F403
+from .gram import *  # noqa: F401,F403
+from .randproj import *  # noqa: F401,F403
+from .svd import *  # noqa: F401,F403

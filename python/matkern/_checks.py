@@ -1,0 +1,149 @@
+"""Argument checks, written once and worded alike for every family.
+
+Every message names the function, the argument, what was expected and what came, e.g.
+``ValueError: fwht(): x must have a power-of-two length along axis -1, got 1000``.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from ._dispatch import array_module, is_cupy_array
+
+INT32_MAX = 2**31 - 1
+
+
+def dtype_names(dtypes) -> str:
+    names = [np.dtype(d).name for d in dtypes]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def check_array(
+    x,
+    name: str,
+    fn: str,
+    *,
+    dtypes=None,
+    ndim=None,
+    min_ndim=None,
+    contiguous: bool = True,
+    allow_empty: bool = False,
+    finite: bool = False,
+):
+    """Validate an array argument and return it unchanged.
+
+    TypeError for a non-array or a wrong dtype; ValueError for a wrong number of dimensions,
+    an empty dimension (unless ``allow_empty``), a non-C-contiguous layout (when
+    ``contiguous``) and NaN/Inf (when ``finite``).
+    """
+    if not (isinstance(x, np.ndarray) or is_cupy_array(x)):
+        raise TypeError(
+            f"{fn}(): {name} must be a NumPy or CuPy array, got {type(x).__module__}."
+            f"{type(x).__name__}"
+        )
+    if dtypes is not None and x.dtype not in [np.dtype(d) for d in dtypes]:
+        raise TypeError(f"{fn}(): {name} must have dtype {dtype_names(dtypes)}, got {x.dtype}")
+    if ndim is not None and x.ndim not in (ndim if isinstance(ndim, tuple) else (ndim,)):
+        raise ValueError(f"{fn}(): {name} must be {ndim}-dimensional, got shape {x.shape}")
+    if min_ndim is not None and x.ndim < min_ndim:
+        raise ValueError(
+            f"{fn}(): {name} must have at least {min_ndim} dimension(s), got shape {x.shape}"
+        )
+    if not allow_empty and x.size == 0:
+        raise ValueError(f"{fn}(): {name} must not be empty, got shape {x.shape}")
+    if contiguous and not x.flags.c_contiguous:
+        raise ValueError(
+            f"{fn}(): {name} must be C-contiguous, got a strided view of shape {x.shape} "
+            "(pass numpy.ascontiguousarray(x) / cupy.ascontiguousarray(x))"
+        )
+    if finite and x.size and not bool(array_module(x).isfinite(x).all()):
+        raise ValueError(f"{fn}(): {name} must be finite, got NaN or Inf")
+    return x
+
+
+def check_int(value, name: str, fn: str, *, min_value=None, max_value=None) -> int:
+    """An integer argument (bool rejected) within bounds."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{fn}(): {name} must be an integer, got {type(value).__name__}")
+    value = int(value)
+    if min_value is not None and value < min_value:
+        raise ValueError(f"{fn}(): {name} must be >= {min_value}, got {value}")
+    if max_value is not None and value > max_value:
+        raise ValueError(f"{fn}(): {name} must be <= {max_value}, got {value}")
+    return value
+
+
+def check_float(value, name: str, fn: str, *, min_value=None, max_value=None, strict=False):
+    """A real number argument within bounds (strict: min_value excluded)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{fn}(): {name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{fn}(): {name} must be finite, got {value}")
+    if min_value is not None and (value <= min_value if strict else value < min_value):
+        op = ">" if strict else ">="
+        raise ValueError(f"{fn}(): {name} must be {op} {min_value}, got {value}")
+    if max_value is not None and value > max_value:
+        raise ValueError(f"{fn}(): {name} must be <= {max_value}, got {value}")
+    return value
+
+
+def check_choice(value, name: str, fn: str, choices):
+    if value not in choices:
+        raise ValueError(f"{fn}(): {name} must be one of {tuple(choices)}, got {value!r}")
+    return value
+
+
+def normalize_axis(axis, ndim: int, name: str, fn: str) -> int:
+    axis = check_int(axis, name, fn)
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"{fn}(): {name}={axis} is out of range for a {ndim}-dimensional array")
+    return axis % ndim
+
+
+def is_power_of_two(n: int) -> bool:
+    return n > 0 and (n & (n - 1)) == 0
+
+
+def check_out(out, shape, dtype, like, name: str, fn: str):
+    """An ``out=`` array: same array type and device as ``like``, exact shape and dtype, C order."""
+    if out is None:
+        return None
+    check_array(out, name, fn, allow_empty=True)
+    if is_cupy_array(out) != is_cupy_array(like):
+        raise TypeError(
+            f"{fn}(): {name} must be a {type(like).__module__}.ndarray like the input, got "
+            f"{type(out).__module__}.ndarray"
+        )
+    if tuple(out.shape) != tuple(shape):
+        raise ValueError(f"{fn}(): {name} must have shape {tuple(shape)}, got {out.shape}")
+    if out.dtype != np.dtype(dtype):
+        raise TypeError(f"{fn}(): {name} must have dtype {np.dtype(dtype).name}, got {out.dtype}")
+    return out
+
+
+def check_index_range(n: int, name: str, fn: str, limit: int = INT32_MAX) -> int:
+    """Sizes that the kernels index with 32-bit integers."""
+    if n > limit:
+        raise ValueError(
+            f"{fn}(): {name} = {n} overflows the 32-bit indices the kernels use (max {limit})"
+        )
+    return n
+
+
+def check_random_state(random_state, fn: str) -> np.random.Generator:
+    """None, an int seed or a numpy Generator/RandomState, as scikit-learn accepts."""
+    if random_state is None or isinstance(random_state, numbers.Integral):
+        if isinstance(random_state, bool):
+            raise TypeError(f"{fn}(): random_state must be None, an int or a Generator, got bool")
+        return np.random.default_rng(random_state)
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.default_rng(random_state.randint(0, 2**31 - 1))
+    raise TypeError(
+        f"{fn}(): random_state must be None, an int, a numpy Generator or RandomState, got "
+        f"{type(random_state).__name__}"
+    )

@@ -1,0 +1,85 @@
+"""What was built and what can run here: matkern.backends() and matkern.show_config()."""
+
+from __future__ import annotations
+
+import os
+import platform
+
+from . import _dispatch
+
+
+def backends() -> dict:
+    """Facts about this build and machine, as a dict.
+
+    Keys: ``version``, ``compiler``, ``simd`` (the CPU kernels in use: "avx2+fma" or
+    "portable"), ``omp_threads``, ``cpu`` (bool, module importable), ``cuda_built`` (bool),
+    ``cuda_architectures`` (list of ints), ``gpu_usable`` (bool) and ``gpu_reason`` (why or why
+    not), ``cupy`` (version or None).
+
+    Example
+    -------
+    >>> import matkern
+    >>> matkern.backends()["cpu"]
+    True
+    """
+    from . import __version__
+
+    info = {
+        "version": __version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpu": _dispatch._cpu is not None,
+        "compiler": None,
+        "simd": None,
+        "avx2_compiled": False,
+        "omp_threads": None,
+        "cuda_built": _dispatch._cuda is not None,
+        "cuda_architectures": [],
+        "cuda_compiler": None,
+        "gpu_usable": False,
+        "gpu_reason": None,
+        "cupy": None,
+    }
+    if _dispatch._cpu is not None:
+        c = _dispatch._cpu
+        info.update(compiler=c.compiler(), simd=c.simd_level(), avx2_compiled=c.avx2_compiled(),
+                    omp_threads=c.omp_max_threads())
+    else:
+        info["cpu_error"] = _dispatch._cpu_error
+    if _dispatch._cuda is not None:
+        arch = _dispatch._cuda.architectures()
+        info["cuda_architectures"] = [int(a.split("-")[0]) for a in arch.split(",") if a]
+        info["cuda_compiler"] = "nvcc " + _dispatch._cuda.nvcc_version()
+    ok, why = _dispatch.gpu_status()
+    info["gpu_usable"], info["gpu_reason"] = ok, why
+    try:
+        info["cupy"] = _dispatch.cupy_module().__version__
+    except RuntimeError:
+        pass
+    return info
+
+
+def show_config(file=None) -> None:
+    """Print :func:`backends` as a short report: version, compiler, SIMD level, OpenMP
+    threads, CUDA build and architectures, and whether a GPU is usable now (and why not).
+
+    Example
+    -------
+    >>> import matkern
+    >>> matkern.show_config()  # doctest: +SKIP
+    matkern 0.1.0 ...
+    """
+    b = backends()
+    lines = [
+        f"matkern {b['version']} (Python {b['python']}, {b['machine']})",
+        f"  CPU module : {'yes' if b['cpu'] else 'NO: ' + b.get('cpu_error', '')}",
+        f"  compiler   : {b['compiler']}",
+        f"  SIMD       : {b['simd']} (AVX2 kernels compiled: {b['avx2_compiled']};"
+        f" MATKERN_SIMD={os.environ.get('MATKERN_SIMD', '') or 'unset'})",
+        f"  OpenMP     : {b['omp_threads']} threads",
+        f"  CUDA module: {'yes, ' + b['cuda_compiler'] if b['cuda_built'] else 'not built'}",
+        f"  CUDA archs : {', '.join('sm_%d' % a for a in b['cuda_architectures']) or '-'}",
+        f"  GPU usable : {'yes' if b['gpu_usable'] else 'no'} ({b['gpu_reason']})",
+        f"  CuPy       : {b['cupy'] or 'not importable'}",
+    ]
+    print("\n".join(lines), file=file)

@@ -1,0 +1,252 @@
+"""Fast Walsh-Hadamard transform and the fast Johnson-Lindenstrauss transform (P·H·D)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import _checks as C
+from . import _dispatch as D
+from .reference import hadamard as ref
+
+__all__ = ["fwht", "FJLT", "fjlt", "johnson_lindenstrauss_min_dim"]
+
+_FLOATS = (np.float32, np.float64)
+
+
+def fwht(x, axis=-1, normalize=False, out=None, *, backend=None):
+    """Walsh-Hadamard transform along one axis.
+
+    Computes ``y = H_n x`` along ``axis``, with ``H_n`` the n x n Hadamard matrix in
+    Sylvester (natural) order, entries +-1; ``normalize=True`` divides by sqrt(n) so that
+    the transform is orthonormal and its own inverse. Applying the unnormalized transform
+    twice multiplies by n.
+
+    Parameters
+    ----------
+    x : numpy.ndarray or cupy.ndarray, float32 or float64, any shape, any strides
+        The length along ``axis`` must be a power of two. NaN and Inf propagate.
+    axis : int
+        The axis to transform (default the last).
+    normalize : bool
+        Scale by 1/sqrt(n).
+    out : array, optional
+        C-contiguous array of x's shape, dtype and array type to write into (may be ``x``
+        itself when x is C-contiguous: an in-place transform).
+    backend : {"reference", "cpu", "cuda"}, optional
+        Force a backend; by default NumPy input runs on the CPU and CuPy input on the GPU.
+
+    Returns
+    -------
+    Array of x's shape, dtype and array type (``out`` when given).
+
+    Example
+    -------
+    >>> import numpy as np, matkern
+    >>> matkern.fwht(np.array([1.0, 0.0, 0.0, 0.0]))
+    array([1., 1., 1., 1.])
+    """
+    fn = "fwht"
+    C.check_array(x, "x", fn, dtypes=_FLOATS, min_ndim=1, contiguous=False)
+    ax = C.normalize_axis(axis, x.ndim, "axis", fn)
+    n = x.shape[ax]
+    if not C.is_power_of_two(n):
+        raise ValueError(f"{fn}(): x must have a power-of-two length along axis {axis}, got {n}")
+    C.check_out(out, x.shape, x.dtype, x, "out", fn)
+    be = D.pick(fn, x, out, backend=backend)
+    if be == "reference":
+        y = D.like(ref.fwht(D.to_host(x), axis=ax, normalize=bool(normalize)), x)
+        if out is None:
+            return y
+        out[...] = y
+        return out
+    xp = D.array_module(x)
+    if out is None:
+        out = xp.empty(x.shape, dtype=x.dtype)
+    if out is not x:
+        out[...] = x
+    outer = math.prod(x.shape[:ax])
+    inner = math.prod(x.shape[ax + 1 :])
+    flat = out.reshape(-1)
+    if be == "cpu":
+        D.cpu().fwht_inplace(flat, outer, n, inner, bool(normalize))
+    else:
+        D.cuda().fwht_inplace(flat, outer, n, inner, bool(normalize), D.stream_ptr())
+    return out
+
+
+def johnson_lindenstrauss_min_dim(n_samples, eps=0.1):
+    """Smallest k such that a random projection to k dimensions keeps pairwise squared
+    distances within 1 +- eps with good probability: ``4 log(n) / (eps^2/2 - eps^3/3)``,
+    the same bound as scikit-learn's function of this name.
+
+    Example
+    -------
+    >>> matkern.johnson_lindenstrauss_min_dim(1000, eps=0.5)  # doctest: +SKIP
+    332
+    """
+    fn = "johnson_lindenstrauss_min_dim"
+    n_samples = C.check_int(n_samples, "n_samples", fn, min_value=1)
+    eps = C.check_float(eps, "eps", fn, min_value=0.0, max_value=1.0, strict=True)
+    if eps >= 1.0:
+        raise ValueError(f"{fn}(): eps must be < 1, got {eps}")
+    return int(4 * np.log(n_samples) / (eps**2 / 2 - eps**3 / 3))
+
+
+class FJLT:
+    """Fast Johnson-Lindenstrauss transform (Ailon-Chazelle): ``y = s · P · H · D · x``.
+
+    ``D`` flips the signs of the d features at random, ``H`` is the orthonormal
+    Walsh-Hadamard transform of the features zero-padded to d' (the next power of two), ``P``
+    is a sparse k x d' matrix whose entries are N(0, 1) with probability ``density`` and 0
+    otherwise, and ``s = 1 / sqrt(k · density)`` so that squared norms are preserved in
+    expectation. ``density`` defaults to ``min(1, log(n)^2 / d')`` for n fitted samples
+    (Ailon-Chazelle's q with constant 1).
+
+    The random matrices are drawn on the host from ``random_state``, so the same seed gives
+    the same transform on every backend. CPU: one fused pass per row (sign, pad, FWHT, sparse
+    gather) with threads over rows. GPU: batched FWHT then a sparse gather kernel.
+
+    Parameters
+    ----------
+    n_components : int or "auto"
+        Output dimension k; "auto" uses :func:`johnson_lindenstrauss_min_dim` (n, eps).
+    eps : float
+        Only used when ``n_components="auto"``.
+    density : float in (0, 1], optional
+        Probability that an entry of P is nonzero.
+    random_state : None, int or numpy Generator
+    backend : {"reference", "cpu", "cuda"}, optional
+
+    Attributes
+    ----------
+    n_components_, n_features_in_, density_, padded_features_ (d'), signs_ (d,),
+    projection_ (scipy.sparse CSR, k x d'), scale_, and ``components_`` (the equivalent dense
+    k x d matrix, computed on first access).
+
+    Example
+    -------
+    >>> import numpy as np, matkern
+    >>> X = np.random.default_rng(0).standard_normal((100, 1000)).astype(np.float32)
+    >>> Y = matkern.FJLT(64, random_state=0).fit_transform(X)
+    >>> Y.shape, Y.dtype
+    ((100, 64), dtype('float32'))
+    """
+
+    def __init__(self, n_components="auto", *, eps=0.1, density=None, random_state=None,
+                 backend=None):
+        self.n_components = n_components
+        self.eps = eps
+        self.density = density
+        self.random_state = random_state
+        self.backend = backend
+
+    def fit(self, X, y=None):
+        """Draw D and P for inputs shaped like X (n_samples x n_features). Returns self."""
+        fn = "FJLT.fit"
+        C.check_array(X, "X", fn, dtypes=_FLOATS, ndim=2, contiguous=False)
+        n, d = X.shape
+        if self.n_components == "auto":
+            k = johnson_lindenstrauss_min_dim(n, self.eps)
+        else:
+            k = C.check_int(self.n_components, "n_components", fn, min_value=1)
+        dpad = 1 << max(0, (d - 1).bit_length())
+        if self.density is None:
+            q = min(1.0, math.log(max(n, 2)) ** 2 / dpad)
+        else:
+            q = C.check_float(self.density, "density", fn, min_value=0.0, max_value=1.0,
+                              strict=True)
+        C.check_index_range(dpad, "padded n_features", fn)
+        rng = C.check_random_state(self.random_state, fn)
+        signs = rng.integers(0, 2, size=d).astype(np.float64) * 2 - 1
+        mask = rng.random((k, dpad)) < q
+        rows, cols = np.nonzero(mask)
+        vals = rng.standard_normal(rows.size)
+        import scipy.sparse as sp
+
+        P = sp.csr_matrix((vals, (rows, cols)), shape=(k, dpad))
+        P.sort_indices()
+        self.n_components_, self.n_features_in_ = k, d
+        self.padded_features_, self.density_ = dpad, q
+        self.signs_, self.projection_ = signs, P
+        self.scale_ = 1.0 / math.sqrt(k * q)
+        self._cache = {}
+        self._components = None
+        return self
+
+    def _arrays(self, dtype, xp):
+        key = (np.dtype(dtype).str, xp.__name__)
+        if key not in self._cache:
+            P = self.projection_
+            host = (
+                self.signs_.astype(dtype),
+                P.indptr.astype(np.int64),
+                P.indices.astype(np.int32),
+                P.data.astype(dtype),
+            )
+            self._cache[key] = tuple(xp.asarray(a) for a in host)
+        return self._cache[key]
+
+    def transform(self, X):
+        """Project the rows of X (n x d, float32/float64, C-contiguous) to n x k, same dtype
+        and array type."""
+        fn = "FJLT.transform"
+        if not hasattr(self, "projection_"):
+            raise RuntimeError(f"{fn}(): call fit() first")
+        C.check_array(X, "X", fn, dtypes=_FLOATS, ndim=2)
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"{fn}(): X must have {self.n_features_in_} columns (as fitted), got {X.shape[1]}"
+            )
+        be = D.pick(fn, X, backend=self.backend)
+        k, dpad = self.n_components_, self.padded_features_
+        if be == "reference":
+            Pd = self.projection_.toarray().astype(X.dtype)
+            Xh = D.to_host(X)
+            return D.like(ref.fjlt(Xh, self.signs_.astype(X.dtype), Pd, self.scale_), X)
+        xp = D.array_module(X)
+        signs, indptr, indices, data = self._arrays(X.dtype, xp)
+        out = xp.empty((X.shape[0], k), dtype=X.dtype)
+        # The kernels run the unnormalized FWHT: fold its 1/sqrt(d') into the final scale.
+        scale = self.scale_ / math.sqrt(dpad)
+        if be == "cpu":
+            D.cpu().fjlt_transform(X, signs, indptr, indices, data, dpad, scale, out)
+            return out
+        # GPU: the padded transform needs rows x d' scratch; bound it to ~256 MiB per chunk.
+        cuda, stream = D.cuda(), D.stream_ptr()
+        step = max(1, (256 << 20) // (dpad * X.dtype.itemsize))
+        for r0 in range(0, X.shape[0], step):
+            xs = X[r0 : r0 + step]
+            scratch = xp.empty((xs.shape[0], dpad), dtype=X.dtype)
+            cuda.fjlt_transform(xs, signs, indptr, indices, data, dpad, scale, scratch,
+                                out[r0 : r0 + step], stream)
+        return out
+
+    def fit_transform(self, X, y=None):
+        """fit(X) then transform(X)."""
+        return self.fit(X).transform(X)
+
+    @property
+    def components_(self):
+        """The dense k x d matrix M with transform(X) == X @ M.T (NumPy, float64)."""
+        if self._components is None:
+            # Columns of H·D·I restricted to the first d inputs: H[:, :d] * signs.
+            eye = np.zeros((self.padded_features_, self.n_features_in_))
+            eye[np.arange(self.n_features_in_), np.arange(self.n_features_in_)] = self.signs_
+            HD = ref.fwht(eye, axis=0, normalize=True)
+            self._components = self.scale_ * (self.projection_ @ HD)
+        return self._components
+
+
+def fjlt(X, n_components="auto", *, eps=0.1, density=None, random_state=None, backend=None):
+    """Fast JL transform of the rows of X in one call: ``FJLT(...).fit_transform(X)``.
+
+    X is (n, d) float32/float64, NumPy or CuPy; returns (n, k) of the same dtype and type.
+
+    Example
+    -------
+    >>> Y = matkern.fjlt(np.ones((10, 300), np.float32), 16, random_state=1)  # doctest: +SKIP
+    """
+    return FJLT(n_components, eps=eps, density=density, random_state=random_state,
+                backend=backend).fit_transform(X)

@@ -1,0 +1,3 @@
+"""LUT-quantized matmul (FLUTE): issue 5. Not built yet: nothing is exported."""
+
+__all__: list[str] = []

@@ -1,0 +1,82 @@
+"""Shared test fixtures: every test runs over the backends present; the others are shown as
+skipped with the reason."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+import numpy as np
+import pytest
+
+import matkern
+from matkern import _dispatch
+
+DATA = pathlib.Path(__file__).resolve().parent.parent / "data"
+
+
+def backend_available(name: str) -> tuple[bool, str]:
+    if name == "reference":
+        return True, ""
+    if name == "cpu":
+        return (_dispatch._cpu is not None, _dispatch._cpu_error or "")
+    ok, why = _dispatch.gpu_status()
+    return ok, why
+
+
+def _backend_params():
+    params = []
+    for name in _dispatch.BACKENDS:
+        ok, why = backend_available(name)
+        marks = [] if ok else [pytest.mark.skip(reason=f"{name} backend unavailable: {why}")]
+        if name == "cuda":
+            marks.append(pytest.mark.gpu)
+        params.append(pytest.param(name, marks=marks, id=name))
+    return params
+
+
+@pytest.fixture(params=_backend_params())
+def backend(request):
+    """'reference', 'cpu' or 'cuda' (skipped where not usable)."""
+    return request.param
+
+
+@pytest.fixture(params=[p for p in _backend_params() if p.values[0] != "reference"])
+def compiled_backend(request):
+    """'cpu' or 'cuda' only: for tests of the compiled kernels against the reference."""
+    return request.param
+
+
+def to_backend(a, backend):
+    """Move a NumPy array to the array type the backend takes (CuPy for 'cuda')."""
+    if backend == "cuda":
+        return _dispatch.cupy_module().asarray(a)
+    return a
+
+
+def to_numpy(a):
+    return _dispatch.to_host(a)
+
+
+@pytest.fixture
+def xp_of():
+    return to_backend
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "gpu: needs a usable CUDA GPU and CuPy")
+    config.addinivalue_line("markers", "slow: long-running (skipped with -m 'not slow')")
+
+
+def pytest_report_header(config):
+    b = matkern.backends()
+    return (
+        f"matkern {b['version']}: simd={b['simd']} omp_threads={b['omp_threads']} "
+        f"cuda_built={b['cuda_built']} gpu_usable={b['gpu_usable']} ({b['gpu_reason']}) "
+        f"MATKERN_SIMD={os.environ.get('MATKERN_SIMD', '')}"
+    )
+
+
+# Tolerances keyed by dtype, for results that differ from the reference only by the order of
+# floating-point additions: a few ulps times the growth of the sum.
+RTOL = {np.dtype(np.float32): 2e-5, np.dtype(np.float64): 1e-12}

@@ -1,0 +1,237 @@
+"""fwht and FJLT: every backend against the reference, properties, and bad input.
+
+Tolerance for fwht: each output is a sum of n terms +-x_j added in a tree of depth log2(n),
+so its rounding error is at most log2(n) * u * sum_j |x_j| (u the unit roundoff of the dtype);
+the tests allow twice that against a float64 evaluation of the same transform.
+"""
+
+import threading
+
+import numpy as np
+import pytest
+import scipy.linalg
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import matkern
+from conftest import to_backend, to_numpy
+
+FLOATS = [np.float32, np.float64]
+
+
+def fwht_bound(x, axis):
+    n = x.shape[axis]
+    u = np.finfo(x.dtype).eps / 2
+    s = np.abs(x.astype(np.float64)).sum(axis=axis, keepdims=True)
+    return 2 * max(1, np.log2(n)) * u * s + np.finfo(np.float64).tiny
+
+
+def check_fwht(x, axis, normalize, backend):
+    y = to_numpy(matkern.fwht(to_backend(x, backend), axis=axis, normalize=normalize,
+                              backend=backend))
+    assert y.dtype == x.dtype and y.shape == x.shape
+    expect = matkern.reference.fwht(x.astype(np.float64), axis=axis, normalize=normalize)
+    bound = fwht_bound(x, axis)
+    if normalize:
+        bound = bound / np.sqrt(x.shape[axis]) * 2
+    assert np.all(np.abs(y - expect) <= bound)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("shape,axis", [((1,), -1), ((2,), 0), ((5, 8), -1), ((3, 1024), 1),
+                                        ((2, 3, 64), -1), ((16, 3, 5), 0), ((4, 256, 7), 1),
+                                        ((2, 1 << 14), -1), ((1, 1 << 17), -1), ((3, 1 << 16), -1),
+                                        ((8, 4), -2)])
+@pytest.mark.parametrize("normalize", [False, True])
+def test_fwht_matches_reference(backend, dtype, shape, axis, normalize):
+    x = np.random.default_rng(sum(shape)).standard_normal(shape).astype(dtype)
+    check_fwht(x, axis, normalize, backend)
+
+
+@settings(max_examples=40, deadline=None)
+@given(log_n=st.integers(0, 13), batch=st.lists(st.integers(1, 5), max_size=2),
+       dtype=st.sampled_from(FLOATS), normalize=st.booleans(), data=st.data())
+def test_fwht_property_any_batch_shape(log_n, batch, dtype, normalize, data):
+    shape = list(batch)
+    axis = data.draw(st.integers(0, len(shape)))
+    shape.insert(axis, 1 << log_n)
+    x = np.random.default_rng(log_n).uniform(-1, 1, shape).astype(dtype)
+    for backend in ("cpu", "reference"):
+        check_fwht(x, axis, normalize, backend)
+
+
+@pytest.mark.parametrize("n", [1, 2, 4, 8, 16, 32, 64, 128])
+def test_fwht_equals_scipy_hadamard(backend, n):
+    x = np.random.default_rng(n).standard_normal((3, n))
+    y = to_numpy(matkern.fwht(to_backend(x, backend), backend=backend))
+    np.testing.assert_allclose(y, x @ scipy.linalg.hadamard(n).T, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_fwht_twice_is_n_times_identity(backend, dtype):
+    n = 2048
+    x = np.random.default_rng(0).standard_normal((4, n)).astype(dtype)
+    xb = to_backend(x, backend)
+    y = to_numpy(matkern.fwht(matkern.fwht(xb, backend=backend), backend=backend))
+    tol = 1e-4 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(y / n, x, rtol=tol, atol=tol)
+    z = to_numpy(matkern.fwht(matkern.fwht(xb, normalize=True, backend=backend),
+                              normalize=True, backend=backend))
+    np.testing.assert_allclose(z, x, rtol=tol, atol=tol)
+
+
+def test_fwht_out_and_in_place(backend):
+    x = np.random.default_rng(1).standard_normal((3, 64)).astype(np.float32)
+    xb = to_backend(x.copy(), backend)
+    out = to_backend(np.empty_like(x), backend)
+    r = matkern.fwht(xb, out=out, backend=backend)
+    assert r is out
+    r2 = matkern.fwht(xb, out=xb, backend=backend)  # in place
+    assert r2 is xb
+    np.testing.assert_allclose(to_numpy(xb), to_numpy(out), rtol=1e-6)
+
+
+def test_fwht_accepts_strided_input_without_changing_it(backend):
+    base = np.random.default_rng(2).standard_normal((8, 128))
+    x = to_backend(base, backend)[:, ::2]
+    y = matkern.fwht(x, backend=backend)
+    np.testing.assert_allclose(to_numpy(y), matkern.reference.fwht(base[:, ::2]), rtol=1e-12)
+    np.testing.assert_array_equal(to_numpy(x), base[:, ::2])
+
+
+def test_fwht_nan_propagates(backend):
+    x = np.zeros((2, 16))
+    x[0, 3] = np.nan
+    y = to_numpy(matkern.fwht(to_backend(x, backend), backend=backend))
+    assert np.isnan(y[0]).all() and not np.isnan(y[1]).any()
+
+
+def test_fwht_bad_input():
+    with pytest.raises(ValueError, match=r"fwht\(\): x must have a power-of-two length along axis -1, got 1000"):
+        matkern.fwht(np.zeros((2, 1000)))
+    with pytest.raises(TypeError, match=r"fwht\(\): x must have dtype float32 or float64, got int64"):
+        matkern.fwht(np.zeros(8, np.int64))
+    with pytest.raises(TypeError, match="must be a NumPy or CuPy array"):
+        matkern.fwht([1.0, 2.0])
+    with pytest.raises(ValueError, match="must not be empty"):
+        matkern.fwht(np.zeros((0, 8)))
+    with pytest.raises(ValueError, match="out of range"):
+        matkern.fwht(np.zeros((2, 8)), axis=2)
+    with pytest.raises(ValueError, match=r"out must have shape \(2, 8\)"):
+        matkern.fwht(np.zeros((2, 8)), out=np.zeros((2, 4)))
+    with pytest.raises(TypeError, match="out must have dtype float64"):
+        matkern.fwht(np.zeros((2, 8)), out=np.zeros((2, 8), np.float32))
+    with pytest.raises(ValueError, match="out must be C-contiguous"):
+        matkern.fwht(np.zeros((2, 8)), out=np.zeros((2, 16))[:, ::2])
+    with pytest.raises(ValueError, match="backend must be one of"):
+        matkern.fwht(np.zeros(8), backend="gpu")
+
+
+def test_fwht_from_many_threads_at_once():
+    rng = np.random.default_rng(3)
+    xs = [rng.standard_normal((64, 4096)).astype(np.float32) for _ in range(8)]
+    expect = [matkern.reference.fwht(x) for x in xs]
+    results = [None] * len(xs)
+
+    def work(i):
+        for _ in range(5):
+            results[i] = matkern.fwht(xs[i])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(xs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for r, e in zip(results, expect):
+        np.testing.assert_allclose(r, e, rtol=1e-4, atol=1e-3)
+
+
+def test_simd_and_portable_paths_agree(monkeypatch):
+    import subprocess
+    import sys
+
+    code = ("import numpy as np, matkern; x=np.random.default_rng(5).standard_normal((3, 1<<15))"
+            ".astype(np.float32); y=matkern.fwht(x, normalize=True); "
+            "print(matkern.backends()['simd']); np.save(sys.argv[1], y)")
+    outs = []
+    for simd in ("portable", ""):
+        import os
+        import tempfile
+
+        path = os.path.join(tempfile.mkdtemp(), "y.npy")
+        env = dict(os.environ, MATKERN_SIMD=simd)
+        r = subprocess.run([sys.executable, "-c", "import sys; " + code, path], env=env,
+                           capture_output=True, text=True, check=True)
+        outs.append((r.stdout.strip(), np.load(path)))
+    assert outs[0][0] == "portable"
+    np.testing.assert_allclose(outs[0][1], outs[1][1], rtol=1e-5, atol=1e-5)
+
+
+# ------------------------------------------------------------------------------------- FJLT
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_fjlt_matches_reference_and_components(backend, dtype):
+    X = np.random.default_rng(0).standard_normal((50, 300)).astype(dtype)
+    t = matkern.FJLT(32, random_state=7, backend=backend).fit(X)
+    Y = to_numpy(t.transform(to_backend(X, backend)))
+    assert Y.shape == (50, 32) and Y.dtype == dtype
+    expect = X.astype(np.float64) @ t.components_.T
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(Y, expect, rtol=tol, atol=tol * np.abs(expect).max())
+
+
+def test_fjlt_same_seed_same_transform_on_every_backend(compiled_backend):
+    X = np.random.default_rng(1).standard_normal((20, 200))
+    a = matkern.fjlt(X, 16, random_state=3, backend="reference")
+    b = to_numpy(matkern.fjlt(to_backend(X, compiled_backend), 16, random_state=3,
+                              backend=compiled_backend))
+    np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
+    c = matkern.fjlt(X, 16, random_state=4)
+    assert not np.allclose(a, c)
+
+
+def test_fjlt_preserves_distances():
+    """1000 points in d = 4096 mapped to k = 256: 99% of the pairwise distance ratios lie in
+    1 +- 0.3 (measured here: the 0.5% and 99.5% quantiles are about 0.90 and 1.09)."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((1000, 4096)).astype(np.float32)
+    X[:, :16] *= 20  # uneven coordinates: what H·D is for
+    Y = matkern.fjlt(X, 256, random_state=0)
+    i, j = np.triu_indices(1000, 1)
+    sel = rng.choice(i.size, 20000, replace=False)
+    d0 = np.linalg.norm(X[i[sel]] - X[j[sel]], axis=1)
+    d1 = np.linalg.norm(Y[i[sel]] - Y[j[sel]], axis=1)
+    ratio = d1 / d0
+    lo, hi = np.quantile(ratio, [0.005, 0.995])
+    inside = np.mean(np.abs(ratio - 1) <= 0.3)
+    print(f"FJLT distance ratios: 0.5%={lo:.3f} 99.5%={hi:.3f} inside 1+-0.3: {inside:.4f}")
+    assert inside >= 0.99
+
+
+def test_fjlt_auto_components_and_density():
+    X = np.ones((100, 500))
+    t = matkern.FJLT(eps=0.5, random_state=0).fit(X)
+    assert t.n_components_ == matkern.johnson_lindenstrauss_min_dim(100, eps=0.5)
+    assert t.padded_features_ == 512
+    assert 0 < t.density_ <= 1
+    np.testing.assert_allclose(t.density_, min(1.0, np.log(100) ** 2 / 512))
+
+
+def test_fjlt_bad_input():
+    X = np.ones((10, 64), np.float32)
+    with pytest.raises(RuntimeError, match="fit"):
+        matkern.FJLT(8).transform(X)
+    t = matkern.FJLT(8, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="X must have 64 columns"):
+        t.transform(np.ones((3, 65), np.float32))
+    with pytest.raises(TypeError, match="dtype float32 or float64"):
+        t.transform(np.ones((3, 64), np.int32))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        t.transform(np.ones((64, 3), np.float32).T)
+    with pytest.raises(ValueError, match="n_components must be >= 1"):
+        matkern.FJLT(0).fit(X)
+    with pytest.raises(ValueError, match="density must be > 0"):
+        matkern.FJLT(4, density=0.0).fit(X)
+    with pytest.raises(ValueError, match="must be 2-dimensional"):
+        matkern.FJLT(4).fit(np.ones(8))

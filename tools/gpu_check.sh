@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# GPU check, for a machine with an NVIDIA GPU (the device tool's H100): builds matkern with this
+# machine's python3 for its GPU's architecture only, runs the GPU tests and the GPU benchmarks,
+# and writes its logs to $OUT (or the folder given as $1). Meant to finish in under 8 minutes.
+#   OUT=/tmp/gpu bash tools/gpu_check.sh
+# If pytest/hypothesis/scipy are missing there and tools/wheels/ holds wheels for them (an
+# ignored folder, filled beforehand with `pip download -d tools/wheels ...`), they are installed
+# from it without network.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-${1:-gpu_out}}
+mkdir -p "$OUT"
+PY=${PYTHON:-python3}
+log() { echo "== $*" | tee -a "$OUT/summary.txt"; }
+t0=$(date +%s)
+
+if ! $PY -c "import pytest, hypothesis, scipy" 2>/dev/null && [ -d tools/wheels ]; then
+  $PY -m pip install --no-index --find-links tools/wheels pytest hypothesis scipy tqdm scikit-learn \
+    >"$OUT/pip.log" 2>&1
+fi
+arch=$($PY -c "import cupy; print(cupy.cuda.Device(0).compute_capability)" 2>/dev/null || echo 90)
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >"$OUT/summary.txt" 2>&1
+log "building for sm_$arch"
+MATKERN_CUDA=ON MATKERN_CUDA_ARCHS="$arch" JOBS=$(nproc) PYTHON=$PY bash tools/dev_build.sh \
+  >"$OUT/build.log" 2>&1 || { log "BUILD FAILED"; tail -30 "$OUT/build.log"; exit 1; }
+log "build done in $(( $(date +%s) - t0 )) s"
+PYTHONPATH=python $PY -c "import matkern; matkern.show_config()" 2>&1 | tee -a "$OUT/summary.txt"
+
+export PYTHONPATH=python PYTHONUNBUFFERED=1
+timeout 240 $PY -m pytest tests -m gpu -q -p no:cacheprovider 2>&1 | tee "$OUT/tests.log" | tail -25
+log "tests rc=${PIPESTATUS[0]} after $(( $(date +%s) - t0 )) s"
+timeout 200 $PY -m bench --device cuda --quick --markdown "$OUT/BENCHMARKS_gpu.md" \
+  --plots "$OUT/plots" 2>&1 | grep -v '^bench:' | tee "$OUT/bench.log"
+log "bench rc=${PIPESTATUS[0]} after $(( $(date +%s) - t0 )) s"
+tar czf "$OUT/results.tgz" bench/results/*_cuda.json "$OUT"/plots 2>/dev/null
+rm -rf "$OUT/plots"
