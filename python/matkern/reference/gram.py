@@ -1,0 +1,3 @@
+"""Reference (plain NumPy) for the gram family. Not written yet."""
+
+__all__: list[str] = []
