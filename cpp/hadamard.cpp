@@ -6,6 +6,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <new>
+#include <type_traits>
 #include <vector>
 
 #include "simd.hpp"
@@ -51,6 +54,18 @@ void portable_row(T* x, int64_t n) {
   if (blk < n) portable_stages(x, n, blk, n);
 }
 
+// 32-byte aligned float scratch, one per thread.
+struct AlignedBuffer {
+  float* data;
+  explicit AlignedBuffer(size_t n)
+      : data(static_cast<float*>(std::aligned_alloc(32, ((n * sizeof(float) + 31) / 32) * 32))) {
+    if (!data) throw std::bad_alloc();
+  }
+  ~AlignedBuffer() { std::free(data); }
+  AlignedBuffer(const AlignedBuffer&) = delete;
+  AlignedBuffer& operator=(const AlignedBuffer&) = delete;
+};
+
 template <typename T>
 using RowFn = void (*)(T*, int64_t);
 
@@ -90,6 +105,22 @@ void strided_slice(T* x, int64_t n, int64_t inner, int64_t c0, int64_t c1) {
 template <typename T>
 void fwht(T* data, int64_t outer, int64_t n, int64_t inner, bool normalize) {
   const T s = normalize ? T(1.0 / std::sqrt(double(n))) : T(1);
+  if (inner == 1 && outer < omp_get_max_threads() && n >= 4 * kBlock) {
+    // Few long rows: split each row into kBlock pieces transformed in parallel, then do the
+    // stages between pieces as a strided transform of the (n / kBlock, kBlock) view.
+    const RowFn<T> row = pick_row_kernel<T>();
+    for (int64_t r = 0; r < outer; ++r) {
+      T* x = data + r * n;
+#pragma omp parallel for schedule(static)
+      for (int64_t b = 0; b < n / kBlock; ++b) row(x + b * kBlock, kBlock);
+      fwht<T>(x, 1, n / kBlock, kBlock, false);
+      if (normalize) {
+#pragma omp parallel for schedule(static)
+        for (int64_t b = 0; b < n / kBlock; ++b) scale_inplace(x + b * kBlock, kBlock, s);
+      }
+    }
+    return;
+  }
   if (inner == 1) {
     const RowFn<T> row = pick_row_kernel<T>();
 #pragma omp parallel for schedule(static)
@@ -115,6 +146,24 @@ template <typename T>
 void fjlt_transform(const T* x, int64_t rows, int64_t d, int64_t dpad, const T* signs,
                     const int64_t* p_indptr, const int32_t* p_indices, const T* p_data, int64_t k,
                     double scale, T* out) {
+#ifdef MATKERN_BUILD_AVX2
+  if constexpr (std::is_same_v<T, float>) {
+    if (simd_level() == Simd::avx2) {
+      // Eight rows side by side: each nonzero of P costs one vector load for all eight.
+#pragma omp parallel
+      {
+        AlignedBuffer zt(size_t(dpad) * 8), ot(size_t(k) * 8);
+#pragma omp for schedule(dynamic, 2)
+        for (int64_t r = 0; r < rows; r += 8) {
+          const int nr = int(std::min<int64_t>(8, rows - r));
+          avx2::fjlt_block8(x + r * d, d, nr, dpad, signs, p_indptr, p_indices, p_data, k,
+                            float(scale), zt.data, ot.data, out + r * k);
+        }
+      }
+      return;
+    }
+  }
+#endif
   const RowFn<T> row = pick_row_kernel<T>();
   const T sc = T(scale);
 #pragma omp parallel

@@ -21,6 +21,11 @@ namespace avx2 {
 // One contiguous row of length n (a power of two), in place, unnormalized.
 void fwht_row(float* x, int64_t n);
 void fwht_row(double* x, int64_t n);
+// FJLT of up to 8 rows at once (x: rows x d, out: rows x k), working on zt (dpad * 8 floats,
+// 32-byte aligned: feature j of all 8 rows in one vector) and ot (k * 8 floats, aligned).
+void fjlt_block8(const float* x, int64_t d, int rows, int64_t dpad, const float* signs,
+                 const int64_t* indptr, const int32_t* indices, const float* pdata, int64_t k,
+                 float scale, float* zt, float* ot, float* out);
 }  // namespace avx2
 
 }  // namespace matkern

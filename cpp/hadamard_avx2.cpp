@@ -107,7 +107,104 @@ void row(T* x, int64_t n) {
   if (blk < n) stages(x, n, blk, n);
 }
 
+// 8x8 transpose of rows r[0..7] (in place).
+inline void transpose8(__m256 r[8]) {
+  __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+  r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+  r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+  r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+  r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+  r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+  r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+  r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+// Butterflies between whole vectors z[j] (8 rows side by side), stages h = from.. < to.
+void vec_stages(__m256* z, int64_t len, int64_t from, int64_t to) {
+  int64_t h = from;
+  for (; h * 4 <= to; h *= 4)
+    for (int64_t j = 0; j < len; j += 4 * h) {
+      __m256* a = z + j;
+      for (int64_t i = 0; i < h; ++i) {
+        __m256 x0 = a[i], x1 = a[i + h], x2 = a[i + 2 * h], x3 = a[i + 3 * h];
+        __m256 s0 = _mm256_add_ps(x0, x1), d0 = _mm256_sub_ps(x0, x1);
+        __m256 s1 = _mm256_add_ps(x2, x3), d1 = _mm256_sub_ps(x2, x3);
+        a[i] = _mm256_add_ps(s0, s1);
+        a[i + h] = _mm256_add_ps(d0, d1);
+        a[i + 2 * h] = _mm256_sub_ps(s0, s1);
+        a[i + 3 * h] = _mm256_sub_ps(d0, d1);
+      }
+    }
+  if (h < to)
+    for (int64_t j = 0; j < len; j += 2 * h)
+      for (int64_t i = j; i < j + h; ++i) {
+        __m256 x0 = z[i], x1 = z[i + h];
+        z[i] = _mm256_add_ps(x0, x1);
+        z[i + h] = _mm256_sub_ps(x0, x1);
+      }
+}
+
 }  // namespace
+
+void fjlt_block8(const float* x, int64_t d, int rows, int64_t dpad, const float* signs,
+                 const int64_t* indptr, const int32_t* indices, const float* pdata, int64_t k,
+                 float scale, float* zt, float* ot, float* out) {
+  __m256* z = reinterpret_cast<__m256*>(zt);  // zt is 32-byte aligned, dpad * 8 floats
+  // Sign-flip and transpose: z[j] holds feature j of the (up to) 8 rows.
+  int64_t j = 0;
+  if (rows == 8) {
+    for (; j + 8 <= d; j += 8) {
+      __m256 r[8];
+      for (int q = 0; q < 8; ++q) r[q] = _mm256_loadu_ps(x + q * d + j);
+      transpose8(r);
+      for (int q = 0; q < 8; ++q) z[j + q] = _mm256_mul_ps(r[q], _mm256_set1_ps(signs[j + q]));
+    }
+  }
+  for (; j < d; ++j) {
+    alignas(32) float v[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (int q = 0; q < rows; ++q) v[q] = x[q * d + j] * signs[j];
+    z[j] = _mm256_load_ps(v);
+  }
+  for (; j < dpad; ++j) z[j] = _mm256_setzero_ps();
+  // FWHT along j on whole vectors, the first stages block by block (32 KiB) for the cache.
+  const int64_t blk = dpad < 1024 ? dpad : 1024;
+  for (int64_t b = 0; b < dpad; b += blk) vec_stages(z + b, blk, 1, blk);
+  if (blk < dpad) vec_stages(z, dpad, blk, dpad);
+  // Sparse projection: one vector load and FMA per nonzero of P serves all 8 rows.
+  __m256* o = reinterpret_cast<__m256*>(ot);
+  const __m256 sc = _mm256_set1_ps(scale);
+  for (int64_t i = 0; i < k; ++i) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    int64_t p = indptr[i];
+    const int64_t e = indptr[i + 1];
+    for (; p + 1 < e; p += 2) {
+      a0 = _mm256_fmadd_ps(_mm256_set1_ps(pdata[p]), z[indices[p]], a0);
+      a1 = _mm256_fmadd_ps(_mm256_set1_ps(pdata[p + 1]), z[indices[p + 1]], a1);
+    }
+    if (p < e) a0 = _mm256_fmadd_ps(_mm256_set1_ps(pdata[p]), z[indices[p]], a0);
+    o[i] = _mm256_mul_ps(_mm256_add_ps(a0, a1), sc);
+  }
+  // Transpose back into the rows of out (k per row).
+  int64_t i = 0;
+  if (rows == 8) {
+    for (; i + 8 <= k; i += 8) {
+      __m256 r[8];
+      for (int q = 0; q < 8; ++q) r[q] = o[i + q];
+      transpose8(r);
+      for (int q = 0; q < 8; ++q) _mm256_storeu_ps(out + q * k + i, r[q]);
+    }
+  }
+  for (; i < k; ++i)
+    for (int q = 0; q < rows; ++q) out[q * k + i] = ot[i * 8 + q];
+}
 
 void fwht_row(float* x, int64_t n) { row(x, n); }
 void fwht_row(double* x, int64_t n) { row(x, n); }

@@ -152,7 +152,9 @@ def test_simd_and_portable_paths_agree(monkeypatch):
 
     code = ("import numpy as np, matkern; x=np.random.default_rng(5).standard_normal((3, 1<<15))"
             ".astype(np.float32); y=matkern.fwht(x, normalize=True); "
-            "print(matkern.backends()['simd']); np.save(sys.argv[1], y)")
+            "X=np.random.default_rng(6).standard_normal((21, 1000)).astype(np.float32); "
+            "Y=matkern.fjlt(X, 40, random_state=1); "
+            "print(matkern.backends()['simd']); np.save(sys.argv[1], np.concatenate([y.ravel(), Y.ravel()]))")
     outs = []
     for simd in ("portable", ""):
         import os
