@@ -132,7 +132,7 @@ def lut_quantize(W, bits=4, group_size=128, table="nf4"):
     """Quantize a weight matrix to ``bits``-bit codes into a lookup table with group scales.
 
     Each row of W is cut into groups of ``group_size`` consecutive inputs; a group's scale is
-    ``max|W_group| / r`` (``r`` = max|table|, or 2**(bits-1)-1 for "int") and each weight
+    ``max|W_group| / max|table|`` and each weight
     becomes the index of the table value nearest ``W / scale`` (ties: the smaller value).
     Values exactly ``table[c] * scale`` come back exactly. The quantization runs on the host
     (NumPy); a CuPy W is copied over and the result is packed for the GPU kernels.
@@ -146,7 +146,8 @@ def lut_quantize(W, bits=4, group_size=128, table="nf4"):
         K must be a multiple of it (ValueError otherwise: pad W with zero columns, and X with
         zero columns, to use a K that is not).
     table : "int", "fp4", "nf4" or array of 2**bits values
-        "int": -2**(bits-1) .. 2**(bits-1)-1 (uniform, symmetric scaling); "fp4": e2m1 values
+        "int": the uniform symmetric grid j - (2**bits-1)/2 (4 bits: -7.5, -6.5, .., 7.5; no
+        exact zero, every code used); "fp4": e2m1 values
         +-{0, .5, 1, 1.5, 2, 3, 4, 6}; "nf4": NormalFloat-4 (bitsandbytes); fp4/nf4 need
         bits=4. A custom table is used in its given order (codes index it).
 
@@ -314,7 +315,7 @@ def _matmul_cuda(X, qw, bias, compute):
     splits, per = _splits(cp, n_tiles, m_blocks, chunks)
     ws = cp.empty((splits, M, N), cp.float32)
     out = cp.empty((M, N), X.dtype)
-    bf = None if bias is None else bias.astype(cp.float32, copy=False)
+    bf = cp.empty(0, cp.float32) if bias is None else bias.astype(cp.float32, copy=False)
     D.cuda().lut_matmul(X, qw.packed, qw.scales, qw.table, qw.bits, qw.group_size, N, K, tm,
                         per, compute == "bfloat16", ws, bf, out, D.stream_ptr())
     return out

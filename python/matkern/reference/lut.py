@@ -2,8 +2,7 @@
 
 A weight matrix W (N out_features x K in_features) is cut into groups of ``group_size``
 consecutive inputs per row. Each group gets one float32 scale ``s = max|W_group| / r`` with
-``r`` the table's reach (``max|table|``; ``2**(bits-1) - 1`` for the "int" table, so that the
-extreme code of the symmetric range is hit exactly). Each weight becomes the index of the
+``r`` the table's reach ``max|table|``. Each weight becomes the index of the
 table value nearest to ``W / s`` (ties go to the smaller value), and dequantizes to
 ``table[code] * s`` in float32.
 
@@ -34,14 +33,15 @@ FP4 = np.array([0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0,
 def lut_table(table, bits):
     """(values, reach): the float32 table of ``2**bits`` values and the divisor of the scale.
 
-    ``table`` is "int" (integers -2**(bits-1) .. 2**(bits-1)-1, reach 2**(bits-1)-1), "fp4"
-    (e2m1, bits=4), "nf4" (NormalFloat, bits=4) or an array of 2**bits finite values (reach
-    max|value|, which must be > 0).
+    ``table`` is "int" (the uniform symmetric grid j - (2**bits - 1)/2, j = 0 .. 2**bits-1:
+    -7.5 .. 7.5 in steps of 1 for 4 bits, -1.5, -0.5, 0.5, 1.5 for 2 bits; all codes used,
+    no exact zero), "fp4" (e2m1, bits=4), "nf4" (NormalFloat, bits=4) or an array of 2**bits
+    finite values. The reach (scale divisor) is max|value|, which must be > 0.
     """
     n = 1 << bits
     if isinstance(table, str):
         if table == "int":
-            return np.arange(-(n // 2), n // 2, dtype=np.float32), float(n // 2 - 1)
+            return (np.arange(n) - (n - 1) / 2).astype(np.float32), (n - 1) / 2
         if table == "fp4":
             return FP4.copy(), 6.0
         if table == "nf4":
