@@ -63,25 +63,27 @@ void gemv_rows(const float* x, const uint32_t* words, const float* scales, const
 }
 
 void decode_rows(const uint32_t* words, int64_t wpr, const float* scales, int64_t ngroups,
-                 const float* table, int bits, int gs, int64_t g, int nrows, float* buf) {
+                 const float* table, int bits, int gs, int64_t g, int nrows, float* buf,
+                 int64_t ldb) {
   uint8_t c[32];
   for (int r = 0; r < nrows; ++r) {
     const uint32_t* w = words + r * wpr + (g * gs / 32) * bits;
     const float s = scales[r * ngroups + g];
     for (int b = 0; b < gs / 32; ++b) {
       unpack_block(w + b * bits, bits, c);
-      for (int i = 0; i < 32; ++i) buf[r * gs + 32 * b + i] = table[c[i]] * s;
+      for (int i = 0; i < 32; ++i) buf[r * ldb + 32 * b + i] = table[c[i]] * s;
     }
   }
 }
 
-void tile_product(const float* x, int64_t ldx, int mr, const float* buf, int gs, float* part) {
+void tile_product(const float* x, int64_t ldx, int mr, const float* buf, int64_t ldb, int len,
+                  float* part) {
   for (int i = 0; i < mr; ++i)
     for (int r = 0; r < 4; ++r) {
       float* p = part + (i * 4 + r) * 8;
       const float* xi = x + i * ldx;
-      const float* wr = buf + r * gs;
-      for (int k = 0; k < gs; k += 8)
+      const float* wr = buf + r * ldb;
+      for (int k = 0; k < len; k += 8)
 #pragma omp simd
         for (int l = 0; l < 8; ++l) p[l] += xi[k + l] * wr[k + l];
     }
@@ -95,8 +97,8 @@ struct Kernels {
   void (*gemv_rows)(const float*, const uint32_t*, const float*, const float*, int, int, int64_t,
                     int64_t, const float*, float*);
   void (*decode_rows)(const uint32_t*, int64_t, const float*, int64_t, const float*, int, int,
-                      int64_t, int, float*);
-  void (*tile_product)(const float*, int64_t, int, const float*, int, float*);
+                      int64_t, int, float*, int64_t);
+  void (*tile_product)(const float*, int64_t, int, const float*, int64_t, int, float*);
 };
 
 Kernels pick_kernels() {
@@ -110,6 +112,7 @@ Kernels pick_kernels() {
 constexpr int kNR = 4;   // weight rows dequantized together (blocked path)
 constexpr int kMR = 3;   // rows of X per register tile
 constexpr int64_t kMC = 48;  // rows of X per pass over a weight row tile
+constexpr int kSpan = 256;   // columns dequantized per step (4 rows x 1 KiB in L1)
 
 void blocked(const Kernels& kr, const float* x, int64_t M, int64_t K, const uint32_t* packed,
              const float* scales, const float* table, int bits, int gs, int64_t N,
@@ -117,9 +120,11 @@ void blocked(const Kernels& kr, const float* x, int64_t M, int64_t K, const uint
   const int64_t wpr = K / 32 * bits, ngroups = K / gs;
   const int64_t ntiles = (N + kNR - 1) / kNR;
   const int64_t mchunks = (M + kMC - 1) / kMC;
+  const int64_t gps = std::max(1, kSpan / gs);  // groups per step
+  const int64_t span = gps * gs;
 #pragma omp parallel
   {
-    std::vector<float> buf(size_t(kNR) * gs), part(size_t(kMC) * kNR * 8);
+    std::vector<float> buf(size_t(kNR) * span), part(size_t(kMC) * kNR * 8);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t job = 0; job < ntiles * mchunks; ++job) {
       const int64_t t = job / mchunks, m0 = (job % mchunks) * kMC;
@@ -128,13 +133,19 @@ void blocked(const Kernels& kr, const float* x, int64_t M, int64_t K, const uint
       const int64_t mc = std::min<int64_t>(kMC, M - m0);
       std::fill(part.begin(), part.end(), 0.0f);
       if (nrows < kNR) std::fill(buf.begin(), buf.end(), 0.0f);
-      for (int64_t g = 0; g < ngroups; ++g) {
-        kr.decode_rows(packed + n0 * wpr, wpr, scales + n0 * ngroups, ngroups, table, bits, gs,
-                       g, nrows, buf.data());
-        for (int64_t i = 0; i < mc; i += kMR) {
-          const int mr = int(std::min<int64_t>(kMR, mc - i));
-          kr.tile_product(x + (m0 + i) * K + g * gs, K, mr, buf.data(), gs,
+      for (int64_t g0 = 0; g0 < ngroups; g0 += gps) {
+        const int64_t g1 = std::min(ngroups, g0 + gps);
+        for (int64_t g = g0; g < g1; ++g)
+          kr.decode_rows(packed + n0 * wpr, wpr, scales + n0 * ngroups, ngroups, table, bits,
+                         gs, g, nrows, buf.data() + (g - g0) * gs, span);
+        const int len = int((g1 - g0) * gs);
+        // register tiles of at most kMR rows of X, as even as possible (16 = 3+3+3+3+2+2)
+        int64_t tiles_left = (mc + kMR - 1) / kMR;
+        for (int64_t i = 0; i < mc; --tiles_left) {
+          const int mr = int((mc - i + tiles_left - 1) / tiles_left);
+          kr.tile_product(x + (m0 + i) * K + g0 * gs, K, mr, buf.data(), span, len,
                           part.data() + i * kNR * 8);
+          i += mr;
         }
       }
       for (int64_t i = 0; i < mc; ++i)
@@ -175,7 +186,7 @@ void lut_dequantize(const uint32_t* packed, const float* scales, const float* ta
   for (int64_t n = 0; n < N; ++n)
     for (int64_t g = 0; g < ngroups; ++g)
       kr.decode_rows(packed + n * wpr, wpr, scales + n * ngroups, ngroups, table, bits, gs, g, 1,
-                     out + n * K + g * gs);
+                     out + n * K + g * gs, gs);
 }
 
 }  // namespace matkern

@@ -113,14 +113,14 @@ float gemv_row_t(const float* x, const uint32_t* words, const float* scales, con
 
 template <int BITS>
 void decode_rows_t(const uint32_t* words, int64_t wpr, const float* scales, int64_t ngroups,
-                   const Table& t, int gs, int64_t g, int nrows, float* buf) {
+                   const Table& t, int gs, int64_t g, int nrows, float* buf, int64_t ldb) {
   for (int r = 0; r < nrows; ++r) {
     const uint32_t* w = words + r * wpr + (g * gs / 32) * BITS;
     const __m256 s = _mm256_set1_ps(scales[r * ngroups + g]);
     for (int b = 0; b < gs / 32; ++b) {
       __m256 v[4];
       decode32<BITS>(w + b * BITS, t, v);
-      float* o = buf + r * gs + 32 * b;
+      float* o = buf + r * ldb + 32 * b;
 #pragma GCC unroll 4
       for (int q = 0; q < 4; ++q) _mm256_storeu_ps(o + 8 * q, _mm256_mul_ps(v[q], s));
     }
@@ -128,16 +128,16 @@ void decode_rows_t(const uint32_t* words, int64_t wpr, const float* scales, int6
 }
 
 template <int MR>
-void tile_t(const float* x, int64_t ldx, const float* buf, int gs, float* part) {
+void tile_t(const float* x, int64_t ldx, const float* buf, int64_t ldb, int len, float* part) {
   __m256 acc[MR][4];
 #pragma GCC unroll 3
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
     for (int r = 0; r < 4; ++r) acc[i][r] = _mm256_loadu_ps(part + (i * 4 + r) * 8);
-  for (int k = 0; k < gs; k += 8) {
+  for (int k = 0; k < len; k += 8) {
     __m256 w[4];
 #pragma GCC unroll 4
-    for (int r = 0; r < 4; ++r) w[r] = _mm256_loadu_ps(buf + r * gs + k);
+    for (int r = 0; r < 4; ++r) w[r] = _mm256_loadu_ps(buf + r * ldb + k);
 #pragma GCC unroll 3
     for (int i = 0; i < MR; ++i) {
       const __m256 xv = _mm256_loadu_ps(x + i * ldx + k);
@@ -168,17 +168,19 @@ void gemv_rows(const float* x, const uint32_t* words, const float* scales, const
 }
 
 void decode_rows(const uint32_t* words, int64_t wpr, const float* scales, int64_t ngroups,
-                 const float* table, int bits, int gs, int64_t g, int nrows, float* buf) {
+                 const float* table, int bits, int gs, int64_t g, int nrows, float* buf,
+                 int64_t ldb) {
   const Table t = load_table(table, bits);
-  if (bits == 4) return decode_rows_t<4>(words, wpr, scales, ngroups, t, gs, g, nrows, buf);
-  if (bits == 3) return decode_rows_t<3>(words, wpr, scales, ngroups, t, gs, g, nrows, buf);
-  return decode_rows_t<2>(words, wpr, scales, ngroups, t, gs, g, nrows, buf);
+  if (bits == 4) return decode_rows_t<4>(words, wpr, scales, ngroups, t, gs, g, nrows, buf, ldb);
+  if (bits == 3) return decode_rows_t<3>(words, wpr, scales, ngroups, t, gs, g, nrows, buf, ldb);
+  return decode_rows_t<2>(words, wpr, scales, ngroups, t, gs, g, nrows, buf, ldb);
 }
 
-void tile_product(const float* x, int64_t ldx, int mr, const float* buf, int gs, float* part) {
-  if (mr == 3) return tile_t<3>(x, ldx, buf, gs, part);
-  if (mr == 2) return tile_t<2>(x, ldx, buf, gs, part);
-  return tile_t<1>(x, ldx, buf, gs, part);
+void tile_product(const float* x, int64_t ldx, int mr, const float* buf, int64_t ldb, int len,
+                  float* part) {
+  if (mr == 3) return tile_t<3>(x, ldx, buf, ldb, len, part);
+  if (mr == 2) return tile_t<2>(x, ldx, buf, ldb, len, part);
+  return tile_t<1>(x, ldx, buf, ldb, len, part);
 }
 
 }  // namespace avx2
