@@ -134,11 +134,19 @@ __global__ void __launch_bounds__(kWarps * 32)
     for (int i = 0; i < 4; ++i) acc[mt][i] = 0.f;
 
   const int kc_end = min(chunks, (sp + 1) * per);
+  const uint32_t* src = packed + (long long)nt * chunks * (BITS * 32) + lane;
+  // the next chunk's words are loaded while this chunk is multiplied (register double buffer)
+  uint32_t wnext[BITS];
+#pragma unroll
+  for (int i = 0; i < BITS; ++i) wnext[i] = sp * per < kc_end ? __ldg(src + (sp * per * BITS + i) * 32) : 0u;
   for (int kc = sp * per; kc < kc_end; ++kc) {
     uint32_t w[BITS];
-    const uint32_t* src = packed + ((long long)nt * chunks + kc) * (BITS * 32) + lane;
 #pragma unroll
-    for (int i = 0; i < BITS; ++i) w[i] = __ldg(src + 32 * i);
+    for (int i = 0; i < BITS; ++i) w[i] = wnext[i];
+    if (kc + 1 < kc_end) {
+#pragma unroll
+      for (int i = 0; i < BITS; ++i) wnext[i] = __ldg(src + ((kc + 1) * BITS + i) * 32);
+    }
 #pragma unroll
     for (int tt = 0; tt < 4; ++tt) {
       const int k0 = kc * 64 + tt * 16;

@@ -406,3 +406,41 @@ def test_cuda_device_mismatch():
         matkern.lut_matmul(np.ones((2, 128), np.float32), qg)
     back = qg.to_device("cpu")
     np.testing.assert_array_equal(back.packed, qw.packed)
+
+
+def _kernel_pair_index(w, bits, tt, b):
+    """A transcription of pair_index<BITS>() in cuda/lut.cu (uint32 arithmetic)."""
+    if bits == 4:
+        return (w[tt] >> (8 * b)) & 0xFF
+    if bits == 2:
+        return (w[tt >> 1] >> (16 * (tt & 1) + 4 * b)) & 0xF
+    lo = w[tt >> 1] >> (16 * (tt & 1) + 4 * b)
+    hi = w[2] >> (8 * tt + 2 * b)
+    c0 = (lo & 3) | ((hi & 1) << 2)
+    c1 = ((lo >> 2) & 3) | (((hi >> 1) & 1) << 2)
+    return c0 | (c1 << 3)
+
+
+@pytest.mark.parametrize("bits", [2, 3, 4])
+def test_gpu_layout_decodes_to_mma_fragments(bits):
+    """Emulates the CUDA kernel's decode of the GPU layout on the host: register b of lane l
+    in k16 tile tt must hold the codes of A[g + 8*(b & 1), 16*tt + 2t + 8*(b >> 1) + {0, 1}]
+    (the m16n8k16 A-fragment order), low code in the low half."""
+    rng = np.random.default_rng(bits)
+    N, K = 20, 128  # a partial row tile and two chunks
+    codes = rng.integers(0, 1 << bits, (N, K)).astype(np.uint8)
+    packed = _lut_layout.pack_gpu(codes, bits)
+    padded = np.zeros((32, 128), np.uint8)
+    padded[:N, :K] = codes
+    mask = (1 << bits) - 1
+    for nt in range(packed.shape[0]):
+        for kc in range(packed.shape[1]):
+            for lane in range(32):
+                w = [int(packed[nt, kc, i, lane]) for i in range(bits)]
+                g, t = lane // 4, lane % 4
+                for tt in range(4):
+                    for b in range(4):
+                        p = _kernel_pair_index(w, bits, tt, b)
+                        r = 16 * nt + g + 8 * (b & 1)
+                        k = 64 * kc + 16 * tt + 2 * t + 8 * (b >> 1)
+                        assert (p & mask, p >> bits) == (padded[r, k], padded[r, k + 1])
