@@ -24,31 +24,34 @@ def cases(ctx):
     import matkern
 
     if ctx.device == "cpu":
-        for N, K in SHAPES:
-            for M in (1, 16):
-                def make(N=N, K=K, M=M):
-                    W = _weight(N, K)
-                    qw = matkern.lut_quantize(W, bits=4, group_size=128, table="nf4")
-                    X = np.random.default_rng(1).standard_normal((M, K)).astype(np.float32)
-                    x = X[0].copy()
-                    out = {"matkern": (lambda: matkern.lut_matmul(x, qw)) if M == 1
-                           else (lambda: matkern.lut_matmul(X, qw))}
-                    if M == 1:
-                        out["numpy f32 matvec"] = lambda: W @ x
-                    else:
-                        out["numpy f32 matmul"] = lambda: X @ W.T
-                    out.update(_X=X, _W=W, _qw=qw)
-                    return out
+        combos = [(N, K, M, "nf4") for N, K in SHAPES for M in (1, 16)]
+        # "int" (and "fp4") tables are bfloat16-exact: the AVX2 kernel looks up 2 byte planes
+        # instead of 4
+        combos += [(N, K, 1, "int") for N, K in SHAPES]
+        for N, K, M, table in combos:
+            def make(N=N, K=K, M=M, table=table):
+                W = _weight(N, K)
+                qw = matkern.lut_quantize(W, bits=4, group_size=128, table=table)
+                X = np.random.default_rng(1).standard_normal((M, K)).astype(np.float32)
+                x = X[0].copy()
+                out = {"matkern": (lambda: matkern.lut_matmul(x, qw)) if M == 1
+                       else (lambda: matkern.lut_matmul(X, qw))}
+                if M == 1:
+                    out["numpy f32 matvec"] = lambda: W @ x
+                else:
+                    out["numpy f32 matmul"] = lambda: X @ W.T
+                out.update(_X=X, _W=W, _qw=qw)
+                return out
 
-                def info(f, M=M):
-                    X, W, qw = f["_X"], f["_W"], f["_qw"]
-                    err = _rel_err(matkern.lut_matmul(X, qw), X @ W.T)
-                    return (f"weights {qw.nbytes / 2**20:.1f} MiB vs {W.nbytes / 2**20:.0f} MiB "
-                            f"f32; rel. error vs f32 {err:.3f}")
+            def info(f, M=M):
+                X, W, qw = f["_X"], f["_W"], f["_qw"]
+                err = _rel_err(matkern.lut_matmul(X, qw), X @ W.T)
+                return (f"weights {qw.nbytes / 2**20:.1f} MiB vs {W.nbytes / 2**20:.0f} MiB "
+                        f"f32; rel. error vs f32 {err:.3f}")
 
-                anchor = "numpy f32 matvec" if M == 1 else "numpy f32 matmul"
-                yield Case("lut", f"lut_matmul M={M} {N}x{K} 4-bit g128 nf4", make,
-                           bars={anchor: 3.0 if M == 1 else 1.3}, info=info)
+            anchor = "numpy f32 matvec" if M == 1 else "numpy f32 matmul"
+            yield Case("lut", f"lut_matmul M={M} {N}x{K} 4-bit g128 {table}", make,
+                       bars={anchor: 3.0 if M == 1 else 1.3}, info=info)
 
         def make_3bit():
             W = _weight(4096, 4096)

@@ -14,11 +14,20 @@ namespace {
 struct Table {
   __m256 lo, hi;   // 3-bit: entries 0-3 twice and 4-7 twice; 2-bit: 0-3 twice
   __m256i p[4];    // 4-bit: byte plane j = byte j of entries 0-15, in both 128-bit lanes
+  bool hi_only;    // 4-bit: every entry has zero low 16 bits (bfloat16-exact: int, fp4 tables)
 };
 
 inline Table load_table(const float* t, int bits) {
   Table r;
+  r.hi_only = false;
   if (bits == 4) {
+    uint32_t low = 0;
+    for (int i = 0; i < 16; ++i) {
+      uint32_t u;
+      __builtin_memcpy(&u, t + i, 4);
+      low |= u & 0xFFFFu;
+    }
+    r.hi_only = low == 0;
     // 4x4 byte transposes inside each group of four floats, then a 4x4 dword transpose.
     const __m128i sh = _mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
     __m128i c[4];
@@ -40,7 +49,9 @@ inline Table load_table(const float* t, int bits) {
 }
 
 // The 32 codes of one block (bits words at w) as four vectors of 8 unscaled table values.
-template <int BITS>
+// HI: the table's low 16 bits are all zero, so only byte planes 2 and 3 are looked up and
+// interleaved with zeros (two shuffles and two unpacks fewer per 32 codes).
+template <int BITS, bool HI = false>
 inline void decode32(const uint32_t* w, const Table& t, __m256 (&v)[4]) {
   if constexpr (BITS == 4) {
     // lane 0: low nibbles of the 16 bytes, lane 1: high nibbles; vpshufb looks up each byte
@@ -49,10 +60,16 @@ inline void decode32(const uint32_t* w, const Table& t, __m256 (&v)[4]) {
     const __m256i raw = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w)));
     const __m256i idx = _mm256_and_si256(_mm256_blend_epi32(raw, _mm256_srli_epi16(raw, 4), 0xF0),
                                          _mm256_set1_epi8(15));
-    const __m256i b0 = _mm256_shuffle_epi8(t.p[0], idx), b1 = _mm256_shuffle_epi8(t.p[1], idx);
     const __m256i b2 = _mm256_shuffle_epi8(t.p[2], idx), b3 = _mm256_shuffle_epi8(t.p[3], idx);
-    const __m256i l0 = _mm256_unpacklo_epi8(b0, b1), l1 = _mm256_unpackhi_epi8(b0, b1);
     const __m256i h0 = _mm256_unpacklo_epi8(b2, b3), h1 = _mm256_unpackhi_epi8(b2, b3);
+    __m256i l0, l1;
+    if constexpr (HI) {
+      l0 = l1 = _mm256_setzero_si256();
+    } else {
+      const __m256i b0 = _mm256_shuffle_epi8(t.p[0], idx), b1 = _mm256_shuffle_epi8(t.p[1], idx);
+      l0 = _mm256_unpacklo_epi8(b0, b1);
+      l1 = _mm256_unpackhi_epi8(b0, b1);
+    }
     v[0] = _mm256_castsi256_ps(_mm256_unpacklo_epi16(l0, h0));
     v[1] = _mm256_castsi256_ps(_mm256_unpackhi_epi16(l0, h0));
     v[2] = _mm256_castsi256_ps(_mm256_unpacklo_epi16(l1, h1));
@@ -88,7 +105,7 @@ inline float hsum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-template <int BITS>
+template <int BITS, bool HI = false>
 float gemv_row_t(const float* x, const uint32_t* words, const float* scales, const Table& t,
                  int gs, int64_t K) {
   __m256 acc = _mm256_setzero_ps();
@@ -101,7 +118,7 @@ float gemv_row_t(const float* x, const uint32_t* words, const float* scales, con
     const uint32_t* wg = words + g * nb * BITS;
     for (int b = 0; b < nb; ++b) {
       __m256 v[4];
-      decode32<BITS>(wg + b * BITS, t, v);
+      decode32<BITS, HI>(wg + b * BITS, t, v);
 #pragma GCC unroll 4
       for (int q = 0; q < 4; ++q) a[q] = _mm256_fmadd_ps(_mm256_loadu_ps(xg + 32 * b + 8 * q), v[q], a[q]);
     }
@@ -111,7 +128,7 @@ float gemv_row_t(const float* x, const uint32_t* words, const float* scales, con
   return hsum(acc);
 }
 
-template <int BITS>
+template <int BITS, bool HI = false>
 void decode_rows_t(const uint32_t* words, int64_t wpr, const float* scales, int64_t ngroups,
                    const Table& t, int gs, int64_t g, int nrows, float* buf, int64_t ldb) {
   for (int r = 0; r < nrows; ++r) {
@@ -119,7 +136,7 @@ void decode_rows_t(const uint32_t* words, int64_t wpr, const float* scales, int6
     const __m256 s = _mm256_set1_ps(scales[r * ngroups + g]);
     for (int b = 0; b < gs / 32; ++b) {
       __m256 v[4];
-      decode32<BITS>(w + b * BITS, t, v);
+      decode32<BITS, HI>(w + b * BITS, t, v);
       float* o = buf + r * ldb + 32 * b;
 #pragma GCC unroll 4
       for (int q = 0; q < 4; ++q) _mm256_storeu_ps(o + 8 * q, _mm256_mul_ps(v[q], s));
@@ -160,7 +177,8 @@ void gemv_rows(const float* x, const uint32_t* words, const float* scales, const
   for (int64_t r = 0; r < nrows; ++r) {
     const uint32_t* w = words + r * wpr;
     const float* s = scales + r * ngroups;
-    const float y = bits == 4   ? gemv_row_t<4>(x, w, s, t, gs, K)
+    const float y = bits == 4   ? (t.hi_only ? gemv_row_t<4, true>(x, w, s, t, gs, K)
+                                             : gemv_row_t<4>(x, w, s, t, gs, K))
                     : bits == 3 ? gemv_row_t<3>(x, w, s, t, gs, K)
                                 : gemv_row_t<2>(x, w, s, t, gs, K);
     out[r] = bias ? y + bias[r] : y;
@@ -171,6 +189,8 @@ void decode_rows(const uint32_t* words, int64_t wpr, const float* scales, int64_
                  const float* table, int bits, int gs, int64_t g, int nrows, float* buf,
                  int64_t ldb) {
   const Table t = load_table(table, bits);
+  if (bits == 4 && t.hi_only)
+    return decode_rows_t<4, true>(words, wpr, scales, ngroups, t, gs, g, nrows, buf, ldb);
   if (bits == 4) return decode_rows_t<4>(words, wpr, scales, ngroups, t, gs, g, nrows, buf, ldb);
   if (bits == 3) return decode_rows_t<3>(words, wpr, scales, ngroups, t, gs, g, nrows, buf, ldb);
   return decode_rows_t<2>(words, wpr, scales, ngroups, t, gs, g, nrows, buf, ldb);

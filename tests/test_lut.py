@@ -268,8 +268,8 @@ def test_simd_and_portable_paths_agree():
     code = (
         "import sys, numpy as np, matkern\n"
         "rng = np.random.default_rng(6); out = []\n"
-        "for bits in (2, 3, 4):\n"
-        "    qw = matkern.lut_quantize(rng.standard_normal((37, 512)), bits, 64, 'int')\n"
+        "for bits, tab in ((2, 'int'), (3, 'int'), (4, 'int'), (4, 'nf4'), (4, 'fp4')):\n"
+        "    qw = matkern.lut_quantize(rng.standard_normal((37, 512)), bits, 64, tab)\n"
         "    for m in (1, 5):\n"
         "        out.append(matkern.lut_matmul(rng.standard_normal((m, 512)).astype(np.float32), qw).ravel())\n"
         "    out.append(matkern.lut_dequantize(qw).ravel())\n"
