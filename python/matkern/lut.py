@@ -219,10 +219,16 @@ def lut_dequantize(qw, *, backend=None):
     return (w * qw.scales[..., None]).reshape(N, K).astype(xp.float32)
 
 
+_SM_COUNT = {}
+
+
 def _splits(cp, n_tiles, m_blocks, chunks):
-    """Split-K count so that about 8 warps per SM have work, for small M."""
-    sms = cp.cuda.Device().attributes["MultiProcessorCount"]
-    want = 8 * 4 * sms  # warps
+    """(splits, chunks per split): split-K so that about 32 warps per SM have work, which
+    small M alone (one 16 x 8*tm tile per warp) cannot give."""
+    dev = cp.cuda.Device().id
+    if dev not in _SM_COUNT:  # cached: the attribute query is slow next to a GEMV
+        _SM_COUNT[dev] = cp.cuda.runtime.getDeviceProperties(dev)["multiProcessorCount"]
+    want = 32 * _SM_COUNT[dev]  # warps
     s = max(1, min(chunks, -(-want // max(1, n_tiles * m_blocks))))
     per = -(-chunks // s)
     return -(-chunks // per), per
