@@ -147,19 +147,27 @@ __global__ void __launch_bounds__(kWarps * 32)
 #pragma unroll
       for (int i = 0; i < BITS; ++i) wnext[i] = __ldg(src + ((kc + 1) * BITS + i) * 32);
     }
+    // group scales of rows row_lo / row_hi for the two 32-column halves of the chunk (groups
+    // hold a multiple of 32 columns, so a half never straddles two groups)
+    uint32_t s_lo[2], s_hi[2];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int k = kc * 64 + 32 * h;
+      const int grp = (k < K ? k : 0) / gs;
+      const float slo = row_lo < N ? __ldg(scales + (long long)row_lo * ngroups + grp) : 0.f;
+      const float shi = row_hi < N ? __ldg(scales + (long long)row_hi * ngroups + grp) : 0.f;
+      s_lo[h] = pack2<BF16>(slo, slo);
+      s_hi[h] = pack2<BF16>(shi, shi);
+    }
 #pragma unroll
     for (int tt = 0; tt < 4; ++tt) {
       const int k0 = kc * 64 + tt * 16;
       if (k0 >= K) break;
-      const int grp = k0 / gs;
-      const float slo = row_lo < N ? __ldg(scales + (long long)row_lo * ngroups + grp) : 0.f;
-      const float shi = row_hi < N ? __ldg(scales + (long long)row_hi * ngroups + grp) : 0.f;
-      const uint32_t s_lo = pack2<BF16>(slo, slo), s_hi = pack2<BF16>(shi, shi);
       uint32_t a[4];
 #pragma unroll
       for (int b = 0; b < 4; ++b) {
         const uint32_t p = pairs[pair_index<BITS>(w, tt, b) * PT::kCopies + copy];
-        a[b] = scale2<BF16>(p, (b & 1) ? s_hi : s_lo);
+        a[b] = scale2<BF16>(p, (b & 1) ? s_hi[tt >> 1] : s_lo[tt >> 1]);
       }
 #pragma unroll
       for (int mt = 0; mt < TM; ++mt) {
