@@ -138,14 +138,15 @@ __global__ void __launch_bounds__(kWarps * 32)
   // the next chunk's words are loaded while this chunk is multiplied (register double buffer)
   uint32_t wnext[BITS];
 #pragma unroll
-  for (int i = 0; i < BITS; ++i) wnext[i] = sp * per < kc_end ? __ldg(src + (sp * per * BITS + i) * 32) : 0u;
+  for (int i = 0; i < BITS; ++i)
+    wnext[i] = sp * per < kc_end ? __ldg(src + ((long long)sp * per * BITS + i) * 32) : 0u;
   for (int kc = sp * per; kc < kc_end; ++kc) {
     uint32_t w[BITS];
 #pragma unroll
     for (int i = 0; i < BITS; ++i) w[i] = wnext[i];
     if (kc + 1 < kc_end) {
 #pragma unroll
-      for (int i = 0; i < BITS; ++i) wnext[i] = __ldg(src + ((kc + 1) * BITS + i) * 32);
+      for (int i = 0; i < BITS; ++i) wnext[i] = __ldg(src + ((long long)(kc + 1) * BITS + i) * 32);
     }
     // group scales of rows row_lo / row_hi for the two 32-column halves of the chunk (groups
     // hold a multiple of 32 columns, so a half never straddles two groups)
