@@ -257,8 +257,10 @@ def lut_matmul(X, qw, bias=None, *, compute=None, backend=None):
     compute : {None, "float16", "bfloat16"}
         GPU only: the input type of the tensor-core products (accumulation is float32).
         None means "float16". CuPy has no bfloat16 dtype, so bfloat16 takes float32 X and
-        rounds it to bfloat16 in registers (for activations beyond float16's range). The CPU
-        always computes in float32 (float16 X is widened first).
+        rounds it to bfloat16 in registers. float16 needs X, the table times the scales and
+        the products within float16's range (|v| < 65504); bfloat16 has float32's range at
+        8 bits of precision. The CPU always computes in float32 (float16 X is widened first)
+        and ignores ``compute``.
     backend : {"reference", "cpu", "cuda"}, optional
 
     Returns
