@@ -444,3 +444,56 @@ def test_gpu_layout_decodes_to_mma_fragments(bits):
                         r = 16 * nt + g + 8 * (b & 1)
                         k = 64 * kc + 16 * tt + 2 * t + 8 * (b >> 1)
                         assert (p & mask, p >> bits) == (padded[r, k], padded[r, k + 1])
+
+
+@pytest.mark.parametrize("bits,gs,N,K,M,per", [(4, 32, 20, 96, 3, 1), (3, 64, 33, 192, 9, 2),
+                                               (2, 128, 16, 256, 17, 3)])
+def test_gpu_kernel_index_logic_on_host(bits, gs, N, K, M, per):
+    """Replays lut_mma_kernel's loops (splits, chunks, k16 tiles, pair lookups, the scale of
+    each 32-column half, A/B/C fragment positions, the workspace and the reduction) in float64
+    on the host and compares with the reference: checks the kernel's index arithmetic, not
+    its CUDA syntax (that runs only on a GPU)."""
+    rng = np.random.default_rng(bits)
+    W = rng.standard_normal((N, K))
+    X = rng.standard_normal((M, K))
+    codes, scales, table = ref.lut_quantize_codes(W, bits, gs, "int")
+    packed = _lut_layout.pack_gpu(codes, bits)
+    n_tiles, chunks = packed.shape[:2]
+    splits = -(-chunks // per)
+    ws = np.full((splits, M, N), np.nan)
+    mask = (1 << bits) - 1
+    for nt in range(n_tiles):
+        for sp in range(splits):
+            for m0 in range(0, M, 8):  # one token tile of 8 (TM = 1)
+                C = np.zeros((16, 8))
+                for kc in range(sp * per, min(chunks, (sp + 1) * per)):
+                    for tt in range(4):
+                        k0 = 64 * kc + 16 * tt
+                        if k0 >= K:
+                            break
+                        grp = (64 * kc + 32 * (tt >> 1)) // gs  # scale of this 32-col half
+                        A = np.full((16, 16), np.nan)  # assembled from the 32 lanes' registers
+                        for lane in range(32):
+                            g, t = lane // 4, lane % 4
+                            rows = (16 * nt + g, 16 * nt + g + 8)
+                            s = [scales[r, grp] if r < N else 0.0 for r in rows]
+                            w = [int(packed[nt, kc, i, lane]) for i in range(bits)]
+                            for b in range(4):
+                                p = _kernel_pair_index(w, bits, tt, b)
+                                r, c = g + 8 * (b & 1), 2 * t + 8 * (b >> 1)
+                                A[r, c] = table[p & mask] * s[b & 1]
+                                A[r, c + 1] = table[p >> bits] * s[b & 1]
+                        B = np.zeros((16, 8))  # b registers: X[token m0 + g, k0 + ...], 0 past M
+                        for n in range(min(8, M - m0)):
+                            B[:, n] = X[m0 + n, k0:k0 + 16]
+                        C += A @ B  # mma.m16n8k16
+                for lane in range(32):  # C fragment -> workspace
+                    g, t = lane // 4, lane % 4
+                    for i in range(4):
+                        tok, row = m0 + 2 * t + (i & 1), 16 * nt + g + 8 * (i >= 2)
+                        if tok < M and row < N:
+                            ws[sp, tok, row] = C[g + 8 * (i >= 2), 2 * t + (i & 1)]
+    assert not np.isnan(ws).any()  # every (split, token, feature) written exactly once
+    y = ws.sum(axis=0)
+    expect = X @ ref.lut_dequantize_codes(codes, scales, table).astype(np.float64).T
+    np.testing.assert_allclose(y, expect, rtol=1e-5, atol=1e-5)
