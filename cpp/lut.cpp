@@ -1,0 +1,192 @@
+// LUT matmul on the CPU: the portable inner kernels, and the drivers that thread over output
+// rows (OpenMP) and call the AVX2 or portable kernels chosen at run time.
+#include "lut.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "simd.hpp"
+
+namespace matkern {
+
+namespace portable {
+namespace {
+
+// The 32 codes of one block (bits words) into c[0..31].
+inline void unpack_block(const uint32_t* w, int bits, uint8_t* c) {
+  if (bits == 4) {  // code 8q + e at nibble (e < 4 ? 2e : 2e - 7) of word q
+    for (int i = 0; i < 32; ++i) {
+      const int e = i & 7, nib = e < 4 ? 2 * e : 2 * e - 7;
+      c[i] = uint8_t((w[i >> 3] >> (4 * nib)) & 15u);
+    }
+  } else if (bits == 2) {
+    for (int i = 0; i < 32; ++i) c[i] = uint8_t((w[i >> 4] >> (2 * (i & 15))) & 3u);
+  } else {
+    for (int i = 0; i < 32; ++i)
+      c[i] = uint8_t(((w[i >> 4] >> (2 * (i & 15))) & 3u) | (((w[2] >> i) & 1u) << 2));
+  }
+}
+
+}  // namespace
+
+namespace {
+float gemv_row(const float* x, const uint32_t* words, const float* scales, const float* table,
+               int bits, int gs, int64_t K) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  uint8_t c[32];
+  const int64_t ngroups = K / gs;
+  for (int64_t g = 0; g < ngroups; ++g) {
+    float ga[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (int b = 0; b < gs / 32; ++b) {
+      const int64_t k0 = g * gs + 32 * b;
+      unpack_block(words + (k0 / 32) * bits, bits, c);
+      for (int i = 0; i < 32; ++i) ga[i & 7] += x[k0 + i] * table[c[i]];
+    }
+    const float s = scales[g];
+    for (int l = 0; l < 8; ++l) acc[l] += s * ga[l];
+  }
+  float sum = 0;
+  for (int l = 0; l < 8; ++l) sum += acc[l];
+  return sum;
+}
+}  // namespace
+
+void gemv_rows(const float* x, const uint32_t* words, const float* scales, const float* table,
+               int bits, int gs, int64_t K, int64_t nrows, const float* bias, float* out) {
+  const int64_t wpr = K / 32 * bits, ngroups = K / gs;
+  for (int64_t r = 0; r < nrows; ++r) {
+    const float s = gemv_row(x, words + r * wpr, scales + r * ngroups, table, bits, gs, K);
+    out[r] = bias ? s + bias[r] : s;
+  }
+}
+
+void decode_rows(const uint32_t* words, int64_t wpr, const float* scales, int64_t ngroups,
+                 const float* table, int bits, int gs, int64_t g, int nrows, float* buf,
+                 int64_t ldb) {
+  uint8_t c[32];
+  for (int r = 0; r < nrows; ++r) {
+    const uint32_t* w = words + r * wpr + (g * gs / 32) * bits;
+    const float s = scales[r * ngroups + g];
+    for (int b = 0; b < gs / 32; ++b) {
+      unpack_block(w + b * bits, bits, c);
+      for (int i = 0; i < 32; ++i) buf[r * ldb + 32 * b + i] = table[c[i]] * s;
+    }
+  }
+}
+
+void tile_product(const float* x, int64_t ldx, int mr, const float* buf, int64_t ldb, int len,
+                  float* part) {
+  for (int i = 0; i < mr; ++i)
+    for (int r = 0; r < 4; ++r) {
+      float* p = part + (i * 4 + r) * 8;
+      const float* xi = x + i * ldx;
+      const float* wr = buf + r * ldb;
+      for (int k = 0; k < len; k += 8)
+#pragma omp simd
+        for (int l = 0; l < 8; ++l) p[l] += xi[k + l] * wr[k + l];
+    }
+}
+
+}  // namespace portable
+
+namespace {
+
+struct Kernels {
+  void (*gemv_rows)(const float*, const uint32_t*, const float*, const float*, int, int, int64_t,
+                    int64_t, const float*, float*);
+  void (*decode_rows)(const uint32_t*, int64_t, const float*, int64_t, const float*, int, int,
+                      int64_t, int, float*, int64_t);
+  void (*tile_product)(const float*, int64_t, int, const float*, int64_t, int, float*);
+};
+
+Kernels pick_kernels() {
+#ifdef MATKERN_BUILD_AVX2
+  if (simd_level() == Simd::avx2)
+    return {&avx2::gemv_rows, &avx2::decode_rows, &avx2::tile_product};
+#endif
+  return {&portable::gemv_rows, &portable::decode_rows, &portable::tile_product};
+}
+
+constexpr int kNR = 4;   // weight rows dequantized together (blocked path)
+constexpr int kMR = 3;   // rows of X per register tile
+constexpr int64_t kMC = 48;  // rows of X per pass over a weight row tile
+constexpr int kSpan = 256;   // columns dequantized per step (4 rows x 1 KiB in L1)
+
+void blocked(const Kernels& kr, const float* x, int64_t M, int64_t K, const uint32_t* packed,
+             const float* scales, const float* table, int bits, int gs, int64_t N,
+             const float* bias, float* out) {
+  const int64_t wpr = K / 32 * bits, ngroups = K / gs;
+  const int64_t ntiles = (N + kNR - 1) / kNR;
+  const int64_t mchunks = (M + kMC - 1) / kMC;
+  const int64_t gps = std::max(1, kSpan / gs);  // groups per step
+  const int64_t span = gps * gs;
+#pragma omp parallel
+  {
+    std::vector<float> buf(size_t(kNR) * span), part(size_t(kMC) * kNR * 8);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t job = 0; job < ntiles * mchunks; ++job) {
+      const int64_t t = job / mchunks, m0 = (job % mchunks) * kMC;
+      const int64_t n0 = t * kNR;
+      const int nrows = int(std::min<int64_t>(kNR, N - n0));
+      const int64_t mc = std::min<int64_t>(kMC, M - m0);
+      std::fill(part.begin(), part.end(), 0.0f);
+      if (nrows < kNR) std::fill(buf.begin(), buf.end(), 0.0f);
+      for (int64_t g0 = 0; g0 < ngroups; g0 += gps) {
+        const int64_t g1 = std::min(ngroups, g0 + gps);
+        for (int64_t g = g0; g < g1; ++g)
+          kr.decode_rows(packed + n0 * wpr, wpr, scales + n0 * ngroups, ngroups, table, bits,
+                         gs, g, nrows, buf.data() + (g - g0) * gs, span);
+        const int len = int((g1 - g0) * gs);
+        // register tiles of at most kMR rows of X, as even as possible (16 = 3+3+3+3+2+2)
+        int64_t tiles_left = (mc + kMR - 1) / kMR;
+        for (int64_t i = 0; i < mc; --tiles_left) {
+          const int mr = int((mc - i + tiles_left - 1) / tiles_left);
+          kr.tile_product(x + (m0 + i) * K + g0 * gs, K, mr, buf.data(), span, len,
+                          part.data() + i * kNR * 8);
+          i += mr;
+        }
+      }
+      for (int64_t i = 0; i < mc; ++i)
+        for (int r = 0; r < nrows; ++r) {
+          const float* p = part.data() + (i * kNR + r) * 8;
+          float s = ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
+          if (bias) s += bias[n0 + r];
+          out[(m0 + i) * N + n0 + r] = s;
+        }
+    }
+  }
+}
+
+}  // namespace
+
+void lut_matmul(const float* x, int64_t M, int64_t K, const uint32_t* packed,
+                const float* scales, const float* table, int bits, int gs, int64_t N,
+                const float* bias, float* out) {
+  const Kernels kr = pick_kernels();
+  if (M == 1) {
+    const int64_t wpr = K / 32 * bits, ngroups = K / gs, chunk = 32;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t n0 = 0; n0 < N; n0 += chunk) {
+      const int64_t nr = std::min(chunk, N - n0);
+      kr.gemv_rows(x, packed + n0 * wpr, scales + n0 * ngroups, table, bits, gs, K, nr,
+                   bias ? bias + n0 : nullptr, out + n0);
+    }
+    return;
+  }
+  blocked(kr, x, M, K, packed, scales, table, bits, gs, N, bias, out);
+}
+
+void lut_dequantize(const uint32_t* packed, const float* scales, const float* table, int bits,
+                    int gs, int64_t N, int64_t K, float* out) {
+  const Kernels kr = pick_kernels();
+  const int64_t wpr = K / 32 * bits, ngroups = K / gs;
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t g = 0; g < ngroups; ++g)
+      kr.decode_rows(packed + n * wpr, wpr, scales + n * ngroups, ngroups, table, bits, gs, g, 1,
+                     out + n * K + g * gs, gs);
+}
+
+}  // namespace matkern

@@ -1,0 +1,46 @@
+// LUT-quantized weight matmul (FLUTE-style) on the CPU: y = X @ dequant(W).T (+ bias), where
+// dequant(W)[n, k] = table[code[n, k]] * scales[n, k / group_size] in float32.
+// Codes are packed per row in blocks of 32 codes stored in `bits` uint32 words (layout in
+// python/matkern/_lut_layout.py): 4-bit nibbles / 2-bit fields in order, 3-bit = two words
+// of the low two bits plus one word of third bits.
+#pragma once
+#include <cstdint>
+
+namespace matkern {
+
+// x (M, K) float32, packed (N, K*bits/32), scales (N, K/gs), table (2^bits), bias (N) or
+// nullptr, out (M, N). K % gs == 0, gs % 32 == 0.
+void lut_matmul(const float* x, int64_t M, int64_t K, const uint32_t* packed,
+                const float* scales, const float* table, int bits, int gs, int64_t N,
+                const float* bias, float* out);
+
+// out (N, K) = dequantized matrix.
+void lut_dequantize(const uint32_t* packed, const float* scales, const float* table, int bits,
+                    int gs, int64_t N, int64_t K, float* out);
+
+// The three inner kernels, one portable and one AVX2 copy of each (chosen at run time).
+// gemv_rows: out[r] = dot(x[0:K], dequant row r) (+ bias[r]) for nrows consecutive rows.
+// decode_rows: group g of `nrows` consecutive rows (row stride `wpr` words, `ngroups` scales
+//   per row), scaled, into buf[r * ldb + k].
+// tile_product: part[i][r][0:8] += x[i][k..] * buf[r][k..] summed over k in [0, len) by
+//   8-lane partial sums, for i < mr (x rows at stride ldx) and r < 4 (buf rows at stride ldb).
+namespace portable {
+void gemv_rows(const float* x, const uint32_t* words, const float* scales, const float* table,
+               int bits, int gs, int64_t K, int64_t nrows, const float* bias, float* out);
+void decode_rows(const uint32_t* words, int64_t wpr, const float* scales, int64_t ngroups,
+                 const float* table, int bits, int gs, int64_t g, int nrows, float* buf,
+                 int64_t ldb);
+void tile_product(const float* x, int64_t ldx, int mr, const float* buf, int64_t ldb, int len,
+                  float* part);
+}  // namespace portable
+namespace avx2 {
+void gemv_rows(const float* x, const uint32_t* words, const float* scales, const float* table,
+               int bits, int gs, int64_t K, int64_t nrows, const float* bias, float* out);
+void decode_rows(const uint32_t* words, int64_t wpr, const float* scales, int64_t ngroups,
+                 const float* table, int bits, int gs, int64_t g, int nrows, float* buf,
+                 int64_t ldb);
+void tile_product(const float* x, int64_t ldx, int mr, const float* buf, int64_t ldb, int len,
+                  float* part);
+}  // namespace avx2
+
+}  // namespace matkern
