@@ -5,7 +5,7 @@
 #   OUT=/tmp/gpu bash tools/gpu_check.sh
 # If pytest/hypothesis/scipy are missing there and tools/wheels/ holds wheels for them (an
 # ignored folder, filled beforehand with `pip download -d tools/wheels ...`), they are installed
-# from it without network.
+# from it without network. TEST_TIMEOUT and BENCH_TIMEOUT (seconds) cap the two phases.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-${1:-gpu_out}}
@@ -27,9 +27,9 @@ log "build done in $(( $(date +%s) - t0 )) s"
 PYTHONPATH=python $PY -c "import matkern; matkern.show_config()" 2>&1 | tee -a "$OUT/summary.txt"
 
 export PYTHONPATH=python PYTHONUNBUFFERED=1
-timeout 240 $PY -m pytest tests -m gpu -q -p no:cacheprovider 2>&1 | tee "$OUT/tests.log" | tail -25
+timeout ${TEST_TIMEOUT:-240} $PY -m pytest tests -m gpu -q -p no:cacheprovider 2>&1 | tee "$OUT/tests.log" | tail -25
 log "tests rc=${PIPESTATUS[0]} after $(( $(date +%s) - t0 )) s"
-timeout 200 $PY -m bench --device cuda --quick --markdown "$OUT/BENCHMARKS_gpu.md" \
+timeout ${BENCH_TIMEOUT:-200} $PY -m bench --device cuda --quick --markdown "$OUT/BENCHMARKS_gpu.md" \
   --plots "$OUT/plots" 2>&1 | grep -v '^bench:' | tee "$OUT/bench.log"
 log "bench rc=${PIPESTATUS[0]} after $(( $(date +%s) - t0 )) s"
 tar czf "$OUT/results.tgz" bench/results/*_cuda.json "$OUT"/plots 2>/dev/null
