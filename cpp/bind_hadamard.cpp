@@ -14,6 +14,17 @@ void fwht_inplace(carr<T> x, int64_t outer, int64_t n, int64_t inner, bool norma
 }
 
 template <typename T>
+void fwht_copy(carr<const T> src, carr<T> dst, int64_t outer, int64_t n, int64_t inner,
+               bool normalize) {
+  if (int64_t(src.size()) != outer * n * inner || dst.size() != src.size())
+    throw std::invalid_argument("fwht: size mismatch");
+  const T* sp = src.data();
+  T* dp = dst.data();
+  nb::gil_scoped_release release;
+  fwht_from<T>(sp, dp, outer, n, inner, normalize);
+}
+
+template <typename T>
 void fjlt(carr<const T> x, carr<const T> signs, carr<const int64_t> indptr,
           carr<const int32_t> indices, carr<const T> pdata, int64_t dpad, double scale,
           carr<T> out) {
@@ -36,6 +47,8 @@ void fjlt(carr<const T> x, carr<const T> signs, carr<const int64_t> indptr,
 void bind_hadamard(nb::module_& m) {
   m.def("fwht_inplace", &fwht_inplace<float>);
   m.def("fwht_inplace", &fwht_inplace<double>);
+  m.def("fwht_copy", &fwht_copy<float>);
+  m.def("fwht_copy", &fwht_copy<double>);
   m.def("fjlt_transform", &fjlt<float>);
   m.def("fjlt_transform", &fjlt<double>);
 }

@@ -194,6 +194,29 @@ void fjlt_transform(const T* x, int64_t rows, int64_t d, int64_t dpad, const T* 
   }
 }
 
+template <typename T>
+void fwht_from(const T* src, T* dst, int64_t outer, int64_t n, int64_t inner, bool normalize) {
+  if (inner == 1 && outer >= omp_get_max_threads()) {
+    // Copy each row just before transforming it, so the copy costs no extra trip to memory.
+    const RowFn<T> row = pick_row_kernel<T>();
+    const T s = normalize ? T(1.0 / std::sqrt(double(n))) : T(1);
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < outer; ++r) {
+      std::copy(src + r * n, src + (r + 1) * n, dst + r * n);
+      row(dst + r * n, n);
+      if (normalize) scale_inplace(dst + r * n, n, s);
+    }
+    return;
+  }
+  const int64_t total = outer * n * inner;
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < total; i += 1 << 16)
+    std::copy(src + i, src + std::min(total, i + (int64_t(1) << 16)), dst + i);
+  fwht<T>(dst, outer, n, inner, normalize);
+}
+
+template void fwht_from<float>(const float*, float*, int64_t, int64_t, int64_t, bool);
+template void fwht_from<double>(const double*, double*, int64_t, int64_t, int64_t, bool);
 template void fwht<float>(float*, int64_t, int64_t, int64_t, bool);
 template void fwht<double>(double*, int64_t, int64_t, int64_t, bool);
 template void fjlt_transform<float>(const float*, int64_t, int64_t, int64_t, const float*,

@@ -10,6 +10,11 @@ namespace matkern {
 template <typename T>
 void fwht(T* data, int64_t outer, int64_t n, int64_t inner, bool normalize);
 
+// The same, reading from src (C-contiguous, same shape) and writing dst: out-of-place without
+// a separate copy pass.
+template <typename T>
+void fwht_from(const T* src, T* dst, int64_t outer, int64_t n, int64_t inner, bool normalize);
+
 // out[r, i] = scale * sum_p p_data[p] * H(pad(x[r] * signs))[p_indices[p]] for p in row i of the
 // CSR matrix P (k x dpad). x is (rows, d) C-contiguous, out is (rows, k).
 template <typename T>

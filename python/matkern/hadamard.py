@@ -64,11 +64,15 @@ def fwht(x, axis=-1, normalize=False, out=None, *, backend=None):
     xp = D.array_module(x)
     if out is None:
         out = xp.empty(x.shape, dtype=x.dtype)
-    if out is not x:
-        out[...] = x
     outer = math.prod(x.shape[:ax])
     inner = math.prod(x.shape[ax + 1 :])
     flat = out.reshape(-1)
+    if be == "cpu" and x.flags.c_contiguous and not np.may_share_memory(x, out):
+        # Out of place in one pass: each row is copied just before it is transformed.
+        D.cpu().fwht_copy(x.reshape(-1), flat, outer, n, inner, bool(normalize))
+        return out
+    if out is not x:
+        out[...] = x
     if be == "cpu":
         D.cpu().fwht_inplace(flat, outer, n, inner, bool(normalize))
     else:
