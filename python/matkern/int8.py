@@ -131,9 +131,10 @@ def _outlier_columns(X2, threshold, xp):
     """Columns of X2 with any |x| >= threshold (int64 indices on X2's device)."""
     if threshold <= 0 or X2.shape[0] == 0:
         return xp.zeros(0, xp.int64)
-    t = xp.asarray(threshold, dtype=X2.dtype) if X2.dtype == xp.float16 else threshold
-    # max and min reduce without a temporary as large as X; NaN is never an outlier
-    hit = (X2.max(axis=0) >= t) | (X2.min(axis=0) <= -t)
+    t = np.float32(threshold)
+    # max and min reduce without a temporary as large as X (exact in float16 too, compared in
+    # float32 as the reference does); NaN is never an outlier
+    hit = (X2.max(axis=0).astype(xp.float32) >= t) | (X2.min(axis=0).astype(xp.float32) <= -t)
     return xp.flatnonzero(hit).astype(xp.int64)
 
 
