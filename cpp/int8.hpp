@@ -40,10 +40,11 @@ void int8_widen(const int8_t* a, int64_t m, int64_t k, int64_t kp, int16_t* q);
 namespace avx2 {
 // One row: absmax, NaN/Inf check, codes. Returns false when the row is not finite.
 bool quantize_row(const float* x, int64_t k, int64_t kp, int16_t* q, float* absmax);
-// tile[i * 24 + j] = sum_p x[i * ldx + 2p .. 2p+1] . panel (j / 8) rows, for i < mr (1..4) and
-// np (1..3) panels of 8 columns; panel_stride = Kp * 8 bytes between panels.
+// tile[i * 24 + j] (+)= sum_p x[i * ldx + 2p .. 2p+1] . panel (j / 8) rows, for i < mr (1..4)
+// and np (1..3) panels of 8 columns; panel_stride = Kp * 8 bytes between panels. accumulate:
+// add to the tile's values instead of overwriting them.
 void gemm_tile(const int16_t* x, int64_t ldx, int mr, const int8_t* w, int64_t panel_stride,
-               int np, int64_t pairs, int32_t* tile);
+               int np, int64_t pairs, int32_t* tile, bool accumulate);
 }  // namespace avx2
 
 }  // namespace matkern

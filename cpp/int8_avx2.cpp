@@ -14,10 +14,13 @@ namespace {
 // MR rows of X (int16 pairs, broadcast) x NP panels of 8 weight rows (int8 pairs widened).
 template <int MR, int NP>
 void tile_kernel(const int16_t* x, int64_t ldx, const int8_t* w, int64_t panel_stride,
-                 int64_t pairs, int32_t* tile) {
+                 int64_t pairs, int32_t* tile, bool accumulate) {
   __m256i c[MR][NP];
   for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NP; ++j) c[i][j] = _mm256_setzero_si256();
+    for (int j = 0; j < NP; ++j)
+      c[i][j] = accumulate
+                    ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tile + i * 24 + j * 8))
+                    : _mm256_setzero_si256();
   const int32_t* xr[MR];
   for (int i = 0; i < MR; ++i) xr[i] = reinterpret_cast<const int32_t*>(x + i * ldx);
   for (int64_t p = 0; p < pairs; ++p) {
@@ -37,7 +40,7 @@ void tile_kernel(const int16_t* x, int64_t ldx, const int8_t* w, int64_t panel_s
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(tile + i * 24 + j * 8), c[i][j]);
 }
 
-using TileFn = void (*)(const int16_t*, int64_t, const int8_t*, int64_t, int64_t, int32_t*);
+using TileFn = void (*)(const int16_t*, int64_t, const int8_t*, int64_t, int64_t, int32_t*, bool);
 const TileFn kTiles[4][3] = {
     {tile_kernel<1, 1>, tile_kernel<1, 2>, tile_kernel<1, 3>},
     {tile_kernel<2, 1>, tile_kernel<2, 2>, tile_kernel<2, 3>},
@@ -48,8 +51,8 @@ const TileFn kTiles[4][3] = {
 }  // namespace
 
 void gemm_tile(const int16_t* x, int64_t ldx, int mr, const int8_t* w, int64_t panel_stride,
-               int np, int64_t pairs, int32_t* tile) {
-  kTiles[mr - 1][np - 1](x, ldx, w, panel_stride, pairs, tile);
+               int np, int64_t pairs, int32_t* tile, bool accumulate) {
+  kTiles[mr - 1][np - 1](x, ldx, w, panel_stride, pairs, tile, accumulate);
 }
 
 bool quantize_row(const float* x, int64_t k, int64_t kp, int16_t* q, float* absmax) {

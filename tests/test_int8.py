@@ -59,7 +59,7 @@ def check_against_reference(X, W, threshold, bias, backend):
 
 @pytest.mark.parametrize("m,n,k", [(1, 1, 1), (1, 37, 5), (3, 8, 31), (4, 24, 32), (5, 25, 33),
                                    (17, 100, 64), (130, 129, 257), (1, 300, 1000),
-                                   (200, 260, 96)])
+                                   (200, 260, 96), (9, 30, 1300)])
 def test_int8_gemm_exact(backend, m, n, k):
     rng = np.random.default_rng(m * 1000 + n + k)
     A = rng.integers(-128, 128, (m, k), dtype=np.int8)
@@ -146,7 +146,8 @@ def test_int8_quantize_bad_input():
 
 @pytest.mark.parametrize("dtype", XTYPES)
 @pytest.mark.parametrize("m,n,k", [(1, 64, 96), (3, 40, 33), (4, 24, 17), (5, 100, 64),
-                                   (64, 72, 200), (130, 250, 384), (1, 1000, 1536)])
+                                   (64, 72, 200), (130, 250, 384), (1, 1000, 1536),
+                                   (37, 50, 1100)])
 @pytest.mark.parametrize("threshold", [0.0, 6.0])
 def test_int8_matmul_matches_reference(backend, dtype, m, n, k, threshold):
     rng = np.random.default_rng(m + n + k)
