@@ -114,11 +114,19 @@ def int8_quantize(W, *, backend=None):
         packed = xp.zeros((n, kp), xp.int8)
         packed[:, :k] = codes
         return Int8Weight((n, k), scale, packed, "cuda")
-    np8, kp = -(-n // 8) * 8, k + (k & 1)
+    np8, kp = -(-n // 8) * 8, _cpu_kpad(k)
     full = np.zeros((np8, kp), np.int8)
     full[:n, :k] = codes
     packed = np.ascontiguousarray(full.reshape(np8 // 8, 8, kp // 2, 2).transpose(0, 2, 1, 3))
     return Int8Weight((n, k), scale, packed, "cpu")
+
+
+def _cpu_kpad(k):
+    """Row length of the CPU layouts: even (pairs of inputs), and never a multiple of 256, so
+    that the rows and panels the micro-kernel streams at once (strides 2 Kp and 8 Kp bytes) do
+    not all fall into the same L1 cache sets (4 KiB aliasing)."""
+    kp = k + (k & 1)
+    return kp + 32 if kp % 256 == 0 else kp
 
 
 def _check_weight(Wq, fn):
@@ -343,7 +351,7 @@ def int8_gemm(A, B, *, backend=None):
         return D.like(ref.int8_gemm(D.to_host(A), D.to_host(B)), A)
     if be == "cpu":
         cpu = D.cpu()
-        kp = k + (k & 1)
+        kp = _cpu_kpad(k)
         aq = np.empty((m, kp), np.int16)
         cpu.int8_widen(np.ascontiguousarray(A), aq)
         np8 = -(-n // 8) * 8
