@@ -15,7 +15,7 @@
 namespace matkern {
 namespace {
 
-constexpr int kMr = 4, kNp = 3, kNb = 8 * kNp;  // a tile: 4 rows x 24 columns
+constexpr int kMr = 6, kNp = 2, kNb = 8 * kNp;  // a tile: 6 rows x 16 columns
 constexpr int64_t kKcPairs = 256;                // K block: 512 inputs
 
 bool quantize_row_portable(const float* x, int64_t k, int64_t kp, int16_t* q, float* absmax) {
@@ -44,10 +44,10 @@ void tile_portable(const int16_t* x, int64_t ldx, int mr, const int8_t* w, int64
     for (int j = 0; j < np * 8; ++j) {
       const int8_t* wp = w + (j / 8) * panel_stride + (j % 8) * 2;
       const int16_t* xr = x + i * ldx;
-      int32_t s = accumulate ? tile[i * 24 + j] : 0;
+      int32_t s = accumulate ? tile[i * kNb + j] : 0;
       for (int64_t p = 0; p < pairs; ++p)
         s += int32_t(xr[2 * p]) * wp[p * 16] + int32_t(xr[2 * p + 1]) * wp[p * 16 + 1];
-      tile[i * 24 + j] = s;
+      tile[i * kNb + j] = s;
     }
 }
 
@@ -74,7 +74,7 @@ void epilogue(const int32_t* tile, int64_t m0, int mr, int64_t n0, int nc, int64
   constexpr float kInv = 1.0f / (127.0f * 127.0f);
   for (int i = 0; i < mr; ++i) {
     const int64_t row = m0 + i;
-    const int32_t* t = tile + i * 24;
+    const int32_t* t = tile + i * kNb;
     if (ep.out_i32) {
       std::memcpy(ep.out_i32 + row * n + n0, t, size_t(nc) * sizeof(int32_t));
       continue;
@@ -101,11 +101,11 @@ void int8_gemm_packed(const int16_t* xq, int64_t m, int64_t kp, const int8_t* wp
   const int64_t nblocks = (n + kNb - 1) / kNb, mblocks = (m + kMr - 1) / kMr;
   const int64_t tasks = nblocks * mblocks;
   if (m <= kMr || pairs <= kKcPairs) {
-    // GEMV and short K: one pass over K per tile; a thread streams its 24-row weight slice
+    // GEMV and short K: one pass over K per tile; a thread streams its 16-row weight slice
     // once (memory bound at M = 1: the weight is read exactly once, as int8).
 #pragma omp parallel for schedule(dynamic, 1) if (tasks > 1)
     for (int64_t t = 0; t < nblocks; ++t) {
-      alignas(32) int32_t tile[kMr * 24];
+      alignas(32) int32_t tile[kMr * kNb];
       const int64_t n0 = t * kNb;
       const int nc = int(std::min<int64_t>(kNb, n - n0));
       const int8_t* w = wpacked + (n0 / 8) * panel_stride;
@@ -119,10 +119,10 @@ void int8_gemm_packed(const int16_t* xq, int64_t m, int64_t kp, const int8_t* wp
     return;
   }
   // GEMM: K in blocks of kKcPairs pairs, outermost, so that the activations' K slice (M x 1 KiB)
-  // stays in L2 and a 24-row weight slice (12 KiB) in L1 while the rows stream by; int32
-  // partial sums live in a tile buffer (M x 24 per column block) between K blocks.
+  // stays in L2 and a 16-row weight slice (8 KiB) in L1 while the rows stream by; int32
+  // partial sums live in a tile buffer (M x 16 per column block) between K blocks.
   const int64_t kblocks = (pairs + kKcPairs - 1) / kKcPairs;
-  std::vector<int32_t> acc(size_t(nblocks * mblocks) * kMr * 24);
+  std::vector<int32_t> acc(size_t(nblocks * mblocks) * kMr * kNb);
 #pragma omp parallel if (tasks > 1)
   for (int64_t kb = 0; kb < kblocks; ++kb) {
     const int64_t p0 = kb * kKcPairs, np_ = std::min<int64_t>(kKcPairs, pairs - p0);
@@ -135,7 +135,7 @@ void int8_gemm_packed(const int16_t* xq, int64_t m, int64_t kp, const int8_t* wp
       for (int64_t mb = 0; mb < mblocks; ++mb) {
         const int64_t m0 = mb * kMr;
         const int mr = int(std::min<int64_t>(kMr, m - m0));
-        int32_t* tile = acc.data() + size_t(t * mblocks + mb) * kMr * 24;
+        int32_t* tile = acc.data() + size_t(t * mblocks + mb) * kMr * kNb;
         tile_fn(xq + m0 * kp + 2 * p0, kp, mr, w, panel_stride, (nc + 7) / 8, np_, tile, kb > 0);
         if (last) epilogue(tile, m0, mr, n0, nc, n, ep);
       }

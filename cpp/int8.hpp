@@ -23,7 +23,7 @@ struct Int8Epilogue {
   int32_t* out_i32 = nullptr;        // (M, N): the raw int32 product (int8_gemm)
 };
 
-// C = Xq (M, Kp) . Wpacked^T -> epilogue. Threads over blocks of 24 output columns.
+// C = Xq (M, Kp) . Wpacked^T -> epilogue. Threads over blocks of 16 output columns.
 void int8_gemm_packed(const int16_t* xq, int64_t m, int64_t kp, const int8_t* wpacked, int64_t n,
                       const Int8Epilogue& ep);
 
@@ -40,8 +40,8 @@ void int8_widen(const int8_t* a, int64_t m, int64_t k, int64_t kp, int16_t* q);
 namespace avx2 {
 // One row: absmax, NaN/Inf check, codes. Returns false when the row is not finite.
 bool quantize_row(const float* x, int64_t k, int64_t kp, int16_t* q, float* absmax);
-// tile[i * 24 + j] (+)= sum_p x[i * ldx + 2p .. 2p+1] . panel (j / 8) rows, for i < mr (1..4)
-// and np (1..3) panels of 8 columns; panel_stride = Kp * 8 bytes between panels. accumulate:
+// tile[i * 16 + j] (+)= sum_p x[i * ldx + 2p .. 2p+1] . panel (j / 8) rows, for i < mr (1..6)
+// and np (1..2) panels of 8 columns; panel_stride = Kp * 8 bytes between panels. accumulate:
 // add to the tile's values instead of overwriting them.
 void gemm_tile(const int16_t* x, int64_t ldx, int mr, const int8_t* w, int64_t panel_stride,
                int np, int64_t pairs, int32_t* tile, bool accumulate);

@@ -12,6 +12,8 @@ namespace matkern::avx2 {
 namespace {
 
 // MR rows of X (int16 pairs, broadcast) x NP panels of 8 weight rows (int8 pairs widened).
+// 6 x 2 keeps 12 accumulators, 2 weight vectors, the broadcast and one product in the 16 ymm
+// registers (6 x 3 or 4 x 3 made GCC spill accumulators to the stack every step).
 template <int MR, int NP>
 void tile_kernel(const int16_t* x, int64_t ldx, const int8_t* w, int64_t panel_stride,
                  int64_t pairs, int32_t* tile, bool accumulate) {
@@ -19,7 +21,7 @@ void tile_kernel(const int16_t* x, int64_t ldx, const int8_t* w, int64_t panel_s
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < NP; ++j)
       c[i][j] = accumulate
-                    ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tile + i * 24 + j * 8))
+                    ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tile + i * 16 + j * 8))
                     : _mm256_setzero_si256();
   const int32_t* xr[MR];
   for (int i = 0; i < MR; ++i) xr[i] = reinterpret_cast<const int32_t*>(x + i * ldx);
@@ -37,15 +39,51 @@ void tile_kernel(const int16_t* x, int64_t ldx, const int8_t* w, int64_t panel_s
   }
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < NP; ++j)
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(tile + i * 24 + j * 8), c[i][j]);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(tile + i * 16 + j * 8), c[i][j]);
+}
+
+// The full 6 x 2 tile with named accumulators: GCC keeps these in registers, where the
+// generic array version spills several of them every step.
+template <>
+void tile_kernel<6, 2>(const int16_t* x, int64_t ldx, const int8_t* w, int64_t panel_stride,
+                       int64_t pairs, int32_t* tile, bool accumulate) {
+#define MK_LOAD(i, j)                                                                        \
+  accumulate ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tile + (i) * 16 + (j) * 8)) \
+             : _mm256_setzero_si256()
+  __m256i c00 = MK_LOAD(0, 0), c01 = MK_LOAD(0, 1), c10 = MK_LOAD(1, 0), c11 = MK_LOAD(1, 1);
+  __m256i c20 = MK_LOAD(2, 0), c21 = MK_LOAD(2, 1), c30 = MK_LOAD(3, 0), c31 = MK_LOAD(3, 1);
+  __m256i c40 = MK_LOAD(4, 0), c41 = MK_LOAD(4, 1), c50 = MK_LOAD(5, 0), c51 = MK_LOAD(5, 1);
+#undef MK_LOAD
+  const int32_t* x0 = reinterpret_cast<const int32_t*>(x);
+  const int32_t* x1 = reinterpret_cast<const int32_t*>(x + ldx);
+  const int32_t* x2 = reinterpret_cast<const int32_t*>(x + 2 * ldx);
+  const int32_t* x3 = reinterpret_cast<const int32_t*>(x + 3 * ldx);
+  const int32_t* x4 = reinterpret_cast<const int32_t*>(x + 4 * ldx);
+  const int32_t* x5 = reinterpret_cast<const int32_t*>(x + 5 * ldx);
+  const int8_t* w1 = w + panel_stride;
+  for (int64_t p = 0; p < pairs; ++p) {
+    const __m256i b0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + p * 16)));
+    const __m256i b1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w1 + p * 16)));
+    __m256i a;
+#define MK_ROW(i)                                                      \
+  a = _mm256_set1_epi32(x##i[p]);                                      \
+  c##i##0 = _mm256_add_epi32(c##i##0, _mm256_madd_epi16(a, b0));      \
+  c##i##1 = _mm256_add_epi32(c##i##1, _mm256_madd_epi16(a, b1));
+    MK_ROW(0) MK_ROW(1) MK_ROW(2) MK_ROW(3) MK_ROW(4) MK_ROW(5)
+#undef MK_ROW
+  }
+#define MK_STORE(i, j) \
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(tile + (i) * 16 + (j) * 8), c##i##j);
+  MK_STORE(0, 0) MK_STORE(0, 1) MK_STORE(1, 0) MK_STORE(1, 1) MK_STORE(2, 0) MK_STORE(2, 1)
+  MK_STORE(3, 0) MK_STORE(3, 1) MK_STORE(4, 0) MK_STORE(4, 1) MK_STORE(5, 0) MK_STORE(5, 1)
+#undef MK_STORE
 }
 
 using TileFn = void (*)(const int16_t*, int64_t, const int8_t*, int64_t, int64_t, int32_t*, bool);
-const TileFn kTiles[4][3] = {
-    {tile_kernel<1, 1>, tile_kernel<1, 2>, tile_kernel<1, 3>},
-    {tile_kernel<2, 1>, tile_kernel<2, 2>, tile_kernel<2, 3>},
-    {tile_kernel<3, 1>, tile_kernel<3, 2>, tile_kernel<3, 3>},
-    {tile_kernel<4, 1>, tile_kernel<4, 2>, tile_kernel<4, 3>},
+const TileFn kTiles[6][2] = {
+    {tile_kernel<1, 1>, tile_kernel<1, 2>}, {tile_kernel<2, 1>, tile_kernel<2, 2>},
+    {tile_kernel<3, 1>, tile_kernel<3, 2>}, {tile_kernel<4, 1>, tile_kernel<4, 2>},
+    {tile_kernel<5, 1>, tile_kernel<5, 2>}, {tile_kernel<6, 1>, tile_kernel<6, 2>},
 };
 
 }  // namespace
