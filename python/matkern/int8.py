@@ -6,6 +6,10 @@ feature columns. CPU: AVX2 vpmaddwd kernels (portable fallback), OpenMP. GPU: in
 (mma.sync m16n8k32) with a fused epilogue, and a dp4a GEMV path for a few rows.
 
 Orientation: every product here is "linear layer" style, ``A (M, K) @ B.T`` with B (N, K).
+
+dtypes: X in float32 or float16 on both devices, the result in X's dtype (computed in float32).
+bfloat16 is not accepted: CuPy has no bfloat16 dtype to carry it (a torch tensor would have to
+come through DLPack, which this NumPy/CuPy API does not take); convert to float16 or float32.
 """
 
 from __future__ import annotations
