@@ -76,6 +76,10 @@ def test_int8_gemm_extremes(backend):
     B[1] = 127
     C = to_numpy(matkern.int8_gemm(to_backend(A, backend), to_backend(B, backend), backend=backend))
     np.testing.assert_array_equal(C, A.astype(np.int64) @ B.astype(np.int64).T)
+    kmax = (2**31 - 1) // (128 * 128)  # the largest K allowed: the sum just fits int32
+    A = np.full((2, kmax), -128, np.int8)
+    C = to_numpy(matkern.int8_gemm(to_backend(A, backend), to_backend(A, backend), backend=backend))
+    np.testing.assert_array_equal(C, np.full((2, 2), 128 * 128 * kmax, np.int64))
 
 
 @settings(max_examples=30, deadline=None)
@@ -111,7 +115,7 @@ def test_int8_gemm_bad_input():
     with pytest.raises(ValueError, match="must be 2-dimensional"):
         matkern.int8_gemm(np.ones(4, np.int8), A)
     with pytest.raises(ValueError, match="could overflow the int32 sums"):
-        matkern.int8_gemm(np.ones((1, 140000), np.int8), np.ones((1, 140000), np.int8))
+        matkern.int8_gemm(np.ones((1, 131072), np.int8), np.ones((1, 131072), np.int8))
 
 
 # ------------------------------------------------------------------------------ quantize
@@ -139,6 +143,8 @@ def test_int8_quantize_bad_input():
         matkern.int8_quantize(np.ones(3, np.float32))
     with pytest.raises(ValueError, match="must not be empty"):
         matkern.int8_quantize(np.ones((0, 3), np.float32))
+    with pytest.raises(ValueError, match=r"in_features = 133145 could overflow"):
+        matkern.int8_quantize(np.ones((1, 133145), np.float32))
 
 
 # ------------------------------------------------------------------------------ int8_matmul

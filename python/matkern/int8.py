@@ -24,6 +24,8 @@ __all__ = ["Int8Weight", "int8_quantize", "int8_matmul", "Int8Linear", "int8_gem
 
 _XTYPES = (np.float32, np.float16)
 _GPU_KALIGN = 32  # the tensor-core kernels read K in steps of 32 (zero padded)
+_GEMM_KMAX = (2**31 - 1) // (128 * 128)  # int8_gemm: |sum| <= 128 * 128 * K fits int32
+_QUANT_KMAX = (2**31 - 1) // (127 * 127)  # quantized codes are in [-127, 127]
 
 
 class Int8Weight:
@@ -84,7 +86,7 @@ def int8_quantize(W, *, backend=None):
     Parameters
     ----------
     W : numpy.ndarray or cupy.ndarray, (out_features N, in_features K), float32 or float16
-        Must be finite (ValueError otherwise).
+        Must be finite (ValueError otherwise); K <= 133,144 (127 * 127 * K < 2^31).
     backend : {"reference", "cpu", "cuda"}, optional
         Only checks the device here: the packed layout follows W's device (NumPy: the CPU
         kernels' panels of 8 rows x pairs of inputs; CuPy: rows padded to K multiple of 32).
@@ -106,6 +108,9 @@ def int8_quantize(W, *, backend=None):
     n, k = W.shape
     C.check_index_range(n, "W.shape[0]", fn)
     C.check_index_range(k, "W.shape[1]", fn)
+    if k > _QUANT_KMAX:
+        raise ValueError(f"{fn}(): in_features = {k} could overflow the int32 sums (max "
+                         f"{_QUANT_KMAX})")
     be = D.pick(fn, W, backend=backend)
     xp = D.array_module(W)
     Wf = W.astype(xp.float32)
@@ -322,7 +327,7 @@ def int8_gemm(A, B, *, backend=None):
     Parameters
     ----------
     A : int8 array (M, K); B : int8 array (N, K) (NumPy or CuPy, same device)
-        K must be at most 133,000 so that no int32 sum can overflow (127 * 128 * K < 2^31).
+        K must be at most 131,071 so that no int32 sum can overflow (128 * 128 * K < 2^31).
 
     Returns
     -------
@@ -343,8 +348,8 @@ def int8_gemm(A, B, *, backend=None):
                          f"got A {A.shape} and B {B.shape}")
     m, k = A.shape
     n = B.shape[0]
-    if k > 2**31 // (128 * 128):
-        raise ValueError(f"{fn}(): K = {k} could overflow the int32 sums (max {2**31 // 16384})")
+    if k > _GEMM_KMAX:
+        raise ValueError(f"{fn}(): K = {k} could overflow the int32 sums (max {_GEMM_KMAX})")
     C.check_index_range(m, "A.shape[0]", fn)
     C.check_index_range(n, "B.shape[0]", fn)
     be = D.pick(fn, A, B, backend=backend)
