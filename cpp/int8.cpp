@@ -17,6 +17,7 @@ namespace {
 
 constexpr int kMr = 6, kNp = 2, kNb = 8 * kNp;  // a tile: 6 rows x 16 columns
 constexpr int64_t kKcPairs = 256;                // K block: 512 inputs
+constexpr int64_t kMcBlocks = 32;                // row chunk: 192 rows x 1 KiB K slice (L2)
 
 bool quantize_row_portable(const float* x, int64_t k, int64_t kp, int16_t* q, float* absmax) {
   float m = 0.0f;
@@ -118,21 +119,25 @@ void int8_gemm_packed(const int16_t* xq, int64_t m, int64_t kp, const int8_t* wp
     }
     return;
   }
-  // GEMM: K in blocks of kKcPairs pairs, outermost, so that the activations' K slice (M x 1 KiB)
-  // stays in L2 and a 16-row weight slice (8 KiB) in L1 while the rows stream by; int32
+  // GEMM: K in blocks of kKcPairs pairs, outermost; inside, chunks of 192 rows whose K slice
+  // (192 KiB) stays in L2 while 16-row weight slices (8 KiB, in L1) go by; int32
   // partial sums live in a tile buffer (M x 16 per column block) between K blocks.
   const int64_t kblocks = (pairs + kKcPairs - 1) / kKcPairs;
+  const int64_t mchunks = (mblocks + kMcBlocks - 1) / kMcBlocks;
   std::vector<int32_t> acc(size_t(nblocks * mblocks) * kMr * kNb);
 #pragma omp parallel if (tasks > 1)
   for (int64_t kb = 0; kb < kblocks; ++kb) {
     const int64_t p0 = kb * kKcPairs, np_ = std::min<int64_t>(kKcPairs, pairs - p0);
     const bool last = kb == kblocks - 1;
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t t = 0; t < nblocks; ++t) {
+    for (int64_t task = 0; task < mchunks * nblocks; ++task) {
+      // consecutive tasks share a chunk of rows, whose K slice then stays in L2
+      const int64_t t = task % nblocks, mc = task / nblocks;
       const int64_t n0 = t * kNb;
       const int nc = int(std::min<int64_t>(kNb, n - n0));
       const int8_t* w = wpacked + (n0 / 8) * panel_stride + p0 * 16;
-      for (int64_t mb = 0; mb < mblocks; ++mb) {
+      const int64_t mb_end = std::min(mblocks, (mc + 1) * kMcBlocks);
+      for (int64_t mb = mc * kMcBlocks; mb < mb_end; ++mb) {
         const int64_t m0 = mb * kMr;
         const int mr = int(std::min<int64_t>(kMr, m - m0));
         int32_t* tile = acc.data() + size_t(t * mblocks + mb) * kMr * kNb;
