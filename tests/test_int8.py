@@ -345,6 +345,15 @@ def test_int8_matmul_from_many_threads_at_once():
         np.testing.assert_array_equal(r, e)
 
 
+def test_docstring_examples():
+    import doctest
+
+    import matkern.int8
+
+    result = doctest.testmod(matkern.int8)
+    assert result.attempted >= 10 and result.failed == 0
+
+
 def test_simd_and_portable_paths_agree():
     code = ("import sys, numpy as np, matkern; rng=np.random.default_rng(5); "
             "X=rng.standard_normal((9, 301)).astype(np.float32); X[:, 7] *= 20; "

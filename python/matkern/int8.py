@@ -100,8 +100,8 @@ def int8_quantize(W, *, backend=None):
     >>> import numpy as np, matkern
     >>> Wq = matkern.int8_quantize(np.array([[1.0, -0.5], [0.0, 2.0]], np.float32))
     >>> Wq.codes, Wq.scale
-    (array([[ 127,  -64],
-           [   0,  127]], dtype=int8), array([1., 2.], dtype=float32))
+    (array([[127, -64],
+           [  0, 127]], dtype=int8), array([1., 2.], dtype=float32))
     """
     fn = "int8_quantize"
     C.check_array(W, "W", fn, dtypes=_XTYPES, ndim=2, contiguous=False, finite=True)
@@ -289,7 +289,7 @@ class Int8Linear:
     -------
     >>> import numpy as np, matkern
     >>> layer = matkern.Int8Linear(np.eye(3, dtype=np.float32), bias=np.ones(3, np.float32))
-    >>> layer(np.array([[1.0, 2.0, 3.0]], np.float32)).round(2)
+    >>> layer(np.array([[1.0, 2.0, 3.0]], np.float32)).round(1)  # int8 error ~1%
     array([[2., 3., 4.]], dtype=float32)
     """
 
