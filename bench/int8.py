@@ -1,0 +1,73 @@
+"""Benchmarks of LLM.int8(): int8_matmul (activation quantization, outlier path with threshold
+6.0 on data with a few outlier columns, int8 product, epilogue: all counted) against NumPy's
+float32 matmul (OpenBLAS) on the CPU and cuBLAS fp16 (CuPy matmul) on the GPU, LLaMA layer
+shapes (N, K)."""
+
+import numpy as np
+
+from bench._runner import Case
+
+SHAPES = [(4096, 4096), (11008, 4096), (4096, 11008)]
+N_OUTLIER_COLS = 4
+
+
+def _x_with_outliers(rng, m, k, xp=np):
+    X = rng.standard_normal((m, k), dtype=np.float32)
+    cols = rng.choice(k, N_OUTLIER_COLS, replace=False)
+    X[:, cols] *= 20.0  # |x| well above 6 in most rows: the decomposition runs
+    return X
+
+
+def _accuracy(fns):
+    y, exact = fns["_y"](), fns["_exact"]
+    e = float(np.linalg.norm(y.astype(np.float64) - exact) / np.linalg.norm(exact))
+    return f"rel. Frobenius error vs float32 {e:.4f}; weight {fns['_wbytes'] / 2**20:.0f} MiB int8"
+
+
+def cases(ctx):
+    import matkern
+
+    if ctx.device == "cpu":
+        ms = (1, 256, 2048)
+        for n, k in SHAPES:
+            for m in ms:
+                # M=2048 is 70-185 GFLOP a call: with --quick only the square shape runs it
+                if ctx.quick and m == 2048 and (n, k) != (4096, 4096):
+                    continue
+
+                def make(n=n, k=k, m=m):
+                    rng = np.random.default_rng(n + k + m)
+                    W = rng.standard_normal((n, k), dtype=np.float32) * 0.05
+                    X = _x_with_outliers(rng, m, k)
+                    Wq = matkern.int8_quantize(W)
+                    xs = X[:8]
+                    return {"matkern": lambda: matkern.int8_matmul(X, Wq, threshold=6.0),
+                            "numpy float32 matmul": lambda: X @ W.T,
+                            "_y": lambda: matkern.int8_matmul(xs, Wq, threshold=6.0),
+                            "_exact": xs.astype(np.float64) @ W.T.astype(np.float64),
+                            "_wbytes": Wq.nbytes}
+
+                bar = 2.0 if m == 1 else 1.0
+                yield Case("int8", f"int8_matmul M={m} N={n} K={k} f32", make,
+                           bars={"numpy float32 matmul": bar}, info=_accuracy)
+    else:
+        cp = ctx.cupy
+        for n, k in SHAPES:
+            for m in (1, 16, 256, 4096):
+                def make_gpu(n=n, k=k, m=m):
+                    rng = np.random.default_rng(n + k + m)
+                    W = cp.asarray(rng.standard_normal((n, k), dtype=np.float32) * 0.05)
+                    X = cp.asarray(_x_with_outliers(rng, m, k)).astype(cp.float16)
+                    W16 = W.astype(cp.float16)
+                    Wq = matkern.int8_quantize(W16)
+                    xs = X[:8]
+                    return {"matkern": lambda: matkern.int8_matmul(X, Wq, threshold=6.0),
+                            "cupy fp16 matmul (cuBLAS)": lambda: X @ W16.T,
+                            "_y": lambda: cp.asnumpy(matkern.int8_matmul(xs, Wq, threshold=6.0)),
+                            "_exact": cp.asnumpy(xs.astype(cp.float64) @ W16.astype(cp.float64).T),
+                            "_wbytes": Wq.nbytes}
+
+                bar = 1.5 if m >= 256 else (1.0 if m == 1 else None)
+                yield Case("int8", f"int8_matmul M={m} N={n} K={k} f16", make_gpu,
+                           bars={} if bar is None else {"cupy fp16 matmul (cuBLAS)": bar},
+                           device="cuda", info=_accuracy)

@@ -1,0 +1,178 @@
+// Portable int8 kernels, the threading and the fused epilogue; the AVX2 micro-kernel and
+// quantizer are chosen at run time (simd_level()).
+#include "int8.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "simd.hpp"
+
+namespace matkern {
+namespace {
+
+constexpr int kMr = 6, kNp = 2, kNb = 8 * kNp;  // a tile: 6 rows x 16 columns
+constexpr int64_t kKcPairs = 256;                // K block: 512 inputs
+constexpr int64_t kMcBlocks = 32;                // row chunk: 192 rows x 1 KiB K slice (L2)
+
+bool quantize_row_portable(const float* x, int64_t k, int64_t kp, int16_t* q, float* absmax) {
+  float m = 0.0f;
+  bool finite = true;
+  for (int64_t i = 0; i < k; ++i) {
+    const float a = std::fabs(x[i]);
+    finite = finite && a <= FLT_MAX;
+    m = a > m ? a : m;
+  }
+  if (!finite || m == 0.0f) {
+    std::fill(q, q + kp, int16_t(0));
+    *absmax = finite ? 0.0f : NAN;
+    return finite;
+  }
+  *absmax = m;
+  const float inv = 127.0f / m;
+  for (int64_t i = 0; i < k; ++i) q[i] = int16_t(std::nearbyint(x[i] * inv));
+  for (int64_t i = k; i < kp; ++i) q[i] = 0;
+  return true;
+}
+
+void tile_portable(const int16_t* x, int64_t ldx, int mr, const int8_t* w, int64_t panel_stride,
+                   int np, int64_t pairs, int32_t* tile, bool accumulate) {
+  for (int i = 0; i < mr; ++i)
+    for (int j = 0; j < np * 8; ++j) {
+      const int8_t* wp = w + (j / 8) * panel_stride + (j % 8) * 2;
+      const int16_t* xr = x + i * ldx;
+      int32_t s = accumulate ? tile[i * kNb + j] : 0;
+      for (int64_t p = 0; p < pairs; ++p)
+        s += int32_t(xr[2 * p]) * wp[p * 16] + int32_t(xr[2 * p + 1]) * wp[p * 16 + 1];
+      tile[i * kNb + j] = s;
+    }
+}
+
+using TileFn = void (*)(const int16_t*, int64_t, int, const int8_t*, int64_t, int, int64_t,
+                        int32_t*, bool);
+using QuantFn = bool (*)(const float*, int64_t, int64_t, int16_t*, float*);
+
+TileFn pick_tile() {
+#ifdef MATKERN_BUILD_AVX2
+  if (simd_level() == Simd::avx2) return &avx2::gemm_tile;
+#endif
+  return &tile_portable;
+}
+
+QuantFn pick_quant() {
+#ifdef MATKERN_BUILD_AVX2
+  if (simd_level() == Simd::avx2) return &avx2::quantize_row;
+#endif
+  return &quantize_row_portable;
+}
+
+void epilogue(const int32_t* tile, int64_t m0, int mr, int64_t n0, int nc, int64_t n,
+              const Int8Epilogue& ep) {
+  constexpr float kInv = 1.0f / (127.0f * 127.0f);
+  for (int i = 0; i < mr; ++i) {
+    const int64_t row = m0 + i;
+    const int32_t* t = tile + i * kNb;
+    if (ep.out_i32) {
+      std::memcpy(ep.out_i32 + row * n + n0, t, size_t(nc) * sizeof(int32_t));
+      continue;
+    }
+    const float rs = ep.row_scale[row] * kInv;
+    float* o = ep.out_f32 + row * n + n0;
+    const float* cs = ep.col_scale + n0;
+    for (int j = 0; j < nc; ++j) o[j] = float(t[j]) * rs * cs[j];
+    if (ep.bias)
+      for (int j = 0; j < nc; ++j) o[j] += ep.bias[n0 + j];
+    if (ep.addend) {
+      const float* a = ep.addend + row * n + n0;
+      for (int j = 0; j < nc; ++j) o[j] += a[j];
+    }
+  }
+}
+
+}  // namespace
+
+void int8_gemm_packed(const int16_t* xq, int64_t m, int64_t kp, const int8_t* wpacked, int64_t n,
+                      const Int8Epilogue& ep) {
+  const TileFn tile_fn = pick_tile();
+  const int64_t pairs = kp / 2, panel_stride = kp * 8;
+  const int64_t nblocks = (n + kNb - 1) / kNb, mblocks = (m + kMr - 1) / kMr;
+  const int64_t tasks = nblocks * mblocks;
+  if (m <= kMr || pairs <= kKcPairs) {
+    // GEMV and short K: one pass over K per tile; a thread streams its 16-row weight slice
+    // once (memory bound at M = 1: the weight is read exactly once, as int8).
+#pragma omp parallel for schedule(dynamic, 1) if (tasks > 1)
+    for (int64_t t = 0; t < nblocks; ++t) {
+      alignas(32) int32_t tile[kMr * kNb];
+      const int64_t n0 = t * kNb;
+      const int nc = int(std::min<int64_t>(kNb, n - n0));
+      const int8_t* w = wpacked + (n0 / 8) * panel_stride;
+      for (int64_t mb = 0; mb < mblocks; ++mb) {
+        const int64_t m0 = mb * kMr;
+        const int mr = int(std::min<int64_t>(kMr, m - m0));
+        tile_fn(xq + m0 * kp, kp, mr, w, panel_stride, (nc + 7) / 8, pairs, tile, false);
+        epilogue(tile, m0, mr, n0, nc, n, ep);
+      }
+    }
+    return;
+  }
+  // GEMM: K in blocks of kKcPairs pairs, outermost; inside, chunks of 192 rows whose K slice
+  // (192 KiB) stays in L2 while 16-row weight slices (8 KiB, in L1) go by; int32
+  // partial sums live in a tile buffer (M x 16 per column block) between K blocks.
+  const int64_t kblocks = (pairs + kKcPairs - 1) / kKcPairs;
+  const int64_t mchunks = (mblocks + kMcBlocks - 1) / kMcBlocks;
+  std::vector<int32_t> acc(size_t(nblocks * mblocks) * kMr * kNb);
+#pragma omp parallel if (tasks > 1)
+  for (int64_t kb = 0; kb < kblocks; ++kb) {
+    const int64_t p0 = kb * kKcPairs, np_ = std::min<int64_t>(kKcPairs, pairs - p0);
+    const bool last = kb == kblocks - 1;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t task = 0; task < mchunks * nblocks; ++task) {
+      // consecutive tasks share a chunk of rows, whose K slice then stays in L2
+      const int64_t t = task % nblocks, mc = task / nblocks;
+      const int64_t n0 = t * kNb;
+      const int nc = int(std::min<int64_t>(kNb, n - n0));
+      const int8_t* w = wpacked + (n0 / 8) * panel_stride + p0 * 16;
+      const int64_t mb_end = std::min(mblocks, (mc + 1) * kMcBlocks);
+      for (int64_t mb = mc * kMcBlocks; mb < mb_end; ++mb) {
+        const int64_t m0 = mb * kMr;
+        const int mr = int(std::min<int64_t>(kMr, m - m0));
+        int32_t* tile = acc.data() + size_t(t * mblocks + mb) * kMr * kNb;
+        tile_fn(xq + m0 * kp + 2 * p0, kp, mr, w, panel_stride, (nc + 7) / 8, np_, tile, kb > 0);
+        if (last) epilogue(tile, m0, mr, n0, nc, n, ep);
+      }
+    }
+  }
+}
+
+void int8_quantize_rows(const float* x, int64_t m, int64_t k, int64_t kp,
+                        const int64_t* outlier_cols, int64_t n_out, int16_t* q, float* scale) {
+  const QuantFn qf = pick_quant();
+#pragma omp parallel if (m * k > (1 << 15))
+  {
+    std::vector<float> row(n_out > 0 ? size_t(k) : 0);
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < m; ++i) {
+      const float* src = x + i * k;
+      if (n_out > 0) {  // the outlier columns go through the float path: zero them here
+        std::memcpy(row.data(), src, size_t(k) * sizeof(float));
+        for (int64_t c = 0; c < n_out; ++c) row[size_t(outlier_cols[c])] = 0.0f;
+        src = row.data();
+      }
+      qf(src, k, kp, q + i * kp, scale + i);
+    }
+  }
+}
+
+void int8_widen(const int8_t* a, int64_t m, int64_t k, int64_t kp, int16_t* q) {
+#pragma omp parallel for schedule(static) if (m * k > (1 << 16))
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t j = 0; j < k; ++j) q[i * kp + j] = a[i * k + j];
+    for (int64_t j = k; j < kp; ++j) q[i * kp + j] = 0;
+  }
+}
+
+}  // namespace matkern

@@ -1,0 +1,50 @@
+// LLM.int8() matmul on the CPU: row-wise absmax quantization of the activations, an exact
+// int8 x int8 -> int32 product against a weight packed at quantize time, and a fused float
+// epilogue (row scale x column scale / 127^2, bias, outlier product added).
+//
+// Packed weight layout (made by the Python layer at quantize time): the weight (N, K) int8 is
+// zero-padded to (Np, Kp), Np a multiple of 8 and Kp even, and stored as panels of 8 output
+// rows; inside a panel, for each pair of inputs (k, k+1), the 8 rows' two codes (16 bytes):
+//   packed[((n / 8) * (Kp / 2) + k / 2) * 16 + (n % 8) * 2 + k % 2] = W[n, k].
+// The activations are quantized to int16 codes of int8 values, (M, Kp) row-major, so that one
+// 32-bit broadcast carries a pair (k, k+1) and vpmaddwd multiplies it against 8 rows at once,
+// exactly (no vpmaddubsw saturation to work around).
+#pragma once
+#include <cstdint>
+
+namespace matkern {
+
+struct Int8Epilogue {
+  const float* row_scale = nullptr;  // (M): activation absmax per row (NaN: row not finite)
+  const float* col_scale = nullptr;  // (N): weight absmax per output row
+  const float* bias = nullptr;       // (N) or null
+  const float* addend = nullptr;     // (M, N) float32 outlier product, or null
+  float* out_f32 = nullptr;          // (M, N): scaled result; or
+  int32_t* out_i32 = nullptr;        // (M, N): the raw int32 product (int8_gemm)
+};
+
+// C = Xq (M, Kp) . Wpacked^T -> epilogue. Threads over blocks of 16 output columns.
+void int8_gemm_packed(const int16_t* xq, int64_t m, int64_t kp, const int8_t* wpacked, int64_t n,
+                      const Int8Epilogue& ep);
+
+// Row-wise absmax quantization of x (M, K) float32 into q (M, Kp) int16 codes in [-127, 127]
+// (columns K..Kp-1 zero) and scale (M) = absmax. Columns listed in outlier_cols are treated as
+// zero (they go through the float path). A row holding NaN or Inf (outside the outlier
+// columns) gets scale NaN and zero codes, so that its whole output row is NaN.
+void int8_quantize_rows(const float* x, int64_t m, int64_t k, int64_t kp,
+                        const int64_t* outlier_cols, int64_t n_out, int16_t* q, float* scale);
+
+// int8 (M, K) -> int16 (M, Kp), zero padded (the left operand of int8_gemm).
+void int8_widen(const int8_t* a, int64_t m, int64_t k, int64_t kp, int16_t* q);
+
+namespace avx2 {
+// One row: absmax, NaN/Inf check, codes. Returns false when the row is not finite.
+bool quantize_row(const float* x, int64_t k, int64_t kp, int16_t* q, float* absmax);
+// tile[i * 16 + j] (+)= sum_p x[i * ldx + 2p .. 2p+1] . panel (j / 8) rows, for i < mr (1..6)
+// and np (1..2) panels of 8 columns; panel_stride = Kp * 8 bytes between panels. accumulate:
+// add to the tile's values instead of overwriting them.
+void gemm_tile(const int16_t* x, int64_t ldx, int mr, const int8_t* w, int64_t panel_stride,
+               int np, int64_t pairs, int32_t* tile, bool accumulate);
+}  // namespace avx2
+
+}  // namespace matkern

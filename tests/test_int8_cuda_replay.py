@@ -1,0 +1,106 @@
+"""Host replay of the int8 CUDA GEMM's index logic (cuda/int8.cu), runnable without a GPU.
+
+The tensor-core kernel cannot run on machines without a GPU, and a wrong fragment offset
+there gives wrong numbers, not a crash. This test replays, in NumPy, exactly the offsets that
+gemm_mma_kernel uses: the cp.async tile loads with zero fill (rows past M/N, K past Kp), the
+padded shared-memory rows, the per-lane 32-bit fragment loads, and the epilogue's (row, col)
+for each accumulator; the mma itself is replayed from the PTX ISA's fragment layout for
+mma.m16n8k32 .s8 (a lane's registers -> tile positions), independently of the kernel's code.
+The result must equal A @ B.T exactly. On a GPU, test_int8.py checks the kernel itself.
+"""
+
+import numpy as np
+import pytest
+
+BM, BN, BK, LDS, NT = 128, 128, 64, 64 + 16, 256  # as in cuda/int8.cu
+
+
+def ptx_a_pos(g, t, i):
+    """(row, col) in the 16 x 32 A tile of byte i (0..15) of a lane's A fragment."""
+    row = g if (i < 4 or 8 <= i < 12) else g + 8
+    col = t * 4 + (i & 3) + (16 if i >= 8 else 0)
+    return row, col
+
+
+def ptx_b_pos(g, t, i):
+    """(k, n) in the 32 x 8 B tile of byte i (0..7) of a lane's B fragment."""
+    return t * 4 + (i & 3) + (16 if i >= 4 else 0), g
+
+
+def ptx_c_pos(g, t, i):
+    return g + (8 if i >= 2 else 0), 2 * t + (i & 1)
+
+
+def mma_replay(a_regs, b_regs):
+    """a_regs[lane] = 16 bytes, b_regs[lane] = 8 bytes -> c[lane] = 4 int sums (PTX layout)."""
+    A = np.zeros((16, 32), np.int64)
+    B = np.zeros((32, 8), np.int64)
+    for lane in range(32):
+        g, t = lane // 4, lane % 4
+        for i in range(16):
+            A[ptx_a_pos(g, t, i)] = a_regs[lane][i]
+        for i in range(8):
+            B[ptx_b_pos(g, t, i)] = b_regs[lane][i]
+    C = A @ B
+    return [[C[ptx_c_pos(lane // 4, lane % 4, i)] for i in range(4)] for lane in range(32)]
+
+
+def kernel_replay(A, B, M, N, Kp):
+    out = np.zeros((M, N), np.int64)
+    for by in range(-(-M // BM)):
+        for bx in range(-(-N // BN)):
+            m0, n0 = by * BM, bx * BN
+            acc = np.zeros((8, 4, 4, 32, 4), np.int64)  # warp, i, j, lane, e
+            for k0 in range(0, Kp, BK):
+                As = np.zeros(BM * LDS, np.int64)
+                Bs = np.zeros(BN * LDS, np.int64)
+                for tid in range(NT):  # load_tile
+                    for c in range(tid, BM * BK // 16, NT):
+                        r, col = c // (BK // 16), (c % (BK // 16)) * 16
+                        kin = k0 + col < Kp
+                        if kin and m0 + r < M:
+                            As[r * LDS + col: r * LDS + col + 16] = A[m0 + r, k0 + col: k0 + col + 16]
+                        if kin and n0 + r < N:
+                            Bs[r * LDS + col: r * LDS + col + 16] = B[n0 + r, k0 + col: k0 + col + 16]
+                for warp in range(8):
+                    wm, wn = warp // 4, warp % 4
+                    for ks in (0, 32):
+                        a = np.zeros((4, 32, 16), np.int64)
+                        b = np.zeros((4, 32, 8), np.int64)
+                        for lane in range(32):
+                            g, t = lane // 4, lane % 4
+                            for i in range(4):
+                                r = wm * 64 + i * 16 + g
+                                offs = [r * LDS + ks + 4 * t, (r + 8) * LDS + ks + 4 * t,
+                                        r * LDS + ks + 16 + 4 * t, (r + 8) * LDS + ks + 16 + 4 * t]
+                                a[i, lane] = np.concatenate([As[o:o + 4] for o in offs])
+                            for j in range(4):
+                                c = wn * 32 + j * 8 + g
+                                offs = [c * LDS + ks + 4 * t, c * LDS + ks + 16 + 4 * t]
+                                b[j, lane] = np.concatenate([Bs[o:o + 4] for o in offs])
+                        for i in range(4):
+                            for j in range(4):
+                                acc[warp, i, j] += np.array(mma_replay(a[i], b[j]))
+            for warp in range(8):  # epilogue
+                wm, wn = warp // 4, warp % 4
+                for lane in range(32):
+                    g, t = lane // 4, lane % 4
+                    for i in range(4):
+                        for j in range(4):
+                            r, c = m0 + wm * 64 + i * 16 + g, n0 + wn * 32 + j * 8 + 2 * t
+                            for e in range(4):
+                                rr, cc = r + (8 if e >= 2 else 0), c + (e & 1)
+                                if rr < M and cc < N:
+                                    out[rr, cc] = acc[warp, i, j, lane, e]
+    return out
+
+
+@pytest.mark.parametrize("m,n,k", [(5, 9, 32), (130, 20, 96), (17, 131, 40)])
+def test_mma_kernel_index_replay(m, n, k):
+    rng = np.random.default_rng(m + n + k)
+    kp = -(-k // 32) * 32
+    A = np.zeros((m, kp), np.int64)
+    B = np.zeros((n, kp), np.int64)
+    A[:, :k] = rng.integers(-128, 128, (m, k))
+    B[:, :k] = rng.integers(-128, 128, (n, k))
+    np.testing.assert_array_equal(kernel_replay(A, B, m, n, kp), A @ B.T)
