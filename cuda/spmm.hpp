@@ -1,0 +1,26 @@
+// Launchers of the spmm family (defined in spmm.cu; plain C++ declarations).
+// B is n x k and out is m x k, both C order (row stride k); elements are float32 or float16
+// (io = kIoF32 / kIoF16). Accumulation is always in float32.
+#pragma once
+#include <cstdint>
+
+namespace matkern::cuda {
+
+enum SpmmIo : int { kIoF32 = 0, kIoF16 = 1 };
+// Tensor-core modes of the block kernel: tf32 (m16n8k8, float32 in/out), f16 (m16n8k16,
+// float16 in/out), bf16 (m16n8k16, float32 in/out, A and B rounded to bfloat16).
+enum SpmmMode : int { kModeTf32 = 0, kModeF16 = 1, kModeBf16 = 2 };
+
+// CSR kernel: one warp per row, lanes over output columns; A values in float32.
+void spmm_csr_launch(int64_t m, int64_t k, const int64_t* indptr, const int32_t* indices,
+                     const float* data, const void* b, void* out, int io, std::uintptr_t stream);
+
+// Block-sparse (SMaT) kernel: n_block_rows block rows of 16 (reordered) rows; block b of block
+// row r covers columns 16*block_col[b] .. +15 and holds 256 values in mma fragment order
+// (float32 for tf32, 16-bit for f16/bf16). out_rows[16*r + i] is the original row of slot i
+// (-1: padding); every slot's row is written, so out needs no zeroing.
+void spmm_bsr_launch(int64_t n_block_rows, int64_t n, int64_t k, const int64_t* block_ptr,
+                     const int32_t* block_col, const void* values, int mode,
+                     const int32_t* out_rows, const void* b, void* out, std::uintptr_t stream);
+
+}  // namespace matkern::cuda
