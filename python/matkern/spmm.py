@@ -26,6 +26,7 @@ _GPU_DTYPES = (np.float32, np.float16)
 _REF_DTYPES = (np.float16, np.float32, np.float64)
 _PRECISIONS = (None, "tf32", "f16", "bf16", "fp32")
 _KERNELS = (None, "auto", "blocked", "csr")
+_GPU_MAX_K = 65535 * 8  # grid.y covers k in 8-column tiles (block kernel, k <= 8)
 _MODE_ID = {"tf32": 0, "f16": 1, "bf16": 2}
 
 
@@ -357,6 +358,9 @@ def spmm(A, B, *, out=None, backend=None, precision=None, kernel=None):
         D.cpu().spmm_csr(n, S.indptr, S.indices, data, B, out)
         S.kernel_ = "cpu-csr-" + D.cpu().simd_level()
         return out
+    if k > _GPU_MAX_K:
+        raise ValueError(f"{fn}(): B.shape[1] must be <= {_GPU_MAX_K} on the GPU (grid limit), "
+                         f"got {k}; split B's columns")
     cp, cuda, stream = D.cupy_module(), D.cuda(), D.stream_ptr()
     Bc = cp.ascontiguousarray(B)
     use = kernel or "auto"
