@@ -26,7 +26,7 @@ _GPU_DTYPES = (np.float32, np.float16)
 _REF_DTYPES = (np.float16, np.float32, np.float64)
 _PRECISIONS = (None, "tf32", "f16", "bf16", "fp32")
 _KERNELS = (None, "auto", "blocked", "csr")
-_GPU_MAX_K = 65535 * 8  # grid.y covers k in 8-column tiles (block kernel, k <= 8)
+_GPU_MAX_K = 65535 * 64  # grid.y walks B's columns in 64-column tiles (k > 32)
 _MODE_ID = {"tf32": 0, "f16": 1, "bf16": 2}
 
 
