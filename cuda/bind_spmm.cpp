@@ -27,8 +27,21 @@ void check_2d(const dany& b, const dany& out, int64_t m, int64_t n) {
     throw std::invalid_argument("spmm: B and out must have the same dtype");
 }
 
+// Flags travel as raw device addresses (0: none), from a CuPy int32 scalar array.
+const int* flag_ptr(std::uintptr_t p) { return reinterpret_cast<const int*>(p); }
+
+void nonfinite(dany b, std::uintptr_t flag, std::uintptr_t stream) {
+  if (!flag) throw std::invalid_argument("spmm_nonfinite: null flag");
+  const int io = io_of(b, "B");
+  const void* bp = b.data();
+  const int64_t count = int64_t(b.size());
+  nb::gil_scoped_release release;
+  spmm_nonfinite_launch(bp, count, io, reinterpret_cast<int*>(flag), stream);
+}
+
 void csr(int64_t n, darr<const int64_t> indptr, darr<const int32_t> indices,
-         darr<const float> data, dany b, dany out, std::uintptr_t stream) {
+         darr<const float> data, dany b, dany out, std::uintptr_t only_if_bad,
+         std::uintptr_t stream) {
   const int64_t m = int64_t(indptr.size()) - 1;
   check_2d(b, out, m, n);
   const int io = io_of(b, "B");
@@ -39,12 +52,12 @@ void csr(int64_t n, darr<const int64_t> indptr, darr<const int32_t> indices,
   const void* bp = b.data();
   void* op = out.data();
   nb::gil_scoped_release release;
-  spmm_csr_launch(m, k, ip, jp, dp, bp, op, io, stream);
+  spmm_csr_launch(m, k, ip, jp, dp, bp, op, io, flag_ptr(only_if_bad), stream);
 }
 
 void bsr(int64_t m, int64_t n, darr<const int64_t> block_ptr, darr<const int32_t> block_col,
          dany values, int mode, darr<const int32_t> out_rows, dany b, dany out,
-         std::uintptr_t stream) {
+         std::uintptr_t bad, std::uintptr_t stream) {
   const int64_t nbr = int64_t(block_ptr.size()) - 1;
   check_2d(b, out, m, n);
   const int io = io_of(b, "B");
@@ -61,12 +74,13 @@ void bsr(int64_t m, int64_t n, darr<const int64_t> block_ptr, darr<const int32_t
   const void* bp = b.data();
   void* op = out.data();
   nb::gil_scoped_release release;
-  spmm_bsr_launch(nbr, n, k, bp_, bc, vp, mode, orp, bp, op, stream);
+  spmm_bsr_launch(nbr, n, k, bp_, bc, vp, mode, orp, bp, op, flag_ptr(bad), stream);
 }
 
 }  // namespace
 
 void bind_spmm(nb::module_& m) {
+  m.def("spmm_nonfinite", &nonfinite);
   m.def("spmm_csr", &csr);
   m.def("spmm_bsr", &bsr);
 }

@@ -95,10 +95,10 @@ __global__ void __launch_bounds__(kWarps * 32)
     bsr_kernel(int nbr, int n, int k, const int64_t* __restrict__ bptr,
                const int32_t* __restrict__ bcol, const void* __restrict__ values,
                const int32_t* __restrict__ orows, const void* __restrict__ bv,
-               void* __restrict__ outv) {
+               void* __restrict__ outv, const int* __restrict__ bad) {
   using TIO = typename std::conditional<MODE == kModeF16, __half, float>::type;
   const int warp = blockIdx.x * kWarps + (threadIdx.x >> 5);
-  if (warp >= nbr) return;
+  if (warp >= nbr || (bad && *bad)) return;
   const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   const int c0 = blockIdx.y * (NT * 8);
   const TIO* B = static_cast<const TIO*>(bv);
@@ -160,9 +160,9 @@ template <typename T>
 __global__ void __launch_bounds__(kWarps * 32)
     csr_kernel(int64_t m, int k, const int64_t* __restrict__ indptr,
                const int32_t* __restrict__ idx, const float* __restrict__ val,
-               const T* __restrict__ b, T* __restrict__ out) {
+               const T* __restrict__ b, T* __restrict__ out, const int* __restrict__ only_if_bad) {
   const int64_t row = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5);
-  if (row >= m) return;
+  if (row >= m || (only_if_bad && !*only_if_bad)) return;
   const int lane = threadIdx.x & 31;
   const int c = blockIdx.y * 64 + lane, c2 = c + 32;
   float a0 = 0.f, a1 = 0.f;
@@ -190,38 +190,61 @@ __global__ void __launch_bounds__(kWarps * 32)
 template <int MODE, int NT>
 void launch_bsr(int64_t nbr, int64_t n, int64_t k, const int64_t* bptr, const int32_t* bcol,
                 const void* values, const int32_t* orows, const void* b, void* out,
-                cudaStream_t s) {
+                const int* bad, cudaStream_t s) {
   const dim3 grid(blocks_for(nbr, kWarps), blocks_for(k, NT * 8));
   bsr_kernel<MODE, NT><<<grid, kWarps * 32, 0, s>>>(int(nbr), int(n), int(k), bptr, bcol,
-                                                     values, orows, b, out);
+                                                     values, orows, b, out, bad);
   MATKERN_CUDA_LAUNCH_CHECK();
 }
 
 template <int MODE>
 void launch_bsr_nt(int64_t nbr, int64_t n, int64_t k, const int64_t* bptr, const int32_t* bcol,
                    const void* values, const int32_t* orows, const void* b, void* out,
-                   cudaStream_t s) {
-  if (k <= 8) launch_bsr<MODE, 1>(nbr, n, k, bptr, bcol, values, orows, b, out, s);
-  else if (k <= 16) launch_bsr<MODE, 2>(nbr, n, k, bptr, bcol, values, orows, b, out, s);
-  else if (k <= 32) launch_bsr<MODE, 4>(nbr, n, k, bptr, bcol, values, orows, b, out, s);
-  else launch_bsr<MODE, 8>(nbr, n, k, bptr, bcol, values, orows, b, out, s);
+                   const int* bad, cudaStream_t s) {
+  if (k <= 8) launch_bsr<MODE, 1>(nbr, n, k, bptr, bcol, values, orows, b, out, bad, s);
+  else if (k <= 16) launch_bsr<MODE, 2>(nbr, n, k, bptr, bcol, values, orows, b, out, bad, s);
+  else if (k <= 32) launch_bsr<MODE, 4>(nbr, n, k, bptr, bcol, values, orows, b, out, bad, s);
+  else launch_bsr<MODE, 8>(nbr, n, k, bptr, bcol, values, orows, b, out, bad, s);
+}
+
+// *bad = 1 when any element of x (count elements, float32 or float16 bits) is Inf or NaN.
+template <typename U, U kExpMask>
+__global__ void nonfinite_kernel(const U* __restrict__ x, int64_t count, int* __restrict__ bad) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count;
+       i += int64_t(gridDim.x) * blockDim.x)
+    if ((x[i] & kExpMask) == kExpMask) *bad = 1;  // benign race: every writer stores 1
 }
 
 }  // namespace
 
+void spmm_nonfinite_launch(const void* b, int64_t count, int io, int* bad, std::uintptr_t stream) {
+  cudaStream_t s = as_stream(stream);
+  MATKERN_CUDA_CHECK(cudaMemsetAsync(bad, 0, sizeof(int), s));
+  if (count <= 0) return;
+  const unsigned grid = blocks_for(count, 256) < 4096 ? blocks_for(count, 256) : 4096;
+  if (io == kIoF32)
+    nonfinite_kernel<uint32_t, 0x7F800000u><<<grid, 256, 0, s>>>(
+        static_cast<const uint32_t*>(b), count, bad);
+  else
+    nonfinite_kernel<uint16_t, uint16_t(0x7C00)><<<grid, 256, 0, s>>>(
+        static_cast<const uint16_t*>(b), count, bad);
+  MATKERN_CUDA_LAUNCH_CHECK();
+}
+
 void spmm_csr_launch(int64_t m, int64_t k, const int64_t* indptr, const int32_t* indices,
-                     const float* data, const void* b, void* out, int io, std::uintptr_t stream) {
+                     const float* data, const void* b, void* out, int io, const int* only_if_bad,
+                     std::uintptr_t stream) {
   if (m <= 0 || k <= 0) return;
   const dim3 grid(blocks_for(m, kWarps), blocks_for(k, 64));
   cudaStream_t s = as_stream(stream);
   if (io == kIoF32)
     csr_kernel<float><<<grid, kWarps * 32, 0, s>>>(m, int(k), indptr, indices, data,
                                                    static_cast<const float*>(b),
-                                                   static_cast<float*>(out));
+                                                   static_cast<float*>(out), only_if_bad);
   else if (io == kIoF16)
     csr_kernel<__half><<<grid, kWarps * 32, 0, s>>>(m, int(k), indptr, indices, data,
                                                     static_cast<const __half*>(b),
-                                                    static_cast<__half*>(out));
+                                                    static_cast<__half*>(out), only_if_bad);
   else
     throw std::invalid_argument("spmm_csr_launch: unknown io type");
   MATKERN_CUDA_LAUNCH_CHECK();
@@ -229,15 +252,19 @@ void spmm_csr_launch(int64_t m, int64_t k, const int64_t* indptr, const int32_t*
 
 void spmm_bsr_launch(int64_t n_block_rows, int64_t n, int64_t k, const int64_t* block_ptr,
                      const int32_t* block_col, const void* values, int mode,
-                     const int32_t* out_rows, const void* b, void* out, std::uintptr_t stream) {
+                     const int32_t* out_rows, const void* b, void* out, const int* bad,
+                     std::uintptr_t stream) {
   if (n_block_rows <= 0 || k <= 0) return;
   cudaStream_t s = as_stream(stream);
   if (mode == kModeTf32)
-    launch_bsr_nt<kModeTf32>(n_block_rows, n, k, block_ptr, block_col, values, out_rows, b, out, s);
+    launch_bsr_nt<kModeTf32>(n_block_rows, n, k, block_ptr, block_col, values, out_rows, b, out,
+                             bad, s);
   else if (mode == kModeF16)
-    launch_bsr_nt<kModeF16>(n_block_rows, n, k, block_ptr, block_col, values, out_rows, b, out, s);
+    launch_bsr_nt<kModeF16>(n_block_rows, n, k, block_ptr, block_col, values, out_rows, b, out,
+                             bad, s);
   else if (mode == kModeBf16)
-    launch_bsr_nt<kModeBf16>(n_block_rows, n, k, block_ptr, block_col, values, out_rows, b, out, s);
+    launch_bsr_nt<kModeBf16>(n_block_rows, n, k, block_ptr, block_col, values, out_rows, b, out,
+                             bad, s);
   else
     throw std::invalid_argument("spmm_bsr_launch: unknown mode");
 }
