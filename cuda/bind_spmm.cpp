@@ -39,9 +39,12 @@ void nonfinite(dany b, std::uintptr_t flag, std::uintptr_t stream) {
   spmm_nonfinite_launch(bp, count, io, reinterpret_cast<int*>(flag), stream);
 }
 
+// n_split = 0: one warp per row (the segment arrays are ignored); else (bounds int64, seg_row int32, seg_slot int32,
+// split_rows int32, part float32 scratch of n_split * k): see SpmmCsrSegments.
 void csr(int64_t n, darr<const int64_t> indptr, darr<const int32_t> indices,
          darr<const float> data, dany b, dany out, std::uintptr_t only_if_bad,
-         std::uintptr_t stream) {
+         std::uintptr_t stream, int64_t n_split, darr<const int64_t> bounds, darr<const int32_t> seg_row,
+         darr<const int32_t> seg_slot, darr<const int32_t> split_rows, darr<float> part) {
   const int64_t m = int64_t(indptr.size()) - 1;
   check_2d(b, out, m, n);
   const int io = io_of(b, "B");
@@ -52,7 +55,20 @@ void csr(int64_t n, darr<const int64_t> indptr, darr<const int32_t> indices,
   const void* bp = b.data();
   void* op = out.data();
   nb::gil_scoped_release release;
-  spmm_csr_launch(m, k, ip, jp, dp, bp, op, io, flag_ptr(only_if_bad), stream);
+  SpmmCsrSegments segs;
+  if (n_split > 0) {
+    segs.n_seg = int64_t(seg_row.size());
+    segs.n_split = n_split;
+    if (int64_t(bounds.size()) != segs.n_seg + 1 || int64_t(seg_slot.size()) != segs.n_seg ||
+        int64_t(split_rows.size()) != n_split || int64_t(part.size()) < n_split * k)
+      throw std::invalid_argument("spmm_csr: inconsistent row segments");
+    segs.bounds = bounds.data();
+    segs.seg_row = seg_row.data();
+    segs.seg_slot = seg_slot.data();
+    segs.split_rows = split_rows.data();
+    segs.part = part.data();
+  }
+  spmm_csr_launch(m, k, ip, jp, dp, bp, op, io, flag_ptr(only_if_bad), &segs, stream);
 }
 
 void bsr(int64_t m, int64_t n, darr<const int64_t> block_ptr, darr<const int32_t> block_col,

@@ -154,19 +154,25 @@ __global__ void __launch_bounds__(kWarps * 32)
   }
 }
 
-// CSR: warp per row; the row's (value, column) pairs are loaded 32 at a time, one per lane,
-// and broadcast with shuffles; each lane accumulates two output columns (c, c + 32).
+// CSR: one warp per segment of a row (a whole row unless the host split long rows into
+// segments, see SpmmCsrSegments); the segment's (value, column) pairs are loaded 32 at a time,
+// one per lane, and broadcast with shuffles; each lane accumulates two output columns
+// (c, c + 32). Segments of split rows add their partial sums into a float32 scratch row
+// (atomics), which csr_finish_kernel converts into the output.
 template <typename T>
 __global__ void __launch_bounds__(kWarps * 32)
-    csr_kernel(int64_t m, int k, const int64_t* __restrict__ indptr,
+    csr_kernel(int64_t nseg, int k, const int64_t* __restrict__ bounds,
+               const int32_t* __restrict__ seg_row, const int32_t* __restrict__ seg_slot,
                const int32_t* __restrict__ idx, const float* __restrict__ val,
-               const T* __restrict__ b, T* __restrict__ out, const int* __restrict__ only_if_bad) {
-  const int64_t row = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5);
-  if (row >= m || (only_if_bad && !*only_if_bad)) return;
+               const T* __restrict__ b, T* __restrict__ out, float* __restrict__ part,
+               const int* __restrict__ only_if_bad) {
+  const int64_t seg = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5);
+  if (seg >= nseg || (only_if_bad && !*only_if_bad)) return;
+  const int64_t row = seg_row ? seg_row[seg] : seg;
   const int lane = threadIdx.x & 31;
   const int c = blockIdx.y * 64 + lane, c2 = c + 32;
   float a0 = 0.f, a1 = 0.f;
-  const int64_t p0 = indptr[row], p1 = indptr[row + 1];
+  const int64_t p0 = bounds[seg], p1 = bounds[seg + 1];
   for (int64_t base = p0; base < p1; base += 32) {
     float v = 0.f;
     int j = 0;
@@ -183,8 +189,51 @@ __global__ void __launch_bounds__(kWarps * 32)
       if (c2 < k) a1 += vq * to_f(br[c2]);
     }
   }
-  if (c < k) out[row * k + c] = from_f<T>(a0);
-  if (c2 < k) out[row * k + c2] = from_f<T>(a1);
+  const int slot = seg_slot ? seg_slot[seg] : -1;
+  if (slot < 0) {
+    if (c < k) out[row * k + c] = from_f<T>(a0);
+    if (c2 < k) out[row * k + c2] = from_f<T>(a1);
+  } else {
+    if (c < k) atomicAdd(part + int64_t(slot) * k + c, a0);
+    if (c2 < k) atomicAdd(part + int64_t(slot) * k + c2, a1);
+  }
+}
+
+template <typename T>
+__global__ void csr_finish_kernel(int64_t n_split, int k, const int32_t* __restrict__ split_rows,
+                                  const float* __restrict__ part, T* __restrict__ out,
+                                  const int* __restrict__ only_if_bad) {
+  if (only_if_bad && !*only_if_bad) return;
+  const int64_t total = n_split * k;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
+       i += int64_t(gridDim.x) * blockDim.x)
+    out[int64_t(split_rows[i / k]) * k + i % k] = from_f<T>(part[i]);
+}
+
+template <typename T>
+void launch_csr(int64_t m, int64_t k, const int64_t* indptr, const int32_t* indices,
+                const float* data, const void* bv, void* outv, const int* only_if_bad,
+                const SpmmCsrSegments* segs, cudaStream_t s) {
+  const T* b = static_cast<const T*>(bv);
+  T* out = static_cast<T*>(outv);
+  if (!segs || segs->n_split == 0) {
+    const dim3 grid(blocks_for(m, kWarps), blocks_for(k, 64));
+    csr_kernel<T><<<grid, kWarps * 32, 0, s>>>(m, int(k), indptr, nullptr, nullptr, indices,
+                                               data, b, out, nullptr, only_if_bad);
+    MATKERN_CUDA_LAUNCH_CHECK();
+    return;
+  }
+  MATKERN_CUDA_CHECK(cudaMemsetAsync(segs->part, 0, sizeof(float) * segs->n_split * k, s));
+  const dim3 grid(blocks_for(segs->n_seg, kWarps), blocks_for(k, 64));
+  csr_kernel<T><<<grid, kWarps * 32, 0, s>>>(segs->n_seg, int(k), segs->bounds, segs->seg_row,
+                                             segs->seg_slot, indices, data, b, out, segs->part,
+                                             only_if_bad);
+  MATKERN_CUDA_LAUNCH_CHECK();
+  const int64_t total = segs->n_split * k;
+  const unsigned g2 = blocks_for(total, 256) < 4096 ? blocks_for(total, 256) : 4096;
+  csr_finish_kernel<T><<<g2, 256, 0, s>>>(segs->n_split, int(k), segs->split_rows, segs->part,
+                                          out, only_if_bad);
+  MATKERN_CUDA_LAUNCH_CHECK();
 }
 
 template <int MODE, int NT>
@@ -233,21 +282,15 @@ void spmm_nonfinite_launch(const void* b, int64_t count, int io, int* bad, std::
 
 void spmm_csr_launch(int64_t m, int64_t k, const int64_t* indptr, const int32_t* indices,
                      const float* data, const void* b, void* out, int io, const int* only_if_bad,
-                     std::uintptr_t stream) {
+                     const SpmmCsrSegments* segs, std::uintptr_t stream) {
   if (m <= 0 || k <= 0) return;
-  const dim3 grid(blocks_for(m, kWarps), blocks_for(k, 64));
   cudaStream_t s = as_stream(stream);
   if (io == kIoF32)
-    csr_kernel<float><<<grid, kWarps * 32, 0, s>>>(m, int(k), indptr, indices, data,
-                                                   static_cast<const float*>(b),
-                                                   static_cast<float*>(out), only_if_bad);
+    launch_csr<float>(m, k, indptr, indices, data, b, out, only_if_bad, segs, s);
   else if (io == kIoF16)
-    csr_kernel<__half><<<grid, kWarps * 32, 0, s>>>(m, int(k), indptr, indices, data,
-                                                    static_cast<const __half*>(b),
-                                                    static_cast<__half*>(out), only_if_bad);
+    launch_csr<__half>(m, k, indptr, indices, data, b, out, only_if_bad, segs, s);
   else
     throw std::invalid_argument("spmm_csr_launch: unknown io type");
-  MATKERN_CUDA_LAUNCH_CHECK();
 }
 
 void spmm_bsr_launch(int64_t n_block_rows, int64_t n, int64_t k, const int64_t* block_ptr,

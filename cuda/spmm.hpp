@@ -14,11 +14,27 @@ enum SpmmMode : int { kModeTf32 = 0, kModeF16 = 1, kModeBf16 = 2 };
 // *bad (device int) = 1 if any of the count elements of b is Inf or NaN, else 0; no host sync.
 void spmm_nonfinite_launch(const void* b, int64_t count, int io, int* bad, std::uintptr_t stream);
 
-// CSR kernel: one warp per row, lanes over output columns; A values in float32.
-// only_if_bad: null, or a device flag; the kernel then does nothing unless *only_if_bad != 0.
+// Long rows cut into segments of at most a few hundred nonzeros (power-law graphs), so that
+// one hub row does not keep one warp busy while the others idle. Segments partition the
+// nonzeros in order: segment s holds entries bounds[s] .. bounds[s+1]-1 of row seg_row[s];
+// seg_slot[s] = -1 for a row that is one segment, else the row's index among the n_split
+// split rows (split_rows[slot] = the row), whose sums go through part (n_split x k float32
+// scratch, zeroed by the launcher). All device pointers.
+struct SpmmCsrSegments {
+  int64_t n_seg = 0, n_split = 0;
+  const int64_t* bounds = nullptr;
+  const int32_t* seg_row = nullptr;
+  const int32_t* seg_slot = nullptr;
+  const int32_t* split_rows = nullptr;
+  float* part = nullptr;
+};
+
+// CSR kernel: one warp per row (or segment), lanes over output columns; A values in float32.
+// only_if_bad: null, or a device flag; the kernels then do nothing unless *only_if_bad != 0.
+// segs: null (one warp per row) or the segments above.
 void spmm_csr_launch(int64_t m, int64_t k, const int64_t* indptr, const int32_t* indices,
                      const float* data, const void* b, void* out, int io, const int* only_if_bad,
-                     std::uintptr_t stream);
+                     const SpmmCsrSegments* segs, std::uintptr_t stream);
 
 // Block-sparse (SMaT) kernel: n_block_rows block rows of 16 (reordered) rows; block b of block
 // row r covers columns 16*block_col[b] .. +15 and holds 256 values in mma fragment order

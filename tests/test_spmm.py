@@ -364,8 +364,47 @@ def test_bf16_rounding_helper():
     assert np.isnan(BL.bf16_bits_to_float32(BL.float32_to_bf16_bits(np.array([np.nan], np.float32))))
 
 
+def long_row_matrix():
+    """Power-law-like: a few rows far longer than the GPU CSR segment, the rest short."""
+    rng = np.random.default_rng(5)
+    A = sp.random(600, 3000, density=0.002, format="lil", random_state=5)
+    for r, length in [(3, 2999), (100, 700), (599, 257), (200, 250)]:
+        cols = rng.choice(3000, length, replace=False)
+        A[r, cols] = rng.uniform(-1, 1, length)
+    return sp.csr_matrix(A)
+
+
+def test_gpu_csr_row_segments_partition_rows():
+    """The host side of the GPU CSR split of long rows: segments cover every row's entries in
+    order, at most _SEG each, and a NumPy emulation of the kernel's sums gives A @ B."""
+    spmm_mod = importlib.import_module("matkern.spmm")
+    A = long_row_matrix()
+    bounds, seg_row, seg_slot, split_rows = spmm_mod._row_segments(A.indptr.astype(np.int64))
+    seg_len = np.diff(bounds)
+    assert bounds[0] == 0 and bounds[-1] == A.nnz and np.all(seg_len <= spmm_mod._SEG)
+    assert np.array_equal(np.unique(seg_row), np.arange(A.shape[0]))
+    counts = np.diff(A.indptr)
+    assert np.array_equal(split_rows, np.nonzero(counts > spmm_mod._SEG)[0])
+    assert {3, 100, 599} <= set(split_rows.tolist())
+    B = rand_b(3000, 5, np.float64)
+    out = np.zeros((600, 5))
+    part = np.zeros((split_rows.size, 5))
+    for s_ in range(seg_row.size):
+        p0, p1 = bounds[s_], bounds[s_ + 1]
+        assert np.all((A.indptr[seg_row[s_]] <= p0) & (p1 <= A.indptr[seg_row[s_] + 1]))
+        acc = A.data[p0:p1] @ B[A.indices[p0:p1]]
+        if seg_slot[s_] < 0:
+            out[seg_row[s_]] = acc
+        else:
+            part[seg_slot[s_]] += acc
+    out[split_rows] = part
+    np.testing.assert_allclose(out, A @ B, rtol=1e-12, atol=1e-12)
+    dummy = spmm_mod._row_segments(GEN["band"].indptr.astype(np.int64))
+    assert dummy[0].size == 1
+
+
 # ------------------------------------------------------------------ GPU kernels
-GPU_CASES = list(GEN) + ["dnn-n1024-l1", "cora", "cryg2500"]
+GPU_CASES = list(GEN) + ["dnn-n1024-l1", "cora", "cryg2500", "long-rows"]
 
 
 def need_gpu():
@@ -375,6 +414,8 @@ def need_gpu():
 
 
 def _gpu_matrix(name):
+    if name == "long-rows":
+        return long_row_matrix()
     return GEN[name] if name in GEN else real(name)
 
 

@@ -209,11 +209,14 @@ class SparseMatrix:
         return self._gpu_cache["perm"]
 
     def _gpu_csr(self):
+        """Device CSR (float32 values) and the row segments of rows longer than _SEG."""
         if "csr" not in self._gpu_cache:
             t0 = time.perf_counter()
             cp = D.cupy_module()
+            segs = _row_segments(self.indptr)
             self._gpu_cache["csr"] = (cp.asarray(self.indptr), cp.asarray(self.indices),
-                                      cp.asarray(self.data.astype(np.float32)))
+                                      cp.asarray(self.data.astype(np.float32)),
+                                      tuple(cp.asarray(a) for a in segs))
             cp.cuda.get_current_stream().synchronize()
             self.prepare_time_["cuda/csr"] = time.perf_counter() - t0
         return self._gpu_cache["csr"]
@@ -266,6 +269,37 @@ class SparseMatrix:
                 "reorder": self.reorder_, "block_counts": dict(self.block_counts_),
                 "n_blocks": self.n_blocks_, "fill_ratio": self.fill_ratio_,
                 "kernel_auto": "blocked" if self.fill_ratio_ >= BLOCKED_MIN_FILL else "csr"}
+
+
+_SEG = 256  # GPU CSR: rows with more nonzeros are cut into segments of this many
+
+
+def _row_segments(indptr):
+    """(bounds, seg_row, seg_slot, split_rows) cutting rows longer than _SEG (see
+    cuda/spmm.hpp SpmmCsrSegments); four 1-element dummies when no row is that long."""
+    counts = np.diff(indptr)
+    nseg = np.maximum(1, -(-counts // _SEG))
+    if counts.size == 0 or nseg.max() <= 1:
+        return (np.zeros(1, np.int64), np.zeros(1, np.int32), np.zeros(1, np.int32),
+                np.zeros(1, np.int32))
+    m = counts.size
+    seg_row = np.repeat(np.arange(m), nseg)
+    first = np.cumsum(nseg) - nseg  # index of each row's first segment
+    j = np.arange(seg_row.size) - first[seg_row]
+    bounds = np.append(indptr[seg_row] + j * _SEG, indptr[-1]).astype(np.int64)
+    split = nseg > 1
+    slot_of_row = np.full(m, -1, np.int32)
+    slot_of_row[split] = np.arange(int(split.sum()), dtype=np.int32)
+    return (bounds, seg_row.astype(np.int32), slot_of_row[seg_row],
+            np.nonzero(split)[0].astype(np.int32))
+
+
+def _run_gpu_csr(cuda, cp, n, csr, Bc, out, only_if_bad, stream):
+    ip, ix, dv, (bounds, seg_row, seg_slot, split_rows) = csr
+    n_split = int(split_rows.size) if int(bounds.size) > 1 else 0  # 1: the dummies
+    part = cp.empty(max(1, n_split * Bc.shape[1]), dtype=cp.float32)
+    cuda.spmm_csr(n, ip, ix, dv, Bc, out, only_if_bad, stream, n_split, bounds, seg_row,
+                  seg_slot, split_rows, part)
 
 
 def _resolve_mode(dtype, precision, fn):
@@ -387,11 +421,11 @@ def spmm(A, B, *, out=None, backend=None, precision=None, kernel=None):
         cuda.spmm_bsr(m, n, blk["block_ptr"], blk["block_col"], blk["values"], _MODE_ID[mode],
                       blk["out_rows"], Bc, out, bad, stream)
         if guard:
-            cuda.spmm_csr(n, *csr, Bc, out, bad, stream)
+            _run_gpu_csr(cuda, cp, n, csr, Bc, out, bad, stream)
         S.kernel_ = "cuda-blocked-" + mode
     else:
         with S._lock:
-            ip, ix, dv = S._gpu_csr()
-        cuda.spmm_csr(n, ip, ix, dv, Bc, out, 0, stream)
+            csr = S._gpu_csr()
+        _run_gpu_csr(cuda, cp, n, csr, Bc, out, 0, stream)
         S.kernel_ = "cuda-csr"
     return out
