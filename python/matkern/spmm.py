@@ -24,6 +24,9 @@ BLOCKED_MIN_FILL = 0.30  # measured on an H100: see SparseMatrix
 _CPU_DTYPES = (np.float32, np.float64)
 _GPU_DTYPES = (np.float32, np.float16)
 _REF_DTYPES = (np.float16, np.float32, np.float64)
+_DTYPE_SETS = {"cpu": frozenset(map(np.dtype, _CPU_DTYPES)),
+               "cuda": frozenset(map(np.dtype, _GPU_DTYPES)),
+               "reference": frozenset(map(np.dtype, _REF_DTYPES))}
 _PRECISIONS = (None, "tf32", "f16", "bf16", "fp32")
 _KERNELS = (None, "auto", "blocked", "csr")
 _GPU_MAX_K = 65535 * 64  # grid.y walks B's columns in 64-column tiles (k > 32)
@@ -187,13 +190,17 @@ class SparseMatrix:
 
     # ---------------------------------------------------------------- preparation
     def _cpu_arrays(self, dtype):
-        key = np.dtype(dtype).name
+        dtype = np.dtype(dtype)
+        hit = self._cpu_cache.get(dtype)  # fast path: no lock once prepared
+        if hit is not None:
+            return hit
+        key = dtype.name
         with self._lock:
-            if key not in self._cpu_cache:
+            if dtype not in self._cpu_cache:
                 t0 = time.perf_counter()
-                self._cpu_cache[key] = self.data.astype(dtype, copy=False)
+                self._cpu_cache[dtype] = self.data.astype(dtype, copy=False)
                 self.prepare_time_["cpu/" + key] = time.perf_counter() - t0
-            return self._cpu_cache[key]
+            return self._cpu_cache[dtype]
 
     def _reorder(self):
         """Row order for the GPU blocks (host, cached); fills reorder_ and block stats."""
@@ -354,7 +361,7 @@ def spmm(A, B, *, out=None, backend=None, precision=None, kernel=None):
     C.check_array(B, "B", fn, ndim=2, contiguous=False, allow_empty=True)
     be = D.pick(fn, B, out, backend=backend)
     allowed = {"cpu": _CPU_DTYPES, "cuda": _GPU_DTYPES, "reference": _REF_DTYPES}[be]
-    if B.dtype not in [np.dtype(d) for d in allowed]:
+    if B.dtype not in _DTYPE_SETS[be]:
         raise TypeError(f"{fn}(): B must have dtype {C.dtype_names(allowed)} on backend "
                         f"'{be}', got {B.dtype}")
     m, n = S.shape
