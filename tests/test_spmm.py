@@ -127,6 +127,10 @@ def test_sparse_matrix_object_reuses_preparation():
     out = np.empty((A.shape[0], 16), np.float32)
     assert matkern.spmm(S, B, out=out) is out
     np.testing.assert_array_equal(out, y1)
+    S2 = matkern.SparseMatrix(S)  # shares the CSR, has its own caches
+    assert S2.prepare_time_ == {} and S2.shape == S.shape and S2.nnz == A.nnz
+    np.testing.assert_array_equal(S2 @ B, y1)
+    assert (S2.toscipy() != A).nnz == 0 and "SparseMatrix" in repr(S2)
 
 
 @pytest.mark.parametrize("fmt", ["coo", "csc", "bsr", "lil", "dok", "dia"])
