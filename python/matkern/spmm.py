@@ -340,7 +340,9 @@ def spmm(A, B, *, out=None, backend=None, precision=None, kernel=None):
         float32 B -> "tf32" (m16n8k8 tf32 tensor cores: 10-bit mantissa inputs). "bf16":
         float32 B and A rounded to bfloat16 (m16n8k16), float32 out. "fp32": the CSR kernel
         in full float32. All modes accumulate in float32.
-    kernel : GPU only. None/"auto" (the rule in SparseMatrix), "blocked" or "csr".
+    kernel : GPU only. None/"auto" (the rule in SparseMatrix), "blocked" or "csr". A forced
+        "blocked" skips the Inf/NaN check of B: with non-finite B, rows that share a 16-row
+        block with a row touching the bad column may then read NaN (auto never does that).
 
     Returns
     -------
