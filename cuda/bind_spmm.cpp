@@ -1,6 +1,104 @@
-// CUDA bindings of the spmm family (kernels not written yet: see its issue).
+// CUDA bindings of the spmm family. B and out are passed untyped (CuPy float32 or float16,
+// C order) and their dtype is checked here; the Python layer has validated everything else.
+#include <stdexcept>
+
 #include "bind_common.hpp"
+#include "spmm.hpp"
 
 namespace matkern::cuda {
-void bind_spmm(nb::module_&) {}
+namespace {
+
+using dany = nb::ndarray<nb::device::cuda, nb::c_contig>;
+
+int io_of(const dany& x, const char* what) {
+  const auto dt = x.dtype();
+  if (dt.code == uint8_t(nb::dlpack::dtype_code::Float) && dt.lanes == 1) {
+    if (dt.bits == 32) return kIoF32;
+    if (dt.bits == 16) return kIoF16;
+  }
+  throw std::invalid_argument(std::string("spmm: ") + what + " must be float32 or float16");
+}
+
+void check_2d(const dany& b, const dany& out, int64_t m, int64_t n) {
+  if (b.ndim() != 2 || out.ndim() != 2 || int64_t(b.shape(0)) != n ||
+      int64_t(out.shape(0)) != m || out.shape(1) != b.shape(1))
+    throw std::invalid_argument("spmm: inconsistent shapes");
+  if (io_of(b, "B") != io_of(out, "out"))
+    throw std::invalid_argument("spmm: B and out must have the same dtype");
+}
+
+// Flags travel as raw device addresses (0: none), from a CuPy int32 scalar array.
+const int* flag_ptr(std::uintptr_t p) { return reinterpret_cast<const int*>(p); }
+
+void nonfinite(dany b, std::uintptr_t flag, std::uintptr_t stream) {
+  if (!flag) throw std::invalid_argument("spmm_nonfinite: null flag");
+  const int io = io_of(b, "B");
+  const void* bp = b.data();
+  const int64_t count = int64_t(b.size());
+  nb::gil_scoped_release release;
+  spmm_nonfinite_launch(bp, count, io, reinterpret_cast<int*>(flag), stream);
+}
+
+// n_split = 0: one warp per row (the segment arrays are ignored); else (bounds int64, seg_row int32, seg_slot int32,
+// split_rows int32, part float32 scratch of n_split * k): see SpmmCsrSegments.
+void csr(int64_t n, darr<const int64_t> indptr, darr<const int32_t> indices,
+         darr<const float> data, dany b, dany out, std::uintptr_t only_if_bad,
+         std::uintptr_t stream, int64_t n_split, darr<const int64_t> bounds, darr<const int32_t> seg_row,
+         darr<const int32_t> seg_slot, darr<const int32_t> split_rows, darr<float> part) {
+  const int64_t m = int64_t(indptr.size()) - 1;
+  check_2d(b, out, m, n);
+  const int io = io_of(b, "B");
+  const int64_t k = int64_t(b.shape(1));
+  const int64_t* ip = indptr.data();
+  const int32_t* jp = indices.data();
+  const float* dp = data.data();
+  const void* bp = b.data();
+  void* op = out.data();
+  nb::gil_scoped_release release;
+  SpmmCsrSegments segs;
+  if (n_split > 0) {
+    segs.n_seg = int64_t(seg_row.size());
+    segs.n_split = n_split;
+    if (int64_t(bounds.size()) != segs.n_seg + 1 || int64_t(seg_slot.size()) != segs.n_seg ||
+        int64_t(split_rows.size()) != n_split || int64_t(part.size()) < n_split * k)
+      throw std::invalid_argument("spmm_csr: inconsistent row segments");
+    segs.bounds = bounds.data();
+    segs.seg_row = seg_row.data();
+    segs.seg_slot = seg_slot.data();
+    segs.split_rows = split_rows.data();
+    segs.part = part.data();
+  }
+  spmm_csr_launch(m, k, ip, jp, dp, bp, op, io, flag_ptr(only_if_bad), &segs, stream);
+}
+
+void bsr(int64_t m, int64_t n, darr<const int64_t> block_ptr, darr<const int32_t> block_col,
+         dany values, int mode, darr<const int32_t> out_rows, dany b, dany out,
+         std::uintptr_t bad, std::uintptr_t stream) {
+  const int64_t nbr = int64_t(block_ptr.size()) - 1;
+  check_2d(b, out, m, n);
+  const int io = io_of(b, "B");
+  const bool ok = (mode == kModeF16) ? io == kIoF16 : io == kIoF32;
+  const size_t vbytes = (mode == kModeTf32) ? 4 : 2;
+  if (!ok || values.itemsize() != vbytes || int64_t(out_rows.size()) != nbr * 16 ||
+      nbr * 16 < m || values.size() != block_col.size() * 256)
+    throw std::invalid_argument("spmm_bsr: inconsistent block layout, mode or dtype");
+  const int64_t k = int64_t(b.shape(1));
+  const int64_t* bp_ = block_ptr.data();
+  const int32_t* bc = block_col.data();
+  const void* vp = values.data();
+  const int32_t* orp = out_rows.data();
+  const void* bp = b.data();
+  void* op = out.data();
+  nb::gil_scoped_release release;
+  spmm_bsr_launch(nbr, n, k, bp_, bc, vp, mode, orp, bp, op, flag_ptr(bad), stream);
+}
+
+}  // namespace
+
+void bind_spmm(nb::module_& m) {
+  m.def("spmm_nonfinite", &nonfinite);
+  m.def("spmm_csr", &csr);
+  m.def("spmm_bsr", &bsr);
+}
+
 }  // namespace matkern::cuda

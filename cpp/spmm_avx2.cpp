@@ -1,0 +1,204 @@
+// AVX2/FMA row kernels of the CPU SpMM (compiled with -mavx2 -mfma; see cpp/simd.hpp).
+// C-order B: register blocking over B's columns, up to 8 vector accumulators (64 floats or
+// 32 doubles of an output row) that stay in registers while the row's nonzeros stream by.
+// Fortran-order B: per output column, 8 (float) or 4 (double) nonzeros at a time through
+// gathers from that column, four columns at once.
+#include <immintrin.h>
+
+#include "spmm.hpp"
+
+namespace matkern::avx2 {
+namespace {
+
+struct F32 {
+  using T = float;
+  using V = __m256;
+  static constexpr int W = 8;
+  static V zero() { return _mm256_setzero_ps(); }
+  static V load(const T* p) { return _mm256_loadu_ps(p); }
+  static void store(T* p, V v) { _mm256_storeu_ps(p, v); }
+  static V bcast(T x) { return _mm256_set1_ps(x); }
+  static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  static __m256i mask(int64_t rem) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(rem)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  static V mload(const T* p, __m256i m) { return _mm256_maskload_ps(p, m); }
+  static void mstore(T* p, __m256i m, V v) { _mm256_maskstore_ps(p, m, v); }
+};
+
+struct F64 {
+  using T = double;
+  using V = __m256d;
+  static constexpr int W = 4;
+  static V zero() { return _mm256_setzero_pd(); }
+  static V load(const T* p) { return _mm256_loadu_pd(p); }
+  static void store(T* p, V v) { _mm256_storeu_pd(p, v); }
+  static V bcast(T x) { return _mm256_set1_pd(x); }
+  static V fma(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
+  static __m256i mask(int64_t rem) {
+    return _mm256_cmpgt_epi64(_mm256_set1_epi64x(rem), _mm256_setr_epi64x(0, 1, 2, 3));
+  }
+  static V mload(const T* p, __m256i m) { return _mm256_maskload_pd(p, m); }
+  static void mstore(T* p, __m256i m, V v) { _mm256_maskstore_pd(p, m, v); }
+};
+
+// One row, columns [c, c + NV*W) of a C-order B.
+template <class S, int NV>
+inline void row_block(int64_t p0, int64_t p1, const int32_t* idx, const typename S::T* val,
+                      const typename S::T* b, int64_t ldb, typename S::T* o) {
+  typename S::V acc[NV];
+  for (int v = 0; v < NV; ++v) acc[v] = S::zero();
+  for (int64_t p = p0; p < p1; ++p) {
+    const typename S::V a = S::bcast(val[p]);
+    const typename S::T* row = b + int64_t(idx[p]) * ldb;
+    if (p + 4 < p1) _mm_prefetch(reinterpret_cast<const char*>(b + int64_t(idx[p + 4]) * ldb), _MM_HINT_T0);
+    for (int v = 0; v < NV; ++v) acc[v] = S::fma(a, S::load(row + v * S::W), acc[v]);
+  }
+  for (int v = 0; v < NV; ++v) S::store(o + v * S::W, acc[v]);
+}
+
+// The last k % W columns, masked.
+template <class S>
+inline void row_tail(int64_t p0, int64_t p1, const int32_t* idx, const typename S::T* val,
+                     const typename S::T* b, int64_t ldb, int64_t rem, typename S::T* o) {
+  const __m256i m = S::mask(rem);
+  typename S::V acc = S::zero();
+  for (int64_t p = p0; p < p1; ++p)
+    acc = S::fma(S::bcast(val[p]), S::mload(b + int64_t(idx[p]) * ldb, m), acc);
+  S::mstore(o, m, acc);
+}
+
+template <class S>
+void rows_c(int64_t r0, int64_t r1, int64_t k, const int64_t* indptr, const int32_t* idx,
+            const typename S::T* val, const typename S::T* b, int64_t ldb, typename S::T* out,
+            int64_t ldc) {
+  constexpr int W = S::W;
+  for (int64_t i = r0; i < r1; ++i) {
+    const int64_t p0 = indptr[i], p1 = indptr[i + 1];
+    typename S::T* o = out + i * ldc;
+    int64_t c = 0;
+    for (; c + 8 * W <= k; c += 8 * W) row_block<S, 8>(p0, p1, idx, val, b + c, ldb, o + c);
+    if (c + 4 * W <= k) { row_block<S, 4>(p0, p1, idx, val, b + c, ldb, o + c); c += 4 * W; }
+    if (c + 2 * W <= k) { row_block<S, 2>(p0, p1, idx, val, b + c, ldb, o + c); c += 2 * W; }
+    if (c + W <= k) { row_block<S, 1>(p0, p1, idx, val, b + c, ldb, o + c); c += W; }
+    if (c < k) row_tail<S>(p0, p1, idx, val, b + c, ldb, k - c, o + c);
+  }
+}
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+inline double hsum(__m256d v) {
+  __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+  return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+}
+
+// Fortran-order B: out[i, c] = sum_p val[p] * B[idx[p] + c*ldb], four columns per pass.
+inline void rows_f(int64_t r0, int64_t r1, int64_t k, const int64_t* indptr, const int32_t* idx,
+                   const float* val, const float* b, int64_t ldb, float* out, int64_t ldc) {
+  for (int64_t i = r0; i < r1; ++i) {
+    const int64_t p0 = indptr[i], p1 = indptr[i + 1];
+    float* o = out + i * ldc;
+    int64_t c = 0;
+    for (; c + 4 <= k; c += 4) {
+      const float* col0 = b + c * ldb;
+      const float* col1 = col0 + ldb;
+      const float* col2 = col1 + ldb;
+      const float* col3 = col2 + ldb;
+      __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+      int64_t p = p0;
+      for (; p + 8 <= p1; p += 8) {
+        const __m256i vi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(idx + p));
+        const __m256 v = _mm256_loadu_ps(val + p);
+        a0 = _mm256_fmadd_ps(v, _mm256_i32gather_ps(col0, vi, 4), a0);
+        a1 = _mm256_fmadd_ps(v, _mm256_i32gather_ps(col1, vi, 4), a1);
+        a2 = _mm256_fmadd_ps(v, _mm256_i32gather_ps(col2, vi, 4), a2);
+        a3 = _mm256_fmadd_ps(v, _mm256_i32gather_ps(col3, vi, 4), a3);
+      }
+      float s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3);
+      for (; p < p1; ++p) {
+        const float v = val[p];
+        const int64_t j = idx[p];
+        s0 += v * col0[j];
+        s1 += v * col1[j];
+        s2 += v * col2[j];
+        s3 += v * col3[j];
+      }
+      o[c] = s0;
+      o[c + 1] = s1;
+      o[c + 2] = s2;
+      o[c + 3] = s3;
+    }
+    for (; c < k; ++c) {
+      const float* col = b + c * ldb;
+      float s = 0;
+      for (int64_t p = p0; p < p1; ++p) s += val[p] * col[idx[p]];
+      o[c] = s;
+    }
+  }
+}
+
+inline void rows_f(int64_t r0, int64_t r1, int64_t k, const int64_t* indptr, const int32_t* idx,
+                   const double* val, const double* b, int64_t ldb, double* out, int64_t ldc) {
+  for (int64_t i = r0; i < r1; ++i) {
+    const int64_t p0 = indptr[i], p1 = indptr[i + 1];
+    double* o = out + i * ldc;
+    int64_t c = 0;
+    for (; c + 4 <= k; c += 4) {
+      const double* col0 = b + c * ldb;
+      const double* col1 = col0 + ldb;
+      const double* col2 = col1 + ldb;
+      const double* col3 = col2 + ldb;
+      __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
+      int64_t p = p0;
+      for (; p + 4 <= p1; p += 4) {
+        const __m128i vi = _mm_loadu_si128(reinterpret_cast<const __m128i*>(idx + p));
+        const __m256d v = _mm256_loadu_pd(val + p);
+        a0 = _mm256_fmadd_pd(v, _mm256_i32gather_pd(col0, vi, 8), a0);
+        a1 = _mm256_fmadd_pd(v, _mm256_i32gather_pd(col1, vi, 8), a1);
+        a2 = _mm256_fmadd_pd(v, _mm256_i32gather_pd(col2, vi, 8), a2);
+        a3 = _mm256_fmadd_pd(v, _mm256_i32gather_pd(col3, vi, 8), a3);
+      }
+      double s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3);
+      for (; p < p1; ++p) {
+        const double v = val[p];
+        const int64_t j = idx[p];
+        s0 += v * col0[j];
+        s1 += v * col1[j];
+        s2 += v * col2[j];
+        s3 += v * col3[j];
+      }
+      o[c] = s0;
+      o[c + 1] = s1;
+      o[c + 2] = s2;
+      o[c + 3] = s3;
+    }
+    for (; c < k; ++c) {
+      const double* col = b + c * ldb;
+      double s = 0;
+      for (int64_t p = p0; p < p1; ++p) s += val[p] * col[idx[p]];
+      o[c] = s;
+    }
+  }
+}
+
+}  // namespace
+
+void csr_rows(int64_t r0, int64_t r1, int64_t k, const int64_t* indptr, const int32_t* indices,
+              const float* data, const float* b, int64_t ldb, bool b_row_major, float* out,
+              int64_t ldc) {
+  if (b_row_major) rows_c<F32>(r0, r1, k, indptr, indices, data, b, ldb, out, ldc);
+  else rows_f(r0, r1, k, indptr, indices, data, b, ldb, out, ldc);
+}
+
+void csr_rows(int64_t r0, int64_t r1, int64_t k, const int64_t* indptr, const int32_t* indices,
+              const double* data, const double* b, int64_t ldb, bool b_row_major, double* out,
+              int64_t ldc) {
+  if (b_row_major) rows_c<F64>(r0, r1, k, indptr, indices, data, b, ldb, out, ldc);
+  else rows_f(r0, r1, k, indptr, indices, data, b, ldb, out, ldc);
+}
+
+}  // namespace matkern::avx2
