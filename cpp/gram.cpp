@@ -48,7 +48,8 @@ void gram_bound_batch(const R* a, int64_t batch, int64_t m, int64_t n, bool cplx
   const OneFn<R> one = pick_one<R>();
   const int64_t c = m < n ? m : n, k = m < n ? n : m;
   const int64_t stride = m * n * (cplx ? 2 : 1);
-  const size_t work_len = size_t(2 * c * k + 2 * c * c);
+  const int64_t cp = (c + 7) / 8 * 8;
+  const size_t work_len = size_t(2 * cp * k + 2 * cp * cp);
   const bool prune = prune_iter > 0 && prune_iter < n_iter && batch > 1;
   std::vector<double> lower(prune ? batch : 0);
   std::vector<char> todo(batch, 1);
