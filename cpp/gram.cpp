@@ -131,7 +131,9 @@ template <typename R>
 void gram_normalize(R* g, int64_t batch, int64_t rows, int64_t cols, bool cplx, bool mirror,
                     bool scale, int32_t* e, double* F, double* f) {
   const int64_t step = rows * cols * (cplx ? 2 : 1);
-  if (batch == 1) return normalize_one(g, rows, cols, cplx, mirror, scale, e, F, f, true);
+  // One thread for a single matrix: this pass sits between two BLAS calls, whose spinning
+  // threads an OpenMP team would fight for the cores (it costs ~1% of a product anyway).
+  if (batch == 1) return normalize_one(g, rows, cols, cplx, mirror, scale, e, F, f, false);
 #pragma omp parallel for schedule(dynamic, 1)
   for (int64_t b = 0; b < batch; ++b)
     normalize_one(g + b * step, rows, cols, cplx, mirror, scale, e + b, F + b, f + b, false);

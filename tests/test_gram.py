@@ -62,7 +62,8 @@ def exact(W):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(1, 1), (1, 9), (9, 1), (5, 7), (64, 64), (17, 100),
-                                   (100, 17), (3, 8, 8), (2, 3, 20, 30), (80, 120), (150, 90)])
+                                   (100, 17), (3, 8, 8), (2, 3, 20, 30), (80, 120), (530, 520),
+                                   (515, 600)])
 def test_bound_is_certified_and_matches_reference(backend, dtype, shape):
     rng = np.random.default_rng(sum(shape))
     W = random_matrix(rng, shape, dtype)
@@ -137,7 +138,7 @@ def test_extreme_scales_do_not_overflow():
 
 
 def test_dense_blas_path_float32():
-    W = random_matrix(np.random.default_rng(2), (300, 200), np.float32)
+    W = random_matrix(np.random.default_rng(2), (700, 600), np.float32)
     b = matkern.spectral_norm_bound(W)
     ex = exact(W)[0]
     assert ex <= b <= ex * 1.05
@@ -169,7 +170,8 @@ def test_conv_trained_kernels_from_data():
     for name in ("conv0.weight", "conv1.weight", "conv2.weight", "conv3.weight"):
         K = np.ascontiguousarray(d[name])
         ex = matkern.reference.conv_spectral_norm(K, size)
-        for be in ("cpu", "reference"):
+        # the reference backend (a Python loop over frequencies) on the smallest layer only
+        for be in ("cpu", "reference") if name == "conv0.weight" else ("cpu",):
             b = matkern.conv_spectral_norm_bound(K, size, backend=be)
             assert ex <= b <= ex * 1.01, (name, be, b, ex)
         b64 = matkern.conv_spectral_norm_bound(K.astype(np.float64), size)
@@ -291,7 +293,7 @@ def test_huge_sizes_rejected_before_any_kernel():
 def test_from_many_threads_at_once():
     rng = np.random.default_rng(6)
     Ws = [rng.standard_normal((40, 64, 48)).astype(np.float32) for _ in range(6)]
-    big = [rng.standard_normal((150, 120)) for _ in range(2)]
+    big = [rng.standard_normal((600, 520)) for _ in range(2)]
     expect = [matkern.spectral_norm_bound(W) for W in Ws]
     expect_big = [matkern.spectral_norm_bound(W) for W in big]
     results, results_big = [None] * 6, [None] * 2

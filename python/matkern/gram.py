@@ -6,7 +6,7 @@ precision, every rescaling is by an exact power of two, and the rounding of ever
 added back by a proven margin (see :mod:`matkern.reference.gram`). ``spectral_norm_bounds``
 bounds a list of layers of mixed shapes in one call, each shape group as one batch.
 
-Backends. CPU: matrices whose smaller side is <= 64 run a fused C++ kernel (the whole
+Backends. CPU: matrices whose smaller side is <= 512 run a fused C++ kernel (the whole
 iteration of one matrix in cache, half the products' work by symmetry, threads over the
 batch, AVX2 when present); larger ones run BLAS syrk/herk (half a GEMM) with a C++ pass that
 mirrors, measures and rescales between products. GPU: cuBLAS products through CuPy and a CUDA
@@ -16,6 +16,7 @@ kernel for the per-matrix norms and rescaling of the whole batch.
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 
@@ -26,7 +27,7 @@ from .reference import gram as ref
 __all__ = ["spectral_norm_bound", "conv_spectral_norm_bound", "spectral_norm_bounds"]
 
 _DTYPES = (np.float32, np.float64, np.complex64, np.complex128)
-_SMALL = 64  # smaller side up to which the fused CPU kernel beats BLAS calls
+_SMALL = 512  # smaller side up to which the fused CPU kernel beat BLAS calls (measured here)
 # Products run on every matrix before those that cannot hold the batch's max drop out (off
 # by default: for random kernels nearly all frequencies are within 10% of the max, and the
 # pruning pass then only adds work).
@@ -101,6 +102,11 @@ def _bound_blas(W, n_iter):
 
 def _bounds_cuda(A, n_iter):
     cp = D.cupy_module()
+    if os.environ.get("CUPY_TF32", "0") not in ("", "0") and A.dtype in (np.float32,
+                                                                          np.complex64):
+        # TF32 products have a 10-bit mantissa: the float32 rounding margin would not hold.
+        raise RuntimeError("spectral_norm_bound(): CUPY_TF32 is set, so cuBLAS would multiply "
+                           "float32 in TF32 and the bound would not be certified; unset it")
     cuda, stream = D.cuda(), D.stream_ptr()
     batch, m, n = A.shape
     c, k0 = min(m, n), max(m, n)
