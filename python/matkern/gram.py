@@ -278,9 +278,10 @@ def spectral_norm_bounds(layers, input_sizes=None, n_iter=6, *, backend=None):
 
     Example
     -------
-    >>> Ws = [np.eye(3), np.ones((2, 5)), np.zeros((4, 4, 3, 3))]
-    >>> matkern.spectral_norm_bounds(Ws, [None, None, (8, 8)]).round(6)
-    array([1.      , 3.162278, 0.      ])
+    >>> Ws = [np.diag([2.0, 1.0]), np.ones((2, 5)), np.zeros((4, 4, 3, 3))]
+    >>> b = matkern.spectral_norm_bounds(Ws, [None, None, (8, 8)])
+    >>> b.shape, bool(2.0 <= b[0] < 2.0001), bool(10**0.5 <= b[1] < 3.1623), float(b[2])
+    ((3,), True, True, 0.0)
     """
     fn = "spectral_norm_bounds"
     if not isinstance(layers, (list, tuple)) or len(layers) == 0:
