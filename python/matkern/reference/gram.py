@@ -64,12 +64,15 @@ def gamma(k, dtype):
     return (2.0 if cplx else 1.0) * kk * u / (1.0 - kk * u)
 
 
-def certify_chain(e, f, F, ks, c, k0, dtype):
+def certify_chain(e, f, F, ks, c, k0, dtype, step_dtypes=None, conv=None):
     """Certified upper bound from the Gram iteration's bookkeeping (vectorized over a batch).
 
     e, f: (batch, T) exponents and Frobenius norms of H_t = 2^-e_t G_t (t = 0..T-1, G_0 = W);
     F: (batch,) ||G_T||_F of the last product (or ||H_0||_F when T = 0); ks: inner dimension
-    of each product; c, k0: the smaller and larger side of W. Returns float64 (batch,).
+    of each product; c, k0: the smaller and larger side of W; step_dtypes: the dtype each
+    product ran in (default: dtype); conv: per step, a bound on ||H_t - H'_t||_F when H_t was
+    rounded to a narrower dtype H'_t before its product (then f[:, t] is ||H'_t||_F).
+    Returns float64 (batch,).
     """
     e = np.asarray(e, dtype=np.int64)
     f = np.asarray(f, dtype=np.float64)
@@ -84,8 +87,11 @@ def certify_chain(e, f, F, ks, c, k0, dtype):
         out = np.ldexp(u + math.sqrt(c * k0) * tiny, e[:, 0])
     else:
         for t in range(n_prod - 1, -1, -1):
-            delta = gamma(ks[t], dtype) * f[:, t] ** 2 * MARGIN + c * ks[t] * 2 * tiny
+            sdt = dtype if step_dtypes is None else step_dtypes[t]
+            delta = gamma(ks[t], sdt) * f[:, t] ** 2 * MARGIN + c * ks[t] * 2 * tiny
             eta = (math.sqrt(c * k0) if t == 0 else c) * tiny
+            if conv is not None:
+                eta = eta + conv[t]
             v = np.sqrt((u + delta) * MARGIN) * MARGIN + eta
             u = np.ldexp(v, e[:, t])
         out = u
@@ -110,10 +116,12 @@ def _fro(x):
     return math.ldexp(float(np.sqrt(np.sum(np.abs(x.astype(np.complex128 if np.iscomplexobj(x) else np.float64) * 2.0**-p) ** 2))), p)
 
 
-def gram_bound(W, n_iter=6):
+def gram_bound(W, n_iter=6, wide_steps=0):
     """Certified upper bound on sigma_max(W) for one matrix W (m, n) of float32, float64,
-    complex64 or complex128, by ``n_iter`` Gram products in W's own precision. Returns a
-    Python float (float64, which holds the bound without rounding it down)."""
+    complex64 or complex128, by ``n_iter`` Gram products in W's own precision (the first
+    ``wide_steps`` ones in 64-bit for 32-bit input, then rounded back, as the CPU backend does
+    for large matrices). Returns a Python float (float64 holds the bound without rounding it
+    down)."""
     W = np.asarray(W)
     m, n = W.shape
     c, k0 = min(m, n), max(m, n)
@@ -121,19 +129,32 @@ def gram_bound(W, n_iter=6):
     F0 = _fro(W)
     if F0 == 0.0:
         return 0.0
+    wide = {np.dtype(np.float32): np.float64, np.dtype(np.complex64): np.complex128}.get(W.dtype)
+    if wide is None:
+        wide_steps = 0
     e = [math.frexp(F0)[1]]
     H = _scale_pow2(np.ascontiguousarray(B), e[0])
     f = [_fro(H) * math.sqrt(MARGIN)]
-    ks = []
+    ks, sdt, conv = [], [], [0.0]
     F = f[0]
     for t in range(n_iter):
+        if t < wide_steps:
+            H = H.astype(wide)
+        elif H.dtype != W.dtype:  # back to 32-bit: ||H - round(H)||_F <= u ||H||_F
+            u = 2.0**-24
+            conv[t] += u / (1 - u) * f[t] * MARGIN + c * 2.0**-149
+            H = H.astype(W.dtype)
+            f[t] = _fro(H) * math.sqrt(MARGIN)
         G = H @ H.conj().T
         ks.append(H.shape[1])
+        sdt.append(H.dtype)
         F = _fro(G)
         if t + 1 == n_iter:
             break
         e.append(math.frexp(F)[1])
         H = _scale_pow2(G, e[-1])
         f.append(_fro(H) * math.sqrt(MARGIN))
-    return float(certify_chain([e[: len(ks) or 1]], [f[: len(ks) or 1]], [F], ks, c, k0,
-                               W.dtype)[0])
+        conv.append(0.0)
+    T = len(ks) or 1
+    return float(certify_chain([e[:T]], [f[:T]], [F], ks, c, k0, W.dtype,
+                               step_dtypes=sdt or None, conv=conv[:T])[0])
