@@ -9,8 +9,10 @@ bounds a list of layers of mixed shapes in one call, each shape group as one bat
 Backends. CPU: matrices whose smaller side is <= 512 run a fused C++ kernel (the whole
 iteration of one matrix in cache, half the products' work by symmetry, threads over the
 batch, AVX2 when present); larger ones run BLAS syrk/herk (half a GEMM) with a C++ pass that
-mirrors, measures and rescales between products. GPU: cuBLAS products through CuPy and a CUDA
-kernel for the per-matrix norms and rescaling of the whole batch.
+mirrors, measures and rescales between products; 32-bit input runs its first products in
+64-bit where the float32 rounding margin would be large (sides > 64). GPU: cuBLAS products
+through CuPy (batched) and a CUDA kernel for the per-matrix norms and rescaling of the whole
+batch (sides > 64 of 32-bit input in 64-bit).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ __all__ = ["spectral_norm_bound", "conv_spectral_norm_bound", "spectral_norm_bou
 
 _DTYPES = (np.float32, np.float64, np.complex64, np.complex128)
 _SMALL = 512  # smaller side up to which the fused CPU kernel beat BLAS calls (measured here)
+_SMALL_32 = 64  # above it, 32-bit input runs the fused kernel in 64-bit
 # Products run on every matrix before those that cannot hold the batch's max drop out (off
 # by default: for random kernels nearly all frequencies are within 10% of the max, and the
 # pruning pass then only adds work).
@@ -44,6 +47,10 @@ def _bounds(A, n_iter, be, prune=False):
         return _bounds_cuda(A, n_iter)
     cplx = A.dtype.kind == "c"
     if min(m, n) <= _SMALL:
+        if min(m, n) > _SMALL_32 and A.dtype in _WIDE:
+            # 32-bit rounding margins grow with the side (see _WIDE_STEPS); in cache, the
+            # 64-bit kernel costs about the same here, so convert (exactly) and run it.
+            A = A.astype(_WIDE[A.dtype])
         real = A.view(A.real.dtype) if cplx else A
         out = np.empty(batch, dtype=np.float64)
         D.cpu().gram_bound_batch(real.reshape(-1), batch, m, n, cplx, n_iter,
@@ -64,7 +71,8 @@ def _normalize_cpu(G, mirror, scale):
     return int(e[0]), float(F[0]), float(f[0])
 
 
-_WIDE = {np.dtype(np.float32): np.dtype(np.float64), np.dtype(np.complex64): np.dtype(np.complex128)}
+_WIDE = {np.dtype(np.float32): np.dtype(np.float64),
+         np.dtype(np.complex64): np.dtype(np.complex128)}
 # 32-bit inputs on the BLAS path run their first products in 64-bit: while the spectrum is
 # still flat, ||G_t||_F^2 / sigma_1(G_t)^2 is large (~n/5 for a square Gaussian matrix) and so
 # would be the float32 rounding margin (5% on a 2048 x 2048 matrix, against 0.9% for the
@@ -133,6 +141,10 @@ def _bounds_cuda(A, n_iter):
     cuda, stream = D.cuda(), D.stream_ptr()
     batch, m, n = A.shape
     c, k0 = min(m, n), max(m, n)
+    if c > _SMALL_32 and A.dtype in _WIDE:
+        # Tight float32 certificates need 64-bit products for the first steps (_WIDE_STEPS);
+        # on the GPUs this targets FP64 GEMM runs at about FP32 speed: run all in 64-bit.
+        A = A.astype(_WIDE[A.dtype])
     cplx = A.dtype.kind == "c"
 
     def normalize(G, scale):
