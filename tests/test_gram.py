@@ -65,6 +65,8 @@ def exact(W):
                                    (100, 17), (3, 8, 8), (2, 3, 20, 30), (80, 120), (530, 520),
                                    (515, 600)])
 def test_bound_is_certified_and_matches_reference(backend, dtype, shape):
+    if backend == "reference" and min(shape[-2:]) > 512:
+        pytest.skip("large shapes test the CPU's BLAS path; the reference is their comparison")
     rng = np.random.default_rng(sum(shape))
     W = random_matrix(rng, shape, dtype)
     b = matkern.spectral_norm_bound(to_backend(W, backend), backend=backend)
