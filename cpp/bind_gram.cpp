@@ -1,6 +1,43 @@
-// Bindings of the gram family (kernels not written yet: see its issue).
+// Bindings of the gram family: the fused batch bound and the BLAS-path normalization.
+// Complex arrays arrive as their real view (..., 2) from the Python layer.
 #include "bind_common.hpp"
+#include "gram.hpp"
 
 namespace matkern {
-void bind_gram(nb::module_&) {}
+namespace {
+
+template <typename R>
+void bound_batch(carr<const R> a, int64_t batch, int64_t m, int64_t n, bool cplx, int n_iter,
+                 int prune_iter, carr<double> out) {
+  if (int64_t(a.size()) != batch * m * n * (cplx ? 2 : 1) || int64_t(out.size()) != batch)
+    throw std::invalid_argument("gram_bound_batch: size mismatch");
+  const R* ap = a.data();
+  double* op = out.data();
+  nb::gil_scoped_release release;
+  gram_bound_batch<R>(ap, batch, m, n, cplx, n_iter, prune_iter, op);
+}
+
+template <typename R>
+void normalize(carr<R> g, int64_t batch, int64_t rows, int64_t cols, bool cplx, bool mirror,
+               bool scale, carr<int32_t> e, carr<double> F, carr<double> f) {
+  if (int64_t(g.size()) != batch * rows * cols * (cplx ? 2 : 1) || int64_t(e.size()) != batch ||
+      int64_t(F.size()) != batch || int64_t(f.size()) != batch)
+    throw std::invalid_argument("gram_normalize: size mismatch");
+  R* gp = g.data();
+  int32_t* ep = e.data();
+  double* Fp = F.data();
+  double* fp = f.data();
+  nb::gil_scoped_release release;
+  gram_normalize<R>(gp, batch, rows, cols, cplx, mirror, scale, ep, Fp, fp);
+}
+
+}  // namespace
+
+void bind_gram(nb::module_& m) {
+  m.def("gram_bound_batch", &bound_batch<float>);
+  m.def("gram_bound_batch", &bound_batch<double>);
+  m.def("gram_normalize", &normalize<float>);
+  m.def("gram_normalize", &normalize<double>);
+}
+
 }  // namespace matkern

@@ -1,0 +1,151 @@
+// Gram iteration on the CPU: the batch driver (threads over matrices, optional pruning for
+// a max over the batch) and the normalization pass that the BLAS path runs between products.
+#include "gram.hpp"
+
+#include <math.h>
+#include <omp.h>
+
+#include <stdexcept>
+#include <vector>
+
+#include "simd.hpp"
+
+namespace matkern {
+namespace gram_portable {
+#include "gram_kernel.inc"
+}  // namespace gram_portable
+
+namespace {
+
+template <typename R>
+double unit_roundoff() {
+  return ldexp(1.0, sizeof(R) == 4 ? -24 : -53);
+}
+
+template <typename R>
+using OneFn = double (*)(const R*, int64_t, int64_t, bool, int, R*, double*);
+
+template <typename R>
+double portable_one(const R* a, int64_t m, int64_t n, bool cplx, int n_iter, R* work,
+                    double* lower) {
+  return gram_portable::bound_one<R>(a, m, n, cplx, n_iter, work, lower, unit_roundoff<R>());
+}
+
+template <typename R>
+OneFn<R> pick_one() {
+#ifdef MATKERN_BUILD_AVX2
+  if (simd_level() == Simd::avx2) return static_cast<OneFn<R>>(&avx2::gram_bound_one);
+#endif
+  return &portable_one<R>;
+}
+
+}  // namespace
+
+template <typename R>
+void gram_bound_batch(const R* a, int64_t batch, int64_t m, int64_t n, bool cplx, int n_iter,
+                      int prune_iter, double* out) {
+  if (n_iter < 0 || n_iter > 60) throw std::invalid_argument("gram: n_iter out of range");
+  const OneFn<R> one = pick_one<R>();
+  const int64_t c = m < n ? m : n, k = m < n ? n : m;
+  const int64_t stride = m * n * (cplx ? 2 : 1);
+  const int64_t cp = (c + 7) / 8 * 8;
+  const size_t work_len = size_t(2 * cp * k + 2 * cp * cp);
+  const bool prune = prune_iter > 0 && prune_iter < n_iter && batch > 1;
+  std::vector<double> lower(prune ? batch : 0);
+  std::vector<char> todo(batch, 1);
+  if (prune) {
+#pragma omp parallel
+    {
+      std::vector<R> work(work_len);
+#pragma omp for schedule(dynamic, 4)
+      for (int64_t b = 0; b < batch; ++b)
+        out[b] = one(a + b * stride, m, n, cplx, prune_iter, work.data(), &lower[b]);
+    }
+    double best = 0;
+    for (int64_t b = 0; b < batch; ++b) best = lower[b] > best ? lower[b] : best;
+    // A matrix whose upper bound is below some matrix's certified lower bound cannot hold
+    // the maximum: its looser bound stays.
+    for (int64_t b = 0; b < batch; ++b) todo[b] = out[b] >= best;
+  }
+#pragma omp parallel
+  {
+    std::vector<R> work(work_len);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t b = 0; b < batch; ++b)
+      if (todo[b]) out[b] = one(a + b * stride, m, n, cplx, n_iter, work.data(), nullptr);
+  }
+}
+
+template <typename R>
+static void normalize_one(R* g, int64_t rows, int64_t cols, bool cplx, bool mirror, bool scale,
+                          int32_t* e, double* F, double* f, bool threads) {
+  const int64_t s = cplx ? 2 : 1;
+  if (mirror && rows == cols) {
+#pragma omp parallel for schedule(dynamic, 16) if (threads)
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t j = i + 1; j < cols; ++j) {
+        g[(i * cols + j) * s] = g[(j * cols + i) * s];
+        if (cplx) g[(i * cols + j) * s + 1] = -g[(j * cols + i) * s + 1];
+      }
+  }
+  const int64_t len = rows * cols * s;
+  // Overflow-free Frobenius norm: scale by the binary exponent of max |entry| first.
+  double mx = 0;
+#pragma omp parallel for reduction(max : mx) if (threads)
+  for (int64_t l = 0; l < len; ++l) {
+    const double v = fabs(double(g[l]));
+    mx = v > mx ? v : mx;
+  }
+  *e = 0;
+  *F = 0;
+  *f = 0;
+  if (mx == 0) return;
+  int p;
+  frexp(mx, &p);
+  const double sp = ldexp(1.0, -p);
+  double ss = 0;
+#pragma omp parallel for reduction(+ : ss) if (threads)
+  for (int64_t l = 0; l < len; ++l) {
+    const double v = double(g[l]) * sp;
+    ss += v * v;
+  }
+  int ex;
+  frexp(sqrt(ss), &ex);
+  *F = ldexp(sqrt(ss), p);
+  *f = *F;
+  if (!scale) return;
+  ex += p;
+  *e = ex;
+  const double fac = ldexp(1.0, -ex);
+  double s2 = 0;
+#pragma omp parallel for reduction(+ : s2) if (threads)
+  for (int64_t l = 0; l < len; ++l) {
+    const R v = R(double(g[l]) * fac);
+    g[l] = v;
+    s2 += double(v) * double(v);
+  }
+  *f = sqrt(s2);
+}
+
+template <typename R>
+void gram_normalize(R* g, int64_t batch, int64_t rows, int64_t cols, bool cplx, bool mirror,
+                    bool scale, int32_t* e, double* F, double* f) {
+  const int64_t step = rows * cols * (cplx ? 2 : 1);
+  // One thread for a single matrix: this pass sits between two BLAS calls, whose spinning
+  // threads an OpenMP team would fight for the cores (it costs ~1% of a product anyway).
+  if (batch == 1) return normalize_one(g, rows, cols, cplx, mirror, scale, e, F, f, false);
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t b = 0; b < batch; ++b)
+    normalize_one(g + b * step, rows, cols, cplx, mirror, scale, e + b, F + b, f + b, false);
+}
+
+template void gram_bound_batch<float>(const float*, int64_t, int64_t, int64_t, bool, int, int,
+                                      double*);
+template void gram_bound_batch<double>(const double*, int64_t, int64_t, int64_t, bool, int, int,
+                                       double*);
+template void gram_normalize<float>(float*, int64_t, int64_t, int64_t, bool, bool, bool,
+                                    int32_t*, double*, double*);
+template void gram_normalize<double>(double*, int64_t, int64_t, int64_t, bool, bool, bool,
+                                     int32_t*, double*, double*);
+
+}  // namespace matkern

@@ -1,0 +1,33 @@
+// Certified spectral-norm bounds by Gram iteration (Delattre et al., ICML'23) on the CPU.
+// Real matrices are float/double arrays; complex ones are interleaved (re, im) pairs of the
+// same real type (NumPy's complex64/complex128 memory layout) with cplx = true.
+#pragma once
+#include <cstdint>
+
+namespace matkern {
+
+// out[b] >= sigma_max(A_b) for the batch of m x n matrices A (C-contiguous), by n_iter Gram
+// products per matrix, each fused in cache (for small sides, min(m, n) <= 64 or so). When
+// prune_iter is in (0, n_iter) only out's maximum is as tight as n_iter: every matrix first
+// runs prune_iter products, and those whose bound is already below the best rigorous lower
+// bound of the batch keep that (looser but still valid) bound.
+template <typename R>
+void gram_bound_batch(const R* a, int64_t batch, int64_t m, int64_t n, bool cplx, int n_iter,
+                      int prune_iter, double* out);
+
+// For the BLAS path: for each rows x cols matrix of g (batch of them), optionally mirror the
+// lower triangle to the upper one (conjugated; square only), then F[b] = ||g_b||_F (double
+// accumulation, overflow-free); when scale, g_b <- g_b * 2^-e[b] with e[b] the binary exponent
+// of F[b] (exact, barring underflow) and f[b] = ||g_b||_F after scaling (else e = 0, f = F).
+template <typename R>
+void gram_normalize(R* g, int64_t batch, int64_t rows, int64_t cols, bool cplx, bool mirror,
+                    bool scale, int32_t* e, double* F, double* f);
+
+namespace avx2 {
+double gram_bound_one(const float* a, int64_t m, int64_t n, bool cplx, int n_iter, float* work,
+                      double* lower);
+double gram_bound_one(const double* a, int64_t m, int64_t n, bool cplx, int n_iter,
+                      double* work, double* lower);
+}  // namespace avx2
+
+}  // namespace matkern
