@@ -23,17 +23,26 @@ void gather(carr<const int64_t> indptr, carr<const int32_t> indices, carr<const 
 }
 
 void gram(carr<const int64_t> indptr, carr<const int32_t> indices, carr<const double> data,
-          int64_t n, carr<double> out) {
+          carr<const int64_t> cptr, carr<const int32_t> cidx, carr<const double> cval,
+          carr<double> out) {
   const int64_t c = int64_t(indptr.size()) - 1;
+  const int64_t n = int64_t(cptr.size()) - 1;
   if (out.ndim() != 2 || int64_t(out.shape(0)) != c || int64_t(out.shape(1)) != c ||
-      indices.size() != data.size() || int64_t(indices.size()) < indptr.data()[c])
+      indices.size() != data.size() || int64_t(indices.size()) < indptr.data()[c] ||
+      cidx.size() != cval.size() || int64_t(cidx.size()) < cptr.data()[n])
     throw std::invalid_argument("svd_gram: inconsistent shapes");
+  for (int64_t p = 0; p < indptr.data()[c]; ++p)
+    if (indices.data()[p] < 0 || indices.data()[p] >= n)
+      throw std::invalid_argument("svd_gram: column index out of range");
   const int64_t* ip = indptr.data();
   const int32_t* ix = indices.data();
   const double* dp = data.data();
+  const int64_t* cp = cptr.data();
+  const int32_t* ci = cidx.data();
+  const double* cv = cval.data();
   double* op = out.data();
   nb::gil_scoped_release release;
-  svd_gram(ip, ix, dp, c, n, op);
+  svd_gram(ip, ix, dp, c, cp, ci, cv, op);
 }
 
 void scatter(carr<const int32_t> rows, carr<const int64_t> indptr, carr<const int32_t> indices,

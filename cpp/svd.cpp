@@ -42,23 +42,19 @@ void svd_gather(const int64_t* indptr, const int32_t* indices, const double* dat
 }
 
 void svd_gram(const int64_t* indptr, const int32_t* indices, const double* data, int64_t c,
-              int64_t n, double* G) {
-  const int nt = threads_for(c * (indptr[c] + 1));
-#pragma omp parallel num_threads(nt)
-  {
-    // Row i scattered into a dense workspace, then each later row dotted against it: O(nnz) per
-    // pair of rows without sorted indices. The workspace is cleared through row i's indices.
-    std::vector<double> work(size_t(n), 0.0);
-#pragma omp for schedule(dynamic, 4)
-    for (int64_t i = 0; i < c; ++i) {
-      for (int64_t p = indptr[i]; p < indptr[i + 1]; ++p) work[indices[p]] += data[p];
-      for (int64_t j = i; j < c; ++j) {
-        double s = 0.0;
-        for (int64_t p = indptr[j]; p < indptr[j + 1]; ++p) s += data[p] * work[indices[p]];
-        G[i * c + j] = s;
-        G[j * c + i] = s;
-      }
-      for (int64_t p = indptr[i]; p < indptr[i + 1]; ++p) work[indices[p]] = 0.0;
+              const int64_t* cptr, const int32_t* cidx, const double* cval, double* G) {
+  // Row i of G from the columns row i touches: G[i, j] = sum over shared columns of products.
+  // Cost sum_col nnz(col)^2, small for sparse updates; each thread owns whole rows of G.
+  int64_t work = 0;
+  for (int64_t i = 0; i < c; ++i) work += indptr[i + 1] - indptr[i];
+#pragma omp parallel for schedule(dynamic, 8) num_threads(threads_for(work * 8))
+  for (int64_t i = 0; i < c; ++i) {
+    double* g = G + i * c;
+    for (int64_t j = 0; j < c; ++j) g[j] = 0.0;
+    for (int64_t p = indptr[i]; p < indptr[i + 1]; ++p) {
+      const double v = data[p];
+      const int64_t col = indices[p];
+      for (int64_t q = cptr[col]; q < cptr[col + 1]; ++q) g[cidx[q]] += v * cval[q];
     }
   }
 }

@@ -12,9 +12,10 @@ namespace matkern {
 void svd_gather(const int64_t* indptr, const int32_t* indices, const double* data, int64_t c,
                 const double* B, int64_t k, double* out);
 
-// G (c x c) = Xt @ Xt^T for a c x n CSR matrix (duplicates summed, any column order).
+// G (c x c) = Xt @ Xt^T, Xt given both as CSR (c x n: indptr, indices, data) and as CSC
+// (cptr of length n + 1, cidx row indices < c, cval). No duplicate entries.
 void svd_gram(const int64_t* indptr, const int32_t* indices, const double* data, int64_t c,
-              int64_t n, double* G);
+              const int64_t* cptr, const int32_t* cidx, const double* cval, double* G);
 
 // B[rows[r], :] += sum_p data[p] * Y[indices[p], :] for p in [indptr[r], indptr[r + 1]),
 // r < nr; rows distinct (each row of B written by one thread). Y is (c x k), B (n x k).
@@ -24,8 +25,6 @@ void svd_scatter(const int32_t* rows, const int64_t* indptr, const int32_t* indi
 namespace avx2 {
 // y[0:k] += a * x[0:k]
 void axpy(double a, const double* x, double* y, int64_t k);
-// sum_i x[i] * y[i]
-double dot(const double* x, const double* y, int64_t k);
 }  // namespace avx2
 
 }  // namespace matkern

@@ -20,15 +20,4 @@ void axpy(double a, const double* x, double* y, int64_t k) {
   for (; i < k; ++i) y[i] += a * x[i];
 }
 
-double dot(const double* x, const double* y, int64_t k) {
-  __m256d acc = _mm256_setzero_pd();
-  int64_t i = 0;
-  for (; i + 4 <= k; i += 4) acc = _mm256_fmadd_pd(_mm256_loadu_pd(x + i), _mm256_loadu_pd(y + i), acc);
-  alignas(32) double t[4];
-  _mm256_store_pd(t, acc);
-  double s = (t[0] + t[1]) + (t[2] + t[3]);
-  for (; i < k; ++i) s += x[i] * y[i];
-  return s;
-}
-
 }  // namespace matkern::avx2

@@ -46,18 +46,19 @@ class _Ops:
             D.cuda().svd_gather(ip, Xt.indices, Xt.data, B, out, D.stream_ptr())
         return out
 
-    # (c x c) = Xt @ Xt^T, dense
-    def gram(self, Xt):
+    # (c x c) = Xt @ Xt^T, dense; Xc is Xt.tocsc()
+    def gram(self, Xt, Xc):
         if self.name == "reference":
             return ref.svd_gram(Xt)
         xp = self.xp
         c = Xt.shape[0]
         out = xp.empty((c, c), dtype=np.float64)
-        ip = Xt.indptr.astype(np.int64)
+        args = (Xt.indptr.astype(np.int64), Xt.indices, Xt.data, Xc.indptr.astype(np.int64),
+                Xc.indices.astype(np.int32), Xc.data)
         if self.name == "cpu":
-            D.cpu().svd_gram(ip, Xt.indices, Xt.data, Xt.shape[1], out)
+            D.cpu().svd_gram(*args, out)
         else:
-            D.cuda().svd_gram(ip, Xt.indices, Xt.data, Xt.shape[1], out, D.stream_ptr())
+            D.cuda().svd_gram(*args, out, D.stream_ptr())
         return out
 
     # B[rows touched by Xt's columns] += Xt^T @ Y, touching only those rows of B.
@@ -72,11 +73,10 @@ class _Ops:
         else:
             D.cuda().svd_scatter(rows, indptr, indices, data, Y, B, D.stream_ptr())
 
-    def compress_columns(self, Xt):
-        """The columns of Xt that hold nonzeros, as (rows, indptr, indices, data) of X = Xt^T
-        restricted to those rows (the rows of the basis the update touches)."""
+    def compress_columns(self, Xc):
+        """The columns of Xc (Xt in CSC form) that hold nonzeros, as (rows, indptr, indices,
+        data) of X = Xt^T restricted to those rows (the rows of the basis the update touches)."""
         xp = self.xp
-        Xc = Xt.tocsc()
         counts = xp.diff(Xc.indptr)
         rows = xp.flatnonzero(counts).astype(np.int32)
         indptr = xp.concatenate([Xc.indptr[rows], Xc.indptr[-1:]]).astype(np.int64)

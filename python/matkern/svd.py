@@ -28,6 +28,7 @@ from . import _dispatch as D
 from ._svd_ops import _Ops, as_update, density, is_sparse
 
 __all__ = ["TruncatedSVD"]
+_Ops = _Ops  # re-exported for the tests of the kernels
 
 METHODS = ("auto", "zha-simon", "gkl", "rpi", "sparse")
 INITS = ("auto", "lanczos", "randomized", "dense")
@@ -331,10 +332,10 @@ class TruncatedSVD:
         right = xp.concatenate([cv["P"], cv["R"]], axis=0)  # (k + rE) x c
         M = left @ right.T
         M[:k, :k] += xp.diag(self._s)
-        F, T, Gt = xp.linalg.svd(M)
+        F, T, G = _top_svd(xp, M, k)
         self._s = xp.ascontiguousarray(T[:k])
-        self._apply(self._u, cu, F[:, :k], method)
-        self._apply(self._v, cv, Gt[:k].T, method)
+        self._apply(self._u, cu, F, method)
+        self._apply(self._v, cv, G, method)
         self._done(method)
         return self
 
@@ -355,8 +356,7 @@ class TruncatedSVD:
         M[:k, :k] = xp.diag(self._s)
         M[k:, :k] = cp["P"].T
         M[k:, k:] = cp["R"].T
-        F, T, Gt = xp.linalg.svd(M, full_matrices=False)
-        F, G = F[:, :k], Gt[:k].T
+        F, T, G = _top_svd(xp, M, k)
         self._s = xp.ascontiguousarray(T[:k])
         if len(self._s) < k:  # M narrower than k cannot happen (k + r >= k); kept for clarity
             raise AssertionError("rank dropped below k")
@@ -387,17 +387,15 @@ class TruncatedSVD:
                 Xt = ops.sp.csr_matrix(Xt)
                 Xt.indices = Xt.indices.astype(np.int32, copy=False)
             P = (ops.gather(Xt, side.Bp) @ side.K).T  # k x c
-            G = ops.gram(Xt)
+            Xc = Xt.tocsc()
+            G = ops.gram(Xt, Xc)
             W = G - P.T @ P  # Gram matrix of the complement (I - B B^T) X
             d = xp.sqrt(xp.maximum(xp.diag(G), 0.0))
             d = xp.where(d > 0, d, 1.0)  # Jacobi scaling: the floor is relative per column
-            Ws = W / d[:, None] / d[None, :]
-            lam, Z = xp.linalg.eigh((Ws + Ws.T) / 2)
-            keep = lam > GRAM_FLOOR
-            lam, Z = lam[keep], Z[:, keep]
-            Cm = (Z / xp.sqrt(lam)[None, :]) / d[:, None]  # c x r
-            R = (Z * xp.sqrt(lam)[None, :]).T * d[None, :]  # r x c
-            return {"P": P, "R": R, "C": Cm, "Xc": ops.compress_columns(Xt)}
+            Cs, Rs = _gram_factor(xp, W / d[:, None] / d[None, :])
+            Cm = Cs / d[:, None]  # c x r: Q = (X - B P) Cm is orthonormal
+            R = Rs * d[None, :]  # r x c: (X - B P) = Q R
+            return {"P": P, "R": R, "C": Cm, "Xc": ops.compress_columns(Xc)}
         side.fold()
         B = side.Bp
         if method == "zha-simon":
@@ -496,6 +494,60 @@ class TruncatedSVD:
                 ops.scatter(comp["Xc"], Y, side.buf)
         else:
             side.set_dense(side.Bp @ W1 + comp["Q"] @ W2)
+
+
+def _gram_factor(xp, Ws):
+    """C (c x r), R (r x c) with C^T Ws C = I_r and Ws = R^T R, dropping directions whose
+    (pivoted) Gram diagonal falls below GRAM_FLOOR: pivoted Cholesky (LAPACK pstrf, c^3/3
+    flops) on the host, a symmetric eigendecomposition on the GPU."""
+    c = Ws.shape[0]
+    if xp is np:
+        from scipy.linalg import lapack, solve_triangular
+
+        Lf, piv, r, info = lapack.dpstrf((Ws + Ws.T) / 2, tol=GRAM_FLOOR, lower=1)
+        if info < 0:
+            raise RuntimeError(f"dpstrf failed (info={info})")
+        if r == 0 or float(Ws.diagonal().max()) <= GRAM_FLOOR:
+            return np.zeros((c, 0)), np.zeros((0, c))
+        perm = piv[:c] - 1
+        L = np.tril(Lf)[:, :r]
+        Cm = np.zeros((c, r))
+        Cm[perm[:r]] = solve_triangular(L[:r], np.eye(r), lower=True).T
+        R = np.zeros((r, c))
+        R[:, perm] = L.T
+        return Cm, R
+    lam, Z = xp.linalg.eigh((Ws + Ws.T) / 2)
+    keep = lam > GRAM_FLOOR
+    lam, Z = lam[keep], Z[:, keep]
+    return Z / xp.sqrt(lam)[None, :], (Z * xp.sqrt(lam)[None, :]).T
+
+
+# Smallest side of M from which the top-k triplets come from its Gram matrix's top-k
+# eigenpairs (partial MRRR) and a QR, instead of a full SVD (about 3x faster at 600 x 600).
+GRAM_SVD_MIN = 200
+
+
+def _top_svd(xp, M, k):
+    """Top-k singular triplets of the small dense M: F (rows x k), T (k,), G (cols x k)."""
+    small = min(M.shape)
+    if xp is not np or small < max(GRAM_SVD_MIN, 2 * k):
+        F, T, Gt = xp.linalg.svd(M, full_matrices=False)
+        return F[:, :k], T[:k], Gt[:k].T
+    from scipy.linalg import eigh, qr
+
+    wide = M.shape[1] > M.shape[0]
+    Mx = M.T if wide else M  # tall: rows >= cols
+    n = Mx.shape[1]
+    _, G = eigh(Mx.T @ Mx, subset_by_index=[n - k, n - 1], driver="evr")
+    G = G[:, ::-1]
+    F, Rr = qr(Mx @ G, mode="economic")
+    sg = np.sign(np.diag(Rr))
+    sg[sg == 0] = 1.0
+    F *= sg[None, :]
+    T = np.abs(np.diag(Rr))
+    order = np.argsort(-T, kind="stable")
+    F, T, G = F[:, order], T[order], G[:, order]
+    return (G, T, F) if wide else (F, T, G)
 
 
 def _cond(xp, K):
