@@ -26,7 +26,7 @@ AxpyFn pick_axpy() {
 }
 
 // Few rows of work are not worth waking the thread team.
-int threads_for(int64_t work) { return work < 20000 ? 1 : omp_get_max_threads(); }
+int threads_for(int64_t work) { return work < (int64_t(1) << 18) ? 1 : omp_get_max_threads(); }
 
 }  // namespace
 

@@ -28,7 +28,6 @@ from . import _dispatch as D
 from ._svd_ops import _Ops, as_update, density, is_sparse
 
 __all__ = ["TruncatedSVD"]
-_Ops = _Ops  # re-exported for the tests of the kernels
 
 METHODS = ("auto", "zha-simon", "gkl", "rpi", "sparse")
 INITS = ("auto", "lanczos", "randomized", "dense")
@@ -409,7 +408,10 @@ class TruncatedSVD:
         P = (Xt @ B).T if not sparse_in else xp.asarray((Xt @ B)).T
         c = Xt.shape[0]
         l = min(self.l or len(self._s), c, B.shape[0] - B.shape[1])
-        Q = self._gkl(B, Xt, P, l) if method == "gkl" else self._rpi(B, Xt, P, l)
+        if l <= 0:  # the basis already spans the whole space: nothing outside it
+            Q = xp.zeros((B.shape[0], 0))
+        else:
+            Q = self._gkl(B, Xt, P, l) if method == "gkl" else self._rpi(B, Xt, P, l)
         R = xp.asarray(Xt @ Q).T if Q.shape[1] else xp.zeros((0, c))
         return {"P": P, "Q": Q, "R": R}
 
