@@ -298,21 +298,43 @@ def test_fastrp_int_and_bool_adjacency_accepted():
     np.testing.assert_array_equal(e1, e3)
 
 
-def _blogcatalog_f1(E, labels, seeds=5, train_frac=0.1):
+def _ovr_logistic(X, Y, C, maxiter=100):
+    """One-vs-rest L2 logistic regression, scikit-learn's objective per label
+    (C * sum of log-losses + ||w||^2 / 2, intercept unpenalized), all labels fitted at once by
+    one L-BFGS run on their sum (the labels' problems are independent), with a bounded
+    number of iterations so that the test stays fast."""
+    import scipy.optimize
+    import scipy.special
+
+    n, d = X.shape
+    L = Y.shape[1]
+    Xb = np.hstack([X, np.ones((n, 1))])
+    Ys = 2.0 * Y - 1.0
+
+    def f(w):
+        W = w.reshape(d + 1, L)
+        m = -Ys * (Xb @ W)
+        G = C * (Xb.T @ (-Ys * scipy.special.expit(m)))
+        G[:-1] += W[:-1]
+        return C * np.logaddexp(0, m).sum() + 0.5 * (W[:-1] ** 2).sum(), G.ravel()
+
+    r = scipy.optimize.minimize(f, np.zeros((d + 1) * L), jac=True, method="L-BFGS-B",
+                                options={"maxiter": maxiter})
+    return r.x.reshape(d + 1, L)
+
+
+def _blogcatalog_f1(E, labels, seeds=5, train_frac=0.1, C=0.1):
     """DeepWalk/FastRP protocol: one-vs-rest logistic regression, each test node gets its
     true number of labels, the top-scoring ones. Returns mean (macro-F1, micro-F1)."""
-    from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import f1_score
-    from sklearn.multiclass import OneVsRestClassifier
 
     n = E.shape[0]
     macro, micro = [], []
     for s in range(seeds):
         perm = np.random.default_rng(s).permutation(n)
         tr, te = perm[: int(train_frac * n)], perm[int(train_frac * n):]
-        clf = OneVsRestClassifier(LogisticRegression(solver="liblinear", max_iter=100), n_jobs=1)
-        clf.fit(E[tr], labels[tr])
-        scores = clf.decision_function(E[te])
+        W = _ovr_logistic(E[tr], labels[tr].astype(np.float64), C)
+        scores = E[te] @ W[:-1] + W[-1]
         counts = np.asarray(labels[te].sum(1)).ravel()
         pred = np.zeros_like(scores, dtype=np.int8)
         order = np.argsort(-scores, axis=1)
@@ -329,8 +351,8 @@ BLOG_SETTINGS = dict(dim=512, iteration_weights=(0.0, 0.0, 1.0, 6.67),
 
 def test_fastrp_blogcatalog_quality():
     """FastRP's BlogCatalog setting (dim 512, weights 0,0,1,6.67, beta -0.64, rows
-    L2-normalized, then columns standardized), 10% training nodes, 5 splits:
-    mean macro-F1 >= 0.22 (the paper: 0.2342)."""
+    L2-normalized, then columns standardized), 10% training nodes, 5 splits, one-vs-rest
+    logistic regression with C = 0.1: mean macro-F1 >= 0.22 (the paper: 0.2342)."""
     from sklearn.preprocessing import scale
 
     m = scipy.io.loadmat(DATA / "graphs" / "blogcatalog.mat")
