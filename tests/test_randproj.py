@@ -338,6 +338,7 @@ def _blogcatalog_f1(E, labels, seeds=5, train_frac=0.1, C=0.1):
 
 
 def _one_split(E, labels, s, train_frac, C, macro, micro, f1_score):
+    n = E.shape[0]
     perm = np.random.default_rng(s).permutation(n)
     tr, te = perm[: int(train_frac * n)], perm[int(train_frac * n):]
     W = _ovr_logistic(E[tr], labels[tr].astype(np.float64), C)
