@@ -30,6 +30,21 @@ def _plain_fastrp(A, dim, weights, beta, seed):
     return emb
 
 
+def random_csr(n, d, density, seed):
+    """n x d float32 CSR with round(d * density) uniformly placed entries per row (duplicates
+    summed), built row-wise (scipy.sparse.random enumerates n * d positions)."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(seed)
+    per = max(1, round(d * density))
+    cols = rng.integers(0, d, (n, per))
+    rows = np.repeat(np.arange(n), per)
+    X = sp.csr_matrix((rng.standard_normal(n * per).astype(np.float32), (rows, cols.ravel())),
+                      shape=(n, d))
+    X.sum_duplicates()
+    return X
+
+
 def power_law_graph(n, m, seed=0):
     """A symmetric graph with about m directed edges and Zipf-like degrees (Chung-Lu style)."""
     import scipy.sparse as sp
@@ -71,7 +86,7 @@ def cases(ctx):
             import scipy.sparse as sp
             from sklearn.random_projection import SparseRandomProjection
 
-            X = sp.random(ns, ds, density=0.001, format="csr", random_state=1, dtype=np.float32)
+            X = random_csr(ns, ds, 0.001, 1)
             p = matkern.SparseRandomProjection(256, random_state=0).fit(X)
             s = SparseRandomProjection(256, random_state=0).fit(X)
             return {"matkern": lambda: p.transform(X),
@@ -132,8 +147,7 @@ def cases(ctx):
             import cupyx.scipy.sparse as csp
             import scipy.sparse as sp
 
-            Xh = sp.random(200000, 100000, density=0.001, format="csr", random_state=1,
-                           dtype=np.float32)
+            Xh = random_csr(200000, 100000, 0.001, 1)
             X = csp.csr_matrix(Xh)
             p = matkern.SparseRandomProjection(256, random_state=0).fit(Xh)
             Mt = csp.csr_matrix(p.components_.T.astype(np.float32))

@@ -191,12 +191,16 @@ void rp_sparse(const int64_t* indptr, const int32_t* indices, const T* data, int
   int64_t* cursor = one_chunk ? nullptr : static_cast<int64_t*>(std::malloc(sizeof(int64_t) * n));
   RpChunk ch;
   ch.ptr = static_cast<int64_t*>(std::malloc(sizeof(int64_t) * (fc + 1)));
+  // One chunk (the usual case): zero, accumulate and scale each row while it is in cache.
+  const int pass_scale = one_chunk ? 1 : 0;
 #pragma omp parallel
   {
+    if (!one_chunk) {
 #pragma omp for schedule(static)
-    for (int64_t i = 0; i < n; ++i) {
-      for (int64_t c = 0; c < k; ++c) out[i * k + c] = T(0);
-      if (cursor) cursor[i] = indptr[i];
+      for (int64_t i = 0; i < n; ++i) {
+        for (int64_t c = 0; c < k; ++c) out[i * k + c] = T(0);
+        cursor[i] = indptr[i];
+      }
     }
     for (int64_t j0 = 0; j0 < d; j0 += fc) {
       const int64_t j1 = j0 + fc < d ? j0 + fc : d;
@@ -207,6 +211,8 @@ void rp_sparse(const int64_t* indptr, const int32_t* indices, const T* data, int
 #pragma omp for schedule(dynamic, 256)
       for (int64_t i = 0; i < n; ++i) {
         T* o = out + i * k;
+        if (pass_scale)
+          for (int64_t c = 0; c < k; ++c) o[c] = T(0);
         int64_t q = cursor ? cursor[i] : indptr[i];
         const int64_t qe = indptr[i + 1];
         for (; q < qe && indices[q] < j1; ++q) {
@@ -217,12 +223,18 @@ void rp_sparse(const int64_t* indptr, const int32_t* indices, const T* data, int
           for (int64_t p = a; p < b; ++p) o[comp[p]] += T(val[p]) * xv;
         }
         if (cursor) cursor[i] = q;
+        if (pass_scale) {
+          const T s = T(scale) * (rowscale ? rowscale[i] : T(1));
+          for (int64_t c = 0; c < k; ++c) o[c] *= s;
+        }
       }
     }
+    if (!pass_scale) {
 #pragma omp for schedule(static)
-    for (int64_t i = 0; i < n; ++i) {
-      const T s = T(scale) * (rowscale ? rowscale[i] : T(1));
-      for (int64_t c = 0; c < k; ++c) out[i * k + c] *= s;
+      for (int64_t i = 0; i < n; ++i) {
+        const T s = T(scale) * (rowscale ? rowscale[i] : T(1));
+        for (int64_t c = 0; c < k; ++c) out[i * k + c] *= s;
+      }
     }
   }
   std::free(cursor);

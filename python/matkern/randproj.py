@@ -56,8 +56,8 @@ def _check_sparse(X, name, fn, dtypes=_FLOATS, square=False):
         X = X.copy()
         X.sum_duplicates()
     xp = D.array_module(X.data)
-    indptr = X.indptr.astype(xp.int64)
-    indices = X.indices.astype(xp.int32)
+    indptr = X.indptr.astype(xp.int64, copy=False)
+    indices = X.indices.astype(xp.int32, copy=False)
     if X.nnz and (int(indices.min()) < 0 or int(indices.max()) >= d):
         raise ValueError(f"{fn}(): {name} has column indices outside [0, {d})")
     return X, indptr, indices, xp.ascontiguousarray(X.data)
