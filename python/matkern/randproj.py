@@ -1,3 +1,424 @@
-"""Very sparse random projection and FastRP: issue 6. Not built yet: nothing is exported."""
+"""Very sparse random projection (scikit-learn's SparseRandomProjection, generated on the fly)
+and FastRP graph embeddings (Chen et al., CIKM 2019).
 
-__all__: list[str] = []
+The projection matrix is never drawn from a stateful generator: entry (component c, feature j)
+comes from a counter-based hash of (seed, j) walked by a geometric skip (see
+:mod:`matkern.reference.randproj`), so every backend (NumPy reference, C++ CPU, CUDA) builds
+bit-identical matrices from one seed, and the kernels generate the rows they need in
+bounded chunks instead of storing the matrix.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from . import _checks as C
+from . import _dispatch as D
+from .reference import randproj as ref
+
+__all__ = ["SparseRandomProjection", "fastrp"]
+
+_FLOATS = (np.float32, np.float64)
+# GPU: feature rows of R generated per chunk, bounding the generated entries (~16M).
+_GPU_CHUNK_ENTRIES = 1 << 24
+
+
+def _seed_of(random_state, fn):
+    """An integer seed: the int itself, else one drawn from the Generator/RandomState/None."""
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+        return int(random_state)
+    rng = C.check_random_state(random_state, fn)
+    return int(rng.integers(0, 2**63 - 1))
+
+
+def _is_scipy_sparse(x):
+    return type(x).__module__.startswith("scipy.sparse")
+
+
+def _check_sparse(X, name, fn, dtypes=_FLOATS, square=False):
+    """A scipy/cupyx sparse matrix -> canonical CSR (sorted, duplicates summed, int32 indices,
+    int64 indptr). Wrong dtype: TypeError; bad shape, empty, index overflow: ValueError."""
+    if X.ndim != 2:
+        raise ValueError(f"{fn}(): {name} must be 2-dimensional, got shape {X.shape}")
+    if X.dtype not in [np.dtype(d) for d in dtypes]:
+        raise TypeError(f"{fn}(): {name} must have dtype {C.dtype_names(dtypes)}, got {X.dtype}")
+    n, d = X.shape
+    if n == 0 or d == 0:
+        raise ValueError(f"{fn}(): {name} must not be empty, got shape {X.shape}")
+    if square and n != d:
+        raise ValueError(f"{fn}(): {name} must be square (an adjacency matrix), got shape {X.shape}")
+    C.check_index_range(d, f"{name}.shape[1]", fn)
+    X = X.tocsr()
+    if not X.has_canonical_format:  # unsorted or duplicate indices: sum them, as scipy does
+        X = X.copy()
+        X.sum_duplicates()
+    xp = D.array_module(X.data)
+    indptr = X.indptr.astype(xp.int64, copy=False)
+    indices = X.indices.astype(xp.int32, copy=False)
+    if X.nnz and (int(indices.min()) < 0 or int(indices.max()) >= d):
+        raise ValueError(f"{fn}(): {name} has column indices outside [0, {d})")
+    return X, indptr, indices, xp.ascontiguousarray(X.data)
+
+
+def _generate(be, seed_key, table, k, j0, j1, xp):
+    """Rows j0..j1-1 of R on backend ``be``: (indptr int64, components int32, negative int8)."""
+    if be == "reference":
+        return ref.rp_generate(seed_key, table, k, j0, j1)
+    nr = j1 - j0
+    counts = xp.empty(nr, dtype=xp.int64)
+    indptr = xp.zeros(nr + 1, dtype=xp.int64)
+    if be == "cpu":
+        D.cpu().rp_count(seed_key, table, k, j0, counts)
+        np.cumsum(counts, out=indptr[1:])
+        nnz = int(indptr[-1])
+        comps, negs = np.empty(nnz, np.int32), np.empty(nnz, np.int8)
+        D.cpu().rp_fill(seed_key, table, k, j0, indptr, comps, negs)
+        return indptr, comps, negs
+    cu, s = D.cuda(), D.stream_ptr()
+    dtable = xp.asarray(table)
+    cu.rp_count(seed_key, dtable, k, j0, counts, s)
+    xp.cumsum(counts, out=indptr[1:])
+    nnz = int(indptr[-1])
+    comps, negs = xp.empty(max(nnz, 1), xp.int32), xp.empty(max(nnz, 1), xp.int8)
+    cu.rp_fill(seed_key, dtable, k, j0, indptr, comps, negs, s)
+    return indptr, comps[:nnz], negs[:nnz]
+
+
+def _gpu_chunks(table, k, d):
+    density = 1.0 - float(table[1]) / 2.0**63 if k >= 1 else 1.0
+    per_row = 1.0 + density * k
+    step = max(1, int(_GPU_CHUNK_ENTRIES / per_row))
+    return [(j0, min(d, j0 + step)) for j0 in range(0, d, step)]
+
+
+class SparseRandomProjection:
+    """Very sparse random projection (Achlioptas; Li, Hastie, Church), scikit-learn's
+    distribution: each entry of ``components_`` (n_components x n_features) is
+    ``+sqrt(1/(density*k))`` or ``-sqrt(1/(density*k))`` with probability ``density/2`` each,
+    else 0, independently; ``density="auto"`` is ``1/sqrt(n_features)``.
+    ``transform(X) == X @ components_.T``.
+
+    The matrix is generated on the fly from ``random_state`` by a counter-based hash (the
+    same on every backend: one seed gives bit-identical matrices on the reference, the CPU and
+    the GPU), so that fitting stores only a 64-bit key and transforming needs memory only for
+    the output (plus generated chunks of at most a few MB on the CPU). The CPU kernels thread
+    over rows (OpenMP, AVX2 when present); the GPU kernels gather over the generated entries.
+    The matrices differ from scikit-learn's for the same seed (another generator); the
+    distribution is the same.
+
+    Parameters
+    ----------
+    n_components : int >= 1, or "auto"
+        Output dimension k; "auto" uses ``johnson_lindenstrauss_min_dim(n_samples, eps)``.
+    density : float in (0, 1], or "auto"
+    eps : float in (0, 1), used by ``n_components="auto"`` only.
+    random_state : None, int, numpy Generator or RandomState
+        An int is the seed itself (equal ints give equal matrices).
+    dense_output : bool
+        For sparse input, ``False`` returns a scipy/cupyx CSR matrix (computed densely, then
+        converted); dense input always gives a dense result.
+    backend : {"reference", "cpu", "cuda"}, optional
+
+    Input: X (n_samples, n_features) float32/float64, NumPy or CuPy array (C-contiguous), or a
+    scipy/cupyx sparse matrix (any format; converted to CSR, duplicate entries summed). The
+    result has X's dtype and array type. NaN/Inf in X propagate to the outputs whose
+    projection rows touch them.
+
+    Attributes
+    ----------
+    n_components_, n_features_in_, density_, seed_, scale_ (the nonzero magnitude), and
+    ``components_`` (scipy CSR, float64, k x d; generated on access with the CPU generator).
+
+    Example
+    -------
+    >>> import numpy as np, matkern
+    >>> X = np.random.default_rng(0).standard_normal((100, 5000)).astype(np.float32)
+    >>> p = matkern.SparseRandomProjection(64, random_state=0)
+    >>> Y = p.fit_transform(X)
+    >>> Y.shape, Y.dtype
+    ((100, 64), dtype('float32'))
+    >>> bool(np.allclose(Y, X @ p.components_.T.toarray(), atol=1e-4))
+    True
+    """
+
+    def __init__(self, n_components="auto", *, density="auto", eps=0.1, random_state=None,
+                 dense_output=True, backend=None):
+        self.n_components = n_components
+        self.density = density
+        self.eps = eps
+        self.random_state = random_state
+        self.dense_output = dense_output
+        self.backend = backend
+
+    def fit(self, X, y=None):
+        """Choose k, the density and the seed for inputs shaped like X. Returns self."""
+        fn = "SparseRandomProjection.fit"
+        if hasattr(X, "shape") and len(X.shape) == 2:
+            n, d = X.shape
+        else:
+            C.check_array(X, "X", fn, ndim=2, contiguous=False)
+        if n == 0 or d == 0:
+            raise ValueError(f"{fn}(): X must not be empty, got shape {X.shape}")
+        C.check_index_range(d, "n_features", fn)
+        if self.n_components == "auto":
+            from .hadamard import johnson_lindenstrauss_min_dim
+
+            k = johnson_lindenstrauss_min_dim(n, self.eps)
+        else:
+            k = C.check_int(self.n_components, "n_components", fn, min_value=1,
+                            max_value=C.INT32_MAX)
+        if isinstance(self.density, str):
+            C.check_choice(self.density, "density", fn, ("auto",))
+            p = 1.0 / math.sqrt(d)
+        else:
+            p = C.check_float(self.density, "density", fn, min_value=0.0, max_value=1.0,
+                              strict=True)
+        self.n_components_, self.n_features_in_, self.density_ = k, d, p
+        self.seed_ = _seed_of(self.random_state, fn)
+        self.scale_ = math.sqrt(1.0 / (p * k))
+        self._key = ref.rp_seed_key(self.seed_)
+        self._table = ref.rp_table(p, k)
+        return self
+
+    def _generate(self, backend, j0=0, j1=None):
+        xp = D.cupy_module() if backend == "cuda" else np
+        j1 = self.n_features_in_ if j1 is None else j1
+        return _generate(backend, self._key, self._table, self.n_components_, j0, j1, xp)
+
+    @property
+    def components_(self):
+        """The k x d projection as a scipy CSR matrix (float64, sorted indices)."""
+        if not hasattr(self, "_key"):
+            raise RuntimeError("SparseRandomProjection.components_: call fit() first")
+        import scipy.sparse as sp
+
+        be = "cpu" if D._cpu is not None else "reference"
+        indptr, comps, neg = self._generate(be)
+        vals = np.where(neg == 1, -self.scale_, self.scale_)
+        R = sp.csr_matrix((vals, comps, indptr), shape=(self.n_features_in_, self.n_components_))
+        M = R.T.tocsr()
+        M.sort_indices()
+        return M
+
+    def transform(self, X):
+        """Project the rows of X: (n, n_features) -> (n, n_components), X's dtype and type."""
+        fn = "SparseRandomProjection.transform"
+        if not hasattr(self, "_key"):
+            raise RuntimeError(f"{fn}(): call fit() first")
+        sparse = _is_scipy_sparse(X) or D.is_cupyx_sparse(X)
+        if sparse:
+            X, indptr, indices, data = _check_sparse(X, "X", fn)
+        else:
+            C.check_array(X, "X", fn, dtypes=_FLOATS, ndim=2)
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"{fn}(): X must have {self.n_features_in_} columns (as fitted), got {X.shape[1]}")
+        be = D.pick(fn, X, backend=self.backend)
+        n, k, d = X.shape[0], self.n_components_, self.n_features_in_
+        if be == "reference":
+            Xh = X.get() if D.is_cupyx_sparse(X) else D.to_host(X)
+            Y = ref.sparse_random_projection(Xh, self._key, self._table, k, self.scale_)
+            out = Y.astype(X.dtype)
+            if D.device_of(X) == "cuda":
+                out = D.cupy_module().asarray(out)
+        elif be == "cpu":
+            out = np.empty((n, k), dtype=X.dtype)
+            if sparse:
+                empty = np.empty(0, X.dtype)
+                D.cpu().rp_sparse(indptr, indices, data, d, empty, empty, self._key, self._table,
+                                  self.scale_, out)
+            else:
+                D.cpu().rp_dense(X, self._key, self._table, self.scale_, out)
+        else:
+            out = _gpu_project(X if not sparse else (indptr, indices, data), d, self._key,
+                               self._table, k, self.scale_, dtype=X.dtype, n=n)
+        if sparse and not self.dense_output:
+            return _to_csr(out)
+        return out
+
+    def fit_transform(self, X, y=None):
+        """fit(X) then transform(X)."""
+        return self.fit(X).transform(X)
+
+
+def _to_csr(Y):
+    if D.is_cupy_array(Y):
+        import cupyx.scipy.sparse as csp
+
+        return csp.csr_matrix(Y)
+    import scipy.sparse as sp
+
+    return sp.csr_matrix(Y)
+
+
+def _gpu_project(X, d, key, table, k, scale, *, dtype, n, rowscale=None, colscale=None):
+    """out = scale * diag(rowscale) X diag(colscale) R on the GPU, R generated per chunk."""
+    cp = D.cupy_module()
+    cu, s = D.cuda(), D.stream_ptr()
+    out = cp.zeros((n, k), dtype=dtype)
+    empty = cp.empty(0, dtype)
+    rs = empty if rowscale is None else rowscale
+    cs = empty if colscale is None else colscale
+    for j0, j1 in _gpu_chunks(table, k, d):
+        indptr, comps, negs = _generate("cuda", key, table, k, j0, j1, cp)
+        if isinstance(X, tuple):
+            xi, xj, xv = X
+            cu.rp_sparse_accumulate(xi, xj, xv, cs, indptr, comps, negs, j0, j1, out, s)
+        else:
+            # components of this chunk grouped by component: CSR (k x (j1-j0)) by a stable sort
+            nnz = int(indptr[-1])
+            rows = _row_ids(indptr, cp).astype(cp.int32)
+            order = cp.argsort(comps, kind="stable") if nnz else cp.empty(0, cp.int64)
+            cols_by_c = cp.ascontiguousarray(rows[order]) if nnz else cp.empty(1, cp.int32)
+            negs_by_c = cp.ascontiguousarray(negs[order]) if nnz else cp.empty(1, cp.int8)
+            cptr = cp.zeros(k + 1, dtype=cp.int64)
+            if nnz:
+                cp.cumsum(cp.bincount(comps, minlength=k), out=cptr[1:])
+            cu.rp_dense_accumulate(X, cptr, cols_by_c, negs_by_c, j0, out, s)
+    factor = dtype.type(scale) if rowscale is None else (scale * rowscale).astype(dtype)[:, None]
+    out *= factor
+    return out
+
+
+def fastrp(adjacency, dim=128, iteration_weights=(0.0, 1.0, 1.0), normalization_strength=0.0,
+           l2_normalize=True, random_state=None, *, dtype=np.float32, backend=None):
+    """FastRP node embeddings (Chen et al., CIKM 2019; as in github.com/GTmac/FastRP).
+
+    With S = D^-1 A the transition matrix (D the diagonal of row sums; rows of nodes with
+    no out-edges stay zero) and R the n x dim very sparse projection with density 1/sqrt(n)
+    (scikit-learn's scaling, the same generator as :class:`SparseRandomProjection`) whose
+    row j is scaled by deg_j ** normalization_strength (nodes of degree 0 get 0, or 1 when
+    normalization_strength == 0):
+
+        U_1 = S R,  U_i = S U_{i-1},  embedding = sum_i w_i * normalize(U_i)
+
+    for the q = len(iteration_weights) weights w_i; ``normalize`` divides each row by its L2
+    norm (zero rows stay zero) when ``l2_normalize``, else is the identity. The paper's
+    BlogCatalog setting is dim=512, iteration_weights=(0, 0, 1, 6.67),
+    normalization_strength=-0.64, followed by standardizing each column
+    (sklearn.preprocessing.scale) before classification; that last step is left to the caller.
+
+    Parameters
+    ----------
+    adjacency : scipy.sparse or cupyx.scipy.sparse matrix, n x n, nonnegative weights
+        Any format, symmetric or directed (row i lists i's out-edges); converted to CSR with
+        duplicate entries summed. Integer/bool weights are converted to ``dtype``.
+    dim : int >= 1
+    iteration_weights : sequence of finite floats, length >= 1
+    normalization_strength : float (beta)
+    l2_normalize : bool
+    random_state : None, int, numpy Generator or RandomState
+    dtype : numpy.float32 (default) or numpy.float64, the compute and result dtype
+    backend : {"reference", "cpu", "cuda"}, optional
+
+    Returns
+    -------
+    (n, dim) array of ``dtype``: NumPy for scipy input, CuPy for cupyx input.
+
+    Example
+    -------
+    >>> import scipy.sparse as sp, matkern
+    >>> A = sp.random(1000, 1000, density=0.01, format="csr", random_state=0)
+    >>> E = matkern.fastrp(A + A.T, dim=64, random_state=0)
+    >>> E.shape, E.dtype
+    ((1000, 64), dtype('float32'))
+    """
+    fn = "fastrp"
+    if not (_is_scipy_sparse(adjacency) or D.is_cupyx_sparse(adjacency)):
+        raise TypeError(f"{fn}(): adjacency must be a scipy.sparse or cupyx.scipy.sparse matrix, "
+                        f"got {type(adjacency).__module__}.{type(adjacency).__name__}")
+    dtype = np.dtype(dtype)
+    if dtype not in [np.dtype(t) for t in _FLOATS]:
+        raise TypeError(f"{fn}(): dtype must be float32 or float64, got {dtype}")
+    if adjacency.dtype.kind in "biu":
+        adjacency = adjacency.astype(dtype)
+    A, indptr, indices, data = _check_sparse(adjacency, "adjacency", fn, square=True)
+    if data.dtype != dtype:
+        data = data.astype(dtype)
+    dim = C.check_int(dim, "dim", fn, min_value=1, max_value=C.INT32_MAX)
+    try:
+        weights = [float(w) for w in iteration_weights]
+    except TypeError:
+        raise TypeError(f"{fn}(): iteration_weights must be a sequence of numbers, got "
+                        f"{type(iteration_weights).__name__}") from None
+    if not weights:
+        raise ValueError(f"{fn}(): iteration_weights must not be empty")
+    if not all(math.isfinite(w) for w in weights):
+        raise ValueError(f"{fn}(): iteration_weights must be finite, got {weights}")
+    beta = C.check_float(normalization_strength, "normalization_strength", fn)
+    xp = D.array_module(data)
+    if data.size and not bool(xp.isfinite(data).all()):
+        raise ValueError(f"{fn}(): adjacency must have finite weights, got NaN or Inf")
+    if data.size and bool((data < 0).any()):
+        raise ValueError(f"{fn}(): adjacency must have nonnegative weights (a transition "
+                         "matrix is built from it), got a negative weight")
+    be = D.pick(fn, A, backend=backend)
+    seed = _seed_of(random_state, fn)
+    key = ref.rp_seed_key(seed)
+    n = A.shape[0]
+    if be == "reference":
+        Ah = A.get() if D.is_cupyx_sparse(A) else A
+        E = ref.fastrp(Ah, dim, weights, beta, bool(l2_normalize), key).astype(dtype)
+        return D.cupy_module().asarray(E) if xp is not np else E
+
+    density = 1.0 / math.sqrt(n)
+    table = ref.rp_table(density, dim)
+    scale = math.sqrt(1.0 / (density * dim))
+    deg64 = np.asarray(D.to_host(_row_sums(indptr, data, xp)), dtype=np.float64)
+    inv = np.zeros(n)
+    inv[deg64 > 0] = 1.0 / deg64[deg64 > 0]
+    colfac = ref.degree_power(deg64, beta)
+    inv_t, col_t = xp.asarray(inv.astype(dtype)), xp.asarray(colfac.astype(dtype))
+    emb = xp.zeros((n, dim), dtype=dtype)
+    if be == "cpu":
+        cpu = D.cpu()
+        U = np.empty((n, dim), dtype=dtype)
+        cpu.rp_sparse(indptr, indices, data, n, inv_t, col_t, key, table, scale, U)
+        V = np.empty_like(U) if len(weights) > 1 else None
+        for i, w in enumerate(weights):
+            if i:
+                _spmm_cpu(indptr, indices, data, inv_t, U, V)
+                U, V = V, U
+            if w != 0.0:
+                cpu.rp_accumulate(U, w, bool(l2_normalize), emb)
+        return emb
+    cu, s = D.cuda(), D.stream_ptr()
+    U = _gpu_project((indptr, indices, data), n, key, table, dim, scale, dtype=dtype, n=n,
+                     rowscale=inv_t, colscale=col_t)
+    V = xp.empty_like(U) if len(weights) > 1 else None
+    for i, w in enumerate(weights):
+        if i:
+            cu.rp_csr_spmm(indptr, indices, data, inv_t, U, V, s)
+            U, V = V, U
+        if w != 0.0:
+            if l2_normalize:
+                norms = xp.sqrt((U.astype(xp.float64) ** 2).sum(axis=1, keepdims=True))
+                f = xp.where(norms > 0, w / xp.where(norms > 0, norms, 1.0), 0.0).astype(dtype)
+                emb += f * U
+            else:
+                emb += dtype.type(w) * U
+    return emb
+
+
+def _row_ids(indptr, xp):
+    """The row of each stored entry of a CSR matrix."""
+    n, nnz = indptr.shape[0] - 1, int(indptr[-1])
+    if xp is np:
+        return np.repeat(np.arange(n), np.diff(indptr))
+    return xp.searchsorted(indptr, xp.arange(nnz), side="right") - 1
+
+
+def _row_sums(indptr, data, xp):
+    """Row sums (weighted out-degrees) of a CSR matrix, in float64."""
+    n = indptr.shape[0] - 1
+    rows = _row_ids(indptr, xp)
+    return xp.bincount(rows, weights=data.astype(xp.float64), minlength=n)
+
+
+def _spmm_cpu(indptr, indices, data, rowscale, B, out):
+    """out = diag(rowscale) A B: the one place the graph product is called (swap in the
+    project's SpMM kernel here)."""
+    D.cpu().rp_csr_spmm(indptr, indices, data, rowscale, B, out)

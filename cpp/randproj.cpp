@@ -1,0 +1,69 @@
+// Portable copies of the randproj kernels and the run-time choice between them and AVX2.
+#include "randproj.hpp"
+
+#include <cmath>
+#include <cstdlib>
+
+#include "simd.hpp"
+
+namespace matkern {
+namespace rp_portable {
+#include "randproj_kernels.inl"
+}  // namespace rp_portable
+
+namespace rp {
+namespace {
+inline bool use_avx2() {
+#ifdef MATKERN_BUILD_AVX2
+  return simd_level() == Simd::avx2;
+#else
+  return false;
+#endif
+}
+}  // namespace
+
+#ifdef MATKERN_BUILD_AVX2
+#define MATKERN_RP_CALL(fn, ...) \
+  (use_avx2() ? avx2::fn(__VA_ARGS__) : rp_portable::fn(__VA_ARGS__))
+#else
+#define MATKERN_RP_CALL(fn, ...) rp_portable::fn(__VA_ARGS__)
+#endif
+
+void count(uint64_t s, const uint64_t* t, int64_t k, int64_t j0, int64_t nr, int64_t* c) {
+  MATKERN_RP_CALL(rp_count, s, t, k, j0, nr, c);
+}
+void fill(uint64_t s, const uint64_t* t, int64_t k, int64_t j0, int64_t nr, const int64_t* ip,
+          int32_t* comps, int8_t* negs) {
+  MATKERN_RP_CALL(rp_fill, s, t, k, j0, nr, ip, comps, negs);
+}
+template <typename T>
+void dense(const T* x, int64_t n, int64_t d, uint64_t s, const uint64_t* t, int64_t k,
+           double scale, T* out) {
+  MATKERN_RP_CALL(rp_dense<T>, x, n, d, s, t, k, scale, out);
+}
+template <typename T>
+void sparse(const int64_t* ip, const int32_t* ix, const T* v, int64_t n, int64_t d, const T* rs,
+            const T* cs, uint64_t s, const uint64_t* t, int64_t k, double scale, T* out) {
+  MATKERN_RP_CALL(rp_sparse<T>, ip, ix, v, n, d, rs, cs, s, t, k, scale, out);
+}
+template <typename T>
+void spmm(const int64_t* ip, const int32_t* ix, const T* v, int64_t n, const T* rs, const T* b,
+          int64_t k, T* out) {
+  MATKERN_RP_CALL(csr_spmm<T>, ip, ix, v, n, rs, b, k, out);
+}
+template <typename T>
+void accumulate(const T* u, int64_t n, int64_t k, double w, bool l2, T* emb) {
+  MATKERN_RP_CALL(accumulate_rows<T>, u, n, k, w, l2, emb);
+}
+#undef MATKERN_RP_CALL
+
+template void dense<float>(const float*, int64_t, int64_t, uint64_t, const uint64_t*, int64_t, double, float*);
+template void dense<double>(const double*, int64_t, int64_t, uint64_t, const uint64_t*, int64_t, double, double*);
+template void sparse<float>(const int64_t*, const int32_t*, const float*, int64_t, int64_t, const float*, const float*, uint64_t, const uint64_t*, int64_t, double, float*);
+template void sparse<double>(const int64_t*, const int32_t*, const double*, int64_t, int64_t, const double*, const double*, uint64_t, const uint64_t*, int64_t, double, double*);
+template void spmm<float>(const int64_t*, const int32_t*, const float*, int64_t, const float*, const float*, int64_t, float*);
+template void spmm<double>(const int64_t*, const int32_t*, const double*, int64_t, const double*, const double*, int64_t, double*);
+template void accumulate<float>(const float*, int64_t, int64_t, double, bool, float*);
+template void accumulate<double>(const double*, int64_t, int64_t, double, bool, double*);
+}  // namespace rp
+}  // namespace matkern

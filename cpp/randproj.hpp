@@ -1,0 +1,57 @@
+// Very sparse random projection generated on the fly, and the FastRP graph products (CPU).
+// The kernel bodies live in randproj_kernels.inl, compiled once portable and once with AVX2;
+// the functions below pick one at run time (simd_level()).
+#pragma once
+#include <cstdint>
+
+namespace matkern {
+
+#define MATKERN_RP_DECLS                                                                         \
+  void rp_count(uint64_t seed_key, const uint64_t* table, int64_t k, int64_t j0, int64_t nrows, \
+                int64_t* counts);                                                                \
+  void rp_fill(uint64_t seed_key, const uint64_t* table, int64_t k, int64_t j0, int64_t nrows,  \
+               const int64_t* indptr, int32_t* comps, int8_t* negs);                             \
+  template <typename T>                                                                          \
+  void rp_dense(const T* x, int64_t n, int64_t d, uint64_t seed_key, const uint64_t* table,     \
+                int64_t k, double scale, T* out);                                                \
+  template <typename T>                                                                          \
+  void rp_sparse(const int64_t* indptr, const int32_t* indices, const T* data, int64_t n,       \
+                 int64_t d, const T* rowscale, const T* colscale, uint64_t seed_key,            \
+                 const uint64_t* table, int64_t k, double scale, T* out);                        \
+  template <typename T>                                                                          \
+  void csr_spmm(const int64_t* indptr, const int32_t* indices, const T* data, int64_t n,        \
+                const T* rowscale, const T* b, int64_t k, T* out);                               \
+  template <typename T>                                                                          \
+  void accumulate_rows(const T* u, int64_t n, int64_t k, double weight, bool l2, T* emb);
+
+namespace rp_portable {
+MATKERN_RP_DECLS
+}
+namespace avx2 {
+MATKERN_RP_DECLS
+}
+#undef MATKERN_RP_DECLS
+
+// Run-time dispatch (portable or AVX2) of the kernels above; same signatures.
+namespace rp {
+void count(uint64_t seed_key, const uint64_t* table, int64_t k, int64_t j0, int64_t nrows,
+           int64_t* counts);
+void fill(uint64_t seed_key, const uint64_t* table, int64_t k, int64_t j0, int64_t nrows,
+          const int64_t* indptr, int32_t* comps, int8_t* negs);
+template <typename T>
+void dense(const T* x, int64_t n, int64_t d, uint64_t seed_key, const uint64_t* table, int64_t k,
+           double scale, T* out);
+template <typename T>
+void sparse(const int64_t* indptr, const int32_t* indices, const T* data, int64_t n, int64_t d,
+            const T* rowscale, const T* colscale, uint64_t seed_key, const uint64_t* table,
+            int64_t k, double scale, T* out);
+// The graph product (CSR x dense), kept behind this one function so that the project's SpMM
+// kernel can replace it.
+template <typename T>
+void spmm(const int64_t* indptr, const int32_t* indices, const T* data, int64_t n,
+          const T* rowscale, const T* b, int64_t k, T* out);
+template <typename T>
+void accumulate(const T* u, int64_t n, int64_t k, double weight, bool l2, T* emb);
+}  // namespace rp
+
+}  // namespace matkern

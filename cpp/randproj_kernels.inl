@@ -1,0 +1,302 @@
+// Kernel bodies of the randproj family, included twice: by randproj.cpp inside
+// namespace matkern::rp_portable and by randproj_avx2.cpp inside namespace matkern::avx2 (the
+// only file compiled with -mavx2 -mfma), so that the inner loops are vectorized for each ISA.
+// Rule of *_avx2.cpp files: raw pointers and malloc only here, no std containers or shared
+// inline templates (the linker must never pick an AVX2 copy for portable code).
+//
+// The projection R (d features x k components, the transpose of components_) is never stored
+// whole: feature row j holds the nonzero components found by a geometric skip driven by a
+// counter-based hash of (seed, j, t), so that any backend regenerates any row independently.
+//   base_j = mix(seed_key + (j + 1) * C1);  h_t = mix(base_j + (t + 1) * G), t = 0, 1, ...
+//   u = h_t >> 1 (63 bits); skip = #{m in 1..k : table[m] > u}, table[m] = floor(2^63 (1-p)^m)
+//   position += skip + 1 (from -1); stop at >= k; the sign of the entry is h_t & 1 (1: -).
+// table is computed once on the host (NumPy) and shared by every backend: bit-identical rows.
+
+static inline uint64_t rp_mix(uint64_t z) {
+  z ^= z >> 30;
+  z *= 0xBF58476D1CE4E5B9ULL;
+  z ^= z >> 27;
+  z *= 0x94D049BB133111EBULL;
+  z ^= z >> 31;
+  return z;
+}
+
+static constexpr uint64_t kRpG = 0x9E3779B97F4A7C15ULL;
+static constexpr uint64_t kRpC1 = 0xD1B54A32D192ED03ULL;
+
+// skip = number of m in [1, k] with table[m] > u (table nonincreasing): binary search.
+static inline int64_t rp_skip(const uint64_t* table, int64_t k, uint64_t u) {
+  int64_t lo = 1, hi = k + 1;  // first m in [lo, hi) with table[m] <= u, or k + 1
+  while (lo < hi) {
+    const int64_t mid = (lo + hi) >> 1;
+    if (table[mid] > u) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo - 1;
+}
+
+// Visit the nonzeros (component, negative?) of feature row j. Returns the count.
+template <typename F>
+static inline int64_t rp_row(uint64_t seed_key, const uint64_t* table, int64_t k, int64_t j, F&& f) {
+  const uint64_t base = rp_mix(seed_key + uint64_t(j + 1) * kRpC1);
+  int64_t pos = -1, cnt = 0;
+  for (uint64_t t = 1;; ++t) {
+    const uint64_t h = rp_mix(base + t * kRpG);
+    pos += rp_skip(table, k, h >> 1) + 1;
+    if (pos >= k) break;
+    f(int32_t(pos), int(h & 1));
+    ++cnt;
+  }
+  return cnt;
+}
+
+void rp_count(uint64_t seed_key, const uint64_t* table, int64_t k, int64_t j0, int64_t nrows,
+              int64_t* counts) {
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < nrows; ++r)
+    counts[r] = rp_row(seed_key, table, k, j0 + r, [](int32_t, int) {});
+}
+
+// indptr (nrows + 1) from rp_count's prefix sum; comps/signs receive each row's entries.
+void rp_fill(uint64_t seed_key, const uint64_t* table, int64_t k, int64_t j0, int64_t nrows,
+             const int64_t* indptr, int32_t* comps, int8_t* negs) {
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < nrows; ++r) {
+    int64_t p = indptr[r];
+    rp_row(seed_key, table, k, j0 + r, [&](int32_t c, int neg) {
+      comps[p] = c;
+      negs[p] = int8_t(neg);
+      ++p;
+    });
+  }
+}
+
+// A chunk of R's feature rows as CSR (ptr relative to the chunk), entries +-1 as float.
+struct RpChunk {
+  int64_t* ptr = nullptr;
+  int32_t* comp = nullptr;
+  float* val = nullptr;
+  int64_t cap = 0;
+};
+
+static void rp_chunk_free(RpChunk& c) {
+  std::free(c.ptr);
+  std::free(c.comp);
+  std::free(c.val);
+  c = RpChunk{};
+}
+
+// Generate feature rows [j0, j1) into ch (called by every thread of a parallel region).
+static void rp_chunk_make(RpChunk& ch, uint64_t seed_key, const uint64_t* table, int64_t k,
+                          int64_t j0, int64_t j1) {
+  const int64_t nr = j1 - j0;
+#pragma omp for schedule(static)
+  for (int64_t r = 0; r < nr; ++r) ch.ptr[r + 1] = rp_row(seed_key, table, k, j0 + r, [](int32_t, int) {});
+#pragma omp single
+  {
+    ch.ptr[0] = 0;
+    for (int64_t r = 0; r < nr; ++r) ch.ptr[r + 1] += ch.ptr[r];
+    if (ch.ptr[nr] > ch.cap) {
+      std::free(ch.comp);
+      std::free(ch.val);
+      ch.cap = ch.ptr[nr] + ch.ptr[nr] / 4 + 16;
+      ch.comp = static_cast<int32_t*>(std::malloc(sizeof(int32_t) * ch.cap));
+      ch.val = static_cast<float*>(std::malloc(sizeof(float) * ch.cap));
+    }
+  }  // implicit barrier
+#pragma omp for schedule(static)
+  for (int64_t r = 0; r < nr; ++r) {
+    int64_t p = ch.ptr[r];
+    int32_t* cp = ch.comp;
+    float* vp = ch.val;
+    rp_row(seed_key, table, k, j0 + r, [&](int32_t c, int neg) {
+      cp[p] = c;
+      vp[p] = neg ? -1.0f : 1.0f;
+      ++p;
+    });
+  }
+}
+
+// Features per chunk: bounds the generated entries to about 2^21 (a few MB) at any density.
+static int64_t rp_chunk_rows(const uint64_t* table, int64_t k, int64_t d) {
+  const double p = 1.0 - double(table[1]) / 9223372036854775808.0;
+  const double per_row = 1.0 + p * double(k);
+  int64_t rows = int64_t(double(1 << 21) / per_row);
+  if (rows < 1) rows = 1;
+  return rows < d ? rows : d;
+}
+
+// out (n x k) = scale * X (n x d, dense, C order) @ R. Threads over rows; per chunk of features
+// the 8-row tiles keep their k outputs transposed (k x 8) so that each entry of R updates eight
+// rows with one vector multiply-add.
+template <typename T>
+void rp_dense(const T* x, int64_t n, int64_t d, uint64_t seed_key, const uint64_t* table,
+              int64_t k, double scale, T* out) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t c = 0; c < k; ++c) out[i * k + c] = T(0);
+  const int64_t fc = rp_chunk_rows(table, k, d);
+  RpChunk ch;
+  ch.ptr = static_cast<int64_t*>(std::malloc(sizeof(int64_t) * (fc + 1)));
+  const int64_t ntiles = (n + 7) / 8;
+#pragma omp parallel
+  {
+    T* tile = static_cast<T*>(std::malloc(sizeof(T) * 8 * k));
+    for (int64_t j0 = 0; j0 < d; j0 += fc) {
+      const int64_t j1 = j0 + fc < d ? j0 + fc : d;
+      rp_chunk_make(ch, seed_key, table, k, j0, j1);
+      const int64_t* ptr = ch.ptr;
+      const int32_t* comp = ch.comp;
+      const float* val = ch.val;
+#pragma omp for schedule(static)
+      for (int64_t t = 0; t < ntiles; ++t) {
+        const int64_t r0 = t * 8, nr = n - r0 < 8 ? n - r0 : 8;
+        for (int64_t i = 0; i < 8 * k; ++i) tile[i] = T(0);
+        for (int64_t j = j0; j < j1; ++j) {
+          const int64_t a = ptr[j - j0], b = ptr[j - j0 + 1];
+          if (a == b) continue;
+          T xv[8];
+          for (int r = 0; r < 8; ++r) xv[r] = r < nr ? x[(r0 + r) * d + j] : T(0);
+          for (int64_t p = a; p < b; ++p) {
+            T* tc = tile + int64_t(comp[p]) * 8;
+            const T v = T(val[p]);
+#pragma omp simd
+            for (int r = 0; r < 8; ++r) tc[r] += v * xv[r];
+          }
+        }
+        for (int64_t r = 0; r < nr; ++r) {
+          T* o = out + (r0 + r) * k;
+          for (int64_t c = 0; c < k; ++c) o[c] += tile[c * 8 + r];
+        }
+      }
+    }
+    std::free(tile);
+  }
+  const T s = T(scale);
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t c = 0; c < k; ++c) out[i * k + c] *= s;
+  rp_chunk_free(ch);
+}
+
+// out (n x k) = scale * diag(rowscale) X diag(colscale) R for X in CSR (sorted indices);
+// rowscale/colscale may be null (ones). Threads over rows; features in chunks, each row keeping
+// a cursor into its sorted column indices.
+template <typename T>
+void rp_sparse(const int64_t* indptr, const int32_t* indices, const T* data, int64_t n, int64_t d,
+               const T* rowscale, const T* colscale, uint64_t seed_key, const uint64_t* table,
+               int64_t k, double scale, T* out) {
+  const int64_t fc = rp_chunk_rows(table, k, d);
+  const bool one_chunk = fc >= d;
+  int64_t* cursor = one_chunk ? nullptr : static_cast<int64_t*>(std::malloc(sizeof(int64_t) * n));
+  RpChunk ch;
+  ch.ptr = static_cast<int64_t*>(std::malloc(sizeof(int64_t) * (fc + 1)));
+  // One chunk (the usual case): zero, accumulate and scale each row while it is in cache.
+  const int pass_scale = one_chunk ? 1 : 0;
+#pragma omp parallel
+  {
+    if (!one_chunk) {
+#pragma omp for schedule(static)
+      for (int64_t i = 0; i < n; ++i) {
+        for (int64_t c = 0; c < k; ++c) out[i * k + c] = T(0);
+        cursor[i] = indptr[i];
+      }
+    }
+    for (int64_t j0 = 0; j0 < d; j0 += fc) {
+      const int64_t j1 = j0 + fc < d ? j0 + fc : d;
+      rp_chunk_make(ch, seed_key, table, k, j0, j1);
+      const int64_t* ptr = ch.ptr;
+      const int32_t* comp = ch.comp;
+      const float* val = ch.val;
+#pragma omp for schedule(dynamic, 256)
+      for (int64_t i = 0; i < n; ++i) {
+        T* o = out + i * k;
+        if (pass_scale)
+          for (int64_t c = 0; c < k; ++c) o[c] = T(0);
+        int64_t q = cursor ? cursor[i] : indptr[i];
+        const int64_t qe = indptr[i + 1];
+        for (; q < qe && indices[q] < j1; ++q) {
+          const int64_t j = indices[q];
+          T xv = data[q];
+          if (colscale) xv *= colscale[j];
+          const int64_t a = ptr[j - j0], b = ptr[j - j0 + 1];
+          for (int64_t p = a; p < b; ++p) o[comp[p]] += T(val[p]) * xv;
+        }
+        if (cursor) cursor[i] = q;
+        if (pass_scale) {
+          const T s = T(scale) * (rowscale ? rowscale[i] : T(1));
+          for (int64_t c = 0; c < k; ++c) o[c] *= s;
+        }
+      }
+    }
+    if (!pass_scale) {
+#pragma omp for schedule(static)
+      for (int64_t i = 0; i < n; ++i) {
+        const T s = T(scale) * (rowscale ? rowscale[i] : T(1));
+        for (int64_t c = 0; c < k; ++c) out[i * k + c] *= s;
+      }
+    }
+  }
+  std::free(cursor);
+  rp_chunk_free(ch);
+}
+
+// out (n x k) = diag(rowscale) A B for A in CSR (n rows) and B dense (rows x k): the graph
+// product of FastRP. Threads over rows (dynamic: power-law degrees); the k-wide AXPY per edge
+// is the vectorized inner loop.
+template <typename T>
+void csr_spmm(const int64_t* indptr, const int32_t* indices, const T* data, int64_t n,
+              const T* rowscale, const T* b, int64_t k, T* out) {
+  // Column blocks of kb: the rows of B that the edges gather then stay in cache (the index
+  // arrays are read once per block, far less traffic than the dense rows).
+  const int64_t kb = k <= 64 ? k : 64;
+#pragma omp parallel
+  for (int64_t c0 = 0; c0 < k; c0 += kb) {
+    const int64_t w = k - c0 < kb ? k - c0 : kb;
+#pragma omp for schedule(dynamic, 64) nowait
+    for (int64_t i = 0; i < n; ++i) {
+      T* o = out + i * k + c0;
+#pragma omp simd
+      for (int64_t c = 0; c < w; ++c) o[c] = T(0);
+      for (int64_t q = indptr[i]; q < indptr[i + 1]; ++q) {
+        const T a = data[q];
+        const T* bj = b + int64_t(indices[q]) * k + c0;
+#pragma omp simd
+        for (int64_t c = 0; c < w; ++c) o[c] += a * bj[c];
+      }
+      if (rowscale) {
+        const T s = rowscale[i];
+#pragma omp simd
+        for (int64_t c = 0; c < w; ++c) o[c] *= s;
+      }
+    }
+  }
+}
+
+// emb += weight * (l2 ? u_i / ||u_i|| : u_i) row by row (zero rows stay zero).
+template <typename T>
+void accumulate_rows(const T* u, int64_t n, int64_t k, double weight, bool l2, T* emb) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    const T* ui = u + i * k;
+    T* ei = emb + i * k;
+    double w = weight;
+    if (l2) {
+      double ss = 0;
+      for (int64_t c = 0; c < k; ++c) ss += double(ui[c]) * double(ui[c]);
+      w = ss > 0 ? weight / std::sqrt(ss) : 0.0;
+    }
+    const T wt = T(w);
+#pragma omp simd
+    for (int64_t c = 0; c < k; ++c) ei[c] += wt * ui[c];
+  }
+}
+
+template void rp_dense<float>(const float*, int64_t, int64_t, uint64_t, const uint64_t*, int64_t, double, float*);
+template void rp_dense<double>(const double*, int64_t, int64_t, uint64_t, const uint64_t*, int64_t, double, double*);
+template void rp_sparse<float>(const int64_t*, const int32_t*, const float*, int64_t, int64_t, const float*, const float*, uint64_t, const uint64_t*, int64_t, double, float*);
+template void rp_sparse<double>(const int64_t*, const int32_t*, const double*, int64_t, int64_t, const double*, const double*, uint64_t, const uint64_t*, int64_t, double, double*);
+template void csr_spmm<float>(const int64_t*, const int32_t*, const float*, int64_t, const float*, const float*, int64_t, float*);
+template void csr_spmm<double>(const int64_t*, const int32_t*, const double*, int64_t, const double*, const double*, int64_t, double*);
+template void accumulate_rows<float>(const float*, int64_t, int64_t, double, bool, float*);
+template void accumulate_rows<double>(const double*, int64_t, int64_t, double, bool, double*);
