@@ -21,7 +21,9 @@ LAYERS = (0, 2, 5)
 
 
 def default_data_dir():
-    return pathlib.Path(__file__).resolve().parents[2] / "data"
+    from ._data import data_dir
+
+    return data_dir()
 
 
 def minilm_layers(data_dir=None):

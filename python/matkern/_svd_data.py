@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import pathlib
 
 import numpy as np
 
-DATA = pathlib.Path(__file__).resolve().parents[2] / "data"
+from ._data import data_dir as _data_dir
 
 
 def blogcatalog(path=None):
     """BlogCatalog adjacency (10312 x 10312, scipy CSR float64, symmetric 0/1)."""
     import scipy.io
 
-    path = path or DATA / "graphs" / "blogcatalog.mat"
+    path = path or _data_dir() / "graphs" / "blogcatalog.mat"
     return scipy.io.loadmat(path)["network"].tocsr().astype(np.float64)
 
 
@@ -22,7 +21,7 @@ def movielens_users(path=None):
     order of each user's first rating (timestamp), columns the sorted movie ids."""
     import scipy.sparse as sp
 
-    path = path or DATA / "ratings" / "ratings.csv"
+    path = path or _data_dir() / "ratings" / "ratings.csv"
     raw = np.loadtxt(path, delimiter=",", skiprows=1)
     user, movie, rating, ts = raw[:, 0].astype(np.int64), raw[:, 1].astype(np.int64), raw[:, 2], raw[:, 3]
     users, uinv = np.unique(user, return_inverse=True)
