@@ -83,7 +83,6 @@ def cases(ctx):
         ns, ds = (50000, 100000) if q else (200000, 100000)
 
         def sparse():
-            import scipy.sparse as sp
             from sklearn.random_projection import SparseRandomProjection
 
             X = random_csr(ns, ds, 0.001, 1)
@@ -145,7 +144,6 @@ def cases(ctx):
 
         def sparse_gpu():
             import cupyx.scipy.sparse as csp
-            import scipy.sparse as sp
 
             Xh = random_csr(200000, 100000, 0.001, 1)
             X = csp.csr_matrix(Xh)

@@ -80,3 +80,24 @@ def pytest_report_header(config):
 # Tolerances keyed by dtype, for results that differ from the reference only by the order of
 # floating-point additions: a few ulps times the growth of the sum.
 RTOL = {np.dtype(np.float32): 2e-5, np.dtype(np.float64): 1e-12}
+
+
+def simd_runs(code, suffix=".npy"):
+    """Run ``code`` in two fresh interpreters, one with MATKERN_SIMD=portable and one with the
+    default (AVX2 where the CPU has it); the code saves its results to ``sys.argv[1]`` and
+    prints ``matkern.backends()['simd']``. Returns the two loaded results, portable first, after
+    checking that the first run really took the portable kernels. A subprocess, so that no
+    kernel choice cached in the process can leak between the two runs."""
+    import subprocess
+    import sys
+    import tempfile
+
+    outs = []
+    for simd in ("portable", ""):
+        path = os.path.join(tempfile.mkdtemp(), "r" + suffix)
+        env = dict(os.environ, MATKERN_SIMD=simd)
+        r = subprocess.run([sys.executable, "-c", code, path], env=env, capture_output=True,
+                           text=True, check=True)
+        outs.append((r.stdout.strip().splitlines()[-1], np.load(path)))
+    assert outs[0][0] == "portable"
+    return outs[0][1], outs[1][1]

@@ -14,9 +14,6 @@ Tolerances.
   gap depends on the spectrum (rank^(1/2^(T+1)) at worst), so tests only check the limits.
 """
 
-import os
-import subprocess
-import sys
 import threading
 
 import numpy as np
@@ -25,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import matkern
-from conftest import DATA, to_backend, to_numpy
+from conftest import DATA, to_backend, to_numpy, simd_runs
 
 DTYPES = [np.float32, np.float64, np.complex64, np.complex128]
 
@@ -356,20 +353,11 @@ def test_from_many_threads_at_once():
 
 
 def test_simd_and_portable_paths_agree():
-    import tempfile
-
     code = ("import sys, numpy as np, matkern; rng=np.random.default_rng(7); "
             "W=rng.standard_normal((20, 33, 50)).astype(np.float32); "
             "C=(rng.standard_normal((5, 40, 30))+1j*rng.standard_normal((5, 40, 30)))"
             ".astype(np.complex64); "
             "np.save(sys.argv[1], np.concatenate([matkern.spectral_norm_bound(W), "
             "matkern.spectral_norm_bound(C)])); print(matkern.backends()['simd'])")
-    outs = []
-    for simd in ("portable", ""):
-        path = os.path.join(tempfile.mkdtemp(), "b.npy")
-        env = dict(os.environ, MATKERN_SIMD=simd)
-        r = subprocess.run([sys.executable, "-c", code, path], env=env, capture_output=True,
-                           text=True, check=True)
-        outs.append((r.stdout.strip(), np.load(path)))
-    assert outs[0][0] == "portable"
-    np.testing.assert_allclose(outs[0][1], outs[1][1], rtol=1e-4)
+    portable, default = simd_runs(code, ".npy")
+    np.testing.assert_allclose(portable, default, rtol=1e-4)

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import matkern
-from conftest import to_backend, to_numpy
+from conftest import to_backend, to_numpy, simd_runs
 
 FLOATS = [np.float32, np.float64]
 
@@ -146,27 +146,15 @@ def test_fwht_from_many_threads_at_once():
         np.testing.assert_allclose(r, e, rtol=1e-4, atol=1e-3)
 
 
-def test_simd_and_portable_paths_agree(monkeypatch):
-    import subprocess
-    import sys
-
-    code = ("import numpy as np, matkern; x=np.random.default_rng(5).standard_normal((3, 1<<15))"
-            ".astype(np.float32); y=matkern.fwht(x, normalize=True); "
+def test_simd_and_portable_paths_agree():
+    code = ("import sys, numpy as np, matkern; "
+            "x=np.random.default_rng(5).standard_normal((3, 1<<15)).astype(np.float32); "
+            "y=matkern.fwht(x, normalize=True); "
             "X=np.random.default_rng(6).standard_normal((21, 1000)).astype(np.float32); "
             "Y=matkern.fjlt(X, 40, random_state=1); "
             "print(matkern.backends()['simd']); np.save(sys.argv[1], np.concatenate([y.ravel(), Y.ravel()]))")
-    outs = []
-    for simd in ("portable", ""):
-        import os
-        import tempfile
-
-        path = os.path.join(tempfile.mkdtemp(), "y.npy")
-        env = dict(os.environ, MATKERN_SIMD=simd)
-        r = subprocess.run([sys.executable, "-c", "import sys; " + code, path], env=env,
-                           capture_output=True, text=True, check=True)
-        outs.append((r.stdout.strip(), np.load(path)))
-    assert outs[0][0] == "portable"
-    np.testing.assert_allclose(outs[0][1], outs[1][1], rtol=1e-5, atol=1e-5)
+    portable, default = simd_runs(code)
+    np.testing.assert_allclose(portable, default, rtol=1e-5, atol=1e-5)
 
 
 # ------------------------------------------------------------------------------------- FJLT

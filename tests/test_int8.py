@@ -15,11 +15,6 @@ Tolerances
   decomposition cutting the error of every ffn_in layer by at least 15% (measured 25% to 52%).
 """
 
-import os
-import pathlib
-import subprocess
-import sys
-import tempfile
 import threading
 
 import numpy as np
@@ -28,7 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import matkern
-from conftest import DATA, to_backend, to_numpy
+from conftest import DATA, to_backend, to_numpy, simd_runs
 
 XTYPES = [np.float32, np.float16]
 
@@ -361,13 +356,6 @@ def test_simd_and_portable_paths_agree():
             "A=rng.integers(-128, 128, (9, 301), dtype=np.int8); "
             "y=matkern.int8_matmul(X, matkern.int8_quantize(W)); C=matkern.int8_gemm(A, A); "
             "print(matkern.backends()['simd']); np.savez(sys.argv[1], y=y, C=C)")
-    outs = []
-    for simd in ("portable", ""):
-        path = os.path.join(tempfile.mkdtemp(), "r.npz")
-        env = dict(os.environ, MATKERN_SIMD=simd)
-        r = subprocess.run([sys.executable, "-c", code, path], env=env, capture_output=True,
-                           text=True, check=True)
-        outs.append((r.stdout.strip(), np.load(path)))
-    assert outs[0][0] == "portable"
-    np.testing.assert_array_equal(outs[0][1]["C"], outs[1][1]["C"])
-    np.testing.assert_array_equal(outs[0][1]["y"], outs[1][1]["y"])
+    portable, default = simd_runs(code, ".npz")
+    np.testing.assert_array_equal(portable["C"], default["C"])
+    np.testing.assert_array_equal(portable["y"], default["y"])

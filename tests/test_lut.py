@@ -19,10 +19,6 @@ Tolerances
   relative-norm figure (2e-3 float16, 1.1e-2 bfloat16).
 """
 
-import os
-import subprocess
-import sys
-import tempfile
 import threading
 
 import numpy as np
@@ -31,7 +27,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import matkern
-from conftest import DATA, to_backend, to_numpy
+from conftest import DATA, to_backend, to_numpy, simd_runs
 from matkern import _lut_layout
 from matkern._lut_eval import error_table, format_table, minilm_layers
 from matkern.reference import lut as ref
@@ -274,15 +270,8 @@ def test_simd_and_portable_paths_agree():
         "        out.append(matkern.lut_matmul(rng.standard_normal((m, 512)).astype(np.float32), qw).ravel())\n"
         "    out.append(matkern.lut_dequantize(qw).ravel())\n"
         "print(matkern.backends()['simd']); np.save(sys.argv[1], np.concatenate(out))\n")
-    outs = []
-    for simd in ("portable", ""):
-        path = os.path.join(tempfile.mkdtemp(), "y.npy")
-        env = dict(os.environ, MATKERN_SIMD=simd)
-        r = subprocess.run([sys.executable, "-c", code, path], env=env, capture_output=True,
-                           text=True, check=True)
-        outs.append((r.stdout.strip(), np.load(path)))
-    assert outs[0][0] == "portable"
-    np.testing.assert_allclose(outs[0][1], outs[1][1], rtol=1e-4, atol=1e-4)
+    portable, default = simd_runs(code, ".npy")
+    np.testing.assert_allclose(portable, default, rtol=1e-4, atol=1e-4)
 
 
 # ------------------------------------------------------------------------------ real data

@@ -24,7 +24,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import matkern
-from matkern import randproj as rpmod
 from matkern.reference import randproj as ref
 from conftest import DATA, to_backend, to_numpy
 

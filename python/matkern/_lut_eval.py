@@ -9,7 +9,6 @@ prints the table (mean and max over the 12 layers, per table and bit width).
 
 from __future__ import annotations
 
-import os
 import pathlib
 import sys
 

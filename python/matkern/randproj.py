@@ -260,7 +260,6 @@ def _gpu_project(X, d, key, table, k, scale, *, dtype, n, rowscale=None, colscal
     cu, s = D.cuda(), D.stream_ptr()
     out = cp.zeros((n, k), dtype=dtype)
     empty = cp.empty(0, dtype)
-    rs = empty if rowscale is None else rowscale
     cs = empty if colscale is None else colscale
     for j0, j1 in _gpu_chunks(table, k, d):
         indptr, comps, negs = _generate("cuda", key, table, k, j0, j1, cp)

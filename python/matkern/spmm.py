@@ -4,7 +4,6 @@ with float32 accumulation) with a CSR CUDA kernel for matrices that block badly.
 
 from __future__ import annotations
 
-import numbers
 import threading
 import time
 
