@@ -69,24 +69,6 @@ void sparse(carr<const int64_t> indptr, carr<const int32_t> indices, carr<const 
 }
 
 template <typename T>
-void spmm(carr<const int64_t> indptr, carr<const int32_t> indices, carr<const T> data,
-          carr<const T> rowscale, carr<const T> b, carr<T> out) {
-  const int64_t n = out.shape(0), k = out.shape(1);
-  if (int64_t(indptr.size()) != n + 1 || indices.size() != data.size() ||
-      indptr.data()[n] != int64_t(data.size()) || int64_t(b.shape(1)) != k ||
-      (rowscale.size() != 0 && int64_t(rowscale.size()) != n))
-    throw std::invalid_argument("csr_spmm: inconsistent sizes");
-  const int64_t* ip = indptr.data();
-  const int32_t* ix = indices.data();
-  const T* v = data.data();
-  const T* rs = rowscale.size() ? rowscale.data() : nullptr;
-  const T* bp = b.data();
-  T* op = out.data();
-  nb::gil_scoped_release release;
-  rp::spmm<T>(ip, ix, v, n, rs, bp, k, op);
-}
-
-template <typename T>
 void accumulate(carr<const T> u, double weight, bool l2, carr<T> emb) {
   if (u.shape(0) != emb.shape(0) || u.shape(1) != emb.shape(1))
     throw std::invalid_argument("accumulate_rows: shapes differ");
@@ -106,8 +88,6 @@ void bind_randproj(nb::module_& m) {
   m.def("rp_dense", &dense<double>);
   m.def("rp_sparse", &sparse<float>);
   m.def("rp_sparse", &sparse<double>);
-  m.def("rp_csr_spmm", &spmm<float>);
-  m.def("rp_csr_spmm", &spmm<double>);
   m.def("rp_accumulate", &accumulate<float>);
   m.def("rp_accumulate", &accumulate<double>);
 }

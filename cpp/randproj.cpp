@@ -47,11 +47,6 @@ void sparse(const int64_t* ip, const int32_t* ix, const T* v, int64_t n, int64_t
   MATKERN_RP_CALL(rp_sparse<T>, ip, ix, v, n, d, rs, cs, s, t, k, scale, out);
 }
 template <typename T>
-void spmm(const int64_t* ip, const int32_t* ix, const T* v, int64_t n, const T* rs, const T* b,
-          int64_t k, T* out) {
-  MATKERN_RP_CALL(csr_spmm<T>, ip, ix, v, n, rs, b, k, out);
-}
-template <typename T>
 void accumulate(const T* u, int64_t n, int64_t k, double w, bool l2, T* emb) {
   MATKERN_RP_CALL(accumulate_rows<T>, u, n, k, w, l2, emb);
 }
@@ -61,8 +56,6 @@ template void dense<float>(const float*, int64_t, int64_t, uint64_t, const uint6
 template void dense<double>(const double*, int64_t, int64_t, uint64_t, const uint64_t*, int64_t, double, double*);
 template void sparse<float>(const int64_t*, const int32_t*, const float*, int64_t, int64_t, const float*, const float*, uint64_t, const uint64_t*, int64_t, double, float*);
 template void sparse<double>(const int64_t*, const int32_t*, const double*, int64_t, int64_t, const double*, const double*, uint64_t, const uint64_t*, int64_t, double, double*);
-template void spmm<float>(const int64_t*, const int32_t*, const float*, int64_t, const float*, const float*, int64_t, float*);
-template void spmm<double>(const int64_t*, const int32_t*, const double*, int64_t, const double*, const double*, int64_t, double*);
 template void accumulate<float>(const float*, int64_t, int64_t, double, bool, float*);
 template void accumulate<double>(const double*, int64_t, int64_t, double, bool, double*);
 }  // namespace rp

@@ -19,9 +19,6 @@ namespace matkern {
                  int64_t d, const T* rowscale, const T* colscale, uint64_t seed_key,            \
                  const uint64_t* table, int64_t k, double scale, T* out);                        \
   template <typename T>                                                                          \
-  void csr_spmm(const int64_t* indptr, const int32_t* indices, const T* data, int64_t n,        \
-                const T* rowscale, const T* b, int64_t k, T* out);                               \
-  template <typename T>                                                                          \
   void accumulate_rows(const T* u, int64_t n, int64_t k, double weight, bool l2, T* emb);
 
 namespace rp_portable {
@@ -45,11 +42,6 @@ template <typename T>
 void sparse(const int64_t* indptr, const int32_t* indices, const T* data, int64_t n, int64_t d,
             const T* rowscale, const T* colscale, uint64_t seed_key, const uint64_t* table,
             int64_t k, double scale, T* out);
-// The graph product (CSR x dense), kept behind this one function so that the project's SpMM
-// kernel can replace it.
-template <typename T>
-void spmm(const int64_t* indptr, const int32_t* indices, const T* data, int64_t n,
-          const T* rowscale, const T* b, int64_t k, T* out);
 template <typename T>
 void accumulate(const T* u, int64_t n, int64_t k, double weight, bool l2, T* emb);
 }  // namespace rp

@@ -241,38 +241,6 @@ void rp_sparse(const int64_t* indptr, const int32_t* indices, const T* data, int
   rp_chunk_free(ch);
 }
 
-// out (n x k) = diag(rowscale) A B for A in CSR (n rows) and B dense (rows x k): the graph
-// product of FastRP. Threads over rows (dynamic: power-law degrees); the k-wide AXPY per edge
-// is the vectorized inner loop.
-template <typename T>
-void csr_spmm(const int64_t* indptr, const int32_t* indices, const T* data, int64_t n,
-              const T* rowscale, const T* b, int64_t k, T* out) {
-  // Column blocks of kb: the rows of B that the edges gather then stay in cache (the index
-  // arrays are read once per block, far less traffic than the dense rows).
-  const int64_t kb = k <= 64 ? k : 64;
-#pragma omp parallel
-  for (int64_t c0 = 0; c0 < k; c0 += kb) {
-    const int64_t w = k - c0 < kb ? k - c0 : kb;
-#pragma omp for schedule(dynamic, 64) nowait
-    for (int64_t i = 0; i < n; ++i) {
-      T* o = out + i * k + c0;
-#pragma omp simd
-      for (int64_t c = 0; c < w; ++c) o[c] = T(0);
-      for (int64_t q = indptr[i]; q < indptr[i + 1]; ++q) {
-        const T a = data[q];
-        const T* bj = b + int64_t(indices[q]) * k + c0;
-#pragma omp simd
-        for (int64_t c = 0; c < w; ++c) o[c] += a * bj[c];
-      }
-      if (rowscale) {
-        const T s = rowscale[i];
-#pragma omp simd
-        for (int64_t c = 0; c < w; ++c) o[c] *= s;
-      }
-    }
-  }
-}
-
 // emb += weight * (l2 ? u_i / ||u_i|| : u_i) row by row (zero rows stay zero).
 template <typename T>
 void accumulate_rows(const T* u, int64_t n, int64_t k, double weight, bool l2, T* emb) {
@@ -296,7 +264,5 @@ template void rp_dense<float>(const float*, int64_t, int64_t, uint64_t, const ui
 template void rp_dense<double>(const double*, int64_t, int64_t, uint64_t, const uint64_t*, int64_t, double, double*);
 template void rp_sparse<float>(const int64_t*, const int32_t*, const float*, int64_t, int64_t, const float*, const float*, uint64_t, const uint64_t*, int64_t, double, float*);
 template void rp_sparse<double>(const int64_t*, const int32_t*, const double*, int64_t, int64_t, const double*, const double*, uint64_t, const uint64_t*, int64_t, double, double*);
-template void csr_spmm<float>(const int64_t*, const int32_t*, const float*, int64_t, const float*, const float*, int64_t, float*);
-template void csr_spmm<double>(const int64_t*, const int32_t*, const double*, int64_t, const double*, const double*, int64_t, double*);
 template void accumulate_rows<float>(const float*, int64_t, int64_t, double, bool, float*);
 template void accumulate_rows<double>(const double*, int64_t, int64_t, double, bool, double*);

@@ -377,9 +377,12 @@ def fastrp(adjacency, dim=128, iteration_weights=(0.0, 1.0, 1.0), normalization_
         U = np.empty((n, dim), dtype=dtype)
         cpu.rp_sparse(indptr, indices, data, n, inv_t, col_t, key, table, scale, U)
         V = np.empty_like(U) if len(weights) > 1 else None
+        # S = D^-1 A once, so every graph product is a plain CSR x dense on the SpMM family's
+        # kernel (matkern::csr_spmm).
+        s_data = (data * np.repeat(inv_t, np.diff(indptr))).astype(dtype, copy=False)
         for i, w in enumerate(weights):
             if i:
-                _spmm_cpu(indptr, indices, data, inv_t, U, V)
+                cpu.spmm_csr(n, indptr, indices, s_data, U, V)
                 U, V = V, U
             if w != 0.0:
                 cpu.rp_accumulate(U, w, bool(l2_normalize), emb)
@@ -415,9 +418,3 @@ def _row_sums(indptr, data, xp):
     n = indptr.shape[0] - 1
     rows = _row_ids(indptr, xp)
     return xp.bincount(rows, weights=data.astype(xp.float64), minlength=n)
-
-
-def _spmm_cpu(indptr, indices, data, rowscale, B, out):
-    """out = diag(rowscale) A B: the one place the graph product is called (swap in the
-    project's SpMM kernel here)."""
-    D.cpu().rp_csr_spmm(indptr, indices, data, rowscale, B, out)
