@@ -24,6 +24,10 @@ struct F32 {
   }
   static V mload(const T* p, __m256i m) { return _mm256_maskload_ps(p, m); }
   static void mstore(T* p, __m256i m, V v) { _mm256_maskstore_ps(p, m, v); }
+  // col[idx[0..7]]
+  static V gather(const T* col, const int32_t* idx) {
+    return _mm256_i32gather_ps(col, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(idx)), 4);
+  }
 };
 
 struct F64 {
@@ -40,6 +44,10 @@ struct F64 {
   }
   static V mload(const T* p, __m256i m) { return _mm256_maskload_pd(p, m); }
   static void mstore(T* p, __m256i m, V v) { _mm256_maskstore_pd(p, m, v); }
+  // col[idx[0..3]]
+  static V gather(const T* col, const int32_t* idx) {
+    return _mm256_i32gather_pd(col, _mm_loadu_si128(reinterpret_cast<const __m128i*>(idx)), 8);
+  }
 };
 
 // One row, columns [c, c + NV*W) of a C-order B.
@@ -97,30 +105,33 @@ inline double hsum(__m256d v) {
 }
 
 // Fortran-order B: out[i, c] = sum_p val[p] * B[idx[p] + c*ldb], four columns per pass.
-inline void rows_f(int64_t r0, int64_t r1, int64_t k, const int64_t* indptr, const int32_t* idx,
-                   const float* val, const float* b, int64_t ldb, float* out, int64_t ldc) {
+template <typename S>
+void rows_f(int64_t r0, int64_t r1, int64_t k, const int64_t* indptr, const int32_t* idx,
+            const typename S::T* val, const typename S::T* b, int64_t ldb, typename S::T* out,
+            int64_t ldc) {
+  using T = typename S::T;
+  constexpr int W = S::W;
   for (int64_t i = r0; i < r1; ++i) {
     const int64_t p0 = indptr[i], p1 = indptr[i + 1];
-    float* o = out + i * ldc;
+    T* o = out + i * ldc;
     int64_t c = 0;
     for (; c + 4 <= k; c += 4) {
-      const float* col0 = b + c * ldb;
-      const float* col1 = col0 + ldb;
-      const float* col2 = col1 + ldb;
-      const float* col3 = col2 + ldb;
-      __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+      const T* col0 = b + c * ldb;
+      const T* col1 = col0 + ldb;
+      const T* col2 = col1 + ldb;
+      const T* col3 = col2 + ldb;
+      typename S::V a0 = S::zero(), a1 = a0, a2 = a0, a3 = a0;
       int64_t p = p0;
-      for (; p + 8 <= p1; p += 8) {
-        const __m256i vi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(idx + p));
-        const __m256 v = _mm256_loadu_ps(val + p);
-        a0 = _mm256_fmadd_ps(v, _mm256_i32gather_ps(col0, vi, 4), a0);
-        a1 = _mm256_fmadd_ps(v, _mm256_i32gather_ps(col1, vi, 4), a1);
-        a2 = _mm256_fmadd_ps(v, _mm256_i32gather_ps(col2, vi, 4), a2);
-        a3 = _mm256_fmadd_ps(v, _mm256_i32gather_ps(col3, vi, 4), a3);
+      for (; p + W <= p1; p += W) {
+        const typename S::V v = S::load(val + p);
+        a0 = S::fma(v, S::gather(col0, idx + p), a0);
+        a1 = S::fma(v, S::gather(col1, idx + p), a1);
+        a2 = S::fma(v, S::gather(col2, idx + p), a2);
+        a3 = S::fma(v, S::gather(col3, idx + p), a3);
       }
-      float s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3);
+      T s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3);
       for (; p < p1; ++p) {
-        const float v = val[p];
+        const T v = val[p];
         const int64_t j = idx[p];
         s0 += v * col0[j];
         s1 += v * col1[j];
@@ -133,52 +144,8 @@ inline void rows_f(int64_t r0, int64_t r1, int64_t k, const int64_t* indptr, con
       o[c + 3] = s3;
     }
     for (; c < k; ++c) {
-      const float* col = b + c * ldb;
-      float s = 0;
-      for (int64_t p = p0; p < p1; ++p) s += val[p] * col[idx[p]];
-      o[c] = s;
-    }
-  }
-}
-
-inline void rows_f(int64_t r0, int64_t r1, int64_t k, const int64_t* indptr, const int32_t* idx,
-                   const double* val, const double* b, int64_t ldb, double* out, int64_t ldc) {
-  for (int64_t i = r0; i < r1; ++i) {
-    const int64_t p0 = indptr[i], p1 = indptr[i + 1];
-    double* o = out + i * ldc;
-    int64_t c = 0;
-    for (; c + 4 <= k; c += 4) {
-      const double* col0 = b + c * ldb;
-      const double* col1 = col0 + ldb;
-      const double* col2 = col1 + ldb;
-      const double* col3 = col2 + ldb;
-      __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
-      int64_t p = p0;
-      for (; p + 4 <= p1; p += 4) {
-        const __m128i vi = _mm_loadu_si128(reinterpret_cast<const __m128i*>(idx + p));
-        const __m256d v = _mm256_loadu_pd(val + p);
-        a0 = _mm256_fmadd_pd(v, _mm256_i32gather_pd(col0, vi, 8), a0);
-        a1 = _mm256_fmadd_pd(v, _mm256_i32gather_pd(col1, vi, 8), a1);
-        a2 = _mm256_fmadd_pd(v, _mm256_i32gather_pd(col2, vi, 8), a2);
-        a3 = _mm256_fmadd_pd(v, _mm256_i32gather_pd(col3, vi, 8), a3);
-      }
-      double s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3);
-      for (; p < p1; ++p) {
-        const double v = val[p];
-        const int64_t j = idx[p];
-        s0 += v * col0[j];
-        s1 += v * col1[j];
-        s2 += v * col2[j];
-        s3 += v * col3[j];
-      }
-      o[c] = s0;
-      o[c + 1] = s1;
-      o[c + 2] = s2;
-      o[c + 3] = s3;
-    }
-    for (; c < k; ++c) {
-      const double* col = b + c * ldb;
-      double s = 0;
+      const T* col = b + c * ldb;
+      T s = 0;
       for (int64_t p = p0; p < p1; ++p) s += val[p] * col[idx[p]];
       o[c] = s;
     }
@@ -191,14 +158,14 @@ void csr_rows(int64_t r0, int64_t r1, int64_t k, const int64_t* indptr, const in
               const float* data, const float* b, int64_t ldb, bool b_row_major, float* out,
               int64_t ldc) {
   if (b_row_major) rows_c<F32>(r0, r1, k, indptr, indices, data, b, ldb, out, ldc);
-  else rows_f(r0, r1, k, indptr, indices, data, b, ldb, out, ldc);
+  else rows_f<F32>(r0, r1, k, indptr, indices, data, b, ldb, out, ldc);
 }
 
 void csr_rows(int64_t r0, int64_t r1, int64_t k, const int64_t* indptr, const int32_t* indices,
               const double* data, const double* b, int64_t ldb, bool b_row_major, double* out,
               int64_t ldc) {
   if (b_row_major) rows_c<F64>(r0, r1, k, indptr, indices, data, b, ldb, out, ldc);
-  else rows_f(r0, r1, k, indptr, indices, data, b, ldb, out, ldc);
+  else rows_f<F64>(r0, r1, k, indptr, indices, data, b, ldb, out, ldc);
 }
 
 }  // namespace matkern::avx2

@@ -101,3 +101,29 @@ def simd_runs(code, suffix=".npy"):
         outs.append((r.stdout.strip().splitlines()[-1], np.load(path)))
     assert outs[0][0] == "portable"
     return outs[0][1], outs[1][1]
+
+
+def run_in_threads(calls, repeats=1):
+    """Run each zero-argument callable in ``calls`` in a thread of its own, all at once, each
+    ``repeats`` times; return the last result of each, in order. An exception raised in a
+    thread is raised here (a plain Thread would swallow it)."""
+    import threading
+
+    results = [None] * len(calls)
+    errors = []
+
+    def work(i):
+        try:
+            for _ in range(repeats):
+                results[i] = calls[i]()
+        except BaseException as exc:  # re-raised in the calling thread below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return results

@@ -14,7 +14,6 @@ Tolerances.
   gap depends on the spectrum (rank^(1/2^(T+1)) at worst), so tests only check the limits.
 """
 
-import threading
 
 import numpy as np
 import pytest
@@ -22,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import matkern
-from conftest import DATA, to_backend, to_numpy, simd_runs
+from conftest import DATA, to_backend, to_numpy, simd_runs, run_in_threads
 
 DTYPES = [np.float32, np.float64, np.complex64, np.complex128]
 
@@ -333,19 +332,13 @@ def test_from_many_threads_at_once():
     big = [rng.standard_normal((600, 520)) for _ in range(2)]
     expect = [matkern.spectral_norm_bound(W) for W in Ws]
     expect_big = [matkern.spectral_norm_bound(W) for W in big]
-    results, results_big = [None] * 6, [None] * 2
-
     def work(i):
-        for _ in range(3):
-            results[i] = matkern.spectral_norm_bound(Ws[i])
-            if i < 2:
-                results_big[i] = matkern.spectral_norm_bound(big[i])
+        small = matkern.spectral_norm_bound(Ws[i])
+        return small, (matkern.spectral_norm_bound(big[i]) if i < 2 else None)
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    pairs = run_in_threads([lambda i=i: work(i) for i in range(6)], repeats=3)
+    results = [p[0] for p in pairs]
+    results_big = [p[1] for p in pairs[:2]]
     for r, e in zip(results, expect):
         np.testing.assert_array_equal(r, e)
     for r, e in zip(results_big, expect_big):

@@ -5,7 +5,6 @@ so its rounding error is at most log2(n) * u * sum_j |x_j| (u the unit roundoff 
 the tests allow twice that against a float64 evaluation of the same transform.
 """
 
-import threading
 
 import numpy as np
 import pytest
@@ -14,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import matkern
-from conftest import to_backend, to_numpy, simd_runs
+from conftest import to_backend, to_numpy, simd_runs, run_in_threads
 
 FLOATS = [np.float32, np.float64]
 
@@ -131,17 +130,7 @@ def test_fwht_from_many_threads_at_once():
     rng = np.random.default_rng(3)
     xs = [rng.standard_normal((64, 4096)).astype(np.float32) for _ in range(8)]
     expect = [matkern.reference.fwht(x) for x in xs]
-    results = [None] * len(xs)
-
-    def work(i):
-        for _ in range(5):
-            results[i] = matkern.fwht(xs[i])
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(xs))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = run_in_threads([lambda x=x: matkern.fwht(x) for x in xs], repeats=5)
     for r, e in zip(results, expect):
         np.testing.assert_allclose(r, e, rtol=1e-4, atol=1e-3)
 

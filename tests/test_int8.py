@@ -15,7 +15,6 @@ Tolerances
   decomposition cutting the error of every ffn_in layer by at least 15% (measured 25% to 52%).
 """
 
-import threading
 
 import numpy as np
 import pytest
@@ -23,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import matkern
-from conftest import DATA, to_backend, to_numpy, simd_runs
+from conftest import DATA, to_backend, to_numpy, simd_runs, run_in_threads
 
 XTYPES = [np.float32, np.float16]
 
@@ -325,17 +324,7 @@ def test_int8_matmul_from_many_threads_at_once():
     Wq = matkern.int8_quantize(W)
     xs = [rng.standard_normal((33, 256)).astype(np.float32) * (1 + 5 * (i % 2)) for i in range(8)]
     expect = [matkern.int8_matmul(x, Wq) for x in xs]
-    results = [None] * len(xs)
-
-    def work(i):
-        for _ in range(5):
-            results[i] = matkern.int8_matmul(xs[i], Wq)
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(xs))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = run_in_threads([lambda x=x: matkern.int8_matmul(x, Wq) for x in xs], repeats=5)
     for r, e in zip(results, expect):
         np.testing.assert_array_equal(r, e)
 

@@ -19,7 +19,6 @@ Tolerances
   relative-norm figure (2e-3 float16, 1.1e-2 bfloat16).
 """
 
-import threading
 
 import numpy as np
 import pytest
@@ -27,7 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import matkern
-from conftest import DATA, to_backend, to_numpy, simd_runs
+from conftest import DATA, to_backend, to_numpy, simd_runs, run_in_threads
 from matkern import _lut_layout
 from matkern._lut_eval import error_table, format_table, minilm_layers
 from matkern.reference import lut as ref
@@ -245,17 +244,7 @@ def test_matmul_from_many_threads_at_once():
     qw = matkern.lut_quantize(rng.standard_normal((300, 1024)), 4, 128, "nf4")
     xs = [rng.standard_normal((m, 1024)).astype(np.float32) for m in (1, 3, 8, 1, 16, 2)]
     expect = [matkern.lut_matmul(x, qw, backend="reference") for x in xs]
-    results = [None] * len(xs)
-
-    def work(i):
-        for _ in range(5):
-            results[i] = matkern.lut_matmul(xs[i], qw)
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(xs))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = run_in_threads([lambda x=x: matkern.lut_matmul(x, qw) for x in xs], repeats=5)
     for r, e in zip(results, expect):
         np.testing.assert_allclose(r, e, rtol=1e-4, atol=1e-3)
 

@@ -13,7 +13,6 @@ their thresholds (|z| < 5, chi-square p > 1e-4) would fail a correct generator w
 probability < 1e-4 per test for a random seed.
 """
 
-import threading
 
 import numpy as np
 import pytest
@@ -25,7 +24,7 @@ from hypothesis import strategies as st
 
 import matkern
 from matkern.reference import randproj as ref
-from conftest import DATA, to_backend, to_numpy
+from conftest import DATA, to_backend, to_numpy, run_in_threads
 
 FLOATS = [np.float32, np.float64]
 
@@ -218,17 +217,8 @@ def test_from_many_threads_at_once():
     xs = [rng.standard_normal((64, 3000)).astype(np.float32) for _ in range(6)]
     ps = [matkern.SparseRandomProjection(128, random_state=i).fit(xs[0]) for i in range(6)]
     expect = [p.transform(x) for p, x in zip(ps, xs)]
-    results = [None] * 6
-
-    def work(i):
-        for _ in range(4):
-            results[i] = ps[i].transform(xs[i])
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = run_in_threads([lambda p=p, x=x: p.transform(x) for p, x in zip(ps, xs)],
+                             repeats=4)
     for r, e in zip(results, expect):
         np.testing.assert_array_equal(r, e)
 

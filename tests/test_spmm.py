@@ -13,7 +13,6 @@ float64 product of the float16 B). Those bounds are stated next to each check.
 """
 
 import importlib
-import threading
 
 import numpy as np
 import pytest
@@ -25,7 +24,7 @@ from hypothesis import strategies as st
 import matkern
 import matkern.generators as gen
 from matkern import _spmm_blocks as BL
-from conftest import DATA, backend_available, to_backend, to_numpy
+from conftest import DATA, backend_available, to_backend, to_numpy, run_in_threads
 
 KS = [1, 8, 32, 128, 512]
 REAL = sorted(p.stem for p in (DATA / "matrices").glob("*.mtx"))
@@ -222,17 +221,7 @@ def test_many_threads_at_once():
     rng = np.random.default_rng(3)
     Bs = [rng.standard_normal((A.shape[1], 40)).astype(np.float32) for _ in range(8)]
     expect = [A @ B for B in Bs]
-    results = [None] * len(Bs)
-
-    def work(i):
-        for _ in range(5):
-            results[i] = S @ Bs[i]
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(Bs))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = run_in_threads([lambda B=B: S @ B for B in Bs], repeats=5)
     for r, e in zip(results, expect):
         np.testing.assert_allclose(r, e, rtol=1e-5, atol=1e-4)
 

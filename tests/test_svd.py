@@ -19,7 +19,6 @@ Tolerances (all in float64):
 """
 
 import functools
-import threading
 
 import numpy as np
 import pytest
@@ -29,7 +28,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import matkern
-from conftest import to_backend, to_numpy
+from conftest import to_backend, to_numpy, run_in_threads
 from matkern import _svd_data
 from matkern import svd as svdmod
 
@@ -265,19 +264,13 @@ def test_from_many_threads_at_once():
     expect = base.copy()
     for E in batches:
         expect.add_rows(E)
-    results = [None] * 4
-
-    def work(i):
+    def work():
         t = base.copy()
         for E in batches:
             t.add_rows(E)
-        results[i] = t.singular_values_
+        return t.singular_values_
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
+    results = run_in_threads([work] * 4)
     for r in results:
         np.testing.assert_allclose(r, expect.singular_values_, rtol=1e-12)
 
