@@ -78,37 +78,31 @@ void gram_bound_batch(const R* a, int64_t batch, int64_t m, int64_t n, bool cplx
 
 template <typename R>
 static void normalize_one(R* g, int64_t rows, int64_t cols, bool cplx, bool mirror, bool scale,
-                          int32_t* e, double* F, double* f, bool threads) {
+                          int32_t* e, double* F, double* f) {
+  using namespace gram_portable;
   const int64_t s = cplx ? 2 : 1;
   if (mirror && rows == cols) {
-#pragma omp parallel for schedule(dynamic, 16) if (threads)
-    for (int64_t i = 0; i < rows; ++i)
-      for (int64_t j = i + 1; j < cols; ++j) {
-        g[(i * cols + j) * s] = g[(j * cols + i) * s];
-        if (cplx) g[(i * cols + j) * s + 1] = -g[(j * cols + i) * s + 1];
-      }
+    // Upper triangle <- conjugate of the lower, in 32 x 32 tiles so that the strided side
+    // stays in cache.
+    const int64_t T = 32;
+    for (int64_t i0 = 0; i0 < rows; i0 += T)
+      for (int64_t j0 = i0; j0 < cols; j0 += T)
+        for (int64_t i = i0; i < i0 + T && i < rows; ++i)
+          for (int64_t j = j0 > i + 1 ? j0 : i + 1; j < j0 + T && j < cols; ++j) {
+            g[(i * cols + j) * s] = g[(j * cols + i) * s];
+            if (cplx) g[(i * cols + j) * s + 1] = -g[(j * cols + i) * s + 1];
+          }
   }
   const int64_t len = rows * cols * s;
   // Overflow-free Frobenius norm: scale by the binary exponent of max |entry| first.
-  double mx = 0;
-#pragma omp parallel for reduction(max : mx) if (threads)
-  for (int64_t l = 0; l < len; ++l) {
-    const double v = fabs(double(g[l]));
-    mx = v > mx ? v : mx;
-  }
+  const double mx = max_abs(g, len);
   *e = 0;
   *F = 0;
   *f = 0;
   if (mx == 0) return;
   int p;
   frexp(mx, &p);
-  const double sp = ldexp(1.0, -p);
-  double ss = 0;
-#pragma omp parallel for reduction(+ : ss) if (threads)
-  for (int64_t l = 0; l < len; ++l) {
-    const double v = double(g[l]) * sp;
-    ss += v * v;
-  }
+  const double ss = sumsq_up(sumsq_raw(g, len, ldexp(1.0, -p)), len);
   int ex;
   frexp(sqrt(ss), &ex);
   *F = ldexp(sqrt(ss), p);
@@ -116,15 +110,8 @@ static void normalize_one(R* g, int64_t rows, int64_t cols, bool cplx, bool mirr
   if (!scale) return;
   ex += p;
   *e = ex;
-  const double fac = ldexp(1.0, -ex);
-  double s2 = 0;
-#pragma omp parallel for reduction(+ : s2) if (threads)
-  for (int64_t l = 0; l < len; ++l) {
-    const R v = R(double(g[l]) * fac);
-    g[l] = v;
-    s2 += double(v) * double(v);
-  }
-  *f = sqrt(s2);
+  scale_pow2(g, len, ex);
+  *f = sqrt(sumsq_up(sumsq_raw(g, len, 1.0), len));
 }
 
 template <typename R>
@@ -133,10 +120,10 @@ void gram_normalize(R* g, int64_t batch, int64_t rows, int64_t cols, bool cplx, 
   const int64_t step = rows * cols * (cplx ? 2 : 1);
   // One thread for a single matrix: this pass sits between two BLAS calls, whose spinning
   // threads an OpenMP team would fight for the cores (it costs ~1% of a product anyway).
-  if (batch == 1) return normalize_one(g, rows, cols, cplx, mirror, scale, e, F, f, false);
+  if (batch == 1) return normalize_one(g, rows, cols, cplx, mirror, scale, e, F, f);
 #pragma omp parallel for schedule(dynamic, 1)
   for (int64_t b = 0; b < batch; ++b)
-    normalize_one(g + b * step, rows, cols, cplx, mirror, scale, e + b, F + b, f + b, false);
+    normalize_one(g + b * step, rows, cols, cplx, mirror, scale, e + b, F + b, f + b);
 }
 
 template void gram_bound_batch<float>(const float*, int64_t, int64_t, int64_t, bool, int, int,

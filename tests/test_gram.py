@@ -219,6 +219,24 @@ def test_conv_matches_dense_operator():
     assert matkern.conv_spectral_norm_bound(K, (h, w)) >= ex
 
 
+@pytest.mark.parametrize("shape,size", [((6, 5, 3, 3), (12, 10)), ((4, 3, 1, 2), (5, 7)),
+                                        ((3, 4, 5, 5), (9, 12)), ((2, 2, 7, 7), (8, 8)),
+                                        ((5, 3, 2, 2), (2, 3))])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv_frequency_matrices_within_their_slack(shape, size, dtype):
+    """Both DFT routes (direct sum over few taps, rfft2 for many) give the reference's
+    frequency matrices, each within the slack that the bound adds for them."""
+    from matkern import gram
+
+    K = np.random.default_rng(5).standard_normal(shape).astype(dtype)
+    F, slack = gram._conv_matrices(K, *size)
+    ref = matkern.reference.conv_matrices(K.astype(np.float64), size)
+    assert F.shape == ref.shape
+    assert F.dtype == (np.complex64 if dtype == np.float32 else np.complex128)
+    err = np.linalg.norm((F.astype(np.complex128) - ref).reshape(len(F), -1), axis=1)
+    assert np.all(err <= slack)
+
+
 def test_pruned_batch_keeps_the_max_and_every_bound():
     """The kernel's pruning mode (not used by default): matrices that cannot hold the batch's
     max stop after 3 products with a looser, still certified, bound."""

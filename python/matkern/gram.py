@@ -245,24 +245,56 @@ def _check_input_size(input_size, kernel, fn):
     return h, w
 
 
+def _dft_taps(kernel, h, w):
+    """(h*(w//2+1), c_out*c_in) real and imaginary parts of the 2-D DFT of the kernel's few
+    taps, as two float64 matrix products against the phase table (a direct sum of kh*kw terms
+    per entry: for 3x3 and 5x5 kernels far cheaper than zero-padding every (c_out, c_in)
+    pair to h x w for an FFT, and no transpose afterwards)."""
+    xp = D.array_module(kernel)
+    c_out, c_in, kh, kw = kernel.shape
+    # Phases reduced modulo 1 in exact integer arithmetic before the single rounding of 2 pi x.
+    u = np.arange(h)[:, None, None, None]
+    v = np.arange(w // 2 + 1)[None, :, None, None]
+    p = np.arange(kh)[None, None, :, None]
+    q = np.arange(kw)[None, None, None, :]
+    num = ((u * p) % h) * w + ((v * q) % w) * h  # phase = num / (h w), in [0, 2)
+    ang = (2 * np.pi / (h * w)) * num.reshape(h * (w // 2 + 1), kh * kw)
+    taps = xp.asarray(kernel, dtype=np.float64).reshape(c_out * c_in, kh * kw).T
+    re = xp.asarray(np.cos(ang)) @ taps
+    im = xp.asarray(-np.sin(ang)) @ taps
+    return re, im
+
+
 def _conv_matrices(kernel, h, w):
     """(K, slack): the h*(w//2+1) frequency matrices (c_out, c_in) in the kernel's precision
     (complex64 for float32) and a bound on how far rounding moved their largest singular
-    values. The DFT runs in float64 (error <= 10 (log2(hw) + 2) u64 times the taps' l1 norm
-    per entry, a generous multiple of the FFT's rounding bound); rounding the result to
-    complex64 moves each matrix by at most u32 ||K_f||_F."""
+    values. The DFT runs in float64, as a direct sum over the taps when they are few, else as
+    an rfft2: its error is at most 10 (log2(hw) + 2 + kh kw) u64 times the taps' l1 norm per
+    entry, a generous multiple of either's rounding bound (phases are accurate to a few u64);
+    rounding the result to complex64 moves each matrix by at most u32 ||K_f||_F."""
     xp = D.array_module(kernel)
+    c_out, c_in, kh, kw = kernel.shape
     k64 = kernel.astype(np.float64, copy=False)
-    K = xp.fft.rfft2(k64, s=(h, w), axes=(-2, -1))
-    K = xp.ascontiguousarray(K.transpose(2, 3, 0, 1).reshape(-1, *kernel.shape[:2]))
+    nf = h * (w // 2 + 1)
+    cdt = np.complex64 if kernel.dtype == np.float32 else np.complex128
+    if kh * kw <= 2 * math.log2(h * w) + 4:
+        re, im = _dft_taps(k64, h, w)
+        K = xp.empty((nf, c_out * c_in), dtype=cdt)
+        K.real, K.imag = re, im
+        K = K.reshape(nf, c_out, c_in)
+        fro2 = (re * re).sum(axis=1) + (im * im).sum(axis=1) if cdt == np.complex64 else None
+    else:
+        K = xp.fft.rfft2(k64, s=(h, w), axes=(-2, -1))
+        K = xp.ascontiguousarray(K.transpose(2, 3, 0, 1).reshape(nf, c_out, c_in))
+        fro2 = (xp.abs(K) ** 2).sum(axis=(1, 2)) if cdt == np.complex64 else None
+        K = K.astype(cdt, copy=False)
     l1 = xp.abs(k64).sum(axis=(2, 3))  # (c_out, c_in)
-    slack = float(10 * (math.log2(h * w) + 2) * 2.0**-53 * float(xp.sqrt((l1 * l1).sum())))
-    if kernel.dtype == np.float32:
-        fro = xp.sqrt((xp.abs(K) ** 2).sum(axis=(1, 2)))
+    slack = float(10 * (math.log2(h * w) + 2 + kh * kw) * 2.0**-53
+                  * float(xp.sqrt((l1 * l1).sum())))
+    if fro2 is not None:
         u = 2.0**-24
-        return (xp.ascontiguousarray(K.astype(np.complex64)),
-                D.to_host(fro) * (u / (1 - u)) * (1 + 1e-9) + slack * (1 + u))
-    return K, np.full(K.shape[0], slack)
+        return K, D.to_host(xp.sqrt(fro2)) * (u / (1 - u)) * (1 + 1e-9) + slack * (1 + u)
+    return K, np.full(nf, slack)
 
 
 def conv_spectral_norm_bound(kernel, input_size, n_iter=6, *, backend=None):
