@@ -21,10 +21,13 @@ V orthonormal only with the 53-bit mantissa.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from . import _checks as C
 from . import _dispatch as D
+from ._threads import single_blas_thread
 from ._svd_ops import _Ops, as_update, density, is_sparse
 
 __all__ = ["TruncatedSVD"]
@@ -290,6 +293,13 @@ class TruncatedSVD:
             X = _to_host(X)
         return X
 
+    def _blas_scope(self):
+        # The update is a chain of small dense calls alternating between NumPy's and SciPy's
+        # BLAS: one thread avoids their pools fighting for the cores (see _threads).
+        if self._ops.xp is np:
+            return single_blas_thread()
+        return contextlib.nullcontext()
+
     def _pick_method(self, X):
         if self.method != "auto":
             return self.method
@@ -300,7 +310,8 @@ class TruncatedSVD:
         fn = "TruncatedSVD.add_rows"
         self._check_fitted(fn)
         E = self._prepare(E, "E", fn, self._v.n, "n_features_in_")
-        self._append(self._u, self._v, E, transpose=False)
+        with self._blas_scope():
+            self._append(self._u, self._v, E, transpose=False)
         return self
 
     def add_columns(self, E):
@@ -308,7 +319,8 @@ class TruncatedSVD:
         fn = "TruncatedSVD.add_columns"
         self._check_fitted(fn)
         E = self._prepare(E, "E", fn, None, "n_samples_", height=self._u.n)
-        self._append(self._v, self._u, E.T.tocsr() if is_sparse(E) else E.T, transpose=True)
+        with self._blas_scope():
+            self._append(self._v, self._u, E.T.tocsr() if is_sparse(E) else E.T, transpose=True)
         return self
 
     def update(self, D_, E):
@@ -327,6 +339,10 @@ class TruncatedSVD:
         method = self._pick_method(Dm) if self.method == "auto" else self.method
         if self.method == "auto" and method == "sparse" and density(Em) > self.sparse_density:
             method = "zha-simon"
+        with self._blas_scope():
+            return self._low_rank_update(Dm, Em, method)
+
+    def _low_rank_update(self, Dm, Em, method):
         xp = self._ops.xp
         Dt = Dm.T.tocsr() if is_sparse(Dm) else xp.ascontiguousarray(Dm.T)
         Et = Em.T.tocsr() if is_sparse(Em) else xp.ascontiguousarray(Em.T)
