@@ -14,6 +14,8 @@ probability < 1e-4 per test for a random seed.
 """
 
 
+import importlib
+
 import numpy as np
 import pytest
 import scipy.io
@@ -236,8 +238,15 @@ def small_graphs():
     iso[17, :] = 0  # a sink in a directed graph: out-degree 0, in-degree > 0
     W = sp.random(200, 200, density=0.05, format="csr", random_state=2)
     W.data = rng.uniform(0.1, 3.0, W.nnz)
+    # two hubs of 699 and 300 neighbours: rows longer than the GPU SpMM's segment length (256),
+    # so that the GPU graph products run its split-row (segment) path
+    B = sp.random(700, 700, density=0.004, format="lil", random_state=3)
+    B[0, 1:] = 1.0
+    B[1, 400:] = 0.5
+    hub = ((B + B.T) > 0).astype(np.float64)
     return {"symmetric": sym.tocsr(), "isolated_and_sink": iso.tocsr(), "weighted_directed": W,
-            "one_node": sp.csr_matrix((1, 1)), "single_edge": sp.csr_matrix(([1.0], ([0], [1])), shape=(2, 2))}
+            "one_node": sp.csr_matrix((1, 1)), "single_edge": sp.csr_matrix(([1.0], ([0], [1])), shape=(2, 2)),
+            "hubs": hub.tocsr()}
 
 
 @pytest.mark.parametrize("name", list(small_graphs()))
@@ -263,6 +272,26 @@ def test_fastrp_float64_and_isolated_rows_zero(backend):
     expect = ref.fastrp(A, 16, [0.0, 1.0, 1.0], 0.0, True, ref.rp_seed_key(1))
     np.testing.assert_allclose(E, expect, atol=1e-12)
     assert np.all(E[5] == 0) and np.all(E[17] == 0)
+
+
+@pytest.mark.gpu
+def test_fastrp_gpu_products_run_on_the_spmm_csr_kernel(monkeypatch):
+    """float32: the graph products go through the SpMM family's float32 CSR path (S planned
+    once); float64 keeps randproj's own kernel (the SpMM CUDA kernel is float32-only)."""
+    ok, why = matkern._dispatch.gpu_status()
+    if not ok:
+        pytest.skip(f"cuda backend unavailable: {why}")
+    rp = importlib.import_module("matkern.randproj")
+    calls, plans = [], []
+    matmul, plan = rp._gpu_csr_matmul, rp._gpu_csr_plan
+    assert matmul is importlib.import_module("matkern.spmm")._gpu_csr_matmul
+    monkeypatch.setattr(rp, "_gpu_csr_matmul", lambda *a: calls.append(1) or matmul(*a))
+    monkeypatch.setattr(rp, "_gpu_csr_plan", lambda *a: plans.append(1) or plan(*a))
+    A = to_backend_sparse(small_graphs()["hubs"], "cuda")
+    matkern.fastrp(A, dim=16, iteration_weights=(1.0, 1.0, 1.0, 1.0), random_state=0)
+    assert (len(plans), len(calls)) == (1, 3)
+    matkern.fastrp(A, dim=16, iteration_weights=(1.0, 1.0), random_state=0, dtype=np.float64)
+    assert (len(plans), len(calls)) == (1, 3)
 
 
 def test_fastrp_first_product_uses_the_projection_of_sparse_random_projection():

@@ -18,6 +18,7 @@ import numpy as np
 from . import _checks as C
 from . import _dispatch as D
 from .reference import randproj as ref
+from .spmm import _GPU_MAX_K, _gpu_csr_matmul, _gpu_csr_plan
 
 __all__ = ["SparseRandomProjection", "fastrp"]
 
@@ -391,9 +392,21 @@ def fastrp(adjacency, dim=128, iteration_weights=(0.0, 1.0, 1.0), normalization_
     U = _gpu_project((indptr, indices, data), n, key, table, dim, scale, dtype=dtype, n=n,
                      rowscale=inv_t, colscale=col_t)
     V = xp.empty_like(U) if len(weights) > 1 else None
+    csr = None
+    if V is not None and dtype == np.float32 and dim <= _GPU_MAX_K:
+        # S = D^-1 A scaled once and planned once (row segments for hub rows), so that every
+        # graph product runs the SpMM family's float32 CSR kernel: spmm's exact float32 path
+        # (precision="fp32"), never its TF32/FP16 tensor-core kernel.
+        s_data = data * inv_t[_row_ids(indptr, xp)]
+        csr = _gpu_csr_plan(indptr, indices, s_data)
     for i, w in enumerate(weights):
         if i:
-            cu.rp_csr_spmm(indptr, indices, data, inv_t, U, V, s)
+            if csr is not None:
+                _gpu_csr_matmul(csr, U, V)
+            else:
+                # float64 (the SpMM CUDA kernel takes float32 values only), or dim beyond its
+                # grid limit: randproj's own CSR kernel, D^-1 applied as a row scale.
+                cu.rp_csr_spmm(indptr, indices, data, inv_t, U, V, s)
             U, V = V, U
         if w != 0.0:
             if l2_normalize:
