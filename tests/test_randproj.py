@@ -15,6 +15,8 @@ probability < 1e-4 per test for a random seed.
 
 
 import importlib
+import importlib.util
+import sys
 
 import numpy as np
 import pytest
@@ -294,6 +296,55 @@ def test_fastrp_gpu_products_run_on_the_spmm_csr_kernel(monkeypatch):
     assert (len(plans), len(calls)) == (1, 3)
 
 
+@pytest.mark.parametrize("tqdm_installed", [True, False])
+def test_fastrp_progress(backend, tqdm_installed, capsys, monkeypatch):
+    """progress=True/False/None give identical embeddings; True writes to stderr (a tqdm bar,
+    or one line per iteration without tqdm), False and None (small graph) nothing."""
+    if tqdm_installed:
+        pytest.importorskip("tqdm")
+    else:
+        monkeypatch.setitem(sys.modules, "tqdm", None)  # `from tqdm import tqdm` then fails
+    A = to_backend_sparse(small_graphs()["symmetric"], backend)
+    kw = dict(dim=24, iteration_weights=(0.0, 1.0, 2.0), random_state=5, backend=backend)
+    capsys.readouterr()
+    e_false = to_numpy(matkern.fastrp(A, progress=False, **kw))
+    e_none = to_numpy(matkern.fastrp(A, **kw))
+    assert capsys.readouterr().err == ""
+    e_true = to_numpy(matkern.fastrp(A, progress=np.bool_(True), **kw))
+    err = capsys.readouterr().err
+    if backend == "reference":
+        assert err == ""
+    elif tqdm_installed:
+        assert "fastrp" in err and "3/3" in err
+    else:
+        assert "fastrp(): iteration 3/3 done" in err
+    np.testing.assert_array_equal(e_true, e_false)
+    np.testing.assert_array_equal(e_none, e_false)
+
+
+def test_fastrp_progress_none_rule(capsys, monkeypatch):
+    """progress=None: a bar only from _PROGRESS_MIN_NNZ stored entries on, with stderr a
+    terminal and tqdm importable (never the plain-line fallback)."""
+    rp = importlib.import_module("matkern.randproj")
+    A = small_graphs()["symmetric"]
+    monkeypatch.setattr(rp, "_stderr_is_terminal", lambda: True)
+    monkeypatch.setattr(rp, "_PROGRESS_MIN_NNZ", A.nnz + 1)
+    capsys.readouterr()
+    matkern.fastrp(A, dim=8, random_state=0)
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(rp, "_PROGRESS_MIN_NNZ", A.nnz)
+    if importlib.util.find_spec("tqdm") is not None:
+        matkern.fastrp(A, dim=8, random_state=0)
+        assert "fastrp" in capsys.readouterr().err
+        monkeypatch.setattr(rp, "_stderr_is_terminal", lambda: False)
+        matkern.fastrp(A, dim=8, random_state=0)
+        assert capsys.readouterr().err == ""
+        monkeypatch.setattr(rp, "_stderr_is_terminal", lambda: True)
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    matkern.fastrp(A, dim=8, random_state=0)
+    assert capsys.readouterr().err == ""
+
+
 def test_fastrp_first_product_uses_the_projection_of_sparse_random_projection():
     """U_1 = S R with R = components_.T of SparseRandomProjection(dim, density=1/sqrt(n)) from
     the same seed (beta = 0, one weight, no normalization)."""
@@ -480,5 +531,8 @@ def test_bad_input_fastrp():
         matkern.fastrp(A, dtype=np.float16)
     with pytest.raises(TypeError, match="random_state"):
         matkern.fastrp(A, random_state=True)
+    for bad_progress in (1, 0, "yes", 0.5):
+        with pytest.raises(TypeError, match="progress must be None, True or False"):
+            matkern.fastrp(A, progress=bad_progress)
     with pytest.raises(ValueError, match="backend='cuda' needs CuPy"):
         matkern.fastrp(A, backend="cuda")
