@@ -116,8 +116,10 @@ def cases(ctx):
 
         def fastrp_big():
             A = power_law_graph(nn, mm)
+            # the long run of the family: a bar over its iterations (below the runner's bar,
+            # cleared after each call)
             return {"matkern": lambda: matkern.fastrp(A, dim=128, iteration_weights=(0, 1, 1),
-                                                      random_state=0), "_A": A}
+                                                      random_state=0, progress=True), "_A": A}
 
         def big_info(r):
             import resource

@@ -14,6 +14,10 @@ probability < 1e-4 per test for a random seed.
 """
 
 
+import importlib
+import importlib.util
+import sys
+
 import numpy as np
 import pytest
 import scipy.io
@@ -236,8 +240,15 @@ def small_graphs():
     iso[17, :] = 0  # a sink in a directed graph: out-degree 0, in-degree > 0
     W = sp.random(200, 200, density=0.05, format="csr", random_state=2)
     W.data = rng.uniform(0.1, 3.0, W.nnz)
+    # two hubs of 699 and 300 neighbours: rows longer than the GPU SpMM's segment length (256),
+    # so that the GPU graph products run its split-row (segment) path
+    B = sp.random(700, 700, density=0.004, format="lil", random_state=3)
+    B[0, 1:] = 1.0
+    B[1, 400:] = 0.5
+    hub = ((B + B.T) > 0).astype(np.float64)
     return {"symmetric": sym.tocsr(), "isolated_and_sink": iso.tocsr(), "weighted_directed": W,
-            "one_node": sp.csr_matrix((1, 1)), "single_edge": sp.csr_matrix(([1.0], ([0], [1])), shape=(2, 2))}
+            "one_node": sp.csr_matrix((1, 1)), "single_edge": sp.csr_matrix(([1.0], ([0], [1])), shape=(2, 2)),
+            "hubs": hub.tocsr()}
 
 
 @pytest.mark.parametrize("name", list(small_graphs()))
@@ -263,6 +274,75 @@ def test_fastrp_float64_and_isolated_rows_zero(backend):
     expect = ref.fastrp(A, 16, [0.0, 1.0, 1.0], 0.0, True, ref.rp_seed_key(1))
     np.testing.assert_allclose(E, expect, atol=1e-12)
     assert np.all(E[5] == 0) and np.all(E[17] == 0)
+
+
+@pytest.mark.gpu
+def test_fastrp_gpu_products_run_on_the_spmm_csr_kernel(monkeypatch):
+    """float32: the graph products go through the SpMM family's float32 CSR path (S planned
+    once); float64 keeps randproj's own kernel (the SpMM CUDA kernel is float32-only)."""
+    ok, why = matkern._dispatch.gpu_status()
+    if not ok:
+        pytest.skip(f"cuda backend unavailable: {why}")
+    rp = importlib.import_module("matkern.randproj")
+    calls, plans = [], []
+    matmul, plan = rp._gpu_csr_matmul, rp._gpu_csr_plan
+    assert matmul is importlib.import_module("matkern.spmm")._gpu_csr_matmul
+    monkeypatch.setattr(rp, "_gpu_csr_matmul", lambda *a: calls.append(1) or matmul(*a))
+    monkeypatch.setattr(rp, "_gpu_csr_plan", lambda *a: plans.append(1) or plan(*a))
+    A = to_backend_sparse(small_graphs()["hubs"], "cuda")
+    matkern.fastrp(A, dim=16, iteration_weights=(1.0, 1.0, 1.0, 1.0), random_state=0)
+    assert (len(plans), len(calls)) == (1, 3)
+    matkern.fastrp(A, dim=16, iteration_weights=(1.0, 1.0), random_state=0, dtype=np.float64)
+    assert (len(plans), len(calls)) == (1, 3)
+
+
+@pytest.mark.parametrize("tqdm_installed", [True, False])
+def test_fastrp_progress(backend, tqdm_installed, capsys, monkeypatch):
+    """progress=True/False/None give identical embeddings; True writes to stderr (a tqdm bar,
+    or one line per iteration without tqdm), False and None (small graph) nothing."""
+    if tqdm_installed:
+        pytest.importorskip("tqdm")
+    else:
+        monkeypatch.setitem(sys.modules, "tqdm", None)  # `from tqdm import tqdm` then fails
+    A = to_backend_sparse(small_graphs()["symmetric"], backend)
+    kw = dict(dim=24, iteration_weights=(0.0, 1.0, 2.0), random_state=5, backend=backend)
+    capsys.readouterr()
+    e_false = to_numpy(matkern.fastrp(A, progress=False, **kw))
+    e_none = to_numpy(matkern.fastrp(A, **kw))
+    assert capsys.readouterr().err == ""
+    e_true = to_numpy(matkern.fastrp(A, progress=np.bool_(True), **kw))
+    err = capsys.readouterr().err
+    if backend == "reference":
+        assert err == ""
+    elif tqdm_installed:
+        assert "fastrp" in err and "3/3" in err
+    else:
+        assert "fastrp(): iteration 3/3 done" in err
+    np.testing.assert_array_equal(e_true, e_false)
+    np.testing.assert_array_equal(e_none, e_false)
+
+
+def test_fastrp_progress_none_rule(capsys, monkeypatch):
+    """progress=None: a bar only from _PROGRESS_MIN_NNZ stored entries on, with stderr a
+    terminal and tqdm importable (never the plain-line fallback)."""
+    rp = importlib.import_module("matkern.randproj")
+    A = small_graphs()["symmetric"]
+    monkeypatch.setattr(rp, "_stderr_is_terminal", lambda: True)
+    monkeypatch.setattr(rp, "_PROGRESS_MIN_NNZ", A.nnz + 1)
+    capsys.readouterr()
+    matkern.fastrp(A, dim=8, random_state=0)
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(rp, "_PROGRESS_MIN_NNZ", A.nnz)
+    if importlib.util.find_spec("tqdm") is not None:
+        matkern.fastrp(A, dim=8, random_state=0)
+        assert "fastrp" in capsys.readouterr().err
+        monkeypatch.setattr(rp, "_stderr_is_terminal", lambda: False)
+        matkern.fastrp(A, dim=8, random_state=0)
+        assert capsys.readouterr().err == ""
+        monkeypatch.setattr(rp, "_stderr_is_terminal", lambda: True)
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    matkern.fastrp(A, dim=8, random_state=0)
+    assert capsys.readouterr().err == ""
 
 
 def test_fastrp_first_product_uses_the_projection_of_sparse_random_projection():
@@ -451,5 +531,8 @@ def test_bad_input_fastrp():
         matkern.fastrp(A, dtype=np.float16)
     with pytest.raises(TypeError, match="random_state"):
         matkern.fastrp(A, random_state=True)
+    for bad_progress in (1, 0, "yes", 0.5):
+        with pytest.raises(TypeError, match="progress must be None, True or False"):
+            matkern.fastrp(A, progress=bad_progress)
     with pytest.raises(ValueError, match="backend='cuda' needs CuPy"):
         matkern.fastrp(A, backend="cuda")

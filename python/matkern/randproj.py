@@ -12,18 +12,24 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
+import time
 
 import numpy as np
 
 from . import _checks as C
 from . import _dispatch as D
 from .reference import randproj as ref
+from .spmm import _GPU_MAX_K, _gpu_csr_matmul, _gpu_csr_plan
 
 __all__ = ["SparseRandomProjection", "fastrp"]
 
 _FLOATS = (np.float32, np.float64)
 # GPU: feature rows of R generated per chunk, bounding the generated entries (~16M).
 _GPU_CHUNK_ENTRIES = 1 << 24
+# fastrp(progress=None) shows a bar from this many stored edges on (the 1M-node, 10M-edge
+# power-law graph of the benchmarks takes seconds per iteration on the CPU).
+_PROGRESS_MIN_NNZ = 5_000_000
 
 
 def _seed_of(random_state, fn):
@@ -282,8 +288,41 @@ def _gpu_project(X, d, key, table, k, scale, *, dtype, n, rowscale=None, colscal
     return out
 
 
+def _stderr_is_terminal():
+    try:
+        return sys.stderr is not None and sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced by an object without isatty, or closed
+        return False
+
+
+def _plain_progress(items, fn):
+    """progress=True without tqdm: one line on stderr after each item."""
+    t0 = time.perf_counter()
+    for i, item in enumerate(items, 1):
+        yield item
+        print(f"{fn}(): iteration {i}/{len(items)} done after {time.perf_counter() - t0:.1f} s",
+              file=sys.stderr, flush=True)
+
+
+def _with_progress(items, progress, nnz, fn):
+    """(items, possibly wrapped in a progress bar on stderr; whether one is shown). tqdm is
+    imported here only: it is not a dependency of matkern."""
+    if progress is False or (progress is None and (nnz < _PROGRESS_MIN_NNZ
+                                                   or not _stderr_is_terminal())):
+        return items, False
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        if progress is None:
+            return items, False
+        return _plain_progress(items, fn), True
+    # leave=None: the finished bar stays, unless it sits below another one (the bench runner's)
+    return tqdm(items, desc=fn, unit="iteration", file=sys.stderr, leave=None), True
+
+
 def fastrp(adjacency, dim=128, iteration_weights=(0.0, 1.0, 1.0), normalization_strength=0.0,
-           l2_normalize=True, random_state=None, *, dtype=np.float32, backend=None):
+           l2_normalize=True, random_state=None, *, dtype=np.float32, backend=None,
+           progress=None):
     """FastRP node embeddings (Chen et al., CIKM 2019; as in github.com/GTmac/FastRP).
 
     With S = D^-1 A the transition matrix (D the diagonal of row sums; rows of nodes with
@@ -312,6 +351,13 @@ def fastrp(adjacency, dim=128, iteration_weights=(0.0, 1.0, 1.0), normalization_
     random_state : None, int, numpy Generator or RandomState
     dtype : numpy.float32 (default) or numpy.float64, the compute and result dtype
     backend : {"reference", "cpu", "cuda"}, optional
+    progress : None (default), True or False
+        A progress bar over the q iterations on stderr, drawn by tqdm (imported only then;
+        tqdm is not a dependency of matkern). None: shown for large graphs only (at least
+        5,000,000 stored entries in adjacency) when tqdm is installed and stderr is a
+        terminal. True: always shown; without tqdm, one line per iteration on stderr instead.
+        False: never. The reference backend shows none. On the GPU a shown bar synchronizes
+        the stream after each iteration (so that it times the work, not the launches).
 
     Returns
     -------
@@ -348,6 +394,10 @@ def fastrp(adjacency, dim=128, iteration_weights=(0.0, 1.0, 1.0), normalization_
     if not all(math.isfinite(w) for w in weights):
         raise ValueError(f"{fn}(): iteration_weights must be finite, got {weights}")
     beta = C.check_float(normalization_strength, "normalization_strength", fn)
+    if progress is not None and not isinstance(progress, (bool, np.bool_)):
+        raise TypeError(f"{fn}(): progress must be None, True or False, got "
+                        f"{type(progress).__name__}")
+    progress = None if progress is None else bool(progress)
     xp = D.array_module(data)
     if data.size and not bool(xp.isfinite(data).all()):
         raise ValueError(f"{fn}(): adjacency must have finite weights, got NaN or Inf")
@@ -363,6 +413,7 @@ def fastrp(adjacency, dim=128, iteration_weights=(0.0, 1.0, 1.0), normalization_
         E = ref.fastrp(Ah, dim, weights, beta, bool(l2_normalize), key).astype(dtype)
         return D.cupy_module().asarray(E) if xp is not np else E
 
+    steps, shown = _with_progress(weights, progress, int(indptr[-1]), fn)
     density = 1.0 / math.sqrt(n)
     table = ref.rp_table(density, dim)
     scale = math.sqrt(1.0 / (density * dim))
@@ -380,7 +431,7 @@ def fastrp(adjacency, dim=128, iteration_weights=(0.0, 1.0, 1.0), normalization_
         # S = D^-1 A once, so every graph product is a plain CSR x dense on the SpMM family's
         # kernel (matkern::csr_spmm).
         s_data = (data * np.repeat(inv_t, np.diff(indptr))).astype(dtype, copy=False)
-        for i, w in enumerate(weights):
+        for i, w in enumerate(steps):
             if i:
                 cpu.spmm_csr(n, indptr, indices, s_data, U, V)
                 U, V = V, U
@@ -391,9 +442,21 @@ def fastrp(adjacency, dim=128, iteration_weights=(0.0, 1.0, 1.0), normalization_
     U = _gpu_project((indptr, indices, data), n, key, table, dim, scale, dtype=dtype, n=n,
                      rowscale=inv_t, colscale=col_t)
     V = xp.empty_like(U) if len(weights) > 1 else None
-    for i, w in enumerate(weights):
+    csr = None
+    if V is not None and dtype == np.float32 and dim <= _GPU_MAX_K:
+        # S = D^-1 A scaled once and planned once (row segments for hub rows), so that every
+        # graph product runs the SpMM family's float32 CSR kernel: spmm's exact float32 path
+        # (precision="fp32"), never its TF32/FP16 tensor-core kernel.
+        s_data = data * inv_t[_row_ids(indptr, xp)]
+        csr = _gpu_csr_plan(indptr, indices, s_data)
+    for i, w in enumerate(steps):
         if i:
-            cu.rp_csr_spmm(indptr, indices, data, inv_t, U, V, s)
+            if csr is not None:
+                _gpu_csr_matmul(csr, U, V)
+            else:
+                # float64 (the SpMM CUDA kernel takes float32 values only), or dim beyond its
+                # grid limit: randproj's own CSR kernel, D^-1 applied as a row scale.
+                cu.rp_csr_spmm(indptr, indices, data, inv_t, U, V, s)
             U, V = V, U
         if w != 0.0:
             if l2_normalize:
@@ -402,6 +465,8 @@ def fastrp(adjacency, dim=128, iteration_weights=(0.0, 1.0, 1.0), normalization_
                 emb += f * U
             else:
                 emb += dtype.type(w) * U
+        if shown:
+            xp.cuda.get_current_stream().synchronize()  # the bar then times the GPU work
     return emb
 
 

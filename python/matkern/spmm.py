@@ -218,12 +218,8 @@ class SparseMatrix:
         """Device CSR (float32 values) and the row segments of rows longer than _SEG."""
         if "csr" not in self._gpu_cache:
             t0 = time.perf_counter()
-            cp = D.cupy_module()
-            segs = _row_segments(self.indptr)
-            self._gpu_cache["csr"] = (cp.asarray(self.indptr), cp.asarray(self.indices),
-                                      cp.asarray(self.data.astype(np.float32)),
-                                      tuple(cp.asarray(a) for a in segs))
-            cp.cuda.get_current_stream().synchronize()
+            self._gpu_cache["csr"] = _gpu_csr_plan(self.indptr, self.indices, self.data)
+            D.cupy_module().cuda.get_current_stream().synchronize()
             self.prepare_time_["cuda/csr"] = time.perf_counter() - t0
         return self._gpu_cache["csr"]
 
@@ -298,6 +294,29 @@ def _row_segments(indptr):
     slot_of_row[split] = np.arange(int(split.sum()), dtype=np.int32)
     return (bounds, seg_row.astype(np.int32), slot_of_row[seg_row],
             np.nonzero(split)[0].astype(np.int32))
+
+
+def _gpu_csr_plan(indptr, indices, data):
+    """The GPU CSR kernel's operands, planned once for any number of products: (indptr int64,
+    indices int32, data float32, row segments) as C-order CuPy arrays. Takes the NumPy or
+    CuPy arrays of an already validated CSR matrix; the segments are planned on the host."""
+    cp = D.cupy_module()
+    segs = _row_segments(_host(indptr).astype(np.int64, copy=False))
+    return (cp.asarray(indptr, dtype=cp.int64, order="C"),
+            cp.asarray(indices, dtype=cp.int32, order="C"),
+            cp.asarray(data, dtype=cp.float32, order="C"), tuple(cp.asarray(a) for a in segs))
+
+
+def _gpu_csr_matmul(csr, B, out):
+    """out = A @ B on the GPU CSR kernel (float32 values and accumulation, no tensor cores:
+    what spmm runs for precision="fp32" or kernel="csr"), A planned once by _gpu_csr_plan.
+    B: C-order (n, k) CuPy float32 or float16, k <= _GPU_MAX_K; out: C-order (m, k) of B's
+    dtype. No checks: the caller has validated everything."""
+    if int(csr[2].size) == 0:  # nnz = 0
+        out.fill(0)
+        return out
+    _run_gpu_csr(D.cuda(), D.cupy_module(), B.shape[0], csr, B, out, 0, D.stream_ptr())
+    return out
 
 
 def _run_gpu_csr(cuda, cp, n, csr, Bc, out, only_if_bad, stream):
@@ -434,6 +453,6 @@ def spmm(A, B, *, out=None, backend=None, precision=None, kernel=None):
     else:
         with S._lock:
             csr = S._gpu_csr()
-        _run_gpu_csr(cuda, cp, n, csr, Bc, out, 0, stream)
+        _gpu_csr_matmul(csr, Bc, out)
         S.kernel_ = "cuda-csr"
     return out
