@@ -45,7 +45,7 @@ void check_gemm(const carr<const int16_t>& xq, const carr<const int8_t>& wp, int
 
 void gemm_f32(carr<const int16_t> xq, carr<const int8_t> wp, int64_t n, carr<const float> row_scale,
               carr<const float> col_scale, nb::object bias_obj, nb::object addend_obj,
-              carr<float> out) {
+              nb::object xo_obj, nb::object wot_obj, carr<float> out) {
   check_gemm(xq, wp, n, out.shape(0), out.shape(1));
   const int64_t m = xq.shape(0), kp = xq.shape(1);
   if (row_scale.size() != size_t(m) || col_scale.size() != size_t(n))
@@ -62,6 +62,16 @@ void gemm_f32(carr<const int16_t> xq, carr<const int8_t> wp, int64_t n, carr<con
     auto a = nb::cast<carr<const float>>(addend_obj);
     if (a.size() != size_t(m * n)) throw std::invalid_argument("int8_gemm_packed: addend size");
     ep.addend = a.data();
+  }
+  if (!xo_obj.is_none() || !wot_obj.is_none()) {
+    auto xo = nb::cast<carr<const float>>(xo_obj);
+    auto wot = nb::cast<carr<const float>>(wot_obj);
+    if (xo.ndim() != 2 || wot.ndim() != 2 || int64_t(xo.shape(0)) != m ||
+        int64_t(wot.shape(1)) != n || xo.shape(1) != wot.shape(0) || ep.addend)
+      throw std::invalid_argument("int8_gemm_packed: outlier operand shapes");
+    ep.xo = xo.data();
+    ep.wot = wot.data();
+    ep.n_out = int64_t(xo.shape(1));
   }
   ep.out_f32 = out.data();
   const int16_t* xp = xq.data();
@@ -88,7 +98,7 @@ void bind_int8(nb::module_& m) {
   m.def("int8_widen", &widen);
   m.def("int8_gemm_f32", &gemm_f32, nb::arg("xq"), nb::arg("wp"), nb::arg("n"),
         nb::arg("row_scale"), nb::arg("col_scale"), nb::arg("bias").none(),
-        nb::arg("addend").none(), nb::arg("out"));
+        nb::arg("addend").none(), nb::arg("xo").none(), nb::arg("wot").none(), nb::arg("out"));
   m.def("int8_gemm_i32", &gemm_i32);
 }
 

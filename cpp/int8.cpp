@@ -83,12 +83,26 @@ void epilogue(const int32_t* tile, int64_t m0, int mr, int64_t n0, int nc, int64
     const float rs = ep.row_scale[row] * kInv;
     float* o = ep.out_f32 + row * n + n0;
     const float* cs = ep.col_scale + n0;
-    for (int j = 0; j < nc; ++j) o[j] = float(t[j]) * rs * cs[j];
-    if (ep.bias)
-      for (int j = 0; j < nc; ++j) o[j] += ep.bias[n0 + j];
-    if (ep.addend) {
-      const float* a = ep.addend + row * n + n0;
-      for (int j = 0; j < nc; ++j) o[j] += a[j];
+    // One pass, each addend entry read before its output entry is written: the addend may
+    // be the output buffer itself (the outlier product written there first).
+    const float* b = ep.bias ? ep.bias + n0 : nullptr;
+    const float* a = ep.addend ? ep.addend + row * n + n0 : nullptr;
+    float extra[kNb];
+    if (ep.n_out) {  // the outlier product of this row and these columns, in a fixed order
+      a = extra;
+      for (int j = 0; j < nc; ++j) extra[j] = 0.0f;
+      const float* xr = ep.xo + row * ep.n_out;
+      for (int64_t c = 0; c < ep.n_out; ++c) {
+        const float xv = xr[c];
+        const float* wr = ep.wot + c * n + n0;
+        for (int j = 0; j < nc; ++j) extra[j] += xv * wr[j];
+      }
+    }
+    for (int j = 0; j < nc; ++j) {
+      float v = float(t[j]) * rs * cs[j];
+      if (b) v += b[j];
+      if (a) v += a[j];
+      o[j] = v;
     }
   }
 }

@@ -18,7 +18,10 @@ struct Int8Epilogue {
   const float* row_scale = nullptr;  // (M): activation absmax per row (NaN: row not finite)
   const float* col_scale = nullptr;  // (N): weight absmax per output row
   const float* bias = nullptr;       // (N) or null
-  const float* addend = nullptr;     // (M, N) float32 outlier product, or null
+  const float* addend = nullptr;     // (M, N) float32 outlier product (may alias out_f32), or
+  const float* xo = nullptr;         // (M, n_out) outlier columns of X and
+  const float* wot = nullptr;        // (n_out, N) the matching dequantized weight columns^T,
+  int64_t n_out = 0;                 // multiplied in the epilogue (few columns: deterministic)
   float* out_f32 = nullptr;          // (M, N): scaled result; or
   int32_t* out_i32 = nullptr;        // (M, N): the raw int32 product (int8_gemm)
 };

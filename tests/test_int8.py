@@ -48,6 +48,22 @@ def check_against_reference(X, W, threshold, bias, backend):
     return y
 
 
+@pytest.mark.parametrize("n_out", [1, 64, 65, 200])
+@pytest.mark.parametrize("bias", [False, True])
+def test_outlier_product_in_epilogue_and_through_blas(compiled_backend, n_out, bias):
+    """The CPU kernel multiplies up to 64 outlier columns in its epilogue and hands more to
+    BLAS (written into the output, then read back as the addend): both match the reference,
+    with and without bias, on row counts that end in partial tiles."""
+    rng = np.random.default_rng(n_out)
+    m, n, k = 37, 70, 300
+    X = rng.standard_normal((m, k)).astype(np.float32)
+    cols = rng.choice(k, n_out, replace=False)
+    X[rng.integers(0, m, n_out), cols] = 8.0 * rng.choice([-1.0, 1.0], n_out)
+    W = rng.standard_normal((n, k)).astype(np.float32)
+    b = rng.standard_normal(n).astype(np.float32) if bias else None
+    check_against_reference(X, W, 6.0, b, compiled_backend)
+
+
 # ------------------------------------------------------------------------------ int8_gemm
 
 

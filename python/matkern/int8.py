@@ -218,13 +218,14 @@ def int8_matmul(X, Wq, *, threshold=6.0, bias=None, backend=None):
         return D.like(out, X).reshape(lead + (n,))
     cols = _outlier_columns(X2, threshold, xp)
     b32 = None if bias is None else xp.ascontiguousarray(bias, dtype=xp.float32)
-    addend = None
+    xo = wo = None
     if cols.size:
         wo = _codes_columns(Wq, cols).astype(xp.float32) * (Wq.scale / xp.float32(127))[:, None]
-        addend = xp.ascontiguousarray(X2[:, cols].astype(xp.float32) @ wo.T)
+        xo = X2[:, cols].astype(xp.float32)
     if be == "cpu":
-        out = _cpu_matmul(X2, Wq, cols, b32, addend)
+        out = _cpu_matmul(X2, Wq, cols, b32, xo, wo)
     else:
+        addend = None if xo is None else xp.ascontiguousarray(xo @ wo.T)
         out = _cuda_matmul(X2, Wq, cols, b32, addend)
     return out.reshape(lead + (n,))
 
@@ -238,7 +239,12 @@ def _codes_columns(Wq, cols):
     return g.reshape(len(cols), -1)[:, : Wq.shape[0]].T
 
 
-def _cpu_matmul(X2, Wq, cols, b32, addend):
+# Outlier columns up to which the CPU kernel's epilogue multiplies them itself (a few per layer
+# in practice; beyond, a BLAS call is faster).
+_FUSED_OUTLIERS = 64
+
+
+def _cpu_matmul(X2, Wq, cols, b32, xo, wo):
     cpu = D.cpu()
     m, k = X2.shape
     n = Wq.shape[0]
@@ -248,7 +254,18 @@ def _cpu_matmul(X2, Wq, cols, b32, addend):
     sx = np.empty(m, np.float32)
     cpu.int8_quantize_rows(xf, np.ascontiguousarray(cols, dtype=np.int64), q, sx)
     out = np.empty((m, n), np.float32)
-    cpu.int8_gemm_f32(q, Wq._packed.reshape(-1), n, sx, Wq.scale, b32, addend, out)
+    addend = wot = None
+    if xo is not None and xo.shape[1] <= _FUSED_OUTLIERS:
+        # Few outlier columns: multiplied in the kernel's epilogue. A BLAS call here (even
+        # this thin one) left its threads spinning for ~0.1 s on the cores that the int8
+        # kernel's threads needed next: 76 -> 47 ms at M=256, N=K=4096.
+        xo, wot = np.ascontiguousarray(xo), np.ascontiguousarray(wo.T)
+    elif xo is not None:
+        # Many: a BLAS product into out, which the epilogue reads as its addend (entry by
+        # entry, before overwriting it).
+        np.matmul(xo, wo.T, out=out)
+        addend, xo = out, None
+    cpu.int8_gemm_f32(q, Wq._packed.reshape(-1), n, sx, Wq.scale, b32, addend, xo, wot, out)
     return out if X2.dtype == np.float32 else out.astype(X2.dtype)
 
 
