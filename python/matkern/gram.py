@@ -302,12 +302,10 @@ def conv_spectral_norm_bound(kernel, input_size, n_iter=6, *, backend=None):
 
     The 2-D DFT block-diagonalizes the convolution into h*(w//2+1) complex matrices
     c_out x c_in (Sedghi et al., ICLR'19; the remaining frequencies are conjugates); the Gram
-    iteration runs on all of them as one batch and the bound is their maximum. Matrices
-    whose bound after 3 products is already below another frequency's rigorous lower bound
-    (a Rayleigh quotient) stop there: they cannot hold the maximum. The rfft2 runs in the
-    kernel's precision (float32 -> complex64); its own rounding (relative ~1e-7 of the
-    kernel's norm for float32) is not part of the certificate: pass float64 for a bound
-    certified end to end.
+    iteration runs on all of them as one batch and the bound is their maximum. The frequency
+    matrices are computed in float64 (a direct sum over the taps for kernels of few taps, else
+    an rfft2) and rounded to the kernel's precision (float32 -> complex64); a proven bound on
+    both roundings is added to the result, so it is certified end to end.
 
     Parameters
     ----------
