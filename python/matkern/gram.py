@@ -24,6 +24,7 @@ import numpy as np
 
 from . import _checks as C
 from . import _dispatch as D
+from ._threads import single_blas_thread
 from .reference import gram as ref
 
 __all__ = ["spectral_norm_bound", "conv_spectral_norm_bound", "spectral_norm_bounds"]
@@ -246,10 +247,10 @@ def _check_input_size(input_size, kernel, fn):
 
 
 def _dft_taps(kernel, h, w):
-    """(h*(w//2+1), c_out*c_in) real and imaginary parts of the 2-D DFT of the kernel's few
-    taps, as two float64 matrix products against the phase table (a direct sum of kh*kw terms
-    per entry: for 3x3 and 5x5 kernels far cheaper than zero-padding every (c_out, c_in)
-    pair to h x w for an FFT, and no transpose afterwards)."""
+    """(h*(w//2+1), c_out*c_in) complex128: the 2-D DFT of the kernel's few taps as one
+    complex GEMM against the phase table (a direct sum of kh*kw terms per entry: for 3x3 and
+    5x5 kernels far cheaper than zero-padding every (c_out, c_in) pair to h x w for an FFT,
+    and written in the frequency-major order the batch needs, no transpose afterwards)."""
     xp = D.array_module(kernel)
     c_out, c_in, kh, kw = kernel.shape
     # Phases reduced modulo 1 in exact integer arithmetic before the single rounding of 2 pi x.
@@ -259,10 +260,15 @@ def _dft_taps(kernel, h, w):
     q = np.arange(kw)[None, None, None, :]
     num = ((u * p) % h) * w + ((v * q) % w) * h  # phase = num / (h w), in [0, 2)
     ang = (2 * np.pi / (h * w)) * num.reshape(h * (w // 2 + 1), kh * kw)
-    taps = xp.asarray(kernel, dtype=np.float64).reshape(c_out * c_in, kh * kw).T
-    re = xp.asarray(np.cos(ang)) @ taps
-    im = xp.asarray(-np.sin(ang)) @ taps
-    return re, im
+    taps = kernel.reshape(c_out * c_in, kh * kw).T.astype(np.complex128)
+    phases = xp.asarray(np.cos(ang) - 1j * np.sin(ang))
+    if xp is not np:
+        return phases @ taps
+    # One BLAS thread: a multithreaded call leaves its workers spinning on the cores that the
+    # Gram kernel's threads need next (it ran 1.6x slower after a 2-thread GEMM). Splitting
+    # a GEMM of inner dimension kh*kw over threads does not change its sums.
+    with single_blas_thread():
+        return phases @ taps
 
 
 def _conv_matrices(kernel, h, w):
@@ -271,29 +277,25 @@ def _conv_matrices(kernel, h, w):
     values. The DFT runs in float64, as a direct sum over the taps when they are few, else as
     an rfft2: its error is at most 10 (log2(hw) + 2 + kh kw) u64 times the taps' l1 norm per
     entry, a generous multiple of either's rounding bound (phases are accurate to a few u64);
-    rounding the result to complex64 moves each matrix by at most u32 ||K_f||_F."""
+    rounding the result to complex64 moves each matrix by at most u32 ||K_f||_F, and
+    ||K_f||_F <= sum over taps t of ||kernel[:, :, t]||_F (|phase| = 1)."""
     xp = D.array_module(kernel)
     c_out, c_in, kh, kw = kernel.shape
     k64 = kernel.astype(np.float64, copy=False)
     nf = h * (w // 2 + 1)
-    cdt = np.complex64 if kernel.dtype == np.float32 else np.complex128
     if kh * kw <= 2 * math.log2(h * w) + 4:
-        re, im = _dft_taps(k64, h, w)
-        K = xp.empty((nf, c_out * c_in), dtype=cdt)
-        K.real, K.imag = re, im
-        K = K.reshape(nf, c_out, c_in)
-        fro2 = (re * re).sum(axis=1) + (im * im).sum(axis=1) if cdt == np.complex64 else None
+        K = _dft_taps(k64, h, w).reshape(nf, c_out, c_in)
     else:
         K = xp.fft.rfft2(k64, s=(h, w), axes=(-2, -1))
         K = xp.ascontiguousarray(K.transpose(2, 3, 0, 1).reshape(nf, c_out, c_in))
-        fro2 = (xp.abs(K) ** 2).sum(axis=(1, 2)) if cdt == np.complex64 else None
-        K = K.astype(cdt, copy=False)
     l1 = xp.abs(k64).sum(axis=(2, 3))  # (c_out, c_in)
     slack = float(10 * (math.log2(h * w) + 2 + kh * kw) * 2.0**-53
                   * float(xp.sqrt((l1 * l1).sum())))
-    if fro2 is not None:
+    if kernel.dtype == np.float32:
         u = 2.0**-24
-        return K, D.to_host(xp.sqrt(fro2)) * (u / (1 - u)) * (1 + 1e-9) + slack * (1 + u)
+        fro = float(xp.sqrt((k64 * k64).sum(axis=(0, 1))).sum())  # >= every ||K_f||_F
+        return (K.astype(np.complex64),
+                np.full(nf, (fro + slack) * (u / (1 - u)) * (1 + 1e-9) + slack * (1 + u)))
     return K, np.full(nf, slack)
 
 
