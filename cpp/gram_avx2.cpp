@@ -17,7 +17,24 @@ static bool tile_hook(const float* btr, const float* bti, long long cp, long lon
   __m256 ar0 = _mm256_setzero_ps(), ar1 = ar0, ar2 = ar0, ar3 = ar0;
   __m256 ai0 = ar0, ai1 = ar0, ai2 = ar0, ai3 = ar0;
   if (!bti) {
-    for (long long l = 0; l < k; ++l) {
+    // Real: l unrolled by two into a second set of accumulators (eight chains, so that the
+    // FMA latency does not stall them); summed at the end.
+    __m256 br0 = ar0, br1 = ar0, br2 = ar0, br3 = ar0;
+    long long l = 0;
+    for (; l + 2 <= k; l += 2) {
+      const float* r = btr + l * cp;
+      const float* t = r + cp;
+      const __m256 b = _mm256_loadu_ps(r + j0), c = _mm256_loadu_ps(t + j0);
+      ar0 = _mm256_fmadd_ps(_mm256_broadcast_ss(r + i0), b, ar0);
+      ar1 = _mm256_fmadd_ps(_mm256_broadcast_ss(r + i0 + 1), b, ar1);
+      ar2 = _mm256_fmadd_ps(_mm256_broadcast_ss(r + i0 + 2), b, ar2);
+      ar3 = _mm256_fmadd_ps(_mm256_broadcast_ss(r + i0 + 3), b, ar3);
+      br0 = _mm256_fmadd_ps(_mm256_broadcast_ss(t + i0), c, br0);
+      br1 = _mm256_fmadd_ps(_mm256_broadcast_ss(t + i0 + 1), c, br1);
+      br2 = _mm256_fmadd_ps(_mm256_broadcast_ss(t + i0 + 2), c, br2);
+      br3 = _mm256_fmadd_ps(_mm256_broadcast_ss(t + i0 + 3), c, br3);
+    }
+    if (l < k) {
       const float* r = btr + l * cp;
       const __m256 b = _mm256_loadu_ps(r + j0);
       ar0 = _mm256_fmadd_ps(_mm256_broadcast_ss(r + i0), b, ar0);
@@ -25,6 +42,10 @@ static bool tile_hook(const float* btr, const float* bti, long long cp, long lon
       ar2 = _mm256_fmadd_ps(_mm256_broadcast_ss(r + i0 + 2), b, ar2);
       ar3 = _mm256_fmadd_ps(_mm256_broadcast_ss(r + i0 + 3), b, ar3);
     }
+    ar0 = _mm256_add_ps(ar0, br0);
+    ar1 = _mm256_add_ps(ar1, br1);
+    ar2 = _mm256_add_ps(ar2, br2);
+    ar3 = _mm256_add_ps(ar3, br3);
   } else {
     for (long long l = 0; l < k; ++l) {
       const float* r = btr + l * cp;
