@@ -283,7 +283,7 @@ def _conv_matrices(kernel, h, w):
     c_out, c_in, kh, kw = kernel.shape
     k64 = kernel.astype(np.float64, copy=False)
     nf = h * (w // 2 + 1)
-    if kh * kw <= 2 * math.log2(h * w) + 4:
+    if kh * kw <= 4 * math.log2(h * w) + 9:  # up to 7x7 taps on 32x32 (measured faster)
         K = _dft_taps(k64, h, w).reshape(nf, c_out, c_in)
     else:
         K = xp.fft.rfft2(k64, s=(h, w), axes=(-2, -1))
