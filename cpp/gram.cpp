@@ -76,23 +76,81 @@ void gram_bound_batch(const R* a, int64_t batch, int64_t m, int64_t n, bool cplx
   }
 }
 
+// The BLAS path's square Gram matrix, lower triangle filled: its Frobenius norm from the lower
+// triangle (strictly lower entries counted twice), then one tiled pass that scales the lower
+// triangle by an exact power of two, writes the conjugate mirror and sums the scaled squares.
+// Two passes over half the matrix instead of five over all of it (mirror, max, sum, scale,
+// sum). A float's square can neither overflow nor underflow a double, so only double input is
+// first scaled by its largest entry's binary exponent.
+template <typename R>
+static void normalize_mirror(R* g, int64_t n, bool cplx, bool scale, int32_t* e, double* F,
+                             double* f) {
+  using namespace gram_portable;
+  const int64_t s = cplx ? 2 : 1, rl = n * s, len = n * n * s;
+  int p = 0;
+  if (sizeof(R) == 8) {
+    double mx = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const double m = max_abs(g + i * rl, (i + 1) * s);
+      mx = m > mx ? m : mx;
+    }
+    if (mx > 0) frexp(mx, &p);
+  }
+  const double sp = ldexp(1.0, -p);
+  double ss = 0;
+  for (int64_t i = 0; i < n; ++i)
+    ss += 2 * sumsq_raw(g + i * rl, i * s, sp) + sumsq_raw(g + i * rl + i * s, s, sp);
+  ss = sumsq_up(ss, len);
+  *e = 0;
+  *F = ldexp(sqrt(ss), p);
+  *f = *F;
+  int ex = 0;
+  if (scale && ss > 0) {
+    frexp(sqrt(ss), &ex);
+    ex += p;
+    *e = ex;
+  }
+  const double fac = ldexp(1.0, -ex);
+  // 32 x 32 tiles: the scaled lower block goes to a small transposed buffer, whose rows are
+  // then copied into the upper block (direct column writes, at the matrix's power-of-two row
+  // stride, ran at a fraction of the memory speed).
+  constexpr int64_t T = 32;
+  R buf[T * T * 2];
+  double s2 = 0;
+  for (int64_t i0 = 0; i0 < n; i0 += T) {
+    const int64_t i1 = i0 + T < n ? i0 + T : n;
+    for (int64_t j0 = 0; j0 <= i0; j0 += T) {
+      for (int64_t i = i0; i < i1; ++i) {
+        R* row = g + i * rl;
+        const int64_t jend = j0 + T < i ? j0 + T : i;  // the strictly lower part in this tile
+        for (int64_t j = j0; j < jend; ++j) {
+          R* t = buf + ((j - j0) * T + (i - i0)) * s;
+          t[0] = row[j * s] = R(double(row[j * s]) * fac);
+          if (cplx) t[1] = -(row[j * s + 1] = R(double(row[j * s + 1]) * fac));
+        }
+        if (jend > j0) s2 += 2 * sumsq_raw(row + j0 * s, (jend - j0) * s, 1.0);
+        if (i < j0 + T) {  // the diagonal entry lies in this tile (j0 <= i0 <= i)
+          for (int64_t q = 0; q < s; ++q) row[i * s + q] = R(double(row[i * s + q]) * fac);
+          s2 += sumsq_raw(row + i * s, s, 1.0);
+        }
+      }
+      for (int64_t j = j0; j < j0 + T && j < i1; ++j) {  // upper block rows j, columns i > j
+        const int64_t ib = i0 > j + 1 ? i0 : j + 1;
+        R* dst = g + j * rl + ib * s;
+        const R* src = buf + ((j - j0) * T + (ib - i0)) * s;
+        for (int64_t l = 0; l < (i1 - ib) * s; ++l) dst[l] = src[l];
+      }
+    }
+  }
+  if (scale) *f = sqrt(sumsq_up(s2, len));
+}
+
 template <typename R>
 static void normalize_one(R* g, int64_t rows, int64_t cols, bool cplx, bool mirror, bool scale,
                           int32_t* e, double* F, double* f) {
   using namespace gram_portable;
+  if (mirror && rows == cols) return normalize_mirror(g, rows, cplx, scale, e, F, f);
   const int64_t s = cplx ? 2 : 1;
-  if (mirror && rows == cols) {
-    // Upper triangle <- conjugate of the lower, in 32 x 32 tiles so that the strided side
-    // stays in cache.
-    const int64_t T = 32;
-    for (int64_t i0 = 0; i0 < rows; i0 += T)
-      for (int64_t j0 = i0; j0 < cols; j0 += T)
-        for (int64_t i = i0; i < i0 + T && i < rows; ++i)
-          for (int64_t j = j0 > i + 1 ? j0 : i + 1; j < j0 + T && j < cols; ++j) {
-            g[(i * cols + j) * s] = g[(j * cols + i) * s];
-            if (cplx) g[(i * cols + j) * s + 1] = -g[(j * cols + i) * s + 1];
-          }
-  }
   const int64_t len = rows * cols * s;
   // Overflow-free Frobenius norm: scale by the binary exponent of max |entry| first.
   const double mx = max_abs(g, len);
