@@ -239,9 +239,11 @@ def _codes_columns(Wq, cols):
     return g.reshape(len(cols), -1)[:, : Wq.shape[0]].T
 
 
-# Outlier columns up to which the CPU kernel's epilogue multiplies them itself (a few per layer
-# in practice; beyond, a BLAS call is faster).
+# The CPU kernel's epilogue multiplies the outlier columns itself when there are at most
+# _FUSED_OUTLIERS of them and rows x columns is at most _FUSED_WORK (measured here: at M=2048,
+# N=11008 BLAS wins from 16 columns on, at M=256 the epilogue still wins at 64).
 _FUSED_OUTLIERS = 64
+_FUSED_WORK = 16384
 
 
 def _cpu_matmul(X2, Wq, cols, b32, xo, wo):
@@ -255,7 +257,7 @@ def _cpu_matmul(X2, Wq, cols, b32, xo, wo):
     cpu.int8_quantize_rows(xf, np.ascontiguousarray(cols, dtype=np.int64), q, sx)
     out = np.empty((m, n), np.float32)
     addend = wot = None
-    if xo is not None and xo.shape[1] <= _FUSED_OUTLIERS:
+    if xo is not None and xo.shape[1] <= _FUSED_OUTLIERS and xo.size <= _FUSED_WORK:
         # Few outlier columns: multiplied in the kernel's epilogue. A BLAS call here (even
         # this thin one) left its threads spinning for ~0.1 s on the cores that the int8
         # kernel's threads needed next: 76 -> 47 ms at M=256, N=K=4096.
