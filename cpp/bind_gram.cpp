@@ -19,16 +19,17 @@ void bound_batch(carr<const R> a, int64_t batch, int64_t m, int64_t n, bool cplx
 
 template <typename R>
 void normalize(carr<R> g, int64_t batch, int64_t rows, int64_t cols, bool cplx, bool mirror,
-               bool scale, carr<int32_t> e, carr<double> F, carr<double> f) {
+               bool scale, carr<int32_t> e, carr<double> F, carr<double> f, carr<double> r) {
   if (int64_t(g.size()) != batch * rows * cols * (cplx ? 2 : 1) || int64_t(e.size()) != batch ||
-      int64_t(F.size()) != batch || int64_t(f.size()) != batch)
+      int64_t(F.size()) != batch || int64_t(f.size()) != batch || int64_t(r.size()) != batch)
     throw std::invalid_argument("gram_normalize: size mismatch");
   R* gp = g.data();
   int32_t* ep = e.data();
   double* Fp = F.data();
   double* fp = f.data();
+  double* rp = r.data();
   nb::gil_scoped_release release;
-  gram_normalize<R>(gp, batch, rows, cols, cplx, mirror, scale, ep, Fp, fp);
+  gram_normalize<R>(gp, batch, rows, cols, cplx, mirror, scale, ep, Fp, fp, rp);
 }
 
 }  // namespace

@@ -84,7 +84,7 @@ void gram_bound_batch(const R* a, int64_t batch, int64_t m, int64_t n, bool cplx
 // first scaled by its largest entry's binary exponent.
 template <typename R>
 static void normalize_mirror(R* g, int64_t n, bool cplx, bool scale, int32_t* e, double* F,
-                             double* f) {
+                             double* f, double* r) {
   using namespace gram_portable;
   const int64_t s = cplx ? 2 : 1, rl = n * s, len = n * n * s;
   int p = 0;
@@ -117,22 +117,34 @@ static void normalize_mirror(R* g, int64_t n, bool cplx, bool scale, int32_t* e,
   constexpr int64_t T = 32;
   R buf[T * T * 2];
   double s2 = 0;
+  std::vector<double> rowsum(size_t(n), 0.0);  // sums of |entries| of the scaled rows
   for (int64_t i0 = 0; i0 < n; i0 += T) {
     const int64_t i1 = i0 + T < n ? i0 + T : n;
     for (int64_t j0 = 0; j0 <= i0; j0 += T) {
       for (int64_t i = i0; i < i1; ++i) {
         R* row = g + i * rl;
         const int64_t jend = j0 + T < i ? j0 + T : i;  // the strictly lower part in this tile
+        double ri = 0;
         for (int64_t j = j0; j < jend; ++j) {
           R* t = buf + ((j - j0) * T + (i - i0)) * s;
           t[0] = row[j * s] = R(double(row[j * s]) * fac);
-          if (cplx) t[1] = -(row[j * s + 1] = R(double(row[j * s + 1]) * fac));
+          double a = fabs(double(t[0]));
+          if (cplx) {
+            t[1] = -(row[j * s + 1] = R(double(row[j * s + 1]) * fac));
+            a += fabs(double(t[1]));
+          }
+          ri += a;
+          rowsum[size_t(j)] += a;
         }
         if (jend > j0) s2 += 2 * sumsq_raw(row + j0 * s, (jend - j0) * s, 1.0);
         if (i < j0 + T) {  // the diagonal entry lies in this tile (j0 <= i0 <= i)
-          for (int64_t q = 0; q < s; ++q) row[i * s + q] = R(double(row[i * s + q]) * fac);
+          for (int64_t q = 0; q < s; ++q) {
+            row[i * s + q] = R(double(row[i * s + q]) * fac);
+            ri += fabs(double(row[i * s + q]));
+          }
           s2 += sumsq_raw(row + i * s, s, 1.0);
         }
+        rowsum[size_t(i)] += ri;
       }
       for (int64_t j = j0; j < j0 + T && j < i1; ++j) {  // upper block rows j, columns i > j
         const int64_t ib = i0 > j + 1 ? i0 : j + 1;
@@ -143,13 +155,17 @@ static void normalize_mirror(R* g, int64_t n, bool cplx, bool scale, int32_t* e,
     }
   }
   if (scale) *f = sqrt(sumsq_up(s2, len));
+  double mr = 0;
+  for (int64_t i = 0; i < n; ++i) mr = rowsum[size_t(i)] > mr ? rowsum[size_t(i)] : mr;
+  *r = mr * (1.0 + double(2 * n * s + 2) * 0x1p-52);  // any order of the nonnegative sums
 }
 
 template <typename R>
 static void normalize_one(R* g, int64_t rows, int64_t cols, bool cplx, bool mirror, bool scale,
-                          int32_t* e, double* F, double* f) {
+                          int32_t* e, double* F, double* f, double* r) {
   using namespace gram_portable;
-  if (mirror && rows == cols) return normalize_mirror(g, rows, cplx, scale, e, F, f);
+  if (mirror && rows == cols) return normalize_mirror(g, rows, cplx, scale, e, F, f, r);
+  *r = HUGE_VAL;
   const int64_t s = cplx ? 2 : 1;
   const int64_t len = rows * cols * s;
   // Overflow-free Frobenius norm: scale by the binary exponent of max |entry| first.
@@ -174,14 +190,14 @@ static void normalize_one(R* g, int64_t rows, int64_t cols, bool cplx, bool mirr
 
 template <typename R>
 void gram_normalize(R* g, int64_t batch, int64_t rows, int64_t cols, bool cplx, bool mirror,
-                    bool scale, int32_t* e, double* F, double* f) {
+                    bool scale, int32_t* e, double* F, double* f, double* r) {
   const int64_t step = rows * cols * (cplx ? 2 : 1);
   // One thread for a single matrix: this pass sits between two BLAS calls, whose spinning
   // threads an OpenMP team would fight for the cores (it costs ~1% of a product anyway).
-  if (batch == 1) return normalize_one(g, rows, cols, cplx, mirror, scale, e, F, f);
+  if (batch == 1) return normalize_one(g, rows, cols, cplx, mirror, scale, e, F, f, r);
 #pragma omp parallel for schedule(dynamic, 1)
   for (int64_t b = 0; b < batch; ++b)
-    normalize_one(g + b * step, rows, cols, cplx, mirror, scale, e + b, F + b, f + b);
+    normalize_one(g + b * step, rows, cols, cplx, mirror, scale, e + b, F + b, f + b, r + b);
 }
 
 template void gram_bound_batch<float>(const float*, int64_t, int64_t, int64_t, bool, int, int,
@@ -189,8 +205,8 @@ template void gram_bound_batch<float>(const float*, int64_t, int64_t, int64_t, b
 template void gram_bound_batch<double>(const double*, int64_t, int64_t, int64_t, bool, int, int,
                                        double*);
 template void gram_normalize<float>(float*, int64_t, int64_t, int64_t, bool, bool, bool,
-                                    int32_t*, double*, double*);
+                                    int32_t*, double*, double*, double*);
 template void gram_normalize<double>(double*, int64_t, int64_t, int64_t, bool, bool, bool,
-                                     int32_t*, double*, double*);
+                                     int32_t*, double*, double*, double*);
 
 }  // namespace matkern

@@ -19,9 +19,11 @@ void gram_bound_batch(const R* a, int64_t batch, int64_t m, int64_t n, bool cplx
 // lower triangle to the upper one (conjugated; square only), then F[b] = ||g_b||_F (double
 // accumulation, overflow-free); when scale, g_b <- g_b * 2^-e[b] with e[b] the binary exponent
 // of F[b] (exact, barring underflow) and f[b] = ||g_b||_F after scaling (else e = 0, f = F).
+// r[b]: when mirroring, an upper bound on the largest row sum of |entries| after scaling
+// (complex: |re| + |im|), which bounds || |g_b| ||_2 for the symmetric g_b; else +inf.
 template <typename R>
 void gram_normalize(R* g, int64_t batch, int64_t rows, int64_t cols, bool cplx, bool mirror,
-                    bool scale, int32_t* e, double* F, double* f);
+                    bool scale, int32_t* e, double* F, double* f, double* r);
 
 namespace avx2 {
 double gram_bound_one(const float* a, int64_t m, int64_t n, bool cplx, int n_iter, float* work,

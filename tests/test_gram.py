@@ -159,6 +159,43 @@ def test_dense_blas_path_float32():
     assert matkern.reference.gram_bound(W) >= b  # all-float32 margin is looser
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_blas_path_normalization_pass(dtype):
+    """The BLAS path's C++ pass on a Gram matrix with only its lower triangle filled: the
+    mirror is exact (conjugate), the scale an exact power of two, F and f never below the
+    Frobenius norms, and r never below the largest row sum of |entries| (complex: |re|+|im|),
+    each within 1e-9 of the exact value."""
+    from matkern import gram
+
+    rng = np.random.default_rng(11)
+    n = 77
+    A = random_matrix(rng, (n, n), dtype)
+    full = A @ A.conj().T
+    np.fill_diagonal(full, full.diagonal().real)
+    G = np.tril(full) + np.triu(rng.standard_normal((n, n)), 1) * 9  # garbage above
+    G = np.ascontiguousarray(G.astype(dtype))
+    low = np.tril(G.astype(np.complex128 if np.iscomplexobj(G) else np.float64))
+    mirrored = low + np.tril(low, -1).conj().T
+    e, F, f, r = gram._normalize_cpu(G, True, True)
+    scaled = mirrored * 2.0**-e
+    np.testing.assert_array_equal(G, scaled.astype(dtype))
+    for got, want in ((F, np.linalg.norm(mirrored)), (f, np.linalg.norm(scaled)),
+                      (r, (np.abs(scaled.real) + np.abs(scaled.imag)).sum(axis=1).max())):
+        assert want <= got <= want * (1 + 1e-9)
+
+
+def test_blas_path_certified_with_a_dominant_direction():
+    """A spike plus noise (where the row-sum bound of the rounding error is the smaller one)
+    on the float32/complex64 BLAS path: still never below the exact norm."""
+    rng = np.random.default_rng(12)
+    for dtype in (np.float32, np.complex64):
+        W = random_matrix(rng, (600, 640), dtype)
+        u, v = rng.standard_normal(600), rng.standard_normal(640)
+        W = (W + 3 * np.outer(u, v) / np.sqrt(640)).astype(dtype)
+        for n_iter in (1, 2, 3, 6):
+            assert matkern.spectral_norm_bound(W, n_iter) >= exact(W)[0]
+
+
 # ------------------------------------------------------------------------------ convolutions
 
 

@@ -61,15 +61,18 @@ def _bounds(A, n_iter, be, prune=False):
 
 
 def _normalize_cpu(G, mirror, scale):
-    """(e, F, f) of the C++ pass on one 2-D C-contiguous array G (modified in place)."""
+    """(e, F, f, r) of the C++ pass on one 2-D C-contiguous array G (modified in place); r
+    bounds || |G| ||_2 after scaling when mirroring (the largest row sum of |entries|), else
+    is inf."""
     rows, cols = G.shape
     cplx = G.dtype.kind == "c"
     e = np.zeros(1, np.int32)
     F = np.zeros(1)
     f = np.zeros(1)
+    r = np.zeros(1)
     real = G.view(G.real.dtype) if cplx else G
-    D.cpu().gram_normalize(real.reshape(-1), 1, rows, cols, cplx, mirror, scale, e, F, f)
-    return int(e[0]), float(F[0]), float(f[0])
+    D.cpu().gram_normalize(real.reshape(-1), 1, rows, cols, cplx, mirror, scale, e, F, f, r)
+    return int(e[0]), float(F[0]), float(f[0]), float(r[0])
 
 
 _WIDE = {np.dtype(np.float32): np.dtype(np.float64),
@@ -92,10 +95,13 @@ def _bound_blas(W, n_iter):
     rks = {np.dtype(np.float32): blas.ssyrk, np.dtype(np.float64): blas.dsyrk,
            np.dtype(np.complex64): blas.cherk, np.dtype(np.complex128): blas.zherk}
     H = W.copy()
-    e0, F0, f0 = _normalize_cpu(H, False, True)
+    e0, F0, f0, r0 = _normalize_cpu(H, False, True)
     if F0 == 0.0:
         return 0.0
-    es, fs, ks, sdt, conv = [e0], [f0 * math.sqrt(ref.MARGIN)], [], [], [0.0]
+    # fs[t] bounds || |H_t| ||_2, which bounds the product's rounding error (gamma fs[t]^2,
+    # spectral norm): the Frobenius norm, or for the symmetric H_t (t >= 1) the largest row
+    # sum of |entries| when smaller (it is, by far, once the spectrum has a few large values).
+    es, fs, ks, sdt, conv, rs = [e0], [f0 * math.sqrt(ref.MARGIN)], [], [], [0.0], [r0]
     F = fs[0]
     wide = _WIDE.get(W.dtype)
     n_wide = _WIDE_STEPS if wide is not None else 0
@@ -106,11 +112,13 @@ def _bound_blas(W, n_iter):
         if t < n_wide and H.dtype != wide:
             H = H.astype(wide)  # exact
         elif t >= n_wide and H.dtype != W.dtype:
-            # Round H_t to the input's precision: ||H_t - H'_t||_F <= u ||H_t||_F.
+            # Round H_t to the input's precision: |H_t - H'_t| <= u |H_t| entrywise, so
+            # ||H_t - H'_t||_2 <= u fs[t]; and every row sum of |H'_t| <= (1 + u) rs[t].
             u = 2.0**-24
             conv[t] += u / (1 - u) * fs[t] * ref.MARGIN + math.sqrt(c * c) * 2.0**-149
             H = np.ascontiguousarray(H.astype(W.dtype))
-            fs[t] = _normalize_cpu(H, False, False)[1] * math.sqrt(ref.MARGIN)
+            fs[t] = min(_normalize_cpu(H, False, False)[2], rs[t] * (1 + 2 * u)) * math.sqrt(
+                ref.MARGIN)
         rk = rks[H.dtype]
         sdt.append(H.dtype)
         if rows_are_c:  # B = H (c x k): a = H.T (F-contiguous), a^T a = H H^T
@@ -120,11 +128,12 @@ def _bound_blas(W, n_iter):
         ks.append(H.shape[1] if rows_are_c else H.shape[0])
         H = G.T  # C-contiguous view
         last = t + 1 == n_iter
-        e, F, f = _normalize_cpu(H, True, not last)
+        e, F, f, r = _normalize_cpu(H, True, not last)
         if last:
             break
         es.append(e)
-        fs.append(f * math.sqrt(ref.MARGIN))
+        fs.append(min(f, r) * math.sqrt(ref.MARGIN))
+        rs.append(r)
         conv.append(0.0)
         rows_are_c = True
     T = len(ks) or 1
