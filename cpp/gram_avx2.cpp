@@ -10,8 +10,7 @@ namespace avx2 {
 namespace gram_impl {
 
 // Explicit 4 x 8 float tile (the common case: complex64 conv matrices, float32 layers): eight
-// ymm accumulators, two loads and eight broadcasts per step of l. Returns false for double
-// (the generic loop vectorizes those well enough).
+// ymm accumulators, two loads and eight broadcasts per step of l.
 static bool tile_hook(const float* btr, const float* bti, long long cp, long long k,
                       long long i0, long long j0, float (&sr)[4][8], float (&si)[4][8]) {
   __m256 ar0 = _mm256_setzero_ps(), ar1 = ar0, ar2 = ar0, ar3 = ar0;
@@ -75,9 +74,58 @@ static bool tile_hook(const float* btr, const float* bti, long long cp, long lon
   _mm256_storeu_ps(si[3], ai3);
   return true;
 }
-static bool tile_hook(const double*, const double*, long long, long long, long long, long long,
-                      double (&)[4][8], double (&)[4][8]) {
-  return false;
+// Double: 8 columns are two 4-wide vectors. Real: 4 rows x 2 vectors, eight single-FMA
+// chains. Complex: the rows in two pairs (two passes over l), each 2 rows x 2 vectors x
+// (re, im) accumulators, as the float complex tile.
+static bool tile_hook(const double* btr, const double* bti, long long cp, long long k,
+                      long long i0, long long j0, double (&sr)[4][8], double (&si)[4][8]) {
+  if (!bti) {
+    __m256d a[4][2];
+    for (int q = 0; q < 4; ++q) a[q][0] = a[q][1] = _mm256_setzero_pd();
+    for (long long l = 0; l < k; ++l) {
+      const double* r = btr + l * cp;
+      const __m256d b0 = _mm256_loadu_pd(r + j0), b1 = _mm256_loadu_pd(r + j0 + 4);
+#pragma GCC unroll 4
+      for (int q = 0; q < 4; ++q) {
+        const __m256d x = _mm256_broadcast_sd(r + i0 + q);
+        a[q][0] = _mm256_fmadd_pd(x, b0, a[q][0]);
+        a[q][1] = _mm256_fmadd_pd(x, b1, a[q][1]);
+      }
+    }
+    for (int q = 0; q < 4; ++q) {
+      _mm256_storeu_pd(sr[q], a[q][0]);
+      _mm256_storeu_pd(sr[q] + 4, a[q][1]);
+      _mm256_storeu_pd(si[q], _mm256_setzero_pd());
+      _mm256_storeu_pd(si[q] + 4, _mm256_setzero_pd());
+    }
+    return true;
+  }
+  for (int h = 0; h < 4; h += 2) {
+    __m256d re[2][2], im[2][2];
+    for (int q = 0; q < 2; ++q) re[q][0] = re[q][1] = im[q][0] = im[q][1] = _mm256_setzero_pd();
+    for (long long l = 0; l < k; ++l) {
+      const double* r = btr + l * cp;
+      const double* m = bti + l * cp;
+      const __m256d r0 = _mm256_loadu_pd(r + j0), r1 = _mm256_loadu_pd(r + j0 + 4);
+      const __m256d m0 = _mm256_loadu_pd(m + j0), m1 = _mm256_loadu_pd(m + j0 + 4);
+#pragma GCC unroll 2
+      for (int q = 0; q < 2; ++q) {
+        const __m256d x = _mm256_broadcast_sd(r + i0 + h + q);
+        const __m256d y = _mm256_broadcast_sd(m + i0 + h + q);
+        re[q][0] = _mm256_fmadd_pd(y, m0, _mm256_fmadd_pd(x, r0, re[q][0]));
+        re[q][1] = _mm256_fmadd_pd(y, m1, _mm256_fmadd_pd(x, r1, re[q][1]));
+        im[q][0] = _mm256_fnmadd_pd(x, m0, _mm256_fmadd_pd(y, r0, im[q][0]));
+        im[q][1] = _mm256_fnmadd_pd(x, m1, _mm256_fmadd_pd(y, r1, im[q][1]));
+      }
+    }
+    for (int q = 0; q < 2; ++q) {
+      _mm256_storeu_pd(sr[h + q], re[q][0]);
+      _mm256_storeu_pd(sr[h + q] + 4, re[q][1]);
+      _mm256_storeu_pd(si[h + q], im[q][0]);
+      _mm256_storeu_pd(si[h + q] + 4, im[q][1]);
+    }
+  }
+  return true;
 }
 
 #define MATKERN_GRAM_TILE 1
