@@ -406,6 +406,9 @@ def test_simd_and_portable_paths_agree():
             "C=(rng.standard_normal((5, 40, 30))+1j*rng.standard_normal((5, 40, 30)))"
             ".astype(np.complex64); "
             "np.save(sys.argv[1], np.concatenate([matkern.spectral_norm_bound(W), "
-            "matkern.spectral_norm_bound(C)])); print(matkern.backends()['simd'])")
+            "matkern.spectral_norm_bound(C), matkern.spectral_norm_bound(W.astype(float)), "
+            "matkern.spectral_norm_bound(C.astype(complex))])); "
+            "print(matkern.backends()['simd'])")
     portable, default = simd_runs(code, ".npy")
-    np.testing.assert_allclose(portable, default, rtol=1e-4)
+    np.testing.assert_allclose(portable[:25], default[:25], rtol=1e-4)  # 32-bit
+    np.testing.assert_allclose(portable[25:], default[25:], rtol=1e-9)  # 64-bit
