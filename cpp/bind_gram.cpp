@@ -32,11 +32,37 @@ void normalize(carr<R> g, int64_t batch, int64_t rows, int64_t cols, bool cplx, 
   gram_normalize<R>(gp, batch, rows, cols, cplx, mirror, scale, ep, Fp, fp, rp);
 }
 
+// taps (T, ld) with ld >= c_out * c_in (padded rows); cs, sn (nf, T). wide: run the Gram
+// iteration in double (R = double), on frequency matrices rounded through float first when
+// round32 (float32 kernels).
+void conv_bound_batch(carr<const double> taps, carr<const double> cs, carr<const double> sn,
+                      int64_t c_out, int64_t c_in, bool round32, bool wide, int n_iter,
+                      carr<double> out) {
+  const int64_t P = c_out * c_in;
+  if (taps.ndim() != 2 || cs.ndim() != 2 || sn.ndim() != 2 || P <= 0)
+    throw std::invalid_argument("gram_conv_bound_batch: taps, cs and sn must be 2-D");
+  const int64_t T = int64_t(taps.shape(0)), ld = int64_t(taps.shape(1));
+  const int64_t nf = int64_t(out.size());
+  if (ld < P || int64_t(cs.shape(0)) != nf || int64_t(cs.shape(1)) != T ||
+      sn.shape(0) != cs.shape(0) || sn.shape(1) != cs.shape(1))
+    throw std::invalid_argument("gram_conv_bound_batch: size mismatch");
+  if (!wide && !round32)
+    throw std::invalid_argument("gram_conv_bound_batch: float run of a 64-bit kernel");
+  const double *tp = taps.data(), *cp = cs.data(), *sp = sn.data();
+  double* op = out.data();
+  nb::gil_scoped_release release;
+  if (wide)
+    gram_conv_bound_batch<double>(tp, T, P, ld, cp, sp, nf, c_out, c_in, round32, n_iter, op);
+  else
+    gram_conv_bound_batch<float>(tp, T, P, ld, cp, sp, nf, c_out, c_in, round32, n_iter, op);
+}
+
 }  // namespace
 
 void bind_gram(nb::module_& m) {
   m.def("gram_bound_batch", &bound_batch<float>);
   m.def("gram_bound_batch", &bound_batch<double>);
+  m.def("gram_conv_bound_batch", &conv_bound_batch);
   m.def("gram_normalize", &normalize<float>);
   m.def("gram_normalize", &normalize<double>);
 }

@@ -39,6 +39,24 @@ OneFn<R> pick_one() {
   return &portable_one<R>;
 }
 
+template <typename R>
+using DftFn = void (*)(const double*, int64_t, int64_t, int64_t, const double*, const double*,
+                       bool, R*);
+
+template <typename R>
+void portable_dft(const double* taps, int64_t T, int64_t P, int64_t ld, const double* cs,
+                  const double* sn, bool round32, R* out) {
+  gram_portable::dft_taps_one<R>(taps, T, P, ld, cs, sn, round32, out);
+}
+
+template <typename R>
+DftFn<R> pick_dft() {
+#ifdef MATKERN_BUILD_AVX2
+  if (simd_level() == Simd::avx2) return static_cast<DftFn<R>>(&avx2::gram_dft_taps);
+#endif
+  return &portable_dft<R>;
+}
+
 }  // namespace
 
 template <typename R>
@@ -73,6 +91,28 @@ void gram_bound_batch(const R* a, int64_t batch, int64_t m, int64_t n, bool cplx
 #pragma omp for schedule(dynamic, 1)
     for (int64_t b = 0; b < batch; ++b)
       if (todo[b]) out[b] = one(a + b * stride, m, n, cplx, n_iter, work.data(), nullptr);
+  }
+}
+
+template <typename R>
+void gram_conv_bound_batch(const double* taps, int64_t T, int64_t P, int64_t ld,
+                           const double* cs, const double* sn, int64_t nf, int64_t c_out,
+                           int64_t c_in, bool round32, int n_iter, double* out) {
+  if (n_iter < 0 || n_iter > 60) throw std::invalid_argument("gram: n_iter out of range");
+  if (P != c_out * c_in || ld < P) throw std::invalid_argument("gram_conv: bad taps shape");
+  const OneFn<R> one = pick_one<R>();
+  const DftFn<R> dft = pick_dft<R>();
+  const int64_t c = c_out < c_in ? c_out : c_in, k = c_out < c_in ? c_in : c_out;
+  const int64_t cp = (c + 7) / 8 * 8;
+  const size_t work_len = size_t(2 * cp * k + 2 * cp * cp);
+#pragma omp parallel
+  {
+    std::vector<R> work(work_len), mat(size_t(2 * P));
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t f = 0; f < nf; ++f) {
+      dft(taps, T, P, ld, cs + f * T, sn + f * T, round32, mat.data());
+      out[f] = one(mat.data(), c_out, c_in, true, n_iter, work.data(), nullptr);
+    }
   }
 }
 
@@ -204,6 +244,12 @@ template void gram_bound_batch<float>(const float*, int64_t, int64_t, int64_t, b
                                       double*);
 template void gram_bound_batch<double>(const double*, int64_t, int64_t, int64_t, bool, int, int,
                                        double*);
+template void gram_conv_bound_batch<float>(const double*, int64_t, int64_t, int64_t,
+                                           const double*, const double*, int64_t, int64_t,
+                                           int64_t, bool, int, double*);
+template void gram_conv_bound_batch<double>(const double*, int64_t, int64_t, int64_t,
+                                            const double*, const double*, int64_t, int64_t,
+                                            int64_t, bool, int, double*);
 template void gram_normalize<float>(float*, int64_t, int64_t, int64_t, bool, bool, bool,
                                     int32_t*, double*, double*, double*);
 template void gram_normalize<double>(double*, int64_t, int64_t, int64_t, bool, bool, bool,

@@ -15,6 +15,17 @@ template <typename R>
 void gram_bound_batch(const R* a, int64_t batch, int64_t m, int64_t n, bool cplx, int n_iter,
                       int prune_iter, double* out);
 
+// out[f] >= sigma_max(K_f) for the nf frequency matrices K_f (c_out x c_in, complex) of a
+// convolution, computed here from its taps (T = kh*kw rows of P = c_out*c_in values at row
+// stride ld >= P: taps[t * ld + o * c_in + i] = kernel[o, i, t]) and phase table (cs, sn:
+// nf x T, the phase of tap t at frequency f is cs - i sn): each thread sums its frequency's
+// matrix in double, rounds it to R (through float when round32) and runs the fused Gram
+// iteration on it, so the nf matrices are never stored.
+template <typename R>
+void gram_conv_bound_batch(const double* taps, int64_t T, int64_t P, int64_t ld,
+                           const double* cs, const double* sn, int64_t nf, int64_t c_out,
+                           int64_t c_in, bool round32, int n_iter, double* out);
+
 // For the BLAS path: for each rows x cols matrix of g (batch of them), optionally mirror the
 // lower triangle to the upper one (conjugated; square only), then F[b] = ||g_b||_F (double
 // accumulation, overflow-free); when scale, g_b <- g_b * 2^-e[b] with e[b] the binary exponent
@@ -30,6 +41,10 @@ double gram_bound_one(const float* a, int64_t m, int64_t n, bool cplx, int n_ite
                       double* lower);
 double gram_bound_one(const double* a, int64_t m, int64_t n, bool cplx, int n_iter,
                       double* work, double* lower);
+void gram_dft_taps(const double* taps, int64_t T, int64_t P, int64_t ld, const double* cs,
+                   const double* sn, bool round32, float* out);
+void gram_dft_taps(const double* taps, int64_t T, int64_t P, int64_t ld, const double* cs,
+                   const double* sn, bool round32, double* out);
 }  // namespace avx2
 
 }  // namespace matkern

@@ -128,9 +128,35 @@ static bool tile_hook(const double* btr, const double* bti, long long cp, long l
   return true;
 }
 
+// 8 x 8 float transpose (negated when neg) in registers: unpacks, shuffles, lane swaps.
+static bool mirror_hook(const float* src, float* dst, long long cp, bool neg) {
+  __m256 r[8], t[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * cp);
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4)
+    for (int h = 0; h < 2; ++h) {
+      r[i + 2 * h] = _mm256_shuffle_ps(t[i + h], t[i + h + 2], 0x44);
+      r[i + 2 * h + 1] = _mm256_shuffle_ps(t[i + h], t[i + h + 2], 0xEE);
+    }
+  const __m256 sign = _mm256_set1_ps(neg ? -0.0f : 0.0f);
+  for (int i = 0; i < 4; ++i) {
+    _mm256_storeu_ps(dst + i * cp,
+                     _mm256_xor_ps(_mm256_permute2f128_ps(r[i], r[i + 4], 0x20), sign));
+    _mm256_storeu_ps(dst + (i + 4) * cp,
+                     _mm256_xor_ps(_mm256_permute2f128_ps(r[i], r[i + 4], 0x31), sign));
+  }
+  return true;
+}
+static bool mirror_hook(const double*, double*, long long, bool) { return false; }
+
+#define MATKERN_GRAM_MIRROR 1
 #define MATKERN_GRAM_TILE 1
 #include "gram_kernel.inc"
 #undef MATKERN_GRAM_TILE
+#undef MATKERN_GRAM_MIRROR
 }  // namespace gram_impl
 
 double gram_bound_one(const float* a, int64_t m, int64_t n, bool cplx, int n_iter, float* work,
@@ -140,6 +166,15 @@ double gram_bound_one(const float* a, int64_t m, int64_t n, bool cplx, int n_ite
 double gram_bound_one(const double* a, int64_t m, int64_t n, bool cplx, int n_iter,
                       double* work, double* lower) {
   return gram_impl::bound_one<double>(a, m, n, cplx, n_iter, work, lower, ldexp(1.0, -53));
+}
+
+void gram_dft_taps(const double* taps, int64_t T, int64_t P, int64_t ld, const double* cs,
+                   const double* sn, bool round32, float* out) {
+  gram_impl::dft_taps_one<float>(taps, T, P, ld, cs, sn, round32, out);
+}
+void gram_dft_taps(const double* taps, int64_t T, int64_t P, int64_t ld, const double* cs,
+                   const double* sn, bool round32, double* out) {
+  gram_impl::dft_taps_one<double>(taps, T, P, ld, cs, sn, round32, out);
 }
 
 }  // namespace avx2

@@ -255,6 +255,24 @@ def _check_input_size(input_size, kernel, fn):
     return h, w
 
 
+def _few_taps(kh, kw, h, w):
+    """Whether the direct DFT over the taps beats an rfft2 (up to 7x7 taps on 32x32, measured)."""
+    return kh * kw <= 4 * math.log2(h * w) + 9
+
+
+def _phase_table(h, w, kh, kw):
+    """(cos, sin) float64 arrays (h*(w//2+1), kh*kw): tap (p, q) at frequency (u, v) has phase
+    cos - i sin. The phase is reduced modulo 1 in exact integer arithmetic before the single
+    rounding of 2 pi x, so every entry is accurate to a few float64 ulps."""
+    u = np.arange(h)[:, None, None, None]
+    v = np.arange(w // 2 + 1)[None, :, None, None]
+    p = np.arange(kh)[None, None, :, None]
+    q = np.arange(kw)[None, None, None, :]
+    num = ((u * p) % h) * w + ((v * q) % w) * h  # phase = num / (h w), in [0, 2)
+    ang = (2 * np.pi / (h * w)) * num.reshape(h * (w // 2 + 1), kh * kw)
+    return np.cos(ang), np.sin(ang)
+
+
 def _dft_taps(kernel, h, w):
     """(h*(w//2+1), c_out*c_in) complex128: the 2-D DFT of the kernel's few taps as one
     complex GEMM against the phase table (a direct sum of kh*kw terms per entry: for 3x3 and
@@ -262,15 +280,9 @@ def _dft_taps(kernel, h, w):
     and written in the frequency-major order the batch needs, no transpose afterwards)."""
     xp = D.array_module(kernel)
     c_out, c_in, kh, kw = kernel.shape
-    # Phases reduced modulo 1 in exact integer arithmetic before the single rounding of 2 pi x.
-    u = np.arange(h)[:, None, None, None]
-    v = np.arange(w // 2 + 1)[None, :, None, None]
-    p = np.arange(kh)[None, None, :, None]
-    q = np.arange(kw)[None, None, None, :]
-    num = ((u * p) % h) * w + ((v * q) % w) * h  # phase = num / (h w), in [0, 2)
-    ang = (2 * np.pi / (h * w)) * num.reshape(h * (w // 2 + 1), kh * kw)
+    cs, sn = _phase_table(h, w, kh, kw)
     taps = kernel.reshape(c_out * c_in, kh * kw).T.astype(np.complex128)
-    phases = xp.asarray(np.cos(ang) - 1j * np.sin(ang))
+    phases = xp.asarray(cs - 1j * sn)
     if xp is not np:
         return phases @ taps
     # One BLAS thread: a multithreaded call leaves its workers spinning on the cores that the
@@ -280,32 +292,77 @@ def _dft_taps(kernel, h, w):
         return phases @ taps
 
 
+def _conv_slack(k64, h, w, f32):
+    """Per-frequency bound on how far rounding moved the largest singular values of the
+    frequency matrices: the float64 DFT errs by at most 10 (log2(hw) + 2 + kh kw) u64 times the
+    taps' l1 norm per entry, a generous multiple of either route's rounding bound (direct sum
+    or rfft2; phases are accurate to a few u64); rounding the result to complex64 (f32) moves
+    each matrix by at most u32 ||K_f||_F, and ||K_f||_F <= sum over taps t of
+    ||kernel[:, :, t]||_F (|phase| = 1)."""
+    xp = D.array_module(k64)
+    kh, kw = k64.shape[2:]
+    l1 = xp.abs(k64).sum(axis=(2, 3))  # (c_out, c_in)
+    slack = float(10 * (math.log2(h * w) + 2 + kh * kw) * 2.0**-53
+                  * float(xp.sqrt((l1 * l1).sum())))
+    if not f32:
+        return slack
+    u = 2.0**-24
+    fro = float(xp.sqrt((k64 * k64).sum(axis=(0, 1))).sum())  # >= every ||K_f||_F
+    return (fro + slack) * (u / (1 - u)) * (1 + 1e-9) + slack * (1 + u)
+
+
 def _conv_matrices(kernel, h, w):
     """(K, slack): the h*(w//2+1) frequency matrices (c_out, c_in) in the kernel's precision
-    (complex64 for float32) and a bound on how far rounding moved their largest singular
-    values. The DFT runs in float64, as a direct sum over the taps when they are few, else as
-    an rfft2: its error is at most 10 (log2(hw) + 2 + kh kw) u64 times the taps' l1 norm per
-    entry, a generous multiple of either's rounding bound (phases are accurate to a few u64);
-    rounding the result to complex64 moves each matrix by at most u32 ||K_f||_F, and
-    ||K_f||_F <= sum over taps t of ||kernel[:, :, t]||_F (|phase| = 1)."""
+    (complex64 for float32) and, per matrix, the bound of _conv_slack. The DFT runs in
+    float64, as a direct sum over the taps when they are few, else as an rfft2."""
     xp = D.array_module(kernel)
     c_out, c_in, kh, kw = kernel.shape
     k64 = kernel.astype(np.float64, copy=False)
     nf = h * (w // 2 + 1)
-    if kh * kw <= 4 * math.log2(h * w) + 9:  # up to 7x7 taps on 32x32 (measured faster)
+    if _few_taps(kh, kw, h, w):
         K = _dft_taps(k64, h, w).reshape(nf, c_out, c_in)
     else:
         K = xp.fft.rfft2(k64, s=(h, w), axes=(-2, -1))
         K = xp.ascontiguousarray(K.transpose(2, 3, 0, 1).reshape(nf, c_out, c_in))
-    l1 = xp.abs(k64).sum(axis=(2, 3))  # (c_out, c_in)
-    slack = float(10 * (math.log2(h * w) + 2 + kh * kw) * 2.0**-53
-                  * float(xp.sqrt((l1 * l1).sum())))
-    if kernel.dtype == np.float32:
-        u = 2.0**-24
-        fro = float(xp.sqrt((k64 * k64).sum(axis=(0, 1))).sum())  # >= every ||K_f||_F
-        return (K.astype(np.complex64),
-                np.full(nf, (fro + slack) * (u / (1 - u)) * (1 + 1e-9) + slack * (1 + u)))
-    return K, np.full(nf, slack)
+    f32 = kernel.dtype == np.float32
+    slack = np.full(nf, _conv_slack(k64, h, w, f32))
+    return (K.astype(np.complex64) if f32 else K), slack
+
+
+def _conv_fused(kernel, h, w, be):
+    """Whether the CPU computes this kernel's frequency matrices inside the fused Gram kernel."""
+    c_out, c_in, kh, kw = kernel.shape
+    return be == "cpu" and _few_taps(kh, kw, h, w) and min(c_out, c_in) <= _SMALL
+
+
+def _conv_bounds_fused(kernel, h, w, n_iter):
+    """Per-frequency bounds (float64, (h*(w//2+1),)), slack included, on the CPU: each thread
+    sums its frequency matrix from the taps in float64 (the direct DFT of _dft_taps, in C++),
+    rounds it as _conv_matrices would, and bounds it in cache; the h*(w//2+1) matrices are
+    never stored (computing and storing them had cost a third of the whole call)."""
+    c_out, c_in, kh, kw = kernel.shape
+    k64 = np.asarray(kernel, dtype=np.float64)
+    cs, sn = _phase_table(h, w, kh, kw)
+    P = c_out * c_in
+    # Rows padded by 8 doubles: at a stride of a multiple of 4 KiB the kh*kw rows that each
+    # block of the sum reads would share L1 sets (it ran 5x slower for 64 x 64 kernels).
+    taps = np.zeros((kh * kw, P + 8))
+    taps[:, :P] = k64.reshape(P, kh * kw).T
+    f32 = kernel.dtype == np.float32
+    # 32-bit kernels run in 64-bit above _SMALL_32 (see _bounds); their matrices still go
+    # through complex64, which the slack accounts for.
+    wide = not f32 or min(c_out, c_in) > _SMALL_32
+    out = np.empty(cs.shape[0])
+    D.cpu().gram_conv_bound_batch(taps, cs, sn, c_out, c_in, f32, wide, n_iter, out)
+    return out + _conv_slack(k64, h, w, f32)
+
+
+def _conv_bounds(kernel, h, w, n_iter, be):
+    """Certified bounds of every frequency matrix of the convolution, slack included."""
+    if _conv_fused(kernel, h, w, be):
+        return _conv_bounds_fused(kernel, h, w, n_iter)
+    K, slack = _conv_matrices(kernel, h, w)
+    return _bounds(K, n_iter, be) + slack
 
 
 def conv_spectral_norm_bound(kernel, input_size, n_iter=6, *, backend=None):
@@ -341,8 +398,7 @@ def conv_spectral_norm_bound(kernel, input_size, n_iter=6, *, backend=None):
     h, w = _check_input_size(input_size, kernel, fn)
     n_iter = _check_iter(n_iter, fn)
     be = D.pick(fn, kernel, backend=backend)
-    K, slack = _conv_matrices(kernel, h, w)
-    return float((_bounds(K, n_iter, be) + slack).max())
+    return float(_conv_bounds(kernel, h, w, n_iter, be).max())
 
 
 def spectral_norm_bounds(layers, input_sizes=None, n_iter=6, *, backend=None):
@@ -380,21 +436,29 @@ def spectral_norm_bounds(layers, input_sizes=None, n_iter=6, *, backend=None):
         raise ValueError(f"{fn}(): input_sizes must be a list with one entry per layer "
                          f"({len(layers)}), got {input_sizes!r}")
     n_iter = _check_iter(n_iter, fn)
-    groups = {}
+    convs = {}
     for i, (L, size) in enumerate(zip(layers, input_sizes)):
         name = f"layers[{i}]"
         if getattr(L, "ndim", None) == 4:
             C.check_array(L, name, fn, dtypes=(np.float32, np.float64), ndim=4, finite=True)
             if size is None:
                 raise ValueError(f"{fn}(): input_sizes[{i}] is required for the 4-D {name}")
-            h, w = _check_input_size(size, L, fn)
-            mats, slack = _conv_matrices(L, h, w)
+            convs[i] = _check_input_size(size, L, fn)
         else:
             C.check_array(L, name, fn, dtypes=_DTYPES, ndim=2, finite=True)
-            mats, slack = L[None], np.zeros(1)
-        groups.setdefault((mats.shape[1:], mats.dtype.str), []).append((i, mats, slack))
     be = D.pick(fn, *layers, backend=backend)
     out = np.empty(len(layers), dtype=np.float64)
+    groups = {}
+    for i, L in enumerate(layers):
+        if i in convs:
+            h, w = convs[i]
+            if _conv_fused(L, h, w, be):  # a batch of its own, matrices made in the kernel
+                out[i] = _conv_bounds_fused(L, h, w, n_iter).max()
+                continue
+            mats, slack = _conv_matrices(L, h, w)
+        else:
+            mats, slack = L[None], np.zeros(1)
+        groups.setdefault((mats.shape[1:], mats.dtype.str), []).append((i, mats, slack))
     for items in groups.values():
         xp = D.array_module(items[0][1])
         A = xp.concatenate([mats for _, mats, _ in items], axis=0)
