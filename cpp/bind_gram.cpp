@@ -3,6 +3,8 @@
 #include "bind_common.hpp"
 #include "gram.hpp"
 
+#include <vector>
+
 namespace matkern {
 namespace {
 
@@ -34,10 +36,10 @@ void normalize(carr<R> g, int64_t batch, int64_t rows, int64_t cols, bool cplx, 
 
 // taps (T, ld) with ld >= c_out * c_in (padded rows); cs, sn (nf, T). wide: run the Gram
 // iteration in double (R = double), on frequency matrices rounded through float first when
-// round32 (float32 kernels).
+// round32 (float32 kernels). probe: distinct frequencies run first (empty: no early stops).
 void conv_bound_batch(carr<const double> taps, carr<const double> cs, carr<const double> sn,
                       int64_t c_out, int64_t c_in, bool round32, bool wide, int n_iter,
-                      carr<double> out) {
+                      carr<const int64_t> probe, carr<double> out) {
   const int64_t P = c_out * c_in;
   if (taps.ndim() != 2 || cs.ndim() != 2 || sn.ndim() != 2 || P <= 0)
     throw std::invalid_argument("gram_conv_bound_batch: taps, cs and sn must be 2-D");
@@ -48,13 +50,24 @@ void conv_bound_batch(carr<const double> taps, carr<const double> cs, carr<const
     throw std::invalid_argument("gram_conv_bound_batch: size mismatch");
   if (!wide && !round32)
     throw std::invalid_argument("gram_conv_bound_batch: float run of a 64-bit kernel");
+  const int64_t np = int64_t(probe.size());
+  std::vector<char> seen(size_t(nf), 0);
+  for (int64_t q = 0; q < np; ++q) {
+    const int64_t f = probe.data()[q];
+    if (f < 0 || f >= nf || seen[size_t(f)])
+      throw std::invalid_argument("gram_conv_bound_batch: probe must hold distinct frequencies");
+    seen[size_t(f)] = 1;
+  }
   const double *tp = taps.data(), *cp = cs.data(), *sp = sn.data();
+  const int64_t* pp = probe.data();
   double* op = out.data();
   nb::gil_scoped_release release;
   if (wide)
-    gram_conv_bound_batch<double>(tp, T, P, ld, cp, sp, nf, c_out, c_in, round32, n_iter, op);
+    gram_conv_bound_batch<double>(tp, T, P, ld, cp, sp, nf, c_out, c_in, round32, n_iter, pp, np,
+                                  op);
   else
-    gram_conv_bound_batch<float>(tp, T, P, ld, cp, sp, nf, c_out, c_in, round32, n_iter, op);
+    gram_conv_bound_batch<float>(tp, T, P, ld, cp, sp, nf, c_out, c_in, round32, n_iter, pp, np,
+                                 op);
 }
 
 }  // namespace

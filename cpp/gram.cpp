@@ -23,12 +23,13 @@ double unit_roundoff() {
 }
 
 template <typename R>
-using OneFn = double (*)(const R*, int64_t, int64_t, bool, int, R*, double*);
+using OneFn = double (*)(const R*, int64_t, int64_t, bool, int, R*, double*, double);
 
 template <typename R>
 double portable_one(const R* a, int64_t m, int64_t n, bool cplx, int n_iter, R* work,
-                    double* lower) {
-  return gram_portable::bound_one<R>(a, m, n, cplx, n_iter, work, lower, unit_roundoff<R>());
+                    double* lower, double stop_below) {
+  return gram_portable::bound_one<R>(a, m, n, cplx, n_iter, work, lower, stop_below,
+                                     unit_roundoff<R>());
 }
 
 template <typename R>
@@ -77,7 +78,7 @@ void gram_bound_batch(const R* a, int64_t batch, int64_t m, int64_t n, bool cplx
       std::vector<R> work(work_len);
 #pragma omp for schedule(dynamic, 4)
       for (int64_t b = 0; b < batch; ++b)
-        out[b] = one(a + b * stride, m, n, cplx, prune_iter, work.data(), &lower[b]);
+        out[b] = one(a + b * stride, m, n, cplx, prune_iter, work.data(), &lower[b], -1.0);
     }
     double best = 0;
     for (int64_t b = 0; b < batch; ++b) best = lower[b] > best ? lower[b] : best;
@@ -90,14 +91,15 @@ void gram_bound_batch(const R* a, int64_t batch, int64_t m, int64_t n, bool cplx
     std::vector<R> work(work_len);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t b = 0; b < batch; ++b)
-      if (todo[b]) out[b] = one(a + b * stride, m, n, cplx, n_iter, work.data(), nullptr);
+      if (todo[b]) out[b] = one(a + b * stride, m, n, cplx, n_iter, work.data(), nullptr, -1.0);
   }
 }
 
 template <typename R>
 void gram_conv_bound_batch(const double* taps, int64_t T, int64_t P, int64_t ld,
                            const double* cs, const double* sn, int64_t nf, int64_t c_out,
-                           int64_t c_in, bool round32, int n_iter, double* out) {
+                           int64_t c_in, bool round32, int n_iter, const int64_t* probe,
+                           int64_t n_probe, double* out) {
   if (n_iter < 0 || n_iter > 60) throw std::invalid_argument("gram: n_iter out of range");
   if (P != c_out * c_in || ld < P) throw std::invalid_argument("gram_conv: bad taps shape");
   const OneFn<R> one = pick_one<R>();
@@ -105,13 +107,34 @@ void gram_conv_bound_batch(const double* taps, int64_t T, int64_t P, int64_t ld,
   const int64_t c = c_out < c_in ? c_out : c_in, k = c_out < c_in ? c_in : c_out;
   const int64_t cp = (c + 7) / 8 * 8;
   const size_t work_len = size_t(2 * cp * k + 2 * cp * cp);
+  // The probes run in full first, with rigorous lower bounds; their best, L, is at most the
+  // batch's max, so every other matrix stops as soon as its certified bound drops below L
+  // (it cannot hold the max). Deterministic: L does not depend on the threads' timing.
+  std::vector<double> lower(size_t(n_probe), 0.0);
+  std::vector<char> done(size_t(nf), 0);
+#pragma omp parallel
+  {
+    std::vector<R> work(work_len), mat(size_t(2 * P));
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t q = 0; q < n_probe; ++q) {
+      const int64_t f = probe[q];
+      dft(taps, T, P, ld, cs + f * T, sn + f * T, round32, mat.data());
+      out[f] = one(mat.data(), c_out, c_in, true, n_iter, work.data(), &lower[size_t(q)], -1.0);
+    }
+  }
+  double L = -1.0;
+  for (int64_t q = 0; q < n_probe; ++q) {
+    L = lower[size_t(q)] > L ? lower[size_t(q)] : L;
+    done[size_t(probe[q])] = 1;
+  }
 #pragma omp parallel
   {
     std::vector<R> work(work_len), mat(size_t(2 * P));
 #pragma omp for schedule(dynamic, 1)
     for (int64_t f = 0; f < nf; ++f) {
+      if (done[size_t(f)]) continue;
       dft(taps, T, P, ld, cs + f * T, sn + f * T, round32, mat.data());
-      out[f] = one(mat.data(), c_out, c_in, true, n_iter, work.data(), nullptr);
+      out[f] = one(mat.data(), c_out, c_in, true, n_iter, work.data(), nullptr, L);
     }
   }
 }
@@ -246,10 +269,12 @@ template void gram_bound_batch<double>(const double*, int64_t, int64_t, int64_t,
                                        double*);
 template void gram_conv_bound_batch<float>(const double*, int64_t, int64_t, int64_t,
                                            const double*, const double*, int64_t, int64_t,
-                                           int64_t, bool, int, double*);
+                                           int64_t, bool, int, const int64_t*, int64_t,
+                                           double*);
 template void gram_conv_bound_batch<double>(const double*, int64_t, int64_t, int64_t,
                                             const double*, const double*, int64_t, int64_t,
-                                            int64_t, bool, int, double*);
+                                            int64_t, bool, int, const int64_t*, int64_t,
+                                            double*);
 template void gram_normalize<float>(float*, int64_t, int64_t, int64_t, bool, bool, bool,
                                     int32_t*, double*, double*, double*);
 template void gram_normalize<double>(double*, int64_t, int64_t, int64_t, bool, bool, bool,

@@ -20,11 +20,14 @@ void gram_bound_batch(const R* a, int64_t batch, int64_t m, int64_t n, bool cplx
 // stride ld >= P: taps[t * ld + o * c_in + i] = kernel[o, i, t]) and phase table (cs, sn:
 // nf x T, the phase of tap t at frequency f is cs - i sn): each thread sums its frequency's
 // matrix in double, rounds it to R (through float when round32) and runs the fused Gram
-// iteration on it, so the nf matrices are never stored.
+// iteration on it, so the nf matrices are never stored. The n_probe frequencies in probe
+// (distinct, in [0, nf)) run first; when there are any, only out's maximum is as tight as
+// n_iter: the others stop once their bound is below the probes' best rigorous lower bound.
 template <typename R>
 void gram_conv_bound_batch(const double* taps, int64_t T, int64_t P, int64_t ld,
                            const double* cs, const double* sn, int64_t nf, int64_t c_out,
-                           int64_t c_in, bool round32, int n_iter, double* out);
+                           int64_t c_in, bool round32, int n_iter, const int64_t* probe,
+                           int64_t n_probe, double* out);
 
 // For the BLAS path: for each rows x cols matrix of g (batch of them), optionally mirror the
 // lower triangle to the upper one (conjugated; square only), then F[b] = ||g_b||_F (double
@@ -38,9 +41,9 @@ void gram_normalize(R* g, int64_t batch, int64_t rows, int64_t cols, bool cplx, 
 
 namespace avx2 {
 double gram_bound_one(const float* a, int64_t m, int64_t n, bool cplx, int n_iter, float* work,
-                      double* lower);
+                      double* lower, double stop_below);
 double gram_bound_one(const double* a, int64_t m, int64_t n, bool cplx, int n_iter,
-                      double* work, double* lower);
+                      double* work, double* lower, double stop_below);
 void gram_dft_taps(const double* taps, int64_t T, int64_t P, int64_t ld, const double* cs,
                    const double* sn, bool round32, float* out);
 void gram_dft_taps(const double* taps, int64_t T, int64_t P, int64_t ld, const double* cs,

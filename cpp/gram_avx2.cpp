@@ -160,12 +160,14 @@ static bool mirror_hook(const double*, double*, long long, bool) { return false;
 }  // namespace gram_impl
 
 double gram_bound_one(const float* a, int64_t m, int64_t n, bool cplx, int n_iter, float* work,
-                      double* lower) {
-  return gram_impl::bound_one<float>(a, m, n, cplx, n_iter, work, lower, ldexp(1.0, -24));
+                      double* lower, double stop_below) {
+  return gram_impl::bound_one<float>(a, m, n, cplx, n_iter, work, lower, stop_below,
+                                     ldexp(1.0, -24));
 }
 double gram_bound_one(const double* a, int64_t m, int64_t n, bool cplx, int n_iter,
-                      double* work, double* lower) {
-  return gram_impl::bound_one<double>(a, m, n, cplx, n_iter, work, lower, ldexp(1.0, -53));
+                      double* work, double* lower, double stop_below) {
+  return gram_impl::bound_one<double>(a, m, n, cplx, n_iter, work, lower, stop_below,
+                                      ldexp(1.0, -53));
 }
 
 void gram_dft_taps(const double* taps, int64_t T, int64_t P, int64_t ld, const double* cs,

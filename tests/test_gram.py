@@ -297,7 +297,28 @@ def test_conv_fused_route_certifies_every_frequency(shape, size, dtype):
     assert fused.shape == exact_f.shape
     assert np.all(fused >= exact_f)
     np.testing.assert_allclose(fused, stored, rtol=1e-5 if dtype == np.float32 else 1e-11)
-    assert matkern.conv_spectral_norm_bound(K, size) == fused.max()
+    # Pruned (what conv_spectral_norm_bound runs): frequencies that cannot hold the max stop
+    # early with another bound (usually looser; in float32 sometimes a hair tighter, as the
+    # later products' rounding margins are left out), still certified; the max is the same.
+    pruned = gram._conv_bounds_fused(K, *size, 6, prune=True)
+    assert np.all(pruned >= exact_f)
+    assert pruned.max() == fused.max() == matkern.conv_spectral_norm_bound(K, size)
+    if len(exact_f) > 2 * gram._PROBES and shape[2] > 1:
+        assert np.sum(pruned != fused) >= len(exact_f) // 4  # most did stop early
+
+
+def test_conv_pruning_keeps_trained_layers_max():
+    """Trained kernels: the pruned route returns the unpruned route's max exactly."""
+    from matkern import gram
+
+    d = np.load(DATA / "conv" / "digits_cnn.npz")
+    size = tuple(int(v) for v in d["input_size"])
+    for name in ("conv1.weight", "conv3.weight"):
+        K = np.ascontiguousarray(d[name])
+        full = gram._conv_bounds_fused(K, *size, 6)
+        pruned = gram._conv_bounds_fused(K, *size, 6, prune=True)
+        assert pruned.max() == full.max()
+        assert np.sum(pruned != full) > len(full) // 2
 
 
 def test_conv_fused_kernel_rejects_bad_shapes():
@@ -305,13 +326,18 @@ def test_conv_fused_kernel_rejects_bad_shapes():
 
     cpu = _dispatch.cpu()
     taps, cs, sn, out = np.zeros((9, 20)), np.zeros((4, 9)), np.zeros((4, 9)), np.zeros(4)
-    cpu.gram_conv_bound_batch(taps, cs, sn, 4, 5, True, False, 2, out)  # a valid call
+    none, probe = np.zeros(0, np.int64), np.array([2, 0], np.int64)
+    cpu.gram_conv_bound_batch(taps, cs, sn, 4, 5, True, False, 2, probe, out)  # a valid call
     with pytest.raises(ValueError, match="size mismatch"):
-        cpu.gram_conv_bound_batch(taps, cs, sn, 5, 5, True, False, 2, out)  # ld < P
+        cpu.gram_conv_bound_batch(taps, cs, sn, 5, 5, True, False, 2, none, out)  # ld < P
     with pytest.raises(ValueError, match="size mismatch"):
-        cpu.gram_conv_bound_batch(taps, cs[:, :8], sn[:, :8], 4, 5, True, False, 2, out)
+        cpu.gram_conv_bound_batch(taps, cs[:, :8], sn[:, :8], 4, 5, True, False, 2, none, out)
     with pytest.raises(ValueError, match="64-bit"):
-        cpu.gram_conv_bound_batch(taps, cs, sn, 4, 5, False, False, 2, out)
+        cpu.gram_conv_bound_batch(taps, cs, sn, 4, 5, False, False, 2, none, out)
+    for bad in ([4], [-1], [1, 1]):
+        with pytest.raises(ValueError, match="distinct"):
+            cpu.gram_conv_bound_batch(taps, cs, sn, 4, 5, True, False, 2,
+                                      np.array(bad, np.int64), out)
 
 
 def test_pruned_batch_keeps_the_max_and_every_bound():
@@ -449,7 +475,7 @@ def test_simd_and_portable_paths_agree():
             "matkern.spectral_norm_bound(C), matkern.spectral_norm_bound(W.astype(float)), "
             "matkern.spectral_norm_bound(C.astype(complex)), "
             "matkern.gram._conv_bounds_fused(rng.standard_normal((9, 19, 3, 3))"
-            ".astype(np.float32), 6, 7, 6)])); "
+            ".astype(np.float32), 6, 7, 6, prune=True)])); "
             "print(matkern.backends()['simd'])")
     portable, default = simd_runs(code, ".npy")
     np.testing.assert_allclose(portable[:25], default[:25], rtol=1e-4)  # 32-bit

@@ -2,15 +2,18 @@
 
 ``spectral_norm_bound(W)`` and ``conv_spectral_norm_bound(kernel, input_size)`` return true
 upper bounds on the largest singular value, in float32 too: the products run in the input's
-precision (or wider), every rescaling is by an exact power of two, and the rounding of every product is
-added back by a proven margin (see :mod:`matkern.reference.gram`). ``spectral_norm_bounds``
-bounds a list of layers of mixed shapes in one call, each shape group as one batch.
+precision (or wider), every rescaling is by an exact power of two, and the rounding of every
+product is added back by a proven margin (see :mod:`matkern.reference.gram`).
+``spectral_norm_bounds`` bounds a list of layers of mixed shapes in one call, each shape
+group (or convolution) as one batch.
 
 Backends. CPU: matrices whose smaller side is <= 512 run a fused C++ kernel (the whole
 iteration of one matrix in cache, half the products' work by symmetry, threads over the
 batch, AVX2 when present); larger ones run BLAS syrk/herk (half a GEMM) with a C++ pass that
 mirrors, measures and rescales between products; 32-bit input runs its first products in
-64-bit where the float32 rounding margin would be large (sides > 64). GPU: cuBLAS products
+64-bit where the float32 rounding margin would be large (sides > 64). Convolutions of few
+taps compute each frequency matrix inside the fused kernel and stop frequencies that cannot
+hold the max early (see _conv_bounds_fused). GPU: cuBLAS products
 through CuPy (batched) and a CUDA kernel for the per-matrix norms and rescaling of the whole
 batch (sides > 64 of 32-bit input in 64-bit).
 """
@@ -335,11 +338,23 @@ def _conv_fused(kernel, h, w, be):
     return be == "cpu" and _few_taps(kh, kw, h, w) and min(c_out, c_in) <= _SMALL
 
 
-def _conv_bounds_fused(kernel, h, w, n_iter):
+_PROBES = 8  # frequencies bounded in full first when pruning (see _conv_bounds_fused)
+
+
+def _conv_bounds_fused(kernel, h, w, n_iter, prune=False):
     """Per-frequency bounds (float64, (h*(w//2+1),)), slack included, on the CPU: each thread
     sums its frequency matrix from the taps in float64 (the direct DFT of _dft_taps, in C++),
     rounds it as _conv_matrices would, and bounds it in cache; the h*(w//2+1) matrices are
-    never stored (computing and storing them had cost a third of the whole call)."""
+    never stored (computing and storing them had cost a third of the whole call).
+
+    prune: only the maximum is needed. The _PROBES frequencies of largest Frobenius norm
+    (||K_f||_F^2 = a^T C a + b^T C b with C the taps' Gram matrix and a - ib the phases: no
+    DFT needed) run all n_iter products first and give a rigorous lower bound L on the max;
+    every other frequency stops as soon as its certified bound falls below L, keeping that
+    bound (usually looser, always >= its norm). The max stays certified and as tight: the
+    frequency holding the exact max never drops below L, so it runs all n_iter products (the
+    pruned max equalled the unpruned one on every kernel tested). Random 64x64x3x3 kernels do
+    ~2/3 of the products, trained ones ~1/5."""
     c_out, c_in, kh, kw = kernel.shape
     k64 = np.asarray(kernel, dtype=np.float64)
     cs, sn = _phase_table(h, w, kh, kw)
@@ -348,19 +363,26 @@ def _conv_bounds_fused(kernel, h, w, n_iter):
     # block of the sum reads would share L1 sets (it ran 5x slower for 64 x 64 kernels).
     taps = np.zeros((kh * kw, P + 8))
     taps[:, :P] = k64.reshape(P, kh * kw).T
+    nf = cs.shape[0]
+    probe = np.zeros(0, dtype=np.int64)
+    if prune and n_iter >= 3 and nf > _PROBES:
+        C = taps @ taps.T
+        fro2 = ((cs @ C) * cs).sum(axis=1) + ((sn @ C) * sn).sum(axis=1)
+        probe = np.argsort(-fro2, kind="stable")[:_PROBES].astype(np.int64)
     f32 = kernel.dtype == np.float32
     # 32-bit kernels run in 64-bit above _SMALL_32 (see _bounds); their matrices still go
     # through complex64, which the slack accounts for.
     wide = not f32 or min(c_out, c_in) > _SMALL_32
-    out = np.empty(cs.shape[0])
-    D.cpu().gram_conv_bound_batch(taps, cs, sn, c_out, c_in, f32, wide, n_iter, out)
+    out = np.empty(nf)
+    D.cpu().gram_conv_bound_batch(taps, cs, sn, c_out, c_in, f32, wide, n_iter, probe, out)
     return out + _conv_slack(k64, h, w, f32)
 
 
 def _conv_bounds(kernel, h, w, n_iter, be):
-    """Certified bounds of every frequency matrix of the convolution, slack included."""
+    """Certified bounds of every frequency matrix of the convolution, slack included; only
+    their max is as tight as n_iter on the CPU's fused route (pruned, see _conv_bounds_fused)."""
     if _conv_fused(kernel, h, w, be):
-        return _conv_bounds_fused(kernel, h, w, n_iter)
+        return _conv_bounds_fused(kernel, h, w, n_iter, prune=True)
     K, slack = _conv_matrices(kernel, h, w)
     return _bounds(K, n_iter, be) + slack
 
@@ -373,7 +395,11 @@ def conv_spectral_norm_bound(kernel, input_size, n_iter=6, *, backend=None):
     iteration runs on all of them as one batch and the bound is their maximum. The frequency
     matrices are computed in float64 (a direct sum over the taps for kernels of few taps, else
     an rfft2) and rounded to the kernel's precision (float32 -> complex64); a proven bound on
-    both roundings is added to the result, so it is certified end to end.
+    both roundings is added to the result, so it is certified end to end. On the CPU, kernels
+    of few taps (up to 7x7 on 32x32) and sides up to 512 have each frequency matrix summed
+    inside the Gram kernel (never stored), and a frequency stops early once its bound is below
+    a rigorous lower bound on the max (from the 8 frequencies of largest Frobenius norm, run
+    first): it cannot hold the max.
 
     Parameters
     ----------
@@ -453,7 +479,7 @@ def spectral_norm_bounds(layers, input_sizes=None, n_iter=6, *, backend=None):
         if i in convs:
             h, w = convs[i]
             if _conv_fused(L, h, w, be):  # a batch of its own, matrices made in the kernel
-                out[i] = _conv_bounds_fused(L, h, w, n_iter).max()
+                out[i] = _conv_bounds_fused(L, h, w, n_iter, prune=True).max()
                 continue
             mats, slack = _conv_matrices(L, h, w)
         else:
