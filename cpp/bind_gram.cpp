@@ -70,12 +70,33 @@ void conv_bound_batch(carr<const double> taps, carr<const double> cs, carr<const
                                  op);
 }
 
+// g (c, c) float32 C-contiguous <- fac * B B^T (whole, symmetric) for B = b (c, k) when
+// trans is false, b^T with b (k, c) when true. Returns (gamma length of the products' rounding
+// bound, sum of squares of g, largest row sum of |g|), the last two rounded upward.
+std::tuple<int64_t, double, double> syrk_step(carr<const float> b, bool trans, float fac,
+                                              carr<float> g) {
+  if (b.ndim() != 2 || g.ndim() != 2 || g.shape(0) != g.shape(1))
+    throw std::invalid_argument("gram_syrk_step: b must be 2-D and g square");
+  const int64_t r0 = int64_t(b.shape(0)), r1 = int64_t(b.shape(1));
+  const int64_t c = trans ? r1 : r0, k = trans ? r0 : r1;
+  if (int64_t(g.shape(0)) != c) throw std::invalid_argument("gram_syrk_step: size mismatch");
+  const float* bp = b.data();
+  float* gp = g.data();
+  double ss = 0, rm = 0;
+  {
+    nb::gil_scoped_release release;
+    gram_syrk_step(bp, trans ? 1 : r1, trans ? r1 : 1, c, k, fac, gp, &ss, &rm);
+  }
+  return {gram_syrk_gamma_len(k), ss, rm};
+}
+
 }  // namespace
 
 void bind_gram(nb::module_& m) {
   m.def("gram_bound_batch", &bound_batch<float>);
   m.def("gram_bound_batch", &bound_batch<double>);
   m.def("gram_conv_bound_batch", &conv_bound_batch);
+  m.def("gram_syrk_step", &syrk_step);
   m.def("gram_normalize", &normalize<float>);
   m.def("gram_normalize", &normalize<double>);
 }

@@ -39,6 +39,17 @@ template <typename R>
 void gram_normalize(R* g, int64_t batch, int64_t rows, int64_t cols, bool cplx, bool mirror,
                     bool scale, int32_t* e, double* F, double* f, double* r);
 
+// Chunked float32 SYRK step (gram_syrk.cpp): g (c x c, row-major, whole) = fac * fl(B B^T),
+// B[i, l] at b[i * rs + l * cs] (c x k; any strides, so B may be a transpose); fac a power of
+// two in float's normal range. Every entry sums chunks of kSyrkKC products in a fresh register
+// accumulator, each added into the entry once, so its rounding error before scaling is at most
+// gamma_{gram_syrk_gamma_len(k)} (|B| |B|^T)_ij; the scaling is exact barring underflow.
+// sumsq >= ||g||_F^2 and rowmax >= the largest row sum of |g| (double sums, upward margins).
+constexpr int kSyrkMR = 6, kSyrkNR = 16, kSyrkKC = 128;
+int64_t gram_syrk_gamma_len(int64_t k);
+void gram_syrk_step(const float* b, int64_t rs, int64_t cs, int64_t c, int64_t k, float fac,
+                    float* g, double* sumsq, double* rowmax);
+
 namespace avx2 {
 double gram_bound_one(const float* a, int64_t m, int64_t n, bool cplx, int n_iter, float* work,
                       double* lower, double stop_below);
@@ -46,6 +57,7 @@ double gram_bound_one(const double* a, int64_t m, int64_t n, bool cplx, int n_it
                       double* work, double* lower, double stop_below);
 void gram_dft_taps(const double* taps, int64_t T, int64_t P, int64_t ld, const double* cs,
                    const double* sn, bool round32, float* out);
+void gram_syrk_tile(int64_t kc, const float* ap, const float* bp, float* ct, bool first);
 void gram_dft_taps(const double* taps, int64_t T, int64_t P, int64_t ld, const double* cs,
                    const double* sn, bool round32, double* out);
 }  // namespace avx2

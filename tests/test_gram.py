@@ -73,18 +73,21 @@ def test_bound_is_certified_and_matches_reference(backend, dtype, shape):
     b = np.atleast_1d(to_numpy(b))
     ex = exact(W).reshape(-1)
     assert np.all(b.reshape(-1) >= ex)
-    # the CPU's BLAS path (smaller side > 512) runs the first 3 products of 32-bit input in
-    # 64-bit; the reference backend does not
+    # for smaller side > 512 the CPU runs float32 through its chunked SYRK (every product in
+    # float32, summed in chunks of 128), complex64 through BLAS with the first 3 products in
+    # 64-bit; the reference backend does neither unless told;
     # and for 64 < side <= 512 the whole fused kernel in 64-bit
     c = min(shape[-2:])
-    wide = 3 if backend == "cpu" and c > 512 else 0
+    big = backend == "cpu" and c > 512
+    wide = 3 if big and dtype == np.complex64 else 0
+    chunk = 128 if big and dtype == np.float32 else None
     Wr = W
     if backend == "cpu" and 64 < c <= 512:
         Wr = W.astype(np.complex128 if np.iscomplexobj(W) else np.float64)
     # the GPU runs 32-bit input with smaller side > 64 wholly in 64-bit (gram._bound_cuda)
     if backend == "cuda" and c > 64:
         Wr = W.astype(np.complex128 if np.iscomplexobj(W) else np.float64)
-    ref = np.array([matkern.reference.gram_bound(w, wide_steps=wide)
+    ref = np.array([matkern.reference.gram_bound(w, wide_steps=wide, chunk=chunk)
                     for w in Wr.reshape(-1, *shape[-2:])])
     rtol = 1e-4 if dtype in (np.float32, np.complex64) else 1e-9
     np.testing.assert_allclose(b.reshape(-1), ref, rtol=rtol)
@@ -147,16 +150,50 @@ def test_extreme_scales_do_not_overflow():
             assert ex <= b <= ex * 1.01 and np.isfinite(b), (scale, be, b, ex)
 
 
-def test_dense_blas_path_float32():
-    W = random_matrix(np.random.default_rng(2), (700, 600), np.float32)
+@pytest.mark.parametrize("shape", [(700, 600), (600, 700), (530, 1000), (1000, 530)])
+def test_dense_large_float32_chunked_syrk(shape):
+    """Large float32 matrices: every product in float32 through the chunked SYRK, on W or W^T
+    read in place. Certified, equal to the reference that sums the same chunks (rtol 1e-4: the
+    order inside a chunk differs), nearly as tight as float64 (the chunked margin is 14-21x
+    smaller than the plain float32 one, which the unchunked reference shows)."""
+    W = random_matrix(np.random.default_rng(2), shape, np.float32)
     b = matkern.spectral_norm_bound(W)
     ex = exact(W)[0]
     assert ex <= b <= ex * 1.05
-    assert abs(b - matkern.reference.gram_bound(W, wide_steps=3)) <= 1e-4 * b
-    # the 64-bit first products make the float32 bound as tight as the float64 one
+    assert abs(b - matkern.reference.gram_bound(W, chunk=128)) <= 1e-4 * b
     b64 = matkern.spectral_norm_bound(W.astype(np.float64))
-    assert b <= b64 * (1 + 1e-3)
-    assert matkern.reference.gram_bound(W) >= b  # all-float32 margin is looser
+    assert b <= b64 * (1 + 2e-3)
+    assert matkern.reference.gram_bound(W) > b  # all-float32 margin, unchunked: looser
+    Wt = np.ascontiguousarray(W.T)
+    assert matkern.spectral_norm_bound(Wt) == pytest.approx(b, rel=1e-5)
+    Wr = W.copy()
+    Wr.flags.writeable = False  # read-only input is fine (read in place, never written)
+    assert matkern.spectral_norm_bound(Wr) == b
+
+
+@pytest.mark.parametrize("c,k", [(7, 5), (49, 17), (50, 300), (100, 1000), (130, 257)])
+@pytest.mark.parametrize("trans", [False, True])
+def test_chunked_syrk_step(c, k, trans):
+    """The C++ SYRK step: every entry within gamma_{128 + ceil(k/128)} (|B||B|^T) of the exact
+    product (times the power-of-two factor), the result exactly symmetric, its sum of squares
+    and largest row sum of |entries| never below the exact ones and within 1e-9."""
+    from matkern import _dispatch
+
+    B = np.random.default_rng(c + k).standard_normal((c, k)).astype(np.float32)
+    G = np.empty((c, c), np.float32)
+    src = np.ascontiguousarray(B.T) if trans else B
+    glen, ss, r = _dispatch.cpu().gram_syrk_step(src, trans, np.float32(0.25), G)
+    assert glen == 128 + -(-k // 128)
+    B64 = B.astype(np.float64)
+    gam = glen * 2.0**-24 / (1 - glen * 2.0**-24)
+    assert np.all(np.abs(G - 0.25 * B64 @ B64.T) <= gam * 0.25 * np.abs(B64) @ np.abs(B64).T)
+    np.testing.assert_array_equal(G, G.T)
+    G64 = G.astype(np.float64)
+    for got, want in ((ss, (G64**2).sum()), (r, np.abs(G64).sum(axis=1).max())):
+        assert want <= got <= want * (1 + 1e-9)
+    with pytest.raises(ValueError, match="size mismatch"):
+        _dispatch.cpu().gram_syrk_step(src, trans, np.float32(1),
+                                       np.empty((c + 1, c + 1), np.float32))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -475,9 +512,11 @@ def test_simd_and_portable_paths_agree():
             "matkern.spectral_norm_bound(C), matkern.spectral_norm_bound(W.astype(float)), "
             "matkern.spectral_norm_bound(C.astype(complex)), "
             "matkern.gram._conv_bounds_fused(rng.standard_normal((9, 19, 3, 3))"
-            ".astype(np.float32), 6, 7, 6, prune=True)])); "
+            ".astype(np.float32), 6, 7, 6, prune=True), "
+            "[matkern.spectral_norm_bound(rng.standard_normal((530, 600)).astype(np.float32))]"
+            "])); "
             "print(matkern.backends()['simd'])")
     portable, default = simd_runs(code, ".npy")
     np.testing.assert_allclose(portable[:25], default[:25], rtol=1e-4)  # 32-bit
     np.testing.assert_allclose(portable[25:50], default[25:50], rtol=1e-9)  # 64-bit
-    np.testing.assert_allclose(portable[50:], default[50:], rtol=1e-4)  # conv, fused DFT
+    np.testing.assert_allclose(portable[50:], default[50:], rtol=1e-4)  # conv; chunked SYRK

@@ -60,7 +60,46 @@ def _bounds(A, n_iter, be, prune=False):
         D.cpu().gram_bound_batch(real.reshape(-1), batch, m, n, cplx, n_iter,
                                  _PRUNE_ITER if prune else 0, out)
         return out
+    if A.dtype == np.float32 and n_iter > 0:
+        return np.array([_bound_syrk32(a, n_iter) for a in A], dtype=np.float64)
     return np.array([_bound_blas(a, n_iter) for a in A], dtype=np.float64)
+
+
+def _bound_syrk32(W, n_iter):
+    """One large float32 matrix on the CPU, every product in float32 by the C++ chunked SYRK
+    (gram_syrk_step): its known summation order (chunks of 128 products, each added once)
+    bounds the rounding by gamma_{128 + k/128} instead of gamma_k, 14x less at k = 2048, so the
+    float32 products certify as tightly as the 64-bit ones that BLAS needed (2048^2 Gaussian:
+    gap +1.16% against +0.94% with three 64-bit BLAS steps), and no step runs in 64-bit. The
+    step also scales its output by 2^-e (e twice the exponent of the input's norm), mirrors it
+    and returns its norms, so nothing else touches the matrix between products; W is read in
+    place (no scaled copy) when its norm keeps every product finite."""
+    m, n = W.shape
+    c, k0 = min(m, n), max(m, n)
+    _, F0, _, _ = _normalize_cpu(W if W.flags.writeable else W.copy(), False, False)
+    if F0 == 0.0:
+        return 0.0
+    if not 2.0**-60 < F0 < 2.0**60:  # products could overflow float32: scale a copy first
+        return _bound_blas(W, n_iter)
+    tiny = 2.0**-149
+    cpu = D.cpu()
+    H, trans = W, m >= n  # B = W (c x k) or W^T, read through strides
+    es, fs, ks, gks = [0], [F0 * math.sqrt(ref.MARGIN)], [], []
+    bufs = [np.empty((c, c), dtype=np.float32) for _ in range(min(n_iter, 2))]
+    for t in range(n_iter):
+        e = min(120, max(-120, 2 * math.frexp(fs[t])[1]))
+        G = bufs[t % 2]  # the product reads the other one
+        glen, ss, r = cpu.gram_syrk_step(H, trans, np.float32(2.0**-e), G)
+        ks.append(H.shape[0] if trans else H.shape[1])
+        gks.append(glen)
+        if t + 1 == n_iter:
+            # ||G_T||_F of the unscaled product: the stored scaled one, its underflow, 2^e.
+            F = math.ldexp(math.sqrt(ss) + c * tiny, e)
+            break
+        es.append(e)
+        fs.append(min(math.sqrt(ss), r) * math.sqrt(ref.MARGIN))
+        H, trans = G, False
+    return float(ref.certify_chain([es], [fs], [F], ks, c, k0, W.dtype, gks=gks)[0])
 
 
 def _normalize_cpu(G, mirror, scale):

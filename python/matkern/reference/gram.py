@@ -6,8 +6,9 @@ sigma_max(W)^(2^t) = sigma_max(G_t) <= ||G_t||_F, so ||G_t||_F^(1/2^t) bounds si
 from above and the gap shrinks superlinearly in t. Certified in floating point here by
 (1) rescaling each G_t by an exact power of two 2^-e_t (no rounding; the exponents are the
 log-scale bookkeeping, so nothing overflows), (2) the rounding of each product bounded by the
-standard model |fl(B B^*) - B B^*| <= gamma_k |B| |B|^T, whose Frobenius norm is at most
-gamma_k ||B||_F^2, and (3) walking the chain back up with that error added at every step:
+standard model |fl(B B^*) - B B^*| <= gamma_k |B| |B|^T, whose spectral norm is at most
+gamma_k || |B| ||_2^2 <= gamma_k min(||B||_F, sqrt(max row sum * max column sum of |B|))^2,
+and (3) walking the chain back up with that error added at every step:
 sigma(H_t)^2 <= sigma(G_{t+1}) + delta_t. See :func:`certify_chain`.
 """
 
@@ -64,14 +65,16 @@ def gamma(k, dtype):
     return (2.0 if cplx else 1.0) * kk * u / (1.0 - kk * u)
 
 
-def certify_chain(e, f, F, ks, c, k0, dtype, step_dtypes=None, conv=None):
+def certify_chain(e, f, F, ks, c, k0, dtype, step_dtypes=None, conv=None, gks=None):
     """Certified upper bound from the Gram iteration's bookkeeping (vectorized over a batch).
 
     e, f: (batch, T) exponents and Frobenius norms of H_t = 2^-e_t G_t (t = 0..T-1, G_0 = W);
     F: (batch,) ||G_T||_F of the last product (or ||H_0||_F when T = 0); ks: inner dimension
     of each product; c, k0: the smaller and larger side of W; step_dtypes: the dtype each
     product ran in (default: dtype); conv: per step, a bound on ||H_t - H'_t||_F when H_t was
-    rounded to a narrower dtype H'_t before its product (then f[:, t] is ||H'_t||_F).
+    rounded to a narrower dtype H'_t before its product (then f[:, t] is ||H'_t||_F); gks:
+    per step, the length in gamma_k of the product's rounding bound when it is not ks[t] (a
+    product whose summation order is known, such as chunked sums: see gram_syrk_step).
     Returns float64 (batch,).
     """
     e = np.asarray(e, dtype=np.int64)
@@ -88,7 +91,8 @@ def certify_chain(e, f, F, ks, c, k0, dtype, step_dtypes=None, conv=None):
     else:
         for t in range(n_prod - 1, -1, -1):
             sdt = dtype if step_dtypes is None else step_dtypes[t]
-            delta = gamma(ks[t], sdt) * f[:, t] ** 2 * MARGIN + c * ks[t] * 2 * tiny
+            glen = ks[t] if gks is None else gks[t]
+            delta = gamma(glen, sdt) * f[:, t] ** 2 * MARGIN + c * ks[t] * 2 * tiny
             eta = (math.sqrt(c * k0) if t == 0 else c) * tiny
             if conv is not None:
                 eta = eta + conv[t]
@@ -116,12 +120,37 @@ def _fro(x):
     return math.ldexp(float(np.sqrt(np.sum(np.abs(x.astype(np.complex128 if np.iscomplexobj(x) else np.float64) * 2.0**-p) ** 2))), p)
 
 
-def gram_bound(W, n_iter=6, wide_steps=0):
+def _row_sum_bound(H):
+    """Upper bound on || |H| ||_2 <= sqrt(largest row sum * largest column sum of |H|)
+    (complex: |re| + |im| >= |entry|), which bounds the next product's rounding error like
+    the Frobenius norm does and is far smaller once a few singular values dominate. (For the
+    Hermitian Gram matrices both sums are the same up to the product's rounding.)"""
+    A = np.abs(H.real).astype(np.float64) + np.abs(H.imag).astype(np.float64)
+    up = 1.0 + (2 * max(H.shape) + 4) * 2.0**-52
+    return math.sqrt(float(A.sum(axis=1).max()) * float(A.sum(axis=0).max())) * up
+
+
+def _chunked_gram(H, chunk):
+    """H H^* as the sum, in H's precision, of the products over chunks of ``chunk`` columns:
+    each chunk's sums have at most chunk roundings (whatever order matmul uses inside), each
+    chunk is added once, so the error is within gamma_{chunk + number of chunks}."""
+    k = H.shape[1]
+    G = None
+    for p0 in range(0, k, chunk):
+        P = H[:, p0 : p0 + chunk]
+        P = P @ P.conj().T
+        G = P if G is None else G + P
+    return G
+
+
+def gram_bound(W, n_iter=6, wide_steps=0, chunk=None):
     """Certified upper bound on sigma_max(W) for one matrix W (m, n) of float32, float64,
     complex64 or complex128, by ``n_iter`` Gram products in W's own precision (the first
     ``wide_steps`` ones in 64-bit for 32-bit input, then rounded back, as the CPU backend does
-    for large matrices). Returns a Python float (float64 holds the bound without rounding it
-    down)."""
+    for large complex64 matrices). ``chunk``: each product summed in chunks of that many terms
+    (its rounding bound then gamma_{chunk + k/chunk} instead of gamma_k), as the CPU's float32
+    SYRK does for large matrices. Returns a Python float (float64 holds the bound without
+    rounding it down)."""
     W = np.asarray(W)
     m, n = W.shape
     c, k0 = min(m, n), max(m, n)
@@ -135,7 +164,7 @@ def gram_bound(W, n_iter=6, wide_steps=0):
     e = [math.frexp(F0)[1]]
     H = _scale_pow2(np.ascontiguousarray(B), e[0])
     f = [_fro(H) * math.sqrt(MARGIN)]
-    ks, sdt, conv = [], [], [0.0]
+    ks, gks, sdt, conv = [], [], [], [0.0]
     F = f[0]
     for t in range(n_iter):
         if t < wide_steps:
@@ -145,16 +174,18 @@ def gram_bound(W, n_iter=6, wide_steps=0):
             conv[t] += u / (1 - u) * f[t] * MARGIN + c * 2.0**-149
             H = H.astype(W.dtype)
             f[t] = _fro(H) * math.sqrt(MARGIN)
-        G = H @ H.conj().T
-        ks.append(H.shape[1])
+        k = H.shape[1]
+        G = H @ H.conj().T if chunk is None else _chunked_gram(H, chunk)
+        ks.append(k)
+        gks.append(k if chunk is None else chunk + -(-k // chunk))
         sdt.append(H.dtype)
         F = _fro(G)
         if t + 1 == n_iter:
             break
         e.append(math.frexp(F)[1])
         H = _scale_pow2(G, e[-1])
-        f.append(_fro(H) * math.sqrt(MARGIN))
+        f.append(min(_fro(H), _row_sum_bound(H)) * math.sqrt(MARGIN))
         conv.append(0.0)
     T = len(ks) or 1
     return float(certify_chain([e[:T]], [f[:T]], [F], ks, c, k0, W.dtype,
-                               step_dtypes=sdt or None, conv=conv[:T])[0])
+                               step_dtypes=sdt or None, conv=conv[:T], gks=gks or None)[0])
