@@ -9,9 +9,11 @@ group (or convolution) as one batch.
 
 Backends. CPU: matrices whose smaller side is <= 512 run a fused C++ kernel (the whole
 iteration of one matrix in cache, half the products' work by symmetry, threads over the
-batch, AVX2 when present); larger ones run BLAS syrk/herk (half a GEMM) with a C++ pass that
-mirrors, measures and rescales between products; 32-bit input runs its first products in
-64-bit where the float32 rounding margin would be large (sides > 64). Convolutions of few
+batch, AVX2 when present; 32-bit input with sides > 64 in 64-bit, where a float32 rounding
+margin would be large). Larger float32 matrices run a C++ SYRK whose chunked sums make the
+float32 margin small (see _bound_syrk32); larger 64-bit and complex64 ones run BLAS syrk/herk
+(half a GEMM) with a C++ pass that mirrors, measures and rescales between products, complex64
+with its first products in 64-bit. Convolutions of few
 taps compute each frequency matrix inside the fused kernel and stop frequencies that cannot
 hold the max early (see _conv_bounds_fused). GPU: cuBLAS products
 through CuPy (batched) and a CUDA kernel for the per-matrix norms and rescaling of the whole
@@ -119,7 +121,8 @@ def _normalize_cpu(G, mirror, scale):
 
 _WIDE = {np.dtype(np.float32): np.dtype(np.float64),
          np.dtype(np.complex64): np.dtype(np.complex128)}
-# 32-bit inputs on the BLAS path run their first products in 64-bit: while the spectrum is
+# complex64 inputs on the BLAS path (and float32 ones of extreme scale, see _bound_syrk32) run
+# their first products in 64-bit: while the spectrum is
 # still flat, ||G_t||_F^2 / sigma_1(G_t)^2 is large (~n/5 for a square Gaussian matrix) and so
 # would be the float32 rounding margin (5% on a 2048 x 2048 matrix, against 0.9% for the
 # iteration itself); from the fourth product on it is small and float32 products are certified
