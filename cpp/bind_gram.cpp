@@ -36,17 +36,18 @@ void normalize(carr<R> g, int64_t batch, int64_t rows, int64_t cols, bool cplx, 
 
 // taps (T, ld) with ld >= c_out * c_in (padded rows); cs, sn (nf, T). wide: run the Gram
 // iteration in double (R = double), on frequency matrices rounded through float first when
-// round32 (float32 kernels). probe: distinct frequencies run first (empty: no early stops).
+// round32 (float32 kernels). fro (nf): estimates of ||K_f||_F (they pick the scaling only).
+// probe: distinct frequencies run first (empty: no early stops).
 void conv_bound_batch(carr<const double> taps, carr<const double> cs, carr<const double> sn,
-                      int64_t c_out, int64_t c_in, bool round32, bool wide, int n_iter,
-                      carr<const int64_t> probe, carr<double> out) {
+                      carr<const double> fro, int64_t c_out, int64_t c_in, bool round32,
+                      bool wide, int n_iter, carr<const int64_t> probe, carr<double> out) {
   const int64_t P = c_out * c_in;
   if (taps.ndim() != 2 || cs.ndim() != 2 || sn.ndim() != 2 || P <= 0)
     throw std::invalid_argument("gram_conv_bound_batch: taps, cs and sn must be 2-D");
   const int64_t T = int64_t(taps.shape(0)), ld = int64_t(taps.shape(1));
   const int64_t nf = int64_t(out.size());
   if (ld < P || int64_t(cs.shape(0)) != nf || int64_t(cs.shape(1)) != T ||
-      sn.shape(0) != cs.shape(0) || sn.shape(1) != cs.shape(1))
+      sn.shape(0) != cs.shape(0) || sn.shape(1) != cs.shape(1) || int64_t(fro.size()) != nf)
     throw std::invalid_argument("gram_conv_bound_batch: size mismatch");
   if (!wide && !round32)
     throw std::invalid_argument("gram_conv_bound_batch: float run of a 64-bit kernel");
@@ -58,16 +59,16 @@ void conv_bound_batch(carr<const double> taps, carr<const double> cs, carr<const
       throw std::invalid_argument("gram_conv_bound_batch: probe must hold distinct frequencies");
     seen[size_t(f)] = 1;
   }
-  const double *tp = taps.data(), *cp = cs.data(), *sp = sn.data();
+  const double *tp = taps.data(), *cp = cs.data(), *sp = sn.data(), *fp = fro.data();
   const int64_t* pp = probe.data();
   double* op = out.data();
   nb::gil_scoped_release release;
   if (wide)
-    gram_conv_bound_batch<double>(tp, T, P, ld, cp, sp, nf, c_out, c_in, round32, n_iter, pp, np,
-                                  op);
+    gram_conv_bound_batch<double>(tp, T, P, ld, cp, sp, fp, nf, c_out, c_in, round32, n_iter,
+                                  pp, np, op);
   else
-    gram_conv_bound_batch<float>(tp, T, P, ld, cp, sp, nf, c_out, c_in, round32, n_iter, pp, np,
-                                 op);
+    gram_conv_bound_batch<float>(tp, T, P, ld, cp, sp, fp, nf, c_out, c_in, round32, n_iter, pp,
+                                 np, op);
 }
 
 // g (c, c) float32 C-contiguous <- fac * B B^T (whole, symmetric) for B = b (c, k) when

@@ -51,6 +51,26 @@ void portable_dft(const double* taps, int64_t T, int64_t P, int64_t ld, const do
 }
 
 template <typename R>
+using FreqFn = double (*)(const double*, int64_t, int64_t, const double*, const double*, bool,
+                          int64_t, int64_t, double, int, R*, double);
+
+template <typename R>
+double portable_freq(const double* taps, int64_t T, int64_t ld, const double* cs,
+                     const double* sn, bool round32, int64_t c_out, int64_t c_in, double fro,
+                     int n_iter, R* work, double stop_below) {
+  return gram_portable::bound_conv_freq<R>(taps, T, ld, cs, sn, round32, c_out, c_in, fro,
+                                           n_iter, work, stop_below, unit_roundoff<R>());
+}
+
+template <typename R>
+FreqFn<R> pick_freq() {
+#ifdef MATKERN_BUILD_AVX2
+  if (simd_level() == Simd::avx2) return static_cast<FreqFn<R>>(&avx2::gram_conv_freq);
+#endif
+  return &portable_freq<R>;
+}
+
+template <typename R>
 DftFn<R> pick_dft() {
 #ifdef MATKERN_BUILD_AVX2
   if (simd_level() == Simd::avx2) return static_cast<DftFn<R>>(&avx2::gram_dft_taps);
@@ -97,13 +117,14 @@ void gram_bound_batch(const R* a, int64_t batch, int64_t m, int64_t n, bool cplx
 
 template <typename R>
 void gram_conv_bound_batch(const double* taps, int64_t T, int64_t P, int64_t ld,
-                           const double* cs, const double* sn, int64_t nf, int64_t c_out,
-                           int64_t c_in, bool round32, int n_iter, const int64_t* probe,
-                           int64_t n_probe, double* out) {
+                           const double* cs, const double* sn, const double* fro, int64_t nf,
+                           int64_t c_out, int64_t c_in, bool round32, int n_iter,
+                           const int64_t* probe, int64_t n_probe, double* out) {
   if (n_iter < 0 || n_iter > 60) throw std::invalid_argument("gram: n_iter out of range");
   if (P != c_out * c_in || ld < P) throw std::invalid_argument("gram_conv: bad taps shape");
   const OneFn<R> one = pick_one<R>();
   const DftFn<R> dft = pick_dft<R>();
+  const FreqFn<R> freq = pick_freq<R>();
   const int64_t c = c_out < c_in ? c_out : c_in, k = c_out < c_in ? c_in : c_out;
   const int64_t cp = (c + 7) / 8 * 8;
   const size_t work_len = size_t(2 * cp * k + 2 * cp * cp);
@@ -133,8 +154,8 @@ void gram_conv_bound_batch(const double* taps, int64_t T, int64_t P, int64_t ld,
 #pragma omp for schedule(dynamic, 1)
     for (int64_t f = 0; f < nf; ++f) {
       if (done[size_t(f)]) continue;
-      dft(taps, T, P, ld, cs + f * T, sn + f * T, round32, mat.data());
-      out[f] = one(mat.data(), c_out, c_in, true, n_iter, work.data(), nullptr, L);
+      out[f] = freq(taps, T, ld, cs + f * T, sn + f * T, round32, c_out, c_in, fro[f], n_iter,
+                    work.data(), L);
     }
   }
 }
@@ -268,13 +289,13 @@ template void gram_bound_batch<float>(const float*, int64_t, int64_t, int64_t, b
 template void gram_bound_batch<double>(const double*, int64_t, int64_t, int64_t, bool, int, int,
                                        double*);
 template void gram_conv_bound_batch<float>(const double*, int64_t, int64_t, int64_t,
-                                           const double*, const double*, int64_t, int64_t,
-                                           int64_t, bool, int, const int64_t*, int64_t,
+                                           const double*, const double*, const double*, int64_t,
+                                           int64_t, int64_t, bool, int, const int64_t*, int64_t,
                                            double*);
 template void gram_conv_bound_batch<double>(const double*, int64_t, int64_t, int64_t,
-                                            const double*, const double*, int64_t, int64_t,
-                                            int64_t, bool, int, const int64_t*, int64_t,
-                                            double*);
+                                            const double*, const double*, const double*,
+                                            int64_t, int64_t, int64_t, bool, int,
+                                            const int64_t*, int64_t, double*);
 template void gram_normalize<float>(float*, int64_t, int64_t, int64_t, bool, bool, bool,
                                     int32_t*, double*, double*, double*);
 template void gram_normalize<double>(double*, int64_t, int64_t, int64_t, bool, bool, bool,

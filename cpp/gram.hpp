@@ -23,11 +23,12 @@ void gram_bound_batch(const R* a, int64_t batch, int64_t m, int64_t n, bool cplx
 // iteration on it, so the nf matrices are never stored. The n_probe frequencies in probe
 // (distinct, in [0, nf)) run first; when there are any, only out's maximum is as tight as
 // n_iter: the others stop once their bound is below the probes' best rigorous lower bound.
+// fro[f] estimates ||K_f||_F (it picks the scaling only; 0 for a zero matrix).
 template <typename R>
 void gram_conv_bound_batch(const double* taps, int64_t T, int64_t P, int64_t ld,
-                           const double* cs, const double* sn, int64_t nf, int64_t c_out,
-                           int64_t c_in, bool round32, int n_iter, const int64_t* probe,
-                           int64_t n_probe, double* out);
+                           const double* cs, const double* sn, const double* fro, int64_t nf,
+                           int64_t c_out, int64_t c_in, bool round32, int n_iter,
+                           const int64_t* probe, int64_t n_probe, double* out);
 
 // For the BLAS path: for each rows x cols matrix of g (batch of them), optionally mirror the
 // lower triangle to the upper one (conjugated; square only), then F[b] = ||g_b||_F (double
@@ -57,6 +58,12 @@ double gram_bound_one(const double* a, int64_t m, int64_t n, bool cplx, int n_it
                       double* work, double* lower, double stop_below);
 void gram_dft_taps(const double* taps, int64_t T, int64_t P, int64_t ld, const double* cs,
                    const double* sn, bool round32, float* out);
+double gram_conv_freq(const double* taps, int64_t T, int64_t ld, const double* cs,
+                      const double* sn, bool round32, int64_t c_out, int64_t c_in, double fro,
+                      int n_iter, float* work, double stop_below);
+double gram_conv_freq(const double* taps, int64_t T, int64_t ld, const double* cs,
+                      const double* sn, bool round32, int64_t c_out, int64_t c_in, double fro,
+                      int n_iter, double* work, double stop_below);
 void gram_syrk_tile(int64_t kc, const float* ap, const float* bp, float* ct, bool first);
 void gram_dft_taps(const double* taps, int64_t T, int64_t P, int64_t ld, const double* cs,
                    const double* sn, bool round32, double* out);

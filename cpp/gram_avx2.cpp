@@ -170,6 +170,18 @@ double gram_bound_one(const double* a, int64_t m, int64_t n, bool cplx, int n_it
                                       ldexp(1.0, -53));
 }
 
+double gram_conv_freq(const double* taps, int64_t T, int64_t ld, const double* cs,
+                      const double* sn, bool round32, int64_t c_out, int64_t c_in, double fro,
+                      int n_iter, float* work, double stop_below) {
+  return gram_impl::bound_conv_freq<float>(taps, T, ld, cs, sn, round32, c_out, c_in, fro, n_iter,
+                                           work, stop_below, ldexp(1.0, -24));
+}
+double gram_conv_freq(const double* taps, int64_t T, int64_t ld, const double* cs,
+                      const double* sn, bool round32, int64_t c_out, int64_t c_in, double fro,
+                      int n_iter, double* work, double stop_below) {
+  return gram_impl::bound_conv_freq<double>(taps, T, ld, cs, sn, round32, c_out, c_in, fro,
+                                            n_iter, work, stop_below, ldexp(1.0, -53));
+}
 void gram_dft_taps(const double* taps, int64_t T, int64_t P, int64_t ld, const double* cs,
                    const double* sn, bool round32, float* out) {
   gram_impl::dft_taps_one<float>(taps, T, P, ld, cs, sn, round32, out);

@@ -363,18 +363,38 @@ def test_conv_fused_kernel_rejects_bad_shapes():
 
     cpu = _dispatch.cpu()
     taps, cs, sn, out = np.zeros((9, 20)), np.zeros((4, 9)), np.zeros((4, 9)), np.zeros(4)
-    none, probe = np.zeros(0, np.int64), np.array([2, 0], np.int64)
-    cpu.gram_conv_bound_batch(taps, cs, sn, 4, 5, True, False, 2, probe, out)  # a valid call
+    fro, none, probe = np.ones(4), np.zeros(0, np.int64), np.array([2, 0], np.int64)
+    call = cpu.gram_conv_bound_batch
+    call(taps, cs, sn, fro, 4, 5, True, False, 2, probe, out)  # a valid call
     with pytest.raises(ValueError, match="size mismatch"):
-        cpu.gram_conv_bound_batch(taps, cs, sn, 5, 5, True, False, 2, none, out)  # ld < P
+        call(taps, cs, sn, fro, 5, 5, True, False, 2, none, out)  # ld < P
     with pytest.raises(ValueError, match="size mismatch"):
-        cpu.gram_conv_bound_batch(taps, cs[:, :8], sn[:, :8], 4, 5, True, False, 2, none, out)
+        call(taps, cs[:, :8], sn[:, :8], fro, 4, 5, True, False, 2, none, out)
+    with pytest.raises(ValueError, match="size mismatch"):
+        call(taps, cs, sn, fro[:3], 4, 5, True, False, 2, none, out)
     with pytest.raises(ValueError, match="64-bit"):
-        cpu.gram_conv_bound_batch(taps, cs, sn, 4, 5, False, False, 2, none, out)
+        call(taps, cs, sn, fro, 4, 5, False, False, 2, none, out)
     for bad in ([4], [-1], [1, 1]):
         with pytest.raises(ValueError, match="distinct"):
-            cpu.gram_conv_bound_batch(taps, cs, sn, 4, 5, True, False, 2,
-                                      np.array(bad, np.int64), out)
+            call(taps, cs, sn, fro, 4, 5, True, False, 2, np.array(bad, np.int64), out)
+
+
+def test_conv_frequencies_that_vanish():
+    """Kernels whose DFT is zero at some frequencies (and an all-zero kernel): those
+    frequencies' bounds are 0 or tiny and the max is still certified."""
+    from matkern import gram
+
+    K = np.zeros((6, 5, 2, 2), np.float32)
+    K[:, :, 0, 0] = 1.0
+    K[:, :, 1, 0] = -1.0  # K_f = 0 wherever the vertical frequency is 0
+    for dtype in (np.float32, np.float64):
+        Kd = K.astype(dtype)
+        b = gram._conv_bounds_fused(Kd, 8, 8, 6, prune=True)
+        exact_f = np.linalg.svd(matkern.reference.conv_matrices(Kd.astype(np.float64), (8, 8)),
+                                compute_uv=False)[:, 0]
+        assert np.all(b >= exact_f)
+        assert np.all(b[:5] < 1e-3)  # u = 0 row: exactly zero matrices
+        assert matkern.conv_spectral_norm_bound(np.zeros_like(Kd), (8, 8)) == 0.0
 
 
 def test_pruned_batch_keeps_the_max_and_every_bound():

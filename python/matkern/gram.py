@@ -406,19 +406,25 @@ def _conv_bounds_fused(kernel, h, w, n_iter, prune=False):
     taps = np.zeros((kh * kw, P + 8))
     taps[:, :P] = k64.reshape(P, kh * kw).T
     nf = cs.shape[0]
+    # ||K_f||_F^2 from the taps' Gram matrix (it picks each matrix's scaling, and the probes).
+    # einsum's own loops, not BLAS: a threaded BLAS call leaves workers spinning on the cores
+    # the kernel's threads need next (it made a 32x32x5x5 layer 2.5x slower).
+    C = np.einsum("tp,up->tu", taps, taps)
+    fro2 = np.einsum("ft,tu,fu->f", cs, C, cs) + np.einsum("ft,tu,fu->f", sn, C, sn)
+    # Floored at 1e-6 of the largest possible norm (sum of the taps' norms): the quadratic
+    # form's cancellation errs by ~1e-7 of that, so the true norm stays below ~2x the value
+    # that sets the scale, and nothing overflows however small the matrix.
+    fmax = float(np.sqrt(np.einsum("tp,tp->t", taps, taps)).sum())
+    fro = np.maximum(np.sqrt(np.maximum(fro2, 0.0)), 1e-6 * fmax)
     probe = np.zeros(0, dtype=np.int64)
     if prune and n_iter >= 3 and nf > _PROBES:
-        # einsum's own loops, not BLAS: a threaded BLAS call leaves workers spinning on the
-        # cores the kernel's threads need next (it made a 32x32x5x5 layer 2.5x slower).
-        C = np.einsum("tp,up->tu", taps, taps)
-        fro2 = np.einsum("ft,tu,fu->f", cs, C, cs) + np.einsum("ft,tu,fu->f", sn, C, sn)
         probe = np.argsort(-fro2, kind="stable")[:_PROBES].astype(np.int64)
     f32 = kernel.dtype == np.float32
     # 32-bit kernels run in 64-bit above _SMALL_32 (see _bounds); their matrices still go
     # through complex64, which the slack accounts for.
     wide = not f32 or min(c_out, c_in) > _SMALL_32
     out = np.empty(nf)
-    D.cpu().gram_conv_bound_batch(taps, cs, sn, c_out, c_in, f32, wide, n_iter, probe, out)
+    D.cpu().gram_conv_bound_batch(taps, cs, sn, fro, c_out, c_in, f32, wide, n_iter, probe, out)
     return out + _conv_slack(k64, h, w, f32)
 
 
