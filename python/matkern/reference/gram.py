@@ -177,7 +177,7 @@ def gram_bound(W, n_iter=6, wide_steps=0, chunk=None):
         k = H.shape[1]
         G = H @ H.conj().T if chunk is None else _chunked_gram(H, chunk)
         ks.append(k)
-        gks.append(k if chunk is None else chunk + -(-k // chunk))
+        gks.append(k if chunk is None else min(k, chunk + -(-k // chunk)))
         sdt.append(H.dtype)
         F = _fro(G)
         if t + 1 == n_iter:
