@@ -99,8 +99,19 @@ void gram_syrk_step(const float* b, int64_t rs, int64_t cs, int64_t c, int64_t k
       const int64_t i0 = (nblk - 1 - bb) * kMC;
       const int64_t mc = c - i0 < kMC ? c - i0 : kMC;
       const int64_t ntile = (mc + kSyrkMR - 1) / kSyrkMR;
-      for (int64_t t = 0; t < ntile; ++t)
-        pack_rows(b, rs, cs, c, k, i0 + t * kSyrkMR, kSyrkMR, ap.data() + t * k * kSyrkMR);
+      if (rs == 1) {  // B^T given: the block's rows are one contiguous run of each row of b
+        for (int64_t l = 0; l < k; ++l) {
+          const float* src = b + l * cs + i0;
+          for (int64_t t = 0; t < ntile; ++t)
+            for (int r = 0; r < kSyrkMR; ++r) {
+              const int64_t q = t * kSyrkMR + r;
+              ap[size_t((t * k + l) * kSyrkMR + r)] = q < mc ? src[q] : 0.0f;
+            }
+        }
+      } else {
+        for (int64_t t = 0; t < ntile; ++t)
+          pack_rows(b, rs, cs, c, k, i0 + t * kSyrkMR, kSyrkMR, ap.data() + t * k * kSyrkMR);
+      }
       const int64_t ilast = i0 + mc - 1;
       for (int64_t jp = 0; jp * kSyrkNR <= ilast; ++jp) {
         const int64_t j0 = jp * kSyrkNR;

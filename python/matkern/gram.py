@@ -84,7 +84,9 @@ def _bound_syrk32(W, n_iter):
         return _bound_blas(W, n_iter)
     tiny = 2.0**-149
     cpu = D.cpu()
-    H, trans = W, m >= n  # B = W (c x k) or W^T, read through strides
+    # B = W (c x k), or W^T read through strides when W is tall; a square W is taken as it is
+    # (W W^T and W^T W have the same spectrum) since its rows pack faster than its columns.
+    H, trans = W, m > n
     es, fs, ks, gks = [0], [F0 * math.sqrt(ref.MARGIN)], [], []
     bufs = [np.empty((c, c), dtype=np.float32) for _ in range(min(n_iter, 2))]
     for t in range(n_iter):
