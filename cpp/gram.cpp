@@ -33,14 +33,6 @@ double portable_one(const R* a, int64_t m, int64_t n, bool cplx, int n_iter, R* 
 }
 
 template <typename R>
-OneFn<R> pick_one() {
-#ifdef MATKERN_BUILD_AVX2
-  if (simd_level() == Simd::avx2) return static_cast<OneFn<R>>(&avx2::gram_bound_one);
-#endif
-  return &portable_one<R>;
-}
-
-template <typename R>
 using DftFn = void (*)(const double*, int64_t, int64_t, int64_t, const double*, const double*,
                        bool, R*);
 
@@ -62,20 +54,23 @@ double portable_freq(const double* taps, int64_t T, int64_t ld, const double* cs
                                            n_iter, work, stop_below, unit_roundoff<R>());
 }
 
+// The AVX2 or the portable copy of every kernel, chosen once per call (as lut.cpp does).
 template <typename R>
-FreqFn<R> pick_freq() {
-#ifdef MATKERN_BUILD_AVX2
-  if (simd_level() == Simd::avx2) return static_cast<FreqFn<R>>(&avx2::gram_conv_freq);
-#endif
-  return &portable_freq<R>;
-}
+struct Kernels {
+  OneFn<R> one;
+  DftFn<R> dft;
+  FreqFn<R> freq;
+};
 
 template <typename R>
-DftFn<R> pick_dft() {
+Kernels<R> pick_kernels() {
 #ifdef MATKERN_BUILD_AVX2
-  if (simd_level() == Simd::avx2) return static_cast<DftFn<R>>(&avx2::gram_dft_taps);
+  if (simd_level() == Simd::avx2)
+    return {static_cast<OneFn<R>>(&avx2::gram_bound_one),
+            static_cast<DftFn<R>>(&avx2::gram_dft_taps),
+            static_cast<FreqFn<R>>(&avx2::gram_conv_freq)};
 #endif
-  return &portable_dft<R>;
+  return {&portable_one<R>, &portable_dft<R>, &portable_freq<R>};
 }
 
 }  // namespace
@@ -84,7 +79,7 @@ template <typename R>
 void gram_bound_batch(const R* a, int64_t batch, int64_t m, int64_t n, bool cplx, int n_iter,
                       int prune_iter, double* out) {
   if (n_iter < 0 || n_iter > 60) throw std::invalid_argument("gram: n_iter out of range");
-  const OneFn<R> one = pick_one<R>();
+  const OneFn<R> one = pick_kernels<R>().one;
   const int64_t c = m < n ? m : n, k = m < n ? n : m;
   const int64_t stride = m * n * (cplx ? 2 : 1);
   const int64_t cp = (c + 7) / 8 * 8;
@@ -122,9 +117,7 @@ void gram_conv_bound_batch(const double* taps, int64_t T, int64_t P, int64_t ld,
                            const int64_t* probe, int64_t n_probe, double* out) {
   if (n_iter < 0 || n_iter > 60) throw std::invalid_argument("gram: n_iter out of range");
   if (P != c_out * c_in || ld < P) throw std::invalid_argument("gram_conv: bad taps shape");
-  const OneFn<R> one = pick_one<R>();
-  const DftFn<R> dft = pick_dft<R>();
-  const FreqFn<R> freq = pick_freq<R>();
+  const Kernels<R> kr = pick_kernels<R>();
   const int64_t c = c_out < c_in ? c_out : c_in, k = c_out < c_in ? c_in : c_out;
   const int64_t cp = (c + 7) / 8 * 8;
   const size_t work_len = size_t(2 * cp * k + 2 * cp * cp);
@@ -139,8 +132,9 @@ void gram_conv_bound_batch(const double* taps, int64_t T, int64_t P, int64_t ld,
 #pragma omp for schedule(dynamic, 1)
     for (int64_t q = 0; q < n_probe; ++q) {
       const int64_t f = probe[q];
-      dft(taps, T, P, ld, cs + f * T, sn + f * T, round32, mat.data());
-      out[f] = one(mat.data(), c_out, c_in, true, n_iter, work.data(), &lower[size_t(q)], -1.0);
+      kr.dft(taps, T, P, ld, cs + f * T, sn + f * T, round32, mat.data());
+      out[f] = kr.one(mat.data(), c_out, c_in, true, n_iter, work.data(), &lower[size_t(q)],
+                      -1.0);
     }
   }
   double L = -1.0;
@@ -154,8 +148,8 @@ void gram_conv_bound_batch(const double* taps, int64_t T, int64_t P, int64_t ld,
 #pragma omp for schedule(dynamic, 1)
     for (int64_t f = 0; f < nf; ++f) {
       if (done[size_t(f)]) continue;
-      out[f] = freq(taps, T, ld, cs + f * T, sn + f * T, round32, c_out, c_in, fro[f], n_iter,
-                    work.data(), L);
+      out[f] = kr.freq(taps, T, ld, cs + f * T, sn + f * T, round32, c_out, c_in, fro[f],
+                       n_iter, work.data(), L);
     }
   }
 }

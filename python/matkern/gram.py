@@ -338,6 +338,13 @@ def _dft_taps(kernel, h, w):
         return phases @ taps
 
 
+def _tap_norm_sum(k64):
+    """Sum over taps t of ||kernel[:, :, t]||_F: >= every frequency matrix's ||K_f||_F (each
+    is a sum of the taps times phases of modulus 1)."""
+    xp = D.array_module(k64)
+    return float(xp.sqrt((k64 * k64).sum(axis=(0, 1))).sum())
+
+
 def _conv_slack(k64, h, w, f32):
     """Per-frequency bound on how far rounding moved the largest singular values of the
     frequency matrices: the float64 DFT errs by at most 10 (log2(hw) + 2 + kh kw) u64 times the
@@ -353,7 +360,7 @@ def _conv_slack(k64, h, w, f32):
     if not f32:
         return slack
     u = 2.0**-24
-    fro = float(xp.sqrt((k64 * k64).sum(axis=(0, 1))).sum())  # >= every ||K_f||_F
+    fro = _tap_norm_sum(k64)
     return (fro + slack) * (u / (1 - u)) * (1 + 1e-9) + slack * (1 + u)
 
 
@@ -415,15 +422,14 @@ def _conv_bounds_fused(kernel, h, w, n_iter, prune=False):
     # Floored at 1e-6 of the largest possible norm (sum of the taps' norms): the quadratic
     # form's cancellation errs by ~1e-7 of that, so the true norm stays below ~2x the value
     # that sets the scale, and nothing overflows however small the matrix.
-    fmax = float(np.sqrt(np.einsum("tp,tp->t", taps, taps)).sum())
-    fro = np.maximum(np.sqrt(np.maximum(fro2, 0.0)), 1e-6 * fmax)
+    fro = np.maximum(np.sqrt(np.maximum(fro2, 0.0)), 1e-6 * _tap_norm_sum(k64))
     probe = np.zeros(0, dtype=np.int64)
     if prune and n_iter >= 3 and nf > _PROBES:
         probe = np.argsort(-fro2, kind="stable")[:_PROBES].astype(np.int64)
-    f32 = kernel.dtype == np.float32
-    wide = not f32
+    f32 = kernel.dtype == np.float32  # complex64 matrices, run in 32-bit; else 64-bit
     out = np.empty(nf)
-    D.cpu().gram_conv_bound_batch(taps, cs, sn, fro, c_out, c_in, f32, wide, n_iter, probe, out)
+    D.cpu().gram_conv_bound_batch(taps, cs, sn, fro, c_out, c_in, f32, not f32, n_iter, probe,
+                                  out)
     return out + _conv_slack(k64, h, w, f32)
 
 
