@@ -71,22 +71,47 @@ void conv_bound_batch(carr<const double> taps, carr<const double> cs, carr<const
                                  np, op);
 }
 
-// g (c, c) float32 C-contiguous <- fac * B B^T (whole, symmetric) for B = b (c, k) when
-// trans is false, b^T with b (k, c) when true. Returns (gamma length of the products' rounding
-// bound, sum of squares of g, largest row sum of |g|), the last two rounded upward.
+// Packed layout (gram.hpp): shape (ceil(c/16), c, 16), zero in the rows past c.
+template <class A>
+bool is_packed(const A& a, int64_t c) {
+  return a.ndim() == 3 && int64_t(a.shape(0)) == (c + kSyrkNR - 1) / kSyrkNR &&
+         int64_t(a.shape(1)) == c && int64_t(a.shape(2)) == kSyrkNR;
+}
+
+// g float32 C-contiguous <- fac * B B^T (whole, symmetric), as (c, c) or packed (ceil(c/16),
+// c, 16) (3-D g). B = b (c, k) when trans is false, b^T with b (k, c) when true, or b packed
+// (3-D b: an earlier step's packed g, its padding checked to be zero). Returns (gamma length
+// of the products' rounding bound, sum of squares of g, largest row sum of |g|), the last two
+// rounded upward.
 std::tuple<int64_t, double, double> syrk_step(carr<const float> b, bool trans, float fac,
                                               carr<float> g) {
-  if (b.ndim() != 2 || g.ndim() != 2 || g.shape(0) != g.shape(1))
-    throw std::invalid_argument("gram_syrk_step: b must be 2-D and g square");
-  const int64_t r0 = int64_t(b.shape(0)), r1 = int64_t(b.shape(1));
-  const int64_t c = trans ? r1 : r0, k = trans ? r0 : r1;
-  if (int64_t(g.shape(0)) != c) throw std::invalid_argument("gram_syrk_step: size mismatch");
+  const bool packed_in = b.ndim() == 3, packed_out = g.ndim() == 3;
+  if ((b.ndim() != 2 && !packed_in) || (g.ndim() != 2 && !packed_out))
+    throw std::invalid_argument("gram_syrk_step: b and g must be 2-D or packed (3-D)");
+  const int64_t c = packed_out ? int64_t(g.shape(1)) : int64_t(g.shape(0));
+  if (packed_out ? !is_packed(g, c) : int64_t(g.shape(1)) != c)
+    throw std::invalid_argument("gram_syrk_step: g must be (c, c) or (ceil(c/16), c, 16)");
   const float* bp = b.data();
+  int64_t rs = 0, cs = 0, k = c;
+  if (packed_in) {
+    if (!is_packed(b, c))
+      throw std::invalid_argument("gram_syrk_step: size mismatch (packed b)");
+    const int64_t npan = int64_t(b.shape(0)), used = c - (npan - 1) * kSyrkNR;
+    const float* last = bp + (npan - 1) * c * kSyrkNR;
+    for (int64_t l = 0; l < c; ++l)
+      for (int64_t q = used; q < kSyrkNR; ++q)
+        if (last[l * kSyrkNR + q] != 0.0f)
+          throw std::invalid_argument("gram_syrk_step: packed b must be zero past row c");
+  } else {
+    const int64_t r0 = int64_t(b.shape(0)), r1 = int64_t(b.shape(1));
+    if ((trans ? r1 : r0) != c) throw std::invalid_argument("gram_syrk_step: size mismatch");
+    rs = trans ? 1 : r1, cs = trans ? r1 : 1, k = trans ? r0 : r1;
+  }
   float* gp = g.data();
   double ss = 0, rm = 0;
   {
     nb::gil_scoped_release release;
-    gram_syrk_step(bp, trans ? 1 : r1, trans ? r1 : 1, c, k, fac, gp, &ss, &rm);
+    gram_syrk_step(bp, rs, cs, c, k, packed_in, fac, gp, packed_out, &ss, &rm);
   }
   return {gram_syrk_gamma_len(k), ss, rm};
 }

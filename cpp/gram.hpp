@@ -46,10 +46,15 @@ void gram_normalize(R* g, int64_t batch, int64_t rows, int64_t cols, bool cplx, 
 // accumulator, each added into the entry once, so its rounding error before scaling is at most
 // gamma_{gram_syrk_gamma_len(k)} (|B| |B|^T)_ij; the scaling is exact barring underflow.
 // sumsq >= ||g||_F^2 and rowmax >= the largest row sum of |g| (double sums, upward margins).
+// Packed layout of a symmetric c x c matrix S (as the next step's B): ceil(c/16) panels of c
+// rows of 16, P[(p * c + l) * 16 + q] = S[16p + q, l], zero for 16p + q >= c (never written:
+// the caller zeroes the buffer once). packed_out writes g so; packed_in reads b so (k == c,
+// rs and cs unused), which saves the next step its packing and the output its scattered
+// row-major mirror writes.
 constexpr int kSyrkMR = 6, kSyrkNR = 16, kSyrkKC = 128;
 int64_t gram_syrk_gamma_len(int64_t k);
-void gram_syrk_step(const float* b, int64_t rs, int64_t cs, int64_t c, int64_t k, float fac,
-                    float* g, double* sumsq, double* rowmax);
+void gram_syrk_step(const float* b, int64_t rs, int64_t cs, int64_t c, int64_t k, bool packed_in,
+                    float fac, float* g, bool packed_out, double* sumsq, double* rowmax);
 
 namespace avx2 {
 double gram_bound_one(const float* a, int64_t m, int64_t n, bool cplx, int n_iter, float* work,

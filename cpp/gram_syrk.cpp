@@ -5,7 +5,7 @@
 // then at most gamma_{KC + J} |B| |B|^T (J = ceil(k / KC)) instead of the gamma_k that a BLAS
 // call of unknown order has to be granted: 2048-long products get a 21x smaller margin, so
 // float32 steps certify tightly where 64-bit ones were needed. Blocked like BLIS: B packed
-// once into 16-row panels, 48-row blocks of A packed per thread, a 6 x 16 register tile; the
+// once into 16-row panels, 144-row blocks of A packed per thread, a 6 x 16 register tile; the
 // C block of a panel stays in L1 across the chunks. The lower triangle is computed, written
 // out scaled and mirrored; one threaded pass then sums the squares and row sums of |G|.
 #include <omp.h>
@@ -47,7 +47,11 @@ TileFn pick_tile() {
   return &gram_portable_syrk::tile;
 }
 
-constexpr int64_t kMC = 48;  // rows of A per block (8 tiles; 48 x k floats stay in L2)
+// Rows of A per block (24 tiles): each B chunk brought into L1 serves 24 tiles. 144 ran 8-12%
+// faster than 48 here (2048^2, 2 threads, 5 alternating runs); 96-240 alike. Reading A and B
+// in place from the previous (symmetric) step's output, rows padded against set aliasing,
+// instead of packing was 40% slower: the strided reads outran the prefetchers.
+constexpr int64_t kMC = 144;
 
 // dst[l * w + q] = B[i0 + q, l] for q < w, l < k (zero for rows past c): contiguous reads
 // along whichever index of B is unit-stride.
@@ -63,12 +67,13 @@ void pack_rows(const float* b, int64_t rs, int64_t cs, int64_t c, int64_t k, int
     }
     return;
   }
-  for (int q = 0; q < w; ++q) {
-    if (q < nq) {
+  // Blocks of 16 l: the part of dst being written (16 x w floats) stays in L1 while each row
+  // of b is read a cache line at a time (the whole-row scatter went through L2).
+  for (int64_t l0 = 0; l0 < k; l0 += 16) {
+    const int64_t lend = k - l0 < 16 ? k : l0 + 16;
+    for (int q = 0; q < w; ++q) {
       const float* src = b + (i0 + q) * rs;
-      for (int64_t l = 0; l < k; ++l) dst[l * w + q] = src[l * cs];
-    } else {
-      for (int64_t l = 0; l < k; ++l) dst[l * w + q] = 0.0f;
+      for (int64_t l = l0; l < lend; ++l) dst[l * w + q] = q < nq ? src[l * cs] : 0.0f;
     }
   }
 }
@@ -77,29 +82,41 @@ void pack_rows(const float* b, int64_t rs, int64_t cs, int64_t c, int64_t k, int
 
 int64_t gram_syrk_gamma_len(int64_t k) { return kSyrkKC + (k + kSyrkKC - 1) / kSyrkKC; }
 
-void gram_syrk_step(const float* b, int64_t rs, int64_t cs, int64_t c, int64_t k, float fac,
-                    float* g, double* sumsq, double* rowmax) {
+void gram_syrk_step(const float* b, int64_t rs, int64_t cs, int64_t c, int64_t k, bool packed_in,
+                    float fac, float* g, bool packed_out, double* sumsq, double* rowmax) {
   if (c <= 0 || k <= 0) throw std::invalid_argument("gram_syrk: empty matrix");
+  if (packed_in && k != c) throw std::invalid_argument("gram_syrk: packed input must be square");
   std::vector<double> rowsum(size_t(c), 0.0);
   double ss_all = 0.0;
   const TileFn tile = pick_tile();
   const int64_t npan = (c + kSyrkNR - 1) / kSyrkNR;
   const int64_t nblk = (c + kMC - 1) / kMC;
-  std::vector<float> bp(size_t(npan * kSyrkNR * k));
+  std::vector<float> bpv(packed_in ? 0 : size_t(npan * kSyrkNR * k));
+  const float* bp = packed_in ? b : bpv.data();
 #pragma omp parallel
   {
     // Panel p of bp: k rows of 16 (rows p*16.. of B, zero past c).
+    if (!packed_in) {
 #pragma omp for schedule(static)
-    for (int64_t p = 0; p < npan; ++p)
-      pack_rows(b, rs, cs, c, k, p * kSyrkNR, kSyrkNR, bp.data() + p * k * kSyrkNR);
+      for (int64_t p = 0; p < npan; ++p)
+        pack_rows(b, rs, cs, c, k, p * kSyrkNR, kSyrkNR, bpv.data() + p * k * kSyrkNR);
+    }
     std::vector<float> ap(size_t(kMC * k)), cb(size_t(kMC * kSyrkNR));
     // Largest blocks (most panels left of the diagonal) first, for the balance.
 #pragma omp for schedule(dynamic, 1)
     for (int64_t bb = 0; bb < nblk; ++bb) {
-      const int64_t i0 = (nblk - 1 - bb) * kMC;
+      const int64_t i0 = (nblk - 1 - bb) * kMC;  // a multiple of 16 (kMC is)
       const int64_t mc = c - i0 < kMC ? c - i0 : kMC;
       const int64_t ntile = (mc + kSyrkMR - 1) / kSyrkMR;
-      if (rs == 1) {  // B^T given: the block's rows are one contiguous run of each row of b
+      if (packed_in) {  // the block's rows from the panels: 16 contiguous floats per l each
+        for (int64_t l = 0; l < k; ++l)
+          for (int64_t t = 0; t < ntile; ++t)
+            for (int r = 0; r < kSyrkMR; ++r) {
+              const int64_t q = t * kSyrkMR + r, i = i0 + q;
+              ap[size_t((t * k + l) * kSyrkMR + r)] =
+                  q < mc ? bp[((i / kSyrkNR) * k + l) * kSyrkNR + i % kSyrkNR] : 0.0f;
+            }
+      } else if (rs == 1) {  // B^T given: the block's rows are one contiguous run of each row
         for (int64_t l = 0; l < k; ++l) {
           const float* src = b + l * cs + i0;
           for (int64_t t = 0; t < ntile; ++t)
@@ -115,23 +132,57 @@ void gram_syrk_step(const float* b, int64_t rs, int64_t cs, int64_t c, int64_t k
       const int64_t ilast = i0 + mc - 1;
       for (int64_t jp = 0; jp * kSyrkNR <= ilast; ++jp) {
         const int64_t j0 = jp * kSyrkNR;
-        const float* bpan = bp.data() + jp * k * kSyrkNR;
+        const float* bpan = bp + jp * k * kSyrkNR;
         for (int64_t p0 = 0; p0 < k; p0 += kSyrkKC) {
           const int64_t kc = k - p0 < kSyrkKC ? k - p0 : kSyrkKC;
+          // The next B chunk (the next 8 KiB of bp: this panel's next chunk or the next
+          // panel's first) is fetched a few lines per tile while this one is in use: waiting
+          // for it from memory at the first tile had cost a sixth of one thread's time.
+          const int64_t nxt = (jp * k + p0 + kc) * kSyrkNR;
+          const int64_t lines = nxt < npan * k * kSyrkNR ? kc * kSyrkNR * 4 / 64 : 0;
+          const int64_t per = (lines + ntile - 1) / ntile;
           for (int64_t t = 0; t < ntile; ++t) {
+            for (int64_t q = t * per; q < (t + 1) * per && q < lines; ++q)
+              __builtin_prefetch(reinterpret_cast<const char*>(bp + nxt) + q * 64, 0, 3);
             if (j0 > i0 + t * kSyrkMR + kSyrkMR - 1) continue;  // tile above the diagonal
             tile(kc, ap.data() + (t * k + p0) * kSyrkMR, bpan + p0 * kSyrkNR,
                  cb.data() + t * kSyrkMR * kSyrkNR, p0 == 0);
           }
         }
-        // Out: scaled by fac (a power of two: exact barring underflow): rows i (j <= i) from
-        // cb, then the mirror, row by row of the upper block (column writes at the matrix's
-        // 8 KiB row stride had hit one L1 set).
+        // Out, scaled by fac (a power of two: exact barring underflow); entries j <= i only
+        // (tiles above the diagonal were skipped).
         for (int64_t i = i0 > j0 ? i0 : j0; i <= ilast; ++i) {
           const int64_t jend = i + 1 < j0 + kSyrkNR ? i + 1 : j0 + kSyrkNR;  // j <= i
           float* src = cb.data() + (i - i0) * kSyrkNR;
+          for (int64_t j = j0; j < jend; ++j) src[j - j0] *= fac;
+        }
+        if (packed_out) {
+          // Entry (i, j) goes to row i of panel j/16 (i > j; cb's row: one 64-byte line)
+          // and to row j of panel i/16 (j <= i; cb's column within a 16-row group).
+          for (int64_t i = i0 > j0 ? i0 : j0; i <= ilast; ++i) {
+            const int64_t jend = i < j0 + kSyrkNR ? i : j0 + kSyrkNR;  // j < i
+            const float* src = cb.data() + (i - i0) * kSyrkNR;
+            float* dst = g + (jp * c + i) * kSyrkNR;
+            for (int64_t j = j0; j < jend; ++j) dst[j - j0] = src[j - j0];
+          }
+          for (int64_t ig = i0; ig <= ilast; ig += kSyrkNR) {
+            if (ig + kSyrkNR - 1 < j0) continue;
+            const int64_t iend = ilast < ig + kSyrkNR - 1 ? ilast : ig + kSyrkNR - 1;
+            for (int64_t j = j0; j < j0 + kSyrkNR && j <= iend; ++j) {
+              float* dst = g + ((ig / kSyrkNR) * c + j) * kSyrkNR;
+              for (int64_t i = (ig > j ? ig : j); i <= iend; ++i)
+                dst[i - ig] = cb[size_t((i - i0) * kSyrkNR + (j - j0))];
+            }
+          }
+          continue;
+        }
+        // Row-major: rows i (j <= i) from cb, then the mirror, row by row of the upper block
+        // (column writes at the matrix's 8 KiB row stride had hit one L1 set).
+        for (int64_t i = i0 > j0 ? i0 : j0; i <= ilast; ++i) {
+          const int64_t jend = i + 1 < j0 + kSyrkNR ? i + 1 : j0 + kSyrkNR;  // j <= i
+          const float* src = cb.data() + (i - i0) * kSyrkNR;
           float* dst = g + i * c;
-          for (int64_t j = j0; j < jend; ++j) dst[j] = src[j - j0] = src[j - j0] * fac;
+          for (int64_t j = j0; j < jend; ++j) dst[j] = src[j - j0];
         }
         const int64_t jlast = ilast < j0 + kSyrkNR - 1 ? ilast : j0 + kSyrkNR - 1;
         for (int64_t j = j0; j <= jlast; ++j) {
@@ -141,31 +192,49 @@ void gram_syrk_step(const float* b, int64_t rs, int64_t cs, int64_t c, int64_t k
         }
       }
     }
-    // Squares and row sums of |entries| over the whole (symmetric) g, row by row in 16
-    // double lanes (no reassociation needed to vectorize).
+    // Squares and row sums of |entries| over the whole (symmetric) g in 16 double lanes (no
+    // reassociation needed to vectorize): row by row, or panel by panel (a lane a row).
     double ss = 0.0;
+    if (packed_out) {
 #pragma omp for schedule(static)
-    for (int64_t i = 0; i < c; ++i) {
-      const float* row = g + i * c;
-      double sq[16] = {}, ab[16] = {};
-      int64_t j = 0;
-      for (; j + 16 <= c; j += 16)
+      for (int64_t p = 0; p < npan; ++p) {
+        const float* pan = g + p * c * kSyrkNR;
+        double sq[16] = {}, ab[16] = {};
+        for (int64_t l = 0; l < c; ++l)
+          for (int q = 0; q < 16; ++q) {
+            const double v = double(pan[l * kSyrkNR + q]);
+            sq[q] += v * v;
+            ab[q] += std::fabs(v);
+          }
         for (int q = 0; q < 16; ++q) {
-          const double v = double(row[j + q]);
+          ss += sq[q];
+          if (p * kSyrkNR + q < c) rowsum[size_t(p * kSyrkNR + q)] = ab[q];
+        }
+      }
+    } else {
+#pragma omp for schedule(static)
+      for (int64_t i = 0; i < c; ++i) {
+        const float* row = g + i * c;
+        double sq[16] = {}, ab[16] = {};
+        int64_t j = 0;
+        for (; j + 16 <= c; j += 16)
+          for (int q = 0; q < 16; ++q) {
+            const double v = double(row[j + q]);
+            sq[q] += v * v;
+            ab[q] += std::fabs(v);
+          }
+        for (int q = 0; j < c; ++j, ++q) {
+          const double v = double(row[j]);
           sq[q] += v * v;
           ab[q] += std::fabs(v);
         }
-      for (int q = 0; j < c; ++j, ++q) {
-        const double v = double(row[j]);
-        sq[q] += v * v;
-        ab[q] += std::fabs(v);
+        double a = 0.0;
+        for (int q = 0; q < 16; ++q) {
+          ss += sq[q];
+          a += ab[q];
+        }
+        rowsum[size_t(i)] = a;
       }
-      double a = 0.0;
-      for (int q = 0; q < 16; ++q) {
-        ss += sq[q];
-        a += ab[q];
-      }
-      rowsum[size_t(i)] = a;
     }
 #pragma omp atomic
     ss_all += ss;

@@ -213,6 +213,47 @@ def test_chunked_syrk_step(c, k, trans):
                                        np.empty((c + 1, c + 1), np.float32))
 
 
+def _packed_as_rows(P, c):
+    """The (c, c) matrix whose packed layout (gram.hpp) is P: P[p, l, q] = S[16p + q, l]."""
+    return P.transpose(0, 2, 1).reshape(-1, c)[:c]
+
+
+@pytest.mark.parametrize("c", [1, 7, 16, 17, 31, 144, 145, 300])
+def test_chunked_syrk_step_packed(c):
+    """The later steps' layout: a packed output holds the same bits as the row-major one, with
+    zero padding; a packed input gives the same bits as the row-major input it packs (same
+    chunked sums); the norms agree within 1e-12 (only their double summation order differs);
+    nonzero padding and wrong shapes are refused."""
+    from matkern import _dispatch
+
+    cpu = _dispatch.cpu()
+    npan = -(-c // 16)
+    B = np.random.default_rng(c).standard_normal((c, c + 5)).astype(np.float32)
+    G = np.empty((c, c), np.float32)
+    P = np.zeros((npan, c, 16), np.float32)
+    res_g = cpu.gram_syrk_step(B, False, np.float32(0.5), G)
+    res_p = cpu.gram_syrk_step(B, False, np.float32(0.5), P)
+    np.testing.assert_array_equal(_packed_as_rows(P, c), G)
+    assert not P.transpose(0, 2, 1).reshape(-1, c)[c:].any()
+    assert res_p[0] == res_g[0]
+    np.testing.assert_allclose(res_p[1:], res_g[1:], rtol=1e-12)
+    G2 = np.empty((c, c), np.float32)
+    P2 = np.zeros((npan, c, 16), np.float32)
+    res_g2 = cpu.gram_syrk_step(G, False, np.float32(0.25), G2)
+    res_p2 = cpu.gram_syrk_step(P, False, np.float32(0.25), P2)
+    np.testing.assert_array_equal(_packed_as_rows(P2, c), G2)
+    np.testing.assert_allclose(res_p2[1:], res_g2[1:], rtol=1e-12)
+    if c % 16:
+        bad = P.copy()
+        bad[-1, 0, 15] = 1.0
+        with pytest.raises(ValueError, match="zero past row c"):
+            cpu.gram_syrk_step(bad, False, np.float32(1), P2)
+    with pytest.raises(ValueError, match="packed b"):
+        cpu.gram_syrk_step(np.zeros((npan + 1, c, 16), np.float32), False, np.float32(1), P2)
+    with pytest.raises(ValueError, match="g must be"):
+        cpu.gram_syrk_step(B, False, np.float32(1), np.zeros((npan, c, 8), np.float32))
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_blas_path_normalization_pass(dtype):
     """The BLAS path's C++ pass on a Gram matrix with only its lower triangle filled: the

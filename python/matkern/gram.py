@@ -88,7 +88,10 @@ def _bound_syrk32(W, n_iter):
     # (W W^T and W^T W have the same spectrum) since its rows pack faster than its columns.
     H, trans = W, m > n
     es, fs, ks, gks = [0], [F0 * math.sqrt(ref.MARGIN)], [], []
-    bufs = [np.empty((c, c), dtype=np.float32) for _ in range(min(n_iter, 2))]
+    # Each G is written packed (as the next step's B panels, gram.hpp) and read so by the next
+    # step: no packing there, and no scattered mirror writes here. Zeroed once: the rows past c
+    # of the last panel are never written.
+    bufs = [np.zeros((-(-c // 16), c, 16), dtype=np.float32) for _ in range(min(n_iter, 2))]
     for t in range(n_iter):
         e = min(120, max(-120, 2 * math.frexp(fs[t])[1]))
         G = bufs[t % 2]  # the product reads the other one
