@@ -108,14 +108,18 @@ void gram_syrk_step(const float* b, int64_t rs, int64_t cs, int64_t c, int64_t k
       const int64_t i0 = (nblk - 1 - bb) * kMC;  // a multiple of 16 (kMC is)
       const int64_t mc = c - i0 < kMC ? c - i0 : kMC;
       const int64_t ntile = (mc + kSyrkMR - 1) / kSyrkMR;
-      if (packed_in) {  // the block's rows from the panels: 16 contiguous floats per l each
-        for (int64_t l = 0; l < k; ++l)
+      if (packed_in) {  // the block's rows at l: 16 contiguous floats in each of its panels
+        const int64_t p0 = i0 / kSyrkNR, np = (mc + kSyrkNR - 1) / kSyrkNR;
+        float row[kMC + kSyrkNR];
+        for (int64_t l = 0; l < k; ++l) {
+          for (int64_t pp = 0; pp < np; ++pp)
+            for (int q = 0; q < kSyrkNR; ++q)
+              row[pp * kSyrkNR + q] = bp[((p0 + pp) * k + l) * kSyrkNR + q];  // 0 past c
+          for (int64_t q = np * kSyrkNR; q < ntile * kSyrkMR; ++q) row[q] = 0.0f;
           for (int64_t t = 0; t < ntile; ++t)
-            for (int r = 0; r < kSyrkMR; ++r) {
-              const int64_t q = t * kSyrkMR + r, i = i0 + q;
-              ap[size_t((t * k + l) * kSyrkMR + r)] =
-                  q < mc ? bp[((i / kSyrkNR) * k + l) * kSyrkNR + i % kSyrkNR] : 0.0f;
-            }
+            for (int r = 0; r < kSyrkMR; ++r)
+              ap[size_t((t * k + l) * kSyrkMR + r)] = row[t * kSyrkMR + r];
+        }
       } else if (rs == 1) {  // B^T given: the block's rows are one contiguous run of each row
         for (int64_t l = 0; l < k; ++l) {
           const float* src = b + l * cs + i0;
