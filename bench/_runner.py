@@ -80,19 +80,44 @@ def _sync(device):
         cupy.cuda.get_current_stream().synchronize()
 
 
-def time_callable(fn, device, min_time, max_reps=100, min_reps=3):
-    """Median wall time of fn() after one warm-up call, over enough repetitions to cover
-    ``min_time`` seconds (at least min_reps, at most max_reps)."""
-    fn()
-    _sync(device)
-    times = []
-    start = time.perf_counter()
-    while len(times) < min_reps or (time.perf_counter() - start < min_time and len(times) < max_reps):
+def time_interleaved(fns, device, min_time, min_rounds=3, max_rounds=20, settle=0.15):
+    """{key: median wall time per call} of the zero-argument callables ``fns``, timed in
+    rounds: each round times every callable once over a block of calls lasting about
+    min_time / min_rounds (its mean per call taken), so that matkern and its anchors share
+    every stretch of the run and a machine whose speed drifts (this VM's did by 1.4x) moves
+    them alike instead of whichever was timed in the slow stretch. Before each block the run
+    sleeps ``settle`` seconds and makes one untimed call: the previous library's threads
+    (OpenBLAS spins for about 0.1 s after a call) would otherwise take the cores from the next
+    one. At least ``min_rounds`` rounds, and more until each callable has run ``min_time``
+    seconds in all (at most ``max_rounds``)."""
+    block = min_time / min_rounds
+    per_call = {}
+    for key, fn in fns.items():
+        fn()
+        _sync(device)
         t0 = time.perf_counter()
         fn()
         _sync(device)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        per_call[key] = max(time.perf_counter() - t0, 1e-9)
+    times = {key: [] for key in fns}
+    spent = dict.fromkeys(fns, 0.0)
+    for r in range(max_rounds):
+        if r >= min_rounds and all(v >= min_time for v in spent.values()):
+            break
+        for key, fn in fns.items():
+            n = max(1, min(10000, int(block / per_call[key])))
+            if len(fns) > 1:
+                time.sleep(settle)
+                fn()
+                _sync(device)
+            t0 = time.perf_counter()
+            for _ in range(n):
+                fn()
+            _sync(device)
+            dt = time.perf_counter() - t0
+            times[key].append(dt / n)
+            spent[key] += dt
+    return {key: statistics.median(v) for key, v in times.items()}
 
 
 def run_cases(cases, quick, progress=True):
@@ -115,9 +140,9 @@ def run_cases(cases, quick, progress=True):
                "bars": case.bars, "main": case.main}
         try:
             fns = case.make()
-            for key, fn in fns.items():
-                if not key.startswith("_"):  # "_name" entries are data for info(), not timed
-                    row["times"][key] = time_callable(fn, case.device, min_time)
+            # "_name" entries are data for info(), not timed
+            row["times"] = time_interleaved({k: f for k, f in fns.items() if not k.startswith("_")},
+                                            case.device, min_time)
             if case.info is not None:
                 row["info"] = case.info(fns)
         except Exception as exc:  # a broken case is reported, not hidden
@@ -189,8 +214,10 @@ def write_markdown(path):
     docs = load_all_results()
     lines = ["# matkern benchmarks", "",
              "Each figure is a speedup ratio: the anchor's time divided by matkern's time, both "
-             "timed in the same run on the machine named (median of repeated calls after a "
-             "warm-up). > 1 means matkern is faster. Regenerate with `python -m bench`; "
+             "timed in the same run on the machine named: the median over alternating rounds, "
+             "each of which times matkern and every anchor over a block of calls (after a pause "
+             "and an untimed call, so that one library's idle threads do not slow the next). "
+             "> 1 means matkern is faster. Regenerate with `python -m bench`; "
              "`python -m bench --only FAMILY` refreshes one family.", ""]
     for d in docs:
         lines.append(f"## {d['family']} ({d['device']})")

@@ -38,9 +38,10 @@ void normalize(carr<R> g, int64_t batch, int64_t rows, int64_t cols, bool cplx, 
 // iteration in double (R = double), on frequency matrices rounded through float first when
 // round32 (float32 kernels). fro (nf): estimates of ||K_f||_F (they pick the scaling only).
 // probe: distinct frequencies run first (empty: no early stops).
-void conv_bound_batch(carr<const double> taps, carr<const double> cs, carr<const double> sn,
-                      carr<const double> fro, int64_t c_out, int64_t c_in, bool round32,
-                      bool wide, int n_iter, carr<const int64_t> probe, carr<double> out) {
+void conv_bound_impl(carr<const double> taps, carr<const double> cs, carr<const double> sn,
+                     carr<const double> fro, int64_t c_out, int64_t c_in, bool round32,
+                     bool wide, int n_iter, carr<const int64_t> probe, carr<double> out,
+                     const GramTapFirst* tf) {
   const int64_t P = c_out * c_in;
   if (taps.ndim() != 2 || cs.ndim() != 2 || sn.ndim() != 2 || P <= 0)
     throw std::invalid_argument("gram_conv_bound_batch: taps, cs and sn must be 2-D");
@@ -65,10 +66,48 @@ void conv_bound_batch(carr<const double> taps, carr<const double> cs, carr<const
   nb::gil_scoped_release release;
   if (wide)
     gram_conv_bound_batch<double>(tp, T, P, ld, cp, sp, fp, nf, c_out, c_in, round32, n_iter,
-                                  pp, np, op);
+                                  pp, np, op, tf);
   else
     gram_conv_bound_batch<float>(tp, T, P, ld, cp, sp, fp, nf, c_out, c_in, round32, n_iter, pp,
-                                 np, op);
+                                 np, op, tf);
+}
+
+void conv_bound_batch(carr<const double> taps, carr<const double> cs, carr<const double> sn,
+                      carr<const double> fro, int64_t c_out, int64_t c_in, bool round32,
+                      bool wide, int n_iter, carr<const int64_t> probe, carr<double> out) {
+  conv_bound_impl(taps, cs, sn, fro, c_out, c_in, round32, wide, n_iter, probe, out, nullptr);
+}
+
+// The same with the non-probe frequencies' first product from the taps (gram.hpp,
+// GramTapFirst): gtaps (T, ld2) the Gram side's taps (ro x c each, c the smaller side), the
+// pairs (pt, pu) of offset d in [start[d], start[d + 1]), d = 0..nd, phases pc, ps (nf, nd)
+// and del64 the bound on the double evaluation's error.
+void conv_bound_batch_first(carr<const double> taps, carr<const double> cs,
+                            carr<const double> sn, carr<const double> fro, int64_t c_out,
+                            int64_t c_in, bool round32, bool wide, int n_iter,
+                            carr<const int64_t> probe, carr<double> out, carr<const double> gtaps,
+                            carr<const int64_t> pt, carr<const int64_t> pu,
+                            carr<const int64_t> start, carr<const double> pc,
+                            carr<const double> ps, double del64) {
+  const int64_t c = c_out < c_in ? c_out : c_in, P = c_out * c_in;
+  const int64_t nd = int64_t(start.size()) - 2, T = int64_t(taps.ndim() == 2 ? taps.shape(0) : 0);
+  const int64_t nf = int64_t(out.size()), npair = int64_t(pt.size());
+  if (gtaps.ndim() != 2 || int64_t(gtaps.shape(0)) != T || int64_t(gtaps.shape(1)) < P ||
+      nd < 0 || int64_t(pu.size()) != npair || pc.ndim() != 2 || ps.ndim() != 2 ||
+      int64_t(pc.shape(0)) != nf || int64_t(pc.shape(1)) != nd || pc.shape(0) != ps.shape(0) ||
+      pc.shape(1) != ps.shape(1) || n_iter < 1 || !(del64 >= 0) || c <= 0)
+    throw std::invalid_argument("gram_conv_bound_batch_first: bad first-product setup");
+  const int64_t* st = start.data();
+  if (st[0] != 0 || st[nd + 1] != npair)
+    throw std::invalid_argument("gram_conv_bound_batch_first: bad pair offsets");
+  for (int64_t d = 0; d <= nd; ++d)
+    if (st[d + 1] < st[d]) throw std::invalid_argument("gram_conv_bound_batch_first: bad pair offsets");
+  for (int64_t q = 0; q < npair; ++q)
+    if (pt.data()[q] < 0 || pt.data()[q] >= T || pu.data()[q] < 0 || pu.data()[q] >= T)
+      throw std::invalid_argument("gram_conv_bound_batch_first: tap index out of range");
+  const GramTapFirst tf{gtaps.data(), int64_t(gtaps.shape(1)), P / c, c, pt.data(), pu.data(),
+                        st, nd, pc.data(), ps.data(), del64};
+  conv_bound_impl(taps, cs, sn, fro, c_out, c_in, round32, wide, n_iter, probe, out, &tf);
 }
 
 // Packed layout (gram.hpp): shape (ceil(c/16), c, 16), zero in the rows past c.
@@ -122,6 +161,7 @@ void bind_gram(nb::module_& m) {
   m.def("gram_bound_batch", &bound_batch<float>);
   m.def("gram_bound_batch", &bound_batch<double>);
   m.def("gram_conv_bound_batch", &conv_bound_batch);
+  m.def("gram_conv_bound_batch_first", &conv_bound_batch_first);
   m.def("gram_syrk_step", &syrk_step);
   m.def("gram_normalize", &normalize<float>);
   m.def("gram_normalize", &normalize<double>);

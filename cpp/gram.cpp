@@ -54,12 +54,38 @@ double portable_freq(const double* taps, int64_t T, int64_t ld, const double* cs
                                            n_iter, work, stop_below, unit_roundoff<R>());
 }
 
+using PairFn = void (*)(const double*, int64_t, int64_t, int64_t, const long long*,
+                       const long long*, int64_t, double*);
+using RowsFn = void (*)(const double*, int64_t, int64_t, const double*, const double*, int64_t,
+                       double*);
+template <typename R>
+using FirstFn = double (*)(const double*, int64_t, int, R*, double, double, const R*, int64_t,
+                           int64_t, double*);
+
+void portable_pair_sum(const double* taps, int64_t ld, int64_t ro, int64_t c,
+                       const long long* pt, const long long* pu, int64_t npair, double* M) {
+  gram_portable::tap_pair_sum(taps, ld, ro, c, pt, pu, npair, M);
+}
+void portable_rows(const double* SA, int64_t nd, int64_t c, const double* pc, const double* ps,
+                   int64_t nb, double* out) {
+  gram_portable::gram1_rows(SA, nd, c, pc, ps, nb, out);
+}
+template <typename R>
+double portable_first(const double* g, int64_t c, int n_iter, R* work, double stop_below,
+                      double del64, const R* a, int64_t m, int64_t n, double* lower) {
+  return gram_portable::bound_gram1<R>(g, c, n_iter, work, stop_below, del64,
+                                       unit_roundoff<R>(), a, m, n, lower);
+}
+
 // The AVX2 or the portable copy of every kernel, chosen once per call (as lut.cpp does).
 template <typename R>
 struct Kernels {
   OneFn<R> one;
   DftFn<R> dft;
   FreqFn<R> freq;
+  PairFn pair_sum;
+  RowsFn rows;
+  FirstFn<R> first;
 };
 
 template <typename R>
@@ -68,9 +94,43 @@ Kernels<R> pick_kernels() {
   if (simd_level() == Simd::avx2)
     return {static_cast<OneFn<R>>(&avx2::gram_bound_one),
             static_cast<DftFn<R>>(&avx2::gram_dft_taps),
-            static_cast<FreqFn<R>>(&avx2::gram_conv_freq)};
+            static_cast<FreqFn<R>>(&avx2::gram_conv_freq),
+            &avx2::gram_tap_pair_sum,
+            &avx2::gram_first_rows,
+            static_cast<FirstFn<R>>(&avx2::gram_bound_first)};
 #endif
-  return {&portable_one<R>, &portable_dft<R>, &portable_freq<R>};
+  return {&portable_one<R>, &portable_dft<R>, &portable_freq<R>,
+          &portable_pair_sum, &portable_rows, &portable_first<R>};
+}
+
+// S_0 = M_0, S_d = M_d + M_d^T, A_d = M_d - M_d^T (d = 1..nd), each c x c, into SA with
+// their rows interleaved (row i of each, then row i + 1 of each: see gram1_rows).
+void tap_offset_sums(const GramTapFirst& tf, PairFn pair_sum, double* SA) {
+  const int64_t c = tf.c, c2 = c * c, nd = tf.nd;
+  std::vector<long long> pt(tf.pt, tf.pt + tf.start[nd + 1]), pu(tf.pu, tf.pu + tf.start[nd + 1]);
+#pragma omp parallel
+  {
+    std::vector<double> M(static_cast<size_t>(c2));
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t d = 0; d <= nd; ++d) {
+      const int64_t q0 = tf.start[d];
+      pair_sum(tf.taps, tf.ld, tf.ro, c, pt.data() + q0, pu.data() + q0, tf.start[d + 1] - q0,
+               M.data());
+      const int64_t nm = 1 + 2 * nd;  // SA's rows interleaved (gram1_rows)
+      for (int64_t i = 0; i < c; ++i) {
+        double* S = SA + (i * nm + d) * c;
+        double* A = SA + (i * nm + nd + d) * c;
+        for (int64_t j = 0; j < c; ++j) {
+          if (!d) {
+            S[j] = M[size_t(i * c + j)];
+            continue;
+          }
+          S[j] = M[size_t(i * c + j)] + M[size_t(j * c + i)];
+          A[j] = M[size_t(i * c + j)] - M[size_t(j * c + i)];
+        }
+      }
+    }
+  }
 }
 
 }  // namespace
@@ -114,9 +174,12 @@ template <typename R>
 void gram_conv_bound_batch(const double* taps, int64_t T, int64_t P, int64_t ld,
                            const double* cs, const double* sn, const double* fro, int64_t nf,
                            int64_t c_out, int64_t c_in, bool round32, int n_iter,
-                           const int64_t* probe, int64_t n_probe, double* out) {
+                           const int64_t* probe, int64_t n_probe, double* out,
+                           const GramTapFirst* tf) {
   if (n_iter < 0 || n_iter > 60) throw std::invalid_argument("gram: n_iter out of range");
   if (P != c_out * c_in || ld < P) throw std::invalid_argument("gram_conv: bad taps shape");
+  if (tf && (n_iter < 1 || tf->c != (c_out < c_in ? c_out : c_in) || tf->ro * tf->c != P))
+    throw std::invalid_argument("gram_conv: bad first-product setup");
   const Kernels<R> kr = pick_kernels<R>();
   const int64_t c = c_out < c_in ? c_out : c_in, k = c_out < c_in ? c_in : c_out;
   const int64_t cp = (c + 7) / 8 * 8;
@@ -126,21 +189,59 @@ void gram_conv_bound_batch(const double* taps, int64_t T, int64_t P, int64_t ld,
   // (it cannot hold the max). Deterministic: L does not depend on the threads' timing.
   std::vector<double> lower(size_t(n_probe), 0.0);
   std::vector<char> done(size_t(nf), 0);
+  const int64_t nd = tf ? tf->nd : 0, c2 = c * c;
+  std::vector<double> SA(tf ? size_t((1 + 2 * nd) * c2) : 0);
+  if (tf) tap_offset_sums(*tf, kr.pair_sum, SA.data());
 #pragma omp parallel
   {
     std::vector<R> work(work_len), mat(size_t(2 * P));
+    std::vector<double> g(tf ? size_t(2 * c2) : 0);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t q = 0; q < n_probe; ++q) {
       const int64_t f = probe[q];
       kr.dft(taps, T, P, ld, cs + f * T, sn + f * T, round32, mat.data());
-      out[f] = kr.one(mat.data(), c_out, c_in, true, n_iter, work.data(), &lower[size_t(q)],
-                      -1.0);
+      if (tf) {  // the same route as the others (so a probe's bound is theirs), plus L
+        kr.rows(SA.data(), nd, c, tf->pc + f * nd, tf->ps + f * nd, 1, g.data());
+        out[f] = kr.first(g.data(), c, n_iter, work.data(), -1.0, tf->del64, mat.data(), c_out,
+                          c_in, &lower[size_t(q)]);
+      } else {
+        out[f] = kr.one(mat.data(), c_out, c_in, true, n_iter, work.data(), &lower[size_t(q)],
+                        -1.0);
+      }
     }
   }
   double L = -1.0;
   for (int64_t q = 0; q < n_probe; ++q) {
     L = lower[size_t(q)] > L ? lower[size_t(q)] : L;
     done[size_t(probe[q])] = 1;
+  }
+  if (tf) {
+    // Batches of kNB frequencies: each row of the offset sums serves all of them from L1.
+    constexpr int64_t kNB = 8;
+    std::vector<int64_t> todo;
+    for (int64_t f = 0; f < nf; ++f)
+      if (!done[size_t(f)]) todo.push_back(f);
+    const int64_t nbat = (int64_t(todo.size()) + kNB - 1) / kNB;
+#pragma omp parallel
+    {
+      std::vector<R> work(work_len);
+      std::vector<double> g(size_t(kNB * 2 * c2)), pc(size_t(kNB * nd)), ps(size_t(kNB * nd));
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t bt = 0; bt < nbat; ++bt) {
+        const int64_t f0 = bt * kNB;
+        const int64_t nb = int64_t(todo.size()) - f0 < kNB ? int64_t(todo.size()) - f0 : kNB;
+        for (int64_t q = 0; q < nb; ++q)
+          for (int64_t d = 0; d < nd; ++d) {
+            pc[size_t(q * nd + d)] = tf->pc[todo[size_t(f0 + q)] * nd + d];
+            ps[size_t(q * nd + d)] = tf->ps[todo[size_t(f0 + q)] * nd + d];
+          }
+        kr.rows(SA.data(), nd, c, pc.data(), ps.data(), nb, g.data());
+        for (int64_t q = 0; q < nb; ++q)
+          out[todo[size_t(f0 + q)]] = kr.first(g.data() + q * 2 * c2, c, n_iter, work.data(), L,
+                                               tf->del64, nullptr, 0, 0, nullptr);
+      }
+    }
+    return;
   }
 #pragma omp parallel
   {
@@ -285,11 +386,11 @@ template void gram_bound_batch<double>(const double*, int64_t, int64_t, int64_t,
 template void gram_conv_bound_batch<float>(const double*, int64_t, int64_t, int64_t,
                                            const double*, const double*, const double*, int64_t,
                                            int64_t, int64_t, bool, int, const int64_t*, int64_t,
-                                           double*);
+                                           double*, const GramTapFirst*);
 template void gram_conv_bound_batch<double>(const double*, int64_t, int64_t, int64_t,
                                             const double*, const double*, const double*,
                                             int64_t, int64_t, int64_t, bool, int,
-                                            const int64_t*, int64_t, double*);
+                                            const int64_t*, int64_t, double*, const GramTapFirst*);
 template void gram_normalize<float>(float*, int64_t, int64_t, int64_t, bool, bool, bool,
                                     int32_t*, double*, double*, double*);
 template void gram_normalize<double>(double*, int64_t, int64_t, int64_t, bool, bool, bool,

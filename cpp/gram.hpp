@@ -24,11 +24,26 @@ void gram_bound_batch(const R* a, int64_t batch, int64_t m, int64_t n, bool cplx
 // (distinct, in [0, nf)) run first; when there are any, only out's maximum is as tight as
 // n_iter: the others stop once their bound is below the probes' best rigorous lower bound.
 // fro[f] estimates ||K_f||_F (it picks the scaling only; 0 for a zero matrix).
+//
+// tf (optional): the non-probe frequencies' first product from the taps instead (see
+// gram_kernel.inc, "First product from the taps"): K_t (ro x c, c the smaller side) at
+// taps + t * ld, the tap pairs (pt, pu) of offset d in [start[d], start[d + 1]) for d = 0
+// (the zero offset) .. nd, and their phases pc, ps (nf x nd); del64 bounds the double
+// evaluation's error (Frobenius) for every frequency. Needs n_iter >= 1.
+struct GramTapFirst {
+  const double* taps;
+  int64_t ld, ro, c;
+  const int64_t *pt, *pu, *start;
+  int64_t nd;
+  const double *pc, *ps;
+  double del64;
+};
 template <typename R>
 void gram_conv_bound_batch(const double* taps, int64_t T, int64_t P, int64_t ld,
                            const double* cs, const double* sn, const double* fro, int64_t nf,
                            int64_t c_out, int64_t c_in, bool round32, int n_iter,
-                           const int64_t* probe, int64_t n_probe, double* out);
+                           const int64_t* probe, int64_t n_probe, double* out,
+                           const GramTapFirst* tf = nullptr);
 
 // For the BLAS path: for each rows x cols matrix of g (batch of them), optionally mirror the
 // lower triangle to the upper one (conjugated; square only), then F[b] = ||g_b||_F (double
@@ -72,6 +87,15 @@ double gram_conv_freq(const double* taps, int64_t T, int64_t ld, const double* c
 void gram_syrk_tile(int64_t kc, const float* ap, const float* bp, float* ct, bool first);
 void gram_dft_taps(const double* taps, int64_t T, int64_t P, int64_t ld, const double* cs,
                    const double* sn, bool round32, double* out);
+void gram_tap_pair_sum(const double* taps, int64_t ld, int64_t ro, int64_t c,
+                       const long long* pt, const long long* pu, int64_t npair, double* M);
+void gram_first_rows(const double* SA, int64_t nd, int64_t c, const double* pc,
+                     const double* ps, int64_t nb, double* out);
+double gram_bound_first(const double* g, int64_t c, int n_iter, float* work, double stop_below,
+                        double del64, const float* a, int64_t m, int64_t n, double* lower);
+double gram_bound_first(const double* g, int64_t c, int n_iter, double* work,
+                        double stop_below, double del64, const double* a, int64_t m, int64_t n,
+                        double* lower);
 }  // namespace avx2
 
 }  // namespace matkern

@@ -191,5 +191,67 @@ void gram_dft_taps(const double* taps, int64_t T, int64_t P, int64_t ld, const d
   gram_impl::dft_taps_one<double>(taps, T, P, ld, cs, sn, round32, out);
 }
 
+void gram_tap_pair_sum(const double* taps, int64_t ld, int64_t ro, int64_t c,
+                       const long long* pt, const long long* pu, int64_t npair, double* M) {
+  gram_impl::tap_pair_sum(taps, ld, ro, c, pt, pu, npair, M);
+}
+// gram1_rows (gram_kernel.inc) with its 16-entry blocks in eight ymm accumulators (GCC had
+// kept the plain arrays' sums on the stack, at a third of this speed).
+void gram_first_rows(const double* SA, int64_t nd, int64_t c, const double* pc,
+                     const double* ps, int64_t nb, double* out) {
+  if (c % 16) {
+    gram_impl::gram1_rows(SA, nd, c, pc, ps, nb, out);
+    return;
+  }
+  const int64_t c2 = c * c, nm = 1 + 2 * nd;
+  for (int64_t i = 0; i < c; ++i) {
+    const double* row = SA + i * nm * c;
+    for (int64_t f = 0; f < nb; ++f) {
+      double* re = out + f * 2 * c2 + i * c;
+      double* im = re + c2;
+      const double* cf = pc + f * nd;
+      const double* sf = ps + f * nd;
+      for (int64_t j0 = 0; j0 <= i; j0 += 16) {
+        const double* s0 = row + j0;
+        __m256d r0 = _mm256_loadu_pd(s0), r1 = _mm256_loadu_pd(s0 + 4);
+        __m256d r2 = _mm256_loadu_pd(s0 + 8), r3 = _mm256_loadu_pd(s0 + 12);
+        __m256d m0 = _mm256_setzero_pd(), m1 = m0, m2 = m0, m3 = m0;
+        for (int64_t d = 0; d < nd; ++d) {
+          const __m256d cd = _mm256_broadcast_sd(cf + d), sd = _mm256_broadcast_sd(sf + d);
+          const double* sp = row + (1 + d) * c + j0;
+          const double* ap = row + (1 + nd + d) * c + j0;
+          r0 = _mm256_fmadd_pd(_mm256_loadu_pd(sp), cd, r0);
+          r1 = _mm256_fmadd_pd(_mm256_loadu_pd(sp + 4), cd, r1);
+          r2 = _mm256_fmadd_pd(_mm256_loadu_pd(sp + 8), cd, r2);
+          r3 = _mm256_fmadd_pd(_mm256_loadu_pd(sp + 12), cd, r3);
+          m0 = _mm256_fmadd_pd(_mm256_loadu_pd(ap), sd, m0);
+          m1 = _mm256_fmadd_pd(_mm256_loadu_pd(ap + 4), sd, m1);
+          m2 = _mm256_fmadd_pd(_mm256_loadu_pd(ap + 8), sd, m2);
+          m3 = _mm256_fmadd_pd(_mm256_loadu_pd(ap + 12), sd, m3);
+        }
+        _mm256_storeu_pd(re + j0, r0);
+        _mm256_storeu_pd(re + j0 + 4, r1);
+        _mm256_storeu_pd(re + j0 + 8, r2);
+        _mm256_storeu_pd(re + j0 + 12, r3);
+        _mm256_storeu_pd(im + j0, m0);
+        _mm256_storeu_pd(im + j0 + 4, m1);
+        _mm256_storeu_pd(im + j0 + 8, m2);
+        _mm256_storeu_pd(im + j0 + 12, m3);
+      }
+    }
+  }
+}
+double gram_bound_first(const double* g, int64_t c, int n_iter, float* work, double stop_below,
+                        double del64, const float* a, int64_t m, int64_t n, double* lower) {
+  return gram_impl::bound_gram1<float>(g, c, n_iter, work, stop_below, del64, ldexp(1.0, -24),
+                                       a, m, n, lower);
+}
+double gram_bound_first(const double* g, int64_t c, int n_iter, double* work,
+                        double stop_below, double del64, const double* a, int64_t m, int64_t n,
+                        double* lower) {
+  return gram_impl::bound_gram1<double>(g, c, n_iter, work, stop_below, del64,
+                                        ldexp(1.0, -53), a, m, n, lower);
+}
+
 }  // namespace avx2
 }  // namespace matkern

@@ -15,7 +15,9 @@ _bound_syrk32); larger 64-bit and complex64 ones run BLAS syrk/herk
 (half a GEMM) with a C++ pass that mirrors, measures and rescales between products, complex64
 with its first products in 64-bit. Convolutions of few
 taps compute each frequency matrix inside the fused kernel and stop frequencies that cannot
-hold the max early (see _conv_bounds_fused). GPU: cuBLAS products
+hold the max early (see _conv_bounds_fused); with at most 25 tap offsets (3 x 3) the first
+Gram product of every frequency comes from the taps instead, in double, and no frequency
+matrix is formed (see _first_from_taps). GPU: cuBLAS products
 through CuPy (batched) and a CUDA kernel for the per-matrix norms and rescaling of the whole
 batch (sides > 64 of 32-bit input in 64-bit).
 """
@@ -431,9 +433,69 @@ def _conv_bounds_fused(kernel, h, w, n_iter, prune=False):
         probe = np.argsort(-fro2, kind="stable")[:_PROBES].astype(np.int64)
     f32 = kernel.dtype == np.float32  # complex64 matrices, run in 32-bit; else 64-bit
     out = np.empty(nf)
-    D.cpu().gram_conv_bound_batch(taps, cs, sn, fro, c_out, c_in, f32, not f32, n_iter, probe,
-                                  out)
+    if n_iter >= 1 and (2 * kh - 1) * (2 * kw - 1) <= _FIRST_OFFSETS:
+        first = _first_from_taps(k64, h, w)
+        D.cpu().gram_conv_bound_batch_first(taps, cs, sn, fro, c_out, c_in, f32, not f32,
+                                            n_iter, probe, out, *first)
+    else:
+        D.cpu().gram_conv_bound_batch(taps, cs, sn, fro, c_out, c_in, f32, not f32, n_iter,
+                                      probe, out)
     return out + _conv_slack(k64, h, w, f32)
+
+
+# Kernels with at most this many tap offsets (3 x 3: 25) take their first Gram product from
+# the taps: 25 multiply-adds per entry against a 64-long complex dot product (5 x 5: 81, no
+# cheaper than the product).
+_FIRST_OFFSETS = 25
+
+
+def _first_from_taps(k64, h, w):
+    """The setup of the first Gram product from the taps (GramTapFirst in gram.hpp): with
+    F_f = sum_t e^{-i theta_f(t)} K_t, F_f^H F_f = M_0 + sum over offsets d > 0 of
+    S_d cos theta_f(d) + i A_d sin theta_f(d), M_d the sum of K_t^T K_u over tap pairs at
+    offset pos_t - pos_u = d, S_d = M_d + M_d^T, A_d = M_d - M_d^T; the C++ kernel builds the
+    M_d and evaluates every frequency's Gram matrix from them in double, and the chain takes
+    it from there (n_iter - 1 more products). Taken on the smaller side (K_t^T when
+    c_out < c_in: the Gram matrix is then conj(F F^H), same singular values).
+
+    Returns (gtaps, pt, pu, start, pc, ps, del64). del64 bounds the double evaluation's error
+    in Frobenius norm for every frequency: each entry is a sum of at most T ro products per
+    M_d (ro the summed side), one more rounding for S_d, A_d, 1 + 2 nd terms with phases
+    (accurate to 26 u64 absolute: the angle num * 2 pi / (h w) < 4 pi rounds twice), two
+    roundings per term without FMA: all terms bounded by (sum_t |K_t|)^T (sum_u |K_u|)
+    entrywise, whose Frobenius norm is at most ||sum_t |K_t| ||_F^2; twice that count."""
+    c_out, c_in, kh, kw = k64.shape
+    T = kh * kw
+    K = k64.reshape(c_out, c_in, T).transpose(2, 0, 1)  # (T, c_out, c_in)
+    if c_out < c_in:
+        K = K.transpose(0, 2, 1)
+    ro = K.shape[1]
+    P = c_out * c_in
+    gtaps = np.zeros((T, P + 8))  # padded rows, as the taps table (L1 sets)
+    gtaps[:, :P] = K.reshape(T, P)
+    pos = [(t // kw, t % kw) for t in range(T)]
+    offs = [(dp, dq) for dp in range(kh) for dq in range(-(kw - 1), kw) if dp > 0 or dq > 0]
+    pairs = {d: [] for d in [(0, 0)] + offs}
+    for t in range(T):
+        for u in range(T):
+            d = (pos[t][0] - pos[u][0], pos[t][1] - pos[u][1])
+            if d in pairs:
+                pairs[d].append((t, u))
+    order = [(0, 0)] + offs
+    pt = np.array([t for d in order for t, _ in pairs[d]], dtype=np.int64)
+    pu = np.array([u for d in order for _, u in pairs[d]], dtype=np.int64)
+    start = np.cumsum([0] + [len(pairs[d]) for d in order]).astype(np.int64)
+    uu = np.arange(h)[:, None, None]
+    vv = np.arange(w // 2 + 1)[None, :, None]
+    dp = np.array([d[0] for d in offs])[None, None, :]
+    dq = np.array([d[1] for d in offs])[None, None, :]
+    num = ((uu * dp) % h) * w + ((vv * dq) % w) * h  # exact integers, phase = num / (h w)
+    ang = (2 * np.pi / (h * w)) * num.reshape(h * (w // 2 + 1), len(offs))
+    nd = len(offs)
+    l1 = np.abs(k64).sum(axis=(2, 3))
+    del64 = 2.0 * (T * ro + 2 * nd + 40) * 2.0**-53 * float((l1 * l1).sum()) * (1 + 1e-9)
+    return (gtaps, pt, pu, start, np.ascontiguousarray(np.cos(ang)),
+            np.ascontiguousarray(np.sin(ang)), del64)
 
 
 def _conv_bounds(kernel, h, w, n_iter, be):
