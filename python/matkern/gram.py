@@ -428,19 +428,30 @@ def _conv_bounds_fused(kernel, h, w, n_iter, prune=False):
     # form's cancellation errs by ~1e-7 of that, so the true norm stays below ~2x the value
     # that sets the scale, and nothing overflows however small the matrix.
     fro = np.maximum(np.sqrt(np.maximum(fro2, 0.0)), 1e-6 * _tap_norm_sum(k64))
+    # On the columns v = 0 and v = w/2 (w even), frequencies (u, v) and (h - u, v) hold
+    # conjugate matrices (the kernel is real): same singular values, so one of each pair runs
+    # and the other takes its bound (30 of 544 at 32 x 32).
+    u = np.repeat(np.arange(h), w // 2 + 1)
+    v = np.tile(np.arange(w // 2 + 1), h)
+    edge = (v == 0) | ((w % 2 == 0) & (v == w // 2))
+    src = np.where(edge & (u > h // 2), ((h - u) % h) * (w // 2 + 1) + v, np.arange(nf))
+    keep = np.flatnonzero(src == np.arange(nf))
+    cs, sn, fro, fro2 = cs[keep], sn[keep], fro[keep], fro2[keep]
+    nk = len(keep)
     probe = np.zeros(0, dtype=np.int64)
-    if prune and n_iter >= 3 and nf > _PROBES:
+    if prune and n_iter >= 3 and nk > _PROBES:
         probe = np.argsort(-fro2, kind="stable")[:_PROBES].astype(np.int64)
     f32 = kernel.dtype == np.float32  # complex64 matrices, run in 32-bit; else 64-bit
-    out = np.empty(nf)
+    out = np.empty(nk)
     if n_iter >= 1 and (2 * kh - 1) * (2 * kw - 1) <= _FIRST_OFFSETS:
-        first = _first_from_taps(k64, h, w)
+        gtaps, pt, pu, start, pc, ps, del64 = _first_from_taps(k64, h, w)
         D.cpu().gram_conv_bound_batch_first(taps, cs, sn, fro, c_out, c_in, f32, not f32,
-                                            n_iter, probe, out, *first)
+                                            n_iter, probe, out, gtaps, pt, pu, start,
+                                            pc[keep], ps[keep], del64)
     else:
         D.cpu().gram_conv_bound_batch(taps, cs, sn, fro, c_out, c_in, f32, not f32, n_iter,
                                       probe, out)
-    return out + _conv_slack(k64, h, w, f32)
+    return out[np.searchsorted(keep, src)] + _conv_slack(k64, h, w, f32)
 
 
 # Kernels with at most this many tap offsets (3 x 3: 25) take their first Gram product from
