@@ -5,6 +5,7 @@
 #include <math.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <stdexcept>
 #include <vector>
 
@@ -216,8 +217,9 @@ void gram_conv_bound_batch(const double* taps, int64_t T, int64_t P, int64_t ld,
     done[size_t(probe[q])] = 1;
   }
   if (tf) {
-    // Batches of kNB frequencies: each row of the offset sums serves all of them from L1.
-    constexpr int64_t kNB = 8;
+    // Batches of up to 8 frequencies: each row of the offset sums serves all of them from
+    // L1; at most 4 MiB of Gram matrices per thread (one at a time for sides >= 256).
+    const int64_t kNB = std::max<int64_t>(1, std::min<int64_t>(8, (int64_t(1) << 22) / (16 * c2)));
     std::vector<int64_t> todo;
     for (int64_t f = 0; f < nf; ++f)
       if (!done[size_t(f)]) todo.push_back(f);
