@@ -7,7 +7,9 @@
 // float32 steps certify tightly where 64-bit ones were needed. Blocked like BLIS: B packed
 // once into 16-row panels, 144-row blocks of A packed per thread, a 6 x 16 register tile; the
 // C block of a panel stays in L1 across the chunks. The lower triangle is computed, written
-// out scaled and mirrored; one threaded pass then sums the squares and row sums of |G|.
+// out scaled and mirrored (row-major, or packed as the next step's B panels, gram.hpp: then
+// the next step packs nothing and these writes are whole 64-byte lines); one threaded pass
+// then sums the squares and row sums of |G|.
 #include <omp.h>
 
 #include <cmath>
