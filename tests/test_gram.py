@@ -471,6 +471,44 @@ def test_conv_fused_kernel_rejects_bad_shapes():
             call(taps, cs, sn, fro, 4, 5, True, False, 2, np.array(bad, np.int64), out)
 
 
+def test_conv_first_product_setup_rejected_when_bad():
+    """The first-product binding checks its tap pairs, offsets, phase tables, n_iter and
+    del64 before any work (a bad index would read outside the taps)."""
+    from matkern import _dispatch, gram
+
+    cpu = _dispatch.cpu()
+    K = np.random.default_rng(2).standard_normal((4, 5, 3, 3))
+    h, w = 6, 7
+    cs, sn = gram._phase_table(h, w, 3, 3)
+    taps = np.zeros((9, 28))
+    taps[:, :20] = K.reshape(20, 9).T
+    nf = cs.shape[0]
+    fro, none, out = np.ones(nf), np.zeros(0, np.int64), np.zeros(nf)
+    gt, pt, pu, st, pc, ps, dl = gram._first_from_taps(K, h, w)
+
+    def call(**kw):
+        a = dict(gt=gt, pt=pt, pu=pu, st=st, pc=pc, ps=ps, dl=dl, n_iter=3)
+        a.update(kw)
+        cpu.gram_conv_bound_batch_first(taps, cs, sn, fro, 4, 5, False, True, a["n_iter"], none,
+                                        out, a["gt"], a["pt"], a["pu"], a["st"], a["pc"],
+                                        a["ps"], a["dl"])
+
+    call()  # valid
+    assert np.all(np.isfinite(out))
+    bad_t = pt.copy()
+    bad_t[0] = 9
+    with pytest.raises(ValueError, match="tap index"):
+        call(pt=bad_t)
+    bad_st = st.copy()
+    bad_st[-1] += 1
+    with pytest.raises(ValueError, match="pair offsets"):
+        call(st=bad_st)
+    for kw in ({"pc": pc[:, 1:]}, {"ps": ps[1:]}, {"n_iter": 0}, {"dl": -1.0},
+               {"dl": float("nan")}, {"gt": gt[:, :10]}, {"pu": pu[1:]}):
+        with pytest.raises(ValueError, match="first-product setup"):
+            call(**kw)
+
+
 def test_conv_frequencies_that_vanish():
     """Kernels whose DFT is zero at some frequencies (and an all-zero kernel): those
     frequencies' bounds are 0 or tiny and the max is still certified."""
