@@ -122,6 +122,17 @@ void blocked(const Kernels& kr, const float* x, int64_t M, int64_t K, const uint
   const int64_t mchunks = (M + kMC - 1) / kMC;
   const int64_t gps = std::max(1, kSpan / gs);  // groups per step
   const int64_t span = gps * gs;
+  // X repacked span by span: block s holds columns s*span.. of every row, rows span + 16
+  // floats apart. In place, X's rows lie K floats apart (16 KiB at K = 4096): the rows a
+  // register tile reads at once share one L1 set, and the tiles waited on their loads.
+  const int64_t nsp = (ngroups + gps - 1) / gps, ldx = span + 16;
+  std::vector<float> xp(size_t(nsp * M * ldx));
+#pragma omp parallel for schedule(static)
+  for (int64_t sm = 0; sm < nsp * M; ++sm) {
+    const int64_t sp = sm / M, m = sm % M;
+    const int64_t len = std::min(span, K - sp * span);
+    std::copy(x + m * K + sp * span, x + m * K + sp * span + len, xp.data() + sm * ldx);
+  }
 #pragma omp parallel
   {
     std::vector<float> buf(size_t(kNR) * span), part(size_t(kMC) * kNR * 8);
@@ -154,8 +165,8 @@ void blocked(const Kernels& kr, const float* x, int64_t M, int64_t K, const uint
         int64_t tiles_left = (mc + kMR - 1) / kMR;
         for (int64_t i = 0; i < mc; --tiles_left) {
           const int mr = int((mc - i + tiles_left - 1) / tiles_left);
-          kr.tile_product(x + (m0 + i) * K + g0 * gs, K, mr, buf.data(), span, len,
-                          part.data() + i * kNR * 8);
+          kr.tile_product(xp.data() + ((g0 / gps) * M + m0 + i) * ldx, ldx, mr, buf.data(),
+                          span, len, part.data() + i * kNR * 8);
           i += mr;
         }
       }
