@@ -24,6 +24,9 @@ void lut_dequantize(const uint32_t* packed, const float* scales, const float* ta
 //   per row), scaled, into buf[r * ldb + k].
 // tile_product: part[i][r][0:8] += x[i][k..] * buf[r][k..] summed over k in [0, len) by
 //   8-lane partial sums, for i < mr (x rows at stride ldx) and r < 4 (buf rows at stride ldb).
+// Wide path (larger M): transpose16: bt[k * 16 + r] = buf[r * ldb + k] for r < 16, k < len
+//   (len % 8 == 0); panel_product: c[i * 16 + j] += sum over k < len of x[i * ldx + k] *
+//   bt[k * 16 + j], for i < mr <= 6, j < 16 (a 6 x 16 register tile, as a GEMM's).
 namespace portable {
 void gemv_rows(const float* x, const uint32_t* words, const float* scales, const float* table,
                int bits, int gs, int64_t K, int64_t nrows, const float* bias, float* out);
@@ -32,6 +35,8 @@ void decode_rows(const uint32_t* words, int64_t wpr, const float* scales, int64_
                  int64_t ldb);
 void tile_product(const float* x, int64_t ldx, int mr, const float* buf, int64_t ldb, int len,
                   float* part);
+void transpose16(const float* buf, int64_t ldb, int len, float* bt);
+void panel_product(const float* x, int64_t ldx, int mr, const float* bt, int len, float* c);
 }  // namespace portable
 namespace avx2 {
 void gemv_rows(const float* x, const uint32_t* words, const float* scales, const float* table,
@@ -41,6 +46,8 @@ void decode_rows(const uint32_t* words, int64_t wpr, const float* scales, int64_
                  int64_t ldb);
 void tile_product(const float* x, int64_t ldx, int mr, const float* buf, int64_t ldb, int len,
                   float* part);
+void transpose16(const float* buf, int64_t ldb, int len, float* bt);
+void panel_product(const float* x, int64_t ldx, int mr, const float* bt, int len, float* c);
 }  // namespace avx2
 
 }  // namespace matkern

@@ -168,7 +168,75 @@ void tile_t(const float* x, int64_t ldx, const float* buf, int64_t ldb, int len,
     for (int r = 0; r < 4; ++r) _mm256_storeu_ps(part + (i * 4 + r) * 8, acc[i][r]);
 }
 
+// c[i][0:16] += sum over k of x[i * ldx + k] * bt[k][0:16] for i < MR: twelve accumulators at
+// MR = 6, two weight loads and MR broadcasts per k.
+template <int MR>
+void panel_t(const float* x, int64_t ldx, const float* bt, int len, float* c) {
+  __m256 acc[MR][2];
+#pragma GCC unroll 6
+  for (int i = 0; i < MR; ++i) {
+    acc[i][0] = _mm256_loadu_ps(c + i * 16);
+    acc[i][1] = _mm256_loadu_ps(c + i * 16 + 8);
+  }
+#pragma GCC unroll 2
+  for (int k = 0; k < len; ++k) {
+    const __m256 b0 = _mm256_loadu_ps(bt + k * 16), b1 = _mm256_loadu_ps(bt + k * 16 + 8);
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; ++i) {
+      const __m256 a = _mm256_broadcast_ss(x + i * ldx + k);
+      acc[i][0] = _mm256_fmadd_ps(a, b0, acc[i][0]);
+      acc[i][1] = _mm256_fmadd_ps(a, b1, acc[i][1]);
+    }
+  }
+#pragma GCC unroll 6
+  for (int i = 0; i < MR; ++i) {
+    _mm256_storeu_ps(c + i * 16, acc[i][0]);
+    _mm256_storeu_ps(c + i * 16 + 8, acc[i][1]);
+  }
+}
+
+// dst[j * ld_dst + i] = src[i * ld_src + j] for an 8 x 8 block.
+inline void transpose8(const float* src, int64_t ld_src, float* dst, int64_t ld_dst) {
+  __m256 r[8], t[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * ld_src);
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4)
+    for (int h = 0; h < 2; ++h) {
+      r[i + h] = _mm256_shuffle_ps(t[i + h], t[i + 2 + h], 0x44);
+      r[i + 2 + h] = _mm256_shuffle_ps(t[i + h], t[i + 2 + h], 0xEE);
+    }
+  // r[0]: cols 0,4 of rows 0-3; r[2]: cols 1,5; r[1]: cols 2,6; r[3]: cols 3,7 (and rows 4-7
+  // in r[4..7]); the 128-bit halves pair rows 0-3 with rows 4-7.
+  const int order[4] = {0, 2, 1, 3};
+  for (int q = 0; q < 4; ++q) {
+    const __m256 a = r[order[q]], b = r[4 + order[q]];
+    _mm256_storeu_ps(dst + q * ld_dst, _mm256_permute2f128_ps(a, b, 0x20));
+    _mm256_storeu_ps(dst + (q + 4) * ld_dst, _mm256_permute2f128_ps(a, b, 0x31));
+  }
+}
+
 }  // namespace
+
+void transpose16(const float* buf, int64_t ldb, int len, float* bt) {
+  for (int k = 0; k < len; k += 8) {
+    transpose8(buf + k, ldb, bt + k * 16, 16);
+    transpose8(buf + 8 * ldb + k, ldb, bt + k * 16 + 8, 16);
+  }
+}
+
+void panel_product(const float* x, int64_t ldx, int mr, const float* bt, int len, float* c) {
+  switch (mr) {
+    case 6: return panel_t<6>(x, ldx, bt, len, c);
+    case 5: return panel_t<5>(x, ldx, bt, len, c);
+    case 4: return panel_t<4>(x, ldx, bt, len, c);
+    case 3: return panel_t<3>(x, ldx, bt, len, c);
+    case 2: return panel_t<2>(x, ldx, bt, len, c);
+    default: return panel_t<1>(x, ldx, bt, len, c);
+  }
+}
 
 void gemv_rows(const float* x, const uint32_t* words, const float* scales, const float* table,
                int bits, int gs, int64_t K, int64_t nrows, const float* bias, float* out) {
