@@ -161,6 +161,19 @@ void prefetch_codes(const uint32_t* rows, int64_t wpr, int nrows, int bits, int 
   }
 }
 
+// Rows [0, nrows) of the weight, groups [g0, g0 + gps) (one span), dequantized into buf
+// (row stride ldb), with the codes further on prefetched. Returns the span's length.
+int decode_span(const Kernels& kr, const uint32_t* rows, int64_t wpr, const float* scales,
+                int64_t ngroups, const float* table, int bits, int gs, int64_t gps, int64_t g0,
+                int nrows, float* buf, int64_t ldb) {
+  const int64_t g1 = std::min(ngroups, g0 + gps);
+  prefetch_codes(rows, wpr, nrows, bits, gs, gps, g0, ngroups);
+  for (int64_t g = g0; g < g1; ++g)
+    kr.decode_rows(rows, wpr, scales, ngroups, table, bits, gs, g, nrows, buf + (g - g0) * gs,
+                   ldb);
+  return int((g1 - g0) * gs);
+}
+
 constexpr int kNR = 4;   // weight rows dequantized together (blocked path)
 constexpr int kMR = 3;   // rows of X per register tile
 constexpr int64_t kMC = 48;  // rows of X per pass over a weight row tile
@@ -188,12 +201,8 @@ void blocked(const Kernels& kr, const float* x, int64_t M, int64_t K, const uint
       std::fill(part.begin(), part.end(), 0.0f);
       if (nrows < kNR) std::fill(buf.begin(), buf.end(), 0.0f);
       for (int64_t g0 = 0; g0 < ngroups; g0 += gps) {
-        const int64_t g1 = std::min(ngroups, g0 + gps);
-        prefetch_codes(packed + n0 * wpr, wpr, nrows, bits, gs, gps, g0, ngroups);
-        for (int64_t g = g0; g < g1; ++g)
-          kr.decode_rows(packed + n0 * wpr, wpr, scales + n0 * ngroups, ngroups, table, bits,
-                         gs, g, nrows, buf.data() + (g - g0) * gs, span);
-        const int len = int((g1 - g0) * gs);
+        const int len = decode_span(kr, packed + n0 * wpr, wpr, scales + n0 * ngroups, ngroups,
+                                    table, bits, gs, gps, g0, nrows, buf.data(), span);
         // register tiles of at most kMR rows of X, as even as possible (16 = 3+3+3+3+2+2)
         int64_t tiles_left = (mc + kMR - 1) / kMR;
         for (int64_t i = 0; i < mc; --tiles_left) {
@@ -239,12 +248,8 @@ void wide(const Kernels& kr, const float* x, int64_t M, int64_t K, const uint32_
       std::fill(c.begin(), c.end(), 0.0f);
       if (nrows < 16) std::fill(buf.begin(), buf.end(), 0.0f);
       for (int64_t g0 = 0; g0 < ngroups; g0 += gps) {
-        const int64_t g1 = std::min(ngroups, g0 + gps);
-        prefetch_codes(packed + n0 * wpr, wpr, nrows, bits, gs, gps, g0, ngroups);
-        for (int64_t g = g0; g < g1; ++g)
-          kr.decode_rows(packed + n0 * wpr, wpr, scales + n0 * ngroups, ngroups, table, bits,
-                         gs, g, nrows, buf.data() + (g - g0) * gs, span);
-        const int len = int((g1 - g0) * gs);
+        const int len = decode_span(kr, packed + n0 * wpr, wpr, scales + n0 * ngroups, ngroups,
+                                    table, bits, gs, gps, g0, nrows, buf.data(), span);
         kr.transpose16(buf.data(), span, len, bt.data());
         const float* xs = xp.data() + ((g0 / gps) * M + m0) * ldx;
         for (int64_t i = 0; i < mc; i += 6)
