@@ -311,17 +311,22 @@ def _few_taps(kh, kw, h, w):
     return kh * kw <= 4 * math.log2(h * w) + 9
 
 
-def _phase_table(h, w, kh, kw):
-    """(cos, sin) float64 arrays (h*(w//2+1), kh*kw): tap (p, q) at frequency (u, v) has phase
-    cos - i sin. The phase is reduced modulo 1 in exact integer arithmetic before the single
-    rounding of 2 pi x, so every entry is accurate to a few float64 ulps."""
-    u = np.arange(h)[:, None, None, None]
-    v = np.arange(w // 2 + 1)[None, :, None, None]
-    p = np.arange(kh)[None, None, :, None]
-    q = np.arange(kw)[None, None, None, :]
-    num = ((u * p) % h) * w + ((v * q) % w) * h  # phase = num / (h w), in [0, 2)
-    ang = (2 * np.pi / (h * w)) * num.reshape(h * (w // 2 + 1), kh * kw)
+def _phases(h, w, p, q):
+    """(cos, sin) float64 arrays (h*(w//2+1), len(p)) of the angles 2 pi (u p / h + v q / w)
+    at every frequency (u, v) for the integer positions or offsets (p[j], q[j]). The phase is
+    reduced modulo 1 in exact integer arithmetic before the single rounding of 2 pi x, so
+    every entry is accurate to a few float64 ulps."""
+    u = np.arange(h)[:, None, None]
+    v = np.arange(w // 2 + 1)[None, :, None]
+    num = ((u * np.asarray(p)) % h) * w + ((v * np.asarray(q)) % w) * h  # / (h w), in [0, 2)
+    ang = (2 * np.pi / (h * w)) * num.reshape(h * (w // 2 + 1), len(p))
     return np.cos(ang), np.sin(ang)
+
+
+def _phase_table(h, w, kh, kw):
+    """(cos, sin) (h*(w//2+1), kh*kw): tap (p, q) (index p kw + q) at frequency (u, v) has
+    phase cos - i sin."""
+    return _phases(h, w, np.repeat(np.arange(kh), kw), np.tile(np.arange(kw), kh))
 
 
 def _dft_taps(kernel, h, w):
@@ -343,6 +348,13 @@ def _dft_taps(kernel, h, w):
         return phases @ taps
 
 
+def _tap_l1_norm(k64):
+    """|| sum over taps t of |kernel[:, :, t]| ||_F."""
+    xp = D.array_module(k64)
+    l1 = xp.abs(k64).sum(axis=(2, 3))  # (c_out, c_in)
+    return float(xp.sqrt((l1 * l1).sum()))
+
+
 def _tap_norm_sum(k64):
     """Sum over taps t of ||kernel[:, :, t]||_F: >= every frequency matrix's ||K_f||_F (each
     is a sum of the taps times phases of modulus 1)."""
@@ -357,11 +369,8 @@ def _conv_slack(k64, h, w, f32):
     or rfft2; phases are accurate to a few u64); rounding the result to complex64 (f32) moves
     each matrix by at most u32 ||K_f||_F, and ||K_f||_F <= sum over taps t of
     ||kernel[:, :, t]||_F (|phase| = 1)."""
-    xp = D.array_module(k64)
     kh, kw = k64.shape[2:]
-    l1 = xp.abs(k64).sum(axis=(2, 3))  # (c_out, c_in)
-    slack = float(10 * (math.log2(h * w) + 2 + kh * kw) * 2.0**-53
-                  * float(xp.sqrt((l1 * l1).sum())))
+    slack = float(10 * (math.log2(h * w) + 2 + kh * kw) * 2.0**-53 * _tap_l1_norm(k64))
     if not f32:
         return slack
     u = 2.0**-24
@@ -444,7 +453,7 @@ def _conv_bounds_fused(kernel, h, w, n_iter, prune=False):
     f32 = kernel.dtype == np.float32  # complex64 matrices, run in 32-bit; else 64-bit
     out = np.empty(nk)
     if n_iter >= 1 and (2 * kh - 1) * (2 * kw - 1) <= _FIRST_OFFSETS:
-        gtaps, pt, pu, start, pc, ps, del64 = _first_from_taps(k64, h, w)
+        gtaps, pt, pu, start, pc, ps, del64 = _first_from_taps(k64, h, w, taps)
         D.cpu().gram_conv_bound_batch_first(taps, cs, sn, fro, c_out, c_in, f32, not f32,
                                             n_iter, probe, out, gtaps, pt, pu, start,
                                             pc[keep], ps[keep], del64)
@@ -460,7 +469,7 @@ def _conv_bounds_fused(kernel, h, w, n_iter, prune=False):
 _FIRST_OFFSETS = 25
 
 
-def _first_from_taps(k64, h, w):
+def _first_from_taps(k64, h, w, taps=None):
     """The setup of the first Gram product from the taps (GramTapFirst in gram.hpp): with
     F_f = sum_t e^{-i theta_f(t)} K_t, F_f^H F_f = M_0 + sum over offsets d > 0 of
     S_d cos theta_f(d) + i A_d sin theta_f(d), M_d the sum of K_t^T K_u over tap pairs at
@@ -469,6 +478,7 @@ def _first_from_taps(k64, h, w):
     it from there (n_iter - 1 more products). Taken on the smaller side (K_t^T when
     c_out < c_in: the Gram matrix is then conj(F F^H), same singular values).
 
+    taps: the fused route's padded tap table, which is gtaps itself when c_in <= c_out.
     Returns (gtaps, pt, pu, start, pc, ps, del64). del64 bounds the double evaluation's error
     in Frobenius norm for every frequency: each entry is a sum of at most T ro products per
     M_d (ro the summed side), one more rounding for S_d, A_d, 1 + 2 nd terms with phases
@@ -477,13 +487,16 @@ def _first_from_taps(k64, h, w):
     entrywise, whose Frobenius norm is at most ||sum_t |K_t| ||_F^2; twice that count."""
     c_out, c_in, kh, kw = k64.shape
     T = kh * kw
-    K = k64.reshape(c_out, c_in, T).transpose(2, 0, 1)  # (T, c_out, c_in)
-    if c_out < c_in:
-        K = K.transpose(0, 2, 1)
-    ro = K.shape[1]
+    ro = max(c_out, c_in)
     P = c_out * c_in
-    gtaps = np.zeros((T, P + 8))  # padded rows, as the taps table (L1 sets)
-    gtaps[:, :P] = K.reshape(T, P)
+    if taps is not None and c_out >= c_in:
+        gtaps = taps
+    else:
+        K = k64.reshape(c_out, c_in, T).transpose(2, 0, 1)  # (T, c_out, c_in)
+        if c_out < c_in:
+            K = K.transpose(0, 2, 1)
+        gtaps = np.zeros((T, P + 8))  # padded rows, as the taps table (L1 sets)
+        gtaps[:, :P] = K.reshape(T, P)
     pos = [(t // kw, t % kw) for t in range(T)]
     offs = [(dp, dq) for dp in range(kh) for dq in range(-(kw - 1), kw) if dp > 0 or dq > 0]
     pairs = {d: [] for d in [(0, 0)] + offs}
@@ -496,17 +509,10 @@ def _first_from_taps(k64, h, w):
     pt = np.array([t for d in order for t, _ in pairs[d]], dtype=np.int64)
     pu = np.array([u for d in order for _, u in pairs[d]], dtype=np.int64)
     start = np.cumsum([0] + [len(pairs[d]) for d in order]).astype(np.int64)
-    uu = np.arange(h)[:, None, None]
-    vv = np.arange(w // 2 + 1)[None, :, None]
-    dp = np.array([d[0] for d in offs])[None, None, :]
-    dq = np.array([d[1] for d in offs])[None, None, :]
-    num = ((uu * dp) % h) * w + ((vv * dq) % w) * h  # exact integers, phase = num / (h w)
-    ang = (2 * np.pi / (h * w)) * num.reshape(h * (w // 2 + 1), len(offs))
+    pc, ps = _phases(h, w, [d[0] for d in offs], [d[1] for d in offs])
     nd = len(offs)
-    l1 = np.abs(k64).sum(axis=(2, 3))
-    del64 = 2.0 * (T * ro + 2 * nd + 40) * 2.0**-53 * float((l1 * l1).sum()) * (1 + 1e-9)
-    return (gtaps, pt, pu, start, np.ascontiguousarray(np.cos(ang)),
-            np.ascontiguousarray(np.sin(ang)), del64)
+    del64 = 2.0 * (T * ro + 2 * nd + 40) * 2.0**-53 * _tap_l1_norm(k64)**2 * (1 + 1e-9)
+    return gtaps, pt, pu, start, pc, ps, del64
 
 
 def _conv_bounds(kernel, h, w, n_iter, be):
