@@ -14,14 +14,30 @@ namespace matkern {
 namespace portable {
 namespace {
 
-// The 32 codes of one block (bits words) into c[0..31].
-inline void unpack_block(const uint32_t* w, int bits, uint8_t* c) {
-  if (bits == 4) {  // code 8q + e at nibble (e < 4 ? 2e : 2e - 7) of word q
-    for (int i = 0; i < 32; ++i) {
-      const int e = i & 7, nib = e < 4 ? 2 * e : 2 * e - 7;
-      c[i] = uint8_t((w[i >> 3] >> (4 * nib)) & 15u);
+// Index byte of code k in a 4-bit block (_lut_layout.CPU_POS).
+inline int cpu_pos(int k) {
+  const int q = k >> 3, e = k & 7;
+  return 4 * q + (e < 4 ? e : 12 + e);
+}
+
+// The 32 codes of block j of a row (nblocks blocks, words at row) into c[0..31]. 4-bit blocks
+// come in pairs, 8 words whose byte p holds index byte p of the even block in its low nibble
+// and of the odd block in its high nibble; a lone last block keeps index bytes 0-15 in the
+// low nibbles of its 16 bytes and 16-31 in the high nibbles.
+inline void unpack_block(const uint32_t* row, int64_t j, int64_t nblocks, int bits, uint8_t* c) {
+  if (bits == 4) {
+    const bool paired = (j | 1) < nblocks;
+    const uint32_t* w = row + (paired ? (j & ~int64_t(1)) : j) * 4;
+    for (int k = 0; k < 32; ++k) {
+      const int p = cpu_pos(k);
+      const int byte = paired ? p : p & 15;
+      const int shift = paired ? 4 * int(j & 1) : 4 * (p >> 4);
+      c[k] = uint8_t((w[byte >> 2] >> (8 * (byte & 3) + shift)) & 15u);
     }
-  } else if (bits == 2) {
+    return;
+  }
+  const uint32_t* w = row + j * bits;
+  if (bits == 2) {
     for (int i = 0; i < 32; ++i) c[i] = uint8_t((w[i >> 4] >> (2 * (i & 15))) & 3u);
   } else {
     for (int i = 0; i < 32; ++i)
@@ -41,7 +57,7 @@ float gemv_row(const float* x, const uint32_t* words, const float* scales, const
     float ga[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     for (int b = 0; b < gs / 32; ++b) {
       const int64_t k0 = g * gs + 32 * b;
-      unpack_block(words + (k0 / 32) * bits, bits, c);
+      unpack_block(words, k0 / 32, K / 32, bits, c);
       for (int i = 0; i < 32; ++i) ga[i & 7] += x[k0 + i] * table[c[i]];
     }
     const float s = scales[g];
@@ -63,17 +79,19 @@ void gemv_rows(const float* x, const uint32_t* words, const float* scales, const
 }
 
 void decode_rows(const uint32_t* words, int64_t wpr, const float* scales, int64_t ngroups,
-                 const float* table, int bits, int gs, int64_t g, int nrows, float* buf,
-                 int64_t ldb) {
+                 const float* table, int bits, int gs, int64_t g, int64_t ng, int nrows,
+                 float* buf, int64_t ldb) {
   uint8_t c[32];
-  for (int r = 0; r < nrows; ++r) {
-    const uint32_t* w = words + r * wpr + (g * gs / 32) * bits;
-    const float s = scales[r * ngroups + g];
-    for (int b = 0; b < gs / 32; ++b) {
-      unpack_block(w + b * bits, bits, c);
-      for (int i = 0; i < 32; ++i) buf[r * ldb + 32 * b + i] = table[c[i]] * s;
+  const int64_t nblocks = wpr / bits;
+  for (int r = 0; r < nrows; ++r)
+    for (int64_t gg = g; gg < g + ng; ++gg) {
+      const float s = scales[r * ngroups + gg];
+      float* o = buf + r * ldb + (gg - g) * gs;
+      for (int b = 0; b < gs / 32; ++b) {
+        unpack_block(words + r * wpr, gg * gs / 32 + b, nblocks, bits, c);
+        for (int i = 0; i < 32; ++i) o[32 * b + i] = table[c[i]] * s;
+      }
     }
-  }
 }
 
 void tile_product(const float* x, int64_t ldx, int mr, const float* buf, int64_t ldb, int len,
@@ -115,7 +133,7 @@ struct Kernels {
   void (*gemv_rows)(const float*, const uint32_t*, const float*, const float*, int, int, int64_t,
                     int64_t, const float*, float*);
   void (*decode_rows)(const uint32_t*, int64_t, const float*, int64_t, const float*, int, int,
-                      int64_t, int, float*, int64_t);
+                      int64_t, int64_t, int, float*, int64_t);
   void (*tile_product)(const float*, int64_t, int, const float*, int64_t, int, float*);
   void (*transpose16)(const float*, int64_t, int, float*);
   void (*panel_product)(const float*, int64_t, int, const float*, int, float*);
@@ -168,9 +186,7 @@ int decode_span(const Kernels& kr, const uint32_t* rows, int64_t wpr, const floa
                 int nrows, float* buf, int64_t ldb) {
   const int64_t g1 = std::min(ngroups, g0 + gps);
   prefetch_codes(rows, wpr, nrows, bits, gs, gps, g0, ngroups);
-  for (int64_t g = g0; g < g1; ++g)
-    kr.decode_rows(rows, wpr, scales, ngroups, table, bits, gs, g, nrows, buf + (g - g0) * gs,
-                   ldb);
+  kr.decode_rows(rows, wpr, scales, ngroups, table, bits, gs, g0, g1 - g0, nrows, buf, ldb);
   return int((g1 - g0) * gs);
 }
 
@@ -290,9 +306,8 @@ void lut_dequantize(const uint32_t* packed, const float* scales, const float* ta
   const int64_t wpr = K / 32 * bits, ngroups = K / gs;
 #pragma omp parallel for schedule(static)
   for (int64_t n = 0; n < N; ++n)
-    for (int64_t g = 0; g < ngroups; ++g)
-      kr.decode_rows(packed + n * wpr, wpr, scales + n * ngroups, ngroups, table, bits, gs, g, 1,
-                     out + n * K + g * gs, gs);
+    kr.decode_rows(packed + n * wpr, wpr, scales + n * ngroups, ngroups, table, bits, gs, 0,
+                   ngroups, 1, out + n * K, K);
 }
 
 }  // namespace matkern

@@ -20,8 +20,8 @@ void lut_dequantize(const uint32_t* packed, const float* scales, const float* ta
 
 // The three inner kernels, one portable and one AVX2 copy of each (chosen at run time).
 // gemv_rows: out[r] = dot(x[0:K], dequant row r) (+ bias[r]) for nrows consecutive rows.
-// decode_rows: group g of `nrows` consecutive rows (row stride `wpr` words, `ngroups` scales
-//   per row), scaled, into buf[r * ldb + k].
+// decode_rows: groups [g, g + ng) of `nrows` consecutive rows (row stride `wpr` words,
+//   `ngroups` scales per row), scaled, into buf[r * ldb + k] (k counted from group g).
 // tile_product: part[i][r][0:8] += x[i][k..] * buf[r][k..] summed over k in [0, len) by
 //   8-lane partial sums, for i < mr (x rows at stride ldx) and r < 4 (buf rows at stride ldb).
 // Wide path (larger M): transpose16: bt[k * 16 + r] = buf[r * ldb + k] for r < 16, k < len
@@ -31,8 +31,8 @@ namespace portable {
 void gemv_rows(const float* x, const uint32_t* words, const float* scales, const float* table,
                int bits, int gs, int64_t K, int64_t nrows, const float* bias, float* out);
 void decode_rows(const uint32_t* words, int64_t wpr, const float* scales, int64_t ngroups,
-                 const float* table, int bits, int gs, int64_t g, int nrows, float* buf,
-                 int64_t ldb);
+                 const float* table, int bits, int gs, int64_t g, int64_t ng, int nrows,
+                 float* buf, int64_t ldb);
 void tile_product(const float* x, int64_t ldx, int mr, const float* buf, int64_t ldb, int len,
                   float* part);
 void transpose16(const float* buf, int64_t ldb, int len, float* bt);
@@ -42,8 +42,8 @@ namespace avx2 {
 void gemv_rows(const float* x, const uint32_t* words, const float* scales, const float* table,
                int bits, int gs, int64_t K, int64_t nrows, const float* bias, float* out);
 void decode_rows(const uint32_t* words, int64_t wpr, const float* scales, int64_t ngroups,
-                 const float* table, int bits, int gs, int64_t g, int nrows, float* buf,
-                 int64_t ldb);
+                 const float* table, int bits, int gs, int64_t g, int64_t ng, int nrows,
+                 float* buf, int64_t ldb);
 void tile_product(const float* x, int64_t ldx, int mr, const float* buf, int64_t ldb, int len,
                   float* part);
 void transpose16(const float* buf, int64_t ldb, int len, float* bt);

@@ -207,6 +207,17 @@ def test_matmul_wide_path(bits, gs, table, M, N, kmul):
     check_matmul(X, qw, "cpu", bias=rng.standard_normal(N).astype(np.float32))
 
 
+@pytest.mark.parametrize("table", ["nf4", "int"])
+@pytest.mark.parametrize("K", [32, 96, 160])
+def test_matmul_odd_block_count(backend, table, K):
+    """4-bit CPU blocks are stored in pairs; at group_size 32 a row can end in a lone block
+    (K / 32 odd), which the GEMV, blocked and wide paths and dequantize read apart."""
+    rng = np.random.default_rng(K)
+    qw = matkern.lut_quantize(rng.standard_normal((19, K)), 4, 32, table)
+    for M in (1, 3, 33):
+        check_matmul(rng.standard_normal((M, K)).astype(np.float32), qw, backend)
+
+
 def test_matmul_float16_and_vector_input(backend):
     rng = np.random.default_rng(3)
     qw = matkern.lut_quantize(rng.standard_normal((48, 256)).astype(np.float16), 3, 64, "int")
@@ -267,10 +278,11 @@ def test_simd_and_portable_paths_agree():
     code = (
         "import sys, numpy as np, matkern\n"
         "rng = np.random.default_rng(6); out = []\n"
-        "for bits, tab in ((2, 'int'), (3, 'int'), (4, 'int'), (4, 'nf4'), (4, 'fp4')):\n"
-        "    qw = matkern.lut_quantize(rng.standard_normal((37, 512)), bits, 64, tab)\n"
-        "    for m in (1, 5):\n"
-        "        out.append(matkern.lut_matmul(rng.standard_normal((m, 512)).astype(np.float32), qw).ravel())\n"
+        "for bits, tab, gs, K in ((2, 'int', 64, 512), (3, 'int', 64, 512), (4, 'int', 64, 512),\n"
+        "                         (4, 'nf4', 64, 512), (4, 'fp4', 64, 512), (4, 'nf4', 32, 96)):\n"
+        "    qw = matkern.lut_quantize(rng.standard_normal((37, K)), bits, gs, tab)\n"
+        "    for m in (1, 5, 40):\n"
+        "        out.append(matkern.lut_matmul(rng.standard_normal((m, K)).astype(np.float32), qw).ravel())\n"
         "    out.append(matkern.lut_dequantize(qw).ravel())\n"
         "print(matkern.backends()['simd']); np.save(sys.argv[1], np.concatenate(out))\n")
     portable, default = simd_runs(code, ".npy")

@@ -1,18 +1,24 @@
 """Packed code layouts of LUTWeight: one for the CPU kernels, one in the GPU's tile order.
 
-Both are made of "blocks" of 32 codes stored in ``bits`` uint32 words:
+Both are made of "blocks" of 32 codes in ``bits`` uint32 words (pack_blocks), except the
+CPU's 4-bit blocks, which are paired (below):
 - 4-bit: word w holds codes 8w .. 8w+7, code i in bits 4*(i % 8) .. 4*(i % 8) + 3;
 - 2-bit: word w holds codes 16w .. 16w+15, code i in bits 2*(i % 16) ..;
 - 3-bit: words 0-1 hold the low two bits of the 32 codes as in the 2-bit layout, word 2 the
   third bit (bit i of word 2 = bit 2 of code i).
-A 4-bit word expands to 8 floats with two 8-entry permutes and a blend (AVX2), a 3-bit or
-2-bit block likewise; on the GPU a byte (two codes) indexes a table of half2 pairs.
+On the CPU (AVX2) 2- and 3-bit codes index the table with 8-entry permutes and 4-bit codes
+with byte shuffles (below); on the GPU a byte (two codes) indexes a table of half2 pairs.
 
-CPU layout: uint32 (N, K*bits/32); block j of row n holds W[n, 32j .. 32j+31]; for 4 bits
-the codes inside each word are reordered for the AVX2 kernel (CPU_NIBBLE below): it splits a
-block's 16 bytes into low nibbles (lane 0) and high nibbles (lane 1), looks up four byte
-planes of the float table with vpshufb and interleaves them back into floats (unpack 8, then
-16 bits), which yields code k of word q from byte 4q + k % 4, low nibble for k % 8 < 4.
+CPU layout: uint32 (N, K*bits/32); block j of row n holds W[n, 32j .. 32j+31] in words
+j*bits .. (j+1)*bits - 1. For 4 bits the AVX2 kernel turns 32 one-byte indices (two 128-bit
+lanes) into floats: it looks up four byte planes of the float table with vpshufb and
+interleaves them back (unpack 8, then 16 bits), which yields code 8q + e of the block from
+index byte CPU_POS[8q + e] = 4q + e (e < 4) or 16 + 4q + e - 4 (e >= 4). So blocks are
+stored in pairs: the 32 bytes (8 words) of blocks 2i and 2i+1 hold block 2i's index bytes in
+their low nibbles and block 2i+1's in their high nibbles, and one 32-byte load, a mask and
+(for the odd block) one shift give a block's indices. When a row has an odd number of
+blocks (K / 32 odd, possible only at group_size 32), its last block stands alone in 16
+bytes: index bytes 0-15 in the low nibbles, 16-31 in the high nibbles.
 
 GPU layout: uint32 (ceil(N/16), ceil(K/64), bits, 32): for each 16-row tile and 64-column
 chunk, lane l of a warp owns one block of 32 codes, the A-fragments of mma.m16n8k16 for the
@@ -64,29 +70,62 @@ def unpack_blocks(words, bits):
     return lo | (hi << 2)
 
 
-# 4-bit CPU blocks: code 8q + e sits at nibble CPU_NIBBLE[e] of word q.
-CPU_NIBBLE = np.array([0, 2, 4, 6, 1, 3, 5, 7])
-_CPU_POS = (8 * np.arange(4)[:, None] + CPU_NIBBLE[None, :]).reshape(32)  # pos of code k
+# 4-bit CPU blocks: code k of a block is index byte CPU_POS[k] (see the docstring).
+_E = np.arange(32) % 8
+CPU_POS = 4 * (np.arange(32) // 8) + np.where(_E < 4, _E, 12 + _E)
+_BYTE_SHIFT = 8 * np.arange(4, dtype=np.uint32)
+
+
+def _bytes_to_words(b):
+    """(..., 4n) uint8 -> (..., n) uint32, little-endian."""
+    b = b.astype(np.uint32).reshape(b.shape[:-1] + (b.shape[-1] // 4, 4))
+    return (b << _BYTE_SHIFT).sum(-1, dtype=np.uint32)
+
+
+def _words_to_bytes(w):
+    """(..., n) uint32 -> (..., 4n) uint8 (NumPy or CuPy), little-endian."""
+    xp = _xp(w)
+    b = (w[..., None] >> xp.asarray(_BYTE_SHIFT)) & 255
+    return b.reshape(w.shape[:-1] + (4 * w.shape[-1],)).astype(xp.uint8)
+
+
+def _index_bytes(blocks):
+    """(..., 32) codes -> (..., 32) index bytes: byte CPU_POS[k] = code k."""
+    out = np.empty_like(blocks)
+    out[..., CPU_POS] = blocks
+    return out
 
 
 def pack_cpu(codes, bits):
     """uint8 (N, K) codes, K % 32 == 0 -> uint32 (N, K*bits/32)."""
     N, K = codes.shape
-    blocks = codes.reshape(N, K // 32, 32)
-    if bits == 4:
-        natural = np.empty_like(blocks)
-        natural[..., _CPU_POS] = blocks
-        blocks = natural
-    return pack_blocks(blocks, bits).reshape(N, K // 32 * bits)
+    nb = K // 32
+    blocks = codes.reshape(N, nb, 32)
+    if bits != 4:
+        return pack_blocks(blocks, bits).reshape(N, nb * bits)
+    idx = _index_bytes(blocks.astype(np.uint8))
+    npair = nb // 2
+    pairs = idx[:, : 2 * npair].reshape(N, npair, 2, 32)
+    words = [_bytes_to_words(pairs[:, :, 0] | (pairs[:, :, 1] << 4)).reshape(N, 8 * npair)]
+    if nb % 2:  # the lone last block: index bytes 0-15 low nibbles, 16-31 high nibbles
+        last = idx[:, -1]
+        words.append(_bytes_to_words(last[:, :16] | (last[:, 16:] << 4)))
+    return np.concatenate(words, axis=1)
 
 
 def unpack_cpu(packed, bits, K):
-    N = packed.shape[0]
-    blocks = unpack_blocks(packed.reshape(N, K // 32, bits), bits)
-    if bits == 4:
-        xp = _xp(packed)
-        blocks = blocks[..., xp.asarray(_CPU_POS)]
-    return blocks.reshape(N, K)
+    xp = _xp(packed)
+    N, nb = packed.shape[0], K // 32
+    if bits != 4:
+        return unpack_blocks(packed.reshape(N, nb, bits), bits).reshape(N, K)
+    npair = nb // 2
+    b = _words_to_bytes(packed[:, : 8 * npair].reshape(N, npair, 8))  # (N, npair, 32)
+    idx = [xp.stack([b & 15, b >> 4], axis=2).reshape(N, 2 * npair, 32)]
+    if nb % 2:
+        last = _words_to_bytes(packed[:, 8 * npair :])  # (N, 16)
+        idx.append(xp.concatenate([last & 15, last >> 4], axis=1)[:, None, :])
+    idx = xp.concatenate(idx, axis=1)
+    return idx[..., xp.asarray(CPU_POS)].reshape(N, K)
 
 
 def _gpu_index(xp, N16, K64):
