@@ -57,10 +57,12 @@ inline __m256i pair_index(__m256i raw, int odd) {
 }
 
 inline __m256i block_index4(const uint32_t* row, int64_t j, int64_t nblocks) {
-  if ((j | 1) < nblocks)
-    return pair_index(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + (j & ~int64_t(1)) * 4)),
-                      int(j & 1));
-  const __m256i raw = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + j * 4)));
+  if ((j | 1) < nblocks) {
+    const uint32_t* w = row + (j & ~int64_t(1)) * 4;
+    return pair_index(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w)), int(j & 1));
+  }
+  const __m128i lone = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + j * 4));
+  const __m256i raw = _mm256_broadcastsi128_si256(lone);
   return _mm256_and_si256(_mm256_blend_epi32(raw, _mm256_srli_epi16(raw, 4), 0xF0),
                           _mm256_set1_epi8(15));
 }

@@ -218,6 +218,18 @@ def test_matmul_odd_block_count(backend, table, K):
         check_matmul(rng.standard_normal((M, K)).astype(np.float32), qw, backend)
 
 
+@pytest.mark.parametrize("gs,K", [(128, 8192 + 384), (32, 8192 + 96), (256, 16384 + 256)])
+def test_matmul_dequantized_in_chunks(gs, K):
+    """The blocked CPU path (M = 2..31) dequantizes 8192 columns at a time and the wide one
+    (M >= 32) 2048: K past several chunks, ending mid-span and (group_size 32) in a lone block,
+    with partial row tiles and panels."""
+    rng = np.random.default_rng(K)
+    qw = matkern.lut_quantize(rng.standard_normal((7, K)), 4, gs, "nf4")
+    for M in (1, 5, 17, 40):
+        check_matmul(rng.standard_normal((M, K)).astype(np.float32), qw, "cpu",
+                     bias=rng.standard_normal(7).astype(np.float32))
+
+
 def test_matmul_float16_and_vector_input(backend):
     rng = np.random.default_rng(3)
     qw = matkern.lut_quantize(rng.standard_normal((48, 256)).astype(np.float16), 3, 64, "int")
@@ -282,7 +294,8 @@ def test_simd_and_portable_paths_agree():
         "                         (4, 'nf4', 64, 512), (4, 'fp4', 64, 512), (4, 'nf4', 32, 96)):\n"
         "    qw = matkern.lut_quantize(rng.standard_normal((37, K)), bits, gs, tab)\n"
         "    for m in (1, 5, 40):\n"
-        "        out.append(matkern.lut_matmul(rng.standard_normal((m, K)).astype(np.float32), qw).ravel())\n"
+        "        X = rng.standard_normal((m, K)).astype(np.float32)\n"
+        "        out.append(matkern.lut_matmul(X, qw).ravel())\n"
         "    out.append(matkern.lut_dequantize(qw).ravel())\n"
         "print(matkern.backends()['simd']); np.save(sys.argv[1], np.concatenate(out))\n")
     portable, default = simd_runs(code, ".npy")

@@ -241,10 +241,10 @@ def lut_matmul(X, qw, bias=None, *, compute=None, backend=None):
     looks up the table's four byte planes (two for bfloat16-exact tables such as "int" and
     "fp4") and byte/word unpacks rebuild the floats; 2/3-bit: vpermps on the table held in a
     register. A GEMV kernel for one row of X (group scale applied once per group), a blocked
-    kernel for up to 31 rows (4 weight rows x 256 columns dequantized into L1, then register
-    tiles of up to 3 x 4 dot products), and from 32 rows a wide one (16 weight rows x 256
-    columns dequantized and transposed, then 6 x 16 register tiles as in a GEMM); threads over
-    output rows.
+    kernel for up to 31 rows (4 weight rows dequantized 8192 columns at a time, then register
+    tiles of up to 3 x 4 dot products over 256-column spans), and from 32 rows a wide one (16
+    weight rows dequantized 2048 columns at a time and transposed span by span, then 6 x 16
+    register tiles as in a GEMM); threads over output rows.
     The result equals the float32 product with the dequantized matrix up to float32 rounding.
     GPU: the table is kept as a half2 pair table in shared memory (8-32 copies against bank
     conflicts); codes are looked up in registers, scaled, and fed to ``mma.sync`` m16n8k16 with
