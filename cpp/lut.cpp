@@ -245,7 +245,7 @@ void blocked(const Kernels& kr, const float* x, int64_t M, int64_t K, const uint
 }
 
 constexpr int64_t kWideM = 32;   // from this many rows of X on, the wide path
-constexpr int64_t kWideMC = 96;  // rows of X per pass over a 16-row weight panel
+constexpr int64_t kWideMC = 288;  // rows of X per pass over a 16-row panel (span: 313 KiB, L2)
 constexpr int64_t kWideChunk = 2048;  // weight columns dequantized at once (16 x 8 KiB)
 
 // Larger M: 16 weight rows dequantized kWideChunk columns at a time (2-10% faster than span

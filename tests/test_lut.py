@@ -195,11 +195,11 @@ def test_matmul_shapes(backend, M, N):
 
 @pytest.mark.parametrize("bits,gs,table", [(4, 32, "nf4"), (4, 256, "fp4"), (3, 64, "int"),
                                            (2, 128, "int"), (4, 128, "int")])
-@pytest.mark.parametrize("M,N,kmul", [(32, 17, 3), (100, 40, 5), (203, 16, 1)])
+@pytest.mark.parametrize("M,N,kmul", [(32, 17, 3), (100, 40, 5), (203, 16, 1), (300, 17, 2)])
 def test_matmul_wide_path(bits, gs, table, M, N, kmul):
     """M >= 32 takes the wide CPU path (16 weight rows transposed, 6 x 16 register tiles):
     every table and bit width, group sizes below and above the 256-column span, K not a
-    multiple of the span, N not a multiple of 16, M past one 96-row chunk, with bias."""
+    multiple of the span, N not a multiple of 16, M past one 288-row chunk, with bias."""
     rng = np.random.default_rng(M + N + bits)
     K = gs * kmul
     qw = matkern.lut_quantize(rng.standard_normal((N, K)), bits, gs, table)
