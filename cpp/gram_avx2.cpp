@@ -3,6 +3,7 @@
 #include <immintrin.h>
 #include <math.h>
 
+#include "avx2_transpose.hpp"
 #include "gram.hpp"
 
 namespace matkern {
@@ -128,26 +129,13 @@ static bool tile_hook(const double* btr, const double* bti, long long cp, long l
   return true;
 }
 
-// 8 x 8 float transpose (negated when neg) in registers: unpacks, shuffles, lane swaps.
+// 8 x 8 float transpose (negated when neg) in registers.
 static bool mirror_hook(const float* src, float* dst, long long cp, bool neg) {
-  __m256 r[8], t[8];
+  __m256 r[8];
   for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * cp);
-  for (int i = 0; i < 8; i += 2) {
-    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-  }
-  for (int i = 0; i < 8; i += 4)
-    for (int h = 0; h < 2; ++h) {
-      r[i + 2 * h] = _mm256_shuffle_ps(t[i + h], t[i + h + 2], 0x44);
-      r[i + 2 * h + 1] = _mm256_shuffle_ps(t[i + h], t[i + h + 2], 0xEE);
-    }
+  transpose8x8(r);
   const __m256 sign = _mm256_set1_ps(neg ? -0.0f : 0.0f);
-  for (int i = 0; i < 4; ++i) {
-    _mm256_storeu_ps(dst + i * cp,
-                     _mm256_xor_ps(_mm256_permute2f128_ps(r[i], r[i + 4], 0x20), sign));
-    _mm256_storeu_ps(dst + (i + 4) * cp,
-                     _mm256_xor_ps(_mm256_permute2f128_ps(r[i], r[i + 4], 0x31), sign));
-  }
+  for (int i = 0; i < 8; ++i) _mm256_storeu_ps(dst + i * cp, _mm256_xor_ps(r[i], sign));
   return true;
 }
 static bool mirror_hook(const double*, double*, long long, bool) { return false; }

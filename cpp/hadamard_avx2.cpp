@@ -4,6 +4,7 @@
 // first, so that the early stages stay in L1/L2.
 #include <immintrin.h>
 
+#include "avx2_transpose.hpp"
 #include "hadamard.hpp"
 
 namespace matkern {
@@ -107,26 +108,6 @@ void row(T* x, int64_t n) {
   if (blk < n) stages(x, n, blk, n);
 }
 
-// 8x8 transpose of rows r[0..7] (in place).
-inline void transpose8(__m256 r[8]) {
-  __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-  __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-  __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-  __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-  __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-  __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-  __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-  __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-  r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
-  r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
-  r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
-  r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
-  r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
-  r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
-  r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
-  r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
-}
-
 // Butterflies between whole vectors z[j] (8 rows side by side), stages h = from.. < to.
 void vec_stages(__m256* z, int64_t len, int64_t from, int64_t to) {
   int64_t h = from;
@@ -164,7 +145,7 @@ void fjlt_block8(const float* x, int64_t d, int rows, int64_t dpad, const float*
     for (; j + 8 <= d; j += 8) {
       __m256 r[8];
       for (int q = 0; q < 8; ++q) r[q] = _mm256_loadu_ps(x + q * d + j);
-      transpose8(r);
+      transpose8x8(r);
       for (int q = 0; q < 8; ++q) z[j + q] = _mm256_mul_ps(r[q], _mm256_set1_ps(signs[j + q]));
     }
   }
@@ -198,7 +179,7 @@ void fjlt_block8(const float* x, int64_t d, int rows, int64_t dpad, const float*
     for (; i + 8 <= k; i += 8) {
       __m256 r[8];
       for (int q = 0; q < 8; ++q) r[q] = o[i + q];
-      transpose8(r);
+      transpose8x8(r);
       for (int q = 0; q < 8; ++q) _mm256_storeu_ps(out + q * k + i, r[q]);
     }
   }

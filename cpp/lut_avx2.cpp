@@ -6,6 +6,7 @@
 // blend on the code's top bit, which a variable left shift moved into the lane's sign bit.
 #include <immintrin.h>
 
+#include "avx2_transpose.hpp"
 #include "lut.hpp"
 
 namespace matkern {
@@ -246,25 +247,10 @@ void panel_t(const float* x, int64_t ldx, const float* bt, int len, float* c) {
 
 // dst[j * ld_dst + i] = src[i * ld_src + j] for an 8 x 8 block.
 inline void transpose8(const float* src, int64_t ld_src, float* dst, int64_t ld_dst) {
-  __m256 r[8], t[8];
+  __m256 r[8];
   for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * ld_src);
-  for (int i = 0; i < 8; i += 2) {
-    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-  }
-  for (int i = 0; i < 8; i += 4)
-    for (int h = 0; h < 2; ++h) {
-      r[i + h] = _mm256_shuffle_ps(t[i + h], t[i + 2 + h], 0x44);
-      r[i + 2 + h] = _mm256_shuffle_ps(t[i + h], t[i + 2 + h], 0xEE);
-    }
-  // r[0]: cols 0,4 of rows 0-3; r[2]: cols 1,5; r[1]: cols 2,6; r[3]: cols 3,7 (and rows 4-7
-  // in r[4..7]); the 128-bit halves pair rows 0-3 with rows 4-7.
-  const int order[4] = {0, 2, 1, 3};
-  for (int q = 0; q < 4; ++q) {
-    const __m256 a = r[order[q]], b = r[4 + order[q]];
-    _mm256_storeu_ps(dst + q * ld_dst, _mm256_permute2f128_ps(a, b, 0x20));
-    _mm256_storeu_ps(dst + (q + 4) * ld_dst, _mm256_permute2f128_ps(a, b, 0x31));
-  }
+  transpose8x8(r);
+  for (int i = 0; i < 8; ++i) _mm256_storeu_ps(dst + i * ld_dst, r[i]);
 }
 
 }  // namespace
