@@ -127,3 +127,35 @@ def run_in_threads(calls, repeats=1):
     if errors:
         raise errors[0]
     return results
+
+
+def probe(code, timeout=120):
+    """Run ``code`` in a fresh interpreter (matkern importable, numpy as np and scipy.sparse as
+    sp already imported) so that a segfault or abort fails the calling test instead of killing
+    the run. Returns (returncode, stdout, stderr); a negative return code is a signal (a crash).
+    Tests use ``assert_no_crash`` below; this is the raw form."""
+    import subprocess
+    import sys
+    import textwrap
+
+    pre = "import numpy as np, scipy.sparse as sp, matkern\n"
+    env = dict(os.environ)
+    src = str(pathlib.Path(matkern.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+    r = subprocess.run([sys.executable, "-c", pre + textwrap.dedent(code)], env=env,
+                       capture_output=True, text=True, timeout=timeout)
+    return r.returncode, r.stdout, r.stderr
+
+
+def assert_no_crash(code, expect=None, timeout=120):
+    """``code`` must run to its end in a subprocess, or stop with a Python exception whose
+    type name is in ``expect`` (e.g. ``("ValueError", "TypeError")``) -- never a signal, a heap
+    abort or an exception of another kind. Returns the subprocess's stdout."""
+    rc, out, err = probe(code, timeout)
+    assert rc >= 0, f"crashed with signal {-rc}:\n{err[-3000:]}"
+    if rc == 0:
+        return out
+    last = err.strip().splitlines()[-1] if err.strip() else ""
+    kind = last.split(":", 1)[0].rsplit(".", 1)[-1]
+    assert expect and kind in expect, f"exit {rc}, expected one of {expect}:\n{err[-3000:]}"
+    return out
