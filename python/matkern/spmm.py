@@ -11,6 +11,7 @@ import numpy as np
 
 from . import _checks as C
 from . import _dispatch as D
+from . import _sparse_input as SI
 from . import _spmm_blocks as BL
 from .reference import spmm as ref
 
@@ -37,17 +38,25 @@ def _host(x):
 
 
 def _csr_parts(A, fn):
-    """(data, indices, indptr, shape) of A on the host, not yet validated."""
-    mod = type(A).__module__
-    if mod.startswith("scipy.sparse"):
-        A = A.tocsr()
-        return A.data, A.indices, A.indptr, A.shape
-    if D.is_cupyx_sparse(A):
-        A = A.tocsr()
-        return _host(A.data), _host(A.indices), _host(A.indptr), A.shape
+    """(data, indices, indptr, shape, sources) of A on the host: the index structure
+    validated (before scipy converts anything: scipy trusts its indices), the values not yet;
+    ``sources`` are the caller's arrays that the result may share memory with."""
+    if SI.is_sparse(A):
+        csr = SI.as_csr(A, "A", fn)
+        sources = tuple(getattr(A, k) for k in ("data", "indices", "indptr") if hasattr(A, k))
+        return _host(csr.data), _host(csr.indices), _host(csr.indptr), csr.shape, sources
     if isinstance(A, tuple) and len(A) == 4:
         data, indices, indptr, shape = A
-        return _host(data), _host(indices), _host(indptr), shape
+        if not (isinstance(shape, tuple) and len(shape) == 2):
+            raise ValueError(f"{fn}(): shape must be a tuple (m, n), got {shape!r}")
+        m = C.check_int(shape[0], "shape[0]", fn, min_value=0)
+        n = C.check_int(shape[1], "shape[1]", fn, min_value=0)
+        C.check_index_range(m, "the number of rows", fn)
+        C.check_index_range(n, "the number of columns", fn)
+        data, indices, indptr = _host(data), _host(indices), _host(indptr)
+        SI.check_compressed(indptr, indices, m, n, "A", fn, data=data, exact=True)
+        return data, indices, indptr, (m, n), (data, indices, indptr)
+    mod = type(A).__module__
     raise TypeError(
         f"{fn}(): A must be a scipy.sparse or cupyx.scipy.sparse matrix, a SparseMatrix or a "
         f"(data, indices, indptr, shape) tuple, got {mod}.{type(A).__name__}"
@@ -111,14 +120,9 @@ class SparseMatrix:
             self.__dict__.update(A._state())
             self._init_caches()
             return
-        data, indices, indptr, shape = _csr_parts(A, fn)
-        if not (isinstance(shape, tuple) and len(shape) == 2):
-            raise ValueError(f"{fn}(): shape must be a tuple (m, n), got {shape!r}")
-        m = C.check_int(shape[0], "shape[0]", fn, min_value=0)
-        n = C.check_int(shape[1], "shape[1]", fn, min_value=0)
-        C.check_index_range(m, "the number of rows", fn)
-        C.check_index_range(n, "the number of columns", fn)
-        data, indices, indptr = np.asarray(data), np.asarray(indices), np.asarray(indptr)
+        data, indices, indptr, shape, sources = _csr_parts(A, fn)
+        if data.ndim != 1:
+            raise ValueError(f"{fn}(): A's data must be 1-dimensional, got shape {data.shape}")
         if data.dtype.kind == "c":
             raise TypeError(f"{fn}(): A's values must be real, got {data.dtype}")
         if data.dtype.kind in "biu":
@@ -127,38 +131,14 @@ class SparseMatrix:
             raise TypeError(
                 f"{fn}(): A's values must have dtype float16, float32 or float64, got {data.dtype}"
             )
-        for name, arr in (("indices", indices), ("indptr", indptr)):
-            if arr.dtype.kind not in "iu":
-                raise TypeError(f"{fn}(): A's {name} must be integers, got {arr.dtype}")
-        if data.ndim != 1 or indices.ndim != 1 or indptr.ndim != 1:
-            raise ValueError(f"{fn}(): data, indices and indptr must be 1-dimensional")
-        if indptr.size != m + 1:
-            raise ValueError(f"{fn}(): indptr must have m + 1 = {m + 1} entries, got {indptr.size}")
-        indptr = indptr.astype(np.int64)
-        if indptr[0] != 0:
-            raise ValueError(f"{fn}(): indptr must start at 0, got {indptr[0]}")
-        if m and np.any(np.diff(indptr) < 0):
-            raise ValueError(
-                f"{fn}(): indptr must be nondecreasing (a decrease is what an overflowed int32 "
-                "indptr looks like)"
-            )
-        nnz = int(indptr[-1])
-        if nnz != indices.size or nnz != data.size:
-            raise ValueError(
-                f"{fn}(): indptr[-1] = {nnz} must equal len(indices) = {indices.size} and "
-                f"len(data) = {data.size}"
-            )
-        if nnz and (int(indices.min()) < 0 or int(indices.max()) >= n):
-            raise ValueError(
-                f"{fn}(): column indices must lie in [0, {n}), got values in "
-                f"[{int(indices.min())}, {int(indices.max())}]"
-            )
-        self.shape = (m, n)
-        self.nnz = nnz
+        self.shape = tuple(int(v) for v in shape)
+        self.nnz = int(indptr[-1])
         self.dtype = data.dtype
-        self.data = np.ascontiguousarray(data)
-        self.indices = np.ascontiguousarray(indices, dtype=np.int32)
-        self.indptr = np.ascontiguousarray(indptr)
+        # Owned, read-only copies: changing the caller's arrays later can neither crash a
+        # product (indices were validated here, once) nor change its result.
+        self.data = SI.owned(data, *sources)
+        self.indices = SI.owned(indices, *sources, dtype=np.int32)
+        self.indptr = SI.owned(indptr, *sources, dtype=np.int64)
         self._init_caches()
 
     def _state(self):
