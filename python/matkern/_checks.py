@@ -121,7 +121,17 @@ def check_out(out, shape, dtype, like, name: str, fn: str):
         raise ValueError(f"{fn}(): {name} must have shape {tuple(shape)}, got {out.shape}")
     if out.dtype != np.dtype(dtype):
         raise TypeError(f"{fn}(): {name} must have dtype {np.dtype(dtype).name}, got {out.dtype}")
+    if isinstance(out, np.ndarray) and not out.flags.writeable:
+        raise ValueError(f"{fn}(): {name} must be writable, got a read-only array")
     return out
+
+
+def may_overlap(a, b) -> bool:
+    """True when two arrays of one library may share memory (a cheap bounds test): a kernel
+    that reads ``b`` while it writes ``a`` must then write a temporary instead."""
+    if a is None or b is None or is_cupy_array(a) != is_cupy_array(b):
+        return False
+    return bool(array_module(a).may_share_memory(a, b))
 
 
 def check_index_range(n: int, name: str, fn: str, limit: int = INT32_MAX) -> int:

@@ -331,7 +331,8 @@ def spmm(A, B, *, out=None, backend=None, precision=None, kernel=None):
         such dtype, so pass float32 B with ``precision="bf16"``). A's values are converted to
         B's dtype (cached per dtype). NaN/Inf in B propagate as in ``A @ B``.
     out : array, optional
-        C-contiguous (m, k) array of B's dtype and array type to write into.
+        C-contiguous, writable (m, k) array of B's dtype and array type to write into. It may
+        overlap B (``out=B`` when B is square): the product then goes through a temporary.
     backend : {"reference", "cpu", "cuda"}, optional
         By default NumPy B runs on the CPU and CuPy B on the GPU.
     precision : GPU only. None (default): float16 B -> "f16" (m16n8k16 half tensor cores),
@@ -379,6 +380,10 @@ def spmm(A, B, *, out=None, backend=None, precision=None, kernel=None):
     C.check_out(out, (m, k), B.dtype, B, "out", fn)
     if out is not None and not out.flags.c_contiguous:
         raise ValueError(f"{fn}(): out must be C-contiguous")
+    if C.may_overlap(out, B):
+        # The kernels read B while they write out: compute into a temporary, then copy.
+        out[...] = spmm(S, B, backend=be, precision=precision, kernel=kernel)
+        return out
     xp = D.array_module(B)
     if be == "reference":
         S.kernel_ = "reference"
