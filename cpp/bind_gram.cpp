@@ -1,6 +1,7 @@
 // Bindings of the gram family: the fused batch bound and the BLAS-path normalization.
 // Complex arrays arrive as their real view (..., 2) from the Python layer.
 #include "bind_common.hpp"
+#include "threads.hpp"
 #include "gram.hpp"
 
 #include <vector>
@@ -15,7 +16,7 @@ void bound_batch(carr<const R> a, int64_t batch, int64_t m, int64_t n, bool cplx
     throw std::invalid_argument("gram_bound_batch: size mismatch");
   const R* ap = a.data();
   double* op = out.data();
-  nb::gil_scoped_release release;
+  KernelScope scope;  // GIL released, threads taken from the budget
   gram_bound_batch<R>(ap, batch, m, n, cplx, n_iter, prune_iter, op);
 }
 
@@ -30,7 +31,7 @@ void normalize(carr<R> g, int64_t batch, int64_t rows, int64_t cols, bool cplx, 
   double* Fp = F.data();
   double* fp = f.data();
   double* rp = r.data();
-  nb::gil_scoped_release release;
+  KernelScope scope;  // GIL released, threads taken from the budget
   gram_normalize<R>(gp, batch, rows, cols, cplx, mirror, scale, ep, Fp, fp, rp);
 }
 
@@ -63,7 +64,7 @@ void conv_bound_impl(carr<const double> taps, carr<const double> cs, carr<const 
   const double *tp = taps.data(), *cp = cs.data(), *sp = sn.data(), *fp = fro.data();
   const int64_t* pp = probe.data();
   double* op = out.data();
-  nb::gil_scoped_release release;
+  KernelScope scope;  // GIL released, threads taken from the budget
   if (wide)
     gram_conv_bound_batch<double>(tp, T, P, ld, cp, sp, fp, nf, c_out, c_in, round32, n_iter,
                                   pp, np, op, tf);
@@ -149,7 +150,7 @@ std::tuple<int64_t, double, double> syrk_step(carr<const float> b, bool trans, f
   float* gp = g.data();
   double ss = 0, rm = 0;
   {
-    nb::gil_scoped_release release;
+    KernelScope scope;  // GIL released, threads taken from the budget
     gram_syrk_step(bp, rs, cs, c, k, packed_in, fac, gp, packed_out, &ss, &rm);
   }
   return {gram_syrk_gamma_len(k), ss, rm};

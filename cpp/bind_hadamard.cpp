@@ -1,5 +1,6 @@
 // Bindings of the Walsh-Hadamard family: fwht (in place on a prepared copy) and the fused FJLT.
 #include "bind_common.hpp"
+#include "threads.hpp"
 #include "hadamard.hpp"
 
 namespace matkern {
@@ -9,7 +10,7 @@ template <typename T>
 void fwht_inplace(carr<T> x, int64_t outer, int64_t n, int64_t inner, bool normalize) {
   if (int64_t(x.size()) != outer * n * inner) throw std::invalid_argument("fwht: size mismatch");
   T* p = x.data();
-  nb::gil_scoped_release release;
+  KernelScope scope;  // GIL released, threads taken from the budget
   fwht<T>(p, outer, n, inner, normalize);
 }
 
@@ -20,7 +21,7 @@ void fwht_copy(carr<const T> src, carr<T> dst, int64_t outer, int64_t n, int64_t
     throw std::invalid_argument("fwht: size mismatch");
   const T* sp = src.data();
   T* dp = dst.data();
-  nb::gil_scoped_release release;
+  KernelScope scope;  // GIL released, threads taken from the budget
   fwht_from<T>(sp, dp, outer, n, inner, normalize);
 }
 
@@ -38,7 +39,7 @@ void fjlt(carr<const T> x, carr<const T> signs, carr<const int64_t> indptr,
   const int32_t* jp = indices.data();
   const T* dp = pdata.data();
   T* op = out.data();
-  nb::gil_scoped_release release;
+  KernelScope scope;  // GIL released, threads taken from the budget
   fjlt_transform<T>(xp, rows, d, dpad, sp, ip, jp, dp, k, scale, op);
 }
 

@@ -3,6 +3,7 @@
 
 #include "bind_common.hpp"
 #include "simd.hpp"
+#include "threads.hpp"
 
 #ifndef MATKERN_COMPILER
 #define MATKERN_COMPILER "unknown"
@@ -20,5 +21,27 @@ void bind_info(nb::module_& m) {
 #endif
   });
   m.def("omp_max_threads", [] { return omp_get_max_threads(); });
+  m.def("get_num_threads", [] { return matkern_get_num_threads(); });
+  m.def("set_num_threads", [](int n) { matkern_set_num_threads(n); });
+  m.def("get_local_threads", [] { return local_threads(); });
+  m.def("set_local_threads", [](int n) { set_local_threads(n); });
+  m.def("threads_in_use", [] { return threads_in_use(); });
+  // The team a kernel called now from this thread would get (for tests and show_config).
+  m.def("granted_threads", [] { ThreadGrant g; return g.granted(); });
+  // A kernel-shaped call for the tests: holds a grant for `seconds` with the GIL released
+  // and returns the OpenMP team size it ran with.
+  m.def("hold_threads", [](double seconds) {
+    KernelScope scope;
+    int team = 0;
+    const double end = omp_get_wtime() + seconds;
+#pragma omp parallel
+    {
+#pragma omp single
+      team = omp_get_num_threads();
+    }
+    while (omp_get_wtime() < end) {
+    }
+    return team;
+  });
 }
 }  // namespace matkern

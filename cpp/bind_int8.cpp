@@ -3,6 +3,7 @@
 #include <stdexcept>
 
 #include "bind_common.hpp"
+#include "threads.hpp"
 #include "int8.hpp"
 
 namespace matkern {
@@ -21,7 +22,7 @@ void quantize_rows(carr<const float> x, carr<const int64_t> outlier_cols, carr<i
   const int64_t n_out = int64_t(outlier_cols.size());
   int16_t* qp = q.data();
   float* sp = scale.data();
-  nb::gil_scoped_release release;
+  KernelScope scope;  // GIL released, threads taken from the budget
   int8_quantize_rows(xp, m, k, kp, op, n_out, qp, sp);
 }
 
@@ -31,7 +32,7 @@ void widen(carr<const int8_t> a, carr<int16_t> q) {
     throw std::invalid_argument("int8_widen: inconsistent shapes");
   const int8_t* ap = a.data();
   int16_t* qp = q.data();
-  nb::gil_scoped_release release;
+  KernelScope scope;  // GIL released, threads taken from the budget
   int8_widen(ap, m, k, kp, qp);
 }
 
@@ -76,7 +77,7 @@ void gemm_f32(carr<const int16_t> xq, carr<const int8_t> wp, int64_t n, carr<con
   ep.out_f32 = out.data();
   const int16_t* xp = xq.data();
   const int8_t* w = wp.data();
-  nb::gil_scoped_release release;
+  KernelScope scope;  // GIL released, threads taken from the budget
   int8_gemm_packed(xp, m, kp, w, n, ep);
 }
 
@@ -87,7 +88,7 @@ void gemm_i32(carr<const int16_t> xq, carr<const int8_t> wp, int64_t n, carr<int
   const int16_t* xp = xq.data();
   const int8_t* w = wp.data();
   const int64_t m = xq.shape(0), kp = xq.shape(1);
-  nb::gil_scoped_release release;
+  KernelScope scope;  // GIL released, threads taken from the budget
   int8_gemm_packed(xp, m, kp, w, n, ep);
 }
 

@@ -1,5 +1,6 @@
 // Bindings of the lut family: the fused LUT matmul and the dequantization (CPU).
 #include "bind_common.hpp"
+#include "threads.hpp"
 #include "lut.hpp"
 
 namespace matkern {
@@ -21,7 +22,7 @@ void matmul(carr<const float> x, carr<const uint32_t> packed, carr<const float> 
   const float* sp = scales.data();
   const float* tp = table.data();
   float* op = out.data();
-  nb::gil_scoped_release release;
+  KernelScope scope;  // GIL released, threads taken from the budget
   lut_matmul(xp, M, K, pp, sp, tp, bits, gs, N, bp, op);
 }
 
@@ -36,7 +37,7 @@ void dequantize(carr<const uint32_t> packed, carr<const float> scales, carr<cons
   const float* sp = scales.data();
   const float* tp = table.data();
   float* op = out.data();
-  nb::gil_scoped_release release;
+  KernelScope scope;  // GIL released, threads taken from the budget
   lut_dequantize(pp, sp, tp, bits, gs, N, K, op);
 }
 

@@ -1,5 +1,6 @@
 // Bindings of the randproj family: generator rows, fused projections, FastRP graph products.
 #include "bind_common.hpp"
+#include "threads.hpp"
 #include "randproj.hpp"
 
 namespace matkern {
@@ -15,7 +16,7 @@ void count(uint64_t seed_key, carr<const uint64_t> table, int64_t k, int64_t j0,
   const uint64_t* t = table.data();
   int64_t* c = counts.data();
   const int64_t nr = int64_t(counts.size());
-  nb::gil_scoped_release release;
+  KernelScope scope;  // GIL released, threads taken from the budget
   rp::count(seed_key, t, k, j0, nr, c);
 }
 
@@ -29,7 +30,7 @@ void fill(uint64_t seed_key, carr<const uint64_t> table, int64_t k, int64_t j0,
   const int64_t* ip = indptr.data();
   int32_t* cp = comps.data();
   int8_t* np_ = negs.data();
-  nb::gil_scoped_release release;
+  KernelScope scope;  // GIL released, threads taken from the budget
   rp::fill(seed_key, t, k, j0, nr, ip, cp, np_);
 }
 
@@ -42,7 +43,7 @@ void dense(carr<const T> x, uint64_t seed_key, carr<const uint64_t> table, doubl
   const T* xp = x.data();
   const uint64_t* t = table.data();
   T* op = out.data();
-  nb::gil_scoped_release release;
+  KernelScope scope;  // GIL released, threads taken from the budget
   rp::dense<T>(xp, n, d, seed_key, t, k, scale, op);
 }
 
@@ -64,7 +65,7 @@ void sparse(carr<const int64_t> indptr, carr<const int32_t> indices, carr<const 
   const T* cs = colscale.size() ? colscale.data() : nullptr;
   const uint64_t* t = table.data();
   T* op = out.data();
-  nb::gil_scoped_release release;
+  KernelScope scope;  // GIL released, threads taken from the budget
   rp::sparse<T>(ip, ix, v, n, d, rs, cs, seed_key, t, k, scale, op);
 }
 
@@ -75,7 +76,7 @@ void accumulate(carr<const T> u, double weight, bool l2, carr<T> emb) {
   const int64_t n = u.shape(0), k = u.shape(1);
   const T* up = u.data();
   T* ep = emb.data();
-  nb::gil_scoped_release release;
+  KernelScope scope;  // GIL released, threads taken from the budget
   rp::accumulate<T>(up, n, k, weight, l2, ep);
 }
 

@@ -2,6 +2,7 @@
 #include <stdexcept>
 
 #include "bind_common.hpp"
+#include "threads.hpp"
 #include "spmm.hpp"
 
 namespace matkern {
@@ -36,7 +37,7 @@ void spmm_csr(int64_t n, carr<const int64_t> indptr, carr<const int32_t> indices
   const T* dp = data.data();
   const T* bp = b.data();
   T* op = out.data();
-  nb::gil_scoped_release release;
+  KernelScope scope;  // GIL released, threads taken from the budget
   csr_spmm<T>(m, n, k, ip, jp, dp, bp, ldb, row_major, op, k);
 }
 

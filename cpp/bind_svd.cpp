@@ -2,6 +2,7 @@
 #include <stdexcept>
 
 #include "bind_common.hpp"
+#include "threads.hpp"
 #include "svd.hpp"
 
 namespace matkern {
@@ -18,7 +19,7 @@ void gather(carr<const int64_t> indptr, carr<const int32_t> indices, carr<const 
   const double* dp = data.data();
   const double* bp = B.data();
   double* op = out.data();
-  nb::gil_scoped_release release;
+  KernelScope scope;  // GIL released, threads taken from the budget
   svd_gather(ip, ix, dp, c, bp, k, op);
 }
 
@@ -41,7 +42,7 @@ void gram(carr<const int64_t> indptr, carr<const int32_t> indices, carr<const do
   const int32_t* ci = cidx.data();
   const double* cv = cval.data();
   double* op = out.data();
-  nb::gil_scoped_release release;
+  KernelScope scope;  // GIL released, threads taken from the budget
   svd_gram(ip, ix, dp, c, cp, ci, cv, op);
 }
 
@@ -58,7 +59,7 @@ void scatter(carr<const int32_t> rows, carr<const int64_t> indptr, carr<const in
   const double* dp = data.data();
   const double* yp = Y.data();
   double* bp = B.data();
-  nb::gil_scoped_release release;
+  KernelScope scope;  // GIL released, threads taken from the budget
   svd_scatter(rp, ip, ix, dp, nr, yp, k, bp);
 }
 

@@ -49,3 +49,168 @@ def test_uses_from_worker_threads_leave_the_limits_alone():
         assert all(n == 1 for n in _blas_threads())  # the main thread's limit holds
     assert len(seen) == 4
     assert _blas_threads() == before
+
+
+# ------------------------------------------------------------ matkern's own thread control
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+import scipy.sparse as sp  # noqa: E402
+
+import matkern  # noqa: E402
+from matkern import _threads  # noqa: E402
+from matkern._dispatch import cpu  # noqa: E402
+
+
+@pytest.fixture
+def setting():
+    """Restore the process-wide setting after a test that changes it."""
+    old = cpu().get_num_threads()
+    yield
+    cpu().set_num_threads(old)
+
+
+def test_set_get_and_scope_restores(setting):
+    matkern.set_num_threads(3)
+    assert matkern.get_num_threads() == 3
+    with matkern.threads(1):
+        assert matkern.get_num_threads() == 1
+        assert cpu().hold_threads(0.0) == 1
+        with matkern.threads(2):
+            assert matkern.get_num_threads() == 2
+        assert matkern.get_num_threads() == 1
+    assert matkern.get_num_threads() == 3
+    with matkern.threads(8):  # capped by the process-wide setting
+        assert matkern.get_num_threads() == 3
+
+
+def test_scope_is_per_thread(setting):
+    matkern.set_num_threads(4)
+    inside, other = threading.Event(), []
+
+    def worker():
+        inside.wait()
+        other.append(matkern.get_num_threads())
+
+    t = threading.Thread(target=worker)
+    t.start()
+    with matkern.threads(1):
+        inside.set()
+        t.join()
+        assert matkern.get_num_threads() == 1
+    assert other == [4]
+
+
+def test_bad_thread_counts_are_named():
+    with pytest.raises(ValueError, match="set_num_threads\\(\\): n must be >= 1, got 0"):
+        matkern.set_num_threads(0)
+    with pytest.raises(TypeError, match="threads\\(\\): n must be an integer, got float"):
+        with matkern.threads(1.5):
+            pass
+
+
+def test_threadpoolctl_limits_matkern(setting):
+    matkern.set_num_threads(2)
+    info = [d for d in threadpoolctl.threadpool_info() if d["user_api"] == "matkern"]
+    assert len(info) == 1 and info[0]["num_threads"] == 2
+    with threadpoolctl.threadpool_limits(1):
+        assert matkern.get_num_threads() == 1
+        assert cpu().hold_threads(0.0) == 1
+    with threadpoolctl.threadpool_limits(1, user_api="openmp"):  # OpenMP's own limit counts
+        assert cpu().hold_threads(0.0) == 1
+    assert matkern.get_num_threads() == 2
+
+
+def test_concurrent_calls_share_one_budget(setting):
+    """Four threads at once with a budget of 2: every call runs with at least one thread, and
+    the threads held at any moment never exceed max(budget, calls running)."""
+    matkern.set_num_threads(2)
+    teams, peak, stop = [], [0], threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            peak[0] = max(peak[0], cpu().threads_in_use())
+
+    w = threading.Thread(target=watch)
+    w.start()
+    calls = [lambda: teams.append(cpu().hold_threads(0.2)) for _ in range(4)]
+    from conftest import run_in_threads
+
+    run_in_threads(calls)
+    stop.set()
+    w.join()
+    assert sorted(teams)[0] == 1 and all(t >= 1 for t in teams)
+    assert sum(teams) <= 2 + 3  # the first may take both; the rest find none free and take 1
+    assert peak[0] <= 5 and cpu().threads_in_use() == 0
+
+
+def _default_in_subprocess(env_extra, pre=""):
+    env = {k: v for k, v in os.environ.items() if k not in _threads._ENV_VARS}
+    env.update(env_extra)
+    env["PYTHONPATH"] = os.path.dirname(os.path.dirname(matkern.__file__))
+    code = pre + "import matkern, matkern._threads as t\n" \
+        "print(matkern.get_num_threads(), '|', t.thread_setting_source())"
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                       check=True)
+    n, src = r.stdout.strip().split(" | ")
+    return int(n), src, r.stderr
+
+
+def test_default_order_env_then_affinity():
+    assert _default_in_subprocess({"MATKERN_NUM_THREADS": "5", "OMP_NUM_THREADS": "3"})[:2] \
+        == (5, "MATKERN_NUM_THREADS")
+    assert _default_in_subprocess({"OMP_NUM_THREADS": "3,1"})[:2] == (3, "OMP_NUM_THREADS")
+    n, src, err = _default_in_subprocess({"MATKERN_NUM_THREADS": "lots"},
+                                         pre="import os; os.sched_setaffinity(0, {0})\n")
+    assert (n, src) == (1, "affinity mask") and "ignoring MATKERN_NUM_THREADS='lots'" in err
+
+
+def test_cgroup_quota_is_read(tmp_path):
+    """A cgroup v2 tree whose group allows 1.5 CPUs (and whose parent allows 4) limits to 1.5;
+    v1's quota/period files likewise; "max" and missing files mean no limit."""
+    proc = tmp_path / "cgroup"
+    proc.write_text("0::/a/b\n")
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "cpu.max").write_text("400000 100000\n")
+    (tmp_path / "a" / "b" / "cpu.max").write_text("150000 100000\n")
+    assert _threads.cgroup_cpu_limit(str(tmp_path), str(proc)) == 1.5
+    (tmp_path / "a" / "b" / "cpu.max").write_text("max 100000\n")
+    assert _threads.cgroup_cpu_limit(str(tmp_path), str(proc)) == 4.0
+    v1 = tmp_path / "v1"
+    (v1 / "cpu,cpuacct" / "job").mkdir(parents=True)
+    (v1 / "cpu,cpuacct" / "job" / "cpu.cfs_quota_us").write_text("200000\n")
+    (v1 / "cpu,cpuacct" / "job" / "cpu.cfs_period_us").write_text("100000\n")
+    proc.write_text("4:memory:/x\n3:cpu,cpuacct:/job\n")
+    assert _threads.cgroup_cpu_limit(str(v1), str(proc)) == 2.0
+    proc.write_text("3:cpu,cpuacct:/\n")
+    assert _threads.cgroup_cpu_limit(str(tmp_path / "none"), str(proc)) is None
+
+
+def _kernel_results():
+    rng = np.random.default_rng(0)
+    A = sp.random(3000, 500, density=0.02, format="csr", random_state=1, dtype=np.float32)
+    B = rng.standard_normal((500, 64)).astype(np.float32)
+    X = rng.standard_normal((64, 1024)).astype(np.float32)
+    W = rng.standard_normal((512, 1024)).astype(np.float32)
+    return {
+        "spmm": matkern.spmm(A, B),
+        "fwht": matkern.fwht(X),
+        "int8": matkern.int8_matmul(X, matkern.int8_quantize(W)),
+        "lut": matkern.lut_matmul(X, matkern.lut_quantize(W)),
+        "gram": np.array([matkern.spectral_norm_bound(W[:, :512].copy())]),
+        "srp": matkern.SparseRandomProjection(32, random_state=0).fit_transform(X),
+    }
+
+
+def test_results_identical_for_any_thread_count(setting):
+    """1, 2 and "many" (16 on this machine's 2 cores) threads give bit-identical results."""
+    matkern.set_num_threads(16)
+    many = _kernel_results()
+    with matkern.threads(1):
+        one = _kernel_results()
+    matkern.set_num_threads(2)
+    two = _kernel_results()
+    for k in many:
+        np.testing.assert_array_equal(one[k], many[k], err_msg=k)
+        np.testing.assert_array_equal(two[k], many[k], err_msg=k)

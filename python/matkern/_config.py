@@ -12,7 +12,8 @@ def backends() -> dict:
     """Facts about this build and machine, as a dict.
 
     Keys: ``version``, ``compiler``, ``simd`` (the CPU kernels in use: "avx2+fma" or
-    "portable"), ``omp_threads``, ``cpu`` (bool, module importable), ``cuda_built`` (bool),
+    "portable"), ``omp_threads``, ``threads`` (matkern's thread count for this thread, see
+    :func:`matkern.get_num_threads`) and ``threads_source`` (where the setting came from), ``cpu`` (bool, module importable), ``cuda_built`` (bool),
     ``cuda_architectures`` (list of ints), ``gpu_usable`` (bool) and ``gpu_reason`` (why or why
     not), ``cupy`` (version or None).
 
@@ -33,6 +34,8 @@ def backends() -> dict:
         "simd": None,
         "avx2_compiled": False,
         "omp_threads": None,
+        "threads": None,
+        "threads_source": None,
         "cuda_built": _dispatch._cuda is not None,
         "cuda_architectures": [],
         "cuda_compiler": None,
@@ -42,8 +45,11 @@ def backends() -> dict:
     }
     if _dispatch._cpu is not None:
         c = _dispatch._cpu
+        from . import _threads
+
         info.update(compiler=c.compiler(), simd=c.simd_level(), avx2_compiled=c.avx2_compiled(),
-                    omp_threads=c.omp_max_threads())
+                    omp_threads=c.omp_max_threads(), threads=_threads.get_num_threads(),
+                    threads_source=_threads.thread_setting_source())
     else:
         info["cpu_error"] = _dispatch._cpu_error
     if _dispatch._cuda is not None:
@@ -76,7 +82,8 @@ def show_config(file=None) -> None:
         f"  compiler   : {b['compiler']}",
         f"  SIMD       : {b['simd']} (AVX2 kernels compiled: {b['avx2_compiled']};"
         f" MATKERN_SIMD={os.environ.get('MATKERN_SIMD', '') or 'unset'})",
-        f"  OpenMP     : {b['omp_threads']} threads",
+        f"  threads    : {b['threads']} (from {b['threads_source']}; OpenMP's own limit"
+        f" {b['omp_threads']})",
         f"  CUDA module: {'yes, ' + b['cuda_compiler'] if b['cuda_built'] else 'not built'}",
         f"  CUDA archs : {', '.join('sm_%d' % a for a in b['cuda_architectures']) or '-'}",
         f"  GPU usable : {'yes' if b['gpu_usable'] else 'no'} ({b['gpu_reason']})",

@@ -1,4 +1,13 @@
-"""One BLAS thread around sequences of small dense operations.
+"""Thread control: matkern's own thread count, and one BLAS thread around small dense work.
+
+``get_num_threads`` / ``set_num_threads`` / ``threads`` are the public API (re-exported by
+``matkern``); the setting lives in the CPU module (cpp/threads.hpp), where every kernel call
+takes its team from it. The default comes from, in order: ``MATKERN_NUM_THREADS``,
+``OMP_NUM_THREADS``, then the CPUs this process may use (its affinity mask, capped by the
+CPU quota of its cgroup, so a container started with ``--cpus=2`` means 2). threadpoolctl
+sees the setting as a library of user_api "matkern".
+
+The rest of this module:
 
 NumPy's and SciPy's wheels each bundle their own OpenBLAS, each with a thread pool whose idle
 workers spin for a while after every call. A sequence of small calls that alternates between
@@ -13,7 +22,15 @@ the outermost exit.
 from __future__ import annotations
 
 import contextlib
+import math
+import os
 import threading
+import warnings
+
+from . import _checks as C
+
+_ENV_VARS = ("MATKERN_NUM_THREADS", "OMP_NUM_THREADS")
+_origin = {"source": None}
 
 _state = {"controller": None, "depth": 0, "saved": []}
 
@@ -58,3 +75,211 @@ def single_blas_thread():
             for lc, n in _state["saved"]:
                 lc.set_num_threads(n)
             _state["saved"] = []
+
+
+# ------------------------------------------------------------------ matkern's thread count
+def _parse_env(var):
+    """The positive integer in environment variable ``var`` (OMP_NUM_THREADS may be a list
+    of per-level counts: its first), or None when unset; a bad value is warned about and
+    ignored rather than failing the import."""
+    raw = os.environ.get(var, "").strip()
+    if not raw:
+        return None
+    try:
+        n = int(raw.split(",")[0])
+        if n >= 1:
+            return n
+    except ValueError:
+        pass
+    warnings.warn(f"matkern: ignoring {var}={raw!r} (expected a positive integer)",
+                  RuntimeWarning, stacklevel=3)
+    return None
+
+
+def cgroup_cpu_limit(root="/sys/fs/cgroup", proc_self="/proc/self/cgroup"):
+    """CPUs this process's cgroup may use by its CFS quota (a float, e.g. 2.0 for a container
+    run with ``--cpus=2``), or None when no quota applies or it cannot be read. cgroup v2:
+    the smallest ``cpu.max`` on the path from this process's group to the root; v1:
+    ``cpu.cfs_quota_us / cpu.cfs_period_us``."""
+    try:
+        with open(proc_self) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    limits = []
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, path = parts
+        if controllers == "":  # v2 unified hierarchy
+            rel = path.strip("/")
+            while True:
+                limits.append(_read_quota(os.path.join(root, rel, "cpu.max"), v2=True))
+                if not rel:
+                    break
+                rel = os.path.dirname(rel)
+        elif "cpu" in controllers.split(","):
+            for base in (os.path.join(root, controllers), os.path.join(root, "cpu")):
+                for rel in (path.strip("/"), ""):
+                    limits.append(_read_quota(os.path.join(base, rel, "cpu.cfs_quota_us"),
+                                              v2=False))
+    limits = [q for q in limits if q is not None]
+    return min(limits) if limits else None
+
+
+def _read_quota(path, v2):
+    try:
+        with open(path) as f:
+            text = f.read().split()
+        if v2:
+            quota, period = text[0], text[1] if len(text) > 1 else "100000"
+        else:
+            quota = text[0]
+            with open(path.replace("cpu.cfs_quota_us", "cpu.cfs_period_us")) as f:
+                period = f.read().split()[0]
+        if quota == "max" or int(quota) <= 0 or int(period) <= 0:
+            return None
+        return int(quota) / int(period)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def available_cpus():
+    """(count, source): the CPUs this process may run on, from its affinity mask, capped by
+    its cgroup's CPU quota (rounded up: a quota of 1.5 CPUs keeps 2 threads busy)."""
+    try:
+        n, source = len(os.sched_getaffinity(0)), "affinity mask"
+    except (AttributeError, OSError):
+        n, source = os.cpu_count() or 1, "os.cpu_count()"
+    quota = cgroup_cpu_limit()
+    if quota is not None and math.ceil(quota) < n:
+        n, source = max(1, math.ceil(quota)), f"cgroup CPU quota ({quota:g} CPUs)"
+    return n, source
+
+
+def default_threads():
+    """(count, source) of the default thread setting: MATKERN_NUM_THREADS, then
+    OMP_NUM_THREADS, then :func:`available_cpus`."""
+    for var in _ENV_VARS:
+        n = _parse_env(var)
+        if n is not None:
+            return n, var
+    return available_cpus()
+
+
+def _cpu():
+    from . import _dispatch
+
+    return _dispatch.cpu()
+
+
+def _init_from_environment():
+    """Called once at import: the default setting goes into the CPU module, and threadpoolctl
+    learns to see it."""
+    from . import _dispatch
+
+    if _dispatch._cpu is None:
+        return
+    n, source = default_threads()
+    _dispatch._cpu.set_num_threads(n)
+    _origin["source"] = source
+    _register_threadpoolctl()
+
+
+def get_num_threads() -> int:
+    """Threads a matkern CPU kernel called now from this thread may use: this thread's own
+    count (:func:`threads`) if it has one, else the process-wide setting.
+
+    Example
+    -------
+    >>> import matkern
+    >>> with matkern.threads(1):
+    ...     matkern.get_num_threads()
+    1
+    """
+    c = _cpu()
+    setting, local = c.get_num_threads(), c.get_local_threads()
+    return min(local, setting) if local else setting
+
+
+def set_num_threads(n) -> None:
+    """Set the process-wide thread count, which is also the process's budget: kernel calls
+    running at once from several Python threads share it (each gets what is free, at least
+    one thread, and never waits). Overrides the environment and ``threadpoolctl`` defaults
+    until changed again; ``threadpoolctl.threadpool_limits`` changes it for its scope.
+
+    Parameters
+    ----------
+    n : int >= 1
+
+    Example
+    -------
+    >>> import matkern
+    >>> old = matkern.get_num_threads()
+    >>> matkern.set_num_threads(1)
+    >>> matkern.set_num_threads(old)
+    """
+    n = C.check_int(n, "n", "set_num_threads", min_value=1)
+    _cpu().set_num_threads(n)
+    _origin["source"] = "set_num_threads()"
+
+
+def thread_setting_source() -> str:
+    """Where the process-wide setting came from: "set_num_threads()", "MATKERN_NUM_THREADS",
+    "OMP_NUM_THREADS", "affinity mask", "cgroup CPU quota (...)" (threadpoolctl changes
+    show as themselves only in the count)."""
+    return _origin["source"] or "not set"
+
+
+@contextlib.contextmanager
+def threads(n):
+    """Context manager: matkern's kernels called from *this* Python thread use at most ``n``
+    threads inside it (other threads' calls are unaffected); the previous count comes back
+    on exit, nested uses included. ``n`` above the process-wide setting is capped by it.
+
+    Example
+    -------
+    >>> import numpy as np, matkern
+    >>> with matkern.threads(1):
+    ...     y = matkern.fwht(np.ones(8))
+    """
+    n = C.check_int(n, "n", "threads", min_value=1)
+    c = _cpu()
+    previous = c.get_local_threads()
+    c.set_local_threads(n)
+    try:
+        yield n
+    finally:
+        c.set_local_threads(previous)
+
+
+def _register_threadpoolctl():
+    """Let threadpoolctl find matkern's setting (user_api "matkern") through the two C
+    functions the CPU module exports, so ``threadpool_limits(1)`` limits matkern too."""
+    try:
+        import threadpoolctl
+    except ImportError:
+        return
+    if not hasattr(threadpoolctl, "register") or _origin.get("registered"):
+        return
+
+    class MatkernController(threadpoolctl.LibController):
+        user_api = "matkern"
+        internal_api = "matkern"
+        filename_prefixes = ("_cpu.",)
+        check_symbols = ("matkern_get_num_threads", "matkern_set_num_threads")
+
+        def get_num_threads(self):
+            return self.dynlib.matkern_get_num_threads()
+
+        def set_num_threads(self, num_threads):
+            self.dynlib.matkern_set_num_threads(int(num_threads))
+
+        def get_version(self):
+            from . import __version__
+
+            return __version__
+
+    threadpoolctl.register(MatkernController)
+    _origin["registered"] = True
