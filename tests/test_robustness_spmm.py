@@ -223,3 +223,17 @@ def test_scipy_arrays_longer_than_nnz_are_trimmed():
     S = matkern.SparseMatrix(A)
     assert S.nnz == 2
     np.testing.assert_allclose(S @ np.eye(2), [[1, 0], [0, 2]])
+
+
+# ------------------------------------------------ generators: sizes refused before allocating
+@pytest.mark.parametrize("call, match", [
+    ("band(2**40, 2)", "the number of rows = 1099511627776 overflows"),
+    ("stencil27(10**5)", "the number of rows = 1000000000000000 overflows"),
+    ("uniform_random(10**6, 10**6, 1.0)", "m=1000000, n=1000000, density=1.0 would need"),
+    ("rmat(30, 2**20)", "scale=30, edge_factor=1048576 would need"),
+])
+def test_generator_sizes_refused(call, match):
+    import matkern.generators as g
+
+    with pytest.raises(ValueError, match=match):
+        eval("g." + call)

@@ -143,6 +143,37 @@ def check_index_range(n: int, name: str, fn: str, limit: int = INT32_MAX) -> int
     return n
 
 
+def available_memory() -> int:
+    """Bytes of memory this machine can still give (MemAvailable on Linux; the free physical
+    pages elsewhere; a large number when neither can be read)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import os
+
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 62
+
+
+def check_memory(nbytes, what: str, fn: str):
+    """Refuse, before allocating, a call whose working memory (``nbytes``, an estimate made
+    from the arguments) exceeds what the machine has available: a clear ValueError that names
+    the argument(s) in ``what`` instead of a MemoryError or the OOM killer part way through."""
+    avail = available_memory()
+    if nbytes > avail:
+        raise ValueError(
+            f"{fn}(): {what} would need about {nbytes / 2**30:.3g} GiB of memory, more than the "
+            f"{avail / 2**30:.3g} GiB available"
+        )
+    return nbytes
+
+
 def check_random_state(random_state, fn: str) -> np.random.Generator:
     """None, an int seed or a numpy Generator/RandomState, as scikit-learn accepts."""
     if random_state is None or isinstance(random_state, numbers.Integral):

@@ -27,6 +27,18 @@ def _values(rng, n):
     return rng.uniform(-1.0, 1.0, n)
 
 
+# Bytes per stored entry while a generator builds its matrix: COO rows, columns and values
+# (24), the CSR copy (12) and scipy's temporaries; measured peaks stay below this.
+_BYTES_PER_ENTRY = 64
+
+
+def _check_size(n_rows, n_cols, entries, what, fn):
+    """Sizes that fit the 32-bit indices of the kernels and the memory of this machine."""
+    C.check_index_range(n_rows, "the number of rows", fn)
+    C.check_index_range(n_cols, "the number of columns", fn)
+    C.check_memory(int(entries) * _BYTES_PER_ENTRY, what, fn)
+
+
 def band(n, bandwidth, *, random_state=None):
     """Band matrix: n x n with A[i, j] != 0 exactly when |i - j| <= bandwidth // 2.
 
@@ -42,6 +54,7 @@ def band(n, bandwidth, *, random_state=None):
     fn = "band"
     n = C.check_int(n, "n", fn, min_value=1)
     bandwidth = C.check_int(bandwidth, "bandwidth", fn, min_value=1, max_value=2 * n - 1)
+    _check_size(n, n, n * (bandwidth // 2 * 2 + 1), f"n={n}, bandwidth={bandwidth}", fn)
     rng = C.check_random_state(random_state, fn)
     h = bandwidth // 2
     offsets = np.arange(-h, h + 1)
@@ -72,6 +85,8 @@ def stencil27(nx, ny=None, nz=None, *, random_state=None):
     nx = C.check_int(nx, "nx", fn, min_value=1)
     ny = nx if ny is None else C.check_int(ny, "ny", fn, min_value=1)
     nz = nx if nz is None else C.check_int(nz, "nz", fn, min_value=1)
+    points = nx * ny * nz
+    _check_size(points, points, 27 * points, f"nx, ny, nz = {nx}, {ny}, {nz}", fn)
     rng = C.check_random_state(random_state, fn)
     ix, iy, iz = np.meshgrid(np.arange(nx), np.arange(ny), np.arange(nz), indexing="ij")
     ix, iy, iz = (a.transpose(2, 1, 0).ravel() for a in (ix, iy, iz))  # x fastest
@@ -114,6 +129,8 @@ def rmat(scale, edge_factor=16, *, a=0.57, b=0.19, c=0.19, random_state=None):
     c = C.check_float(c, "c", fn, min_value=0.0, max_value=1.0)
     if a + b + c > 1.0:
         raise ValueError(f"{fn}(): a + b + c must be <= 1, got {a + b + c}")
+    _check_size(1 << scale, 1 << scale, edge_factor << scale,
+                f"scale={scale}, edge_factor={edge_factor}", fn)
     rng = C.check_random_state(random_state, fn)
     n = 1 << scale
     m = edge_factor * n
@@ -145,6 +162,7 @@ def uniform_random(m, n=None, density=0.01, *, random_state=None):
     m = C.check_int(m, "m", fn, min_value=1)
     n = m if n is None else C.check_int(n, "n", fn, min_value=1)
     density = C.check_float(density, "density", fn, min_value=0.0, max_value=1.0)
+    _check_size(m, n, density * m * n, f"m={m}, n={n}, density={density}", fn)
     rng = C.check_random_state(random_state, fn)
     A = sp.random(m, n, density=density, format="csr", random_state=rng,
                   data_rvs=lambda k: _values(rng, k))
