@@ -2,6 +2,7 @@
 #include <omp.h>
 
 #include "bind_common.hpp"
+#include "parallel.hpp"
 #include "simd.hpp"
 #include "threads.hpp"
 
@@ -26,6 +27,12 @@ void bind_info(nb::module_& m) {
   m.def("get_local_threads", [] { return local_threads(); });
   m.def("set_local_threads", [](int n) { set_local_threads(n); });
   m.def("threads_in_use", [] { return threads_in_use(); });
+  m.def("set_parallel_runtime", [](const std::string& name) {
+    if (name != "pool" && name != "openmp")
+      throw nb::value_error("set_parallel_runtime(): name must be 'pool' or 'openmp'");
+    set_parallel_runtime(name == "openmp");
+  });
+  m.def("parallel_runtime", [] { return std::string(parallel_runtime_is_openmp() ? "openmp" : "pool"); });
   // The team a kernel called now from this thread would get (for tests and show_config).
   m.def("granted_threads", [] { ThreadGrant g; return g.granted(); });
   // A kernel-shaped call for the tests: holds a grant for `seconds` with the GIL released

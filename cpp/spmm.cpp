@@ -2,11 +2,10 @@
 // portable row kernels (the AVX2/FMA ones are in spmm_avx2.cpp).
 #include "spmm.hpp"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <vector>
 
+#include "parallel.hpp"
 #include "simd.hpp"
 
 namespace matkern {
@@ -61,11 +60,16 @@ void csr_spmm(int64_t m, int64_t n, int64_t k, const int64_t* indptr, const int3
   if (!b_row_major && k >= 8 && n > 0) {
     bt.resize(size_t(n) * size_t(k));
     constexpr int64_t tb = 32;
-#pragma omp parallel for schedule(static) if (n * k > (int64_t(1) << 16))
-    for (int64_t j0 = 0; j0 < n; j0 += tb)
+    T* dst = bt.data();
+    auto block_rows = [&](int64_t blk) {
+      const int64_t j0 = blk * tb;
       for (int64_t c0 = 0; c0 < k; c0 += tb)
         for (int64_t j = j0; j < std::min(n, j0 + tb); ++j)
-          for (int64_t c = c0; c < std::min(k, c0 + tb); ++c) bt[j * k + c] = b[j + c * ldb];
+          for (int64_t c = c0; c < std::min(k, c0 + tb); ++c) dst[j * k + c] = b[j + c * ldb];
+    };
+    const int64_t blocks = (n + tb - 1) / tb;
+    if (n * k > (int64_t(1) << 16)) parallel_for_chunks(blocks, block_rows);
+    else for (int64_t blk = 0; blk < blocks; ++blk) block_rows(blk);
     b = bt.data();
     ldb = k;
     b_row_major = true;
@@ -75,7 +79,7 @@ void csr_spmm(int64_t m, int64_t n, int64_t k, const int64_t* indptr, const int3
   const int64_t base = indptr[0];
   const int64_t nnz = indptr[m] - base;
   const int64_t total = nnz + m;
-  const int threads = omp_get_max_threads();
+  const int threads = call_team();
   const int64_t work = (nnz + m) * k;
   if (threads == 1 || work < (int64_t(1) << 15)) {
     rows(0, m, k, indptr, indices, data, b, ldb, b_row_major, out, ldc);
@@ -96,10 +100,10 @@ void csr_spmm(int64_t m, int64_t n, int64_t k, const int64_t* indptr, const int3
     }
     cut[q] = lo;
   }
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int64_t q = 0; q < parts; ++q)
+  parallel_for_chunks(parts, [&](int64_t q) {
     if (cut[q] < cut[q + 1])
       rows(cut[q], cut[q + 1], k, indptr, indices, data, b, ldb, b_row_major, out, ldc);
+  });
 }
 
 template void csr_spmm<float>(int64_t, int64_t, int64_t, const int64_t*, const int32_t*,

@@ -214,3 +214,62 @@ def test_results_identical_for_any_thread_count(setting):
     for k in many:
         np.testing.assert_array_equal(one[k], many[k], err_msg=k)
         np.testing.assert_array_equal(two[k], many[k], err_msg=k)
+
+
+# --------------------------------------------- the helper pool (cpp/parallel.hpp) under stress
+def test_pool_many_callers_stay_correct(setting):
+    """Eight Python threads at once, each with its own thread count, on a budget of 3: every
+    product equals the one computed alone (bit for bit: rows never cross chunks)."""
+    matkern.set_num_threads(3)
+    mats = [sp.random(2000 + 300 * i, 400, density=0.02, format="csr", random_state=i,
+                      dtype=np.float32) for i in range(8)]
+    B = np.random.default_rng(0).standard_normal((400, 40)).astype(np.float32)
+    alone = [matkern.spmm(A, B) for A in mats]
+
+    def call(i):
+        def run():
+            with matkern.threads(1 + i % 3):
+                return matkern.spmm(mats[i], B)
+        return run
+
+    from conftest import run_in_threads
+
+    got = run_in_threads([call(i) for i in range(8)], repeats=20)
+    for g, a in zip(got, alone):
+        np.testing.assert_array_equal(g, a)
+    assert cpu().threads_in_use() == 0
+
+
+def test_pool_and_openmp_runtimes_agree(setting):
+    matkern.set_num_threads(2)
+    A = sp.random(5000, 300, density=0.03, format="csr", random_state=3, dtype=np.float64)
+    B = np.asfortranarray(np.random.default_rng(3).standard_normal((300, 64)))
+    try:
+        cpu().set_parallel_runtime("openmp")
+        ref = matkern.spmm(A, B)
+    finally:
+        cpu().set_parallel_runtime("pool")
+    np.testing.assert_array_equal(matkern.spmm(A, B), ref)
+    with pytest.raises(ValueError, match="must be 'pool' or 'openmp'"):
+        cpu().set_parallel_runtime("tbb")
+
+
+def test_pool_after_fork_does_not_hang():
+    """A forked child has no pool helpers; its calls run on the caller alone, never waiting."""
+    code = """
+import os, numpy as np, scipy.sparse as sp, matkern
+A = sp.random(4000, 300, density=0.03, format="csr", random_state=0, dtype=np.float32)
+B = np.ones((300, 32), np.float32)
+y = matkern.spmm(A, B)  # the pool exists now
+pid = os.fork()
+if pid == 0:
+    ok = np.array_equal(matkern.spmm(A, B), y)
+    os._exit(0 if ok else 3)
+_, status = os.waitpid(pid, 0)
+assert os.WEXITSTATUS(status) == 0, status
+print("ok")
+"""
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(matkern.__file__)))
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr

@@ -16,8 +16,11 @@ rm -rf "$pkg" && mkdir -p "$pkg"
 cp -r python/matkern "$pkg/"
 rm -f "$pkg"/matkern/*.so
 cp build/asan/_cpu*.so "$pkg/matkern/"
+# libstdc++ is preloaded too: ASan's __cxa_throw interceptor must find the real one at start,
+# or the first C++ exception (a binding's ValueError) aborts the process.
 libasan=$("${CXX:-c++}" -print-file-name=libasan.so)
-export LD_PRELOAD="$libasan"
+libstdcxx=$("${CXX:-c++}" -print-file-name=libstdc++.so)
+export LD_PRELOAD="$libasan $libstdcxx"
 export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:halt_on_error=1:${ASAN_OPTIONS:-}"
 export PYTHONPATH="$PWD/$pkg"
 "$py" -c "import matkern, os; assert matkern.__file__.startswith(os.environ['PYTHONPATH']), matkern.__file__; print('asan module:', matkern.__file__)"
