@@ -120,7 +120,23 @@ def time_interleaved(fns, device, min_time, min_rounds=3, max_rounds=20, settle=
     return {key: statistics.median(v) for key, v in times.items()}
 
 
-def run_cases(cases, quick, progress=True):
+def _one_thread(fn):
+    import matkern
+
+    def run():
+        with matkern.threads(1):
+            return fn()
+    return run
+
+
+ONE_THREAD = "matkern 1 thread"
+
+
+def run_cases(cases, quick, progress=True, neighbour=False):
+    """Time every case. ``neighbour``: the run happens next to a busy process (see
+    :func:`busy_neighbour`); each case then also times matkern pinned to one thread, and
+    every anchor's goal becomes 1.0 (as fast as the anchor, and as fast as not
+    parallelising, under the same conditions)."""
     min_time = 0.15 if quick else 0.6
     results = []
     bar = None
@@ -140,6 +156,9 @@ def run_cases(cases, quick, progress=True):
                "bars": case.bars, "main": case.main}
         try:
             fns = case.make()
+            if neighbour:
+                fns[ONE_THREAD] = _one_thread(fns[case.main])
+                row["bars"] = {k: 1.0 for k in fns if k != case.main and not k.startswith("_")}
             # "_name" entries are data for info(), not timed
             row["times"] = time_interleaved({k: f for k, f in fns.items() if not k.startswith("_")},
                                             case.device, min_time)
@@ -153,6 +172,22 @@ def run_cases(cases, quick, progress=True):
     if bar is not None:
         bar.close()
     return results
+
+
+class busy_neighbour:
+    """Context manager: one process spinning at normal priority (a busy loop) for the
+    duration, the neighbour of issue #16's bars."""
+
+    def __enter__(self):
+        import subprocess
+
+        self.proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        time.sleep(0.5)
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.kill()
+        self.proc.wait()
 
 
 def ratios(row):

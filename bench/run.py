@@ -1,4 +1,9 @@
-"""Run matkern's benchmarks: ``python -m bench [--quick] [--only NAME] [--device cpu|cuda]``.
+"""Run matkern's benchmarks: ``python -m bench [--quick] [--only NAME] [--device cpu|cuda]
+[--neighbour]``.
+
+``--neighbour`` runs the CPU cases next to one busy process (a spinning loop at normal
+priority) and also times matkern pinned to one thread; results go to
+bench/results/<family>_cpu-neighbour.json.
 
 Discovers every bench/<family>.py, runs its cases with the anchors timed in the same run,
 prints a table, stores bench/results/<family>_<device>.json, and writes BENCHMARKS.md and PNG
@@ -36,6 +41,8 @@ def main(argv=None):
     p.add_argument("--markdown", default=os.path.join(ROOT, "BENCHMARKS.md"))
     p.add_argument("--plots", default=os.path.join(HERE, "plots"))
     p.add_argument("--no-save", action="store_true", help="print only; store nothing")
+    p.add_argument("--neighbour", action="store_true",
+                   help="CPU: run next to one busy process, and time matkern on one thread too")
     args = p.parse_args(argv)
 
     ctx = _runner.Context(quick=args.quick, device=args.device)
@@ -54,6 +61,11 @@ def main(argv=None):
         print("no benchmark case matched", file=sys.stderr)
         return 1
     machine = _runner.machine_description(args.device)
+    if args.neighbour:
+        if args.device != "cpu":
+            print("--neighbour is for the CPU cases", file=sys.stderr)
+            return 1
+        machine += "; next to one busy process (a spinning loop at normal priority)"
     print(f"machine: {machine}")
     try:
         import matkern
@@ -64,10 +76,15 @@ def main(argv=None):
     except Exception as exc:
         print(f"matkern import failed: {exc}")
         return 1
-    results = _runner.run_cases(cases, args.quick)
+    if args.neighbour:
+        with _runner.busy_neighbour():
+            results = _runner.run_cases(cases, args.quick, neighbour=True)
+    else:
+        results = _runner.run_cases(cases, args.quick)
     print(_runner.format_table(results))
     if not args.no_save:
-        _runner.save_results(results, args.device, machine, args.quick)
+        device = args.device + ("-neighbour" if args.neighbour else "")
+        _runner.save_results(results, device, machine, args.quick)
         _runner.write_markdown(args.markdown)
         plots = _runner.write_plots(args.plots)
         print(f"wrote {args.markdown} and {len(plots)} plot(s) in {args.plots}")
