@@ -11,6 +11,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "parallel.hpp"
 #include "simd.hpp"
 
 namespace matkern {
@@ -102,44 +103,57 @@ void strided_slice(T* x, int64_t n, int64_t inner, int64_t c0, int64_t c1) {
 
 }  // namespace
 
+// Rows per piece of a parallel loop: enough butterflies (n log n each) that a piece is worth
+// handing to another thread (~64k element operations, a few microseconds).
+static int64_t row_grain(int64_t n) {
+  int64_t lg = 1;
+  while ((int64_t(1) << lg) < n) ++lg;
+  return std::max<int64_t>(1, (int64_t(1) << 16) / (n * lg));
+}
+
 template <typename T>
 void fwht(T* data, int64_t outer, int64_t n, int64_t inner, bool normalize) {
   const T s = normalize ? T(1.0 / std::sqrt(double(n))) : T(1);
-  if (inner == 1 && outer < omp_get_max_threads() && n >= 4 * kBlock) {
+  if (inner == 1 && outer < call_team() && n >= 4 * kBlock) {
     // Few long rows: split each row into kBlock pieces transformed in parallel, then do the
     // stages between pieces as a strided transform of the (n / kBlock, kBlock) view.
     const RowFn<T> row = pick_row_kernel<T>();
     for (int64_t r = 0; r < outer; ++r) {
       T* x = data + r * n;
-#pragma omp parallel for schedule(static)
-      for (int64_t b = 0; b < n / kBlock; ++b) row(x + b * kBlock, kBlock);
+      parallel_for_range(n / kBlock, 1, [&](int64_t b0, int64_t b1) {
+        for (int64_t b = b0; b < b1; ++b) row(x + b * kBlock, kBlock);
+      });
       fwht<T>(x, 1, n / kBlock, kBlock, false);
       if (normalize) {
-#pragma omp parallel for schedule(static)
-        for (int64_t b = 0; b < n / kBlock; ++b) scale_inplace(x + b * kBlock, kBlock, s);
+        parallel_for_range(n / kBlock, 1, [&](int64_t b0, int64_t b1) {
+          for (int64_t b = b0; b < b1; ++b) scale_inplace(x + b * kBlock, kBlock, s);
+        });
       }
     }
     return;
   }
   if (inner == 1) {
     const RowFn<T> row = pick_row_kernel<T>();
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < outer; ++r) {
-      row(data + r * n, n);
-      if (normalize) scale_inplace(data + r * n, n, s);
-    }
+    parallel_for_range(outer, row_grain(n), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        row(data + r * n, n);
+        if (normalize) scale_inplace(data + r * n, n, s);
+      }
+    });
     return;
   }
   const int64_t chunk = 256;
   const int64_t nchunks = (inner + chunk - 1) / chunk;
-#pragma omp parallel for schedule(static)
-  for (int64_t t = 0; t < outer * nchunks; ++t) {
-    const int64_t o = t / nchunks, c0 = (t % nchunks) * chunk, c1 = std::min(inner, c0 + chunk);
-    T* x = data + o * n * inner;
-    strided_slice(x, n, inner, c0, c1);
-    if (normalize)
-      for (int64_t i = 0; i < n; ++i) scale_inplace(x + i * inner + c0, c1 - c0, s);
-  }
+  parallel_for_range(outer * nchunks, row_grain(n), [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t o = t / nchunks, c0 = (t % nchunks) * chunk;
+      const int64_t c1 = std::min(inner, c0 + chunk);
+      T* x = data + o * n * inner;
+      strided_slice(x, n, inner, c0, c1);
+      if (normalize)
+        for (int64_t i = 0; i < n; ++i) scale_inplace(x + i * inner + c0, c1 - c0, s);
+    }
+  });
 }
 
 template <typename T>
@@ -196,22 +210,23 @@ void fjlt_transform(const T* x, int64_t rows, int64_t d, int64_t dpad, const T* 
 
 template <typename T>
 void fwht_from(const T* src, T* dst, int64_t outer, int64_t n, int64_t inner, bool normalize) {
-  if (inner == 1 && outer >= omp_get_max_threads()) {
+  if (inner == 1 && outer >= call_team()) {
     // Copy each row just before transforming it, so the copy costs no extra trip to memory.
     const RowFn<T> row = pick_row_kernel<T>();
     const T s = normalize ? T(1.0 / std::sqrt(double(n))) : T(1);
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < outer; ++r) {
-      std::copy(src + r * n, src + (r + 1) * n, dst + r * n);
-      row(dst + r * n, n);
-      if (normalize) scale_inplace(dst + r * n, n, s);
-    }
+    parallel_for_range(outer, row_grain(n), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        std::copy(src + r * n, src + (r + 1) * n, dst + r * n);
+        row(dst + r * n, n);
+        if (normalize) scale_inplace(dst + r * n, n, s);
+      }
+    });
     return;
   }
   const int64_t total = outer * n * inner;
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < total; i += 1 << 16)
-    std::copy(src + i, src + std::min(total, i + (int64_t(1) << 16)), dst + i);
+  parallel_for_range(total, int64_t(1) << 16, [&](int64_t i0, int64_t i1) {
+    std::copy(src + i0, src + i1, dst + i0);
+  });
   fwht<T>(dst, outer, n, inner, normalize);
 }
 
