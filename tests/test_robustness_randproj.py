@@ -379,7 +379,8 @@ def test_property_fjlt_cpu_matches_reference_and_components(case):
 
 
 # --------------------------------------------------------------------------- FJLT draw, memory
-def test_fjlt_projection_distribution():
+@pytest.mark.parametrize("block", [None, 997], ids=["default", "chunks-across-rows"])
+def test_fjlt_projection_distribution(block, monkeypatch):
     """P's law: each of the k x d' entries nonzero with probability q, independently, values
     N(0, 1). Counts, per-row variance, column spread and value moments against their
     expectations (6 sigma), in the sparse (binomial + sampled positions) and dense (Bernoulli
@@ -421,6 +422,15 @@ def test_regression_fjlt_fit_memory():
     nonzeros; now about 2x the input + output (signs_ and P)."""
     X = np.random.default_rng(0).standard_normal((16, 65536)).astype(np.float32)
     f, peak = _peak(lambda: matkern.FJLT(1024, random_state=0).fit(X))
+    P = f.projection_
+    output = f.signs_.nbytes + P.data.nbytes + P.indices.nbytes + P.indptr.nbytes
+    assert peak <= 2 * (X.nbytes + output) + (256 << 10), (peak, X.nbytes, output)
+
+
+def test_fjlt_fit_memory_dense_projection():
+    """A dense P (density 0.5): the draw's scratch is a fixed few MB, not k x d'."""
+    X = np.ones((8, 8192), np.float32)
+    f, peak = _peak(lambda: matkern.FJLT(512, density=0.5, random_state=0).fit(X))
     P = f.projection_
     output = f.signs_.nbytes + P.data.nbytes + P.indices.nbytes + P.indptr.nbytes
     assert peak <= 2 * (X.nbytes + output) + (256 << 10), (peak, X.nbytes, output)

@@ -111,7 +111,11 @@ class FJLT:
     (Ailon-Chazelle's q with constant 1).
 
     The random matrices are drawn on the host from ``random_state``, so the same seed gives
-    the same transform on every backend. CPU: one fused pass per row (sign, pad, FWHT, sparse
+    the same transform on every backend. P's nonzeros are drawn directly (binomial counts and
+    sampled positions, see ``_draw_projection``: the same law as independent Bernoulli(q)
+    entries) in O(nnz) memory; since the fix of issue #15 a given seed gives a
+    different P than before (``signs_`` is unchanged). ``random_state``: None, a nonnegative
+    int, a numpy Generator or RandomState. CPU: one fused pass per row (sign, pad, FWHT, sparse
     gather) with threads over rows. GPU: batched FWHT then a sparse gather kernel.
 
     Parameters
@@ -129,7 +133,11 @@ class FJLT:
     ----------
     n_components_, n_features_in_, density_, padded_features_ (d'), signs_ (d,),
     projection_ (scipy.sparse CSR, k x d'), scale_, and ``components_`` (the equivalent dense
-    k x d matrix, computed on first access).
+    k x d matrix, computed on first access, read-only).
+
+    n_components="auto" must give 1 <= k <= n_features (ValueError otherwise, as in
+    scikit-learn: one sample gives k = 0). Sizes whose P or components_ would exceed the
+    machine's physical memory are refused with ValueError before allocating.
 
     Example
     -------
@@ -318,7 +326,7 @@ def _draw_projection(rng, k, dpad, q):
     else 0, drawn without a dense k x dpad array.
 
     The k * dpad cells, in row-major order, go in consecutive chunks of about
-    _DRAW_BLOCK / q cells. In a chunk of m cells the number of nonzeros is drawn,
+    _DRAW_BLOCK / q cells (4 * _DRAW_BLOCK when dense). In a chunk of m cells the number of nonzeros is drawn,
     N ~ Binomial(m, q), then their positions, a uniformly random N-subset of the chunk
     (``Generator.choice(replace=False)``: Floyd's algorithm, O(N) scratch): the same law as m
     independent Bernoulli(q) cells. For q > 1/32 (a dense P, which is anyway about as large
@@ -327,24 +335,28 @@ def _draw_projection(rng, k, dpad, q):
     import scipy.sparse as sp
 
     total = k * dpad
-    chunk = max(1, min(total, int(_DRAW_BLOCK / q)))
-    parts = []
+    dense = q > 1.0 / 32
+    chunk = max(1, min(total, 4 * _DRAW_BLOCK if dense else int(_DRAW_BLOCK / q)))
+    counts = np.zeros(k, dtype=np.int64)
+    parts = []  # int32 column indices per chunk (the flat int64 positions are scratch only)
     for c0 in range(0, total, chunk):
         m = min(total, c0 + chunk) - c0
-        if q > 1.0 / 32:
+        if dense:
             pos = np.flatnonzero(rng.random(m) < q)
         else:
             pos = rng.choice(m, size=int(rng.binomial(m, q)), replace=False, shuffle=False)
             pos.sort()
         pos = pos.astype(np.int64, copy=False)
         pos += c0
-        parts.append(pos)
-    flat = np.concatenate(parts) if parts else np.empty(0, np.int64)
+        r0 = c0 // dpad
+        per_row = np.bincount(pos // dpad - r0)  # rows r0 .. (< k, since pos < k * dpad)
+        counts[r0 : r0 + per_row.size] += per_row
+        parts.append((pos % dpad).astype(np.int32))
+        del pos
+    cols = np.concatenate(parts) if parts else np.empty(0, np.int32)
     del parts
     indptr = np.zeros(k + 1, dtype=np.int64)
-    np.cumsum(np.bincount(flat // dpad, minlength=k), out=indptr[1:])
-    cols = (flat % dpad).astype(np.int32)
-    del flat
+    np.cumsum(counts, out=indptr[1:])
     vals = rng.standard_normal(cols.size)
     if cols.size <= C.INT32_MAX:
         indptr = indptr.astype(np.int32)

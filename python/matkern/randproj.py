@@ -181,7 +181,9 @@ class SparseRandomProjection:
     Parameters
     ----------
     n_components : int >= 1, or "auto"
-        Output dimension k; "auto" uses ``johnson_lindenstrauss_min_dim(n_samples, eps)``.
+        Output dimension k; "auto" uses ``johnson_lindenstrauss_min_dim(n_samples, eps)``,
+        which must give 1 <= k <= n_features (ValueError otherwise, as scikit-learn: one
+        sample gives k = 0).
     density : float in (0, 1], or "auto"
     eps : float in (0, 1), used by ``n_components="auto"`` only.
     random_state : None, int, numpy Generator or RandomState
@@ -192,7 +194,8 @@ class SparseRandomProjection:
     backend : {"reference", "cpu", "cuda"}, optional
 
     Input: X (n_samples, n_features) float32/float64, NumPy or CuPy array (C-contiguous), or a
-    scipy/cupyx sparse matrix (any format; converted to CSR, duplicate entries summed). The
+    scipy/cupyx sparse matrix (any format; its index structure validated in that format,
+    then converted to CSR, duplicate entries summed; X itself is never modified). The
     result has X's dtype and array type. NaN/Inf in X propagate to the outputs whose
     projection rows touch them.
 
