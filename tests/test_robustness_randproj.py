@@ -65,6 +65,11 @@ def bad(fmt, kind, shape, seed=0, dtype=np.float64):
         M.indices[0] = -3
     elif kind == "huge":
         M.indices[0] = 2**31 - 1
+    elif kind == "huge64":
+        M.indices = M.indices.astype(np.int64); M.indptr = M.indptr.astype(np.int64)
+        M.indices[0] = 2**40
+    elif kind == "float_indices":
+        M.indices = M.indices.astype(np.float64)
     elif kind == "decreasing":
         ip = M.indptr.copy(); ip[1] = ip[-1]; ip[2] = 0; M.indptr = ip
     elif kind == "wrong_length":
@@ -78,7 +83,7 @@ def bad(fmt, kind, shape, seed=0, dtype=np.float64):
 def refused(f, what):
     try:
         f()
-    except ValueError as e:
+    except (TypeError if kind == "float_indices" else ValueError) as e:
         return str(e)
     raise AssertionError(f"no ValueError for {what}")
 
@@ -86,8 +91,10 @@ X = np.random.default_rng(0).standard_normal((10, 20))
 '''
 
 _KINDS = {
-    "csr": ["oob", "neg", "huge", "decreasing", "wrong_length", "not_zero_start", "past_end"],
-    "csc": ["oob", "neg", "huge", "decreasing", "wrong_length", "not_zero_start", "past_end"],
+    "csr": ["oob", "neg", "huge", "huge64", "decreasing", "wrong_length", "not_zero_start",
+            "past_end", "float_indices"],
+    "csc": ["oob", "neg", "huge", "huge64", "decreasing", "wrong_length", "not_zero_start",
+            "past_end"],
     "coo": ["oob", "neg", "huge", "row_oob", "row_neg", "short"],
 }
 _CASES = [(f, k) for f, ks in _KINDS.items() for k in ks]

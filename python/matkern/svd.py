@@ -316,6 +316,7 @@ class TruncatedSVD:
         """Append rows E (c x n_features): A <- [A; E]. Returns self."""
         fn = "TruncatedSVD.add_rows"
         self._check_fitted(fn)
+        self._check_params(fn)  # method, l, t, ... may have been changed since fit
         E = self._prepare(E, "E", fn, self._v.n, "n_features_in_")
         with self._blas_scope():
             self._append(self._u, self._v, E, transpose=False)
@@ -325,6 +326,7 @@ class TruncatedSVD:
         """Append columns E (n_samples x c): A <- [A, E]. Returns self."""
         fn = "TruncatedSVD.add_columns"
         self._check_fitted(fn)
+        self._check_params(fn)  # method, l, t, ... may have been changed since fit
         E = self._prepare(E, "E", fn, None, "n_samples_", height=self._u.n)
         with self._blas_scope():
             self._append(self._v, self._u, E.T.tocsr() if is_sparse(E) else E.T, transpose=True)
@@ -334,6 +336,7 @@ class TruncatedSVD:
         """Low-rank change A <- A + D E^T, D (n_samples x c), E (n_features x c). Returns self."""
         fn = "TruncatedSVD.update"
         self._check_fitted(fn)
+        self._check_params(fn)  # method, l, t, ... may have been changed since fit
         Dm = self._prepare(D_, "D", fn, None, "")
         Em = self._prepare(E, "E", fn, None, "")
         if Dm.shape[0] != self._u.n:
