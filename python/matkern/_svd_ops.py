@@ -11,6 +11,7 @@ import numpy as np
 
 from . import _checks as C
 from . import _dispatch as D
+from . import _sparse_input as S
 from .reference import svd as ref
 
 _FLOATS = (np.float32, np.float64)
@@ -38,6 +39,8 @@ class _Ops:
         if self.name == "reference":
             return ref.svd_gather(Xt, B)
         xp = self.xp
+        if Xt.shape[1] != B.shape[0]:
+            raise ValueError(f"svd gather: update has {Xt.shape[1]} columns, basis {B.shape[0]} rows")
         out = xp.empty((Xt.shape[0], B.shape[1]), dtype=np.float64)
         ip = Xt.indptr.astype(np.int64)
         if self.name == "cpu":
@@ -132,14 +135,18 @@ def as_update(x, name, fn, *, width=None, width_name="", device=None, allow_spar
     C.check_index_range(rows, f"{name}.shape[0]", fn)
     C.check_index_range(cols, f"{name}.shape[1]", fn)
     if is_sparse(x):
-        x = x.tocsr().astype(np.float64)
-        if x is not None and not x.has_canonical_format:
-            x = x.copy()
-            x.sum_duplicates()
+        # Index structure first, in the stored format, before scipy/cupyx converts anything:
+        # tocsr / astype / sum_duplicates trust indptr and indices and write out of bounds.
+        x = S.as_csr(x, name, fn)
         xp = D.array_module(x.data) if D.is_cupy_array(x.data) else np
-        if x.nnz and not bool(xp.isfinite(x.data).all()):
+        if x.data.size and not bool(xp.isfinite(x.data).all()):
             raise ValueError(f"{fn}(): {name} must be finite, got NaN or Inf")
-        C.check_index_range(x.nnz, f"{name}.nnz", fn)
+        C.check_index_range(int(x.data.size), f"{name}.nnz", fn)
+        # A copy of our own (astype copies data, indices and indptr), canonical, int32 indices:
+        # nothing the updater keeps or hands to a kernel shares memory with the caller's arrays.
+        x = x.astype(np.float64)
+        if not x.has_canonical_format:
+            x.sum_duplicates()
         x.indices = x.indices.astype(np.int32, copy=False)
         return x
     xp = D.array_module(x)

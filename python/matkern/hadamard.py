@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import numbers
+import os
 
 import numpy as np
 
@@ -109,7 +111,11 @@ class FJLT:
     (Ailon-Chazelle's q with constant 1).
 
     The random matrices are drawn on the host from ``random_state``, so the same seed gives
-    the same transform on every backend. CPU: one fused pass per row (sign, pad, FWHT, sparse
+    the same transform on every backend. P's nonzeros are drawn directly (binomial counts and
+    sampled positions, see ``_draw_projection``: the same law as independent Bernoulli(q)
+    entries) in O(nnz) memory; since the fix of issue #15 a given seed gives a
+    different P than before (``signs_`` is unchanged). ``random_state``: None, a nonnegative
+    int, a numpy Generator or RandomState. CPU: one fused pass per row (sign, pad, FWHT, sparse
     gather) with threads over rows. GPU: batched FWHT then a sparse gather kernel.
 
     Parameters
@@ -127,7 +133,11 @@ class FJLT:
     ----------
     n_components_, n_features_in_, density_, padded_features_ (d'), signs_ (d,),
     projection_ (scipy.sparse CSR, k x d'), scale_, and ``components_`` (the equivalent dense
-    k x d matrix, computed on first access).
+    k x d matrix, computed on first access, read-only).
+
+    n_components="auto" must give 1 <= k <= n_features (ValueError otherwise, as in
+    scikit-learn: one sample gives k = 0). Sizes whose P or components_ would exceed the
+    machine's physical memory are refused with ValueError before allocating.
 
     Example
     -------
@@ -151,26 +161,27 @@ class FJLT:
         fn = "FJLT.fit"
         C.check_array(X, "X", fn, dtypes=_FLOATS, ndim=2, contiguous=False)
         n, d = X.shape
-        if self.n_components == "auto":
-            k = johnson_lindenstrauss_min_dim(n, self.eps)
-        else:
-            k = C.check_int(self.n_components, "n_components", fn, min_value=1)
+        from .randproj import _check_backend, _n_components
+
         dpad = 1 << max(0, (d - 1).bit_length())
+        # "auto" must give 1 <= k <= d, as scikit-learn's random projections require
+        k = _n_components(self.n_components, self.eps, n, d, fn)
         if self.density is None:
             q = min(1.0, math.log(max(n, 2)) ** 2 / dpad)
         else:
             q = C.check_float(self.density, "density", fn, min_value=0.0, max_value=1.0,
                               strict=True)
+        _check_backend(self.backend, fn)
         C.check_index_range(dpad, "padded n_features", fn)
-        rng = C.check_random_state(self.random_state, fn)
-        signs = rng.integers(0, 2, size=d).astype(np.float64) * 2 - 1
-        mask = rng.random((k, dpad)) < q
-        rows, cols = np.nonzero(mask)
-        vals = rng.standard_normal(rows.size)
-        import scipy.sparse as sp
-
-        P = sp.csr_matrix((vals, (rows, cols)), shape=(k, dpad))
-        P.sort_indices()
+        rng = _check_seed(self.random_state, fn)
+        # Refuse what cannot fit before drawing: P's expected entries (12 bytes each in CSR),
+        # with 6 standard deviations of slack.
+        mean = k * dpad * q
+        _check_fits(12 * (mean + 6 * math.sqrt(mean) + 1) + 8 * (k + d), "the projection P", fn)
+        signs = rng.integers(0, 2, size=d).astype(np.float64)
+        signs *= 2.0
+        signs -= 1.0
+        P = _draw_projection(rng, k, dpad, q)
         self.n_components_, self.n_features_in_ = k, d
         self.padded_features_, self.density_ = dpad, q
         self.signs_, self.projection_ = signs, P
@@ -179,15 +190,34 @@ class FJLT:
         self._components = None
         return self
 
+    def _check_state(self, fn):
+        """projection_ and signs_ are public attributes: check what the kernels (and scipy)
+        will index with, so that a modified projection_ gives an error, not an out-of-bounds
+        read."""
+        from . import _sparse_input as S
+        import scipy.sparse as sp
+
+        P = self.projection_
+        k, dpad, d = self.n_components_, self.padded_features_, self.n_features_in_
+        if not sp.issparse(P) or P.format != "csr" or tuple(P.shape) != (k, dpad):
+            raise ValueError(f"{fn}(): projection_ must be a ({k}, {dpad}) CSR matrix, got "
+                             f"{type(P).__name__} of shape {getattr(P, 'shape', None)}")
+        S.check_compressed(P.indptr, P.indices, k, dpad, "projection_", fn, data=P.data)
+        if np.shape(self.signs_) != (d,):
+            raise ValueError(f"{fn}(): signs_ must have shape ({d},), got "
+                             f"{np.shape(self.signs_)}")
+        return P
+
     def _arrays(self, dtype, xp):
         key = (np.dtype(dtype).str, xp.__name__)
         if key not in self._cache:
-            P = self.projection_
+            P = self._check_state("FJLT.transform")
+            nnz = int(P.indptr[-1])
             host = (
-                self.signs_.astype(dtype),
+                np.asarray(self.signs_).astype(dtype),
                 P.indptr.astype(np.int64),
-                P.indices.astype(np.int32),
-                P.data.astype(dtype),
+                P.indices[:nnz].astype(np.int32),
+                P.data[:nnz].astype(dtype),
             )
             self._cache[key] = tuple(xp.asarray(a) for a in host)
         return self._cache[key]
@@ -206,7 +236,8 @@ class FJLT:
         be = D.pick(fn, X, backend=self.backend)
         k, dpad = self.n_components_, self.padded_features_
         if be == "reference":
-            Pd = self.projection_.toarray().astype(X.dtype)
+            # sparse: never a dense k x d' array
+            Pd = self._check_state(fn).astype(X.dtype)
             Xh = D.to_host(X)
             return D.like(ref.fjlt(Xh, self.signs_.astype(X.dtype), Pd, self.scale_), X)
         xp = D.array_module(X)
@@ -233,14 +264,103 @@ class FJLT:
 
     @property
     def components_(self):
-        """The dense k x d matrix M with transform(X) == X @ M.T (NumPy, float64)."""
+        """The dense k x d matrix M with transform(X) == X @ M.T (NumPy, float64, read-only).
+
+        Row r of P·H is H·P_r (H is symmetric), so M = scale · (H P_r)[:d] · signs, row by
+        row: a transform of P's rows in blocks whose scratch is at most about a quarter of M,
+        never a d' x d' Hadamard or identity matrix."""
+        if not hasattr(self, "projection_"):
+            raise RuntimeError("FJLT.components_: call fit() first")
         if self._components is None:
-            # Columns of H·D·I restricted to the first d inputs: H[:, :d] * signs.
-            eye = np.zeros((self.padded_features_, self.n_features_in_))
-            eye[np.arange(self.n_features_in_), np.arange(self.n_features_in_)] = self.signs_
-            HD = ref.fwht(eye, axis=0, normalize=True)
-            self._components = self.scale_ * (self.projection_ @ HD)
+            k, d, dpad = self.n_components_, self.n_features_in_, self.padded_features_
+            _check_fits(8 * k * d * 1.25 + 8 * dpad, "components_ (a dense k x d matrix)",
+                        "FJLT.components_")
+            P = self._check_state("FJLT.components_")
+            out = np.empty((k, d), dtype=np.float64)
+            rows = max(1, min(k, (k * d) // (4 * dpad)))
+            signs = np.asarray(self.signs_, dtype=np.float64)
+            for r0 in range(0, k, rows):
+                r1 = min(k, r0 + rows)
+                block = P[r0:r1].toarray()
+                fwht(block, axis=-1, normalize=True, out=block)  # in place
+                np.multiply(block[:, :d], signs, out=out[r0:r1])
+                out[r0:r1] *= self.scale_
+                del block
+            out.flags.writeable = False
+            self._components = out
         return self._components
+
+
+def _check_seed(random_state, fn):
+    """check_random_state with an int seed checked here, so that a negative one names the
+    argument (numpy's own message does not)."""
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+        if int(random_state) < 0:
+            raise ValueError(f"{fn}(): random_state must be None, a nonnegative int, a numpy "
+                             f"Generator or RandomState, got {int(random_state)}")
+    return C.check_random_state(random_state, fn)
+
+
+def _physical_memory():
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _check_fits(nbytes, what, fn):
+    """Refuse, before allocating, a result larger than this machine's physical memory."""
+    total = _physical_memory()
+    if total is not None and nbytes > total:
+        raise ValueError(f"{fn}(): {what} would need about {nbytes / 2**30:.1f} GiB, more than "
+                         f"this machine's {total / 2**30:.1f} GiB of memory; use fewer "
+                         "components, fewer features or a smaller density")
+
+
+# Expected nonzeros of P drawn per block of rows: bounds the draw's scratch (a few MB).
+_DRAW_BLOCK = 1 << 16
+
+
+def _draw_projection(rng, k, dpad, q):
+    """P (k x dpad CSR, sorted indices): each entry independently N(0, 1) with probability q,
+    else 0, drawn without a dense k x dpad array.
+
+    The k * dpad cells, in row-major order, go in consecutive chunks of about
+    _DRAW_BLOCK / q cells (4 * _DRAW_BLOCK when dense). In a chunk of m cells the number of nonzeros is drawn,
+    N ~ Binomial(m, q), then their positions, a uniformly random N-subset of the chunk
+    (``Generator.choice(replace=False)``: Floyd's algorithm, O(N) scratch): the same law as m
+    independent Bernoulli(q) cells. For q > 1/32 (a dense P, which is anyway about as large
+    as the chunk) the chunk's cells are drawn as Bernoulli(q) directly. Then one N(0, 1) value
+    per nonzero, in row-major order. Scratch: O(_DRAW_BLOCK) whatever k and dpad."""
+    import scipy.sparse as sp
+
+    total = k * dpad
+    dense = q > 1.0 / 32
+    chunk = max(1, min(total, 4 * _DRAW_BLOCK if dense else int(_DRAW_BLOCK / q)))
+    counts = np.zeros(k, dtype=np.int64)
+    parts = []  # int32 column indices per chunk (the flat int64 positions are scratch only)
+    for c0 in range(0, total, chunk):
+        m = min(total, c0 + chunk) - c0
+        if dense:
+            pos = np.flatnonzero(rng.random(m) < q)
+        else:
+            pos = rng.choice(m, size=int(rng.binomial(m, q)), replace=False, shuffle=False)
+            pos.sort()
+        pos = pos.astype(np.int64, copy=False)
+        pos += c0
+        r0 = c0 // dpad
+        per_row = np.bincount(pos // dpad - r0)  # rows r0 .. (< k, since pos < k * dpad)
+        counts[r0 : r0 + per_row.size] += per_row
+        parts.append((pos % dpad).astype(np.int32))
+        del pos
+    cols = np.concatenate(parts) if parts else np.empty(0, np.int32)
+    del parts
+    indptr = np.zeros(k + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    vals = rng.standard_normal(cols.size)
+    if cols.size <= C.INT32_MAX:
+        indptr = indptr.astype(np.int32)
+    return sp.csr_matrix((vals, cols, indptr), shape=(k, dpad))
 
 
 def fjlt(X, n_components="auto", *, eps=0.1, density=None, random_state=None, backend=None):

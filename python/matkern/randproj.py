@@ -19,6 +19,7 @@ import numpy as np
 
 from . import _checks as C
 from . import _dispatch as D
+from . import _sparse_input as S
 from .reference import randproj as ref
 from .spmm import _GPU_MAX_K, _gpu_csr_matmul, _gpu_csr_plan
 
@@ -44,29 +45,91 @@ def _is_scipy_sparse(x):
     return type(x).__module__.startswith("scipy.sparse")
 
 
-def _check_sparse(X, name, fn, dtypes=_FLOATS, square=False):
+def _check_sparse(X, name, fn, dtypes=_FLOATS, square=False, cast=None):
     """A scipy/cupyx sparse matrix -> canonical CSR (sorted, duplicates summed, int32 indices,
-    int64 indptr). Wrong dtype: TypeError; bad shape, empty, index overflow: ValueError."""
-    if X.ndim != 2:
-        raise ValueError(f"{fn}(): {name} must be 2-dimensional, got shape {X.shape}")
-    if X.dtype not in [np.dtype(d) for d in dtypes]:
+    int64 indptr). Wrong dtype: TypeError; bad shape, empty, corrupted index structure, index
+    overflow: ValueError. The index structure is validated in X's own format
+    (``_sparse_input``) before scipy/cupyx converts, sorts or casts anything: those trust the
+    indices and write out of bounds otherwise. ``cast``: a dtype integer/bool data is converted
+    to (after validation). May share memory with X (nothing here keeps it)."""
+    shape = tuple(X.shape)
+    if len(shape) != 2:
+        raise ValueError(f"{fn}(): {name} must be 2-dimensional, got shape {shape}")
+    if cast is not None and X.dtype.kind in "biu":
+        pass  # converted below, once the structure is known to be sound
+    elif X.dtype not in [np.dtype(d) for d in dtypes]:
         raise TypeError(f"{fn}(): {name} must have dtype {C.dtype_names(dtypes)}, got {X.dtype}")
-    n, d = X.shape
+    n, d = shape
     if n == 0 or d == 0:
-        raise ValueError(f"{fn}(): {name} must not be empty, got shape {X.shape}")
+        raise ValueError(f"{fn}(): {name} must not be empty, got shape {shape}")
     if square and n != d:
-        raise ValueError(f"{fn}(): {name} must be square (an adjacency matrix), got shape {X.shape}")
-    C.check_index_range(d, f"{name}.shape[1]", fn)
-    X = X.tocsr()
+        raise ValueError(f"{fn}(): {name} must be square (an adjacency matrix), got shape {shape}")
+    X = S.as_csr(X, name, fn)
+    C.check_index_range(int(X.data.size), f"{name}.nnz", fn, limit=2**62)
+    if cast is not None and X.dtype.kind in "biu":
+        X = X.astype(cast)
     if not X.has_canonical_format:  # unsorted or duplicate indices: sum them, as scipy does
         X = X.copy()
         X.sum_duplicates()
     xp = D.array_module(X.data)
     indptr = X.indptr.astype(xp.int64, copy=False)
     indices = X.indices.astype(xp.int32, copy=False)
-    if X.nnz and (int(indices.min()) < 0 or int(indices.max()) >= d):
-        raise ValueError(f"{fn}(): {name} has column indices outside [0, {d})")
     return X, indptr, indices, xp.ascontiguousarray(X.data)
+
+
+def _check_sparse_shape(X, name, fn):
+    """fit() reads only the shape of a sparse X, but validates its structure all the same (a
+    corrupted matrix is refused at the first call that sees it)."""
+    if X.dtype not in [np.dtype(d) for d in _FLOATS]:
+        raise TypeError(f"{fn}(): {name} must have dtype {C.dtype_names(_FLOATS)}, got {X.dtype}")
+    S.check_structure(X, name, fn)
+    if 0 in tuple(X.shape):
+        raise ValueError(f"{fn}(): {name} must not be empty, got shape {tuple(X.shape)}")
+
+
+def _check_flag(value, name, fn):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{fn}(): {name} must be True or False, got {type(value).__name__} "
+                        f"{value!r}")
+    return bool(value)
+
+
+def _check_backend(backend, fn):
+    if backend is not None:
+        C.check_choice(backend, "backend", fn, D.BACKENDS)
+
+
+def _n_components(n_components, eps, n, d, fn, *, limit=None):
+    """k for n samples of d features: an int >= 1, or "auto" (Johnson-Lindenstrauss bound),
+    which, as in scikit-learn, must give 1 <= k <= d. eps is validated in both cases."""
+    eps = _check_eps(eps, fn)
+    if isinstance(n_components, str):
+        C.check_choice(n_components, "n_components", fn, ("auto",))
+        from .hadamard import johnson_lindenstrauss_min_dim
+
+        k = johnson_lindenstrauss_min_dim(n, eps)
+        if k <= 0:
+            raise ValueError(
+                f"{fn}(): n_components='auto' with eps={eps} and n_samples={n} gives a target "
+                f"dimension of {k}, which is invalid (the Johnson-Lindenstrauss bound "
+                "4 log(n) / (eps^2/2 - eps^3/3) needs n_samples >= 2); pass an int n_components")
+        if k > (d if limit is None else limit):
+            raise ValueError(
+                f"{fn}(): n_components='auto' with eps={eps} and n_samples={n} gives a target "
+                f"dimension of {k}, larger than n_features = {d}: no reduction; pass an int "
+                "n_components or a larger eps")
+        return k
+    if isinstance(n_components, bool) or not isinstance(n_components, numbers.Integral):
+        raise TypeError(f"{fn}(): n_components must be an integer >= 1 or 'auto', got "
+                        f"{type(n_components).__name__} {n_components!r}")
+    return C.check_int(n_components, "n_components", fn, min_value=1, max_value=C.INT32_MAX)
+
+
+def _check_eps(eps, fn):
+    eps = C.check_float(eps, "eps", fn, min_value=0.0, max_value=1.0, strict=True)
+    if eps >= 1.0:
+        raise ValueError(f"{fn}(): eps must be in (0, 1), got {eps}")
+    return eps
 
 
 def _generate(be, seed_key, table, k, j0, j1, xp):
@@ -118,7 +181,9 @@ class SparseRandomProjection:
     Parameters
     ----------
     n_components : int >= 1, or "auto"
-        Output dimension k; "auto" uses ``johnson_lindenstrauss_min_dim(n_samples, eps)``.
+        Output dimension k; "auto" uses ``johnson_lindenstrauss_min_dim(n_samples, eps)``,
+        which must give 1 <= k <= n_features (ValueError otherwise, as scikit-learn: one
+        sample gives k = 0).
     density : float in (0, 1], or "auto"
     eps : float in (0, 1), used by ``n_components="auto"`` only.
     random_state : None, int, numpy Generator or RandomState
@@ -129,7 +194,8 @@ class SparseRandomProjection:
     backend : {"reference", "cpu", "cuda"}, optional
 
     Input: X (n_samples, n_features) float32/float64, NumPy or CuPy array (C-contiguous), or a
-    scipy/cupyx sparse matrix (any format; converted to CSR, duplicate entries summed). The
+    scipy/cupyx sparse matrix (any format; its index structure validated in that format,
+    then converted to CSR, duplicate entries summed; X itself is never modified). The
     result has X's dtype and array type. NaN/Inf in X propagate to the outputs whose
     projection rows touch them.
 
@@ -162,28 +228,24 @@ class SparseRandomProjection:
     def fit(self, X, y=None):
         """Choose k, the density and the seed for inputs shaped like X. Returns self."""
         fn = "SparseRandomProjection.fit"
-        if hasattr(X, "shape") and len(X.shape) == 2:
-            n, d = X.shape
+        if S.is_sparse(X):
+            _check_sparse_shape(X, "X", fn)
         else:
-            C.check_array(X, "X", fn, ndim=2, contiguous=False)
-        if n == 0 or d == 0:
-            raise ValueError(f"{fn}(): X must not be empty, got shape {X.shape}")
+            C.check_array(X, "X", fn, dtypes=_FLOATS, ndim=2, contiguous=False)
+        n, d = X.shape
         C.check_index_range(d, "n_features", fn)
-        if self.n_components == "auto":
-            from .hadamard import johnson_lindenstrauss_min_dim
-
-            k = johnson_lindenstrauss_min_dim(n, self.eps)
-        else:
-            k = C.check_int(self.n_components, "n_components", fn, min_value=1,
-                            max_value=C.INT32_MAX)
+        k = _n_components(self.n_components, self.eps, n, d, fn)
         if isinstance(self.density, str):
             C.check_choice(self.density, "density", fn, ("auto",))
             p = 1.0 / math.sqrt(d)
         else:
             p = C.check_float(self.density, "density", fn, min_value=0.0, max_value=1.0,
                               strict=True)
+        _check_flag(self.dense_output, "dense_output", fn)
+        _check_backend(self.backend, fn)
+        seed = _seed_of(self.random_state, fn)
         self.n_components_, self.n_features_in_, self.density_ = k, d, p
-        self.seed_ = _seed_of(self.random_state, fn)
+        self.seed_ = seed
         self.scale_ = math.sqrt(1.0 / (p * k))
         self._key = ref.rp_seed_key(self.seed_)
         self._table = ref.rp_table(p, k)
@@ -375,28 +437,25 @@ def fastrp(adjacency, dim=128, iteration_weights=(0.0, 1.0, 1.0), normalization_
     if not (_is_scipy_sparse(adjacency) or D.is_cupyx_sparse(adjacency)):
         raise TypeError(f"{fn}(): adjacency must be a scipy.sparse or cupyx.scipy.sparse matrix, "
                         f"got {type(adjacency).__module__}.{type(adjacency).__name__}")
-    dtype = np.dtype(dtype)
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{fn}(): dtype must be float32 or float64, got {dtype!r}") from None
     if dtype not in [np.dtype(t) for t in _FLOATS]:
         raise TypeError(f"{fn}(): dtype must be float32 or float64, got {dtype}")
-    if adjacency.dtype.kind in "biu":
-        adjacency = adjacency.astype(dtype)
-    A, indptr, indices, data = _check_sparse(adjacency, "adjacency", fn, square=True)
-    if data.dtype != dtype:
-        data = data.astype(dtype)
     dim = C.check_int(dim, "dim", fn, min_value=1, max_value=C.INT32_MAX)
-    try:
-        weights = [float(w) for w in iteration_weights]
-    except TypeError:
-        raise TypeError(f"{fn}(): iteration_weights must be a sequence of numbers, got "
-                        f"{type(iteration_weights).__name__}") from None
-    if not weights:
-        raise ValueError(f"{fn}(): iteration_weights must not be empty")
-    if not all(math.isfinite(w) for w in weights):
-        raise ValueError(f"{fn}(): iteration_weights must be finite, got {weights}")
+    weights = _check_weights(iteration_weights, fn)
     beta = C.check_float(normalization_strength, "normalization_strength", fn)
+    l2_normalize = _check_flag(l2_normalize, "l2_normalize", fn)
+    _check_backend(backend, fn)
     if progress is not None and not isinstance(progress, (bool, np.bool_)):
         raise TypeError(f"{fn}(): progress must be None, True or False, got "
                         f"{type(progress).__name__}")
+    # structure validated before any conversion (integer/bool weights cast after it)
+    A, indptr, indices, data = _check_sparse(adjacency, "adjacency", fn, square=True,
+                                             cast=dtype)
+    if data.dtype != dtype:
+        data = data.astype(dtype)
     progress = None if progress is None else bool(progress)
     xp = D.array_module(data)
     if data.size and not bool(xp.isfinite(data).all()):
@@ -468,6 +527,24 @@ def fastrp(adjacency, dim=128, iteration_weights=(0.0, 1.0, 1.0), normalization_
         if shown:
             xp.cuda.get_current_stream().synchronize()  # the bar then times the GPU work
     return emb
+
+
+def _check_weights(iteration_weights, fn):
+    """A nonempty sequence of finite real numbers (not a string, not bools)."""
+    name = "iteration_weights"
+    if isinstance(iteration_weights, (str, bytes)) or not hasattr(iteration_weights, "__iter__"):
+        raise TypeError(f"{fn}(): {name} must be a sequence of real numbers, got "
+                        f"{type(iteration_weights).__name__} {iteration_weights!r}")
+    weights = list(iteration_weights)
+    if not weights:
+        raise ValueError(f"{fn}(): {name} must not be empty")
+    for i, w in enumerate(weights):
+        if isinstance(w, (bool, np.bool_)) or not isinstance(w, numbers.Real):
+            raise TypeError(f"{fn}(): {name} must be a sequence of real numbers, got "
+                            f"{type(w).__name__} {w!r} at index {i}")
+        if not math.isfinite(float(w)):
+            raise ValueError(f"{fn}(): {name} must be finite, got {float(w)} at index {i}")
+    return [float(w) for w in weights]
 
 
 def _row_ids(indptr, xp):

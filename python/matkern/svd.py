@@ -22,6 +22,8 @@ V orthonormal only with the 53-bit mantissa.
 from __future__ import annotations
 
 import contextlib
+import copy as _copy
+import numbers
 
 import numpy as np
 
@@ -166,6 +168,9 @@ class TruncatedSVD:
         C.check_float(self.sparse_density, "sparse_density", fn, min_value=0.0, max_value=1.0)
         C.check_int(self.n_iter, "n_iter", fn, min_value=0)
         C.check_int(self.n_oversamples, "n_oversamples", fn, min_value=0)
+        if self.backend is not None:
+            C.check_choice(self.backend, "backend", fn, D.BACKENDS)
+        _check_seed(self.random_state, fn)
 
     def fit(self, A, y=None):
         """Compute the initial rank-k SVD of A (n_samples x n_features, dense or sparse).
@@ -185,7 +190,7 @@ class TruncatedSVD:
         if self._backend == "reference" and self._device == "cuda":
             A = _to_host(A)
         self._ops = _Ops("cuda" if self._backend == "cuda" else self._backend)
-        self._rng = C.check_random_state(self.random_state, fn)
+        self._rng = _check_seed(self.random_state, fn)
         init = self.init
         if init == "auto":
             # Small problems (dense or sparse): a full SVD is exact and cheap. Larger sparse
@@ -283,6 +288,8 @@ class TruncatedSVD:
         out.__dict__.update(self.__dict__)
         if hasattr(self, "_s"):
             out._s, out._u, out._v = self._s.copy(), self._u.copy(), self._v.copy()
+            # the copy draws its own random numbers: branches must not advance each other's
+            out._rng = _copy.deepcopy(self._rng)
         return out
 
     # ---------------------------------------------------------------- updates
@@ -309,6 +316,7 @@ class TruncatedSVD:
         """Append rows E (c x n_features): A <- [A; E]. Returns self."""
         fn = "TruncatedSVD.add_rows"
         self._check_fitted(fn)
+        self._check_params(fn)  # method, l, t, ... may have been changed since fit
         E = self._prepare(E, "E", fn, self._v.n, "n_features_in_")
         with self._blas_scope():
             self._append(self._u, self._v, E, transpose=False)
@@ -318,6 +326,7 @@ class TruncatedSVD:
         """Append columns E (n_samples x c): A <- [A, E]. Returns self."""
         fn = "TruncatedSVD.add_columns"
         self._check_fitted(fn)
+        self._check_params(fn)  # method, l, t, ... may have been changed since fit
         E = self._prepare(E, "E", fn, None, "n_samples_", height=self._u.n)
         with self._blas_scope():
             self._append(self._v, self._u, E.T.tocsr() if is_sparse(E) else E.T, transpose=True)
@@ -327,6 +336,7 @@ class TruncatedSVD:
         """Low-rank change A <- A + D E^T, D (n_samples x c), E (n_features x c). Returns self."""
         fn = "TruncatedSVD.update"
         self._check_fitted(fn)
+        self._check_params(fn)  # method, l, t, ... may have been changed since fit
         Dm = self._prepare(D_, "D", fn, None, "")
         Em = self._prepare(E, "E", fn, None, "")
         if Dm.shape[0] != self._u.n:
@@ -518,6 +528,16 @@ class TruncatedSVD:
                 ops.scatter(comp["Xc"], Y, side.buf)
         else:
             side.set_dense(side.Bp @ W1 + comp["Q"] @ W2)
+
+
+def _check_seed(random_state, fn):
+    """check_random_state, with an int seed checked here so that its errors name the argument
+    (numpy's own message for a negative seed does not)."""
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+        if int(random_state) < 0:
+            raise ValueError(f"{fn}(): random_state must be None, a nonnegative int, a numpy "
+                             f"Generator or RandomState, got {int(random_state)}")
+    return C.check_random_state(random_state, fn)
 
 
 def _gram_factor(xp, Ws):

@@ -27,12 +27,17 @@ def fwht(x, axis=-1, normalize=False):
 def fjlt(x, signs, p_dense, scale):
     """Y = scale * P · H · D · pad(x) for the rows of x.
 
-    x (n, d); signs (d,) of +-1 (the diagonal D); p_dense (k, d') the sparse projection as a
-    dense array, d' the power of two >= d; H the normalized Hadamard transform.
+    x (n, d); signs (d,) of +-1 (the diagonal D); p_dense (k, d') the projection as a dense
+    array or a scipy.sparse matrix (then never densified: FJLT's P is k x d' and very
+    sparse), d' the power of two >= d; H the normalized Hadamard transform.
     """
     n, d = x.shape
     dpad = p_dense.shape[1]
     z = np.zeros((n, dpad), dtype=x.dtype)
     z[:, :d] = x * signs
     z = fwht(z, axis=-1, normalize=True)
-    return (scale * (z @ p_dense.T)).astype(x.dtype, copy=False)
+    if hasattr(p_dense, "toarray"):  # sparse: (P z^T)^T
+        y = np.asarray(p_dense @ z.T).T
+    else:
+        y = z @ p_dense.T
+    return (scale * y).astype(x.dtype, copy=False)
