@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import os
 
 import numpy as np
 
@@ -177,7 +176,7 @@ class FJLT:
         # Refuse what cannot fit before drawing: P's expected entries (12 bytes each in CSR),
         # with 6 standard deviations of slack.
         mean = k * dpad * q
-        _check_fits(12 * (mean + 6 * math.sqrt(mean) + 1) + 8 * (k + d), "the projection P", fn)
+        C.check_memory(12 * (mean + 6 * math.sqrt(mean) + 1) + 8 * (k + d), "the projection P", fn)
         signs = rng.integers(0, 2, size=d).astype(np.float64)
         signs *= 2.0
         signs -= 1.0
@@ -273,8 +272,8 @@ class FJLT:
             raise RuntimeError("FJLT.components_: call fit() first")
         if self._components is None:
             k, d, dpad = self.n_components_, self.n_features_in_, self.padded_features_
-            _check_fits(8 * k * d * 1.25 + 8 * dpad, "components_ (a dense k x d matrix)",
-                        "FJLT.components_")
+            C.check_memory(8 * k * d * 1.25 + 8 * dpad, "components_ (a dense k x d matrix)",
+                           "FJLT.components_")
             P = self._check_state("FJLT.components_")
             out = np.empty((k, d), dtype=np.float64)
             rows = max(1, min(k, (k * d) // (4 * dpad)))
@@ -299,22 +298,6 @@ def _check_seed(random_state, fn):
             raise ValueError(f"{fn}(): random_state must be None, a nonnegative int, a numpy "
                              f"Generator or RandomState, got {int(random_state)}")
     return C.check_random_state(random_state, fn)
-
-
-def _physical_memory():
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def _check_fits(nbytes, what, fn):
-    """Refuse, before allocating, a result larger than this machine's physical memory."""
-    total = _physical_memory()
-    if total is not None and nbytes > total:
-        raise ValueError(f"{fn}(): {what} would need about {nbytes / 2**30:.1f} GiB, more than "
-                         f"this machine's {total / 2**30:.1f} GiB of memory; use fewer "
-                         "components, fewer features or a smaller density")
 
 
 # Expected nonzeros of P drawn per block of rows: bounds the draw's scratch (a few MB).
