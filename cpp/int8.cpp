@@ -33,8 +33,9 @@ bool quantize_row_portable(const float* x, int64_t k, int64_t kp, int16_t* q, fl
     return finite;
   }
   *absmax = m;
-  const float inv = 127.0f / m;
-  for (int64_t i = 0; i < k; ++i) q[i] = int16_t(std::nearbyint(x[i] * inv));
+  const float pre = m < kInt8Tiny ? kInt8Pre : 1.0f;
+  const float inv = 127.0f / (m * pre);
+  for (int64_t i = 0; i < k; ++i) q[i] = int16_t(std::nearbyint((x[i] * pre) * inv));
   for (int64_t i = k; i < kp; ++i) q[i] = 0;
   return true;
 }
@@ -72,7 +73,9 @@ QuantFn pick_quant() {
 
 void epilogue(const int32_t* tile, int64_t m0, int mr, int64_t n0, int nc, int64_t n,
               const Int8Epilogue& ep) {
-  constexpr float kInv = 1.0f / (127.0f * 127.0f);
+  // In double: t * absmax_x * absmax_w / 127^2 leaves float32's range in between (tiny
+  // scales underflowed to subnormals, large ones overflowed) where the result itself fits.
+  constexpr double kInv = 1.0 / (127.0 * 127.0);
   for (int i = 0; i < mr; ++i) {
     const int64_t row = m0 + i;
     const int32_t* t = tile + i * kNb;
@@ -80,7 +83,7 @@ void epilogue(const int32_t* tile, int64_t m0, int mr, int64_t n0, int nc, int64
       std::memcpy(ep.out_i32 + row * n + n0, t, size_t(nc) * sizeof(int32_t));
       continue;
     }
-    const float rs = ep.row_scale[row] * kInv;
+    const double rs = double(ep.row_scale[row]) * kInv;
     float* o = ep.out_f32 + row * n + n0;
     const float* cs = ep.col_scale + n0;
     // One pass, each addend entry read before its output entry is written: the addend may
@@ -99,7 +102,7 @@ void epilogue(const int32_t* tile, int64_t m0, int mr, int64_t n0, int nc, int64
       }
     }
     for (int j = 0; j < nc; ++j) {
-      float v = float(t[j]) * rs * cs[j];
+      float v = float(double(t[j]) * rs * double(cs[j]));
       if (b) v += b[j];
       if (a) v += a[j];
       o[j] = v;

@@ -14,6 +14,13 @@
 
 namespace matkern {
 
+// Rows whose absmax is below kInt8Tiny are multiplied by kInt8Pre (exact: a power of two)
+// before 127 / absmax is taken, which overflows float32 for absmax < 127 / FLT_MAX
+// (~3.7e-37): codes = rint((x * pre) * (127 / (absmax * pre))), the same codes as the plain
+// formula wherever that one is finite. The reference and the CUDA kernel do the same.
+constexpr float kInt8Tiny = 0x1p-64f;
+constexpr float kInt8Pre = 0x1p100f;
+
 struct Int8Epilogue {
   const float* row_scale = nullptr;  // (M): activation absmax per row (NaN: row not finite)
   const float* col_scale = nullptr;  // (N): weight absmax per output row

@@ -118,17 +118,20 @@ bool quantize_row(const float* x, int64_t k, int64_t kp, int16_t* q, float* absm
     return finite;
   }
   *absmax = m;
-  const float inv = 127.0f / m;
-  const __m256 vinv = _mm256_set1_ps(inv);
+  const float pre = m < kInt8Tiny ? kInt8Pre : 1.0f;  // see int8.hpp
+  const float inv = 127.0f / (m * pre);
+  const __m256 vinv = _mm256_set1_ps(inv), vpre = _mm256_set1_ps(pre);
   i = 0;
   for (; i + 16 <= k; i += 16) {
     // cvtps rounds to nearest even, as np.rint does; packs keeps values in [-127, 127].
-    const __m256i a = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i), vinv));
-    const __m256i b = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i + 8), vinv));
+    const __m256 xa = _mm256_mul_ps(_mm256_loadu_ps(x + i), vpre);
+    const __m256 xb = _mm256_mul_ps(_mm256_loadu_ps(x + i + 8), vpre);
+    const __m256i a = _mm256_cvtps_epi32(_mm256_mul_ps(xa, vinv));
+    const __m256i b = _mm256_cvtps_epi32(_mm256_mul_ps(xb, vinv));
     const __m256i p = _mm256_permute4x64_epi64(_mm256_packs_epi32(a, b), 0xd8);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + i), p);
   }
-  for (; i < k; ++i) q[i] = int16_t(std::nearbyint(x[i] * inv));
+  for (; i < k; ++i) q[i] = int16_t(std::nearbyint((x[i] * pre) * inv));
   for (; i < kp; ++i) q[i] = 0;
   return true;
 }

@@ -24,7 +24,7 @@ namespace matkern::cuda {
 namespace {
 
 constexpr int BM = 128, BN = 128, BK = 64, LDS = BK + 16, NT = 256;
-constexpr float kInv127Sq = 1.0f / (127.0f * 127.0f);
+constexpr double kInv127SqD = 1.0 / (127.0 * 127.0);
 
 __device__ __forceinline__ float load_x(const float* p) { return *p; }
 __device__ __forceinline__ float load_x(const uint16_t* p) {
@@ -70,11 +70,14 @@ __global__ void __launch_bounds__(NT) quantize_rows_kernel(const T* __restrict__
   }
   const bool zero = bad || mx == 0.0f;
   if (threadIdx.x == 0) scale[blockIdx.x] = bad ? __int_as_float(0x7fc00000) : mx;
-  const float inv = zero ? 0.0f : 127.0f / mx;  // IEEE division, as the CPU kernels
+  // Tiny rows prescaled by an exact power of two, as the CPU kernels (cpp/int8.hpp).
+  const float pre = mx < 0x1p-64f ? 0x1p100f : 1.0f;
+  const float inv = zero ? 0.0f : __fdiv_rn(127.0f, mx * pre);  // IEEE division, as the CPU
   int8_t* qr = q + static_cast<long long>(blockIdx.x) * kp;
   for (int i = threadIdx.x; i < kp; i += NT) {
     int v = 0;
-    if (!zero && i < k && !(mask && mask[i])) v = __float2int_rn(load_x(row + i) * inv);
+    if (!zero && i < k && !(mask && mask[i]))
+      v = __float2int_rn(__fmul_rn(__fmul_rn(load_x(row + i), pre), inv));
     qr[i] = static_cast<int8_t>(v);
   }
 }
@@ -93,7 +96,10 @@ __device__ __forceinline__ void emit(OutT* out, const Epi& ep, int r, int c, int
   if constexpr (std::is_same_v<OutT, int32_t>) {  // int8_gemm: the raw product
     out[idx] = acc;
   } else {
-    float v = static_cast<float>(acc) * (ep.row_scale[r] * kInv127Sq) * ep.col_scale[c];
+    // In double, as the CPU epilogue: tiny or large scales leave float32's range in between.
+    float v = static_cast<float>(static_cast<double>(acc) *
+                                 (static_cast<double>(ep.row_scale[r]) * kInv127SqD) *
+                                 static_cast<double>(ep.col_scale[c]));
     if (ep.bias) v += ep.bias[c];
     if (ep.addend) v += ep.addend[idx];
     store_out(out + idx, v);

@@ -74,7 +74,7 @@ class Int8Weight:
     def dequantize(self):
         """The float32 weight the codes stand for, codes * scale / 127 (N, K)."""
         xp = D.array_module(self.scale)
-        return self.codes.astype(xp.float32) * (self.scale / xp.float32(127))[:, None]
+        return ref.dequantize_rows(self.codes, self.scale, xp)
 
     def __repr__(self):
         return f"Int8Weight(shape={self.shape}, device={self.device!r})"
@@ -93,7 +93,10 @@ def int8_quantize(W, *, backend=None):
 
     Returns
     -------
-    Int8Weight on W's device: codes = rint(W * 127 / absmax_row), scale = absmax_row.
+    Int8Weight on W's device: codes = rint(W * 127 / absmax_row), scale = absmax_row. Rows
+    whose absmax is below 2^-64 are multiplied by 2^100 (exactly) before 127 / absmax is
+    taken, so tiny rows keep their codes (127 / absmax overflows float32 below ~3.7e-37).
+    Works a block of rows at a time: no float32 copy of W.
 
     Example
     -------
@@ -113,21 +116,41 @@ def int8_quantize(W, *, backend=None):
                          f"{_QUANT_KMAX})")
     be = D.pick(fn, W, backend=backend)
     xp = D.array_module(W)
-    Wf = W.astype(xp.float32)
-    absmax = xp.abs(Wf).max(axis=1)
-    safe = xp.where(absmax > 0, absmax, xp.float32(1))
-    codes = xp.rint(Wf * (xp.float32(127) / safe)[:, None]).astype(xp.int8)
-    scale = absmax.astype(xp.float32)
+    scale = xp.empty(n, xp.float32)
     if be == "cuda":
         kp = -(-k // _GPU_KALIGN) * _GPU_KALIGN
         packed = xp.zeros((n, kp), xp.int8)
-        packed[:, :k] = codes
+        _quantize_rows_into(W, packed, scale, xp)
         return Int8Weight((n, k), scale, packed, "cuda")
     np8, kp = -(-n // 8) * 8, _cpu_kpad(k)
     full = np.zeros((np8, kp), np.int8)
-    full[:n, :k] = codes
+    _quantize_rows_into(W, full, scale, xp)
     packed = np.ascontiguousarray(full.reshape(np8 // 8, 8, kp // 2, 2).transpose(0, 2, 1, 3))
     return Int8Weight((n, k), scale, packed, "cpu")
+
+
+_BLOCK_BYTES = 4 << 20  # float32 rows quantized at a time: the temporaries stay ~2 such blocks
+
+
+def _quantize_rows_into(W, dest, scale, xp):
+    """codes = rint(W * 127 / absmax_row) into dest[:n, :k], absmax into scale, a block of rows
+    at a time (no float32 copy of the whole W). Rows with absmax below 2^-64 are multiplied by
+    2^100 first (exact), as every backend does (reference.int8.TINY): 127 / absmax overflows
+    float32 below ~3.7e-37, which used to turn such rows into zero codes."""
+    n, k = W.shape
+    rows = max(1, _BLOCK_BYTES // (4 * k))
+    for r0 in range(0, n, rows):
+        r1 = min(n, r0 + rows)
+        blk = xp.asarray(W[r0:r1], dtype=xp.float32)
+        absmax = xp.abs(blk).max(axis=1)
+        safe = xp.where(absmax > 0, absmax, xp.float32(1))
+        pre = xp.where(safe < ref.TINY, ref.PRE, xp.float32(1)).astype(xp.float32)
+        inv = (xp.float32(127) / (safe * pre)).astype(xp.float32)
+        t = blk * pre[:, None]
+        t *= inv[:, None]
+        xp.rint(t, out=t)
+        dest[r0:r1, :k] = t
+        scale[r0:r1] = absmax
 
 
 def _cpu_kpad(k):
@@ -220,7 +243,7 @@ def int8_matmul(X, Wq, *, threshold=6.0, bias=None, backend=None):
     b32 = None if bias is None else xp.ascontiguousarray(bias, dtype=xp.float32)
     xo = wo = None
     if cols.size:
-        wo = _codes_columns(Wq, cols).astype(xp.float32) * (Wq.scale / xp.float32(127))[:, None]
+        wo = ref.dequantize_rows(_codes_columns(Wq, cols), Wq.scale, xp)
         xo = X2[:, cols].astype(xp.float32)
     if be == "cpu":
         out = _cpu_matmul(X2, Wq, cols, b32, xo, wo)

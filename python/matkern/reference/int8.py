@@ -1,9 +1,11 @@
 """Reference (plain NumPy) for LLM.int8(): the definition of correct for the int8 family.
 
 Semantics as bitsandbytes' LLM.int8(): row-wise absmax quantization, q = rint(x * 127 / absmax)
-(computed as ``x * (127 / absmax)`` in float32, the order the kernels use), int8 x int8 summed
-exactly, out = C * rowscale_X * rowscale_W / 127^2 + bias, plus the float product of the
-outlier feature columns (any |x| >= threshold) against the dequantized weight columns.
+(computed as ``x * (127 / absmax)`` in float32, the order the kernels use; rows with absmax
+below 2^-64 first multiplied by 2^100, exactly), int8 x int8 summed exactly, out = C *
+rowscale_X * rowscale_W / 127^2 (in float64, rounded once to float32) + bias, plus the float
+product of the outlier feature columns (any |x| >= threshold) against the dequantized weight
+columns.
 """
 
 from __future__ import annotations
@@ -12,7 +14,12 @@ import numpy as np
 
 __all__ = ["int8_quantize_rowwise", "int8_outlier_columns", "int8_matmul", "int8_gemm"]
 
-_INV127SQ = np.float32(1.0 / (127.0 * 127.0))
+_INV127SQ = 1.0 / (127.0 * 127.0)
+# Rows with absmax below TINY are multiplied by PRE (an exact power of two) before 127 / absmax
+# is taken, which overflows float32 below ~3.7e-37: the codes equal the plain formula's
+# wherever that one is finite, and tiny rows keep their codes instead of overflowing.
+TINY = np.float32(2.0**-64)
+PRE = np.float32(2.0**100)
 
 
 def int8_quantize_rowwise(X):
@@ -26,12 +33,21 @@ def int8_quantize_rowwise(X):
     finite = np.isfinite(X).all(axis=1)
     absmax = np.abs(np.where(np.isfinite(X), X, 0)).max(axis=1, initial=0).astype(np.float32)
     safe = np.where(absmax > 0, absmax, np.float32(1))
-    inv = (np.float32(127) / safe).astype(np.float32)
-    codes = np.rint(np.where(np.isfinite(X), X, 0) * inv[:, None]).astype(np.int8)
+    pre = np.where(safe < TINY, PRE, np.float32(1)).astype(np.float32)
+    inv = (np.float32(127) / (safe * pre)).astype(np.float32)
+    scaled = np.where(np.isfinite(X), X, 0) * pre[:, None]
+    codes = np.rint(scaled * inv[:, None]).astype(np.int8)
     codes[~finite] = 0
     codes[absmax == 0] = 0
     absmax = np.where(finite, absmax, np.float32(np.nan)).astype(np.float32)
     return codes, absmax
+
+
+def dequantize_rows(codes, scale, xp=np):
+    """float32 codes * scale / 127, row by row, computed in float64 and rounded once: scale / 127
+    in float32 would round a subnormal scale to very few bits first."""
+    w = codes.astype(xp.float64) * (scale.astype(xp.float64) / 127.0)[:, None]
+    return w.astype(xp.float32)
 
 
 def int8_outlier_columns(X, threshold):
@@ -53,11 +69,12 @@ def int8_matmul(X, codes, scale, threshold=6.0, bias=None):
     Xi[:, cols] = 0
     q, sx = int8_quantize_rowwise(Xi)
     C = q.astype(np.int64) @ codes.astype(np.int64).T
-    out = C.astype(np.float32) * (sx[:, None] * _INV127SQ) * scale.astype(np.float32)[None, :]
+    out = (C.astype(np.float64) * (sx.astype(np.float64)[:, None] * _INV127SQ)
+           * scale.astype(np.float64)[None, :]).astype(np.float32)
     if bias is not None:
         out = out + np.asarray(bias, np.float32)[None, :]
     if cols.size:
-        wo = codes[:, cols].astype(np.float32) * (scale.astype(np.float32) / np.float32(127))[:, None]
+        wo = dequantize_rows(codes[:, cols], scale)
         out = out + Xf[:, cols] @ wo.T
     return out.astype(X.dtype)
 
