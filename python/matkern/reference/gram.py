@@ -38,9 +38,12 @@ def spectral_norm(W):
     with it), so subnormal and near-overflow inputs keep full relative accuracy."""
     W = np.asarray(W)
     wide = np.complex128 if np.iscomplexobj(W) else np.float64
-    p = _max_exponent(W)
-    # Scaling up is exact; scaling down is exact for every entry within 2^-1000 of the largest.
-    s = np.linalg.svd(_ldexp(W.astype(wide), -p), compute_uv=False)[..., 0]
+    # One exponent per matrix. Scaling up is exact; scaling down is exact for every entry
+    # within 2^-1000 of the matrix's largest.
+    r = W.view(W.real.dtype) if np.iscomplexobj(W) else W
+    mx = np.abs(r).max(axis=(-2, -1)).astype(np.float64) if W.size else np.zeros(W.shape[:-2])
+    p = np.where(mx > 0, np.frexp(mx)[1], 0)
+    s = np.linalg.svd(_ldexp(W.astype(wide), -p[..., None, None]), compute_uv=False)[..., 0]
     s = np.ldexp(s, p)
     return float(s) if W.ndim == 2 else s
 
