@@ -193,6 +193,50 @@ def test_conv_any_scale_certified(be, data, dtype, case, kind, n_iter, seed, bat
     check(b, ex, min(c_out, c_in), n_iter, (be, dtype, shape, kind, k, batched))
 
 
+# ---------------------------------------------------------------- deterministic sweeps
+def sweep(dtype, norm_max, n=14):
+    """n scales evenly over the dtype's whole range, its ends and the window's edges."""
+    lo, hi = lo_exp(dtype), hi_exp(dtype, norm_max)
+    ks = set(np.linspace(lo, hi, n).astype(int)) | {lo, lo + 1, -33, 33, hi}
+    return sorted(ks)
+
+
+@pytest.mark.parametrize("be", BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 1), (3, 1), (6, 9), (513, 520)])
+def test_dense_sweep_every_route(be, dtype, shape):
+    """Every scale band for every dense route (fused; SYRK32 / BLAS above side 512), so no
+    part of the range depends on what hypothesis happens to draw."""
+    m, n = shape
+    big = m > 512
+    ks = sweep(dtype, 16 * math.sqrt(m * n) + 16, 14)
+    if big:  # the exact SVDs cost ~0.5 s each here: subnormal, both window edges, near max
+        ks = [lo_exp(dtype) + 12, -33, 33, ks[-1]]
+    n_iter = 3 if big and be == "reference" else 6
+    rng = np.random.default_rng(11)
+    A = content(rng, shape, dtype, "gauss")
+    for k in ks:
+        W = scaled(A, k, dtype)
+        b = matkern.spectral_norm_bound(W, n_iter=n_iter, backend=be)
+        check(b, ref.spectral_norm(W), min(m, n), n_iter, (be, dtype, shape, k))
+
+
+@pytest.mark.parametrize("be", BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", range(len(CONV_CASES)))
+def test_conv_sweep_every_route(be, dtype, case):
+    shape, size = CONV_CASES[case]
+    c_out, c_in, kh, kw = shape
+    big = c_out > 512
+    ks = sweep(dtype, 8 * kh * kw * math.sqrt(c_out * c_in), 5 if big else 14)
+    n_iter = 2 if big and be == "reference" else 6
+    A = np.random.default_rng(12).standard_normal(shape)
+    for k in ks:
+        K = scaled(A, k, dtype)
+        b = matkern.conv_spectral_norm_bound(K, size, n_iter=n_iter, backend=be)
+        check(b, ref.conv_spectral_norm(K, size), min(c_out, c_in), n_iter, (be, dtype, k))
+
+
 # ---------------------------------------------------------------- exact regressions
 @pytest.mark.parametrize("be", BACKENDS)
 def test_issue_examples(be):
