@@ -365,6 +365,7 @@ def test_memory_limit_message_and_estimate(monkeypatch):
             continue
         for dt in (np.float32, np.float64):
             K = rng.standard_normal(shape).astype(dt)
+            matkern.conv_spectral_norm_bound(K, size, backend=be)  # first-call imports, caches
             tracemalloc.start()
             try:
                 matkern.conv_spectral_norm_bound(K, size, backend=be)
@@ -373,3 +374,14 @@ def test_memory_limit_message_and_estimate(monkeypatch):
                 tracemalloc.stop()
             est = gram._conv_bytes(K, *size, be)
             assert peak <= est <= 4 * peak + (1 << 20), (shape, size, be, dt, peak, est)
+
+
+def test_memory_limit_counts_the_layers_held_together(monkeypatch):
+    """spectral_norm_bounds holds every stored-matrix layer's frequency matrices at once: two
+    layers that each fit can be refused together, naming the one that tips it over."""
+    K = np.ones((2, 2, 9, 9))  # rfft2 route (stored matrices) on every backend
+    one = gram._conv_bytes(K, 64, 64, "cpu")
+    monkeypatch.setattr(gram, "_available_bytes", lambda: int(1.5 * one))
+    matkern.spectral_norm_bounds([K], [(64, 64)])
+    with pytest.raises(ValueError, match=r"input_sizes\[2\] = \(64, 64\).*layers before it"):
+        matkern.spectral_norm_bounds([K, np.ones((3, 3)), K], [(64, 64), None, (64, 64)])

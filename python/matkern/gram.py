@@ -20,6 +20,13 @@ Gram product of every frequency comes from the taps instead, in double, and no f
 matrix is formed (see _first_from_taps). GPU: cuBLAS products
 through CuPy (batched) and a CUDA kernel for the per-matrix norms and rescaling of the whole
 batch (sides > 64 of 32-bit input in 64-bit).
+
+Scale. Every route is certified at every scale of its input, from the smallest subnormal to
+near overflow: a matrix or kernel whose largest |entry| is outside [2^-32, 2^32] is first
+multiplied by an exact power of two (see _WINDOW), its bound multiplied back, and the
+scaling's underflow added. A bound above the largest float64 raises OverflowError (never
+inf). Convolutions whose phase tables and frequency matrices would not fit in the memory
+available are refused with a ValueError before anything is allocated (_check_conv_memory).
 """
 
 from __future__ import annotations
@@ -395,15 +402,18 @@ def _conv_bytes(kernel, h, w, be):
     return dft + 8 * nf * (5 * P + 8) + 40 * P * T
 
 
-def _check_conv_memory(kernel, h, w, be, name, fn):
-    """ValueError naming ``name`` when the bound of this convolution would allocate more than
-    the memory available now (_available_bytes), before anything is allocated."""
+def _check_conv_memory(kernel, h, w, be, name, fn, held=0):
+    """ValueError naming ``name`` when the bound of this convolution, with ``held`` bytes
+    already held for other layers of the call, would allocate more than the memory available
+    now (_available_bytes), before anything is allocated. Returns its estimate."""
     need, have = _conv_bytes(kernel, h, w, be), _available_bytes()
-    if have is not None and need > have:
+    if have is not None and need + held > have:
+        also = f" (with {held / 2**30:.3g} GiB for the layers before it)" if held else ""
         raise ValueError(f"{fn}(): {name} = {(h, w)} needs about {need / 2**30:.3g} GiB for a "
                          f"{'x'.join(map(str, kernel.shape))} kernel (phase tables and "
-                         f"frequency matrices), more than the {have / 2**30:.3g} GiB of "
-                         f"memory available")
+                         f"frequency matrices){also}, more than the {have / 2**30:.3g} GiB "
+                         f"of memory available")
+    return need
 
 
 def _few_taps(kh, kw, h, w):
@@ -729,8 +739,11 @@ def spectral_norm_bounds(layers, input_sizes=None, n_iter=6, *, backend=None):
     be = D.pick(fn, *layers, backend=backend)
     out = np.empty(len(layers), dtype=np.float64)
     groups = {}
+    held = 0  # the stored-matrix layers' frequency matrices all stay alive until the end
     for i, (h, w) in convs.items():  # refuse before anything is allocated
-        _check_conv_memory(layers[i], h, w, be, f"input_sizes[{i}]", fn)
+        need = _check_conv_memory(layers[i], h, w, be, f"input_sizes[{i}]", fn, held)
+        if not _conv_fused(layers[i], h, w, be):
+            held += need
     scaled = {}  # i: (p, under) of a prescaled conv layer (see _WINDOW)
     for i, L in enumerate(layers):
         if i in convs:
