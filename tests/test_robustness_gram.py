@@ -385,3 +385,28 @@ def test_memory_limit_counts_the_layers_held_together(monkeypatch):
     matkern.spectral_norm_bounds([K], [(64, 64)])
     with pytest.raises(ValueError, match=r"input_sizes\[2\] = \(64, 64\).*layers before it"):
         matkern.spectral_norm_bounds([K, np.ones((3, 3)), K], [(64, 64), None, (64, 64)])
+
+
+@pytest.mark.parametrize("be", BACKENDS)
+def test_many_layers_each_at_its_own_scale(be):
+    """spectral_norm_bounds groups same-shape dense layers, and the stored-matrix convolutions'
+    frequency matrices, into one batch: each layer keeps its own scale."""
+    rng = np.random.default_rng(21)
+    W = rng.standard_normal((5, 4))
+    K = rng.standard_normal((3, 2, 9, 9))  # rfft2 route: stored matrices, grouped
+    Kf = rng.standard_normal((3, 2, 3, 3)).astype(np.float32)  # fused on the CPU
+    layers, sizes, exact = [], [], []
+    for k in (-1070, -300, -40, 0, 40, 300, 1010):
+        Wk = np.ldexp(W, k)
+        Kk = np.ldexp(K, k)
+        layers += [Wk, Kk]
+        sizes += [None, (10, 10)]
+        exact += [ref.spectral_norm(Wk), ref.conv_spectral_norm(Kk, (10, 10))]
+    for k in (-149, -60, 0, 60, 120):
+        Kk = scaled(Kf, k, np.float32)
+        layers.append(Kk)
+        sizes.append((6, 6))
+        exact.append(ref.conv_spectral_norm(Kk, (6, 6)))
+    b = matkern.spectral_norm_bounds(layers, sizes, backend=be)
+    for i, (bi, ex) in enumerate(zip(b, exact)):
+        check(bi, ex, 4, 6, (be, i))

@@ -80,7 +80,11 @@ def _prescale(A, per_tiny):
     r = r.reshape(batch, -1)
     if r.shape[1] == 0:
         return A, np.zeros(batch, np.int64), np.zeros(batch)
-    mx = D.to_host(xp.maximum(r.max(axis=1), -r.min(axis=1))).astype(np.float64)
+    if xp is np and D._cpu is not None:  # one pass, no temporaries (see gram_max_abs_batch)
+        mx = np.empty(batch)
+        D.cpu().gram_max_abs_batch(np.ascontiguousarray(r).reshape(-1), batch, mx)
+    else:
+        mx = D.to_host(xp.maximum(r.max(axis=1), -r.min(axis=1))).astype(np.float64)
     p = np.where(mx > 0, np.frexp(mx)[1], 0).astype(np.int64)
     p = np.where(np.abs(p) > _WINDOW, p, 0)
     if not p.any():
