@@ -9,8 +9,8 @@ route with the first product from the taps (<= 3x3), the fused route without it 
 stored-matrix route through the direct DFT (smaller channel side > 512) and through rfft2
 (many taps), and spectral_norm_bounds batches mixing them; the reference backend on all.
 Scales 2^k, k over the whole range of the dtype, with extra weight on its ends and on the
-edges of the prescaling window (2^-33..2^-31, 2^31..2^33: inside it the kernels run
-unscaled).
+edges of the prescaling window (largest |entry| just inside and just outside 2^-32 and
+2^32: inside it the kernels run unscaled).
 
 Tolerances.
 - Certified: bound >= exact with NO tolerance. The exact norm is the SVD in float64 /
@@ -61,7 +61,9 @@ def hi_exp(dtype, norm_max):
 
 def scales(dtype, norm_max):
     lo, hi = lo_exp(dtype), hi_exp(dtype, norm_max)
-    edges = [lo, lo + 1, lo + 5, lo + 30, -126, -127, -33, -32, -31, 0, 31, 32, 33, hi - 1, hi]
+    # Gaussian content has its largest |entry| near 2^2: k = -34 / 29 put it just inside the
+    # window (no prescaling), -35 / 30 just outside.
+    edges = [lo, lo + 1, lo + 5, lo + 30, -126, -127, -35, -34, -33, 0, 29, 30, 31, hi - 1, hi]
     return st.one_of(st.integers(lo, hi), st.sampled_from([k for k in edges if lo <= k <= hi]))
 
 
@@ -197,7 +199,7 @@ def test_conv_any_scale_certified(be, data, dtype, case, kind, n_iter, seed, bat
 def sweep(dtype, norm_max, n=14):
     """n scales evenly over the dtype's whole range, its ends and the window's edges."""
     lo, hi = lo_exp(dtype), hi_exp(dtype, norm_max)
-    ks = set(np.linspace(lo, hi, n).astype(int)) | {lo, lo + 1, -33, 33, hi}
+    ks = set(np.linspace(lo, hi, n).astype(int)) | {lo, lo + 1, -35, -34, 29, 30, hi}
     return sorted(ks)
 
 
@@ -211,7 +213,7 @@ def test_dense_sweep_every_route(be, dtype, shape):
     big = m > 512
     ks = sweep(dtype, 16 * math.sqrt(m * n) + 16, 14)
     if big:  # the exact SVDs cost ~0.5 s each here: subnormal, both window edges, near max
-        ks = [lo_exp(dtype) + 12, -33, 33, ks[-1]]
+        ks = [lo_exp(dtype) + 12, -34, 29, 30, ks[-1]]
     n_iter = 3 if big and be == "reference" else 6
     rng = np.random.default_rng(11)
     A = content(rng, shape, dtype, "gauss")
@@ -301,6 +303,29 @@ def test_bound_above_float64_max_raises_overflow(be):
     W = np.full((2, 2), big / 4)
     b = matkern.spectral_norm_bound(W, backend=be)
     assert big / 2 <= b < np.inf
+
+
+def test_max_abs_batch_binding():
+    """The scale check's C++ reduction: exact max |entry| per matrix, signs, subnormals,
+    zeros, the largest float; bad sizes refused."""
+    cpu = pytest.importorskip("matkern._cpu")
+    A = np.array([[0.0, -3e-310, 1e-320, 2.0], [0, 0, -0.0, 0], [-np.finfo(float).max, 1, 2, 3],
+                  [5e-324, -1e-323, 0, 0]])
+    out = np.empty(4)
+    cpu.gram_max_abs_batch(A.reshape(-1), 4, out)
+    assert list(out) == [2.0, 0.0, np.finfo(float).max, 1e-323]
+    B = np.array([[-1e-45, 0], [3e38, -3.4e38]], np.float32)
+    out = np.empty(2)
+    cpu.gram_max_abs_batch(B.reshape(-1), 2, out)
+    assert list(out) == [float(np.float32(1e-45)), float(np.float32(3.4e38))]
+    big = np.random.default_rng(0).standard_normal((300, 1000))  # threaded
+    out = np.empty(300)
+    cpu.gram_max_abs_batch(big.reshape(-1), 300, out)
+    assert np.array_equal(out, np.abs(big).max(axis=1))
+    with pytest.raises(ValueError, match="size mismatch"):
+        cpu.gram_max_abs_batch(A.reshape(-1), 3, np.empty(3))
+    with pytest.raises(ValueError, match="size mismatch"):
+        cpu.gram_max_abs_batch(A.reshape(-1), 4, np.empty(3))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
