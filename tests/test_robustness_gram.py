@@ -435,3 +435,15 @@ def test_many_layers_each_at_its_own_scale(be):
     b = matkern.spectral_norm_bounds(layers, sizes, backend=be)
     for i, (bi, ex) in enumerate(zip(b, exact)):
         check(bi, ex, 4, 6, (be, i))
+
+
+def test_unscale_never_passes_a_non_bound():
+    """The last step of every route refuses NaN or negative values (an internal error) instead
+    of returning them, and rounds upward: additions by an ulp, subnormal results by one more."""
+    with pytest.raises(FloatingPointError, match="internal error"):
+        ref.unscale_bound(np.array([1.0, np.nan]), np.array([0, 0]), np.zeros(2), "f")
+    with pytest.raises(FloatingPointError, match="internal error"):
+        ref.unscale_bound(np.array([-1.0]), np.array([0]), np.zeros(1), "f")
+    out = ref.unscale_bound(np.array([1.0, 0.75, 0.0]), np.array([5, -1074, -1074]),
+                            np.array([1e-30, 0.0, 0.0]), "f")
+    assert out[0] > 32.0 and out[1] >= 0.75 * 2.0**-1074 and out[2] == 0.0

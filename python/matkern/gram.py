@@ -26,7 +26,8 @@ near overflow: a matrix or kernel whose largest |entry| is outside [2^-32, 2^32]
 multiplied by an exact power of two (see _WINDOW), its bound multiplied back, and the
 scaling's underflow added. A bound above the largest float64 raises OverflowError (never
 inf). Convolutions whose phase tables and frequency matrices would not fit in the memory
-available are refused with a ValueError before anything is allocated (_check_conv_memory).
+available (MemAvailable) are refused with a ValueError before anything is allocated
+(_check_conv_memory).
 """
 
 from __future__ import annotations
@@ -397,7 +398,8 @@ def _conv_bytes(kernel, h, w, be):
     c_out, c_in, kh, kw = kernel.shape
     nf, T, P = h * (w // 2 + 1), kh * kw, c_out * c_in
     if _conv_fused(kernel, h, w, be):
-        nd = (2 * kh - 1) * (2 * kw - 1) // 2 if (2 * kh - 1) * (2 * kw - 1) <= _FIRST_OFFSETS else 0
+        offsets = (2 * kh - 1) * (2 * kw - 1)
+        nd = offsets // 2 if offsets <= _FIRST_OFFSETS else 0
         return 8 * nf * (4 * T + 3 * nd + 16) + 40 * P * T
     if _few_taps(kh, kw, h, w):
         dft = 8 * nf * (6 * T + 2 * P)

@@ -9,7 +9,10 @@ log-scale bookkeeping, so nothing overflows), (2) the rounding of each product b
 standard model |fl(B B^*) - B B^*| <= gamma_k |B| |B|^T, whose spectral norm is at most
 gamma_k || |B| ||_2^2 <= gamma_k min(||B||_F, sqrt(max row sum * max column sum of |B|))^2,
 and (3) walking the chain back up with that error added at every step:
-sigma(H_t)^2 <= sigma(G_{t+1}) + delta_t. See :func:`certify_chain`.
+sigma(H_t)^2 <= sigma(G_{t+1}) + delta_t. See :func:`certify_chain`. W itself is first
+brought to a largest |entry| in [1/2, 1) by an exact power of two (see :func:`gram_bound`),
+so the whole range of scales, subnormal to near overflow, is certified; a bound above the
+largest float64 raises OverflowError.
 """
 
 from __future__ import annotations
@@ -203,6 +206,9 @@ def unscale_bound(b, p, under, fn):
     one ulp, a result in the subnormal range by one more). A bound above the largest float64
     raises OverflowError (an infinite bound is true but useless; every backend does the same)."""
     b = np.asarray(b, dtype=np.float64)
+    if np.isnan(b).any() or (b < 0).any():  # never return what is not a bound
+        raise FloatingPointError(f"{fn}(): internal error, a bound came out {b.min()} (NaN "
+                                 f"or negative) instead of a certified value; please report")
     b = np.where(under > 0, np.nextafter(b + under, np.inf), b)
     with np.errstate(over="ignore", under="ignore"):
         out = np.ldexp(b, np.asarray(p, dtype=np.int64))
