@@ -21,6 +21,17 @@ void bound_batch(carr<const R> a, int64_t batch, int64_t m, int64_t n, bool cplx
 }
 
 template <typename R>
+void max_abs_batch(carr<const R> a, int64_t batch, carr<double> out) {
+  if (batch <= 0 || int64_t(a.size()) % batch != 0 || int64_t(out.size()) != batch)
+    throw std::invalid_argument("gram_max_abs_batch: size mismatch");
+  const R* ap = a.data();
+  double* op = out.data();
+  const int64_t len = int64_t(a.size()) / batch;
+  nb::gil_scoped_release release;
+  gram_max_abs_batch<R>(ap, batch, len, op);
+}
+
+template <typename R>
 void normalize(carr<R> g, int64_t batch, int64_t rows, int64_t cols, bool cplx, bool mirror,
                bool scale, carr<int32_t> e, carr<double> F, carr<double> f, carr<double> r) {
   if (int64_t(g.size()) != batch * rows * cols * (cplx ? 2 : 1) || int64_t(e.size()) != batch ||
@@ -164,6 +175,8 @@ void bind_gram(nb::module_& m) {
   m.def("gram_conv_bound_batch", &conv_bound_batch);
   m.def("gram_conv_bound_batch_first", &conv_bound_batch_first);
   m.def("gram_syrk_step", &syrk_step);
+  m.def("gram_max_abs_batch", &max_abs_batch<float>);
+  m.def("gram_max_abs_batch", &max_abs_batch<double>);
   m.def("gram_normalize", &normalize<float>);
   m.def("gram_normalize", &normalize<double>);
 }

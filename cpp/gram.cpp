@@ -381,6 +381,16 @@ void gram_normalize(R* g, int64_t batch, int64_t rows, int64_t cols, bool cplx, 
     normalize_one(g + b * step, rows, cols, cplx, mirror, scale, e + b, F + b, f + b, r + b);
 }
 
+template <typename R>
+void gram_max_abs_batch(const R* a, int64_t batch, int64_t len, double* out) {
+  // Integer max on the bit patterns (gram_kernel.inc); threads only for large batches: on a
+  // few thousand tiny matrices NumPy's per-row max and min took a quarter of the whole call.
+#pragma omp parallel for schedule(static) if (batch * len >= (int64_t(1) << 18))
+  for (int64_t b = 0; b < batch; ++b) out[b] = gram_portable::max_abs(a + b * len, len);
+}
+
+template void gram_max_abs_batch<float>(const float*, int64_t, int64_t, double*);
+template void gram_max_abs_batch<double>(const double*, int64_t, int64_t, double*);
 template void gram_bound_batch<float>(const float*, int64_t, int64_t, int64_t, bool, int, int,
                                       double*);
 template void gram_bound_batch<double>(const double*, int64_t, int64_t, int64_t, bool, int, int,

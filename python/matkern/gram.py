@@ -20,6 +20,14 @@ Gram product of every frequency comes from the taps instead, in double, and no f
 matrix is formed (see _first_from_taps). GPU: cuBLAS products
 through CuPy (batched) and a CUDA kernel for the per-matrix norms and rescaling of the whole
 batch (sides > 64 of 32-bit input in 64-bit).
+
+Scale. Every route is certified at every scale of its input, from the smallest subnormal to
+near overflow: a matrix or kernel whose largest |entry| is outside [2^-32, 2^32] is first
+multiplied by an exact power of two (see _WINDOW), its bound multiplied back, and the
+scaling's underflow added. A bound above the largest float64 raises OverflowError (never
+inf). Convolutions whose phase tables and frequency matrices would not fit in the memory
+available (MemAvailable) are refused with a ValueError before anything is allocated
+(_check_conv_memory).
 """
 
 from __future__ import annotations
@@ -46,8 +54,58 @@ _PRUNE_ITER = 3
 MAX_ITER = 30
 
 
-def _bounds(A, n_iter, be, prune=False):
-    """float64 NumPy array (batch,) of certified bounds for A (batch, m, n), C-contiguous."""
+# Exact power-of-two prescaling. The kernels take the scale of their input for granted: the
+# fused and BLAS-pass C++ kernels scale by 2^-p, p the exponent of the largest |entry|, which
+# is inf for a subnormal one (NaN bounds); the convolution routes form the taps' Gram matrix,
+# ||K_f||_F^2 and the first product from the taps unscaled, which underflow below ~1e-81
+# (float64) and overflow float32 from ~1e27, so bounds came out below the norm, 0, inf or
+# NaN. Every input (each matrix of a batch, each kernel) whose largest |entry| lies outside
+# [2^-_WINDOW, 2^_WINDOW] is therefore first multiplied by 2^-p, which brings it into
+# [1/2, 1), and its bound by 2^p at the end (ref.unscale_bound): exact, except that scaling
+# down rounds the entries that fall below the dtype's normal range (each by at most half its
+# smallest subnormal), a matrix E with ||E||_2 <= ||E||_F <= sqrt(m n) tiny that is added to
+# the bound (a convolution's: kh kw sqrt(c_out c_in) tiny, since ||E_f||_F <= sum of the
+# taps' ||E_t||_F). Inputs inside the window run as they are (no copy); the tests check every
+# route at its edges. A bound above the largest float64 raises OverflowError.
+_WINDOW = 32
+
+
+def _prescale(A, per_tiny):
+    """(A2, p, under) for a stack A (batch, ...) of real or complex entries: p (int64, batch)
+    the exponents that A2[b] = A[b] * 2^-p[b] was scaled by (0 inside the window; A2 is A when
+    no matrix needs scaling), under (float64, batch) the bound on the scaling's rounding in
+    A2's units (per_tiny times the dtype's smallest subnormal where p > 0, else 0)."""
+    xp = D.array_module(A)
+    batch = A.shape[0]
+    r = A.view(A.real.dtype) if A.dtype.kind == "c" else A
+    r = r.reshape(batch, -1)
+    if r.shape[1] == 0:
+        return A, np.zeros(batch, np.int64), np.zeros(batch)
+    if xp is np and D._cpu is not None:  # one pass, no temporaries (see gram_max_abs_batch)
+        mx = np.empty(batch)
+        D.cpu().gram_max_abs_batch(np.ascontiguousarray(r).reshape(-1), batch, mx)
+    else:
+        mx = D.to_host(xp.maximum(r.max(axis=1), -r.min(axis=1))).astype(np.float64)
+    p = np.where(mx > 0, np.frexp(mx)[1], 0).astype(np.int64)
+    p = np.where(np.abs(p) > _WINDOW, p, 0)
+    if not p.any():
+        return A, p, np.zeros(batch)
+    tiny = float(np.finfo(A.real.dtype).smallest_subnormal)
+    under = np.where(p > 0, per_tiny * tiny * (1 + 1e-12), 0.0)
+    r2 = xp.ldexp(xp.ascontiguousarray(r), xp.asarray(-p[:, None].astype(np.int32)))
+    return r2.view(A.dtype).reshape(A.shape), p, under
+
+
+def _bounds(A, n_iter, be, prune=False, fn="spectral_norm_bound"):
+    """float64 NumPy array (batch,) of certified bounds for A (batch, m, n), C-contiguous, of
+    any scale (prescaled per matrix, see _WINDOW)."""
+    m, n = A.shape[1:]
+    A2, p, under = _prescale(A, math.sqrt(m * n))
+    return ref.unscale_bound(_bounds_scaled(A2, n_iter, be, prune), p, under, fn)
+
+
+def _bounds_scaled(A, n_iter, be, prune=False):
+    """_bounds of an A whose every matrix has its largest |entry| within the window."""
     batch, m, n = A.shape
     if be == "reference":
         return np.array([ref.gram_bound(D.to_host(a), n_iter) for a in A], dtype=np.float64)
@@ -271,7 +329,11 @@ def spectral_norm_bound(W, n_iter=6, *, backend=None):
     Returns
     -------
     float for a single matrix; for a stack a float64 array of shape W.shape[:-2] (NumPy or
-    CuPy like W). float64 holds the bound without rounding it down.
+    CuPy like W). float64 holds the bound without rounding it down. Certified at every scale
+    of W, subnormal to near overflow (W is first multiplied by an exact power of two); 0.0
+    for W = 0. Raises OverflowError when a bound exceeds the largest float64 (W's norm within
+    about 1e-12 of 1.8e308 or above): an infinite bound would be true but useless, so no
+    backend returns inf.
 
     Example
     -------
@@ -304,6 +366,60 @@ def _check_input_size(input_size, kernel, fn):
     C.check_index_range(h * (w // 2 + 1) * kernel.shape[0] * kernel.shape[1],
                         "number of frequency-matrix entries", fn)
     return h, w
+
+
+def _available_bytes():
+    """Memory a call may allocate: the kernel's MemAvailable (Linux, /proc/meminfo), else the
+    physical memory (os.sysconf), else None (no limit known)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _conv_bytes(kernel, h, w, be):
+    """Upper estimate of the host bytes the largest step of a convolution bound allocates at
+    once (the arrays alive together), by route; nf = h (w//2+1) frequencies, T = kh kw taps,
+    P = c_out c_in. Fused CPU route: the phase tables cs, sn and their kept copies (4 nf T
+    doubles; _phases peaks at the same), the first-from-taps phases (~3 nf nd doubles over
+    nd offsets) and ~16 per-frequency vectors. Stored-matrix routes: phase table, its complex
+    copy and a temporary (6 nf T doubles), or the rfft2's zero-padded input and outputs
+    (P h w + 4 P nf doubles); then the complex128 frequency matrices, their complex64
+    rounding (float32) and a prescaled copy (5 nf P doubles), and per-frequency vectors.
+    Every route also holds a few copies of the taps (float64, padded; 5 P T doubles) and
+    per-thread C++ buffers (c x max(c_out, c_in) values, below the rest)."""
+    c_out, c_in, kh, kw = kernel.shape
+    nf, T, P = h * (w // 2 + 1), kh * kw, c_out * c_in
+    if _conv_fused(kernel, h, w, be):
+        offsets = (2 * kh - 1) * (2 * kw - 1)
+        nd = offsets // 2 if offsets <= _FIRST_OFFSETS else 0
+        return 8 * nf * (4 * T + 3 * nd + 16) + 40 * P * T
+    if _few_taps(kh, kw, h, w):
+        dft = 8 * nf * (6 * T + 2 * P)
+    else:
+        dft = 8 * (P * h * w + 4 * P * nf)
+    return dft + 8 * nf * (5 * P + 8) + 40 * P * T
+
+
+def _check_conv_memory(kernel, h, w, be, name, fn, held=0):
+    """ValueError naming ``name`` when the bound of this convolution, with ``held`` bytes
+    already held for other layers of the call, would allocate more than the memory available
+    now (_available_bytes), before anything is allocated. Returns its estimate."""
+    need, have = _conv_bytes(kernel, h, w, be), _available_bytes()
+    if have is not None and need + held > have:
+        also = f" (with {held / 2**30:.3g} GiB for the layers before it)" if held else ""
+        raise ValueError(f"{fn}(): {name} = {(h, w)} needs about {need / 2**30:.3g} GiB for a "
+                         f"{'x'.join(map(str, kernel.shape))} kernel (phase tables and "
+                         f"frequency matrices){also}, more than the {have / 2**30:.3g} GiB "
+                         f"of memory available")
+    return need
 
 
 def _few_taps(kh, kw, h, w):
@@ -515,6 +631,16 @@ def _first_from_taps(k64, h, w, taps=None):
     return gtaps, pt, pu, start, pc, ps, del64
 
 
+def _conv_bound(kernel, h, w, n_iter, be, fn):
+    """Certified bound of one convolution of any scale: the kernel prescaled (see _WINDOW;
+    its rounding E bounded through ||conv_E|| = max_f ||E_f||_2 <= sum_t ||E_t||_F), the
+    frequency routes run on it, the max scaled back."""
+    c_out, c_in, kh, kw = kernel.shape
+    K2, p, under = _prescale(kernel[None], kh * kw * math.sqrt(c_out * c_in))
+    b = _conv_bounds(K2[0], h, w, n_iter, be).max()
+    return float(ref.unscale_bound(np.array([b]), p, under, fn)[0])
+
+
 def _conv_bounds(kernel, h, w, n_iter, be):
     """Certified bounds of every frequency matrix of the convolution, slack included; only
     their max is as tight as n_iter on the CPU's fused route (pruned, see _conv_bounds_fused)."""
@@ -547,7 +673,11 @@ def conv_spectral_norm_bound(kernel, input_size, n_iter=6, *, backend=None):
 
     Returns
     -------
-    float
+    float: certified at every kernel scale (subnormal to near overflow: the kernel is first
+    multiplied by an exact power of two); 0.0 for a zero kernel. Raises OverflowError when
+    the bound exceeds the largest float64, and ValueError naming input_size, before
+    allocating, when the call would need more memory than the machine has available now
+    (MemAvailable; the phase tables and frequency matrices grow as h * w).
 
     Example
     -------
@@ -561,7 +691,8 @@ def conv_spectral_norm_bound(kernel, input_size, n_iter=6, *, backend=None):
     h, w = _check_input_size(input_size, kernel, fn)
     n_iter = _check_iter(n_iter, fn)
     be = D.pick(fn, kernel, backend=backend)
-    return float(_conv_bounds(kernel, h, w, n_iter, be).max())
+    _check_conv_memory(kernel, h, w, be, "input_size", fn)
+    return _conv_bound(kernel, h, w, n_iter, be, fn)
 
 
 def spectral_norm_bounds(layers, input_sizes=None, n_iter=6, *, backend=None):
@@ -580,7 +711,9 @@ def spectral_norm_bounds(layers, input_sizes=None, n_iter=6, *, backend=None):
 
     Returns
     -------
-    numpy.ndarray float64 of shape (len(layers),).
+    numpy.ndarray float64 of shape (len(layers),). Every layer is prescaled on its own (any
+    scale is certified); OverflowError and the memory ValueError (naming input_sizes[i]) as
+    in conv_spectral_norm_bound.
 
     Example
     -------
@@ -612,22 +745,33 @@ def spectral_norm_bounds(layers, input_sizes=None, n_iter=6, *, backend=None):
     be = D.pick(fn, *layers, backend=backend)
     out = np.empty(len(layers), dtype=np.float64)
     groups = {}
+    held = 0  # the stored-matrix layers' frequency matrices all stay alive until the end
+    for i, (h, w) in convs.items():  # refuse before anything is allocated
+        need = _check_conv_memory(layers[i], h, w, be, f"input_sizes[{i}]", fn, held)
+        if not _conv_fused(layers[i], h, w, be):
+            held += need
+    scaled = {}  # i: (p, under) of a prescaled conv layer (see _WINDOW)
     for i, L in enumerate(layers):
         if i in convs:
             h, w = convs[i]
             if _conv_fused(L, h, w, be):  # a batch of its own, matrices made in the kernel
-                out[i] = _conv_bounds_fused(L, h, w, n_iter, prune=True).max()
+                out[i] = _conv_bound(L, h, w, n_iter, be, fn)
                 continue
-            mats, slack = _conv_matrices(L, h, w)
+            c_out, c_in, kh, kw = L.shape
+            K2, p, under = _prescale(L[None], kh * kw * math.sqrt(c_out * c_in))
+            scaled[i] = (p, under)
+            mats, slack = _conv_matrices(K2[0], h, w)
         else:
             mats, slack = L[None], np.zeros(1)
         groups.setdefault((mats.shape[1:], mats.dtype.str), []).append((i, mats, slack))
     for items in groups.values():
         xp = D.array_module(items[0][1])
         A = xp.concatenate([mats for _, mats, _ in items], axis=0)
-        b = _bounds(A, n_iter, be)
+        b = _bounds(A, n_iter, be, fn=fn)  # matrices prescaled one by one
         start = 0
         for i, mats, slack in items:
             out[i] = (b[start : start + mats.shape[0]] + slack).max()
+            if i in scaled:
+                out[i] = ref.unscale_bound(out[i : i + 1], *scaled[i], fn)[0]
             start += mats.shape[0]
     return out

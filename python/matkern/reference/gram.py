@@ -9,7 +9,10 @@ log-scale bookkeeping, so nothing overflows), (2) the rounding of each product b
 standard model |fl(B B^*) - B B^*| <= gamma_k |B| |B|^T, whose spectral norm is at most
 gamma_k || |B| ||_2^2 <= gamma_k min(||B||_F, sqrt(max row sum * max column sum of |B|))^2,
 and (3) walking the chain back up with that error added at every step:
-sigma(H_t)^2 <= sigma(G_{t+1}) + delta_t. See :func:`certify_chain`.
+sigma(H_t)^2 <= sigma(G_{t+1}) + delta_t. See :func:`certify_chain`. W itself is first
+brought to a largest |entry| in [1/2, 1) by an exact power of two (see :func:`gram_bound`),
+so the whole range of scales, subnormal to near overflow, is certified; a bound above the
+largest float64 raises OverflowError.
 """
 
 from __future__ import annotations
@@ -23,13 +26,39 @@ __all__ = ["spectral_norm", "conv_spectral_norm", "conv_matrices", "gram_bound"]
 MARGIN = 1.0 + 1e-12  # covers the float64 rounding of the chain's own arithmetic
 
 
+def _max_exponent(x):
+    """Binary exponent p of max |entry| of x (max |entry| in [2^(p-1), 2^p)), 0 when x is 0."""
+    x = np.asarray(x)
+    r = x.view(x.real.dtype) if np.iscomplexobj(x) else x
+    mx = float(max(r.max(), -r.min())) if r.size else 0.0
+    return math.frexp(mx)[1] if mx > 0 and math.isfinite(mx) else 0
+
+
 def spectral_norm(W):
     """Exact largest singular value of W (m, n) -> float, or of each matrix of a stack
-    (..., m, n) -> float64 array, by LAPACK SVD in float64/complex128."""
+    (..., m, n) -> float64 array, by LAPACK SVD in float64/complex128. The SVD runs on W
+    times an exact power of two that brings its largest entry near 1 (the norm scales exactly
+    with it), so subnormal and near-overflow inputs keep full relative accuracy."""
     W = np.asarray(W)
     wide = np.complex128 if np.iscomplexobj(W) else np.float64
-    s = np.linalg.svd(W.astype(wide), compute_uv=False)[..., 0]
+    # One exponent per matrix. Scaling up is exact; scaling down is exact for every entry
+    # within 2^-1000 of the matrix's largest.
+    r = W.view(W.real.dtype) if np.iscomplexobj(W) else W
+    mx = np.abs(r).max(axis=(-2, -1)).astype(np.float64) if W.size else np.zeros(W.shape[:-2])
+    p = np.where(mx > 0, np.frexp(mx)[1], 0)
+    s = np.linalg.svd(_ldexp(W.astype(wide), -p[..., None, None]), compute_uv=False)[..., 0]
+    s = np.ldexp(s, p)
     return float(s) if W.ndim == 2 else s
+
+
+def _ldexp(x, e):
+    """x * 2^e for a real or complex array x (exact barring under/overflow)."""
+    if np.iscomplexobj(x):
+        out = np.empty_like(x)
+        r = out.view(x.real.dtype)
+        np.ldexp(np.ascontiguousarray(x).view(x.real.dtype), e, out=r)
+        return out
+    return np.ldexp(x, e).astype(x.dtype, copy=False)
 
 
 def conv_matrices(kernel, input_size):
@@ -44,8 +73,10 @@ def conv_matrices(kernel, input_size):
 def conv_spectral_norm(kernel, input_size):
     """Exact spectral norm of the circular 2-D convolution (Sedghi et al.): the largest
     singular value over the per-frequency matrices, by SVD in complex128."""
-    K = conv_matrices(np.asarray(kernel, dtype=np.float64), input_size)
-    return float(np.linalg.svd(K, compute_uv=False)[:, 0].max())
+    k64 = np.asarray(kernel, dtype=np.float64)
+    p = _max_exponent(k64)  # DFT and SVD near 1, the norm scaled back exactly (see spectral_norm)
+    K = conv_matrices(np.ldexp(k64, -p), input_size)
+    return math.ldexp(float(np.linalg.svd(K, compute_uv=False)[:, 0].max()), p)
 
 
 def _unit(dtype):
@@ -105,9 +136,10 @@ def certify_chain(e, f, F, ks, c, k0, dtype, step_dtypes=None, conv=None, gks=No
 
 
 def _scale_pow2(x, e):
-    """x * 2^-e in float64, rounded back to x's dtype (exact barring underflow)."""
+    """x * 2^-e in float64, rounded back to x's dtype (exact barring underflow). By ldexp, not
+    by a float factor 2.0 ** -e: that factor overflows for e < -1023 (subnormal input)."""
     wide = np.complex128 if np.iscomplexobj(x) else np.float64
-    return (x.astype(wide) * 2.0 ** (-e)).astype(x.dtype)
+    return _ldexp(x.astype(wide), -e).astype(x.dtype)
 
 
 def _fro(x):
@@ -117,7 +149,8 @@ def _fro(x):
     if mx == 0.0 or not np.isfinite(mx):
         return mx
     p = math.frexp(mx)[1]
-    return math.ldexp(float(np.sqrt(np.sum(np.abs(x.astype(np.complex128 if np.iscomplexobj(x) else np.float64) * 2.0**-p) ** 2))), p)
+    wide = np.complex128 if np.iscomplexobj(x) else np.float64
+    return math.ldexp(float(np.sqrt(np.sum(np.abs(_ldexp(x.astype(wide), -p)) ** 2))), p)
 
 
 def _row_sum_bound(H):
@@ -150,8 +183,45 @@ def gram_bound(W, n_iter=6, wide_steps=0, chunk=None):
     for large complex64 matrices). ``chunk``: each product summed in chunks of that many terms
     (its rounding bound then gamma_{chunk + k/chunk} instead of gamma_k), as the CPU's float32
     SYRK does for large matrices. Returns a Python float (float64 holds the bound without
-    rounding it down)."""
+    rounding it down), certified at every scale of W (subnormal to near overflow); raises
+    OverflowError when the bound exceeds the largest float64, as every backend does."""
     W = np.asarray(W)
+    m, n = W.shape
+    # Bring the largest |entry| into [1/2, 1) by an exact power of two first, and scale the
+    # bound back at the end: the iteration then never meets subnormal or overflowing values
+    # on its own account, whatever the input's scale (a subnormal float64 W used to raise
+    # OverflowError). Scaling up is exact; scaling down rounds only entries that fall below
+    # the dtype's normal range, each by at most tiny/2 (complex: tiny/sqrt(2) in modulus), so
+    # that rounding E has ||E||_2 <= ||E||_F <= sqrt(m n) tiny, added to the bound.
+    p = _max_exponent(W)
+    under = math.sqrt(m * n) * _tiny(W.dtype) if p > 0 else 0.0
+    b = _gram_bound_scaled(_ldexp(W, -p), n_iter, wide_steps, chunk)
+    return float(unscale_bound(np.array([b]), np.array([p]), np.array([under]),
+                               "gram_bound")[0])
+
+
+def unscale_bound(b, p, under, fn):
+    """Bounds b (float64 array) of inputs scaled by 2^-p (int array), plus ``under`` (the
+    scaling's rounding, spectral norm), scaled back by 2^p, rounded upward (the additions by
+    one ulp, a result in the subnormal range by one more). A bound above the largest float64
+    raises OverflowError (an infinite bound is true but useless; every backend does the same)."""
+    b = np.asarray(b, dtype=np.float64)
+    if np.isnan(b).any() or (b < 0).any():  # never return what is not a bound
+        raise FloatingPointError(f"{fn}(): internal error, a bound came out {b.min()} (NaN "
+                                 f"or negative) instead of a certified value; please report")
+    b = np.where(under > 0, np.nextafter(b + under, np.inf), b)
+    with np.errstate(over="ignore", under="ignore"):
+        out = np.ldexp(b, np.asarray(p, dtype=np.int64))
+    if not np.all(np.isfinite(out)):
+        raise OverflowError(f"{fn}(): the certified bound exceeds the largest float64 "
+                            f"({np.finfo(np.float64).max:.4g}); the norm scales exactly with "
+                            f"the input, so bound the input times a power of two instead")
+    small = (out > 0) & (out < np.finfo(np.float64).tiny)
+    return np.where(small, np.nextafter(out, np.inf), out)
+
+
+def _gram_bound_scaled(W, n_iter, wide_steps, chunk):
+    """gram_bound of a W whose largest |entry| is in [1/2, 1) (or W = 0)."""
     m, n = W.shape
     c, k0 = min(m, n), max(m, n)
     B = W if m < n else W.T  # c x k: work on the smaller side
