@@ -27,7 +27,7 @@ void max_abs_batch(carr<const R> a, int64_t batch, carr<double> out) {
   const R* ap = a.data();
   double* op = out.data();
   const int64_t len = int64_t(a.size()) / batch;
-  nb::gil_scoped_release release;
+  KernelScope scope;  // GIL released, threads taken from the budget
   gram_max_abs_batch<R>(ap, batch, len, op);
 }
 

@@ -369,19 +369,9 @@ def _check_input_size(input_size, kernel, fn):
 
 
 def _available_bytes():
-    """Memory a call may allocate: the kernel's MemAvailable (Linux, /proc/meminfo), else the
-    physical memory (os.sysconf), else None (no limit known)."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
+    """Memory a call may allocate (_checks.available_memory: MemAvailable); a function of its
+    own so that tests can pretend the machine is smaller."""
+    return C.available_memory()
 
 
 def _conv_bytes(kernel, h, w, be):
