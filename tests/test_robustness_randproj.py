@@ -30,6 +30,7 @@ import tracemalloc
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from sparse_corruption import BAD_SOURCE, KINDS
 from conftest import assert_no_crash, backend_available
 
 import matkern
@@ -41,62 +42,12 @@ from hypothesis import strategies as st  # noqa: E402
 needs_cpu = pytest.mark.skipif(not backend_available("cpu")[0], reason="cpu backend unavailable")
 
 # --------------------------------------------------------------------------- crash probes
-_BAD = r'''
-import numpy as np, scipy.sparse as sp, matkern
-
-def bad(fmt, kind, shape, seed=0, dtype=np.float64):
-    M = sp.random(*shape, density=0.5, format=fmt, random_state=seed, dtype=np.float64)
-    M = M.astype(dtype)
-    if fmt == "coo":
-        row, col = M.row.copy(), M.col.copy()
-        tgt = {"oob": (col, shape[1] + 3), "neg": (col, -3), "huge": (col, 2**31 - 1),
-               "row_oob": (row, shape[0]), "row_neg": (row, -1)}
-        if kind == "short":
-            M.coords = (row[:-1], col)
-            return M
-        arr, val = tgt[kind]
-        arr[1] = val
-        M.coords = (row, col)
-        return M
-    minor = shape[1] if fmt == "csr" else shape[0]
-    if kind == "oob":
-        M.indices[1] = minor + 10**7
-    elif kind == "neg":
-        M.indices[0] = -3
-    elif kind == "huge":
-        M.indices[0] = 2**31 - 1
-    elif kind == "huge64":
-        M.indices = M.indices.astype(np.int64); M.indptr = M.indptr.astype(np.int64)
-        M.indices[0] = 2**40
-    elif kind == "float_indices":
-        M.indices = M.indices.astype(np.float64)
-    elif kind == "decreasing":
-        ip = M.indptr.copy(); ip[1] = ip[-1]; ip[2] = 0; M.indptr = ip
-    elif kind == "wrong_length":
-        M.indptr = M.indptr[:-1].copy()
-    elif kind == "not_zero_start":
-        ip = M.indptr.copy(); ip[0] = 1; M.indptr = ip
-    elif kind == "past_end":
-        ip = M.indptr.copy(); ip[-1] = M.indices.size + 5; M.indptr = ip
-    return M
-
-def refused(f, what):
-    try:
-        f()
-    except (TypeError if kind == "float_indices" else ValueError) as e:
-        return str(e)
-    raise AssertionError(f"no ValueError for {what}")
+_BAD = BAD_SOURCE + r'''
 
 X = np.random.default_rng(0).standard_normal((10, 20))
 '''
 
-_KINDS = {
-    "csr": ["oob", "neg", "huge", "huge64", "decreasing", "wrong_length", "not_zero_start",
-            "past_end", "float_indices"],
-    "csc": ["oob", "neg", "huge", "huge64", "decreasing", "wrong_length", "not_zero_start",
-            "past_end"],
-    "coo": ["oob", "neg", "huge", "row_oob", "row_neg", "short"],
-}
+_KINDS = KINDS
 _CASES = [(f, k) for f, ks in _KINDS.items() for k in ks]
 
 
