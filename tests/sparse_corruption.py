@@ -1,4 +1,5 @@
-"""Corrupted scipy sparse matrices for the crash probes of every family's robustness tests.
+"""Sparse test inputs shared by the robustness tests: corrupted matrices for the crash probes
+(``BAD_SOURCE``, ``KINDS``) and valid but messy ones (:func:`as_format`).
 
 ``BAD_SOURCE`` is Python source (run inside the probe's fresh interpreter) defining
 ``bad(fmt, kind, shape, seed=0, dtype=np.float64)``, a matrix of format fmt ("csr", "csc",
@@ -64,3 +65,28 @@ KINDS = {
             "past_end"],
     "coo": ["oob", "neg", "huge", "row_oob", "row_neg", "short"],
 }
+
+
+def as_format(M, fmt, rng, dup):
+    """Dense M as ``fmt`` ("dense", "coo", "csr", "csc"). ``dup``: every stored entry split in
+    two halves that sum to it, in shuffled (unsorted) order, kept as given by building the
+    compressed formats directly (scipy's constructors would canonicalise a COO)."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    if fmt == "dense":
+        return np.ascontiguousarray(M)
+    r, c = np.nonzero(M)
+    v = M[r, c]
+    if dup and r.size:
+        half = (v / 2).astype(M.dtype)
+        r, c, v = np.concatenate([r, r]), np.concatenate([c, c]), np.concatenate([half, v - half])
+        p = rng.permutation(r.size)
+        r, c, v = r[p], c[p], v[p]
+    if fmt == "coo":
+        return sp.coo_matrix((v, (r, c)), shape=M.shape)
+    major, minor, n_major, cls = ((r, c, M.shape[0], sp.csr_matrix) if fmt == "csr"
+                                  else (c, r, M.shape[1], sp.csc_matrix))
+    order = np.argsort(major, kind="stable")
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(major, minlength=n_major))])
+    return cls((v[order], minor[order], indptr), shape=M.shape)

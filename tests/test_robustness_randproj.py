@@ -30,7 +30,7 @@ import tracemalloc
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from sparse_corruption import BAD_SOURCE, KINDS
+from sparse_corruption import BAD_SOURCE, KINDS, as_format
 from conftest import assert_no_crash, backend_available
 
 import matkern
@@ -206,25 +206,7 @@ def test_regression_fastrp_string_weights():
 
 
 # --------------------------------------------------------------------------- properties
-def _as_format(M, fmt, rng, dup):
-    if fmt == "dense":
-        return np.ascontiguousarray(M)
-    r, c = np.nonzero(M)
-    v = M[r, c]
-    if dup and r.size:
-        half = (v / 2).astype(M.dtype)
-        r, c, v = np.concatenate([r, r]), np.concatenate([c, c]), np.concatenate([half, v - half])
-        p = rng.permutation(r.size)
-        r, c, v = r[p], c[p], v[p]
-    if fmt == "coo":
-        return sp.coo_matrix((v, (r, c)), shape=M.shape)
-    if fmt == "csr":
-        o = np.argsort(r, kind="stable")
-        ip = np.concatenate([[0], np.cumsum(np.bincount(r, minlength=M.shape[0]))])
-        return sp.csr_matrix((v[o], c[o], ip), shape=M.shape)
-    o = np.argsort(c, kind="stable")
-    ip = np.concatenate([[0], np.cumsum(np.bincount(c, minlength=M.shape[1]))])
-    return sp.csc_matrix((v[o], r[o], ip), shape=M.shape)
+_as_format = as_format
 
 
 @st.composite

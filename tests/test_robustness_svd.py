@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from sparse_corruption import BAD_SOURCE, KINDS
+from sparse_corruption import BAD_SOURCE, KINDS, as_format
 from conftest import assert_no_crash, backend_available
 
 import matkern
@@ -183,29 +183,7 @@ def _low_rank(rng, m, n, r, density):
 
 
 def _as_format(M, fmt, dtype, rng, dup):
-    """M (dense) in ``fmt``; ``dup``: a COO-built matrix with split duplicate entries and
-    shuffled (unsorted) index order, then converted without canonicalising."""
-    M = M.astype(dtype)
-    if fmt == "dense":
-        return M
-    r, c = np.nonzero(M)
-    v = M[r, c]
-    if dup and r.size:
-        half = (v / 2).astype(dtype)
-        r, c, v = np.concatenate([r, r]), np.concatenate([c, c]), np.concatenate([half, v - half])
-        p = rng.permutation(r.size)
-        r, c, v = r[p], c[p], v[p]
-    coo = sp.coo_matrix((v, (r, c)), shape=M.shape)
-    if fmt == "coo":
-        return coo
-    if fmt == "csr":
-        # scipy's direct CSR constructor keeps the given (unsorted, duplicated) order
-        order = np.argsort(r, kind="stable")
-        indptr = np.concatenate([[0], np.cumsum(np.bincount(r, minlength=M.shape[0]))])
-        return sp.csr_matrix((v[order], c[order], indptr), shape=M.shape)
-    order = np.argsort(c, kind="stable")
-    indptr = np.concatenate([[0], np.cumsum(np.bincount(c, minlength=M.shape[1]))])
-    return sp.csc_matrix((v[order], r[order], indptr), shape=M.shape)
+    return as_format(M.astype(dtype), fmt, rng, dup)
 
 
 @st.composite
