@@ -140,11 +140,12 @@ def lut_quantize(W, bits=4, group_size=128, table="nf4"):
     Parameters
     ----------
     W : numpy.ndarray or cupy.ndarray, float16, float32 or float64, shape (N, K)
-        out_features x in_features, finite (NaN/Inf: ValueError). Any strides. Quantized as
-        float32: float64 values beyond float32's range, nonzero groups that float32 rounds to
-        zero, and tables whose reach puts a group scale outside float32 are refused
-        (ValueError). Groups below float32's normal range (max |W_group| < ~1e-38 x reach)
-        keep a subnormal scale, with fewer significant bits.
+        out_features x in_features, finite (NaN/Inf: ValueError). Any strides. Each group
+        scale is max|W_group| / max|table| computed in float64 and rounded once to float32;
+        W beyond float32's range, a scale (or table value x scale) that overflows float32,
+        and a custom table whose scale would underflow far below float32's normal range are
+        refused (ValueError). Quantized a chunk of rows at a time: the call holds W, the packed
+        codes and the scales plus a few MiB.
     bits : 2, 3 or 4
     group_size : 32, 64, 128 or 256
         K must be a multiple of it (ValueError otherwise: pad W with zero columns, and X with
@@ -179,47 +180,32 @@ def lut_quantize(W, bits=4, group_size=128, table="nf4"):
                          f"= {group_size} (pad W and X with zero columns)")
     C.check_index_range(N, "N (out_features)", fn)
     C.check_index_range(K, "K (in_features)", fn)
-    codes, scales, values = _quantize_blocks(D.to_host(W), bits, group_size, tab, fn)
+    values, reach = ref.lut_table(tab, bits)
+    ref.check_quantizable(W, values, reach, fn)
     name = tab if isinstance(tab, str) else "custom"
-    return _build(codes, scales, values, bits, group_size, name, D.device_of(W))
-
-
-_BLOCK_BYTES = 4 << 20  # rows of W quantized at a time (as float64: the nearest-value search)
-_F32_MAX = float(np.finfo(np.float32).max)
-
-
-def _quantize_blocks(W, bits, group_size, table, fn):
-    """ref.lut_quantize_codes a block of rows at a time, so that its float64 temporaries stay
-    a few MiB instead of several times W, and every group's scale checked: W must fit float32
-    and every scale max|W_group| / max|table| must be a float32 that is finite and, for a
-    nonzero group, nonzero (else dequantizing gives inf or NaN, or loses the group)."""
-    N, K = W.shape
-    values, reach = ref.lut_table(table, bits)
-    codes = np.empty((N, K), np.uint8)
+    device = D.device_of(W)
+    # A chunk of rows at a time (~1 MiB of weights: float64 and int64 temporaries of a few
+    # MiB), packed straight into the result: the call holds W, the packed codes and the
+    # scales plus one chunk's temporaries (it peaked at 5x W when quantizing all of W at once).
+    step = max(16, (1 << 18) // K // 16 * 16)
     scales = np.empty((N, K // group_size), np.float32)
-    rows = max(1, _BLOCK_BYTES // (8 * K))
-    for r0 in range(0, N, rows):
-        r1 = min(N, r0 + rows)
-        blk = W[r0:r1]
-        gmax = np.abs(blk.reshape(r1 - r0, -1, group_size)).max(axis=-1).astype(np.float64)
-        if gmax.max() > _F32_MAX:
-            raise ValueError(f"{fn}(): W must fit float32 (|W| <= {_F32_MAX:.4g}), got "
-                             f"max |W| = {gmax.max():.4g}")
-        lost = (gmax > 0) & (gmax.astype(np.float32) == 0)
-        if lost.any():
-            raise ValueError(f"{fn}(): W has a nonzero group that float32 rounds to zero "
-                             f"(max |W_group| = {gmax[lost].max():.4g}); scale W first")
-        with np.errstate(over="ignore", under="ignore"):
-            c, sc, _ = ref.lut_quantize_codes(blk, bits, group_size, table)
-            top = np.float32(reach) * sc  # the largest value each group dequantizes to
-        if not np.isfinite(top).all() or ((sc == 0) & (gmax > 0)).any():
-            raise ValueError(
-                f"{fn}(): a group scale max|W_group| / max|table| leaves float32's range "
-                f"(the table's reach is {reach:.4g}, W's groups span "
-                f"{gmax[gmax > 0].min():.4g} to {gmax.max():.4g}); rescale W or the table")
-        codes[r0:r1] = c
-        scales[r0:r1] = sc
-    return codes, scales, values
+    if device == "cuda":
+        packed = np.empty((-(-N // 16), -(-K // 64), bits, 32), np.uint32)
+    else:
+        packed = np.empty((N, K * bits // 32), np.uint32)
+    for r0 in range(0, N, step):
+        r1 = min(N, r0 + step)
+        codes, scales[r0:r1] = ref.quantize_rows(D.to_host(W[r0:r1]), values, reach, group_size,
+                                                 fn)
+        if device == "cuda":
+            packed[r0 // 16 : -(-r1 // 16)] = L.pack_gpu(codes, bits)
+        else:
+            packed[r0:r1] = L.pack_cpu(codes, bits)
+    if device == "cuda":
+        cp = D.cupy_module()
+        return LUTWeight((N, K), bits, group_size, name, cp.asarray(values), cp.asarray(scales),
+                         cp.asarray(packed), "gpu")
+    return LUTWeight((N, K), bits, group_size, name, values, scales, packed, "cpu")
 
 
 def _check_weight(qw, fn):

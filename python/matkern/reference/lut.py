@@ -60,20 +60,71 @@ def _nearest(v, values):
     return order[pos].astype(np.uint8)
 
 
+_F32_MAX = float(np.finfo(np.float32).max)
+_F32_TINY = float(np.finfo(np.float32).tiny)  # smallest normal float32, 2^-126
+
+
+def check_quantizable(W, values, reach, fn="lut_quantize"):
+    """Raise ValueError where W (finite, any float dtype) cannot be quantized into ``values``
+    with float32 scales: |W| beyond the float32 range, a group scale max|W_group| / reach
+    (or reach * scale, the largest dequantized value) overflowing float32, or a normal-range
+    group whose scale would underflow so far that its rounding error (up to reach * 2^-150)
+    exceeds 2^-10 of max|W_group| (only a custom table with a huge range can do that; groups
+    of subnormal weights are kept, with that absolute error)."""
+    if W.size == 0:
+        return
+    mx = max(float(W.max()), -float(W.min()))  # two reductions, no temporary as large as W
+    if mx > _F32_MAX:
+        raise ValueError(f"{fn}(): W must be within the float32 range (|W| <= {_F32_MAX:.8g}), "
+                         f"as its dequantized values are float32, got max |W| = {mx:.6g}")
+    if mx / reach > _F32_MAX or np.isinf(np.float32(reach) * np.float32(mx / reach)):
+        raise ValueError(f"{fn}(): the group scale max|W_group| / max|table| must fit float32, "
+                         f"got max |W| = {mx:.6g} / max|table| = {reach:.6g} = "
+                         f"{mx / reach:.6g} (> {_F32_MAX:.8g}): scale W down or use a table "
+                         f"with a wider range")
+
+
+def _check_underflow(mx, reach, fn):
+    """mx: float64 group maxima. See check_quantizable."""
+    bad = (mx >= _F32_TINY) & (reach * 2.0**-150 > mx * 2.0**-10)
+    if bad.any():
+        m = float(mx[bad].min())
+        raise ValueError(f"{fn}(): the group scale max|W_group| / max|table| must not "
+                         f"underflow float32, got max|W_group| = {m:.6g} / max|table| = "
+                         f"{reach:.6g} = {m / reach:.6g} (the scale would lose its precision "
+                         f"below {_F32_TINY:.6g}): use a table with a smaller range")
+
+
+def quantize_rows(W, values, reach, group_size, fn="lut_quantize"):
+    """(codes uint8 (n, K), scales float32 (n, K // group_size)) for rows W (any float dtype,
+    finite, checked by check_quantizable). The scale is max|W_group| / reach rounded once to
+    float32 (computed in float64, so float64 weights keep their precision); the codes are the
+    table values nearest W / scale for the stored scale (float64 quotient)."""
+    n, K = W.shape
+    G = np.asarray(W).reshape(n, K // group_size, group_size).astype(np.float64)
+    mx = np.abs(G).max(axis=-1)
+    _check_underflow(mx, reach, fn)
+    scales = (mx / reach).astype(np.float32)
+    safe = np.where(scales > 0, scales, np.float32(1)).astype(np.float64)
+    G /= safe[..., None]
+    codes = _nearest(G, values).reshape(n, K)
+    return codes, scales
+
+
 def lut_quantize_codes(W, bits, group_size, table):
     """(codes uint8 (N, K), scales float32 (N, K // group_size), table float32 (2**bits,)).
 
     K must be a multiple of group_size. A group of zeros gets scale 0 (and the code of the
-    table value nearest 0).
+    table value nearest 0). Scales are max|W_group| / reach rounded once to float32, codes
+    the nearest table values to W / scale (in float64). ValueError where W is beyond the
+    float32 range or a scale would overflow (or, for a custom table, lose its precision).
     """
     values, reach = lut_table(table, bits)
-    W = np.asarray(W, dtype=np.float32)
-    N, K = W.shape
-    G = W.reshape(N, K // group_size, group_size)
-    scales = (np.abs(G).max(axis=-1) / np.float32(reach)).astype(np.float32)
-    safe = np.where(scales > 0, scales, np.float32(1))
-    v = G / safe[..., None]
-    codes = _nearest(v, values).reshape(N, K)
+    W = np.asarray(W)
+    if W.dtype.kind != "f":
+        W = W.astype(np.float32)
+    check_quantizable(W, values, reach)
+    codes, scales = quantize_rows(W, values, reach, group_size)
     return codes, scales, values
 
 
