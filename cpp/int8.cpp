@@ -2,14 +2,13 @@
 // quantizer are chosen at run time (simd_level()).
 #include "int8.hpp"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
 #include <cstring>
 #include <vector>
 
+#include "parallel.hpp"
 #include "simd.hpp"
 
 namespace matkern {
@@ -117,12 +116,10 @@ void int8_gemm_packed(const int16_t* xq, int64_t m, int64_t kp, const int8_t* wp
   const TileFn tile_fn = pick_tile();
   const int64_t pairs = kp / 2, panel_stride = kp * 8;
   const int64_t nblocks = (n + kNb - 1) / kNb, mblocks = (m + kMr - 1) / kMr;
-  const int64_t tasks = nblocks * mblocks;
   if (m <= kMr || pairs <= kKcPairs) {
     // GEMV and short K: one pass over K per tile; a thread streams its 16-row weight slice
     // once (memory bound at M = 1: the weight is read exactly once, as int8).
-#pragma omp parallel for schedule(dynamic, 1) if (tasks > 1)
-    for (int64_t t = 0; t < nblocks; ++t) {
+    parallel_for_chunks(nblocks, [&](int64_t t) {
       alignas(32) int32_t tile[kMr * kNb];
       const int64_t n0 = t * kNb;
       const int nc = int(std::min<int64_t>(kNb, n - n0));
@@ -133,7 +130,7 @@ void int8_gemm_packed(const int16_t* xq, int64_t m, int64_t kp, const int8_t* wp
         tile_fn(xq + m0 * kp, kp, mr, w, panel_stride, (nc + 7) / 8, pairs, tile, false);
         epilogue(tile, m0, mr, n0, nc, n, ep);
       }
-    }
+    });
     return;
   }
   // GEMM: K in blocks of kKcPairs pairs, outermost; inside, chunks of 192 rows whose K slice
@@ -142,12 +139,10 @@ void int8_gemm_packed(const int16_t* xq, int64_t m, int64_t kp, const int8_t* wp
   const int64_t kblocks = (pairs + kKcPairs - 1) / kKcPairs;
   const int64_t mchunks = (mblocks + kMcBlocks - 1) / kMcBlocks;
   std::vector<int32_t> acc(size_t(nblocks * mblocks) * kMr * kNb);
-#pragma omp parallel if (tasks > 1)
-  for (int64_t kb = 0; kb < kblocks; ++kb) {
+  for (int64_t kb = 0; kb < kblocks; ++kb) {  // one parallel loop per K block
     const int64_t p0 = kb * kKcPairs, np_ = std::min<int64_t>(kKcPairs, pairs - p0);
     const bool last = kb == kblocks - 1;
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t task = 0; task < mchunks * nblocks; ++task) {
+    parallel_for_chunks(mchunks * nblocks, [&](int64_t task) {
       // consecutive tasks share a chunk of rows, whose K slice then stays in L2
       const int64_t t = task % nblocks, mc = task / nblocks;
       const int64_t n0 = t * kNb;
@@ -161,18 +156,18 @@ void int8_gemm_packed(const int16_t* xq, int64_t m, int64_t kp, const int8_t* wp
         tile_fn(xq + m0 * kp + 2 * p0, kp, mr, w, panel_stride, (nc + 7) / 8, np_, tile, kb > 0);
         if (last) epilogue(tile, m0, mr, n0, nc, n, ep);
       }
-    }
+    });
   }
 }
 
 void int8_quantize_rows(const float* x, int64_t m, int64_t k, int64_t kp,
                         const int64_t* outlier_cols, int64_t n_out, int16_t* q, float* scale) {
   const QuantFn qf = pick_quant();
-#pragma omp parallel if (m * k > (1 << 15))
-  {
+  // Rows of at least ~32k values per piece: a smaller quantization stays on the caller.
+  const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 15) / std::max<int64_t>(k, 1));
+  parallel_for_range(m, grain, [&](int64_t i0, int64_t i1) {
     std::vector<float> row(n_out > 0 ? size_t(k) : 0);
-#pragma omp for schedule(static)
-    for (int64_t i = 0; i < m; ++i) {
+    for (int64_t i = i0; i < i1; ++i) {
       const float* src = x + i * k;
       if (n_out > 0) {  // the outlier columns go through the float path: zero them here
         std::memcpy(row.data(), src, size_t(k) * sizeof(float));
@@ -181,15 +176,17 @@ void int8_quantize_rows(const float* x, int64_t m, int64_t k, int64_t kp,
       }
       qf(src, k, kp, q + i * kp, scale + i);
     }
-  }
+  });
 }
 
 void int8_widen(const int8_t* a, int64_t m, int64_t k, int64_t kp, int16_t* q) {
-#pragma omp parallel for schedule(static) if (m * k > (1 << 16))
-  for (int64_t i = 0; i < m; ++i) {
-    for (int64_t j = 0; j < k; ++j) q[i * kp + j] = a[i * k + j];
-    for (int64_t j = k; j < kp; ++j) q[i * kp + j] = 0;
-  }
+  const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(k, 1));
+  parallel_for_range(m, grain, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      for (int64_t j = 0; j < k; ++j) q[i * kp + j] = a[i * k + j];
+      for (int64_t j = k; j < kp; ++j) q[i * kp + j] = 0;
+    }
+  });
 }
 
 }  // namespace matkern

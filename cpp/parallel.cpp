@@ -20,6 +20,13 @@
 #define MATKERN_PAUSE() ((void)0)
 #endif
 
+#ifndef MATKERN_PAUSE_SPIN_US
+#define MATKERN_PAUSE_SPIN_US 5
+#endif
+#ifndef MATKERN_SPIN_US
+#define MATKERN_SPIN_US 300
+#endif
+
 namespace matkern {
 namespace {
 
@@ -28,7 +35,10 @@ namespace {
 // It yields while it looks, so that a thread waiting for its core (the caller itself, or a
 // neighbour's) runs first: pausing instead made SpMM 1.2-1.7x slower than one thread next
 // to a busy process, and not looking at all cost back-to-back calls a wake-up each.
-constexpr auto kSpin = std::chrono::microseconds(50);
+constexpr auto kSpin = std::chrono::microseconds(MATKERN_SPIN_US);
+// The first few microseconds it only pauses (no system call): a call that follows at once,
+// as the next layer's or the next kernel's does, finds it without the latency of a yield.
+constexpr auto kPauseSpin = std::chrono::microseconds(MATKERN_PAUSE_SPIN_US);
 constexpr int kMaxHelpers = 255;
 
 struct Job {
@@ -112,10 +122,16 @@ class Pool {
 
   void helper() {
     for (;;) {
-      const auto until = std::chrono::steady_clock::now() + kSpin;
-      while (!has_open_.load(std::memory_order_relaxed) &&
-             std::chrono::steady_clock::now() < until) {
-        std::this_thread::yield();
+      const auto start = std::chrono::steady_clock::now();
+      for (;;) {
+        if (has_open_.load(std::memory_order_relaxed)) break;
+        const auto now = std::chrono::steady_clock::now();
+        if (now - start >= kSpin) break;
+        if (now - start < kPauseSpin) {
+          for (int i = 0; i < 16; ++i) MATKERN_PAUSE();
+        } else {
+          std::this_thread::yield();
+        }
       }
       std::shared_ptr<Job> job;
       {

@@ -1,4 +1,5 @@
-"""A/B of the CPU parallel runtime behind SpMM and fwht: the helper pool (cpp/parallel.hpp)
+"""A/B of the CPU parallel runtime behind SpMM, fwht, int8 and LUT matmul: the helper pool
+(cpp/parallel.hpp)
 against the former OpenMP loops (``_cpu.set_parallel_runtime("openmp")``) and one thread,
 in alternating rounds in one process, quiet and next to one spinning process.
 
@@ -37,6 +38,12 @@ def cases():
     for shape in ((1024, 4096), (1, 2**20), (64, 2**16)):
         x = rng.standard_normal(shape, dtype=np.float32)
         yield f"fwht {shape[0]}x{shape[1]}", (lambda x=x: matkern.fwht(x))
+    W = rng.standard_normal((4096, 4096), dtype=np.float32)
+    Wq, Wl = matkern.int8_quantize(W), matkern.lut_quantize(W)
+    for m in (1, 16, 256):
+        X = rng.standard_normal((m, 4096), dtype=np.float32)
+        yield f"int8 M={m} 4096^2", (lambda X=X: matkern.int8_matmul(X, Wq))
+        yield f"lut nf4 M={m} 4096^2", (lambda X=X: matkern.lut_matmul(X, Wl))
 
 
 def block(fn, seconds):
@@ -52,6 +59,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--neighbour", action="store_true")
     p.add_argument("--rounds", type=int, default=9)
+    p.add_argument("--only", default="", help="run the cases whose name contains this")
     args = p.parse_args()
     import bench._runner as R
 
@@ -62,6 +70,8 @@ def main():
         ctx.__enter__()
     try:
         for name, fn in cases():
+            if args.only not in name:
+                continue
             times = {"pool": [], "openmp": [], "one thread": []}
             for _ in range(args.rounds):
                 cpu().set_parallel_runtime("pool")
