@@ -118,11 +118,14 @@ def _check_table(table, bits, fn):
     t = np.asarray(D.to_host(table))
     if t.dtype.kind not in "iuf":
         raise TypeError(f"{fn}(): table must hold real numbers, got dtype {t.dtype}")
-    t = t.astype(np.float32).reshape(-1)
     if t.size != 1 << bits:
         raise ValueError(f"{fn}(): table must have 2**bits = {1 << bits} values, got {t.size}")
     if not np.isfinite(t).all():
         raise ValueError(f"{fn}(): table must be finite, got NaN or Inf")
+    if t.size and np.abs(t.astype(np.float64)).max() > np.finfo(np.float32).max:
+        raise ValueError(f"{fn}(): table values must fit float32 (|value| <= 3.4028235e+38), "
+                         f"got max |value| = {np.abs(t.astype(np.float64)).max():.6g}")
+    t = t.astype(np.float32).reshape(-1)
     if not np.abs(t).max() > 0:
         raise ValueError(f"{fn}(): table must have a nonzero value")
     return t
