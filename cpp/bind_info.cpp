@@ -33,8 +33,6 @@ void bind_info(nb::module_& m) {
     set_parallel_runtime(name == "openmp");
   });
   m.def("parallel_runtime", [] { return std::string(parallel_runtime_is_openmp() ? "openmp" : "pool"); });
-  // The team a kernel called now from this thread would get (for tests and show_config).
-  m.def("granted_threads", [] { ThreadGrant g; return g.granted(); });
   // A kernel-shaped call for the tests: holds a grant for `seconds` with the GIL released
   // and returns the OpenMP team size it ran with.
   m.def("hold_threads", [](double seconds) {

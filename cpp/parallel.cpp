@@ -20,13 +20,6 @@
 #define MATKERN_PAUSE() ((void)0)
 #endif
 
-#ifndef MATKERN_PAUSE_SPIN_US
-#define MATKERN_PAUSE_SPIN_US 5
-#endif
-#ifndef MATKERN_SPIN_US
-#define MATKERN_SPIN_US 300
-#endif
-
 namespace matkern {
 namespace {
 
@@ -35,10 +28,10 @@ namespace {
 // It yields while it looks, so that a thread waiting for its core (the caller itself, or a
 // neighbour's) runs first: pausing instead made SpMM 1.2-1.7x slower than one thread next
 // to a busy process, and not looking at all cost back-to-back calls a wake-up each.
-constexpr auto kSpin = std::chrono::microseconds(MATKERN_SPIN_US);
+constexpr auto kSpin = std::chrono::microseconds(300);
 // The first few microseconds it only pauses (no system call): a call that follows at once,
 // as the next layer's or the next kernel's does, finds it without the latency of a yield.
-constexpr auto kPauseSpin = std::chrono::microseconds(MATKERN_PAUSE_SPIN_US);
+constexpr auto kPauseSpin = std::chrono::microseconds(5);
 constexpr int kMaxHelpers = 255;
 
 struct Job {
@@ -61,11 +54,12 @@ void drain(Job& job) {
 class Pool {
  public:
   static Pool& get() {
-    static Pool* pool = [] {
+    static const bool created = [] {
       pthread_atfork(nullptr, nullptr, [] { instance() = new Pool; });  // fork: no helpers
-      return instance() = new Pool;
+      instance() = new Pool;
+      return true;
     }();
-    (void)pool;
+    (void)created;
     return *instance();
   }
 
@@ -121,6 +115,9 @@ class Pool {
   }
 
   void helper() {
+    // Whatever runs inside a chunk counts as one thread of the call that owns the job (its
+    // grant holds the budget): a parallel loop nested there must not start a team of its own.
+    omp_set_num_threads(1);
     for (;;) {
       const auto start = std::chrono::steady_clock::now();
       for (;;) {

@@ -12,6 +12,7 @@ import numpy as np
 from . import _checks as C
 from . import _dispatch as D
 from . import _sparse_input as S
+from ._sparse_input import is_sparse
 from .reference import svd as ref
 
 _FLOATS = (np.float32, np.float64)
@@ -91,11 +92,6 @@ def device_name(x) -> str:
         return D.device_of(x)
     except TypeError:
         return "?"
-
-
-def is_sparse(x) -> bool:
-    mod = type(x).__module__
-    return mod.startswith("scipy.sparse") or D.is_cupyx_sparse(x)
 
 
 def as_update(x, name, fn, *, width=None, width_name="", device=None, allow_sparse=True,

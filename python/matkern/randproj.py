@@ -41,10 +41,6 @@ def _seed_of(random_state, fn):
     return int(rng.integers(0, 2**63 - 1))
 
 
-def _is_scipy_sparse(x):
-    return type(x).__module__.startswith("scipy.sparse")
-
-
 def _check_sparse(X, name, fn, dtypes=_FLOATS, square=False, cast=None):
     """A scipy/cupyx sparse matrix -> canonical CSR (sorted, duplicates summed, int32 indices,
     int64 indptr). Wrong dtype: TypeError; bad shape, empty, corrupted index structure, index
@@ -276,7 +272,7 @@ class SparseRandomProjection:
         fn = "SparseRandomProjection.transform"
         if not hasattr(self, "_key"):
             raise RuntimeError(f"{fn}(): call fit() first")
-        sparse = _is_scipy_sparse(X) or D.is_cupyx_sparse(X)
+        sparse = S.is_sparse(X)
         if sparse:
             X, indptr, indices, data = _check_sparse(X, "X", fn)
         else:
@@ -434,7 +430,7 @@ def fastrp(adjacency, dim=128, iteration_weights=(0.0, 1.0, 1.0), normalization_
     ((1000, 64), dtype('float32'))
     """
     fn = "fastrp"
-    if not (_is_scipy_sparse(adjacency) or D.is_cupyx_sparse(adjacency)):
+    if not S.is_sparse(adjacency):
         raise TypeError(f"{fn}(): adjacency must be a scipy.sparse or cupyx.scipy.sparse matrix, "
                         f"got {type(adjacency).__module__}.{type(adjacency).__name__}")
     try:
