@@ -88,8 +88,9 @@ void gram_syrk_step(const float* b, int64_t rs, int64_t cs, int64_t c, int64_t k
                     float fac, float* g, bool packed_out, double* sumsq, double* rowmax) {
   if (c <= 0 || k <= 0) throw std::invalid_argument("gram_syrk: empty matrix");
   if (packed_in && k != c) throw std::invalid_argument("gram_syrk: packed input must be square");
-  std::vector<double> rowsum(size_t(c), 0.0);
-  double ss_all = 0.0;
+  // Per row (or panel) partial sums, added in a fixed order after the parallel pass: the
+  // result must not depend on how many threads a call was granted (an atomic total did).
+  std::vector<double> rowsum(size_t(c), 0.0), rowsq(size_t(c), 0.0);
   const TileFn tile = pick_tile();
   const int64_t npan = (c + kSyrkNR - 1) / kSyrkNR;
   const int64_t nblk = (c + kMC - 1) / kMC;
@@ -200,7 +201,6 @@ void gram_syrk_step(const float* b, int64_t rs, int64_t cs, int64_t c, int64_t k
     }
     // Squares and row sums of |entries| over the whole (symmetric) g in 16 double lanes (no
     // reassociation needed to vectorize): row by row, or panel by panel (a lane a row).
-    double ss = 0.0;
     if (packed_out) {
 #pragma omp for schedule(static)
       for (int64_t p = 0; p < npan; ++p) {
@@ -212,10 +212,12 @@ void gram_syrk_step(const float* b, int64_t rs, int64_t cs, int64_t c, int64_t k
             sq[q] += v * v;
             ab[q] += std::fabs(v);
           }
+        double s = 0.0;
         for (int q = 0; q < 16; ++q) {
-          ss += sq[q];
+          s += sq[q];
           if (p * kSyrkNR + q < c) rowsum[size_t(p * kSyrkNR + q)] = ab[q];
         }
+        rowsq[size_t(p)] = s;
       }
     } else {
 #pragma omp for schedule(static)
@@ -234,17 +236,18 @@ void gram_syrk_step(const float* b, int64_t rs, int64_t cs, int64_t c, int64_t k
           sq[q] += v * v;
           ab[q] += std::fabs(v);
         }
-        double a = 0.0;
+        double a = 0.0, s = 0.0;
         for (int q = 0; q < 16; ++q) {
-          ss += sq[q];
+          s += sq[q];
           a += ab[q];
         }
         rowsum[size_t(i)] = a;
+        rowsq[size_t(i)] = s;
       }
     }
-#pragma omp atomic
-    ss_all += ss;
   }
+  double ss_all = 0.0;
+  for (int64_t i = 0; i < (packed_out ? npan : c); ++i) ss_all += rowsq[size_t(i)];
   // Upward margins: sums of c^2 (and c) nonnegative rounded terms, in any order.
   *sumsq = ss_all * (1.0 + double(c * c + 2) * 0x1p-52);
   double mr = 0.0;

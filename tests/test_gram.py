@@ -661,6 +661,32 @@ def test_from_many_threads_at_once():
             assert b32 == expect_32
 
 
+def test_bound_does_not_depend_on_the_thread_count():
+    # A call gets what is free of the thread budget, so the same input may run on 1 or more
+    # threads. The float32 SYRK once totalled its squares per thread: this matrix (the one
+    # CI's threaded test met) then came out one ulp apart on one and two threads.
+    rng = np.random.default_rng(6)
+    rng.standard_normal(6 * 40 * 64 * 48 + 2 * 600 * 520)  # the draws before it in that test
+    W = rng.standard_normal((600, 530)).astype(np.float32)
+    others = [np.random.default_rng(s).standard_normal((300 + 37 * s, 280)).astype(np.float32)
+              for s in range(4)]
+    c = 280
+    prev = matkern.get_num_threads()
+    try:
+        found, sums = set(), [set() for _ in others]
+        for n in (1, 2, 3):
+            matkern.set_num_threads(n)
+            found.add(matkern.spectral_norm_bound(W))
+            for M, seen in zip(others, sums):
+                G = np.zeros((-(-c // 16), c, 16), np.float32)
+                seen.add(matkern._dispatch.cpu().gram_syrk_step(M, True, np.float32(2.0**-20),
+                                                               G)[1])
+    finally:
+        matkern.set_num_threads(prev)
+    assert len(found) == 1, found
+    assert all(len(seen) == 1 for seen in sums), sums
+
+
 def test_simd_and_portable_paths_agree():
     code = ("import sys, numpy as np, matkern; rng=np.random.default_rng(7); "
             "W=rng.standard_normal((20, 33, 50)).astype(np.float32); "
