@@ -3,12 +3,12 @@
 #include "gram.hpp"
 
 #include <math.h>
-#include <omp.h>
 
 #include <algorithm>
 #include <stdexcept>
 #include <vector>
 
+#include "parallel.hpp"
 #include "simd.hpp"
 
 namespace matkern {
@@ -109,11 +109,9 @@ Kernels<R> pick_kernels() {
 void tap_offset_sums(const GramTapFirst& tf, PairFn pair_sum, double* SA) {
   const int64_t c = tf.c, c2 = c * c, nd = tf.nd;
   std::vector<long long> pt(tf.pt, tf.pt + tf.start[nd + 1]), pu(tf.pu, tf.pu + tf.start[nd + 1]);
-#pragma omp parallel
-  {
+  parallel_for_range(nd + 1, 1, [&](int64_t d0, int64_t d1) {
     std::vector<double> M(static_cast<size_t>(c2));
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t d = 0; d <= nd; ++d) {
+    for (int64_t d = d0; d < d1; ++d) {
       const int64_t q0 = tf.start[d];
       pair_sum(tf.taps, tf.ld, tf.ro, c, pt.data() + q0, pu.data() + q0, tf.start[d + 1] - q0,
                M.data());
@@ -131,7 +129,7 @@ void tap_offset_sums(const GramTapFirst& tf, PairFn pair_sum, double* SA) {
         }
       }
     }
-  }
+  });
 }
 
 }  // namespace
@@ -149,26 +147,22 @@ void gram_bound_batch(const R* a, int64_t batch, int64_t m, int64_t n, bool cplx
   std::vector<double> lower(prune ? batch : 0);
   std::vector<char> todo(batch, 1);
   if (prune) {
-#pragma omp parallel
-    {
+    parallel_for_range(batch, 1, [&](int64_t b0, int64_t b1) {
       std::vector<R> work(work_len);
-#pragma omp for schedule(dynamic, 4)
-      for (int64_t b = 0; b < batch; ++b)
+      for (int64_t b = b0; b < b1; ++b)
         out[b] = one(a + b * stride, m, n, cplx, prune_iter, work.data(), &lower[b], -1.0);
-    }
+    });
     double best = 0;
     for (int64_t b = 0; b < batch; ++b) best = lower[b] > best ? lower[b] : best;
     // A matrix whose upper bound is below some matrix's certified lower bound cannot hold
     // the maximum: its looser bound stays.
     for (int64_t b = 0; b < batch; ++b) todo[b] = out[b] >= best;
   }
-#pragma omp parallel
-  {
+  parallel_for_range(batch, 1, [&](int64_t b0, int64_t b1) {
     std::vector<R> work(work_len);
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t b = 0; b < batch; ++b)
+    for (int64_t b = b0; b < b1; ++b)
       if (todo[b]) out[b] = one(a + b * stride, m, n, cplx, n_iter, work.data(), nullptr, -1.0);
-  }
+  });
 }
 
 template <typename R>
@@ -193,12 +187,10 @@ void gram_conv_bound_batch(const double* taps, int64_t T, int64_t P, int64_t ld,
   const int64_t nd = tf ? tf->nd : 0, c2 = c * c;
   std::vector<double> SA(tf ? size_t((1 + 2 * nd) * c2) : 0);
   if (tf) tap_offset_sums(*tf, kr.pair_sum, SA.data());
-#pragma omp parallel
-  {
+  parallel_for_range(n_probe, 1, [&](int64_t q0, int64_t q1) {
     std::vector<R> work(work_len), mat(size_t(2 * P));
     std::vector<double> g(tf ? size_t(2 * c2) : 0);
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t q = 0; q < n_probe; ++q) {
+    for (int64_t q = q0; q < q1; ++q) {
       const int64_t f = probe[q];
       kr.dft(taps, T, P, ld, cs + f * T, sn + f * T, round32, mat.data());
       if (tf) {  // the same route as the others (so a probe's bound is theirs), plus L
@@ -210,7 +202,7 @@ void gram_conv_bound_batch(const double* taps, int64_t T, int64_t P, int64_t ld,
                         -1.0);
       }
     }
-  }
+  });
   double L = -1.0;
   for (int64_t q = 0; q < n_probe; ++q) {
     L = lower[size_t(q)] > L ? lower[size_t(q)] : L;
@@ -224,12 +216,10 @@ void gram_conv_bound_batch(const double* taps, int64_t T, int64_t P, int64_t ld,
     for (int64_t f = 0; f < nf; ++f)
       if (!done[size_t(f)]) todo.push_back(f);
     const int64_t nbat = (int64_t(todo.size()) + kNB - 1) / kNB;
-#pragma omp parallel
-    {
+    parallel_for_range(nbat, 1, [&](int64_t bt0, int64_t bt1) {
       std::vector<R> work(work_len);
       std::vector<double> g(size_t(kNB * 2 * c2)), pc(size_t(kNB * nd)), ps(size_t(kNB * nd));
-#pragma omp for schedule(dynamic, 1)
-      for (int64_t bt = 0; bt < nbat; ++bt) {
+      for (int64_t bt = bt0; bt < bt1; ++bt) {
         const int64_t f0 = bt * kNB;
         const int64_t nb = int64_t(todo.size()) - f0 < kNB ? int64_t(todo.size()) - f0 : kNB;
         for (int64_t q = 0; q < nb; ++q)
@@ -242,19 +232,17 @@ void gram_conv_bound_batch(const double* taps, int64_t T, int64_t P, int64_t ld,
           out[todo[size_t(f0 + q)]] = kr.first(g.data() + q * 2 * c2, c, n_iter, work.data(), L,
                                                tf->del64, nullptr, 0, 0, nullptr);
       }
-    }
+    });
     return;
   }
-#pragma omp parallel
-  {
+  parallel_for_range(nf, 1, [&](int64_t f0, int64_t f1) {
     std::vector<R> work(work_len), mat(size_t(2 * P));
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t f = 0; f < nf; ++f) {
+    for (int64_t f = f0; f < f1; ++f) {
       if (done[size_t(f)]) continue;
       out[f] = kr.freq(taps, T, ld, cs + f * T, sn + f * T, round32, c_out, c_in, fro[f],
                        n_iter, work.data(), L);
     }
-  }
+  });
 }
 
 // The BLAS path's square Gram matrix, lower triangle filled: its Frobenius norm from the lower
@@ -376,17 +364,20 @@ void gram_normalize(R* g, int64_t batch, int64_t rows, int64_t cols, bool cplx, 
   // One thread for a single matrix: this pass sits between two BLAS calls, whose spinning
   // threads an OpenMP team would fight for the cores (it costs ~1% of a product anyway).
   if (batch == 1) return normalize_one(g, rows, cols, cplx, mirror, scale, e, F, f, r);
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int64_t b = 0; b < batch; ++b)
-    normalize_one(g + b * step, rows, cols, cplx, mirror, scale, e + b, F + b, f + b, r + b);
+  parallel_for_range(batch, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b)
+      normalize_one(g + b * step, rows, cols, cplx, mirror, scale, e + b, F + b, f + b, r + b);
+  });
 }
 
 template <typename R>
 void gram_max_abs_batch(const R* a, int64_t batch, int64_t len, double* out) {
   // Integer max on the bit patterns (gram_kernel.inc); threads only for large batches: on a
   // few thousand tiny matrices NumPy's per-row max and min took a quarter of the whole call.
-#pragma omp parallel for schedule(static) if (batch * len >= (int64_t(1) << 18))
-  for (int64_t b = 0; b < batch; ++b) out[b] = gram_portable::max_abs(a + b * len, len);
+  const int64_t grain = len > 0 ? std::max<int64_t>(1, ((int64_t(1) << 17) + len - 1) / len) : batch;
+  parallel_for_range(batch, grain, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) out[b] = gram_portable::max_abs(a + b * len, len);
+  });
 }
 
 template void gram_max_abs_batch<float>(const float*, int64_t, int64_t, double*);

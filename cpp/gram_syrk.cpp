@@ -10,13 +10,13 @@
 // out scaled and mirrored (row-major, or packed as the next step's B panels, gram.hpp: then
 // the next step packs nothing and these writes are whole 64-byte lines); one threaded pass
 // then sums the squares and row sums of |G|.
-#include <omp.h>
-
 #include <cmath>
 #include <stdexcept>
 #include <vector>
 
 #include "gram.hpp"
+#include "parallel.hpp"
+#include "scratch.hpp"
 #include "simd.hpp"
 
 namespace matkern {
@@ -96,114 +96,114 @@ void gram_syrk_step(const float* b, int64_t rs, int64_t cs, int64_t c, int64_t k
   const int64_t nblk = (c + kMC - 1) / kMC;
   std::vector<float> bpv(packed_in ? 0 : size_t(npan * kSyrkNR * k));
   const float* bp = packed_in ? b : bpv.data();
-#pragma omp parallel
-  {
-    // Panel p of bp: k rows of 16 (rows p*16.. of B, zero past c).
-    if (!packed_in) {
-#pragma omp for schedule(static)
-      for (int64_t p = 0; p < npan; ++p)
+  // On the helper pool (parallel.hpp): no pass waits for a thread whose core is busy.
+  // Panel p of bp: k rows of 16 (rows p*16.. of B, zero past c).
+  if (!packed_in)
+    parallel_for_range(npan, 1, [&](int64_t p0, int64_t p1) {
+      for (int64_t p = p0; p < p1; ++p)
         pack_rows(b, rs, cs, c, k, p * kSyrkNR, kSyrkNR, bpv.data() + p * k * kSyrkNR);
-    }
-    std::vector<float> ap(size_t(kMC * k)), cb(size_t(kMC * kSyrkNR));
-    // Largest blocks (most panels left of the diagonal) first, for the balance.
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t bb = 0; bb < nblk; ++bb) {
-      const int64_t i0 = (nblk - 1 - bb) * kMC;  // a multiple of 16 (kMC is)
-      const int64_t mc = c - i0 < kMC ? c - i0 : kMC;
-      const int64_t ntile = (mc + kSyrkMR - 1) / kSyrkMR;
-      if (packed_in) {  // the block's rows at l: 16 contiguous floats in each of its panels
-        const int64_t p0 = i0 / kSyrkNR, np = (mc + kSyrkNR - 1) / kSyrkNR;
-        float row[kMC + kSyrkNR];
-        for (int64_t l = 0; l < k; ++l) {
-          for (int64_t pp = 0; pp < np; ++pp)
-            for (int q = 0; q < kSyrkNR; ++q)
-              row[pp * kSyrkNR + q] = bp[((p0 + pp) * k + l) * kSyrkNR + q];  // 0 past c
-          for (int64_t q = np * kSyrkNR; q < ntile * kSyrkMR; ++q) row[q] = 0.0f;
-          for (int64_t t = 0; t < ntile; ++t)
-            for (int r = 0; r < kSyrkMR; ++r)
-              ap[size_t((t * k + l) * kSyrkMR + r)] = row[t * kSyrkMR + r];
-        }
-      } else if (rs == 1) {  // B^T given: the block's rows are one contiguous run of each row
-        for (int64_t l = 0; l < k; ++l) {
-          const float* src = b + l * cs + i0;
-          for (int64_t t = 0; t < ntile; ++t)
-            for (int r = 0; r < kSyrkMR; ++r) {
-              const int64_t q = t * kSyrkMR + r;
-              ap[size_t((t * k + l) * kSyrkMR + r)] = q < mc ? src[q] : 0.0f;
-            }
-        }
-      } else {
+    });
+  struct ATag; struct CTag;
+  // Largest blocks (most panels left of the diagonal) first, for the balance.
+  parallel_for_chunks(nblk, [&](int64_t bb) {
+    float* ap = thread_scratch<ATag, float>(size_t(kMC * k));
+    float* cb = thread_scratch<CTag, float>(size_t(kMC * kSyrkNR));
+    const int64_t i0 = (nblk - 1 - bb) * kMC;  // a multiple of 16 (kMC is)
+    const int64_t mc = c - i0 < kMC ? c - i0 : kMC;
+    const int64_t ntile = (mc + kSyrkMR - 1) / kSyrkMR;
+    if (packed_in) {  // the block's rows at l: 16 contiguous floats in each of its panels
+      const int64_t p0 = i0 / kSyrkNR, np = (mc + kSyrkNR - 1) / kSyrkNR;
+      float row[kMC + kSyrkNR];
+      for (int64_t l = 0; l < k; ++l) {
+        for (int64_t pp = 0; pp < np; ++pp)
+          for (int q = 0; q < kSyrkNR; ++q)
+            row[pp * kSyrkNR + q] = bp[((p0 + pp) * k + l) * kSyrkNR + q];  // 0 past c
+        for (int64_t q = np * kSyrkNR; q < ntile * kSyrkMR; ++q) row[q] = 0.0f;
         for (int64_t t = 0; t < ntile; ++t)
-          pack_rows(b, rs, cs, c, k, i0 + t * kSyrkMR, kSyrkMR, ap.data() + t * k * kSyrkMR);
+          for (int r = 0; r < kSyrkMR; ++r)
+            ap[size_t((t * k + l) * kSyrkMR + r)] = row[t * kSyrkMR + r];
       }
-      const int64_t ilast = i0 + mc - 1;
-      for (int64_t jp = 0; jp * kSyrkNR <= ilast; ++jp) {
-        const int64_t j0 = jp * kSyrkNR;
-        const float* bpan = bp + jp * k * kSyrkNR;
-        for (int64_t p0 = 0; p0 < k; p0 += kSyrkKC) {
-          const int64_t kc = k - p0 < kSyrkKC ? k - p0 : kSyrkKC;
-          // The next B chunk (the next 8 KiB of bp: this panel's next chunk or the next
-          // panel's first) is fetched a few lines per tile while this one is in use: waiting
-          // for it from memory at the first tile had cost a sixth of one thread's time.
-          const int64_t nxt = (jp * k + p0 + kc) * kSyrkNR;
-          const int64_t lines = nxt < npan * k * kSyrkNR ? kc * kSyrkNR * 4 / 64 : 0;
-          const int64_t per = (lines + ntile - 1) / ntile;
-          for (int64_t t = 0; t < ntile; ++t) {
-            for (int64_t q = t * per; q < (t + 1) * per && q < lines; ++q)
-              __builtin_prefetch(reinterpret_cast<const char*>(bp + nxt) + q * 64, 0, 3);
-            if (j0 > i0 + t * kSyrkMR + kSyrkMR - 1) continue;  // tile above the diagonal
-            tile(kc, ap.data() + (t * k + p0) * kSyrkMR, bpan + p0 * kSyrkNR,
-                 cb.data() + t * kSyrkMR * kSyrkNR, p0 == 0);
+    } else if (rs == 1) {  // B^T given: the block's rows are one contiguous run of each row
+      for (int64_t l = 0; l < k; ++l) {
+        const float* src = b + l * cs + i0;
+        for (int64_t t = 0; t < ntile; ++t)
+          for (int r = 0; r < kSyrkMR; ++r) {
+            const int64_t q = t * kSyrkMR + r;
+            ap[size_t((t * k + l) * kSyrkMR + r)] = q < mc ? src[q] : 0.0f;
           }
+      }
+    } else {
+      for (int64_t t = 0; t < ntile; ++t)
+        pack_rows(b, rs, cs, c, k, i0 + t * kSyrkMR, kSyrkMR, ap + t * k * kSyrkMR);
+    }
+    const int64_t ilast = i0 + mc - 1;
+    for (int64_t jp = 0; jp * kSyrkNR <= ilast; ++jp) {
+      const int64_t j0 = jp * kSyrkNR;
+      const float* bpan = bp + jp * k * kSyrkNR;
+      for (int64_t p0 = 0; p0 < k; p0 += kSyrkKC) {
+        const int64_t kc = k - p0 < kSyrkKC ? k - p0 : kSyrkKC;
+        // The next B chunk (the next 8 KiB of bp: this panel's next chunk or the next
+        // panel's first) is fetched a few lines per tile while this one is in use: waiting
+        // for it from memory at the first tile had cost a sixth of one thread's time.
+        const int64_t nxt = (jp * k + p0 + kc) * kSyrkNR;
+        const int64_t lines = nxt < npan * k * kSyrkNR ? kc * kSyrkNR * 4 / 64 : 0;
+        const int64_t per = (lines + ntile - 1) / ntile;
+        for (int64_t t = 0; t < ntile; ++t) {
+          for (int64_t q = t * per; q < (t + 1) * per && q < lines; ++q)
+            __builtin_prefetch(reinterpret_cast<const char*>(bp + nxt) + q * 64, 0, 3);
+          if (j0 > i0 + t * kSyrkMR + kSyrkMR - 1) continue;  // tile above the diagonal
+          tile(kc, ap + (t * k + p0) * kSyrkMR, bpan + p0 * kSyrkNR,
+               cb + t * kSyrkMR * kSyrkNR, p0 == 0);
         }
-        // Out, scaled by fac (a power of two: exact barring underflow); entries j <= i only
-        // (tiles above the diagonal were skipped).
+      }
+      // Out, scaled by fac (a power of two: exact barring underflow); entries j <= i only
+      // (tiles above the diagonal were skipped).
+      for (int64_t i = i0 > j0 ? i0 : j0; i <= ilast; ++i) {
+        const int64_t jend = i + 1 < j0 + kSyrkNR ? i + 1 : j0 + kSyrkNR;  // j <= i
+        float* src = cb + (i - i0) * kSyrkNR;
+        for (int64_t j = j0; j < jend; ++j) src[j - j0] *= fac;
+      }
+      if (packed_out) {
+        // Entry (i, j) goes to row i of panel j/16 (i > j; cb's row: one 64-byte line)
+        // and to row j of panel i/16 (j <= i; cb's column within a 16-row group).
         for (int64_t i = i0 > j0 ? i0 : j0; i <= ilast; ++i) {
-          const int64_t jend = i + 1 < j0 + kSyrkNR ? i + 1 : j0 + kSyrkNR;  // j <= i
-          float* src = cb.data() + (i - i0) * kSyrkNR;
-          for (int64_t j = j0; j < jend; ++j) src[j - j0] *= fac;
+          const int64_t jend = i < j0 + kSyrkNR ? i : j0 + kSyrkNR;  // j < i
+          const float* src = cb + (i - i0) * kSyrkNR;
+          float* dst = g + (jp * c + i) * kSyrkNR;
+          for (int64_t j = j0; j < jend; ++j) dst[j - j0] = src[j - j0];
         }
-        if (packed_out) {
-          // Entry (i, j) goes to row i of panel j/16 (i > j; cb's row: one 64-byte line)
-          // and to row j of panel i/16 (j <= i; cb's column within a 16-row group).
-          for (int64_t i = i0 > j0 ? i0 : j0; i <= ilast; ++i) {
-            const int64_t jend = i < j0 + kSyrkNR ? i : j0 + kSyrkNR;  // j < i
-            const float* src = cb.data() + (i - i0) * kSyrkNR;
-            float* dst = g + (jp * c + i) * kSyrkNR;
-            for (int64_t j = j0; j < jend; ++j) dst[j - j0] = src[j - j0];
+        for (int64_t ig = i0; ig <= ilast; ig += kSyrkNR) {
+          if (ig + kSyrkNR - 1 < j0) continue;
+          const int64_t iend = ilast < ig + kSyrkNR - 1 ? ilast : ig + kSyrkNR - 1;
+          for (int64_t j = j0; j < j0 + kSyrkNR && j <= iend; ++j) {
+            float* dst = g + ((ig / kSyrkNR) * c + j) * kSyrkNR;
+            for (int64_t i = (ig > j ? ig : j); i <= iend; ++i)
+              dst[i - ig] = cb[size_t((i - i0) * kSyrkNR + (j - j0))];
           }
-          for (int64_t ig = i0; ig <= ilast; ig += kSyrkNR) {
-            if (ig + kSyrkNR - 1 < j0) continue;
-            const int64_t iend = ilast < ig + kSyrkNR - 1 ? ilast : ig + kSyrkNR - 1;
-            for (int64_t j = j0; j < j0 + kSyrkNR && j <= iend; ++j) {
-              float* dst = g + ((ig / kSyrkNR) * c + j) * kSyrkNR;
-              for (int64_t i = (ig > j ? ig : j); i <= iend; ++i)
-                dst[i - ig] = cb[size_t((i - i0) * kSyrkNR + (j - j0))];
-            }
-          }
-          continue;
         }
-        // Row-major: rows i (j <= i) from cb, then the mirror, row by row of the upper block
-        // (column writes at the matrix's 8 KiB row stride had hit one L1 set).
-        for (int64_t i = i0 > j0 ? i0 : j0; i <= ilast; ++i) {
-          const int64_t jend = i + 1 < j0 + kSyrkNR ? i + 1 : j0 + kSyrkNR;  // j <= i
-          const float* src = cb.data() + (i - i0) * kSyrkNR;
-          float* dst = g + i * c;
-          for (int64_t j = j0; j < jend; ++j) dst[j] = src[j - j0];
-        }
-        const int64_t jlast = ilast < j0 + kSyrkNR - 1 ? ilast : j0 + kSyrkNR - 1;
-        for (int64_t j = j0; j <= jlast; ++j) {
-          float* dst = g + j * c;
-          for (int64_t i = (i0 > j + 1 ? i0 : j + 1); i <= ilast; ++i)
-            dst[i] = cb[size_t((i - i0) * kSyrkNR + (j - j0))];
-        }
+        continue;
+      }
+      // Row-major: rows i (j <= i) from cb, then the mirror, row by row of the upper block
+      // (column writes at the matrix's 8 KiB row stride had hit one L1 set).
+      for (int64_t i = i0 > j0 ? i0 : j0; i <= ilast; ++i) {
+        const int64_t jend = i + 1 < j0 + kSyrkNR ? i + 1 : j0 + kSyrkNR;  // j <= i
+        const float* src = cb + (i - i0) * kSyrkNR;
+        float* dst = g + i * c;
+        for (int64_t j = j0; j < jend; ++j) dst[j] = src[j - j0];
+      }
+      const int64_t jlast = ilast < j0 + kSyrkNR - 1 ? ilast : j0 + kSyrkNR - 1;
+      for (int64_t j = j0; j <= jlast; ++j) {
+        float* dst = g + j * c;
+        for (int64_t i = (i0 > j + 1 ? i0 : j + 1); i <= ilast; ++i)
+          dst[i] = cb[size_t((i - i0) * kSyrkNR + (j - j0))];
       }
     }
-    // Squares and row sums of |entries| over the whole (symmetric) g in 16 double lanes (no
-    // reassociation needed to vectorize): row by row, or panel by panel (a lane a row).
-    if (packed_out) {
-#pragma omp for schedule(static)
-      for (int64_t p = 0; p < npan; ++p) {
+  });
+  // Squares and row sums of |entries| over the whole (symmetric) g in 16 double lanes (no
+  // reassociation needed to vectorize): row by row, or panel by panel (a lane a row).
+  if (packed_out) {
+    parallel_for_range(npan, 1, [&](int64_t pb, int64_t pe) {
+      for (int64_t p = pb; p < pe; ++p) {
         const float* pan = g + p * c * kSyrkNR;
         double sq[16] = {}, ab[16] = {};
         for (int64_t l = 0; l < c; ++l)
@@ -219,9 +219,10 @@ void gram_syrk_step(const float* b, int64_t rs, int64_t cs, int64_t c, int64_t k
         }
         rowsq[size_t(p)] = s;
       }
-    } else {
-#pragma omp for schedule(static)
-      for (int64_t i = 0; i < c; ++i) {
+    });
+  } else {
+    parallel_for_range(c, 16, [&](int64_t ib, int64_t ie) {
+      for (int64_t i = ib; i < ie; ++i) {
         const float* row = g + i * c;
         double sq[16] = {}, ab[16] = {};
         int64_t j = 0;
@@ -244,7 +245,7 @@ void gram_syrk_step(const float* b, int64_t rs, int64_t cs, int64_t c, int64_t k
         rowsum[size_t(i)] = a;
         rowsq[size_t(i)] = s;
       }
-    }
+    });
   }
   double ss_all = 0.0;
   for (int64_t i = 0; i < (packed_out ? npan : c); ++i) ss_all += rowsq[size_t(i)];

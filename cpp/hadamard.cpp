@@ -2,7 +2,6 @@
 // chosen at run time when the CPU has it.
 #include "hadamard.hpp"
 
-#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -164,28 +163,26 @@ void fjlt_transform(const T* x, int64_t rows, int64_t d, int64_t dpad, const T* 
   if constexpr (std::is_same_v<T, float>) {
     if (simd_level() == Simd::avx2) {
       // Eight rows side by side: each nonzero of P costs one vector load for all eight.
-#pragma omp parallel
-      {
+      // Pieces of blocks on the helper pool (parallel.hpp), buffers per piece.
+      const int64_t nblk = (rows + 7) / 8;
+      parallel_for_range(nblk, 2, [&](int64_t b0, int64_t b1) {
         AlignedBuffer zt(size_t(dpad) * 8), ot(size_t(k) * 8);
-#pragma omp for schedule(dynamic, 2)
-        for (int64_t r = 0; r < rows; r += 8) {
+        for (int64_t r = b0 * 8; r < b1 * 8 && r < rows; r += 8) {
           const int nr = int(std::min<int64_t>(8, rows - r));
           avx2::fjlt_block8(x + r * d, d, nr, dpad, signs, p_indptr, p_indices, p_data, k,
                             float(scale), zt.data, ot.data, out + r * k);
         }
-      }
+      });
       return;
     }
   }
 #endif
   const RowFn<T> row = pick_row_kernel<T>();
   const T sc = T(scale);
-#pragma omp parallel
-  {
-    // One padded row at a time per thread: the FWHT and the gathers that follow stay in cache.
+  // One padded row at a time per piece: the FWHT and the gathers that follow stay in cache.
+  parallel_for_range(rows, 16, [&](int64_t r0, int64_t r1) {
     std::vector<T> buf(dpad);
-#pragma omp for schedule(dynamic, 16)
-    for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t r = r0; r < r1; ++r) {
       const T* xr = x + r * d;
       T* z = buf.data();
 #pragma omp simd
@@ -205,7 +202,7 @@ void fjlt_transform(const T* x, int64_t rows, int64_t d, int64_t dpad, const T* 
         o[i] = sc * (acc0 + acc1);
       }
     }
-  }
+  });
 }
 
 template <typename T>

@@ -2,12 +2,12 @@
 // rows (OpenMP) and call the AVX2 or portable kernels chosen at run time.
 #include "lut.hpp"
 
-#include <omp.h>
 
 #include <algorithm>
 #include <vector>
 
 #include "parallel.hpp"
+#include "scratch.hpp"
 #include "simd.hpp"
 
 namespace matkern {
@@ -156,12 +156,13 @@ Kernels pick_kernels() {
 std::vector<float> repack_x(const float* x, int64_t M, int64_t K, int64_t span, int64_t ldx) {
   const int64_t nsp = (K + span - 1) / span;
   std::vector<float> xp(size_t(nsp * M * ldx));
-#pragma omp parallel for schedule(static)
-  for (int64_t sm = 0; sm < nsp * M; ++sm) {
-    const int64_t sp = sm / M, m = sm % M;
-    const int64_t len = std::min(span, K - sp * span);
-    std::copy(x + m * K + sp * span, x + m * K + sp * span + len, xp.data() + sm * ldx);
-  }
+  parallel_for_range(nsp * M, 64, [&](int64_t b, int64_t e) {
+    for (int64_t sm = b; sm < e; ++sm) {
+      const int64_t sp = sm / M, m = sm % M;
+      const int64_t len = std::min(span, K - sp * span);
+      std::copy(x + m * K + sp * span, x + m * K + sp * span + len, xp.data() + sm * ldx);
+    }
+  });
   return xp;
 }
 
@@ -212,37 +213,38 @@ void blocked(const Kernels& kr, const float* x, int64_t M, int64_t K, const uint
   const int64_t gpc = std::min(ngroups, kChunk / span * gps);  // groups per chunk
   const int64_t ldw = gpc * gs + 16;  // padded: rows 32 KiB apart would share L1 sets
   const std::vector<float> xp = repack_x(x, M, K, span, ldx);
-#pragma omp parallel
-  {
-    std::vector<float> wbuf(size_t(kNR * ldw)), part(size_t(kMC) * kNR * 8);
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t job = 0; job < ntiles * mchunks; ++job) {
-      const int64_t t = job / mchunks, m0 = (job % mchunks) * kMC;
-      const int64_t n0 = t * kNR;
-      const int nrows = int(std::min<int64_t>(kNR, N - n0));
-      const int64_t mc = std::min<int64_t>(kMC, M - m0);
-      std::fill(part.begin(), part.end(), 0.0f);
-      if (nrows < kNR) std::fill(wbuf.begin(), wbuf.end(), 0.0f);
-      wt.over_spans(kr, n0, nrows, gpc, gps, wbuf.data(), ldw,
-                    [&](int64_t g0, int len, const float* wb) {
-        // register tiles of at most kMR rows of X, as even as possible (16 = 3+3+3+3+2+2)
-        int64_t tiles_left = (mc + kMR - 1) / kMR;
-        for (int64_t i = 0; i < mc; --tiles_left) {
-          const int mr = int((mc - i + tiles_left - 1) / tiles_left);
-          kr.tile_product(xp.data() + ((g0 / gps) * M + m0 + i) * ldx, ldx, mr, wb, ldw, len,
-                          part.data() + i * kNR * 8);
-          i += mr;
-        }
-      });
-      for (int64_t i = 0; i < mc; ++i)
-        for (int r = 0; r < nrows; ++r) {
-          const float* p = part.data() + (i * kNR + r) * 8;
-          float s = ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
-          if (bias) s += bias[n0 + r];
-          out[(m0 + i) * N + n0 + r] = s;
-        }
-    }
-  }
+  struct WTag; struct PTag;
+  // Jobs on the helper pool (parallel.hpp), one weight tile by up to kMC rows of X each:
+  // next to a busy process an OpenMP team waited for its descheduled thread at every
+  // barrier (M = 16 ran at half the speed of one thread).
+  parallel_for_chunks(ntiles * mchunks, [&](int64_t job) {
+    float* wbuf = thread_scratch<WTag, float>(size_t(kNR * ldw));
+    float* part = thread_scratch<PTag, float>(size_t(kMC) * kNR * 8);
+    const int64_t t = job / mchunks, m0 = (job % mchunks) * kMC;
+    const int64_t n0 = t * kNR;
+    const int nrows = int(std::min<int64_t>(kNR, N - n0));
+    const int64_t mc = std::min<int64_t>(kMC, M - m0);
+    std::fill(part, part + kMC * kNR * 8, 0.0f);
+    if (nrows < kNR) std::fill(wbuf, wbuf + kNR * ldw, 0.0f);
+    wt.over_spans(kr, n0, nrows, gpc, gps, wbuf, ldw,
+                  [&](int64_t g0, int len, const float* wb) {
+      // register tiles of at most kMR rows of X, as even as possible (16 = 3+3+3+3+2+2)
+      int64_t tiles_left = (mc + kMR - 1) / kMR;
+      for (int64_t i = 0; i < mc; --tiles_left) {
+        const int mr = int((mc - i + tiles_left - 1) / tiles_left);
+        kr.tile_product(xp.data() + ((g0 / gps) * M + m0 + i) * ldx, ldx, mr, wb, ldw, len,
+                        part + i * kNR * 8);
+        i += mr;
+      }
+    });
+    for (int64_t i = 0; i < mc; ++i)
+      for (int r = 0; r < nrows; ++r) {
+        const float* p = part + (i * kNR + r) * 8;
+        float s = ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
+        if (bias) s += bias[n0 + r];
+        out[(m0 + i) * N + n0 + r] = s;
+      }
+  });
 }
 
 constexpr int64_t kWideM = 32;   // from this many rows of X on, the wide path
@@ -264,30 +266,29 @@ void wide(const Kernels& kr, const float* x, int64_t M, int64_t K, const uint32_
   const int64_t npan = (N + 15) / 16, mchunks = (M + kWideMC - 1) / kWideMC;
   const int64_t gpc = std::min(ngroups, kWideChunk / span * gps);  // groups per chunk
   const int64_t ldw = gpc * gs + 16;
-#pragma omp parallel
-  {
-    std::vector<float> wbuf(size_t(16 * ldw)), bt(size_t(16 * span)), c(size_t(kWideMC * 16));
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t job = 0; job < npan * mchunks; ++job) {
-      const int64_t n0 = (job / mchunks) * 16, m0 = (job % mchunks) * kWideMC;
-      const int nrows = int(std::min<int64_t>(16, N - n0));
-      const int64_t mc = std::min<int64_t>(kWideMC, M - m0);
-      std::fill(c.begin(), c.end(), 0.0f);
-      if (nrows < 16) std::fill(wbuf.begin(), wbuf.end(), 0.0f);
-      wt.over_spans(kr, n0, nrows, gpc, gps, wbuf.data(), ldw,
-                    [&](int64_t g0, int len, const float* wb) {
-        kr.transpose16(wb, ldw, len, bt.data());
-        const float* xs = xp.data() + ((g0 / gps) * M + m0) * ldx;
-        for (int64_t i = 0; i < mc; i += 6)
-          kr.panel_product(xs + i * ldx, ldx, int(std::min<int64_t>(6, mc - i)), bt.data(), len,
-                           c.data() + i * 16);
-      });
-      for (int64_t i = 0; i < mc; ++i)
-        for (int r = 0; r < nrows; ++r)
-          out[(m0 + i) * N + n0 + r] = bias ? c[size_t(i * 16 + r)] + bias[n0 + r]
-                                            : c[size_t(i * 16 + r)];
-    }
-  }
+  struct WTag; struct BTag; struct CTag;
+  parallel_for_chunks(npan * mchunks, [&](int64_t job) {  // on the pool, as blocked()
+    float* wbuf = thread_scratch<WTag, float>(size_t(16 * ldw));
+    float* bt = thread_scratch<BTag, float>(size_t(16 * span));
+    float* c = thread_scratch<CTag, float>(size_t(kWideMC * 16));
+    const int64_t n0 = (job / mchunks) * 16, m0 = (job % mchunks) * kWideMC;
+    const int nrows = int(std::min<int64_t>(16, N - n0));
+    const int64_t mc = std::min<int64_t>(kWideMC, M - m0);
+    std::fill(c, c + kWideMC * 16, 0.0f);
+    if (nrows < 16) std::fill(wbuf, wbuf + 16 * ldw, 0.0f);
+    wt.over_spans(kr, n0, nrows, gpc, gps, wbuf, ldw,
+                  [&](int64_t g0, int len, const float* wb) {
+      kr.transpose16(wb, ldw, len, bt);
+      const float* xs = xp.data() + ((g0 / gps) * M + m0) * ldx;
+      for (int64_t i = 0; i < mc; i += 6)
+        kr.panel_product(xs + i * ldx, ldx, int(std::min<int64_t>(6, mc - i)), bt, len,
+                         c + i * 16);
+    });
+    for (int64_t i = 0; i < mc; ++i)
+      for (int r = 0; r < nrows; ++r)
+        out[(m0 + i) * N + n0 + r] = bias ? c[size_t(i * 16 + r)] + bias[n0 + r]
+                                          : c[size_t(i * 16 + r)];
+  });
 }
 
 }  // namespace
@@ -299,8 +300,7 @@ void lut_matmul(const float* x, int64_t M, int64_t K, const uint32_t* packed,
   if (M == 1) {
     const int64_t wpr = K / 32 * bits, ngroups = K / gs, chunk = 32;
     // On the helper pool (parallel.hpp): a GEMV is short enough that an OpenMP team waiting
-    // for a thread whose core is busy took 5x as long; the blocked and wide paths below run
-    // long jobs, where the pool measured 6-8% slower than OpenMP on a quiet machine.
+    // for a thread whose core is busy took 5x as long.
     parallel_for_chunks((N + chunk - 1) / chunk, [&](int64_t c) {
       const int64_t n0 = c * chunk, nr = std::min(chunk, N - n0);
       kr.gemv_rows(x, packed + n0 * wpr, scales + n0 * ngroups, table, bits, gs, K, nr,
@@ -316,10 +316,11 @@ void lut_dequantize(const uint32_t* packed, const float* scales, const float* ta
                     int gs, int64_t N, int64_t K, float* out) {
   const Kernels kr = pick_kernels();
   const int64_t wpr = K / 32 * bits, ngroups = K / gs;
-#pragma omp parallel for schedule(static)
-  for (int64_t n = 0; n < N; ++n)
-    kr.decode_rows(packed + n * wpr, wpr, scales + n * ngroups, ngroups, table, bits, gs, 0,
-                   ngroups, 1, out + n * K, K);
+  parallel_for_range(N, 16, [&](int64_t b, int64_t e) {
+    for (int64_t n = b; n < e; ++n)
+      kr.decode_rows(packed + n * wpr, wpr, scales + n * ngroups, ngroups, table, bits, gs, 0,
+                     ngroups, 1, out + n * K, K);
+  });
 }
 
 }  // namespace matkern

@@ -1,4 +1,5 @@
 // Portable copies of the randproj kernels and the run-time choice between them and AVX2.
+#include "parallel.hpp"
 #include "randproj.hpp"
 
 #include <cmath>

@@ -2,6 +2,7 @@
 #include <cmath>
 #include <cstdlib>
 
+#include "parallel.hpp"
 #include "randproj.hpp"
 
 namespace matkern {

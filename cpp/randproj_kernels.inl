@@ -35,6 +35,30 @@ static inline int64_t rp_skip(const uint64_t* table, int64_t k, uint64_t u) {
   return lo - 1;
 }
 
+// body(b, e) over [0, n) in pieces of at least `grain` rows, about 16 per thread, on the
+// helper pool (parallel.hpp): a thread whose core is busy never holds the others up at a
+// barrier. Written here with parallel_chunks (a plain function) rather than the header's
+// parallel_for_range template, under the rule above.
+template <typename F>
+static void rp_for(int64_t n, int64_t grain, F&& body) {
+  if (n <= 0) return;
+  const int team = call_team();
+  int64_t pieces = (n + grain - 1) / grain;
+  if (pieces > int64_t(team) * 16) pieces = int64_t(team) * 16;
+  if (team <= 1 || pieces <= 1) {
+    body(int64_t(0), n);
+    return;
+  }
+  struct Ctx {
+    F* body;
+    int64_t n, pieces;
+  } ctx{&body, n, pieces};
+  parallel_chunks(pieces, team, [](void* c, int64_t p) {
+    const Ctx& x = *static_cast<Ctx*>(c);
+    (*x.body)(x.n * p / x.pieces, x.n * (p + 1) / x.pieces);
+  }, &ctx);
+}
+
 // Visit the nonzeros (component, negative?) of feature row j. Returns the count.
 template <typename F>
 static inline int64_t rp_row(uint64_t seed_key, const uint64_t* table, int64_t k, int64_t j, F&& f) {
@@ -52,23 +76,25 @@ static inline int64_t rp_row(uint64_t seed_key, const uint64_t* table, int64_t k
 
 void rp_count(uint64_t seed_key, const uint64_t* table, int64_t k, int64_t j0, int64_t nrows,
               int64_t* counts) {
-#pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < nrows; ++r)
-    counts[r] = rp_row(seed_key, table, k, j0 + r, [](int32_t, int) {});
+  rp_for(nrows, 64, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r)
+      counts[r] = rp_row(seed_key, table, k, j0 + r, [](int32_t, int) {});
+  });
 }
 
 // indptr (nrows + 1) from rp_count's prefix sum; comps/signs receive each row's entries.
 void rp_fill(uint64_t seed_key, const uint64_t* table, int64_t k, int64_t j0, int64_t nrows,
              const int64_t* indptr, int32_t* comps, int8_t* negs) {
-#pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < nrows; ++r) {
-    int64_t p = indptr[r];
-    rp_row(seed_key, table, k, j0 + r, [&](int32_t c, int neg) {
-      comps[p] = c;
-      negs[p] = int8_t(neg);
-      ++p;
-    });
-  }
+  rp_for(nrows, 64, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      int64_t p = indptr[r];
+      rp_row(seed_key, table, k, j0 + r, [&](int32_t c, int neg) {
+        comps[p] = c;
+        negs[p] = int8_t(neg);
+        ++p;
+      });
+    }
+  });
 }
 
 // A chunk of R's feature rows as CSR (ptr relative to the chunk), entries +-1 as float.
@@ -86,35 +112,35 @@ static void rp_chunk_free(RpChunk& c) {
   c = RpChunk{};
 }
 
-// Generate feature rows [j0, j1) into ch (called by every thread of a parallel region).
+// Generate feature rows [j0, j1) into ch: counts, a prefix sum, then the entries.
 static void rp_chunk_make(RpChunk& ch, uint64_t seed_key, const uint64_t* table, int64_t k,
                           int64_t j0, int64_t j1) {
   const int64_t nr = j1 - j0;
-#pragma omp for schedule(static)
-  for (int64_t r = 0; r < nr; ++r) ch.ptr[r + 1] = rp_row(seed_key, table, k, j0 + r, [](int32_t, int) {});
-#pragma omp single
-  {
-    ch.ptr[0] = 0;
-    for (int64_t r = 0; r < nr; ++r) ch.ptr[r + 1] += ch.ptr[r];
-    if (ch.ptr[nr] > ch.cap) {
-      std::free(ch.comp);
-      std::free(ch.val);
-      ch.cap = ch.ptr[nr] + ch.ptr[nr] / 4 + 16;
-      ch.comp = static_cast<int32_t*>(std::malloc(sizeof(int32_t) * ch.cap));
-      ch.val = static_cast<float*>(std::malloc(sizeof(float) * ch.cap));
-    }
-  }  // implicit barrier
-#pragma omp for schedule(static)
-  for (int64_t r = 0; r < nr; ++r) {
-    int64_t p = ch.ptr[r];
-    int32_t* cp = ch.comp;
-    float* vp = ch.val;
-    rp_row(seed_key, table, k, j0 + r, [&](int32_t c, int neg) {
-      cp[p] = c;
-      vp[p] = neg ? -1.0f : 1.0f;
-      ++p;
-    });
+  rp_for(nr, 64, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r)
+      ch.ptr[r + 1] = rp_row(seed_key, table, k, j0 + r, [](int32_t, int) {});
+  });
+  ch.ptr[0] = 0;
+  for (int64_t r = 0; r < nr; ++r) ch.ptr[r + 1] += ch.ptr[r];
+  if (ch.ptr[nr] > ch.cap) {
+    std::free(ch.comp);
+    std::free(ch.val);
+    ch.cap = ch.ptr[nr] + ch.ptr[nr] / 4 + 16;
+    ch.comp = static_cast<int32_t*>(std::malloc(sizeof(int32_t) * ch.cap));
+    ch.val = static_cast<float*>(std::malloc(sizeof(float) * ch.cap));
   }
+  rp_for(nr, 64, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      int64_t p = ch.ptr[r];
+      int32_t* cp = ch.comp;
+      float* vp = ch.val;
+      rp_row(seed_key, table, k, j0 + r, [&](int32_t c, int neg) {
+        cp[p] = c;
+        vp[p] = neg ? -1.0f : 1.0f;
+        ++p;
+      });
+    }
+  });
 }
 
 // Features per chunk: bounds the generated entries to about 2^21 (a few MB) at any density.
@@ -132,24 +158,22 @@ static int64_t rp_chunk_rows(const uint64_t* table, int64_t k, int64_t d) {
 template <typename T>
 void rp_dense(const T* x, int64_t n, int64_t d, uint64_t seed_key, const uint64_t* table,
               int64_t k, double scale, T* out) {
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t c = 0; c < k; ++c) out[i * k + c] = T(0);
+  rp_for(n, 64, [&](int64_t b, int64_t e) {
+    for (int64_t i = b * k; i < e * k; ++i) out[i] = T(0);
+  });
   const int64_t fc = rp_chunk_rows(table, k, d);
   RpChunk ch;
   ch.ptr = static_cast<int64_t*>(std::malloc(sizeof(int64_t) * (fc + 1)));
   const int64_t ntiles = (n + 7) / 8;
-#pragma omp parallel
-  {
-    T* tile = static_cast<T*>(std::malloc(sizeof(T) * 8 * k));
-    for (int64_t j0 = 0; j0 < d; j0 += fc) {
-      const int64_t j1 = j0 + fc < d ? j0 + fc : d;
-      rp_chunk_make(ch, seed_key, table, k, j0, j1);
-      const int64_t* ptr = ch.ptr;
-      const int32_t* comp = ch.comp;
-      const float* val = ch.val;
-#pragma omp for schedule(static)
-      for (int64_t t = 0; t < ntiles; ++t) {
+  for (int64_t j0 = 0; j0 < d; j0 += fc) {
+    const int64_t j1 = j0 + fc < d ? j0 + fc : d;
+    rp_chunk_make(ch, seed_key, table, k, j0, j1);
+    const int64_t* ptr = ch.ptr;
+    const int32_t* comp = ch.comp;
+    const float* val = ch.val;
+    rp_for(ntiles, 1, [&](int64_t t0, int64_t t1) {
+      T* tile = static_cast<T*>(std::malloc(sizeof(T) * 8 * k));
+      for (int64_t t = t0; t < t1; ++t) {
         const int64_t r0 = t * 8, nr = n - r0 < 8 ? n - r0 : 8;
         for (int64_t i = 0; i < 8 * k; ++i) tile[i] = T(0);
         for (int64_t j = j0; j < j1; ++j) {
@@ -169,13 +193,13 @@ void rp_dense(const T* x, int64_t n, int64_t d, uint64_t seed_key, const uint64_
           for (int64_t c = 0; c < k; ++c) o[c] += tile[c * 8 + r];
         }
       }
-    }
-    std::free(tile);
+      std::free(tile);
+    });
   }
   const T s = T(scale);
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t c = 0; c < k; ++c) out[i * k + c] *= s;
+  rp_for(n, 64, [&](int64_t b, int64_t e) {
+    for (int64_t i = b * k; i < e * k; ++i) out[i] *= s;
+  });
   rp_chunk_free(ch);
 }
 
@@ -193,23 +217,21 @@ void rp_sparse(const int64_t* indptr, const int32_t* indices, const T* data, int
   ch.ptr = static_cast<int64_t*>(std::malloc(sizeof(int64_t) * (fc + 1)));
   // One chunk (the usual case): zero, accumulate and scale each row while it is in cache.
   const int pass_scale = one_chunk ? 1 : 0;
-#pragma omp parallel
-  {
-    if (!one_chunk) {
-#pragma omp for schedule(static)
-      for (int64_t i = 0; i < n; ++i) {
+  if (!one_chunk)
+    rp_for(n, 64, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
         for (int64_t c = 0; c < k; ++c) out[i * k + c] = T(0);
         cursor[i] = indptr[i];
       }
-    }
-    for (int64_t j0 = 0; j0 < d; j0 += fc) {
-      const int64_t j1 = j0 + fc < d ? j0 + fc : d;
-      rp_chunk_make(ch, seed_key, table, k, j0, j1);
-      const int64_t* ptr = ch.ptr;
-      const int32_t* comp = ch.comp;
-      const float* val = ch.val;
-#pragma omp for schedule(dynamic, 256)
-      for (int64_t i = 0; i < n; ++i) {
+    });
+  for (int64_t j0 = 0; j0 < d; j0 += fc) {
+    const int64_t j1 = j0 + fc < d ? j0 + fc : d;
+    rp_chunk_make(ch, seed_key, table, k, j0, j1);
+    const int64_t* ptr = ch.ptr;
+    const int32_t* comp = ch.comp;
+    const float* val = ch.val;
+    rp_for(n, 64, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
         T* o = out + i * k;
         if (pass_scale)
           for (int64_t c = 0; c < k; ++c) o[c] = T(0);
@@ -228,15 +250,15 @@ void rp_sparse(const int64_t* indptr, const int32_t* indices, const T* data, int
           for (int64_t c = 0; c < k; ++c) o[c] *= s;
         }
       }
-    }
-    if (!pass_scale) {
-#pragma omp for schedule(static)
-      for (int64_t i = 0; i < n; ++i) {
+    });
+  }
+  if (!pass_scale)
+    rp_for(n, 64, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
         const T s = T(scale) * (rowscale ? rowscale[i] : T(1));
         for (int64_t c = 0; c < k; ++c) out[i * k + c] *= s;
       }
-    }
-  }
+    });
   std::free(cursor);
   rp_chunk_free(ch);
 }
@@ -244,20 +266,21 @@ void rp_sparse(const int64_t* indptr, const int32_t* indices, const T* data, int
 // emb += weight * (l2 ? u_i / ||u_i|| : u_i) row by row (zero rows stay zero).
 template <typename T>
 void accumulate_rows(const T* u, int64_t n, int64_t k, double weight, bool l2, T* emb) {
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; ++i) {
-    const T* ui = u + i * k;
-    T* ei = emb + i * k;
-    double w = weight;
-    if (l2) {
-      double ss = 0;
-      for (int64_t c = 0; c < k; ++c) ss += double(ui[c]) * double(ui[c]);
-      w = ss > 0 ? weight / std::sqrt(ss) : 0.0;
-    }
-    const T wt = T(w);
+  rp_for(n, 64, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const T* ui = u + i * k;
+      T* ei = emb + i * k;
+      double w = weight;
+      if (l2) {
+        double ss = 0;
+        for (int64_t c = 0; c < k; ++c) ss += double(ui[c]) * double(ui[c]);
+        w = ss > 0 ? weight / std::sqrt(ss) : 0.0;
+      }
+      const T wt = T(w);
 #pragma omp simd
-    for (int64_t c = 0; c < k; ++c) ei[c] += wt * ui[c];
-  }
+      for (int64_t c = 0; c < k; ++c) ei[c] += wt * ui[c];
+    }
+  });
 }
 
 template void rp_dense<float>(const float*, int64_t, int64_t, uint64_t, const uint64_t*, int64_t, double, float*);
