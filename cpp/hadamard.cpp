@@ -110,27 +110,51 @@ static int64_t row_grain(int64_t n) {
   return std::max<int64_t>(1, (int64_t(1) << 16) / (n * lg));
 }
 
+// The strided case (inner > 1) in chunks of 256 columns, each chunk scaled by s (when
+// `scale`) while it is in cache.
+template <typename T>
+static void strided_pass(T* data, int64_t outer, int64_t n, int64_t inner, bool scale, T s) {
+  const int64_t chunk = 256;
+  const int64_t nchunks = (inner + chunk - 1) / chunk;
+  parallel_for_range(outer * nchunks, row_grain(n), [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t o = t / nchunks, c0 = (t % nchunks) * chunk;
+      const int64_t c1 = std::min(inner, c0 + chunk);
+      T* x = data + o * n * inner;
+      strided_slice(x, n, inner, c0, c1);
+      if (scale)
+        for (int64_t i = 0; i < n; ++i) scale_inplace(x + i * inner + c0, c1 - c0, s);
+    }
+  });
+}
+
+// Few long rows (fewer than threads), src copied into dst on the way (src == dst: in place).
+// Each row is split into kBlock pieces transformed in parallel (each copied just before), then
+// the stages between pieces run as a strided transform of the (n / kBlock, kBlock) view with
+// the normalization folded in: two parallel passes per row, so next to a busy process a call
+// waits at most twice for a helper whose core was taken.
+template <typename T>
+static void long_rows(const T* src, T* dst, int64_t outer, int64_t n, bool normalize) {
+  const RowFn<T> row = pick_row_kernel<T>();
+  const T s = T(1.0 / std::sqrt(double(n)));
+  for (int64_t r = 0; r < outer; ++r) {
+    T* x = dst + r * n;
+    const T* xs = src + r * n;
+    parallel_for_range(n / kBlock, 1, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        if (xs != x) std::copy(xs + b * kBlock, xs + (b + 1) * kBlock, x + b * kBlock);
+        row(x + b * kBlock, kBlock);
+      }
+    });
+    strided_pass<T>(x, 1, n / kBlock, kBlock, normalize, s);
+  }
+}
+
 template <typename T>
 void fwht(T* data, int64_t outer, int64_t n, int64_t inner, bool normalize) {
   const T s = normalize ? T(1.0 / std::sqrt(double(n))) : T(1);
-  if (inner == 1 && outer < call_team() && n >= 4 * kBlock) {
-    // Few long rows: split each row into kBlock pieces transformed in parallel, then do the
-    // stages between pieces as a strided transform of the (n / kBlock, kBlock) view.
-    const RowFn<T> row = pick_row_kernel<T>();
-    for (int64_t r = 0; r < outer; ++r) {
-      T* x = data + r * n;
-      parallel_for_range(n / kBlock, 1, [&](int64_t b0, int64_t b1) {
-        for (int64_t b = b0; b < b1; ++b) row(x + b * kBlock, kBlock);
-      });
-      fwht<T>(x, 1, n / kBlock, kBlock, false);
-      if (normalize) {
-        parallel_for_range(n / kBlock, 1, [&](int64_t b0, int64_t b1) {
-          for (int64_t b = b0; b < b1; ++b) scale_inplace(x + b * kBlock, kBlock, s);
-        });
-      }
-    }
-    return;
-  }
+  if (inner == 1 && outer < call_team() && n >= 4 * kBlock)
+    return long_rows<T>(data, data, outer, n, normalize);
   if (inner == 1) {
     const RowFn<T> row = pick_row_kernel<T>();
     parallel_for_range(outer, row_grain(n), [&](int64_t r0, int64_t r1) {
@@ -141,18 +165,7 @@ void fwht(T* data, int64_t outer, int64_t n, int64_t inner, bool normalize) {
     });
     return;
   }
-  const int64_t chunk = 256;
-  const int64_t nchunks = (inner + chunk - 1) / chunk;
-  parallel_for_range(outer * nchunks, row_grain(n), [&](int64_t t0, int64_t t1) {
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t o = t / nchunks, c0 = (t % nchunks) * chunk;
-      const int64_t c1 = std::min(inner, c0 + chunk);
-      T* x = data + o * n * inner;
-      strided_slice(x, n, inner, c0, c1);
-      if (normalize)
-        for (int64_t i = 0; i < n; ++i) scale_inplace(x + i * inner + c0, c1 - c0, s);
-    }
-  });
+  strided_pass<T>(data, outer, n, inner, normalize, s);
 }
 
 template <typename T>
@@ -207,6 +220,8 @@ void fjlt_transform(const T* x, int64_t rows, int64_t d, int64_t dpad, const T* 
 
 template <typename T>
 void fwht_from(const T* src, T* dst, int64_t outer, int64_t n, int64_t inner, bool normalize) {
+  if (inner == 1 && outer < call_team() && n >= 4 * kBlock)
+    return long_rows<T>(src, dst, outer, n, normalize);
   if (inner == 1 && outer >= call_team()) {
     // Copy each row just before transforming it, so the copy costs no extra trip to memory.
     const RowFn<T> row = pick_row_kernel<T>();

@@ -1,5 +1,4 @@
-"""A/B of the CPU parallel runtime behind SpMM, fwht, int8 and LUT matmul: the helper pool
-(cpp/parallel.hpp)
+"""A/B of the CPU parallel runtime behind every CPU kernel: the helper pool (cpp/parallel.hpp)
 against the former OpenMP loops (``_cpu.set_parallel_runtime("openmp")``) and one thread,
 in alternating rounds in one process, quiet and next to one spinning process.
 
@@ -44,6 +43,22 @@ def cases():
         X = rng.standard_normal((m, 4096), dtype=np.float32)
         yield f"int8 M={m} 4096^2", (lambda X=X: matkern.int8_matmul(X, Wq))
         yield f"lut nf4 M={m} 4096^2", (lambda X=X: matkern.lut_matmul(X, Wl))
+    G = rng.standard_normal((1024, 1024), dtype=np.float32)
+    yield "gram syrk 1024^2 f32", (lambda: matkern.spectral_norm_bound(G))
+    Gb = rng.standard_normal((256, 64, 64), dtype=np.float32)
+    yield "gram batch 256x64x64", (lambda: matkern.spectral_norm_bound(Gb))
+    K = rng.standard_normal((64, 64, 3, 3), dtype=np.float32)
+    yield "gram conv 64x64x3x3 on 32^2", (lambda: matkern.conv_spectral_norm_bound(K, (32, 32)))
+    Xd = rng.standard_normal((2000, 4096), dtype=np.float32)
+    srp = matkern.SparseRandomProjection(256, random_state=0).fit(Xd)
+    yield "srp dense 2000x4096 k=256", (lambda: srp.transform(Xd))
+    pub = sp.csr_matrix(scipy.io.mmread(ROOT / "data" / "matrices" / "pubmed.mtx"))
+    yield "fastrp pubmed dim=64", (lambda: matkern.fastrp(pub, dim=64, random_state=0))
+    fj = matkern.FJLT(256, random_state=0).fit(Xd)
+    yield "fjlt 2000x4096 k=256", (lambda: fj.transform(Xd))
+    R = sp.random(20000, 2000, density=0.005, format="csr", random_state=0)
+    yield "svd fit 20000x2000 k=32", (
+        lambda: matkern.TruncatedSVD(32, random_state=0).fit(R))
 
 
 def block(fn, seconds):
