@@ -92,7 +92,7 @@ struct Kernels {
 template <typename R>
 Kernels<R> pick_kernels() {
 #ifdef MATKERN_BUILD_AVX2
-  if (simd_level() == Simd::avx2)
+  if (simd_level() >= Simd::avx2)
     return {static_cast<OneFn<R>>(&avx2::gram_bound_one),
             static_cast<DftFn<R>>(&avx2::gram_dft_taps),
             static_cast<FreqFn<R>>(&avx2::gram_conv_freq),

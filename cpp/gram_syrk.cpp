@@ -44,7 +44,7 @@ using TileFn = void (*)(int64_t, const float*, const float*, float*, bool);
 
 TileFn pick_tile() {
 #ifdef MATKERN_BUILD_AVX2
-  if (simd_level() == Simd::avx2) return &avx2::gram_syrk_tile;
+  if (simd_level() >= Simd::avx2) return &avx2::gram_syrk_tile;
 #endif
   return &gram_portable_syrk::tile;
 }

@@ -72,7 +72,7 @@ using RowFn = void (*)(T*, int64_t);
 template <typename T>
 RowFn<T> pick_row_kernel() {
 #ifdef MATKERN_BUILD_AVX2
-  if (simd_level() == Simd::avx2) return static_cast<RowFn<T>>(&avx2::fwht_row);
+  if (simd_level() >= Simd::avx2) return static_cast<RowFn<T>>(&avx2::fwht_row);
 #endif
   return &portable_row<T>;
 }
@@ -174,7 +174,7 @@ void fjlt_transform(const T* x, int64_t rows, int64_t d, int64_t dpad, const T* 
                     double scale, T* out) {
 #ifdef MATKERN_BUILD_AVX2
   if constexpr (std::is_same_v<T, float>) {
-    if (simd_level() == Simd::avx2) {
+    if (simd_level() >= Simd::avx2) {
       // Eight rows side by side: each nonzero of P costs one vector load for all eight.
       // Pieces of blocks on the helper pool (parallel.hpp), buffers per piece.
       const int64_t nblk = (rows + 7) / 8;

@@ -1,5 +1,5 @@
-// Portable int8 kernels, the threading and the fused epilogue; the AVX2 micro-kernel and
-// quantizer are chosen at run time (simd_level()).
+// Portable int8 kernels, the threading and the fused epilogue; the AVX2 or AVX-512 VNNI
+// micro-kernel and the AVX2 quantizer are chosen at run time (simd_level()).
 #include "int8.hpp"
 
 #include <algorithm>
@@ -14,9 +14,10 @@
 namespace matkern {
 namespace {
 
-constexpr int kMr = 6, kNp = 2, kNb = 8 * kNp;  // a tile: 6 rows x 16 columns
+constexpr int kMr = 6, kNp = 2, kNb = 8 * kNp;  // a tile: 6 rows x 16 columns (AVX2)
+constexpr int kMrMax = kInt8Avx512Mr;            // the AVX-512 tile's rows
 constexpr int64_t kKcPairs = 256;                // K block: 512 inputs
-constexpr int64_t kMcBlocks = 32;                // row chunk: 192 rows x 1 KiB K slice (L2)
+constexpr int64_t kMcRows = 192;                 // row chunk: 192 rows x 1 KiB K slice (L2)
 
 bool quantize_row_portable(const float* x, int64_t k, int64_t kp, int16_t* q, float* absmax) {
   float m = 0.0f;
@@ -56,16 +57,27 @@ using TileFn = void (*)(const int16_t*, int64_t, int, const int8_t*, int64_t, in
                         int32_t*, bool);
 using QuantFn = bool (*)(const float*, int64_t, int64_t, int16_t*, float*);
 
-TileFn pick_tile() {
-#ifdef MATKERN_BUILD_AVX2
-  if (simd_level() == Simd::avx2) return &avx2::gemm_tile;
+struct Tile {
+  TileFn fn;
+  int mr;  // rows of X per tile
+};
+
+// The AVX-512 tile only for more than 6 rows: a GEMV streams the weight once and is bound by
+// memory, where the AVX2 tile was as fast and the 512-bit widening of the weights is wasted.
+Tile pick_tile(int64_t m) {
+#ifdef MATKERN_BUILD_AVX512
+  if (m > kMr && simd_level() >= Simd::avx512_vnni) return {&avx512::gemm_tile, kMrMax};
 #endif
-  return &tile_portable;
+#ifdef MATKERN_BUILD_AVX2
+  if (simd_level() >= Simd::avx2) return {&avx2::gemm_tile, kMr};
+#endif
+  (void)m;
+  return {&tile_portable, kMr};
 }
 
 QuantFn pick_quant() {
 #ifdef MATKERN_BUILD_AVX2
-  if (simd_level() == Simd::avx2) return &avx2::quantize_row;
+  if (simd_level() >= Simd::avx2) return &avx2::quantize_row;
 #endif
   return &quantize_row_portable;
 }
@@ -113,20 +125,22 @@ void epilogue(const int32_t* tile, int64_t m0, int mr, int64_t n0, int nc, int64
 
 void int8_gemm_packed(const int16_t* xq, int64_t m, int64_t kp, const int8_t* wpacked, int64_t n,
                       const Int8Epilogue& ep) {
-  const TileFn tile_fn = pick_tile();
+  const Tile tk = pick_tile(m);
+  const TileFn tile_fn = tk.fn;
+  const int64_t mrx = tk.mr;
   const int64_t pairs = kp / 2, panel_stride = kp * 8;
-  const int64_t nblocks = (n + kNb - 1) / kNb, mblocks = (m + kMr - 1) / kMr;
-  if (m <= kMr || pairs <= kKcPairs) {
+  const int64_t nblocks = (n + kNb - 1) / kNb, mblocks = (m + mrx - 1) / mrx;
+  if (m <= mrx || pairs <= kKcPairs) {
     // GEMV and short K: one pass over K per tile; a thread streams its 16-row weight slice
     // once (memory bound at M = 1: the weight is read exactly once, as int8).
     parallel_for_chunks(nblocks, [&](int64_t t) {
-      alignas(32) int32_t tile[kMr * kNb];
+      alignas(64) int32_t tile[kMrMax * kNb];
       const int64_t n0 = t * kNb;
       const int nc = int(std::min<int64_t>(kNb, n - n0));
       const int8_t* w = wpacked + (n0 / 8) * panel_stride;
       for (int64_t mb = 0; mb < mblocks; ++mb) {
-        const int64_t m0 = mb * kMr;
-        const int mr = int(std::min<int64_t>(kMr, m - m0));
+        const int64_t m0 = mb * mrx;
+        const int mr = int(std::min<int64_t>(mrx, m - m0));
         tile_fn(xq + m0 * kp, kp, mr, w, panel_stride, (nc + 7) / 8, pairs, tile, false);
         epilogue(tile, m0, mr, n0, nc, n, ep);
       }
@@ -137,8 +151,9 @@ void int8_gemm_packed(const int16_t* xq, int64_t m, int64_t kp, const int8_t* wp
   // (192 KiB) stays in L2 while 16-row weight slices (8 KiB, in L1) go by; int32
   // partial sums live in a tile buffer (M x 16 per column block) between K blocks.
   const int64_t kblocks = (pairs + kKcPairs - 1) / kKcPairs;
-  const int64_t mchunks = (mblocks + kMcBlocks - 1) / kMcBlocks;
-  std::vector<int32_t> acc(size_t(nblocks * mblocks) * kMr * kNb);
+  const int64_t mcb = kMcRows / mrx;  // tiles per row chunk
+  const int64_t mchunks = (mblocks + mcb - 1) / mcb;
+  std::vector<int32_t> acc(size_t(nblocks * mblocks) * mrx * kNb);
   for (int64_t kb = 0; kb < kblocks; ++kb) {  // one parallel loop per K block
     const int64_t p0 = kb * kKcPairs, np_ = std::min<int64_t>(kKcPairs, pairs - p0);
     const bool last = kb == kblocks - 1;
@@ -148,11 +163,11 @@ void int8_gemm_packed(const int16_t* xq, int64_t m, int64_t kp, const int8_t* wp
       const int64_t n0 = t * kNb;
       const int nc = int(std::min<int64_t>(kNb, n - n0));
       const int8_t* w = wpacked + (n0 / 8) * panel_stride + p0 * 16;
-      const int64_t mb_end = std::min(mblocks, (mc + 1) * kMcBlocks);
-      for (int64_t mb = mc * kMcBlocks; mb < mb_end; ++mb) {
-        const int64_t m0 = mb * kMr;
-        const int mr = int(std::min<int64_t>(kMr, m - m0));
-        int32_t* tile = acc.data() + size_t(t * mblocks + mb) * kMr * kNb;
+      const int64_t mb_end = std::min(mblocks, (mc + 1) * mcb);
+      for (int64_t mb = mc * mcb; mb < mb_end; ++mb) {
+        const int64_t m0 = mb * mrx;
+        const int mr = int(std::min<int64_t>(mrx, m - m0));
+        int32_t* tile = acc.data() + size_t(t * mblocks + mb) * mrx * kNb;
         tile_fn(xq + m0 * kp + 2 * p0, kp, mr, w, panel_stride, (nc + 7) / 8, np_, tile, kb > 0);
         if (last) epilogue(tile, m0, mr, n0, nc, n, ep);
       }

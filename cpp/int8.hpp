@@ -57,4 +57,13 @@ void gemm_tile(const int16_t* x, int64_t ldx, int mr, const int8_t* w, int64_t p
                int np, int64_t pairs, int32_t* tile, bool accumulate);
 }  // namespace avx2
 
+constexpr int kInt8Avx512Mr = 12;  // rows of X per AVX-512 tile (6 for AVX2 and portable)
+
+namespace avx512 {
+// The AVX2 gemm_tile's contract with mr up to kInt8Avx512Mr (tile rows 16 int32 apart), by
+// AVX-512 VNNI (vpdpwssd): bit-identical int32 results.
+void gemm_tile(const int16_t* x, int64_t ldx, int mr, const int8_t* w, int64_t panel_stride,
+               int np, int64_t pairs, int32_t* tile, bool accumulate);
+}  // namespace avx512
+
 }  // namespace matkern

@@ -142,7 +142,7 @@ struct Kernels {
 
 Kernels pick_kernels() {
 #ifdef MATKERN_BUILD_AVX2
-  if (simd_level() == Simd::avx2)
+  if (simd_level() >= Simd::avx2)
     return {&avx2::gemv_rows, &avx2::decode_rows, &avx2::tile_product, &avx2::transpose16,
             &avx2::panel_product};
 #endif

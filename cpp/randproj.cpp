@@ -16,7 +16,7 @@ namespace rp {
 namespace {
 inline bool use_avx2() {
 #ifdef MATKERN_BUILD_AVX2
-  return simd_level() == Simd::avx2;
+  return simd_level() >= Simd::avx2;
 #else
   return false;
 #endif

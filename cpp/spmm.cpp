@@ -43,7 +43,7 @@ using RowsFn = void (*)(int64_t, int64_t, int64_t, const int64_t*, const int32_t
 template <typename T>
 RowsFn<T> pick_rows_kernel() {
 #ifdef MATKERN_BUILD_AVX2
-  if (simd_level() == Simd::avx2) return static_cast<RowsFn<T>>(&avx2::csr_rows);
+  if (simd_level() >= Simd::avx2) return static_cast<RowsFn<T>>(&avx2::csr_rows);
 #endif
   return &portable_rows<T>;
 }

@@ -19,7 +19,7 @@ using AxpyFn = void (*)(double, const double*, double*, int64_t);
 
 AxpyFn pick_axpy() {
 #ifdef MATKERN_BUILD_AVX2
-  if (simd_level() == Simd::avx2) return &avx2::axpy;
+  if (simd_level() >= Simd::avx2) return &avx2::axpy;
 #endif
   return &axpy_portable;
 }

@@ -103,6 +103,27 @@ def simd_runs(code, suffix=".npy"):
     return outs[0][1], outs[1][1]
 
 
+SIMD_NAMES = {"portable": "portable", "avx2": "avx2+fma", "avx512_vnni": "avx512_vnni"}
+
+
+def simd_level_run(level, code, suffix=".npy"):
+    """Run ``code`` (as in ``simd_runs``) in a fresh interpreter with MATKERN_SIMD=level and
+    return its loaded result; skip the calling test when this CPU (or build) lacks the level,
+    which matkern then caps at the CPU's own."""
+    import subprocess
+    import sys
+    import tempfile
+
+    path = os.path.join(tempfile.mkdtemp(), "r" + suffix)
+    env = dict(os.environ, MATKERN_SIMD=level)
+    r = subprocess.run([sys.executable, "-c", code, path], env=env, capture_output=True,
+                       text=True, check=True)
+    ran = r.stdout.strip().splitlines()[-1]
+    if ran != SIMD_NAMES[level]:
+        pytest.skip(f"this CPU or build has no {level} kernels (ran {ran})")
+    return np.load(path)
+
+
 def run_in_threads(calls, repeats=1):
     """Run each zero-argument callable in ``calls`` in a thread of its own, all at once, each
     ``repeats`` times; return the last result of each, in order. An exception raised in a
