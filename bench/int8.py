@@ -3,6 +3,8 @@
 float32 matmul (OpenBLAS) on the CPU and cuBLAS fp16 (CuPy matmul) on the GPU, LLaMA layer
 shapes (N, K)."""
 
+import warnings
+
 import numpy as np
 
 from bench._runner import Case
@@ -24,11 +26,38 @@ def _accuracy(fns):
     return f"rel. Frobenius error vs float32 {e:.4f}; weight {fns['_wbytes'] / 2**20:.0f} MiB int8"
 
 
+TORCH_PEER = "torch dynamic int8 Linear (fbgemm)"
+
+
+def _torch_int8_linear(W):
+    """PyTorch's dynamically quantized Linear (int8 weight, per-call activation quantization,
+    fbgemm/onednn kernels) on W, or None where torch is not installed (bench extra, pinned)."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    import matkern
+
+    torch.set_num_threads(matkern.get_num_threads())  # equal thread counts
+    lin = torch.nn.Linear(W.shape[1], W.shape[0], bias=False)
+    with torch.no_grad():
+        lin.weight.copy_(torch.from_numpy(W))
+    with warnings.catch_warnings():  # torch deprecates its quantized tensors, not the module
+        warnings.simplefilter("ignore", UserWarning)
+        q = torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(lin), {torch.nn.Linear},
+                                                   dtype=torch.qint8)
+
+    def run(X):
+        with torch.inference_mode():
+            return q(X)
+    return torch, run
+
+
 def cases(ctx):
     import matkern
 
     if ctx.device == "cpu":
-        ms = (1, 256, 2048)
+        ms = (1, 16, 256, 2048)
         for n, k in SHAPES:
             for m in ms:
                 # M=2048 is 70-185 GFLOP a call: with --quick only the square shape runs it
@@ -41,15 +70,25 @@ def cases(ctx):
                     X = _x_with_outliers(rng, m, k)
                     Wq = matkern.int8_quantize(W)
                     xs = X[:8]
-                    return {"matkern": lambda: matkern.int8_matmul(X, Wq, threshold=6.0),
-                            "numpy float32 matmul": lambda: X @ W.T,
-                            "_y": lambda: matkern.int8_matmul(xs, Wq, threshold=6.0),
-                            "_exact": xs.astype(np.float64) @ W.T.astype(np.float64),
-                            "_wbytes": Wq.nbytes}
+                    fns = {"matkern": lambda: matkern.int8_matmul(X, Wq, threshold=6.0),
+                           "numpy float32 matmul": lambda: X @ W.T,
+                           "_y": lambda: matkern.int8_matmul(xs, Wq, threshold=6.0),
+                           "_exact": xs.astype(np.float64) @ W.T.astype(np.float64),
+                           "_wbytes": Wq.nbytes}
+                    peer = _torch_int8_linear(W)
+                    if peer is not None:
+                        torch, run = peer
+                        Xt = torch.from_numpy(X)
+                        fns[TORCH_PEER] = lambda: run(Xt)
+                    return fns
 
                 bar = 2.0 if m == 1 else 1.0
+                # issue #25's bar against fbgemm: 1.2x at M = 1, 16, 256
+                bars = {"numpy float32 matmul": bar}
+                if m <= 256:
+                    bars[TORCH_PEER] = 1.2
                 yield Case("int8", f"int8_matmul M={m} N={n} K={k} f32", make,
-                           bars={"numpy float32 matmul": bar}, info=_accuracy)
+                           bars=bars, info=_accuracy)
     else:
         cp = ctx.cupy
         for n, k in SHAPES:
