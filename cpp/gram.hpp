@@ -9,8 +9,8 @@ namespace matkern {
 // Scale contract: these kernels take their inputs with the largest |entry| (conv: |tap|) in
 // [2^-32, 2^32] (or all zero). They scale by 2^-p from that entry's exponent, which overflows
 // for subnormal input, and the convolution routes form squares and fourth powers of the taps
-// unscaled. The Python layer (matkern/gram.py, _prescale) multiplies every other input by an
-// exact power of two first and scales the bound back.
+// unscaled. The Python layer (matkern/_gram_batch.py, prescale) multiplies every other input
+// by an exact power of two first and scales the bound back.
 
 // out[b] = max |entry| of a[b * len : (b + 1) * len] (real values; complex: their parts), for
 // the Python layer's scale check.
@@ -18,7 +18,7 @@ template <typename R>
 void gram_max_abs_batch(const R* a, int64_t batch, int64_t len, double* out);
 
 // out[b] >= sigma_max(A_b) for the batch of m x n matrices A (C-contiguous), by n_iter Gram
-// products per matrix, each fused in cache (for small sides, min(m, n) <= 64 or so). When
+// products per matrix, each fused in cache (the Python layer sends min(m, n) <= 512). When
 // prune_iter is in (0, n_iter) only out's maximum is as tight as n_iter: every matrix first
 // runs prune_iter products, and those whose bound is already below the best rigorous lower
 // bound of the batch keep that (looser but still valid) bound.

@@ -90,7 +90,7 @@ def test_bound_is_certified_and_matches_reference(backend, dtype, shape):
     wide = 3 if big and dtype == np.complex64 else 0
     chunk = 128 if backend == "cpu" and not (big and dtype == np.complex64) else None
     Wr = W
-    # the GPU runs 32-bit input with smaller side > 64 wholly in 64-bit (gram._bound_cuda)
+    # the GPU runs 32-bit input with smaller side > 64 wholly in 64-bit (_gram_cuda.bounds)
     if backend == "cuda" and c > 64:
         Wr = W.astype(np.complex128 if np.iscomplexobj(W) else np.float64)
     ref = np.array([matkern.reference.gram_bound(w, wide_steps=wide, chunk=chunk)
@@ -260,7 +260,7 @@ def test_blas_path_normalization_pass(dtype):
     mirror is exact (conjugate), the scale an exact power of two, F and f never below the
     Frobenius norms, and r never below the largest row sum of |entries| (complex: |re|+|im|),
     each within 1e-9 of the exact value."""
-    from matkern import gram
+    from matkern import _gram_blas
 
     rng = np.random.default_rng(11)
     n = 77
@@ -271,7 +271,7 @@ def test_blas_path_normalization_pass(dtype):
     G = np.ascontiguousarray(G.astype(dtype))
     low = np.tril(G.astype(np.complex128 if np.iscomplexobj(G) else np.float64))
     mirrored = low + np.tril(low, -1).conj().T
-    e, F, f, r = gram._normalize_cpu(G, True, True)
+    e, F, f, r = _gram_blas.normalize(G, True, True)
     scaled = mirrored * 2.0**-e
     np.testing.assert_array_equal(G, scaled.astype(dtype))
     for got, want in ((F, np.linalg.norm(mirrored)), (f, np.linalg.norm(scaled)),
@@ -358,10 +358,10 @@ def test_conv_matches_dense_operator():
 def test_conv_frequency_matrices_within_their_slack(shape, size, dtype):
     """Both DFT routes (direct sum over few taps, rfft2 for many) give the reference's
     frequency matrices, each within the slack that the bound adds for them."""
-    from matkern import gram
+    from matkern import _gram_dft
 
     K = np.random.default_rng(5).standard_normal(shape).astype(dtype)
-    F, slack = gram._conv_matrices(K, *size)
+    F, slack = _gram_dft.frequency_matrices(K, *size)
     ref = matkern.reference.conv_matrices(K.astype(np.float64), size)
     assert F.shape == ref.shape
     assert F.dtype == (np.complex64 if dtype == np.float32 else np.complex128)
@@ -383,18 +383,18 @@ def test_conv_fused_route_certifies_every_frequency(shape, size, dtype):
     3e-4 (the stored route's own gap here), in 64-bit equal to 1e-11. Shapes cover a side
     above 64, c_out < c_in, sides that are not multiples of 8 and c_out * c_in not a multiple
     of the 16-entry DFT block."""
-    from matkern import gram
+    from matkern import _gram_batch, _gram_conv, _gram_conv_fused, _gram_dft
 
     K = np.random.default_rng(11).standard_normal(shape).astype(dtype)
-    assert gram._conv_fused(K, *size, "cpu")
-    fused = gram._conv_bounds_fused(K, *size, 6)
-    M, slack = gram._conv_matrices(K, *size)
-    stored = gram._bounds(M, 6, "cpu") + slack
+    assert _gram_conv.fused(K, *size, "cpu")
+    fused = _gram_conv_fused.bounds(K, *size, 6)
+    M, slack = _gram_dft.frequency_matrices(K, *size)
+    stored = _gram_batch.bounds(M, 6, "cpu") + slack
     exact_f = np.linalg.svd(matkern.reference.conv_matrices(K.astype(np.float64), size),
                             compute_uv=False)[:, 0]
     assert fused.shape == exact_f.shape
     assert np.all(fused >= exact_f)
-    taps_first = (2 * shape[2] - 1) * (2 * shape[3] - 1) <= gram._FIRST_OFFSETS
+    taps_first = (2 * shape[2] - 1) * (2 * shape[3] - 1) <= _gram_conv_fused.FIRST_OFFSETS
     if dtype == np.float32 and taps_first:
         assert np.all(fused <= stored * (1 + 1e-7))
         np.testing.assert_allclose(fused, stored, rtol=3e-4)
@@ -403,10 +403,10 @@ def test_conv_fused_route_certifies_every_frequency(shape, size, dtype):
     # Pruned (what conv_spectral_norm_bound runs): frequencies that cannot hold the max stop
     # early with another bound (usually looser; in float32 sometimes a hair tighter, as the
     # later products' rounding margins are left out), still certified; the max is the same.
-    pruned = gram._conv_bounds_fused(K, *size, 6, prune=True)
+    pruned = _gram_conv_fused.bounds(K, *size, 6, prune=True)
     assert np.all(pruned >= exact_f)
     assert pruned.max() == fused.max() == matkern.conv_spectral_norm_bound(K, size)
-    if len(exact_f) > 2 * gram._PROBES and shape[2] > 1:
+    if len(exact_f) > 2 * _gram_conv_fused.PROBES and shape[2] > 1:
         assert np.sum(pruned != fused) >= len(exact_f) // 4  # most did stop early
 
 
@@ -420,7 +420,7 @@ def test_conv_first_product_from_taps(shape, size, dtype):
     n_iter = 6 gap itself, 6e-6 for the 64 x 64 kernel) at n_iter = 6; at n_iter = 1 every frequency's bound (slack taken off) is >= its exact norm
     and equals sqrt(||F^H F||_F) of the stored float64 matrices to 1e-6 (its margins); the
     zero kernel gives 0. (AVX2 against portable: test_simd_and_portable_paths_agree.)"""
-    from matkern import gram
+    from matkern import _gram_conv_fused, _gram_dft
 
     K = np.random.default_rng(sum(shape)).standard_normal(shape).astype(dtype)
     exact = matkern.reference.conv_spectral_norm(K, size)
@@ -429,7 +429,7 @@ def test_conv_first_product_from_taps(shape, size, dtype):
     F = matkern.reference.conv_matrices(K.astype(np.float64), size)
     G = np.einsum("foi,foj->fij", F.conj(), F)
     want = np.sqrt(np.linalg.norm(G, axis=(1, 2)))
-    got = gram._conv_bounds_fused(K, *size, 1) - gram._conv_slack(
+    got = _gram_conv_fused.bounds(K, *size, 1) - _gram_dft.slack(
         K.astype(np.float64), *size, dtype == np.float32)
     assert np.all(got >= np.linalg.svd(F, compute_uv=False)[:, 0])
     np.testing.assert_allclose(got, want, rtol=1e-6)
@@ -438,14 +438,14 @@ def test_conv_first_product_from_taps(shape, size, dtype):
 
 def test_conv_pruning_keeps_trained_layers_max():
     """Trained kernels: the pruned route returns the unpruned route's max exactly."""
-    from matkern import gram
+    from matkern import _gram_conv_fused
 
     d = np.load(DATA / "conv" / "digits_cnn.npz")
     size = tuple(int(v) for v in d["input_size"])
     for name in ("conv1.weight", "conv3.weight"):
         K = np.ascontiguousarray(d[name])
-        full = gram._conv_bounds_fused(K, *size, 6)
-        pruned = gram._conv_bounds_fused(K, *size, 6, prune=True)
+        full = _gram_conv_fused.bounds(K, *size, 6)
+        pruned = _gram_conv_fused.bounds(K, *size, 6, prune=True)
         assert pruned.max() == full.max()
         assert np.sum(pruned != full) > len(full) // 2
 
@@ -474,17 +474,17 @@ def test_conv_fused_kernel_rejects_bad_shapes():
 def test_conv_first_product_setup_rejected_when_bad():
     """The first-product binding checks its tap pairs, offsets, phase tables, n_iter and
     del64 before any work (a bad index would read outside the taps)."""
-    from matkern import _dispatch, gram
+    from matkern import _dispatch, _gram_conv_fused, _gram_dft
 
     cpu = _dispatch.cpu()
     K = np.random.default_rng(2).standard_normal((4, 5, 3, 3))
     h, w = 6, 7
-    cs, sn = gram._phase_table(h, w, 3, 3)
+    cs, sn = _gram_dft.phase_table(h, w, 3, 3)
     taps = np.zeros((9, 28))
     taps[:, :20] = K.reshape(20, 9).T
     nf = cs.shape[0]
     fro, none, out = np.ones(nf), np.zeros(0, np.int64), np.zeros(nf)
-    gt, pt, pu, st, pc, ps, dl = gram._first_from_taps(K, h, w)
+    gt, pt, pu, st, pc, ps, dl = _gram_conv_fused.first_from_taps(K, h, w)
 
     def call(**kw):
         a = dict(gt=gt, pt=pt, pu=pu, st=st, pc=pc, ps=ps, dl=dl, n_iter=3)
@@ -512,14 +512,14 @@ def test_conv_first_product_setup_rejected_when_bad():
 def test_conv_frequencies_that_vanish():
     """Kernels whose DFT is zero at some frequencies (and an all-zero kernel): those
     frequencies' bounds are 0 or tiny and the max is still certified."""
-    from matkern import gram
+    from matkern import _gram_conv_fused
 
     K = np.zeros((6, 5, 2, 2), np.float32)
     K[:, :, 0, 0] = 1.0
     K[:, :, 1, 0] = -1.0  # K_f = 0 wherever the vertical frequency is 0
     for dtype in (np.float32, np.float64):
         Kd = K.astype(dtype)
-        b = gram._conv_bounds_fused(Kd, 8, 8, 6, prune=True)
+        b = _gram_conv_fused.bounds(Kd, 8, 8, 6, prune=True)
         exact_f = np.linalg.svd(matkern.reference.conv_matrices(Kd.astype(np.float64), (8, 8)),
                                 compute_uv=False)[:, 0]
         assert np.all(b >= exact_f)
@@ -533,8 +533,10 @@ def test_pruned_batch_keeps_the_max_and_every_bound():
     rng = np.random.default_rng(8)
     A = rng.standard_normal((40, 12, 9)) * np.linspace(0.2, 1, 40)[:, None, None]
     A = A.astype(np.float32)
-    full = matkern.gram._bounds(A, 6, "cpu")
-    pruned = matkern.gram._bounds(A, 6, "cpu", prune=True)
+    from matkern import _gram_batch
+
+    full = _gram_batch.bounds(A, 6, "cpu")
+    pruned = _gram_batch.bounds(A, 6, "cpu", prune=True)
     assert pruned.max() == full.max()
     assert np.all(pruned >= exact(A)) and np.all(pruned >= full * (1 - 1e-12))
     assert np.sum(pruned != full) >= 10  # the small ones did drop out
@@ -695,7 +697,7 @@ def test_simd_and_portable_paths_agree():
             "np.save(sys.argv[1], np.concatenate([matkern.spectral_norm_bound(W), "
             "matkern.spectral_norm_bound(C), matkern.spectral_norm_bound(W.astype(float)), "
             "matkern.spectral_norm_bound(C.astype(complex)), "
-            "matkern.gram._conv_bounds_fused(rng.standard_normal((9, 19, 3, 3))"
+            "matkern._gram_conv_fused.bounds(rng.standard_normal((9, 19, 3, 3))"
             ".astype(np.float32), 6, 7, 6, prune=True), "
             "[matkern.spectral_norm_bound(rng.standard_normal((530, 600)).astype(np.float32))]"
             "])); "

@@ -40,7 +40,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import matkern
-from matkern import gram
+from matkern import _gram_conv
 from matkern.reference import gram as ref
 from conftest import assert_no_crash, backend_available
 
@@ -378,7 +378,7 @@ def test_memory_limit_message_and_estimate(monkeypatch):
     import tracemalloc
 
     K = np.ones((4, 4, 3, 3))
-    monkeypatch.setattr(gram, "_available_bytes", lambda: 1 << 20)
+    monkeypatch.setattr(_gram_conv, "available_bytes", lambda: 1 << 20)
     with pytest.raises(ValueError, match=r"input_size = \(256, 256\) needs about .* GiB"):
         matkern.conv_spectral_norm_bound(K, (256, 256))
     with pytest.raises(ValueError, match=r"input_sizes\[0\]"):
@@ -400,7 +400,7 @@ def test_memory_limit_message_and_estimate(monkeypatch):
                 peak = tracemalloc.get_traced_memory()[1]
             finally:
                 tracemalloc.stop()
-            est = gram._conv_bytes(K, *size, be)
+            est = _gram_conv.needed_bytes(K, *size, be)
             assert peak <= est <= 4 * peak + (1 << 20), (shape, size, be, dt, peak, est)
 
 
@@ -408,8 +408,8 @@ def test_memory_limit_counts_the_layers_held_together(monkeypatch):
     """spectral_norm_bounds holds every stored-matrix layer's frequency matrices at once: two
     layers that each fit can be refused together, naming the one that tips it over."""
     K = np.ones((2, 2, 9, 9))  # rfft2 route (stored matrices) on every backend
-    one = gram._conv_bytes(K, 64, 64, "cpu")
-    monkeypatch.setattr(gram, "_available_bytes", lambda: int(1.5 * one))
+    one = _gram_conv.needed_bytes(K, 64, 64, "cpu")
+    monkeypatch.setattr(_gram_conv, "available_bytes", lambda: int(1.5 * one))
     matkern.spectral_norm_bounds([K], [(64, 64)])
     with pytest.raises(ValueError, match=r"input_sizes\[2\] = \(64, 64\).*layers before it"):
         matkern.spectral_norm_bounds([K, np.ones((3, 3)), K], [(64, 64), None, (64, 64)])
