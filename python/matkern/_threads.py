@@ -27,7 +27,7 @@ import os
 import threading
 import warnings
 
-from . import _checks as C
+from . import _checks
 
 _ENV_VARS = ("MATKERN_NUM_THREADS", "OMP_NUM_THREADS")
 _origin = {"source": None}
@@ -220,7 +220,7 @@ def set_num_threads(n) -> None:
     >>> matkern.set_num_threads(1)
     >>> matkern.set_num_threads(old)
     """
-    n = C.check_int(n, "n", "set_num_threads", min_value=1)
+    n = _checks.check_int(n, "n", "set_num_threads", min_value=1)
     _cpu().set_num_threads(n)
     _origin["source"] = "set_num_threads()"
 
@@ -244,7 +244,7 @@ def threads(n):
     >>> with matkern.threads(1):
     ...     y = matkern.fwht(np.ones(8))
     """
-    n = C.check_int(n, "n", "threads", min_value=1)
+    n = _checks.check_int(n, "n", "threads", min_value=1)
     c = _cpu()
     previous = c.get_local_threads()
     c.set_local_threads(n)
