@@ -13,9 +13,10 @@ def backends() -> dict:
 
     Keys: ``version``, ``compiler``, ``simd`` (the CPU kernels in use: "avx2+fma" or
     "portable"), ``omp_threads``, ``threads`` (matkern's thread count for this thread, see
-    :func:`matkern.get_num_threads`) and ``threads_source`` (where the setting came from), ``cpu`` (bool, module importable), ``cuda_built`` (bool),
-    ``cuda_architectures`` (list of ints), ``gpu_usable`` (bool) and ``gpu_reason`` (why or why
-    not), ``cupy`` (version or None).
+    :func:`matkern.get_num_threads`) and ``threads_source`` (where the setting came from),
+    ``cpu`` (bool, module importable), ``cuda_built`` (bool), ``cuda_architectures`` (list of
+    ints), ``gpu_usable`` (bool) and ``gpu_reason`` (why or why not), ``cupy`` (version or
+    None).
 
     Example
     -------

@@ -2,8 +2,9 @@
 
 ``int8_quantize(W)`` packs a weight once; ``int8_matmul(X, Wq)`` quantizes X per row on the fly,
 multiplies in int8 with exact int32 sums, scales, and adds the float product of the outlier
-feature columns. CPU: AVX2 vpmaddwd kernels (portable fallback), OpenMP. GPU: int8 tensor cores
-(mma.sync m16n8k32) with a fused epilogue, and a dp4a GEMV path for a few rows.
+feature columns. CPU: AVX2 vpmaddwd kernels (portable fallback) on the helper pool
+(cpp/parallel.hpp). GPU: int8 tensor cores (mma.sync m16n8k32) with a fused epilogue, and a
+dp4a GEMV path for a few rows.
 
 Orientation: every product here is "linear layer" style, ``A (M, K) @ B.T`` with B (N, K).
 
@@ -270,7 +271,7 @@ _FUSED_WORK = 16384
 
 def _cpu_matmul(X2, Wq, cols, b32, xo, wo):
     cpu = _dispatch.cpu()
-    m, k = X2.shape
+    m = X2.shape[0]
     n = Wq.shape[0]
     kp = Wq._packed.shape[1] * 2
     xf = np.ascontiguousarray(X2, dtype=np.float32)

@@ -133,10 +133,10 @@ def lut_quantize(W, bits=4, group_size=128, table="nf4"):
     """Quantize a weight matrix to ``bits``-bit codes into a lookup table with group scales.
 
     Each row of W is cut into groups of ``group_size`` consecutive inputs; a group's scale is
-    ``max|W_group| / max|table|`` and each weight
-    becomes the index of the table value nearest ``W / scale`` (ties: the smaller value).
-    Values exactly ``table[c] * scale`` come back exactly. The quantization runs on the host
-    (NumPy); a CuPy W is copied over and the result is packed for the GPU kernels.
+    ``max|W_group| / max|table|`` and each weight becomes the index of the table value nearest
+    ``W / scale`` (ties: the smaller value). Values exactly ``table[c] * scale`` come back
+    exactly. The quantization runs on the host (NumPy); a CuPy W is copied over and the result
+    is packed for the GPU kernels.
 
     Parameters
     ----------
