@@ -22,12 +22,16 @@ def data_dir() -> pathlib.Path:
     ./data."""
     env = os.environ.get("MATKERN_DATA")
     candidates = [pathlib.Path(env)] if env else []
-    candidates += [pathlib.Path(__file__).resolve().parents[1] / "data", pathlib.Path.cwd() / "data"]
+    candidates += [
+        pathlib.Path(__file__).resolve().parents[1] / "data",
+        pathlib.Path.cwd() / "data",
+    ]
     for c in candidates:
         if (c / "graphs").is_dir():
             return c
     raise FileNotFoundError(
-        "matkern's data/ folder was not found (set MATKERN_DATA, or run from a checkout)")
+        "matkern's data/ folder was not found (set MATKERN_DATA, or run from a checkout)"
+    )
 
 
 # ------------------------------------------------------------------------- svd family
@@ -48,7 +52,12 @@ def movielens_users(path=None):
 
     path = path or data_dir() / "ratings" / "ratings.csv"
     raw = np.loadtxt(path, delimiter=",", skiprows=1)
-    user, movie, rating, ts = raw[:, 0].astype(np.int64), raw[:, 1].astype(np.int64), raw[:, 2], raw[:, 3]
+    user, movie, rating, ts = (
+        raw[:, 0].astype(np.int64),
+        raw[:, 1].astype(np.int64),
+        raw[:, 2],
+        raw[:, 3],
+    )
     users, uinv = np.unique(user, return_inverse=True)
     _, minv = np.unique(movie, return_inverse=True)
     first = np.full(len(users), np.inf)
@@ -80,8 +89,9 @@ def minilm_layers(data=None):
         with np.load(base / f"minilm_l6_layer{layer}.npz") as d:
             for fam in MINILM_FAMILIES:
                 key = f"layer{layer}.{fam}"
-                out.append((key, d[key + ".x"].astype(np.float32),
-                            d[key + ".weight"].astype(np.float32)))
+                out.append(
+                    (key, d[key + ".x"].astype(np.float32), d[key + ".weight"].astype(np.float32))
+                )
     return out
 
 
@@ -103,8 +113,10 @@ def error_table(data=None, group_size=128, configs=LUT_CONFIGS, backend=None):
 
 def format_table(errs, group_size=128):
     """``error_table``'s result as a Markdown table: mean and max error per (bits, table)."""
-    lines = [f"| bits | table | mean rel. Frobenius error | max (12 MiniLM layers, group {group_size}) |",
-             "| ---: | --- | ---: | ---: |"]
+    lines = [
+        f"| bits | table | mean rel. Frobenius error | max (12 MiniLM layers, group {group_size}) |",
+        "| ---: | --- | ---: | ---: |",
+    ]
     for (bits, table), e in errs.items():
         lines.append(f"| {bits} | {table} | {np.mean(e):.4f} | {np.max(e):.4f} |")
     return "\n".join(lines)

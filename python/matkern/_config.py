@@ -48,9 +48,14 @@ def backends() -> dict:
         c = _dispatch._cpu
         from . import _threads
 
-        info.update(compiler=c.compiler(), simd=c.simd_level(), avx2_compiled=c.avx2_compiled(),
-                    omp_threads=c.omp_max_threads(), threads=_threads.get_num_threads(),
-                    threads_source=_threads.thread_setting_source())
+        info.update(
+            compiler=c.compiler(),
+            simd=c.simd_level(),
+            avx2_compiled=c.avx2_compiled(),
+            omp_threads=c.omp_max_threads(),
+            threads=_threads.get_num_threads(),
+            threads_source=_threads.thread_setting_source(),
+        )
     else:
         info["cpu_error"] = _dispatch._cpu_error
     if _dispatch._cuda is not None:

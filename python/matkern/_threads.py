@@ -91,8 +91,11 @@ def _parse_env(var):
             return n
     except ValueError:
         pass
-    warnings.warn(f"matkern: ignoring {var}={raw!r} (expected a positive integer)",
-                  RuntimeWarning, stacklevel=3)
+    warnings.warn(
+        f"matkern: ignoring {var}={raw!r} (expected a positive integer)",
+        RuntimeWarning,
+        stacklevel=3,
+    )
     return None
 
 
@@ -122,8 +125,9 @@ def cgroup_cpu_limit(root="/sys/fs/cgroup", proc_self="/proc/self/cgroup"):
         elif "cpu" in controllers.split(","):
             for base in (os.path.join(root, controllers), os.path.join(root, "cpu")):
                 for rel in (path.strip("/"), ""):
-                    limits.append(_read_quota(os.path.join(base, rel, "cpu.cfs_quota_us"),
-                                              v2=False))
+                    limits.append(
+                        _read_quota(os.path.join(base, rel, "cpu.cfs_quota_us"), v2=False)
+                    )
     limits = [q for q in limits if q is not None]
     return min(limits) if limits else None
 

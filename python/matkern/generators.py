@@ -129,8 +129,13 @@ def rmat(scale, edge_factor=16, *, a=0.57, b=0.19, c=0.19, random_state=None):
     c = _checks.check_float(c, "c", fn, min_value=0.0, max_value=1.0)
     if a + b + c > 1.0:
         raise ValueError(f"{fn}(): a + b + c must be <= 1, got {a + b + c}")
-    _check_size(1 << scale, 1 << scale, edge_factor << scale,
-                f"scale={scale}, edge_factor={edge_factor}", fn)
+    _check_size(
+        1 << scale,
+        1 << scale,
+        edge_factor << scale,
+        f"scale={scale}, edge_factor={edge_factor}",
+        fn,
+    )
     rng = _checks.check_random_state(random_state, fn)
     n = 1 << scale
     m = edge_factor * n
@@ -164,7 +169,8 @@ def uniform_random(m, n=None, density=0.01, *, random_state=None):
     density = _checks.check_float(density, "density", fn, min_value=0.0, max_value=1.0)
     _check_size(m, n, density * m * n, f"m={m}, n={n}, density={density}", fn)
     rng = _checks.check_random_state(random_state, fn)
-    A = sp.random(m, n, density=density, format="csr", random_state=rng,
-                  data_rvs=lambda k: _values(rng, k))
+    A = sp.random(
+        m, n, density=density, format="csr", random_state=rng, data_rvs=lambda k: _values(rng, k)
+    )
     A.sort_indices()
     return A

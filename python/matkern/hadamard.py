@@ -76,7 +76,9 @@ def fwht(x, axis=-1, normalize=False, out=None, *, backend=None):
     if be == "cpu":
         _dispatch.cpu().fwht_inplace(flat, outer, n, inner, bool(normalize))
     else:
-        _dispatch.cuda().fwht_inplace(flat, outer, n, inner, bool(normalize), _dispatch.stream_ptr())
+        _dispatch.cuda().fwht_inplace(
+            flat, outer, n, inner, bool(normalize), _dispatch.stream_ptr()
+        )
     return out
 
 
@@ -146,8 +148,9 @@ class FJLT:
     ((100, 64), dtype('float32'))
     """
 
-    def __init__(self, n_components="auto", *, eps=0.1, density=None, random_state=None,
-                 backend=None):
+    def __init__(
+        self, n_components="auto", *, eps=0.1, density=None, random_state=None, backend=None
+    ):
         self.n_components = n_components
         self.eps = eps
         self.density = density
@@ -167,15 +170,18 @@ class FJLT:
         if self.density is None:
             q = min(1.0, math.log(max(n, 2)) ** 2 / dpad)
         else:
-            q = _checks.check_float(self.density, "density", fn, min_value=0.0, max_value=1.0,
-                              strict=True)
+            q = _checks.check_float(
+                self.density, "density", fn, min_value=0.0, max_value=1.0, strict=True
+            )
         _check_backend(self.backend, fn)
         _checks.check_index_range(dpad, "padded n_features", fn)
         rng = _check_seed(self.random_state, fn)
         # Refuse what cannot fit before drawing: P's expected entries (12 bytes each in CSR),
         # with 6 standard deviations of slack.
         mean = k * dpad * q
-        _checks.check_memory(12 * (mean + 6 * math.sqrt(mean) + 1) + 8 * (k + d), "the projection P", fn)
+        _checks.check_memory(
+            12 * (mean + 6 * math.sqrt(mean) + 1) + 8 * (k + d), "the projection P", fn
+        )
         signs = rng.integers(0, 2, size=d).astype(np.float64)
         signs *= 2.0
         signs -= 1.0
@@ -199,12 +205,13 @@ class FJLT:
         P = self.projection_
         k, dpad, d = self.n_components_, self.padded_features_, self.n_features_in_
         if not sp.issparse(P) or P.format != "csr" or tuple(P.shape) != (k, dpad):
-            raise ValueError(f"{fn}(): projection_ must be a ({k}, {dpad}) CSR matrix, got "
-                             f"{type(P).__name__} of shape {getattr(P, 'shape', None)}")
+            raise ValueError(
+                f"{fn}(): projection_ must be a ({k}, {dpad}) CSR matrix, got "
+                f"{type(P).__name__} of shape {getattr(P, 'shape', None)}"
+            )
         _sparse_input.check_compressed(P.indptr, P.indices, k, dpad, "projection_", fn, data=P.data)
         if np.shape(self.signs_) != (d,):
-            raise ValueError(f"{fn}(): signs_ must have shape ({d},), got "
-                             f"{np.shape(self.signs_)}")
+            raise ValueError(f"{fn}(): signs_ must have shape ({d},), got {np.shape(self.signs_)}")
         return P
 
     def _arrays(self, dtype, xp):
@@ -253,8 +260,9 @@ class FJLT:
         for r0 in range(0, X.shape[0], step):
             xs = X[r0 : r0 + step]
             scratch = xp.empty((xs.shape[0], dpad), dtype=X.dtype)
-            cuda.fjlt_transform(xs, signs, indptr, indices, data, dpad, scale, scratch,
-                                out[r0 : r0 + step], stream)
+            cuda.fjlt_transform(
+                xs, signs, indptr, indices, data, dpad, scale, scratch, out[r0 : r0 + step], stream
+            )
         return out
 
     def fit_transform(self, X, y=None):
@@ -272,8 +280,11 @@ class FJLT:
             raise RuntimeError("FJLT.components_: call fit() first")
         if self._components is None:
             k, d, dpad = self.n_components_, self.n_features_in_, self.padded_features_
-            _checks.check_memory(8 * k * d * 1.25 + 8 * dpad, "components_ (a dense k x d matrix)",
-                           "FJLT.components_")
+            _checks.check_memory(
+                8 * k * d * 1.25 + 8 * dpad,
+                "components_ (a dense k x d matrix)",
+                "FJLT.components_",
+            )
             P = self._check_state("FJLT.components_")
             out = np.empty((k, d), dtype=np.float64)
             rows = max(1, min(k, (k * d) // (4 * dpad)))
@@ -295,8 +306,10 @@ def _check_seed(random_state, fn):
     argument (numpy's own message does not)."""
     if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
         if int(random_state) < 0:
-            raise ValueError(f"{fn}(): random_state must be None, a nonnegative int, a numpy "
-                             f"Generator or RandomState, got {int(random_state)}")
+            raise ValueError(
+                f"{fn}(): random_state must be None, a nonnegative int, a numpy "
+                f"Generator or RandomState, got {int(random_state)}"
+            )
     return _checks.check_random_state(random_state, fn)
 
 
@@ -355,5 +368,6 @@ def fjlt(X, n_components="auto", *, eps=0.1, density=None, random_state=None, ba
     -------
     >>> Y = matkern.fjlt(np.ones((10, 300), np.float32), 16, random_state=1)  # doctest: +SKIP
     """
-    return FJLT(n_components, eps=eps, density=density, random_state=random_state,
-                backend=backend).fit_transform(X)
+    return FJLT(
+        n_components, eps=eps, density=density, random_state=random_state, backend=backend
+    ).fit_transform(X)

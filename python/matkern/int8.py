@@ -112,8 +112,9 @@ def int8_quantize(W, *, backend=None):
     _checks.check_index_range(n, "W.shape[0]", fn)
     _checks.check_index_range(k, "W.shape[1]", fn)
     if k > _QUANT_KMAX:
-        raise ValueError(f"{fn}(): in_features = {k} could overflow the int32 sums (max "
-                         f"{_QUANT_KMAX})")
+        raise ValueError(
+            f"{fn}(): in_features = {k} could overflow the int32 sums (max {_QUANT_KMAX})"
+        )
     be = _dispatch.pick(fn, W, backend=backend)
     xp = _dispatch.array_module(W)
     scale = xp.empty(n, xp.float32)
@@ -163,8 +164,10 @@ def _cpu_kpad(k):
 
 def _check_weight(Wq, fn):
     if not isinstance(Wq, Int8Weight):
-        raise TypeError(f"{fn}(): Wq must be an Int8Weight (from matkern.int8_quantize), got "
-                        f"{type(Wq).__module__}.{type(Wq).__name__}")
+        raise TypeError(
+            f"{fn}(): Wq must be an Int8Weight (from matkern.int8_quantize), got "
+            f"{type(Wq).__module__}.{type(Wq).__name__}"
+        )
 
 
 def _outlier_columns(X2, threshold, xp):
@@ -225,8 +228,10 @@ def int8_matmul(X, Wq, *, threshold=6.0, bias=None, backend=None):
             raise ValueError(f"{fn}(): bias must have shape ({n},), got {bias.shape}")
     be = _dispatch.pick(fn, X, Wq.scale, bias, backend=backend)
     if (be == "cuda") != (Wq.device == "cuda"):
-        raise ValueError(f"{fn}(): Wq was quantized for {Wq.device!r} but X is on "
-                         f"{'cuda' if _dispatch.is_cupy_array(X) else 'cpu'}")
+        raise ValueError(
+            f"{fn}(): Wq was quantized for {Wq.device!r} but X is on "
+            f"{'cuda' if _dispatch.is_cupy_array(X) else 'cpu'}"
+        )
     lead = X.shape[:-1]
     m = int(np.prod(lead)) if lead else 1
     _checks.check_index_range(m, "the number of rows of X", fn)
@@ -237,7 +242,9 @@ def int8_matmul(X, Wq, *, threshold=6.0, bias=None, backend=None):
     if be == "reference":
         codes = _dispatch.to_host(Wq.codes)
         b = None if bias is None else _dispatch.to_host(bias)
-        out = ref.int8_matmul(_dispatch.to_host(X2), codes, _dispatch.to_host(Wq.scale), threshold, b)
+        out = ref.int8_matmul(
+            _dispatch.to_host(X2), codes, _dispatch.to_host(Wq.scale), threshold, b
+        )
         return _dispatch.like(out, X).reshape(lead + (n,))
     cols = _outlier_columns(X2, threshold, xp)
     b32 = None if bias is None else xp.ascontiguousarray(bias, dtype=xp.float32)
@@ -338,10 +345,13 @@ class Int8Linear:
     def __init__(self, W, bias=None, threshold=6.0, *, backend=None):
         self.weight = int8_quantize(W, backend=backend)
         if bias is not None:
-            _checks.check_array(bias, "bias", "Int8Linear", dtypes=_XTYPES, ndim=1, contiguous=False)
+            _checks.check_array(
+                bias, "bias", "Int8Linear", dtypes=_XTYPES, ndim=1, contiguous=False
+            )
             if bias.shape[0] != W.shape[0]:
-                raise ValueError(f"Int8Linear(): bias must have shape ({W.shape[0]},), got "
-                                 f"{bias.shape}")
+                raise ValueError(
+                    f"Int8Linear(): bias must have shape ({W.shape[0]},), got {bias.shape}"
+                )
         self.bias = bias
         self.threshold = _checks.check_float(threshold, "threshold", "Int8Linear", min_value=0.0)
         self.backend = backend
@@ -355,12 +365,15 @@ class Int8Linear:
         return self.weight.out_features
 
     def __call__(self, X):
-        return int8_matmul(X, self.weight, threshold=self.threshold, bias=self.bias,
-                           backend=self.backend)
+        return int8_matmul(
+            X, self.weight, threshold=self.threshold, bias=self.bias, backend=self.backend
+        )
 
     def __repr__(self):
-        return (f"Int8Linear(in_features={self.in_features}, out_features={self.out_features}, "
-                f"threshold={self.threshold}, device={self.weight.device!r})")
+        return (
+            f"Int8Linear(in_features={self.in_features}, out_features={self.out_features}, "
+            f"threshold={self.threshold}, device={self.weight.device!r})"
+        )
 
 
 def int8_gemm(A, B, *, backend=None):
@@ -386,8 +399,10 @@ def int8_gemm(A, B, *, backend=None):
     _checks.check_array(A, "A", fn, dtypes=(np.int8,), ndim=2, contiguous=False, allow_empty=True)
     _checks.check_array(B, "B", fn, dtypes=(np.int8,), ndim=2, contiguous=False, allow_empty=True)
     if A.shape[1] != B.shape[1]:
-        raise ValueError(f"{fn}(): A and B must have the same number of columns K (A @ B.T), "
-                         f"got A {A.shape} and B {B.shape}")
+        raise ValueError(
+            f"{fn}(): A and B must have the same number of columns K (A @ B.T), "
+            f"got A {A.shape} and B {B.shape}"
+        )
     m, k = A.shape
     n = B.shape[0]
     if k > _GEMM_KMAX:
