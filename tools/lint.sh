@@ -23,7 +23,9 @@ if [[ "${1:-}" == "--all" ]]; then
 else
   base=${1:-HEAD~1}
   if ! git rev-parse --verify -q "$base^{commit}" >/dev/null; then
-    echo "lint: no revision $base here (shallow clone or first commit?): nothing checked" >&2
+    if [[ -n "${1:-}" ]]; then echo "lint: no revision $base" >&2; exit 2; fi
+    # the default base: absent in a shallow clone, on a first commit or outside git
+    echo "lint: no previous commit here: nothing checked" >&2
     exit 0
   fi
   # deleted files are gone; renamed ones are checked under their new name
