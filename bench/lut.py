@@ -63,7 +63,7 @@ def cases(ctx):
         yield Case("lut", "lut_matmul M=1 4096x4096 3-bit g128 int", make_3bit)
 
         def make_minilm():
-            from matkern._lut_eval import minilm_layers
+            from tests.datasets import minilm_layers
 
             name, X, W = minilm_layers()[2]  # layer0.ffn_in: 1536 x 384, 512 real tokens
             qw = matkern.lut_quantize(W, bits=4, group_size=128, table="nf4")
@@ -71,7 +71,7 @@ def cases(ctx):
                     "numpy f32 matmul": lambda: X @ W.T}
 
         def minilm_info(_):
-            from matkern._lut_eval import error_table
+            from tests.datasets import error_table
 
             errs = error_table(group_size=128)
             return "MiniLM rel. Frobenius error (mean of 12 layers, g128): " + ", ".join(

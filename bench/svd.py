@@ -89,15 +89,15 @@ def _update_case(name, load, k, nb, methods_info, ctx):
 
 
 def cases(ctx):
-    from matkern import _svd_data
+    from tests import datasets
 
     if ctx.device == "cpu":
-        yield _update_case("BlogCatalog k=64, 50% + 10 batches", _svd_data.blogcatalog, 64, 10,
+        yield _update_case("BlogCatalog k=64, 50% + 10 batches", datasets.blogcatalog, 64, 10,
                            ["sparse", "zha-simon"] if ctx.quick else
                            ["sparse", "zha-simon", "gkl", "rpi"], ctx)
-        yield _update_case("BlogCatalog k=64, 50% + 100 batches", _svd_data.blogcatalog, 64, 100,
+        yield _update_case("BlogCatalog k=64, 50% + 100 batches", datasets.blogcatalog, 64, 100,
                            ["sparse", "zha-simon"], ctx)
-        yield _update_case("MovieLens users k=16, 50% + 10 batches", _svd_data.movielens_users,
+        yield _update_case("MovieLens users k=16, 50% + 10 batches", datasets.movielens_users,
                            16, 10, ["sparse", "zha-simon", "gkl", "rpi"], ctx)
     else:
         yield from _gpu_cases(ctx)
@@ -105,7 +105,7 @@ def cases(ctx):
 
 def _gpu_cases(ctx):
     import matkern
-    from matkern import _svd_data
+    from tests import datasets
 
     cp = ctx.cupy
 
@@ -114,7 +114,7 @@ def _gpu_cases(ctx):
             import cupyx.scipy.sparse as csp
             from cupyx.scipy.sparse.linalg import svds
 
-            A = csp.csr_matrix(_svd_data.blogcatalog())
+            A = csp.csr_matrix(datasets.blogcatalog())
             h, batches, bounds = _batches(A, nb)
             base = matkern.TruncatedSVD(64, method="sparse", init="lanczos").fit(A[:h])
             picks = np.unique(np.linspace(0, nb - 1, SAMPLE + 2).astype(int)[1:-1])

@@ -26,9 +26,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import matkern
+from datasets import error_table, format_table, minilm_layers
 from conftest import DATA, to_backend, to_numpy, simd_runs, run_in_threads
 from matkern import _lut_layout
-from matkern._lut_eval import error_table, format_table, minilm_layers
 from matkern.reference import lut as ref
 
 U32 = 2.0**-24

@@ -28,8 +28,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import matkern
+import datasets
 from conftest import to_backend, to_numpy, run_in_threads
-from matkern import _svd_data
 from matkern import svd as svdmod
 
 METHODS = ["zha-simon", "gkl", "rpi", "sparse"]
@@ -114,7 +114,7 @@ def test_gram_small_svd_path_is_exact(monkeypatch):
 
 @pytest.mark.parametrize("method", METHODS)
 def test_compiled_matches_reference(compiled_backend, method):
-    A = _svd_data.movielens_users()[:300, :1000]
+    A = datasets.movielens_users()[:300, :1000]
     k = 12
     ts = {}
     for be in ("reference", compiled_backend):
@@ -184,9 +184,9 @@ def rank_k_error(A, U, s, Vt):
 def real_case(dataset):
     """(A, k, top-k singular values of the whole A, optimal rank-k residual)."""
     if dataset == "blogcatalog":
-        A, k = _svd_data.blogcatalog()[:1500, :1500], 16
+        A, k = datasets.blogcatalog()[:1500, :1500], 16
     else:
-        A, k = _svd_data.movielens_users()[:, :3000], 10
+        A, k = datasets.movielens_users()[:, :3000], 10
     ex = np.sort(sp.linalg.svds(A, k=k, v0=np.ones(min(A.shape)))[1])[::-1]
     opt = np.sqrt(sp.linalg.norm(A) ** 2 - np.sum(ex**2))
     return A, k, ex, opt
@@ -209,7 +209,7 @@ def test_real_data_half_then_batches(method, dataset):
 
 @pytest.mark.parametrize("method", METHODS)
 def test_orthonormal_after_100_updates(method):
-    A = _svd_data.blogcatalog()[:1200, :1200]
+    A = datasets.blogcatalog()[:1200, :1200]
     k = 16
     t = matkern.TruncatedSVD(k, method=method, init="dense", random_state=0).fit(A[:600])
     for b in np.array_split(np.arange(600, 1200), 100):
@@ -258,7 +258,7 @@ def test_duplicate_and_unsorted_sparse_indices_are_summed():
 
 
 def test_from_many_threads_at_once():
-    A = _svd_data.blogcatalog()[:800, :800]
+    A = datasets.blogcatalog()[:800, :800]
     batches = [A[i:i + 40] for i in range(400, 800, 40)]
     base = matkern.TruncatedSVD(8, method="sparse", init="dense").fit(A[:400])
     expect = base.copy()

@@ -78,8 +78,10 @@ def main():
     args = p.parse_args()
     import bench._runner as R
 
-    print(f"machine: {R.machine_description('cpu')}; threads {matkern.get_num_threads()}"
-          f"{'; next to one spinning process' if args.neighbour else ''}")
+    print(
+        f"machine: {R.machine_description('cpu')}; threads {matkern.get_num_threads()}"
+        f"{'; next to one spinning process' if args.neighbour else ''}"
+    )
     ctx = R.busy_neighbour() if args.neighbour else None
     if ctx:
         ctx.__enter__()
@@ -97,9 +99,11 @@ def main():
                 with matkern.threads(1):
                     times["one thread"].append(block(fn, 0.05))
             m = {k: statistics.median(v) for k, v in times.items()}
-            print(f"{name:24s} pool {m['pool'] * 1e3:8.3f} ms  openmp {m['openmp'] * 1e3:8.3f} ms"
-                  f"  1 thread {m['one thread'] * 1e3:8.3f} ms | openmp/pool "
-                  f"{m['openmp'] / m['pool']:5.2f}  1thread/pool {m['one thread'] / m['pool']:5.2f}")
+            print(
+                f"{name:24s} pool {m['pool'] * 1e3:8.3f} ms  openmp {m['openmp'] * 1e3:8.3f} ms"
+                f"  1 thread {m['one thread'] * 1e3:8.3f} ms | openmp/pool "
+                f"{m['openmp'] / m['pool']:5.2f}  1thread/pool {m['one thread'] / m['pool']:5.2f}"
+            )
     finally:
         cpu().set_parallel_runtime("pool")
         if ctx:

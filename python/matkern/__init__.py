@@ -6,7 +6,7 @@ forces a backend; :mod:`matkern.reference` holds the plain NumPy definitions.
 :func:`show_config` says what was built and what can run here.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one place: pyproject.toml reads it (metadata.version)
 
 from . import reference  # noqa: F401
 from ._config import backends, show_config  # noqa: F401

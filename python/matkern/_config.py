@@ -13,9 +13,10 @@ def backends() -> dict:
 
     Keys: ``version``, ``compiler``, ``simd`` (the CPU kernels in use: "avx2+fma" or
     "portable"), ``omp_threads``, ``threads`` (matkern's thread count for this thread, see
-    :func:`matkern.get_num_threads`) and ``threads_source`` (where the setting came from), ``cpu`` (bool, module importable), ``cuda_built`` (bool),
-    ``cuda_architectures`` (list of ints), ``gpu_usable`` (bool) and ``gpu_reason`` (why or why
-    not), ``cupy`` (version or None).
+    :func:`matkern.get_num_threads`) and ``threads_source`` (where the setting came from),
+    ``cpu`` (bool, module importable), ``cuda_built`` (bool), ``cuda_architectures`` (list of
+    ints), ``gpu_usable`` (bool) and ``gpu_reason`` (why or why not), ``cupy`` (version or
+    None).
 
     Example
     -------
@@ -47,9 +48,14 @@ def backends() -> dict:
         c = _dispatch._cpu
         from . import _threads
 
-        info.update(compiler=c.compiler(), simd=c.simd_level(), avx2_compiled=c.avx2_compiled(),
-                    omp_threads=c.omp_max_threads(), threads=_threads.get_num_threads(),
-                    threads_source=_threads.thread_setting_source())
+        info.update(
+            compiler=c.compiler(),
+            simd=c.simd_level(),
+            avx2_compiled=c.avx2_compiled(),
+            omp_threads=c.omp_max_threads(),
+            threads=_threads.get_num_threads(),
+            threads_source=_threads.thread_setting_source(),
+        )
     else:
         info["cpu_error"] = _dispatch._cpu_error
     if _dispatch._cuda is not None:

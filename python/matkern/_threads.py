@@ -27,7 +27,7 @@ import os
 import threading
 import warnings
 
-from . import _checks as C
+from . import _checks
 
 _ENV_VARS = ("MATKERN_NUM_THREADS", "OMP_NUM_THREADS")
 _origin = {"source": None}
@@ -91,8 +91,11 @@ def _parse_env(var):
             return n
     except ValueError:
         pass
-    warnings.warn(f"matkern: ignoring {var}={raw!r} (expected a positive integer)",
-                  RuntimeWarning, stacklevel=3)
+    warnings.warn(
+        f"matkern: ignoring {var}={raw!r} (expected a positive integer)",
+        RuntimeWarning,
+        stacklevel=3,
+    )
     return None
 
 
@@ -122,8 +125,9 @@ def cgroup_cpu_limit(root="/sys/fs/cgroup", proc_self="/proc/self/cgroup"):
         elif "cpu" in controllers.split(","):
             for base in (os.path.join(root, controllers), os.path.join(root, "cpu")):
                 for rel in (path.strip("/"), ""):
-                    limits.append(_read_quota(os.path.join(base, rel, "cpu.cfs_quota_us"),
-                                              v2=False))
+                    limits.append(
+                        _read_quota(os.path.join(base, rel, "cpu.cfs_quota_us"), v2=False)
+                    )
     limits = [q for q in limits if q is not None]
     return min(limits) if limits else None
 
@@ -220,7 +224,7 @@ def set_num_threads(n) -> None:
     >>> matkern.set_num_threads(1)
     >>> matkern.set_num_threads(old)
     """
-    n = C.check_int(n, "n", "set_num_threads", min_value=1)
+    n = _checks.check_int(n, "n", "set_num_threads", min_value=1)
     _cpu().set_num_threads(n)
     _origin["source"] = "set_num_threads()"
 
@@ -244,7 +248,7 @@ def threads(n):
     >>> with matkern.threads(1):
     ...     y = matkern.fwht(np.ones(8))
     """
-    n = C.check_int(n, "n", "threads", min_value=1)
+    n = _checks.check_int(n, "n", "threads", min_value=1)
     c = _cpu()
     previous = c.get_local_threads()
     c.set_local_threads(n)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from . import _checks as C
+from . import _checks
 
 __all__ = ["band", "stencil27", "rmat", "uniform_random"]
 
@@ -34,9 +34,9 @@ _BYTES_PER_ENTRY = 64
 
 def _check_size(n_rows, n_cols, entries, what, fn):
     """Sizes that fit the 32-bit indices of the kernels and the memory of this machine."""
-    C.check_index_range(n_rows, "the number of rows", fn)
-    C.check_index_range(n_cols, "the number of columns", fn)
-    C.check_memory(int(entries) * _BYTES_PER_ENTRY, what, fn)
+    _checks.check_index_range(n_rows, "the number of rows", fn)
+    _checks.check_index_range(n_cols, "the number of columns", fn)
+    _checks.check_memory(int(entries) * _BYTES_PER_ENTRY, what, fn)
 
 
 def band(n, bandwidth, *, random_state=None):
@@ -52,10 +52,10 @@ def band(n, bandwidth, *, random_state=None):
     22
     """
     fn = "band"
-    n = C.check_int(n, "n", fn, min_value=1)
-    bandwidth = C.check_int(bandwidth, "bandwidth", fn, min_value=1, max_value=2 * n - 1)
+    n = _checks.check_int(n, "n", fn, min_value=1)
+    bandwidth = _checks.check_int(bandwidth, "bandwidth", fn, min_value=1, max_value=2 * n - 1)
     _check_size(n, n, n * (bandwidth // 2 * 2 + 1), f"n={n}, bandwidth={bandwidth}", fn)
-    rng = C.check_random_state(random_state, fn)
+    rng = _checks.check_random_state(random_state, fn)
     h = bandwidth // 2
     offsets = np.arange(-h, h + 1)
     rows = np.repeat(np.arange(n), offsets.size)
@@ -82,12 +82,12 @@ def stencil27(nx, ny=None, nz=None, *, random_state=None):
     ((64, 64), 1000)
     """
     fn = "stencil27"
-    nx = C.check_int(nx, "nx", fn, min_value=1)
-    ny = nx if ny is None else C.check_int(ny, "ny", fn, min_value=1)
-    nz = nx if nz is None else C.check_int(nz, "nz", fn, min_value=1)
+    nx = _checks.check_int(nx, "nx", fn, min_value=1)
+    ny = nx if ny is None else _checks.check_int(ny, "ny", fn, min_value=1)
+    nz = nx if nz is None else _checks.check_int(nz, "nz", fn, min_value=1)
     points = nx * ny * nz
     _check_size(points, points, 27 * points, f"nx, ny, nz = {nx}, {ny}, {nz}", fn)
-    rng = C.check_random_state(random_state, fn)
+    rng = _checks.check_random_state(random_state, fn)
     ix, iy, iz = np.meshgrid(np.arange(nx), np.arange(ny), np.arange(nz), indexing="ij")
     ix, iy, iz = (a.transpose(2, 1, 0).ravel() for a in (ix, iy, iz))  # x fastest
     rows_l, cols_l = [], []
@@ -122,16 +122,21 @@ def rmat(scale, edge_factor=16, *, a=0.57, b=0.19, c=0.19, random_state=None):
     (1024, 1024)
     """
     fn = "rmat"
-    scale = C.check_int(scale, "scale", fn, min_value=1, max_value=30)
-    edge_factor = C.check_int(edge_factor, "edge_factor", fn, min_value=1)
-    a = C.check_float(a, "a", fn, min_value=0.0, max_value=1.0)
-    b = C.check_float(b, "b", fn, min_value=0.0, max_value=1.0)
-    c = C.check_float(c, "c", fn, min_value=0.0, max_value=1.0)
+    scale = _checks.check_int(scale, "scale", fn, min_value=1, max_value=30)
+    edge_factor = _checks.check_int(edge_factor, "edge_factor", fn, min_value=1)
+    a = _checks.check_float(a, "a", fn, min_value=0.0, max_value=1.0)
+    b = _checks.check_float(b, "b", fn, min_value=0.0, max_value=1.0)
+    c = _checks.check_float(c, "c", fn, min_value=0.0, max_value=1.0)
     if a + b + c > 1.0:
         raise ValueError(f"{fn}(): a + b + c must be <= 1, got {a + b + c}")
-    _check_size(1 << scale, 1 << scale, edge_factor << scale,
-                f"scale={scale}, edge_factor={edge_factor}", fn)
-    rng = C.check_random_state(random_state, fn)
+    _check_size(
+        1 << scale,
+        1 << scale,
+        edge_factor << scale,
+        f"scale={scale}, edge_factor={edge_factor}",
+        fn,
+    )
+    rng = _checks.check_random_state(random_state, fn)
     n = 1 << scale
     m = edge_factor * n
     rows = np.zeros(m, dtype=np.int64)
@@ -159,12 +164,13 @@ def uniform_random(m, n=None, density=0.01, *, random_state=None):
     ((100, 200), 1000)
     """
     fn = "uniform_random"
-    m = C.check_int(m, "m", fn, min_value=1)
-    n = m if n is None else C.check_int(n, "n", fn, min_value=1)
-    density = C.check_float(density, "density", fn, min_value=0.0, max_value=1.0)
+    m = _checks.check_int(m, "m", fn, min_value=1)
+    n = m if n is None else _checks.check_int(n, "n", fn, min_value=1)
+    density = _checks.check_float(density, "density", fn, min_value=0.0, max_value=1.0)
     _check_size(m, n, density * m * n, f"m={m}, n={n}, density={density}", fn)
-    rng = C.check_random_state(random_state, fn)
-    A = sp.random(m, n, density=density, format="csr", random_state=rng,
-                  data_rvs=lambda k: _values(rng, k))
+    rng = _checks.check_random_state(random_state, fn)
+    A = sp.random(
+        m, n, density=density, format="csr", random_state=rng, data_rvs=lambda k: _values(rng, k)
+    )
     A.sort_indices()
     return A

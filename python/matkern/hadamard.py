@@ -7,8 +7,7 @@ import numbers
 
 import numpy as np
 
-from . import _checks as C
-from . import _dispatch as D
+from . import _checks, _dispatch
 from .reference import hadamard as ref
 
 __all__ = ["fwht", "FJLT", "fjlt", "johnson_lindenstrauss_min_dim"]
@@ -49,20 +48,20 @@ def fwht(x, axis=-1, normalize=False, out=None, *, backend=None):
     array([1., 1., 1., 1.])
     """
     fn = "fwht"
-    C.check_array(x, "x", fn, dtypes=_FLOATS, min_ndim=1, contiguous=False)
-    ax = C.normalize_axis(axis, x.ndim, "axis", fn)
+    _checks.check_array(x, "x", fn, dtypes=_FLOATS, min_ndim=1, contiguous=False)
+    ax = _checks.normalize_axis(axis, x.ndim, "axis", fn)
     n = x.shape[ax]
-    if not C.is_power_of_two(n):
+    if not _checks.is_power_of_two(n):
         raise ValueError(f"{fn}(): x must have a power-of-two length along axis {axis}, got {n}")
-    C.check_out(out, x.shape, x.dtype, x, "out", fn)
-    be = D.pick(fn, x, out, backend=backend)
+    _checks.check_out(out, x.shape, x.dtype, x, "out", fn)
+    be = _dispatch.pick(fn, x, out, backend=backend)
     if be == "reference":
-        y = D.like(ref.fwht(D.to_host(x), axis=ax, normalize=bool(normalize)), x)
+        y = _dispatch.like(ref.fwht(_dispatch.to_host(x), axis=ax, normalize=bool(normalize)), x)
         if out is None:
             return y
         out[...] = y
         return out
-    xp = D.array_module(x)
+    xp = _dispatch.array_module(x)
     if out is None:
         out = xp.empty(x.shape, dtype=x.dtype)
     outer = math.prod(x.shape[:ax])
@@ -70,14 +69,16 @@ def fwht(x, axis=-1, normalize=False, out=None, *, backend=None):
     flat = out.reshape(-1)
     if be == "cpu" and x.flags.c_contiguous and not np.may_share_memory(x, out):
         # Out of place in one pass: each row is copied just before it is transformed.
-        D.cpu().fwht_copy(x.reshape(-1), flat, outer, n, inner, bool(normalize))
+        _dispatch.cpu().fwht_copy(x.reshape(-1), flat, outer, n, inner, bool(normalize))
         return out
     if out is not x:
         out[...] = x
     if be == "cpu":
-        D.cpu().fwht_inplace(flat, outer, n, inner, bool(normalize))
+        _dispatch.cpu().fwht_inplace(flat, outer, n, inner, bool(normalize))
     else:
-        D.cuda().fwht_inplace(flat, outer, n, inner, bool(normalize), D.stream_ptr())
+        _dispatch.cuda().fwht_inplace(
+            flat, outer, n, inner, bool(normalize), _dispatch.stream_ptr()
+        )
     return out
 
 
@@ -92,8 +93,8 @@ def johnson_lindenstrauss_min_dim(n_samples, eps=0.1):
     332
     """
     fn = "johnson_lindenstrauss_min_dim"
-    n_samples = C.check_int(n_samples, "n_samples", fn, min_value=1)
-    eps = C.check_float(eps, "eps", fn, min_value=0.0, max_value=1.0, strict=True)
+    n_samples = _checks.check_int(n_samples, "n_samples", fn, min_value=1)
+    eps = _checks.check_float(eps, "eps", fn, min_value=0.0, max_value=1.0, strict=True)
     if eps >= 1.0:
         raise ValueError(f"{fn}(): eps must be < 1, got {eps}")
     return int(4 * np.log(n_samples) / (eps**2 / 2 - eps**3 / 3))
@@ -147,8 +148,9 @@ class FJLT:
     ((100, 64), dtype('float32'))
     """
 
-    def __init__(self, n_components="auto", *, eps=0.1, density=None, random_state=None,
-                 backend=None):
+    def __init__(
+        self, n_components="auto", *, eps=0.1, density=None, random_state=None, backend=None
+    ):
         self.n_components = n_components
         self.eps = eps
         self.density = density
@@ -158,7 +160,7 @@ class FJLT:
     def fit(self, X, y=None):
         """Draw D and P for inputs shaped like X (n_samples x n_features). Returns self."""
         fn = "FJLT.fit"
-        C.check_array(X, "X", fn, dtypes=_FLOATS, ndim=2, contiguous=False)
+        _checks.check_array(X, "X", fn, dtypes=_FLOATS, ndim=2, contiguous=False)
         n, d = X.shape
         from .randproj import _check_backend, _n_components
 
@@ -168,15 +170,18 @@ class FJLT:
         if self.density is None:
             q = min(1.0, math.log(max(n, 2)) ** 2 / dpad)
         else:
-            q = C.check_float(self.density, "density", fn, min_value=0.0, max_value=1.0,
-                              strict=True)
+            q = _checks.check_float(
+                self.density, "density", fn, min_value=0.0, max_value=1.0, strict=True
+            )
         _check_backend(self.backend, fn)
-        C.check_index_range(dpad, "padded n_features", fn)
+        _checks.check_index_range(dpad, "padded n_features", fn)
         rng = _check_seed(self.random_state, fn)
         # Refuse what cannot fit before drawing: P's expected entries (12 bytes each in CSR),
         # with 6 standard deviations of slack.
         mean = k * dpad * q
-        C.check_memory(12 * (mean + 6 * math.sqrt(mean) + 1) + 8 * (k + d), "the projection P", fn)
+        _checks.check_memory(
+            12 * (mean + 6 * math.sqrt(mean) + 1) + 8 * (k + d), "the projection P", fn
+        )
         signs = rng.integers(0, 2, size=d).astype(np.float64)
         signs *= 2.0
         signs -= 1.0
@@ -193,18 +198,20 @@ class FJLT:
         """projection_ and signs_ are public attributes: check what the kernels (and scipy)
         will index with, so that a modified projection_ gives an error, not an out-of-bounds
         read."""
-        from . import _sparse_input as S
         import scipy.sparse as sp
+
+        from . import _sparse_input
 
         P = self.projection_
         k, dpad, d = self.n_components_, self.padded_features_, self.n_features_in_
         if not sp.issparse(P) or P.format != "csr" or tuple(P.shape) != (k, dpad):
-            raise ValueError(f"{fn}(): projection_ must be a ({k}, {dpad}) CSR matrix, got "
-                             f"{type(P).__name__} of shape {getattr(P, 'shape', None)}")
-        S.check_compressed(P.indptr, P.indices, k, dpad, "projection_", fn, data=P.data)
+            raise ValueError(
+                f"{fn}(): projection_ must be a ({k}, {dpad}) CSR matrix, got "
+                f"{type(P).__name__} of shape {getattr(P, 'shape', None)}"
+            )
+        _sparse_input.check_compressed(P.indptr, P.indices, k, dpad, "projection_", fn, data=P.data)
         if np.shape(self.signs_) != (d,):
-            raise ValueError(f"{fn}(): signs_ must have shape ({d},), got "
-                             f"{np.shape(self.signs_)}")
+            raise ValueError(f"{fn}(): signs_ must have shape ({d},), got {np.shape(self.signs_)}")
         return P
 
     def _arrays(self, dtype, xp):
@@ -227,34 +234,35 @@ class FJLT:
         fn = "FJLT.transform"
         if not hasattr(self, "projection_"):
             raise RuntimeError(f"{fn}(): call fit() first")
-        C.check_array(X, "X", fn, dtypes=_FLOATS, ndim=2)
+        _checks.check_array(X, "X", fn, dtypes=_FLOATS, ndim=2)
         if X.shape[1] != self.n_features_in_:
             raise ValueError(
                 f"{fn}(): X must have {self.n_features_in_} columns (as fitted), got {X.shape[1]}"
             )
-        be = D.pick(fn, X, backend=self.backend)
+        be = _dispatch.pick(fn, X, backend=self.backend)
         k, dpad = self.n_components_, self.padded_features_
         if be == "reference":
             # sparse: never a dense k x d' array
             Pd = self._check_state(fn).astype(X.dtype)
-            Xh = D.to_host(X)
-            return D.like(ref.fjlt(Xh, self.signs_.astype(X.dtype), Pd, self.scale_), X)
-        xp = D.array_module(X)
+            Xh = _dispatch.to_host(X)
+            return _dispatch.like(ref.fjlt(Xh, self.signs_.astype(X.dtype), Pd, self.scale_), X)
+        xp = _dispatch.array_module(X)
         signs, indptr, indices, data = self._arrays(X.dtype, xp)
         out = xp.empty((X.shape[0], k), dtype=X.dtype)
         # The kernels run the unnormalized FWHT: fold its 1/sqrt(d') into the final scale.
         scale = self.scale_ / math.sqrt(dpad)
         if be == "cpu":
-            D.cpu().fjlt_transform(X, signs, indptr, indices, data, dpad, scale, out)
+            _dispatch.cpu().fjlt_transform(X, signs, indptr, indices, data, dpad, scale, out)
             return out
         # GPU: the padded transform needs rows x d' scratch; bound it to ~256 MiB per chunk.
-        cuda, stream = D.cuda(), D.stream_ptr()
+        cuda, stream = _dispatch.cuda(), _dispatch.stream_ptr()
         step = max(1, (256 << 20) // (dpad * X.dtype.itemsize))
         for r0 in range(0, X.shape[0], step):
             xs = X[r0 : r0 + step]
             scratch = xp.empty((xs.shape[0], dpad), dtype=X.dtype)
-            cuda.fjlt_transform(xs, signs, indptr, indices, data, dpad, scale, scratch,
-                                out[r0 : r0 + step], stream)
+            cuda.fjlt_transform(
+                xs, signs, indptr, indices, data, dpad, scale, scratch, out[r0 : r0 + step], stream
+            )
         return out
 
     def fit_transform(self, X, y=None):
@@ -272,8 +280,11 @@ class FJLT:
             raise RuntimeError("FJLT.components_: call fit() first")
         if self._components is None:
             k, d, dpad = self.n_components_, self.n_features_in_, self.padded_features_
-            C.check_memory(8 * k * d * 1.25 + 8 * dpad, "components_ (a dense k x d matrix)",
-                           "FJLT.components_")
+            _checks.check_memory(
+                8 * k * d * 1.25 + 8 * dpad,
+                "components_ (a dense k x d matrix)",
+                "FJLT.components_",
+            )
             P = self._check_state("FJLT.components_")
             out = np.empty((k, d), dtype=np.float64)
             rows = max(1, min(k, (k * d) // (4 * dpad)))
@@ -295,9 +306,11 @@ def _check_seed(random_state, fn):
     argument (numpy's own message does not)."""
     if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
         if int(random_state) < 0:
-            raise ValueError(f"{fn}(): random_state must be None, a nonnegative int, a numpy "
-                             f"Generator or RandomState, got {int(random_state)}")
-    return C.check_random_state(random_state, fn)
+            raise ValueError(
+                f"{fn}(): random_state must be None, a nonnegative int, a numpy "
+                f"Generator or RandomState, got {int(random_state)}"
+            )
+    return _checks.check_random_state(random_state, fn)
 
 
 # Expected nonzeros of P drawn per block of rows: bounds the draw's scratch (a few MB).
@@ -341,7 +354,7 @@ def _draw_projection(rng, k, dpad, q):
     indptr = np.zeros(k + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
     vals = rng.standard_normal(cols.size)
-    if cols.size <= C.INT32_MAX:
+    if cols.size <= _checks.INT32_MAX:
         indptr = indptr.astype(np.int32)
     return sp.csr_matrix((vals, cols, indptr), shape=(k, dpad))
 
@@ -355,5 +368,6 @@ def fjlt(X, n_components="auto", *, eps=0.1, density=None, random_state=None, ba
     -------
     >>> Y = matkern.fjlt(np.ones((10, 300), np.float32), 16, random_state=1)  # doctest: +SKIP
     """
-    return FJLT(n_components, eps=eps, density=density, random_state=random_state,
-                backend=backend).fit_transform(X)
+    return FJLT(
+        n_components, eps=eps, density=density, random_state=random_state, backend=backend
+    ).fit_transform(X)

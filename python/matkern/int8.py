@@ -2,8 +2,9 @@
 
 ``int8_quantize(W)`` packs a weight once; ``int8_matmul(X, Wq)`` quantizes X per row on the fly,
 multiplies in int8 with exact int32 sums, scales, and adds the float product of the outlier
-feature columns. CPU: AVX2 vpmaddwd kernels (portable fallback), OpenMP. GPU: int8 tensor cores
-(mma.sync m16n8k32) with a fused epilogue, and a dp4a GEMV path for a few rows.
+feature columns. CPU: AVX2 vpmaddwd kernels (portable fallback) on the helper pool
+(cpp/parallel.hpp). GPU: int8 tensor cores (mma.sync m16n8k32) with a fused epilogue, and a
+dp4a GEMV path for a few rows.
 
 Orientation: every product here is "linear layer" style, ``A (M, K) @ B.T`` with B (N, K).
 
@@ -16,8 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _checks as C
-from . import _dispatch as D
+from . import _checks, _dispatch
 from .reference import int8 as ref
 
 __all__ = ["Int8Weight", "int8_quantize", "int8_matmul", "Int8Linear", "int8_gemm"]
@@ -73,7 +73,7 @@ class Int8Weight:
 
     def dequantize(self):
         """The float32 weight the codes stand for, codes * scale / 127 (N, K)."""
-        xp = D.array_module(self.scale)
+        xp = _dispatch.array_module(self.scale)
         return ref.dequantize_rows(self.codes, self.scale, xp)
 
     def __repr__(self):
@@ -107,15 +107,16 @@ def int8_quantize(W, *, backend=None):
            [  0, 127]], dtype=int8), array([1., 2.], dtype=float32))
     """
     fn = "int8_quantize"
-    C.check_array(W, "W", fn, dtypes=_XTYPES, ndim=2, contiguous=False, finite=True)
+    _checks.check_array(W, "W", fn, dtypes=_XTYPES, ndim=2, contiguous=False, finite=True)
     n, k = W.shape
-    C.check_index_range(n, "W.shape[0]", fn)
-    C.check_index_range(k, "W.shape[1]", fn)
+    _checks.check_index_range(n, "W.shape[0]", fn)
+    _checks.check_index_range(k, "W.shape[1]", fn)
     if k > _QUANT_KMAX:
-        raise ValueError(f"{fn}(): in_features = {k} could overflow the int32 sums (max "
-                         f"{_QUANT_KMAX})")
-    be = D.pick(fn, W, backend=backend)
-    xp = D.array_module(W)
+        raise ValueError(
+            f"{fn}(): in_features = {k} could overflow the int32 sums (max {_QUANT_KMAX})"
+        )
+    be = _dispatch.pick(fn, W, backend=backend)
+    xp = _dispatch.array_module(W)
     scale = xp.empty(n, xp.float32)
     if be == "cuda":
         kp = -(-k // _GPU_KALIGN) * _GPU_KALIGN
@@ -163,8 +164,10 @@ def _cpu_kpad(k):
 
 def _check_weight(Wq, fn):
     if not isinstance(Wq, Int8Weight):
-        raise TypeError(f"{fn}(): Wq must be an Int8Weight (from matkern.int8_quantize), got "
-                        f"{type(Wq).__module__}.{type(Wq).__name__}")
+        raise TypeError(
+            f"{fn}(): Wq must be an Int8Weight (from matkern.int8_quantize), got "
+            f"{type(Wq).__module__}.{type(Wq).__name__}"
+        )
 
 
 def _outlier_columns(X2, threshold, xp):
@@ -213,32 +216,36 @@ def int8_matmul(X, Wq, *, threshold=6.0, bias=None, backend=None):
     True
     """
     fn = "int8_matmul"
-    C.check_array(X, "X", fn, dtypes=_XTYPES, min_ndim=1, contiguous=False, allow_empty=True)
+    _checks.check_array(X, "X", fn, dtypes=_XTYPES, min_ndim=1, contiguous=False, allow_empty=True)
     _check_weight(Wq, fn)
-    threshold = C.check_float(threshold, "threshold", fn, min_value=0.0)
+    threshold = _checks.check_float(threshold, "threshold", fn, min_value=0.0)
     n, k = Wq.shape
     if X.shape[-1] != k:
         raise ValueError(f"{fn}(): X must have {k} columns (Wq.in_features), got shape {X.shape}")
     if bias is not None:
-        C.check_array(bias, "bias", fn, dtypes=_XTYPES, ndim=1, contiguous=False)
+        _checks.check_array(bias, "bias", fn, dtypes=_XTYPES, ndim=1, contiguous=False)
         if bias.shape[0] != n:
             raise ValueError(f"{fn}(): bias must have shape ({n},), got {bias.shape}")
-    be = D.pick(fn, X, Wq.scale, bias, backend=backend)
+    be = _dispatch.pick(fn, X, Wq.scale, bias, backend=backend)
     if (be == "cuda") != (Wq.device == "cuda"):
-        raise ValueError(f"{fn}(): Wq was quantized for {Wq.device!r} but X is on "
-                         f"{'cuda' if D.is_cupy_array(X) else 'cpu'}")
+        raise ValueError(
+            f"{fn}(): Wq was quantized for {Wq.device!r} but X is on "
+            f"{'cuda' if _dispatch.is_cupy_array(X) else 'cpu'}"
+        )
     lead = X.shape[:-1]
     m = int(np.prod(lead)) if lead else 1
-    C.check_index_range(m, "the number of rows of X", fn)
-    xp = D.array_module(X)
+    _checks.check_index_range(m, "the number of rows of X", fn)
+    xp = _dispatch.array_module(X)
     if m == 0:
         return xp.zeros(lead + (n,), X.dtype)
     X2 = X.reshape(m, k)
     if be == "reference":
-        codes = D.to_host(Wq.codes)
-        b = None if bias is None else D.to_host(bias)
-        out = ref.int8_matmul(D.to_host(X2), codes, D.to_host(Wq.scale), threshold, b)
-        return D.like(out, X).reshape(lead + (n,))
+        codes = _dispatch.to_host(Wq.codes)
+        b = None if bias is None else _dispatch.to_host(bias)
+        out = ref.int8_matmul(
+            _dispatch.to_host(X2), codes, _dispatch.to_host(Wq.scale), threshold, b
+        )
+        return _dispatch.like(out, X).reshape(lead + (n,))
     cols = _outlier_columns(X2, threshold, xp)
     b32 = None if bias is None else xp.ascontiguousarray(bias, dtype=xp.float32)
     xo = wo = None
@@ -270,8 +277,8 @@ _FUSED_WORK = 16384
 
 
 def _cpu_matmul(X2, Wq, cols, b32, xo, wo):
-    cpu = D.cpu()
-    m, k = X2.shape
+    cpu = _dispatch.cpu()
+    m = X2.shape[0]
     n = Wq.shape[0]
     kp = Wq._packed.shape[1] * 2
     xf = np.ascontiguousarray(X2, dtype=np.float32)
@@ -295,8 +302,8 @@ def _cpu_matmul(X2, Wq, cols, b32, xo, wo):
 
 
 def _cuda_matmul(X2, Wq, cols, b32, addend):
-    cp = D.cupy_module()
-    cu = D.cuda()
+    cp = _dispatch.cupy_module()
+    cu = _dispatch.cuda()
     m, k = X2.shape
     n, kp = Wq.shape[0], Wq._packed.shape[1]
     x = cp.ascontiguousarray(X2)
@@ -309,7 +316,7 @@ def _cuda_matmul(X2, Wq, cols, b32, addend):
     half = x.dtype == cp.float16
     xv = x.view(cp.uint16) if half else x
     ov = out.view(cp.uint16) if half else out
-    s = D.stream_ptr()
+    s = _dispatch.stream_ptr()
     cu.int8_quantize_rows(xv, mask, q, sx, s)
     cu.int8_gemm_scaled(q, Wq._packed, sx, Wq.scale, b32, addend, ov, s)
     return out
@@ -338,12 +345,15 @@ class Int8Linear:
     def __init__(self, W, bias=None, threshold=6.0, *, backend=None):
         self.weight = int8_quantize(W, backend=backend)
         if bias is not None:
-            C.check_array(bias, "bias", "Int8Linear", dtypes=_XTYPES, ndim=1, contiguous=False)
+            _checks.check_array(
+                bias, "bias", "Int8Linear", dtypes=_XTYPES, ndim=1, contiguous=False
+            )
             if bias.shape[0] != W.shape[0]:
-                raise ValueError(f"Int8Linear(): bias must have shape ({W.shape[0]},), got "
-                                 f"{bias.shape}")
+                raise ValueError(
+                    f"Int8Linear(): bias must have shape ({W.shape[0]},), got {bias.shape}"
+                )
         self.bias = bias
-        self.threshold = C.check_float(threshold, "threshold", "Int8Linear", min_value=0.0)
+        self.threshold = _checks.check_float(threshold, "threshold", "Int8Linear", min_value=0.0)
         self.backend = backend
 
     @property
@@ -355,12 +365,15 @@ class Int8Linear:
         return self.weight.out_features
 
     def __call__(self, X):
-        return int8_matmul(X, self.weight, threshold=self.threshold, bias=self.bias,
-                           backend=self.backend)
+        return int8_matmul(
+            X, self.weight, threshold=self.threshold, bias=self.bias, backend=self.backend
+        )
 
     def __repr__(self):
-        return (f"Int8Linear(in_features={self.in_features}, out_features={self.out_features}, "
-                f"threshold={self.threshold}, device={self.weight.device!r})")
+        return (
+            f"Int8Linear(in_features={self.in_features}, out_features={self.out_features}, "
+            f"threshold={self.threshold}, device={self.weight.device!r})"
+        )
 
 
 def int8_gemm(A, B, *, backend=None):
@@ -383,25 +396,27 @@ def int8_gemm(A, B, *, backend=None):
     array([[ 254, -125]], dtype=int32)
     """
     fn = "int8_gemm"
-    C.check_array(A, "A", fn, dtypes=(np.int8,), ndim=2, contiguous=False, allow_empty=True)
-    C.check_array(B, "B", fn, dtypes=(np.int8,), ndim=2, contiguous=False, allow_empty=True)
+    _checks.check_array(A, "A", fn, dtypes=(np.int8,), ndim=2, contiguous=False, allow_empty=True)
+    _checks.check_array(B, "B", fn, dtypes=(np.int8,), ndim=2, contiguous=False, allow_empty=True)
     if A.shape[1] != B.shape[1]:
-        raise ValueError(f"{fn}(): A and B must have the same number of columns K (A @ B.T), "
-                         f"got A {A.shape} and B {B.shape}")
+        raise ValueError(
+            f"{fn}(): A and B must have the same number of columns K (A @ B.T), "
+            f"got A {A.shape} and B {B.shape}"
+        )
     m, k = A.shape
     n = B.shape[0]
     if k > _GEMM_KMAX:
         raise ValueError(f"{fn}(): K = {k} could overflow the int32 sums (max {_GEMM_KMAX})")
-    C.check_index_range(m, "A.shape[0]", fn)
-    C.check_index_range(n, "B.shape[0]", fn)
-    be = D.pick(fn, A, B, backend=backend)
-    xp = D.array_module(A)
+    _checks.check_index_range(m, "A.shape[0]", fn)
+    _checks.check_index_range(n, "B.shape[0]", fn)
+    be = _dispatch.pick(fn, A, B, backend=backend)
+    xp = _dispatch.array_module(A)
     if m == 0 or n == 0 or k == 0:
         return xp.zeros((m, n), xp.int32)
     if be == "reference":
-        return D.like(ref.int8_gemm(D.to_host(A), D.to_host(B)), A)
+        return _dispatch.like(ref.int8_gemm(_dispatch.to_host(A), _dispatch.to_host(B)), A)
     if be == "cpu":
-        cpu = D.cpu()
+        cpu = _dispatch.cpu()
         kp = _cpu_kpad(k)
         aq = np.empty((m, kp), np.int16)
         cpu.int8_widen(np.ascontiguousarray(A), aq)
@@ -412,12 +427,12 @@ def int8_gemm(A, B, *, backend=None):
         out = np.empty((m, n), np.int32)
         cpu.int8_gemm_i32(aq, packed.reshape(-1), n, out)
         return out
-    cp = D.cupy_module()
+    cp = _dispatch.cupy_module()
     kp = -(-k // _GPU_KALIGN) * _GPU_KALIGN
     ap = cp.zeros((m, kp), cp.int8)
     ap[:, :k] = A
     bp = cp.zeros((n, kp), cp.int8)
     bp[:, :k] = B
     out = cp.empty((m, n), cp.int32)
-    D.cuda().int8_gemm_i32(ap, bp, out, D.stream_ptr())
+    _dispatch.cuda().int8_gemm_i32(ap, bp, out, _dispatch.stream_ptr())
     return out

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _checks as C
-from . import _dispatch as D
-from . import _lut_layout as L
+from . import _checks, _dispatch, _lut_layout
 from .reference import lut as ref
 
 __all__ = ["LUTWeight", "lut_quantize", "lut_dequantize", "lut_matmul", "LUT_TABLES"]
@@ -69,24 +67,26 @@ class LUTWeight:
         return int(self.packed.nbytes + self.scales.nbytes + self.table.nbytes)
 
     def __repr__(self):
-        return (f"LUTWeight(shape={self.shape}, bits={self.bits}, group_size={self.group_size}, "
-                f"table={self.table_name!r}, device={self.device!r}, nbytes={self.nbytes})")
+        return (
+            f"LUTWeight(shape={self.shape}, bits={self.bits}, group_size={self.group_size}, "
+            f"table={self.table_name!r}, device={self.device!r}, nbytes={self.nbytes})"
+        )
 
     def codes(self):
         """The unpacked codes, uint8 (N, K), on the weight's device."""
         N, K = self.shape
         if self.layout == "gpu":
-            return L.unpack_gpu(self.packed, self.bits, N, K)
-        return L.unpack_cpu(self.packed, self.bits, K)
+            return _lut_layout.unpack_gpu(self.packed, self.bits, N, K)
+        return _lut_layout.unpack_cpu(self.packed, self.bits, K)
 
     def to_device(self, device):
         """This weight on ``device`` ("cpu" or "cuda"), repacked for that device's kernels."""
         fn = "LUTWeight.to_device"
-        C.check_choice(device, "device", fn, ("cpu", "cuda"))
+        _checks.check_choice(device, "device", fn, ("cpu", "cuda"))
         if device == self.device:
             return self
-        codes = D.to_host(self.codes())
-        table, scales = D.to_host(self.table), D.to_host(self.scales)
+        codes = _dispatch.to_host(self.codes())
+        table, scales = _dispatch.to_host(self.table), _dispatch.to_host(self.scales)
         return _build(codes, scales, table, self.bits, self.group_size, self.table_name, device)
 
     def dequantize(self):
@@ -97,25 +97,44 @@ class LUTWeight:
 def _build(codes, scales, table, bits, group_size, table_name, device):
     N, K = codes.shape
     if device == "cuda":
-        cp = D.cupy_module()
-        packed = cp.asarray(L.pack_gpu(codes, bits))
-        return LUTWeight((N, K), bits, group_size, table_name, cp.asarray(table),
-                         cp.asarray(scales), packed, "gpu")
-    return LUTWeight((N, K), bits, group_size, table_name, table, scales,
-                     L.pack_cpu(codes, bits), "cpu")
+        cp = _dispatch.cupy_module()
+        packed = cp.asarray(_lut_layout.pack_gpu(codes, bits))
+        return LUTWeight(
+            (N, K),
+            bits,
+            group_size,
+            table_name,
+            cp.asarray(table),
+            cp.asarray(scales),
+            packed,
+            "gpu",
+        )
+    return LUTWeight(
+        (N, K),
+        bits,
+        group_size,
+        table_name,
+        table,
+        scales,
+        _lut_layout.pack_cpu(codes, bits),
+        "cpu",
+    )
 
 
 def _check_table(table, bits, fn):
     if isinstance(table, str):
-        C.check_choice(table, "table", fn, LUT_TABLES)
+        _checks.check_choice(table, "table", fn, LUT_TABLES)
         if table in ("fp4", "nf4") and bits != 4:
-            raise ValueError(f"{fn}(): table {table!r} has 16 values and needs bits=4, got "
-                             f"bits={bits}")
+            raise ValueError(
+                f"{fn}(): table {table!r} has 16 values and needs bits=4, got bits={bits}"
+            )
         return table
-    if not (isinstance(table, (list, tuple, np.ndarray)) or D.is_cupy_array(table)):
-        raise TypeError(f"{fn}(): table must be one of {LUT_TABLES} or an array of 2**bits "
-                        f"values, got {type(table).__name__}")
-    t = np.asarray(D.to_host(table))
+    if not (isinstance(table, (list, tuple, np.ndarray)) or _dispatch.is_cupy_array(table)):
+        raise TypeError(
+            f"{fn}(): table must be one of {LUT_TABLES} or an array of 2**bits "
+            f"values, got {type(table).__name__}"
+        )
+    t = np.asarray(_dispatch.to_host(table))
     if t.dtype.kind not in "iuf":
         raise TypeError(f"{fn}(): table must hold real numbers, got dtype {t.dtype}")
     if t.size != 1 << bits:
@@ -123,8 +142,10 @@ def _check_table(table, bits, fn):
     if not np.isfinite(t).all():
         raise ValueError(f"{fn}(): table must be finite, got NaN or Inf")
     if t.size and np.abs(t.astype(np.float64)).max() > np.finfo(np.float32).max:
-        raise ValueError(f"{fn}(): table values must fit float32 (|value| <= 3.4028235e+38), "
-                         f"got max |value| = {np.abs(t.astype(np.float64)).max():.6g}")
+        raise ValueError(
+            f"{fn}(): table values must fit float32 (|value| <= 3.4028235e+38), "
+            f"got max |value| = {np.abs(t.astype(np.float64)).max():.6g}"
+        )
     t = t.astype(np.float32).reshape(-1)
     if not np.abs(t).max() > 0:
         raise ValueError(f"{fn}(): table must have a nonzero value")
@@ -135,10 +156,10 @@ def lut_quantize(W, bits=4, group_size=128, table="nf4"):
     """Quantize a weight matrix to ``bits``-bit codes into a lookup table with group scales.
 
     Each row of W is cut into groups of ``group_size`` consecutive inputs; a group's scale is
-    ``max|W_group| / max|table|`` and each weight
-    becomes the index of the table value nearest ``W / scale`` (ties: the smaller value).
-    Values exactly ``table[c] * scale`` come back exactly. The quantization runs on the host
-    (NumPy); a CuPy W is copied over and the result is packed for the GPU kernels.
+    ``max|W_group| / max|table|`` and each weight becomes the index of the table value nearest
+    ``W / scale`` (ties: the smaller value). Values exactly ``table[c] * scale`` come back
+    exactly. The quantization runs on the host (NumPy); a CuPy W is copied over and the result
+    is packed for the GPU kernels.
 
     Parameters
     ----------
@@ -170,23 +191,32 @@ def lut_quantize(W, bits=4, group_size=128, table="nf4"):
     >>> err = np.linalg.norm(matkern.lut_dequantize(qw) - W) / np.linalg.norm(W)  # ~0.1
     """
     fn = "lut_quantize"
-    C.check_array(W, "W", fn, dtypes=(np.float16, np.float32, np.float64), ndim=2,
-                  contiguous=False, finite=True)
-    bits = C.check_int(bits, "bits", fn)
-    C.check_choice(bits, "bits", fn, _BITS)
-    group_size = C.check_int(group_size, "group_size", fn)
-    C.check_choice(group_size, "group_size", fn, _GROUPS)
+    _checks.check_array(
+        W,
+        "W",
+        fn,
+        dtypes=(np.float16, np.float32, np.float64),
+        ndim=2,
+        contiguous=False,
+        finite=True,
+    )
+    bits = _checks.check_int(bits, "bits", fn)
+    _checks.check_choice(bits, "bits", fn, _BITS)
+    group_size = _checks.check_int(group_size, "group_size", fn)
+    _checks.check_choice(group_size, "group_size", fn, _GROUPS)
     tab = _check_table(table, bits, fn)
     N, K = W.shape
     if K % group_size:
-        raise ValueError(f"{fn}(): W's in_features (K = {K}) must be a multiple of group_size "
-                         f"= {group_size} (pad W and X with zero columns)")
-    C.check_index_range(N, "N (out_features)", fn)
-    C.check_index_range(K, "K (in_features)", fn)
+        raise ValueError(
+            f"{fn}(): W's in_features (K = {K}) must be a multiple of group_size "
+            f"= {group_size} (pad W and X with zero columns)"
+        )
+    _checks.check_index_range(N, "N (out_features)", fn)
+    _checks.check_index_range(K, "K (in_features)", fn)
     values, reach = ref.lut_table(tab, bits)
     ref.check_quantizable(W, values, reach, fn)
     name = tab if isinstance(tab, str) else "custom"
-    device = D.device_of(W)
+    device = _dispatch.device_of(W)
     # A chunk of rows at a time (~1 MiB of weights: float64 and int64 temporaries of a few
     # MiB), packed straight into the result: the call holds W, the packed codes and the
     # scales plus one chunk's temporaries (it peaked at 5x W when quantizing all of W at once).
@@ -198,23 +228,33 @@ def lut_quantize(W, bits=4, group_size=128, table="nf4"):
         packed = np.empty((N, K * bits // 32), np.uint32)
     for r0 in range(0, N, step):
         r1 = min(N, r0 + step)
-        codes, scales[r0:r1] = ref.quantize_rows(D.to_host(W[r0:r1]), values, reach, group_size,
-                                                 fn)
+        codes, scales[r0:r1] = ref.quantize_rows(
+            _dispatch.to_host(W[r0:r1]), values, reach, group_size, fn
+        )
         if device == "cuda":
-            packed[r0 // 16 : -(-r1 // 16)] = L.pack_gpu(codes, bits)
+            packed[r0 // 16 : -(-r1 // 16)] = _lut_layout.pack_gpu(codes, bits)
         else:
-            packed[r0:r1] = L.pack_cpu(codes, bits)
+            packed[r0:r1] = _lut_layout.pack_cpu(codes, bits)
     if device == "cuda":
-        cp = D.cupy_module()
-        return LUTWeight((N, K), bits, group_size, name, cp.asarray(values), cp.asarray(scales),
-                         cp.asarray(packed), "gpu")
+        cp = _dispatch.cupy_module()
+        return LUTWeight(
+            (N, K),
+            bits,
+            group_size,
+            name,
+            cp.asarray(values),
+            cp.asarray(scales),
+            cp.asarray(packed),
+            "gpu",
+        )
     return LUTWeight((N, K), bits, group_size, name, values, scales, packed, "cpu")
 
 
 def _check_weight(qw, fn):
     if not isinstance(qw, LUTWeight):
-        raise TypeError(f"{fn}(): qw must be a matkern.LUTWeight (from lut_quantize), got "
-                        f"{type(qw).__name__}")
+        raise TypeError(
+            f"{fn}(): qw must be a matkern.LUTWeight (from lut_quantize), got {type(qw).__name__}"
+        )
 
 
 def lut_dequantize(qw, *, backend=None):
@@ -236,15 +276,17 @@ def lut_dequantize(qw, *, backend=None):
     """
     fn = "lut_dequantize"
     _check_weight(qw, fn)
-    be = D.pick(fn, qw.packed, backend=backend)
+    be = _dispatch.pick(fn, qw.packed, backend=backend)
     N, K = qw.shape
     if be == "cpu":
         out = np.empty((N, K), np.float32)
-        D.cpu().lut_dequantize(qw.packed, qw.scales, qw.table, qw.bits, qw.group_size, K, out)
+        _dispatch.cpu().lut_dequantize(
+            qw.packed, qw.scales, qw.table, qw.bits, qw.group_size, K, out
+        )
         return out
     # reference and cuda: unpack with array ops on the weight's device (dequantization is an
     # offline step; the fused matmul never materializes this matrix)
-    xp = D.array_module(qw.packed)
+    xp = _dispatch.array_module(qw.packed)
     codes = qw.codes()
     w = qw.table[codes.astype(xp.int64)].reshape(N, K // qw.group_size, qw.group_size)
     return (w * qw.scales[..., None]).reshape(N, K).astype(xp.float32)
@@ -311,37 +353,49 @@ def lut_matmul(X, qw, bias=None, *, compute=None, backend=None):
     """
     fn = "lut_matmul"
     _check_weight(qw, fn)
-    C.check_array(X, "X", fn, dtypes=_X_DTYPES, ndim=(1, 2))
+    _checks.check_array(X, "X", fn, dtypes=_X_DTYPES, ndim=(1, 2))
     N, K = qw.shape
     if X.shape[-1] != K:
-        raise ValueError(f"{fn}(): X must have K = {K} columns (qw's in_features), got shape "
-                         f"{X.shape}")
+        raise ValueError(
+            f"{fn}(): X must have K = {K} columns (qw's in_features), got shape {X.shape}"
+        )
     if bias is not None:
-        C.check_array(bias, "bias", fn, dtypes=_X_DTYPES, ndim=1)
+        _checks.check_array(bias, "bias", fn, dtypes=_X_DTYPES, ndim=1)
         if bias.shape[0] != N:
             raise ValueError(f"{fn}(): bias must have shape ({N},), got {bias.shape}")
     if compute is not None:
-        C.check_choice(compute, "compute", fn, ("float16", "bfloat16"))
+        _checks.check_choice(compute, "compute", fn, ("float16", "bfloat16"))
         if compute == "bfloat16" and X.dtype != np.float32:
-            raise TypeError(f"{fn}(): compute='bfloat16' takes float32 X (CuPy has no "
-                            f"bfloat16 dtype), got {X.dtype}")
-    if D.device_of(X) != qw.device:
-        raise ValueError(f"{fn}(): X is on {D.device_of(X)} but qw on {qw.device} (use "
-                         f"qw.to_device({D.device_of(X)!r}))")
-    be = D.pick(fn, X, bias, qw.packed, backend=backend)
+            raise TypeError(
+                f"{fn}(): compute='bfloat16' takes float32 X (CuPy has no "
+                f"bfloat16 dtype), got {X.dtype}"
+            )
+    if _dispatch.device_of(X) != qw.device:
+        raise ValueError(
+            f"{fn}(): X is on {_dispatch.device_of(X)} but qw on {qw.device} (use "
+            f"qw.to_device({_dispatch.device_of(X)!r}))"
+        )
+    be = _dispatch.pick(fn, X, bias, qw.packed, backend=backend)
     X2 = X.reshape(1, K) if X.ndim == 1 else X
     M = X2.shape[0]
-    C.check_index_range(M, "M (rows of X)", fn)
+    _checks.check_index_range(M, "M (rows of X)", fn)
     if be == "reference":
-        codes = D.to_host(qw.codes())
-        y = ref.lut_matmul_codes(D.to_host(X2), codes, D.to_host(qw.scales),
-                                 D.to_host(qw.table), None if bias is None else D.to_host(bias))
-        y = D.like(y.astype(X.dtype), X)
+        codes = _dispatch.to_host(qw.codes())
+        y = ref.lut_matmul_codes(
+            _dispatch.to_host(X2),
+            codes,
+            _dispatch.to_host(qw.scales),
+            _dispatch.to_host(qw.table),
+            None if bias is None else _dispatch.to_host(bias),
+        )
+        y = _dispatch.like(y.astype(X.dtype), X)
     elif be == "cpu":
         xf = X2 if X2.dtype == np.float32 else X2.astype(np.float32)
         bf = _NO_BIAS if bias is None else bias.astype(np.float32, copy=False)
         y = np.empty((M, N), np.float32)
-        D.cpu().lut_matmul(xf, qw.packed, qw.scales, qw.table, qw.bits, qw.group_size, bf, y)
+        _dispatch.cpu().lut_matmul(
+            xf, qw.packed, qw.scales, qw.table, qw.bits, qw.group_size, bf, y
+        )
         if X.dtype != np.float32:
             y = y.astype(X.dtype)
     else:
@@ -350,7 +404,7 @@ def lut_matmul(X, qw, bias=None, *, compute=None, backend=None):
 
 
 def _matmul_cuda(X, qw, bias, compute):
-    cp = D.cupy_module()
+    cp = _dispatch.cupy_module()
     N, K = qw.shape
     M = X.shape[0]
     tm = 1 if M <= 8 else (2 if M <= 16 else 4)  # token tiles of 8 per warp
@@ -360,6 +414,21 @@ def _matmul_cuda(X, qw, bias, compute):
     ws = cp.empty((splits, M, N), cp.float32)
     out = cp.empty((M, N), X.dtype)
     bf = cp.empty(0, cp.float32) if bias is None else bias.astype(cp.float32, copy=False)
-    D.cuda().lut_matmul(X, qw.packed, qw.scales, qw.table, qw.bits, qw.group_size, N, K, tm,
-                        per, compute == "bfloat16", ws, bf, out, D.stream_ptr())
+    _dispatch.cuda().lut_matmul(
+        X,
+        qw.packed,
+        qw.scales,
+        qw.table,
+        qw.bits,
+        qw.group_size,
+        N,
+        K,
+        tm,
+        per,
+        compute == "bfloat16",
+        ws,
+        bf,
+        out,
+        _dispatch.stream_ptr(),
+    )
     return out
