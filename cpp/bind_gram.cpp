@@ -1,7 +1,6 @@
 // Bindings of the gram family: the fused batch bound and the BLAS-path normalization.
 // Complex arrays arrive as their real view (..., 2) from the Python layer.
 #include "bind_common.hpp"
-#include "threads.hpp"
 #include "gram.hpp"
 
 #include <vector>
@@ -14,21 +13,14 @@ void bound_batch(carr<const R> a, int64_t batch, int64_t m, int64_t n, bool cplx
                  int prune_iter, carr<double> out) {
   if (int64_t(a.size()) != batch * m * n * (cplx ? 2 : 1) || int64_t(out.size()) != batch)
     throw std::invalid_argument("gram_bound_batch: size mismatch");
-  const R* ap = a.data();
-  double* op = out.data();
-  KernelScope scope;  // GIL released, threads taken from the budget
-  gram_bound_batch<R>(ap, batch, m, n, cplx, n_iter, prune_iter, op);
+  gram_bound_batch<R>(a.data(), batch, m, n, cplx, n_iter, prune_iter, out.data());
 }
 
 template <typename R>
 void max_abs_batch(carr<const R> a, int64_t batch, carr<double> out) {
   if (batch <= 0 || int64_t(a.size()) % batch != 0 || int64_t(out.size()) != batch)
     throw std::invalid_argument("gram_max_abs_batch: size mismatch");
-  const R* ap = a.data();
-  double* op = out.data();
-  const int64_t len = int64_t(a.size()) / batch;
-  KernelScope scope;  // GIL released, threads taken from the budget
-  gram_max_abs_batch<R>(ap, batch, len, op);
+  gram_max_abs_batch<R>(a.data(), batch, int64_t(a.size()) / batch, out.data());
 }
 
 template <typename R>
@@ -37,13 +29,8 @@ void normalize(carr<R> g, int64_t batch, int64_t rows, int64_t cols, bool cplx, 
   if (int64_t(g.size()) != batch * rows * cols * (cplx ? 2 : 1) || int64_t(e.size()) != batch ||
       int64_t(F.size()) != batch || int64_t(f.size()) != batch || int64_t(r.size()) != batch)
     throw std::invalid_argument("gram_normalize: size mismatch");
-  R* gp = g.data();
-  int32_t* ep = e.data();
-  double* Fp = F.data();
-  double* fp = f.data();
-  double* rp = r.data();
-  KernelScope scope;  // GIL released, threads taken from the budget
-  gram_normalize<R>(gp, batch, rows, cols, cplx, mirror, scale, ep, Fp, fp, rp);
+  gram_normalize<R>(g.data(), batch, rows, cols, cplx, mirror, scale, e.data(), F.data(),
+                    f.data(), r.data());
 }
 
 // taps (T, ld) with ld >= c_out * c_in (padded rows); cs, sn (nf, T). wide: run the Gram
@@ -72,16 +59,9 @@ void conv_bound_impl(carr<const double> taps, carr<const double> cs, carr<const 
       throw std::invalid_argument("gram_conv_bound_batch: probe must hold distinct frequencies");
     seen[size_t(f)] = 1;
   }
-  const double *tp = taps.data(), *cp = cs.data(), *sp = sn.data(), *fp = fro.data();
-  const int64_t* pp = probe.data();
-  double* op = out.data();
-  KernelScope scope;  // GIL released, threads taken from the budget
-  if (wide)
-    gram_conv_bound_batch<double>(tp, T, P, ld, cp, sp, fp, nf, c_out, c_in, round32, n_iter,
-                                  pp, np, op, tf);
-  else
-    gram_conv_bound_batch<float>(tp, T, P, ld, cp, sp, fp, nf, c_out, c_in, round32, n_iter, pp,
-                                 np, op, tf);
+  const auto run = wide ? &gram_conv_bound_batch<double> : &gram_conv_bound_batch<float>;
+  run(taps.data(), T, P, ld, cs.data(), sn.data(), fro.data(), nf, c_out, c_in, round32, n_iter,
+      probe.data(), np, out.data(), tf);
 }
 
 void conv_bound_batch(carr<const double> taps, carr<const double> cs, carr<const double> sn,
@@ -158,27 +138,31 @@ std::tuple<int64_t, double, double> syrk_step(carr<const float> b, bool trans, f
     if ((trans ? r1 : r0) != c) throw std::invalid_argument("gram_syrk_step: size mismatch");
     rs = trans ? 1 : r1, cs = trans ? r1 : 1, k = trans ? r0 : r1;
   }
-  float* gp = g.data();
   double ss = 0, rm = 0;
-  {
-    KernelScope scope;  // GIL released, threads taken from the budget
-    gram_syrk_step(bp, rs, cs, c, k, packed_in, fac, gp, packed_out, &ss, &rm);
-  }
+  gram_syrk_step(bp, rs, cs, c, k, packed_in, fac, g.data(), packed_out, &ss, &rm);
   return {gram_syrk_gamma_len(k), ss, rm};
+}
+
+template <typename R>
+void def_typed(nb::module_& m) {
+  m.def("gram_bound_batch", &bound_batch<R>, kKernelCall, "a"_a, "batch"_a, "m"_a, "n"_a,
+        "cplx"_a, "n_iter"_a, "prune_iter"_a, "out"_a);
+  m.def("gram_max_abs_batch", &max_abs_batch<R>, kKernelCall, "a"_a, "batch"_a, "out"_a);
+  m.def("gram_normalize", &normalize<R>, kKernelCall, "g"_a, "batch"_a, "rows"_a, "cols"_a,
+        "cplx"_a, "mirror"_a, "scale"_a, "e"_a, "F"_a, "f"_a, "r"_a);
 }
 
 }  // namespace
 
 void bind_gram(nb::module_& m) {
-  m.def("gram_bound_batch", &bound_batch<float>);
-  m.def("gram_bound_batch", &bound_batch<double>);
-  m.def("gram_conv_bound_batch", &conv_bound_batch);
-  m.def("gram_conv_bound_batch_first", &conv_bound_batch_first);
-  m.def("gram_syrk_step", &syrk_step);
-  m.def("gram_max_abs_batch", &max_abs_batch<float>);
-  m.def("gram_max_abs_batch", &max_abs_batch<double>);
-  m.def("gram_normalize", &normalize<float>);
-  m.def("gram_normalize", &normalize<double>);
+  def_typed<float>(m);
+  def_typed<double>(m);
+  m.def("gram_conv_bound_batch", &conv_bound_batch, kKernelCall, "taps"_a, "cs"_a, "sn"_a,
+        "fro"_a, "c_out"_a, "c_in"_a, "round32"_a, "wide"_a, "n_iter"_a, "probe"_a, "out"_a);
+  m.def("gram_conv_bound_batch_first", &conv_bound_batch_first, kKernelCall, "taps"_a, "cs"_a,
+        "sn"_a, "fro"_a, "c_out"_a, "c_in"_a, "round32"_a, "wide"_a, "n_iter"_a, "probe"_a,
+        "out"_a, "gtaps"_a, "pt"_a, "pu"_a, "start"_a, "pc"_a, "ps"_a, "del64"_a);
+  m.def("gram_syrk_step", &syrk_step, kKernelCall, "b"_a, "trans"_a, "fac"_a, "g"_a);
 }
 
 }  // namespace matkern

@@ -1,6 +1,5 @@
 // Bindings of the Walsh-Hadamard family: fwht (in place on a prepared copy) and the fused FJLT.
 #include "bind_common.hpp"
-#include "threads.hpp"
 #include "hadamard.hpp"
 
 namespace matkern {
@@ -9,9 +8,7 @@ namespace {
 template <typename T>
 void fwht_inplace(carr<T> x, int64_t outer, int64_t n, int64_t inner, bool normalize) {
   if (int64_t(x.size()) != outer * n * inner) throw std::invalid_argument("fwht: size mismatch");
-  T* p = x.data();
-  KernelScope scope;  // GIL released, threads taken from the budget
-  fwht<T>(p, outer, n, inner, normalize);
+  fwht<T>(x.data(), outer, n, inner, normalize);
 }
 
 template <typename T>
@@ -19,39 +16,37 @@ void fwht_copy(carr<const T> src, carr<T> dst, int64_t outer, int64_t n, int64_t
                bool normalize) {
   if (int64_t(src.size()) != outer * n * inner || dst.size() != src.size())
     throw std::invalid_argument("fwht: size mismatch");
-  const T* sp = src.data();
-  T* dp = dst.data();
-  KernelScope scope;  // GIL released, threads taken from the budget
-  fwht_from<T>(sp, dp, outer, n, inner, normalize);
+  fwht_from<T>(src.data(), dst.data(), outer, n, inner, normalize);
 }
 
+// P (k x dpad) as CSR: indptr, indices, pdata.
 template <typename T>
 void fjlt(carr<const T> x, carr<const T> signs, carr<const int64_t> indptr,
           carr<const int32_t> indices, carr<const T> pdata, int64_t dpad, double scale,
           carr<T> out) {
   const int64_t rows = x.shape(0), d = x.shape(1), k = out.shape(1);
-  if (out.shape(0) != size_t(rows) || int64_t(signs.size()) < d || d > dpad ||
-      int64_t(indptr.size()) != k + 1)
+  const Csr p = check_csr(indptr, indices, pdata, k, "fjlt: inconsistent shapes");
+  if (out.shape(0) != size_t(rows) || int64_t(signs.size()) < d || d > dpad)
     throw std::invalid_argument("fjlt: inconsistent shapes");
-  const T* xp = x.data();
-  const T* sp = signs.data();
-  const int64_t* ip = indptr.data();
-  const int32_t* jp = indices.data();
-  const T* dp = pdata.data();
-  T* op = out.data();
-  KernelScope scope;  // GIL released, threads taken from the budget
-  fjlt_transform<T>(xp, rows, d, dpad, sp, ip, jp, dp, k, scale, op);
+  fjlt_transform<T>(x.data(), rows, d, dpad, signs.data(), p.indptr, p.indices, pdata.data(), k,
+                    scale, out.data());
+}
+
+template <typename T>
+void def_typed(nb::module_& m) {
+  m.def("fwht_inplace", &fwht_inplace<T>, kKernelCall, "x"_a, "outer"_a, "n"_a, "inner"_a,
+        "normalize"_a);
+  m.def("fwht_copy", &fwht_copy<T>, kKernelCall, "src"_a, "dst"_a, "outer"_a, "n"_a, "inner"_a,
+        "normalize"_a);
+  m.def("fjlt_transform", &fjlt<T>, kKernelCall, "x"_a, "signs"_a, "indptr"_a, "indices"_a,
+        "pdata"_a, "dpad"_a, "scale"_a, "out"_a);
 }
 
 }  // namespace
 
 void bind_hadamard(nb::module_& m) {
-  m.def("fwht_inplace", &fwht_inplace<float>);
-  m.def("fwht_inplace", &fwht_inplace<double>);
-  m.def("fwht_copy", &fwht_copy<float>);
-  m.def("fwht_copy", &fwht_copy<double>);
-  m.def("fjlt_transform", &fjlt<float>);
-  m.def("fjlt_transform", &fjlt<double>);
+  def_typed<float>(m);
+  def_typed<double>(m);
 }
 
 }  // namespace matkern

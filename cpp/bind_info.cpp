@@ -4,7 +4,6 @@
 #include "bind_common.hpp"
 #include "parallel.hpp"
 #include "simd.hpp"
-#include "threads.hpp"
 
 #ifndef MATKERN_COMPILER
 #define MATKERN_COMPILER "unknown"
@@ -36,7 +35,6 @@ void bind_info(nb::module_& m) {
   // A kernel-shaped call for the tests: holds a grant for `seconds` with the GIL released
   // and returns the OpenMP team size it ran with.
   m.def("hold_threads", [](double seconds) {
-    KernelScope scope;
     int team = 0;
     const double end = omp_get_wtime() + seconds;
 #pragma omp parallel
@@ -47,6 +45,6 @@ void bind_info(nb::module_& m) {
     while (omp_get_wtime() < end) {
     }
     return team;
-  });
+  }, kKernelCall, "seconds"_a);
 }
 }  // namespace matkern

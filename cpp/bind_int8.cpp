@@ -1,9 +1,6 @@
 // Bindings of the int8 family: activation quantization, widening, and the packed int8 GEMM
 // with its fused epilogue. The Python layer has checked every shape and dtype.
-#include <stdexcept>
-
 #include "bind_common.hpp"
-#include "threads.hpp"
 #include "int8.hpp"
 
 namespace matkern {
@@ -14,26 +11,19 @@ void quantize_rows(carr<const float> x, carr<const int64_t> outlier_cols, carr<i
   const int64_t m = x.shape(0), k = x.shape(1), kp = q.shape(1);
   if (q.shape(0) != size_t(m) || scale.size() != size_t(m) || kp < k || kp % 2)
     throw std::invalid_argument("int8_quantize_rows: inconsistent shapes");
-  for (size_t c = 0; c < outlier_cols.size(); ++c)
-    if (outlier_cols.data()[c] < 0 || outlier_cols.data()[c] >= k)
-      throw std::invalid_argument("int8_quantize_rows: outlier column out of range");
-  const float* xp = x.data();
-  const int64_t* op = outlier_cols.data();
+  const int64_t* cols = outlier_cols.data();
   const int64_t n_out = int64_t(outlier_cols.size());
-  int16_t* qp = q.data();
-  float* sp = scale.data();
-  KernelScope scope;  // GIL released, threads taken from the budget
-  int8_quantize_rows(xp, m, k, kp, op, n_out, qp, sp);
+  for (int64_t c = 0; c < n_out; ++c)
+    if (cols[c] < 0 || cols[c] >= k)
+      throw std::invalid_argument("int8_quantize_rows: outlier column out of range");
+  int8_quantize_rows(x.data(), m, k, kp, cols, n_out, q.data(), scale.data());
 }
 
 void widen(carr<const int8_t> a, carr<int16_t> q) {
   const int64_t m = a.shape(0), k = a.shape(1), kp = q.shape(1);
   if (q.shape(0) != size_t(m) || kp < k || kp % 2)
     throw std::invalid_argument("int8_widen: inconsistent shapes");
-  const int8_t* ap = a.data();
-  int16_t* qp = q.data();
-  KernelScope scope;  // GIL released, threads taken from the budget
-  int8_widen(ap, m, k, kp, qp);
+  int8_widen(a.data(), m, k, kp, q.data());
 }
 
 void check_gemm(const carr<const int16_t>& xq, const carr<const int8_t>& wp, int64_t n,
@@ -44,63 +34,52 @@ void check_gemm(const carr<const int16_t>& xq, const carr<const int8_t>& wp, int
     throw std::invalid_argument("int8_gemm_packed: inconsistent shapes");
 }
 
+using opt_f32 = std::optional<carr<const float>>;
+
 void gemm_f32(carr<const int16_t> xq, carr<const int8_t> wp, int64_t n, carr<const float> row_scale,
-              carr<const float> col_scale, nb::object bias_obj, nb::object addend_obj,
-              nb::object xo_obj, nb::object wot_obj, carr<float> out) {
+              carr<const float> col_scale, opt_f32 bias, opt_f32 addend, opt_f32 xo, opt_f32 wot,
+              carr<float> out) {
   check_gemm(xq, wp, n, out.shape(0), out.shape(1));
   const int64_t m = xq.shape(0), kp = xq.shape(1);
   if (row_scale.size() != size_t(m) || col_scale.size() != size_t(n))
     throw std::invalid_argument("int8_gemm_packed: scale sizes");
+  if (bias && bias->size() != size_t(n)) throw std::invalid_argument("int8_gemm_packed: bias size");
+  if (addend && addend->size() != size_t(m * n))
+    throw std::invalid_argument("int8_gemm_packed: addend size");
   Int8Epilogue ep;
   ep.row_scale = row_scale.data();
   ep.col_scale = col_scale.data();
-  if (!bias_obj.is_none()) {
-    auto b = nb::cast<carr<const float>>(bias_obj);
-    if (b.size() != size_t(n)) throw std::invalid_argument("int8_gemm_packed: bias size");
-    ep.bias = b.data();
-  }
-  if (!addend_obj.is_none()) {
-    auto a = nb::cast<carr<const float>>(addend_obj);
-    if (a.size() != size_t(m * n)) throw std::invalid_argument("int8_gemm_packed: addend size");
-    ep.addend = a.data();
-  }
-  if (!xo_obj.is_none() || !wot_obj.is_none()) {
-    auto xo = nb::cast<carr<const float>>(xo_obj);
-    auto wot = nb::cast<carr<const float>>(wot_obj);
-    if (xo.ndim() != 2 || wot.ndim() != 2 || int64_t(xo.shape(0)) != m ||
-        int64_t(wot.shape(1)) != n || xo.shape(1) != wot.shape(0) || ep.addend)
+  ep.bias = data_or_null(bias);
+  ep.addend = data_or_null(addend);
+  if (xo || wot) {  // the outlier columns' product xo @ wot, added in the epilogue
+    if (!xo || !wot || xo->ndim() != 2 || wot->ndim() != 2 || int64_t(xo->shape(0)) != m ||
+        int64_t(wot->shape(1)) != n || xo->shape(1) != wot->shape(0) || addend)
       throw std::invalid_argument("int8_gemm_packed: outlier operand shapes");
-    ep.xo = xo.data();
-    ep.wot = wot.data();
-    ep.n_out = int64_t(xo.shape(1));
+    ep.xo = xo->data();
+    ep.wot = wot->data();
+    ep.n_out = int64_t(xo->shape(1));
   }
   ep.out_f32 = out.data();
-  const int16_t* xp = xq.data();
-  const int8_t* w = wp.data();
-  KernelScope scope;  // GIL released, threads taken from the budget
-  int8_gemm_packed(xp, m, kp, w, n, ep);
+  int8_gemm_packed(xq.data(), m, kp, wp.data(), n, ep);
 }
 
 void gemm_i32(carr<const int16_t> xq, carr<const int8_t> wp, int64_t n, carr<int32_t> out) {
   check_gemm(xq, wp, n, out.shape(0), out.shape(1));
   Int8Epilogue ep;
   ep.out_i32 = out.data();
-  const int16_t* xp = xq.data();
-  const int8_t* w = wp.data();
-  const int64_t m = xq.shape(0), kp = xq.shape(1);
-  KernelScope scope;  // GIL released, threads taken from the budget
-  int8_gemm_packed(xp, m, kp, w, n, ep);
+  int8_gemm_packed(xq.data(), xq.shape(0), xq.shape(1), wp.data(), n, ep);
 }
 
 }  // namespace
 
 void bind_int8(nb::module_& m) {
-  m.def("int8_quantize_rows", &quantize_rows);
-  m.def("int8_widen", &widen);
-  m.def("int8_gemm_f32", &gemm_f32, nb::arg("xq"), nb::arg("wp"), nb::arg("n"),
-        nb::arg("row_scale"), nb::arg("col_scale"), nb::arg("bias").none(),
-        nb::arg("addend").none(), nb::arg("xo").none(), nb::arg("wot").none(), nb::arg("out"));
-  m.def("int8_gemm_i32", &gemm_i32);
+  m.def("int8_quantize_rows", &quantize_rows, kKernelCall, "x"_a, "outlier_cols"_a, "q"_a,
+        "scale"_a);
+  m.def("int8_widen", &widen, kKernelCall, "a"_a, "q"_a);
+  m.def("int8_gemm_f32", &gemm_f32, kKernelCall, "xq"_a, "wp"_a, "n"_a, "row_scale"_a,
+        "col_scale"_a, "bias"_a.none(), "addend"_a.none(), "xo"_a.none(), "wot"_a.none(),
+        "out"_a);
+  m.def("int8_gemm_i32", &gemm_i32, kKernelCall, "xq"_a, "wp"_a, "n"_a, "out"_a);
 }
 
 }  // namespace matkern

@@ -1,8 +1,5 @@
 // Bindings of the spmm family: CSR x dense (B in C or Fortran order) into a C-order output.
-#include <stdexcept>
-
 #include "bind_common.hpp"
-#include "threads.hpp"
 #include "spmm.hpp"
 
 namespace matkern {
@@ -12,10 +9,10 @@ template <typename T>
 void spmm_csr(int64_t n, carr<const int64_t> indptr, carr<const int32_t> indices,
               carr<const T> data, nb::ndarray<const T, nb::device::cpu, nb::ndim<2>> b,
               carr<T> out) {
-  const int64_t m = int64_t(indptr.size()) - 1;
-  const int64_t k = int64_t(b.shape(1));
-  if (m < 0 || int64_t(b.shape(0)) != n || out.ndim() != 2 || int64_t(out.shape(0)) != m ||
-      int64_t(out.shape(1)) != k || indices.size() != data.size())
+  const Csr a = check_csr(indptr, indices, data, "spmm_csr: inconsistent shapes");
+  const int64_t m = a.rows, k = int64_t(b.shape(1));
+  if (int64_t(b.shape(0)) != n || out.ndim() != 2 || int64_t(out.shape(0)) != m ||
+      int64_t(out.shape(1)) != k)
     throw std::invalid_argument("spmm_csr: inconsistent shapes");
   // Any row stride when B's rows are contiguous (k == 1 included), else any column stride
   // when its columns are: the Python layer passes C- or Fortran-contiguous arrays.
@@ -30,22 +27,22 @@ void spmm_csr(int64_t n, carr<const int64_t> indptr, carr<const int32_t> indices
   } else {
     throw std::invalid_argument("spmm_csr: B must be C- or Fortran-contiguous");
   }
-  if (m > 0 && indptr.data()[m] > int64_t(indices.size()))
+  if (m > 0 && a.end() > a.nnz)
     throw std::invalid_argument("spmm_csr: indptr points past the indices");
-  const int64_t* ip = indptr.data();
-  const int32_t* jp = indices.data();
-  const T* dp = data.data();
-  const T* bp = b.data();
-  T* op = out.data();
-  KernelScope scope;  // GIL released, threads taken from the budget
-  csr_spmm<T>(m, n, k, ip, jp, dp, bp, ldb, row_major, op, k);
+  csr_spmm<T>(m, n, k, a.indptr, a.indices, data.data(), b.data(), ldb, row_major, out.data(), k);
+}
+
+template <typename T>
+void def_typed(nb::module_& m) {
+  m.def("spmm_csr", &spmm_csr<T>, kKernelCall, "n"_a, "indptr"_a, "indices"_a, "data"_a, "b"_a,
+        "out"_a);
 }
 
 }  // namespace
 
 void bind_spmm(nb::module_& m) {
-  m.def("spmm_csr", &spmm_csr<float>);
-  m.def("spmm_csr", &spmm_csr<double>);
+  def_typed<float>(m);
+  def_typed<double>(m);
 }
 
 }  // namespace matkern

@@ -1,100 +1,68 @@
 // Bindings of the svd family: the three sparse kernels of the extended-factorisation updater.
-#include <stdexcept>
-#include <string>
-
+// The kernels index B / Y / out with the index arrays unchecked: each binding validates the
+// whole structure (Csr::check_structure, O(nnz + rows), small next to the kernels' O(nnz k)),
+// so that no caller of the module -- the Python layer validates first -- can make them read or
+// write out of bounds.
 #include "bind_common.hpp"
-#include "threads.hpp"
 #include "svd.hpp"
 
 namespace matkern {
 namespace {
 
-// The kernels index B / Y / out with these arrays unchecked: validate the whole structure here
-// (O(nnz + rows), small next to the kernels' O(nnz k)), so that no caller of the module -- the
-// Python layer validates first -- can make them read or write out of bounds.
-void check_compressed(const char* fn, const int64_t* ip, int64_t rows, const int32_t* ix,
-                      int64_t size, int64_t bound) {
-  if (rows < 0 || ip[0] != 0) throw std::invalid_argument(std::string(fn) + ": indptr must start at 0");
-  for (int64_t r = 0; r < rows; ++r)
-    if (ip[r + 1] < ip[r]) throw std::invalid_argument(std::string(fn) + ": indptr must be nondecreasing");
-  if (ip[rows] > size) throw std::invalid_argument(std::string(fn) + ": indptr[-1] exceeds len(indices)");
-  for (int64_t p = 0; p < ip[rows]; ++p)
-    if (ix[p] < 0 || ix[p] >= bound)
-      throw std::invalid_argument(std::string(fn) + ": index out of range");
-}
-
+// out (c x k) = Xt @ B, Xt (c x n) as CSR (indptr, indices, data).
 void gather(carr<const int64_t> indptr, carr<const int32_t> indices, carr<const double> data,
             carr<const double> B, carr<double> out) {
-  if (indptr.size() < 1 || B.ndim() != 2 || out.ndim() != 2)
-    throw std::invalid_argument("svd_gather: inconsistent shapes");
-  const int64_t c = int64_t(indptr.size()) - 1, k = B.shape(1);
-  if (int64_t(out.shape(0)) != c || int64_t(out.shape(1)) != k || indices.size() != data.size())
-    throw std::invalid_argument("svd_gather: inconsistent shapes");
-  check_compressed("svd_gather", indptr.data(), c, indices.data(), int64_t(indices.size()),
-                   int64_t(B.shape(0)));
-  const int64_t* ip = indptr.data();
-  const int32_t* ix = indices.data();
-  const double* dp = data.data();
-  const double* bp = B.data();
-  double* op = out.data();
-  KernelScope scope;  // GIL released, threads taken from the budget
-  svd_gather(ip, ix, dp, c, bp, k, op);
+  const char* error = "svd_gather: inconsistent shapes";
+  if (B.ndim() != 2 || out.ndim() != 2) throw std::invalid_argument(error);
+  const Csr x = check_csr(indptr, indices, data, error);
+  const int64_t k = B.shape(1);
+  if (int64_t(out.shape(0)) != x.rows || int64_t(out.shape(1)) != k)
+    throw std::invalid_argument(error);
+  x.check_structure("svd_gather", int64_t(B.shape(0)));
+  svd_gather(x.indptr, x.indices, data.data(), x.rows, B.data(), k, out.data());
 }
 
+// out (c x c) = Xt @ Xt^T, Xt given as CSR (indptr, indices, data) and as CSC (cptr, cidx, cval).
 void gram(carr<const int64_t> indptr, carr<const int32_t> indices, carr<const double> data,
           carr<const int64_t> cptr, carr<const int32_t> cidx, carr<const double> cval,
           carr<double> out) {
-  if (indptr.size() < 1 || cptr.size() < 1 || out.ndim() != 2)
-    throw std::invalid_argument("svd_gram: inconsistent shapes");
-  const int64_t c = int64_t(indptr.size()) - 1;
-  const int64_t n = int64_t(cptr.size()) - 1;
-  if (int64_t(out.shape(0)) != c || int64_t(out.shape(1)) != c ||
-      indices.size() != data.size() || cidx.size() != cval.size())
-    throw std::invalid_argument("svd_gram: inconsistent shapes");
-  check_compressed("svd_gram", indptr.data(), c, indices.data(), int64_t(indices.size()), n);
-  check_compressed("svd_gram", cptr.data(), n, cidx.data(), int64_t(cidx.size()), c);
-  const int64_t* ip = indptr.data();
-  const int32_t* ix = indices.data();
-  const double* dp = data.data();
-  const int64_t* cp = cptr.data();
-  const int32_t* ci = cidx.data();
-  const double* cv = cval.data();
-  double* op = out.data();
-  KernelScope scope;  // GIL released, threads taken from the budget
-  svd_gram(ip, ix, dp, c, cp, ci, cv, op);
+  const char* error = "svd_gram: inconsistent shapes";
+  if (out.ndim() != 2) throw std::invalid_argument(error);
+  const Csr x = check_csr(indptr, indices, data, error);
+  const Csr xt = check_csr(cptr, cidx, cval, error);
+  if (int64_t(out.shape(0)) != x.rows || int64_t(out.shape(1)) != x.rows)
+    throw std::invalid_argument(error);
+  x.check_structure("svd_gram", xt.rows);
+  xt.check_structure("svd_gram", x.rows);
+  svd_gram(x.indptr, x.indices, data.data(), x.rows, xt.indptr, xt.indices, cval.data(),
+           out.data());
 }
 
+// B[rows[r]] += row r of the CSR matrix (indptr, indices, data) times Y.
 void scatter(carr<const int32_t> rows, carr<const int64_t> indptr, carr<const int32_t> indices,
              carr<const double> data, carr<const double> Y, carr<double> B) {
-  if (Y.ndim() != 2 || B.ndim() != 2) throw std::invalid_argument("svd_scatter: inconsistent shapes");
+  const char* error = "svd_scatter: inconsistent shapes";
+  if (Y.ndim() != 2 || B.ndim() != 2) throw std::invalid_argument(error);
   const int64_t nr = int64_t(rows.size()), k = B.shape(1);
-  if (int64_t(indptr.size()) != nr + 1 || int64_t(Y.shape(1)) != k ||
-      indices.size() != data.size())
-    throw std::invalid_argument("svd_scatter: inconsistent shapes");
-  check_compressed("svd_scatter", indptr.data(), nr, indices.data(), int64_t(indices.size()),
-                   int64_t(Y.shape(0)));
+  const Csr x = check_csr(indptr, indices, data, nr, error);
+  if (int64_t(Y.shape(1)) != k) throw std::invalid_argument(error);
+  x.check_structure("svd_scatter", int64_t(Y.shape(0)));
   // Rows strictly increasing (so distinct: the threads own whole rows of B) and in range.
-  for (int64_t r = 0; r < nr; ++r) {
-    const int32_t row = rows.data()[r];
-    if (row < 0 || int64_t(row) >= int64_t(B.shape(0)) || (r && row <= rows.data()[r - 1]))
-      throw std::invalid_argument("svd_scatter: rows must increase strictly and lie in [0, len(B))");
-  }
   const int32_t* rp = rows.data();
-  const int64_t* ip = indptr.data();
-  const int32_t* ix = indices.data();
-  const double* dp = data.data();
-  const double* yp = Y.data();
-  double* bp = B.data();
-  KernelScope scope;  // GIL released, threads taken from the budget
-  svd_scatter(rp, ip, ix, dp, nr, yp, k, bp);
+  for (int64_t r = 0; r < nr; ++r)
+    if (rp[r] < 0 || int64_t(rp[r]) >= int64_t(B.shape(0)) || (r && rp[r] <= rp[r - 1]))
+      throw std::invalid_argument("svd_scatter: rows must increase strictly and lie in [0, len(B))");
+  svd_scatter(rp, x.indptr, x.indices, data.data(), nr, Y.data(), k, B.data());
 }
 
 }  // namespace
 
 void bind_svd(nb::module_& m) {
-  m.def("svd_gather", &gather);
-  m.def("svd_gram", &gram);
-  m.def("svd_scatter", &scatter);
+  m.def("svd_gather", &gather, kKernelCall, "indptr"_a, "indices"_a, "data"_a, "B"_a, "out"_a);
+  m.def("svd_gram", &gram, kKernelCall, "indptr"_a, "indices"_a, "data"_a, "cptr"_a, "cidx"_a,
+        "cval"_a, "out"_a);
+  m.def("svd_scatter", &scatter, kKernelCall, "rows"_a, "indptr"_a, "indices"_a, "data"_a,
+        "Y"_a, "B"_a);
 }
 
 }  // namespace matkern

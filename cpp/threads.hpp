@@ -40,8 +40,9 @@ class ThreadGrant {
   int saved_omp_;
 };
 
-// What every binding holds while its kernel runs: the GIL released, then a thread grant
-// (destroyed in the reverse order: the grant is returned before the GIL is taken back).
+// What every binding holds while it runs (its call guard, kKernelCall in bind_common.hpp):
+// the GIL released, then a thread grant (destroyed in the reverse order, also when the binding
+// throws: the grant is returned before the GIL is taken back).
 struct KernelScope {
   nanobind::gil_scoped_release nogil;
   ThreadGrant grant;

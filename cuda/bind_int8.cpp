@@ -1,82 +1,73 @@
 // CUDA bindings of the int8 family. float16 arrays travel as their uint16 bits (CuPy views).
-#include <stdexcept>
-
 #include "bind_common.hpp"
 #include "int8.hpp"
 
 namespace matkern::cuda {
 namespace {
 
+// mask (k,): 1 for the outlier columns left out of the quantization; None: no outliers.
 template <typename T>
-void quantize_rows(darr<const T> x, darr<const uint8_t> mask, darr<int8_t> q, darr<float> scale,
-                   std::uintptr_t stream) {
+void quantize_rows(darr<const T> x, std::optional<darr<const uint8_t>> mask, darr<int8_t> q,
+                   darr<float> scale, std::uintptr_t stream) {
   const int64_t m = x.shape(0), k = x.shape(1), kp = q.shape(1);
   if (x.ndim() != 2 || q.shape(0) != size_t(m) || scale.size() != size_t(m) || kp < k ||
-      kp % 32 || (mask.size() != 0 && mask.size() != size_t(k)))
+      kp % 32 || (mask && mask->size() != size_t(k)))
     throw std::invalid_argument("int8_quantize_rows: inconsistent shapes");
-  const T* xp = x.data();
-  const uint8_t* mp = mask.size() ? mask.data() : nullptr;
-  int8_t* qp = q.data();
-  float* sp = scale.data();
-  nb::gil_scoped_release release;
-  if constexpr (sizeof(T) == 4) int8_quantize_rows_f32(xp, m, k, kp, mp, qp, sp, stream);
-  else int8_quantize_rows_f16(xp, m, k, kp, mp, qp, sp, stream);
+  if constexpr (sizeof(T) == 4)
+    int8_quantize_rows_f32(x.data(), m, k, kp, data_or_null(mask), q.data(), scale.data(), stream);
+  else
+    int8_quantize_rows_f16(x.data(), m, k, kp, data_or_null(mask), q.data(), scale.data(), stream);
 }
+
+// a (m, kp) and b (n, kp) int8, kp a multiple of 32.
+void check_gemm(const darr<const int8_t>& a, const darr<const int8_t>& b, size_t out_rows,
+                size_t out_cols, const char* error) {
+  const size_t m = a.shape(0), kp = a.shape(1), n = b.shape(0);
+  if (b.shape(1) != kp || kp % 32 || out_rows != m || out_cols != n)
+    throw std::invalid_argument(error);
+}
+
+using opt_f32 = std::optional<darr<const float>>;
 
 template <typename T>
 void gemm_scaled(darr<const int8_t> a, darr<const int8_t> b, darr<const float> row_scale,
-                 darr<const float> col_scale, nb::object bias_obj, nb::object addend_obj,
-                 darr<T> out, std::uintptr_t stream) {
+                 darr<const float> col_scale, opt_f32 bias, opt_f32 addend, darr<T> out,
+                 std::uintptr_t stream) {
   const int64_t m = a.shape(0), kp = a.shape(1), n = b.shape(0);
-  if (b.shape(1) != size_t(kp) || kp % 32 || out.shape(0) != size_t(m) ||
-      out.shape(1) != size_t(n) || row_scale.size() != size_t(m) || col_scale.size() != size_t(n))
+  check_gemm(a, b, out.shape(0), out.shape(1), "int8_gemm_scaled: inconsistent shapes");
+  if (row_scale.size() != size_t(m) || col_scale.size() != size_t(n))
     throw std::invalid_argument("int8_gemm_scaled: inconsistent shapes");
-  const float* bias = nullptr;
-  const float* addend = nullptr;
-  if (!bias_obj.is_none()) {
-    auto bb = nb::cast<darr<const float>>(bias_obj);
-    if (bb.size() != size_t(n)) throw std::invalid_argument("int8_gemm_scaled: bias size");
-    bias = bb.data();
-  }
-  if (!addend_obj.is_none()) {
-    auto ad = nb::cast<darr<const float>>(addend_obj);
-    if (ad.size() != size_t(m * n)) throw std::invalid_argument("int8_gemm_scaled: addend size");
-    addend = ad.data();
-  }
-  const int8_t* ap = a.data();
-  const int8_t* bp = b.data();
-  const float* rs = row_scale.data();
-  const float* cs = col_scale.data();
-  T* op = out.data();
-  nb::gil_scoped_release release;
-  if constexpr (sizeof(T) == 4) int8_gemm_scaled_f32(ap, bp, m, n, kp, rs, cs, bias, addend, op, stream);
-  else int8_gemm_scaled_f16(ap, bp, m, n, kp, rs, cs, bias, addend, op, stream);
+  if (bias && bias->size() != size_t(n)) throw std::invalid_argument("int8_gemm_scaled: bias size");
+  if (addend && addend->size() != size_t(m * n))
+    throw std::invalid_argument("int8_gemm_scaled: addend size");
+  if constexpr (sizeof(T) == 4)
+    int8_gemm_scaled_f32(a.data(), b.data(), m, n, kp, row_scale.data(), col_scale.data(),
+                         data_or_null(bias), data_or_null(addend), out.data(), stream);
+  else
+    int8_gemm_scaled_f16(a.data(), b.data(), m, n, kp, row_scale.data(), col_scale.data(),
+                         data_or_null(bias), data_or_null(addend), out.data(), stream);
 }
 
 void gemm_i32(darr<const int8_t> a, darr<const int8_t> b, darr<int32_t> out,
               std::uintptr_t stream) {
-  const int64_t m = a.shape(0), kp = a.shape(1), n = b.shape(0);
-  if (b.shape(1) != size_t(kp) || kp % 32 || out.shape(0) != size_t(m) || out.shape(1) != size_t(n))
-    throw std::invalid_argument("int8_gemm_i32: inconsistent shapes");
-  const int8_t* ap = a.data();
-  const int8_t* bp = b.data();
-  int32_t* op = out.data();
-  nb::gil_scoped_release release;
-  int8_gemm_i32(ap, bp, m, n, kp, op, stream);
+  check_gemm(a, b, out.shape(0), out.shape(1), "int8_gemm_i32: inconsistent shapes");
+  int8_gemm_i32(a.data(), b.data(), a.shape(0), b.shape(0), a.shape(1), out.data(), stream);
+}
+
+template <typename T>  // float32, or float16 as uint16
+void def_typed(nb::module_& m) {
+  m.def("int8_quantize_rows", &quantize_rows<T>, kLaunchCall, "x"_a, "mask"_a.none(), "q"_a,
+        "scale"_a, "stream"_a);
+  m.def("int8_gemm_scaled", &gemm_scaled<T>, kLaunchCall, "a"_a, "b"_a, "row_scale"_a,
+        "col_scale"_a, "bias"_a.none(), "addend"_a.none(), "out"_a, "stream"_a);
 }
 
 }  // namespace
 
 void bind_int8(nb::module_& m) {
-  m.def("int8_quantize_rows", &quantize_rows<float>);
-  m.def("int8_quantize_rows", &quantize_rows<uint16_t>);
-  m.def("int8_gemm_scaled", &gemm_scaled<float>, nb::arg("a"), nb::arg("b"),
-        nb::arg("row_scale"), nb::arg("col_scale"), nb::arg("bias").none(),
-        nb::arg("addend").none(), nb::arg("out"), nb::arg("stream"));
-  m.def("int8_gemm_scaled", &gemm_scaled<uint16_t>, nb::arg("a"), nb::arg("b"),
-        nb::arg("row_scale"), nb::arg("col_scale"), nb::arg("bias").none(),
-        nb::arg("addend").none(), nb::arg("out"), nb::arg("stream"));
-  m.def("int8_gemm_i32", &gemm_i32);
+  def_typed<float>(m);
+  def_typed<uint16_t>(m);
+  m.def("int8_gemm_i32", &gemm_i32, kLaunchCall, "a"_a, "b"_a, "out"_a, "stream"_a);
 }
 
 }  // namespace matkern::cuda

@@ -1,6 +1,4 @@
 // CUDA bindings of the lut family: the fused tensor-core LUT matmul.
-#include <stdexcept>
-
 #include "bind_common.hpp"
 #include "lut.hpp"
 
@@ -16,10 +14,10 @@ bool is_half(const anydev& a, const char* what) {
   throw std::invalid_argument(std::string("lut_matmul: ") + what + " must be float16 or float32");
 }
 
-// bias: float32 (N,) or an empty array for none.
+// bias: float32 (N,), or None.
 void matmul(anydev x, darr<const uint32_t> packed, darr<const float> scales,
             darr<const float> table, int bits, int gs, int64_t N, int64_t K, int tm, int64_t per,
-            bool bf16, darr<float> ws, darr<const float> bias, anydev out,
+            bool bf16, darr<float> ws, std::optional<darr<const float>> bias, anydev out,
             std::uintptr_t stream) {
   if (x.ndim() != 2 || out.ndim() != 2 || ws.ndim() != 3)
     throw std::invalid_argument("lut_matmul: bad ranks");
@@ -30,23 +28,19 @@ void matmul(anydev x, darr<const uint32_t> packed, darr<const float> scales,
       int64_t(packed.size()) != n_tiles * chunks * bits * 32 ||
       int64_t(scales.size()) != N * (K / gs) || int64_t(table.size()) != (int64_t(1) << bits) ||
       K % gs != 0 || gs % 32 != 0 || per < 1 || splits != (chunks + per - 1) / per ||
-      (bias.size() != 0 && int64_t(bias.size()) != N))
+      (bias && int64_t(bias->size()) != N))
     throw std::invalid_argument("lut_matmul: inconsistent shapes");
   const bool xh = is_half(x, "X"), oh = is_half(out, "out");
-  const void* xp = x.data();
-  const uint32_t* pp = packed.data();
-  const float* sp = scales.data();
-  const float* tp = table.data();
-  float* wp = ws.data();
-  const float* bp = bias.size() ? bias.data() : nullptr;
-  void* op = out.data();
-  nb::gil_scoped_release release;
-  lut_matmul(xp, xh, M, K, pp, sp, tp, bits, gs, N, tm, per, bf16, wp, splits, bp, op, oh,
-             stream);
+  lut_matmul(x.data(), xh, M, K, packed.data(), scales.data(), table.data(), bits, gs, N, tm, per,
+             bf16, ws.data(), splits, data_or_null(bias), out.data(), oh, stream);
 }
 
 }  // namespace
 
-void bind_lut(nb::module_& m) { m.def("lut_matmul", &matmul); }
+void bind_lut(nb::module_& m) {
+  m.def("lut_matmul", &matmul, kLaunchCall, "x"_a, "packed"_a, "scales"_a, "table"_a, "bits"_a,
+        "group_size"_a, "N"_a, "K"_a, "tm"_a, "per"_a, "bf16"_a, "ws"_a, "bias"_a.none(), "out"_a,
+        "stream"_a);
+}
 
 }  // namespace matkern::cuda

@@ -5,12 +5,8 @@
 // weight rows); 8 warps as 2 x 4, each a 64 x 32 sub-tile = 4 x 4 mma tiles of 16 x 8. K in
 // steps of 64 bytes, double-buffered in shared memory with cp.async (zero-fill past the edges).
 // Shared rows are padded to 80 bytes (20 words): the fragment loads of a warp, rows g = 0..7
-// and words t = 0..3, then hit 32 different banks.
-//
-// Fragment layouts (PTX ISA, mma.m16n8k32 with .s8), g = lane / 4, t = lane % 4:
-//   A (16 x 32, row): a0 = A[g][4t..4t+3], a1 = A[g+8][4t..], a2 = A[g][16+4t..], a3 = A[g+8][16+4t..]
-//   B (32 x 8, col):  b0 = B[4t..4t+3][g], b1 = B[16+4t..][g]  (= W[n=g][k..]: rows of W)
-//   C (16 x 8):       c0, c1 = C[g][2t, 2t+1], c2, c3 = C[g+8][2t, 2t+1]
+// and words t = 0..3, then hit 32 different banks. Fragment layouts (m16n8k32 .s8): mma.cuh;
+// B's column n is row n of W, so b0, b1 are 4-byte words of W's rows.
 #include <cuda_fp16.h>
 
 #include <cstdint>
@@ -19,6 +15,7 @@
 
 #include "check.cuh"
 #include "int8.hpp"
+#include "mma.cuh"
 
 namespace matkern::cuda {
 namespace {
@@ -107,26 +104,6 @@ __device__ __forceinline__ void emit(OutT* out, const Epi& ep, int r, int c, int
 }
 
 // ---------------------------------------------------------------- tensor-core GEMM
-__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, int src_bytes) {
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem),
-               "r"(src_bytes));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n"); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
-
-__device__ __forceinline__ void mma_s8(int (&c)[4], const unsigned (&a)[4], unsigned b0,
-                                       unsigned b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-      "{%0,%1,%2,%3};\n"
-      : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
 template <typename OutT>
 __global__ void __launch_bounds__(NT) gemm_mma_kernel(const int8_t* __restrict__ A,
                                                       const int8_t* __restrict__ B, int M, int N,
@@ -193,7 +170,7 @@ __global__ void __launch_bounds__(NT) gemm_mma_kernel(const int8_t* __restrict__
 #pragma unroll
       for (int i = 0; i < 4; ++i)
 #pragma unroll
-        for (int j = 0; j < 4; ++j) mma_s8(acc[i][j], a[i], b[j][0], b[j][1]);
+        for (int j = 0; j < 4; ++j) mma_m16n8k32_s8(acc[i][j], a[i], b[j][0], b[j][1]);
     }
     __syncthreads();  // the next iteration's cp.async overwrites the other stage
   }

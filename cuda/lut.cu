@@ -7,12 +7,12 @@
 // bf162) pairs in shared memory, duplicated 8 (4-bit) or 32 (2/3-bit) times against bank
 // conflicts; the pair is scaled by the group scale and goes to mma.sync with fp32 accumulation.
 // Partial sums of the splits go to a float32 workspace; a second kernel adds them, adds the
-// bias and converts.
-#include <cuda_bf16.h>
+// bias and converts. Fragment layouts (m16n8k16): mma.cuh.
 #include <cuda_fp16.h>
 
 #include "check.cuh"
 #include "lut.hpp"
+#include "mma.cuh"
 
 namespace matkern::cuda {
 namespace {
@@ -25,47 +25,6 @@ struct PairTable {
   static constexpr int kCopies = BITS == 4 ? 8 : 32;
   static constexpr int kSize = kEntries * kCopies;
 };
-
-template <bool BF16>
-__device__ __forceinline__ uint32_t pack2(float lo, float hi) {
-  if constexpr (BF16) {
-    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-    return *reinterpret_cast<uint32_t*>(&v);
-  } else {
-    __half2 v = __floats2half2_rn(lo, hi);
-    return *reinterpret_cast<uint32_t*>(&v);
-  }
-}
-
-template <bool BF16>
-__device__ __forceinline__ uint32_t scale2(uint32_t a, uint32_t s) {
-  if constexpr (BF16) {
-    __nv_bfloat162 r = __hmul2(*reinterpret_cast<__nv_bfloat162*>(&a),
-                               *reinterpret_cast<__nv_bfloat162*>(&s));
-    return *reinterpret_cast<uint32_t*>(&r);
-  } else {
-    __half2 r = __hmul2(*reinterpret_cast<__half2*>(&a), *reinterpret_cast<__half2*>(&s));
-    return *reinterpret_cast<uint32_t*>(&r);
-  }
-}
-
-template <bool BF16>
-__device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
-                                         uint32_t b1) {
-  if constexpr (BF16) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-        "{%8,%9}, {%0,%1,%2,%3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  } else {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-        "{%8,%9}, {%0,%1,%2,%3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  }
-}
 
 // Two consecutive activations X[tok, k], X[tok, k+1] as one b register (0 past M).
 template <typename XT, bool BF16>
@@ -168,13 +127,13 @@ __global__ void __launch_bounds__(kWarps * 32)
 #pragma unroll
       for (int b = 0; b < 4; ++b) {
         const uint32_t p = pairs[pair_index<BITS>(w, tt, b) * PT::kCopies + copy];
-        a[b] = scale2<BF16>(p, (b & 1) ? s_hi[tt >> 1] : s_lo[tt >> 1]);
+        a[b] = mul2<BF16>(p, (b & 1) ? s_hi[tt >> 1] : s_lo[tt >> 1]);
       }
 #pragma unroll
       for (int mt = 0; mt < TM; ++mt) {
         const uint32_t b0 = load_x2<XT, BF16>(xrow[mt], k0 + 2 * t, xvalid[mt]);
         const uint32_t b1 = load_x2<XT, BF16>(xrow[mt], k0 + 2 * t + 8, xvalid[mt]);
-        mma16816<BF16>(acc[mt], a, b0, b1);
+        mma_m16n8k16<BF16>(acc[mt], a, b0, b1);
       }
     }
   }

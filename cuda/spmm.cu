@@ -7,21 +7,14 @@
 // (rows 16*block_col.., guarded at n and k), and issues mma.sync with float32 accumulators:
 // m16n8k16 for f16/bf16 (one per block and n-tile), m16n8k8 for tf32 (two). The epilogue
 // writes each accumulator row to its original row (out_rows), undoing the permutation.
-//
-// Fragment layouts (PTX ISA, "Matrix fragments for mma.m16n8k16 / m16n8k8"), with
-// g = lane / 4 and t = lane % 4:
-//   m16n8k16 A: a0,a1 (g, 2t+{0,1}); a2,a3 (g+8, 2t+{0,1}); a4,a5 (g, 2t+8+{0,1});
-//               a6,a7 (g+8, 2t+8+{0,1}).  B: b0,b1 (k=2t+{0,1}, n=g); b2,b3 (k=2t+8+{0,1}, n=g).
-//   m16n8k8 tf32 A: a0 (g, t); a1 (g+8, t); a2 (g, t+4); a3 (g+8, t+4).  B: b0 (k=t, n=g);
-//               b1 (k=t+4, n=g).
-//   C/D (both): c0,c1 (g, 2t+{0,1}); c2,c3 (g+8, 2t+{0,1}).
-#include <cuda_bf16.h>
+// Fragment layouts (m16n8k16, m16n8k8 .tf32): mma.cuh.
 #include <cuda_fp16.h>
 
 #include <stdexcept>
 #include <type_traits>
 
 #include "check.cuh"
+#include "mma.cuh"
 #include "spmm.hpp"
 
 namespace matkern::cuda {
@@ -37,44 +30,6 @@ template <>
 __device__ __forceinline__ float from_f<float>(float x) { return x; }
 template <>
 __device__ __forceinline__ __half from_f<__half>(float x) { return __float2half_rn(x); }
-
-__device__ __forceinline__ uint32_t to_tf32(float x) {
-  uint32_t r;
-  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
-  return r;
-}
-__device__ __forceinline__ uint32_t pack_half2(__half lo, __half hi) {
-  return uint32_t(__half_as_ushort(lo)) | (uint32_t(__half_as_ushort(hi)) << 16);
-}
-__device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
-  const __nv_bfloat16 l = __float2bfloat16_rn(lo), h = __float2bfloat16_rn(hi);
-  return uint32_t(__bfloat16_as_ushort(l)) | (uint32_t(__bfloat16_as_ushort(h)) << 16);
-}
-
-__device__ __forceinline__ void mma_tf32(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
-                                         uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-      "{%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-__device__ __forceinline__ void mma_f16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
-                                        uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-      "{%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-__device__ __forceinline__ void mma_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
-                                         uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-      "{%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
 
 template <typename T>
 __device__ __forceinline__ T load_b(const T* __restrict__ b, int j, int col, int n, int k) {
@@ -118,10 +73,10 @@ __global__ void __launch_bounds__(kWarps * 32)
 #pragma unroll
       for (int nt = 0; nt < NT; ++nt) {
         const int col = c0 + nt * 8 + g;
-        mma_tf32(acc[nt], a0, to_tf32(load_b(B, jc + t, col, n, k)),
-                 to_tf32(load_b(B, jc + t + 4, col, n, k)));
-        mma_tf32(acc[nt], a1, to_tf32(load_b(B, jc + 8 + t, col, n, k)),
-                 to_tf32(load_b(B, jc + 12 + t, col, n, k)));
+        mma_m16n8k8_tf32(acc[nt], a0, to_tf32(load_b(B, jc + t, col, n, k)),
+                         to_tf32(load_b(B, jc + t + 4, col, n, k)));
+        mma_m16n8k8_tf32(acc[nt], a1, to_tf32(load_b(B, jc + 8 + t, col, n, k)),
+                         to_tf32(load_b(B, jc + 12 + t, col, n, k)));
       }
     } else {
       const uint4 x = static_cast<const uint4*>(values)[blk * 32 + lane];
@@ -134,12 +89,12 @@ __global__ void __launch_bounds__(kWarps * 32)
           const uint32_t b0 = pack_half2(load_b(B, j, col, n, k), load_b(B, j + 1, col, n, k));
           const uint32_t b1 =
               pack_half2(load_b(B, j + 8, col, n, k), load_b(B, j + 9, col, n, k));
-          mma_f16(acc[nt], a, b0, b1);
+          mma_m16n8k16<false>(acc[nt], a, b0, b1);
         } else {
           const uint32_t b0 = pack_bf16x2(load_b(B, j, col, n, k), load_b(B, j + 1, col, n, k));
           const uint32_t b1 =
               pack_bf16x2(load_b(B, j + 8, col, n, k), load_b(B, j + 9, col, n, k));
-          mma_bf16(acc[nt], a, b0, b1);
+          mma_m16n8k16<true>(acc[nt], a, b0, b1);
         }
       }
     }

@@ -5,30 +5,17 @@ there gives wrong numbers, not a crash. This test replays, in NumPy, exactly the
 gemm_mma_kernel uses: the cp.async tile loads with zero fill (rows past M/N, K past Kp), the
 padded shared-memory rows, the per-lane 32-bit fragment loads, and the epilogue's (row, col)
 for each accumulator; the mma itself is replayed from the PTX ISA's fragment layout for
-mma.m16n8k32 .s8 (a lane's registers -> tile positions), independently of the kernel's code.
+mma.m16n8k32 .s8 (a lane's registers -> tile positions: matkern._mma_layout, the Python form
+of the layouts described in cuda/mma.cuh), independently of the kernel's code.
 The result must equal A @ B.T exactly. On a GPU, test_int8.py checks the kernel itself.
 """
 
 import numpy as np
 import pytest
 
+from matkern._mma_layout import a_m16n8k32_s8, b_m16n8k32_s8, c_m16n8
+
 BM, BN, BK, LDS, NT = 128, 128, 64, 64 + 16, 256  # as in cuda/int8.cu
-
-
-def ptx_a_pos(g, t, i):
-    """(row, col) in the 16 x 32 A tile of byte i (0..15) of a lane's A fragment."""
-    row = g if (i < 4 or 8 <= i < 12) else g + 8
-    col = t * 4 + (i & 3) + (16 if i >= 8 else 0)
-    return row, col
-
-
-def ptx_b_pos(g, t, i):
-    """(k, n) in the 32 x 8 B tile of byte i (0..7) of a lane's B fragment."""
-    return t * 4 + (i & 3) + (16 if i >= 4 else 0), g
-
-
-def ptx_c_pos(g, t, i):
-    return g + (8 if i >= 2 else 0), 2 * t + (i & 1)
 
 
 def mma_replay(a_regs, b_regs):
@@ -36,13 +23,12 @@ def mma_replay(a_regs, b_regs):
     A = np.zeros((16, 32), np.int64)
     B = np.zeros((32, 8), np.int64)
     for lane in range(32):
-        g, t = lane // 4, lane % 4
         for i in range(16):
-            A[ptx_a_pos(g, t, i)] = a_regs[lane][i]
+            A[a_m16n8k32_s8(lane, i)] = a_regs[lane][i]
         for i in range(8):
-            B[ptx_b_pos(g, t, i)] = b_regs[lane][i]
+            B[b_m16n8k32_s8(lane, i)] = b_regs[lane][i]
     C = A @ B
-    return [[C[ptx_c_pos(lane // 4, lane % 4, i)] for i in range(4)] for lane in range(32)]
+    return [[C[c_m16n8(lane, i)] for i in range(4)] for lane in range(32)]
 
 
 def kernel_replay(A, B, M, N, Kp):

@@ -29,6 +29,7 @@ import matkern
 from datasets import error_table, format_table, minilm_layers
 from conftest import DATA, to_backend, to_numpy, simd_runs, run_in_threads
 from matkern import _lut_layout
+from matkern._mma_layout import a_m16n8k16, c_m16n8
 from matkern.reference import lut as ref
 
 U32 = 2.0**-24
@@ -140,19 +141,17 @@ def test_layouts_pack_and_unpack(bits):
 
 
 def test_gpu_layout_holds_the_mma_a_fragments():
-    """Lane l's code i = 8*tt + j is A[g + 8*((j>>1)&1), 16*tt + 2t + (j&1) + 8*(j>>2)]."""
+    """Lane l's code i = 8*tt + j is element j of its m16n8k16 A fragment of 16x16 tile tt."""
     N, K = 16, 64
     c = (np.arange(N * K).reshape(N, K) % 16).astype(np.uint8)
     words = _lut_layout.pack_gpu(c, 4)[0, 0]  # (bits, 32 lanes)
     for lane in (0, 5, 31):
-        g, t = lane // 4, lane % 4
         for tt in range(4):
             w = int(words[tt, lane])
             for j in range(8):
                 code = (w >> (4 * j)) & 15
-                r = g + 8 * ((j >> 1) & 1)
-                k = 16 * tt + 2 * t + (j & 1) + 8 * (j >> 2)
-                assert code == c[r, k]
+                r, k = a_m16n8k16(lane, j)
+                assert code == c[r, 16 * tt + k]
 
 
 def test_zero_group_and_weight_repr():
@@ -441,8 +440,8 @@ def _kernel_pair_index(w, bits, tt, b):
 @pytest.mark.parametrize("bits", [2, 3, 4])
 def test_gpu_layout_decodes_to_mma_fragments(bits):
     """Emulates the CUDA kernel's decode of the GPU layout on the host: register b of lane l
-    in k16 tile tt must hold the codes of A[g + 8*(b & 1), 16*tt + 2t + 8*(b >> 1) + {0, 1}]
-    (the m16n8k16 A-fragment order), low code in the low half."""
+    in k16 tile tt must hold the codes of elements 2b, 2b + 1 of the m16n8k16 A fragment of
+    that tile (matkern._mma_layout), low code in the low half."""
     rng = np.random.default_rng(bits)
     N, K = 20, 128  # a partial row tile and two chunks
     codes = rng.integers(0, 1 << bits, (N, K)).astype(np.uint8)
@@ -454,13 +453,12 @@ def test_gpu_layout_decodes_to_mma_fragments(bits):
         for kc in range(packed.shape[1]):
             for lane in range(32):
                 w = [int(packed[nt, kc, i, lane]) for i in range(bits)]
-                g, t = lane // 4, lane % 4
                 for tt in range(4):
+                    tile = padded[16 * nt:16 * nt + 16, 64 * kc + 16 * tt:64 * kc + 16 * tt + 16]
                     for b in range(4):
                         p = _kernel_pair_index(w, bits, tt, b)
-                        r = 16 * nt + g + 8 * (b & 1)
-                        k = 64 * kc + 16 * tt + 2 * t + 8 * (b >> 1)
-                        assert (p & mask, p >> bits) == (padded[r, k], padded[r, k + 1])
+                        pair = tile[a_m16n8k16(lane, 2 * b)], tile[a_m16n8k16(lane, 2 * b + 1)]
+                        assert (p & mask, p >> bits) == pair
 
 
 @pytest.mark.parametrize("bits,gs,N,K,M,per", [(4, 32, 20, 96, 3, 1), (3, 64, 33, 192, 9, 2),
@@ -491,25 +489,24 @@ def test_gpu_kernel_index_logic_on_host(bits, gs, N, K, M, per):
                         grp = (64 * kc + 32 * (tt >> 1)) // gs  # scale of this 32-col half
                         A = np.full((16, 16), np.nan)  # assembled from the 32 lanes' registers
                         for lane in range(32):
-                            g, t = lane // 4, lane % 4
+                            g = lane // 4
                             rows = (16 * nt + g, 16 * nt + g + 8)
                             s = [scales[r, grp] if r < N else 0.0 for r in rows]
                             w = [int(packed[nt, kc, i, lane]) for i in range(bits)]
                             for b in range(4):
                                 p = _kernel_pair_index(w, bits, tt, b)
-                                r, c = g + 8 * (b & 1), 2 * t + 8 * (b >> 1)
-                                A[r, c] = table[p & mask] * s[b & 1]
-                                A[r, c + 1] = table[p >> bits] * s[b & 1]
+                                A[a_m16n8k16(lane, 2 * b)] = table[p & mask] * s[b & 1]
+                                A[a_m16n8k16(lane, 2 * b + 1)] = table[p >> bits] * s[b & 1]
                         B = np.zeros((16, 8))  # b registers: X[token m0 + g, k0 + ...], 0 past M
                         for n in range(min(8, M - m0)):
                             B[:, n] = X[m0 + n, k0:k0 + 16]
                         C += A @ B  # mma.m16n8k16
-                for lane in range(32):  # C fragment -> workspace
-                    g, t = lane // 4, lane % 4
+                for lane in range(32):  # C fragment -> workspace (C rows: features)
                     for i in range(4):
-                        tok, row = m0 + 2 * t + (i & 1), 16 * nt + g + 8 * (i >= 2)
+                        r, c = c_m16n8(lane, i)
+                        tok, row = m0 + c, 16 * nt + r
                         if tok < M and row < N:
-                            ws[sp, tok, row] = C[g + 8 * (i >= 2), 2 * t + (i & 1)]
+                            ws[sp, tok, row] = C[r, c]
     assert not np.isnan(ws).any()  # every (split, token, feature) written exactly once
     y = ws.sum(axis=0)
     expect = X @ ref.lut_dequantize_codes(codes, scales, table).astype(np.float64).T

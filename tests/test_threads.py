@@ -145,6 +145,17 @@ def test_concurrent_calls_share_one_budget(setting):
     assert peak[0] <= 5 and cpu().threads_in_use() == 0
 
 
+def test_a_refused_call_returns_its_grant(setting):
+    """Bindings check their arguments inside their call guard (GIL released, grant held): an
+    error still returns the grant, and arrives as the same ValueError."""
+    matkern.set_num_threads(2)
+    bad_indptr = np.array([1, 1, 2], np.int64)
+    with pytest.raises(ValueError, match="svd_gather: indptr must start at 0"):
+        cpu().svd_gather(bad_indptr, np.zeros(2, np.int32), np.ones(2), np.zeros((5, 3)),
+                         np.empty((2, 3)))
+    assert cpu().threads_in_use() == 0
+
+
 def _default_in_subprocess(env_extra, pre=""):
     env = {k: v for k, v in os.environ.items() if k not in _threads._ENV_VARS}
     env.update(env_extra)

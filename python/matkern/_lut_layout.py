@@ -22,8 +22,8 @@ bytes: index bytes 0-15 in the low nibbles, 16-31 in the high nibbles.
 
 GPU layout: uint32 (ceil(N/16), ceil(K/64), bits, 32): for each 16-row tile and 64-column
 chunk, lane l of a warp owns one block of 32 codes, the A-fragments of mma.m16n8k16 for the
-four 16x16 tiles of the chunk: code i = 8*tt + j of lane l (g = l // 4, t = l % 4) is
-W[16*nt + g + 8*((j >> 1) & 1), 64*kc + 16*tt + 2*t + (j & 1) + 8*(j >> 2)]. Words are stored
+four 16x16 tiles of the chunk: code i = 8*tt + j of lane l is element j of the lane's A
+fragment of tile tt (_mma_layout.a_m16n8k16, offset by (16*nt, 64*kc + 16*tt)). Words are stored
 word-major so that the 32 lanes' loads of one word are one coalesced 128-byte access. Rows
 and columns past (N, K) hold code 0 and are never read into the result.
 
@@ -33,6 +33,8 @@ Packing runs on the host (NumPy); unpacking works on NumPy and CuPy arrays alike
 from __future__ import annotations
 
 import numpy as np
+
+from ._mma_layout import a_m16n8k16
 
 
 def _xp(a):
@@ -133,9 +135,8 @@ def _gpu_index(xp, N16, K64):
     lane = xp.arange(32).reshape(32, 1)
     i = xp.arange(32).reshape(1, 32)
     tt, j = i // 8, i % 8
-    g, t = lane // 4, lane % 4
-    r_in = g + 8 * ((j >> 1) & 1)  # (32, 32)
-    c_in = 16 * tt + 2 * t + (j & 1) + 8 * (j >> 2)
+    r_in, c_in = a_m16n8k16(lane, j)  # (32, 32): element j of the A fragment of tile tt
+    c_in = c_in + 16 * tt
     nt = xp.arange(N16 // 16).reshape(-1, 1, 1, 1)
     kc = xp.arange(K64 // 64).reshape(1, -1, 1, 1)
     return 16 * nt + r_in, 64 * kc + c_in

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._mma_layout import a_m16n8k8_tf32, a_m16n8k16
+
 BS = 16  # block rows and columns (one m16n8k16 A fragment, two m16n8k8 ones)
 
 
@@ -24,13 +26,12 @@ def _frag_map(mode: str) -> np.ndarray:
     """offset[r * 16 + c] of block element (r, c) in the 256 stored values (lane*8 + i)."""
     off = np.empty(256, dtype=np.int64)
     for lane in range(32):
-        g, t = lane >> 2, lane & 3
         for i in range(8):
-            if mode == "tf32":  # two m16n8k8 k-steps s; a0:(g,t) a1:(g+8,t) a2:(g,t+4) a3:(g+8,t+4)
-                s, j = i >> 2, i & 3
-                r, c = g + 8 * (j & 1), t + 4 * (j >> 1) + 8 * s
-            else:  # m16n8k16: a0,a1:(g,2t..) a2,a3:(g+8,2t..) a4,a5:(g,2t+8..) a6,a7:(g+8,2t+8..)
-                r, c = g + 8 * ((i >> 1) & 1), 2 * t + (i & 1) + 8 * (i >> 2)
+            if mode == "tf32":  # two m16n8k8 k-steps: element i & 3 of step i >> 2
+                r, c = a_m16n8k8_tf32(lane, i & 3)
+                c += 8 * (i >> 2)
+            else:
+                r, c = a_m16n8k16(lane, i)
             off[r * 16 + c] = lane * 8 + i
     assert np.unique(off).size == 256
     return off

@@ -307,8 +307,9 @@ def _cuda_matmul(X2, Wq, cols, b32, addend):
     m, k = X2.shape
     n, kp = Wq.shape[0], Wq._packed.shape[1]
     x = cp.ascontiguousarray(X2)
-    mask = cp.zeros(k if cols.size else 0, cp.uint8)
+    mask = None
     if cols.size:
+        mask = cp.zeros(k, cp.uint8)
         mask[cols] = 1
     q = cp.empty((m, kp), cp.int8)
     sx = cp.empty(m, cp.float32)

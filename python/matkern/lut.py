@@ -14,7 +14,6 @@ LUT_TABLES = ("int", "fp4", "nf4")
 _BITS = (2, 3, 4)
 _GROUPS = (32, 64, 128, 256)
 _X_DTYPES = (np.float32, np.float16)
-_NO_BIAS = np.empty(0, np.float32)
 
 
 class LUTWeight:
@@ -391,7 +390,7 @@ def lut_matmul(X, qw, bias=None, *, compute=None, backend=None):
         y = _dispatch.like(y.astype(X.dtype), X)
     elif be == "cpu":
         xf = X2 if X2.dtype == np.float32 else X2.astype(np.float32)
-        bf = _NO_BIAS if bias is None else bias.astype(np.float32, copy=False)
+        bf = None if bias is None else bias.astype(np.float32, copy=False)
         y = np.empty((M, N), np.float32)
         _dispatch.cpu().lut_matmul(
             xf, qw.packed, qw.scales, qw.table, qw.bits, qw.group_size, bf, y
@@ -413,7 +412,7 @@ def _matmul_cuda(X, qw, bias, compute):
     splits, per = _splits(cp, n_tiles, m_blocks, chunks)
     ws = cp.empty((splits, M, N), cp.float32)
     out = cp.empty((M, N), X.dtype)
-    bf = cp.empty(0, cp.float32) if bias is None else bias.astype(cp.float32, copy=False)
+    bf = None if bias is None else bias.astype(cp.float32, copy=False)
     _dispatch.cuda().lut_matmul(
         X,
         qw.packed,

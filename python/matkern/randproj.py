@@ -291,8 +291,7 @@ class SparseRandomProjection:
         elif be == "cpu":
             out = np.empty((n, k), dtype=X.dtype)
             if sparse:
-                empty = np.empty(0, X.dtype)
-                D.cpu().rp_sparse(indptr, indices, data, d, empty, empty, self._key, self._table,
+                D.cpu().rp_sparse(indptr, indices, data, d, None, None, self._key, self._table,
                                   self.scale_, out)
             else:
                 D.cpu().rp_dense(X, self._key, self._table, self.scale_, out)
@@ -323,13 +322,11 @@ def _gpu_project(X, d, key, table, k, scale, *, dtype, n, rowscale=None, colscal
     cp = D.cupy_module()
     cu, s = D.cuda(), D.stream_ptr()
     out = cp.zeros((n, k), dtype=dtype)
-    empty = cp.empty(0, dtype)
-    cs = empty if colscale is None else colscale
     for j0, j1 in _gpu_chunks(table, k, d):
         indptr, comps, negs = _generate("cuda", key, table, k, j0, j1, cp)
         if isinstance(X, tuple):
             xi, xj, xv = X
-            cu.rp_sparse_accumulate(xi, xj, xv, cs, indptr, comps, negs, j0, j1, out, s)
+            cu.rp_sparse_accumulate(xi, xj, xv, colscale, indptr, comps, negs, j0, j1, out, s)
         else:
             # components of this chunk grouped by component: CSR (k x (j1-j0)) by a stable sort
             nnz = int(indptr[-1])

@@ -301,10 +301,11 @@ def _gpu_csr_matmul(csr, B, out):
 
 def _run_gpu_csr(cuda, cp, n, csr, Bc, out, only_if_bad, stream):
     ip, ix, dv, (bounds, seg_row, seg_slot, split_rows) = csr
-    n_split = int(split_rows.size) if int(bounds.size) > 1 else 0  # 1: the dummies
-    part = cp.empty(max(1, n_split * Bc.shape[1]), dtype=cp.float32)
-    cuda.spmm_csr(n, ip, ix, dv, Bc, out, only_if_bad, stream, n_split, bounds, seg_row,
-                  seg_slot, split_rows, part)
+    segs = ()
+    if int(bounds.size) > 1:  # rows cut into segments (1-element placeholders: none are)
+        part = cp.empty(int(split_rows.size) * Bc.shape[1], dtype=cp.float32)
+        segs = (bounds, seg_row, seg_slot, split_rows, part)
+    cuda.spmm_csr(n, ip, ix, dv, Bc, out, only_if_bad, stream, *segs)
 
 
 def _resolve_mode(dtype, precision, fn):
