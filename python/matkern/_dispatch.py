@@ -78,7 +78,7 @@ def device_of(x) -> str:
         return "cpu"
     if is_cupy_array(x) or is_cupyx_sparse(x):
         return "cuda"
-    if type(x).__module__.startswith("scipy.sparse"):
+    if is_sparse(x):  # scipy.sparse: the cupyx case returned above
         return "cpu"
     raise TypeError(f"expected a NumPy or CuPy array, got {type(x).__module__}.{type(x).__name__}")
 
