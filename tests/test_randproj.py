@@ -14,7 +14,6 @@ probability < 1e-4 per test for a random seed.
 """
 
 
-import importlib
 import importlib.util
 import sys
 
@@ -27,6 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import matkern
+from matkern import _fastrp, _gpu_csr
 from matkern.reference import randproj as ref
 from conftest import DATA, to_backend, to_numpy, run_in_threads
 
@@ -283,12 +283,10 @@ def test_fastrp_gpu_products_run_on_the_spmm_csr_kernel(monkeypatch):
     ok, why = matkern._dispatch.gpu_status()
     if not ok:
         pytest.skip(f"cuda backend unavailable: {why}")
-    rp = importlib.import_module("matkern.randproj")
     calls, plans = [], []
-    matmul, plan = rp._gpu_csr_matmul, rp._gpu_csr_plan
-    assert matmul is importlib.import_module("matkern.spmm")._gpu_csr_matmul
-    monkeypatch.setattr(rp, "_gpu_csr_matmul", lambda *a: calls.append(1) or matmul(*a))
-    monkeypatch.setattr(rp, "_gpu_csr_plan", lambda *a: plans.append(1) or plan(*a))
+    matmul, plan = _gpu_csr.matmul, _gpu_csr.plan  # SparseMatrix's GPU CSR kernel too
+    monkeypatch.setattr(_gpu_csr, "matmul", lambda *a: calls.append(1) or matmul(*a))
+    monkeypatch.setattr(_gpu_csr, "plan", lambda *a: plans.append(1) or plan(*a))
     A = to_backend_sparse(small_graphs()["hubs"], "cuda")
     matkern.fastrp(A, dim=16, iteration_weights=(1.0, 1.0, 1.0, 1.0), random_state=0)
     assert (len(plans), len(calls)) == (1, 3)
@@ -323,23 +321,22 @@ def test_fastrp_progress(backend, tqdm_installed, capsys, monkeypatch):
 
 
 def test_fastrp_progress_none_rule(capsys, monkeypatch):
-    """progress=None: a bar only from _PROGRESS_MIN_NNZ stored entries on, with stderr a
+    """progress=None: a bar only from PROGRESS_MIN_NNZ stored entries on, with stderr a
     terminal and tqdm importable (never the plain-line fallback)."""
-    rp = importlib.import_module("matkern.randproj")
     A = small_graphs()["symmetric"]
-    monkeypatch.setattr(rp, "_stderr_is_terminal", lambda: True)
-    monkeypatch.setattr(rp, "_PROGRESS_MIN_NNZ", A.nnz + 1)
+    monkeypatch.setattr(_fastrp, "stderr_is_terminal", lambda: True)
+    monkeypatch.setattr(_fastrp, "PROGRESS_MIN_NNZ", A.nnz + 1)
     capsys.readouterr()
     matkern.fastrp(A, dim=8, random_state=0)
     assert capsys.readouterr().err == ""
-    monkeypatch.setattr(rp, "_PROGRESS_MIN_NNZ", A.nnz)
+    monkeypatch.setattr(_fastrp, "PROGRESS_MIN_NNZ", A.nnz)
     if importlib.util.find_spec("tqdm") is not None:
         matkern.fastrp(A, dim=8, random_state=0)
         assert "fastrp" in capsys.readouterr().err
-        monkeypatch.setattr(rp, "_stderr_is_terminal", lambda: False)
+        monkeypatch.setattr(_fastrp, "stderr_is_terminal", lambda: False)
         matkern.fastrp(A, dim=8, random_state=0)
         assert capsys.readouterr().err == ""
-        monkeypatch.setattr(rp, "_stderr_is_terminal", lambda: True)
+        monkeypatch.setattr(_fastrp, "stderr_is_terminal", lambda: True)
     monkeypatch.setitem(sys.modules, "tqdm", None)
     matkern.fastrp(A, dim=8, random_state=0)
     assert capsys.readouterr().err == ""

@@ -12,8 +12,6 @@ mantissa bits (2 * 2**-11 relative per product), bf16 to 7 bits (2 * 2**-8), f16
 float64 product of the float16 B). Those bounds are stated next to each check.
 """
 
-import importlib
-
 import numpy as np
 import pytest
 import scipy.io
@@ -23,6 +21,7 @@ from hypothesis import strategies as st
 
 import matkern
 import matkern.generators as gen
+from matkern import _gpu_csr, _spmm
 from matkern import _spmm_blocks as BL
 from conftest import DATA, backend_available, to_backend, to_numpy, run_in_threads
 
@@ -369,15 +368,14 @@ def long_row_matrix():
 
 def test_gpu_csr_row_segments_partition_rows():
     """The host side of the GPU CSR split of long rows: segments cover every row's entries in
-    order, at most _SEG each, and a NumPy emulation of the kernel's sums gives A @ B."""
-    spmm_mod = importlib.import_module("matkern.spmm")
+    order, at most SEG each, and a NumPy emulation of the kernel's sums gives A @ B."""
     A = long_row_matrix()
-    bounds, seg_row, seg_slot, split_rows = spmm_mod._row_segments(A.indptr.astype(np.int64))
+    bounds, seg_row, seg_slot, split_rows = _gpu_csr.row_segments(A.indptr.astype(np.int64))
     seg_len = np.diff(bounds)
-    assert bounds[0] == 0 and bounds[-1] == A.nnz and np.all(seg_len <= spmm_mod._SEG)
+    assert bounds[0] == 0 and bounds[-1] == A.nnz and np.all(seg_len <= _gpu_csr.SEG)
     assert np.array_equal(np.unique(seg_row), np.arange(A.shape[0]))
     counts = np.diff(A.indptr)
-    assert np.array_equal(split_rows, np.nonzero(counts > spmm_mod._SEG)[0])
+    assert np.array_equal(split_rows, np.nonzero(counts > _gpu_csr.SEG)[0])
     assert {3, 100, 599} <= set(split_rows.tolist())
     B = rand_b(3000, 5, np.float64)
     out = np.zeros((600, 5))
@@ -392,7 +390,7 @@ def test_gpu_csr_row_segments_partition_rows():
             part[seg_slot[s_]] += acc
     out[split_rows] = part
     np.testing.assert_allclose(out, A @ B, rtol=1e-12, atol=1e-12)
-    dummy = spmm_mod._row_segments(GEN["band"].indptr.astype(np.int64))
+    dummy = _gpu_csr.row_segments(GEN["band"].indptr.astype(np.int64))
     assert dummy[0].size == 1
 
 
@@ -456,7 +454,7 @@ def test_gpu_auto_rule_and_fortran_b():
     S = matkern.SparseMatrix(A)
     B = rand_b(1024, 64, np.float32, "F")
     y = cp.asnumpy(S @ cp.asfortranarray(cp.asarray(B)))
-    assert S.kernel_ == "cuda-blocked-tf32" and S.fill_ratio_ >= importlib.import_module("matkern.spmm").BLOCKED_MIN_FILL
+    assert S.kernel_ == "cuda-blocked-tf32" and S.fill_ratio_ >= _spmm.BLOCKED_MIN_FILL
     np.testing.assert_allclose(y, A @ B, rtol=0, atol=float(np.max(bound(A, B, 4 * 2.0**-11))))
     Bn = B.copy()
     Bn[5, 3] = np.nan

@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 import matkern
 import datasets
 from conftest import to_backend, to_numpy, run_in_threads
-from matkern import svd as svdmod
+from matkern import _svd_ops, _svd_update
 
 METHODS = ["zha-simon", "gkl", "rpi", "sparse"]
 
@@ -102,7 +102,7 @@ def test_exact_rank_columns_and_update(backend, method):
 
 def test_gram_small_svd_path_is_exact(monkeypatch):
     # the partial-eigh path of the small SVD (used for big batches) recovers exact rank too
-    monkeypatch.setattr(svdmod, "GRAM_SVD_MIN", 8)
+    monkeypatch.setattr(_svd_update, "GRAM_SVD_MIN", 8)
     k = 4
     A = lowrank(200, 90, k, 4)
     for method in METHODS:
@@ -131,8 +131,8 @@ def test_compiled_matches_reference(compiled_backend, method):
 
 
 def test_kernels_against_reference():
-    ops = svdmod._Ops("cpu")
-    rops = svdmod._Ops("reference")
+    ops = _svd_ops._Ops("cpu")
+    rops = _svd_ops._Ops("reference")
     rng = np.random.default_rng(5)
     Xt = sp.random(37, 300, density=0.05, random_state=5, format="csr")
     Xt.indices = Xt.indices.astype(np.int32)
@@ -152,7 +152,7 @@ def test_kernels_against_reference():
 
 
 def test_simd_and_portable_paths_agree(monkeypatch):
-    ops = svdmod._Ops("cpu")
+    ops = _svd_ops._Ops("cpu")
     Xt = sp.random(50, 400, density=0.1, random_state=1, format="csr")
     Xt.indices = Xt.indices.astype(np.int32)
     B = np.random.default_rng(1).standard_normal((400, 37))  # k not a multiple of 4
@@ -326,7 +326,7 @@ def test_bad_parameters_and_state():
         matkern.TruncatedSVD(2.0).fit(A)
     with pytest.raises(ValueError, match="finite"):
         matkern.TruncatedSVD(2).fit(np.full((5, 4), np.nan))
-    with pytest.raises(ValueError, match="l must be >= 1"):
-        matkern.TruncatedSVD(2, l=0).fit(A)
+    with pytest.raises(ValueError, match="update_rank must be >= 1"):
+        matkern.TruncatedSVD(2, update_rank=0).fit(A)
     with pytest.raises(ValueError, match="backend must be one of"):
         matkern.TruncatedSVD(2, backend="gpu").fit(A)

@@ -12,7 +12,7 @@ from . import reference  # noqa: F401
 from ._config import backends, show_config  # noqa: F401
 from ._threads import get_num_threads, set_num_threads, threads  # noqa: F401
 from .hadamard import *  # noqa: F401,F403
-from .spmm import *  # noqa: F401,F403
+from ._spmm import *  # noqa: F401,F403
 from .int8 import *  # noqa: F401,F403
 from .lut import *  # noqa: F401,F403
 from .gram import *  # noqa: F401,F403

@@ -66,13 +66,19 @@ def is_cupyx_sparse(x) -> bool:
     return type(x).__module__.startswith("cupyx.scipy.sparse")
 
 
+def is_sparse(x) -> bool:
+    """True for a scipy.sparse or cupyx.scipy.sparse matrix or array (checked without
+    importing either)."""
+    return type(x).__module__.startswith("scipy.sparse") or is_cupyx_sparse(x)
+
+
 def device_of(x) -> str:
     """'cpu' for NumPy arrays and scipy.sparse matrices, 'cuda' for CuPy/cupyx ones."""
     if isinstance(x, np.ndarray):
         return "cpu"
     if is_cupy_array(x) or is_cupyx_sparse(x):
         return "cuda"
-    if type(x).__module__.startswith("scipy.sparse"):
+    if is_sparse(x):  # scipy.sparse: the cupyx case returned above
         return "cpu"
     raise TypeError(f"expected a NumPy or CuPy array, got {type(x).__module__}.{type(x).__name__}")
 
@@ -161,10 +167,23 @@ def pick(fn: str, *arrays, backend: str | None = None) -> str:
 
 
 def to_host(x):
-    """NumPy view/copy of x (CuPy arrays are copied to the host; others pass through)."""
-    if is_cupy_array(x):
+    """x on the host: CuPy arrays and cupyx sparse matrices are copied to NumPy arrays and
+    scipy sparse matrices; anything else passes through unchanged."""
+    if is_cupy_array(x) or is_cupyx_sparse(x):
         return x.get()
     return x
+
+
+def reference_result(result, template, out=None):
+    """What a call that ran the NumPy reference returns: ``result`` (a NumPy array) with
+    ``template``'s array type (CuPy when ``template`` is a CuPy array or cupyx sparse matrix),
+    written into ``out`` and ``out`` returned when given."""
+    if device_of(template) == "cuda":
+        result = cupy_module().asarray(result)
+    if out is None:
+        return result
+    out[...] = result
+    return out
 
 
 def like(result, template):

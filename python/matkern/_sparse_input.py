@@ -10,25 +10,20 @@ array operations first, and converts only then.
 - :func:`check_compressed` validates raw compressed arrays (CSR or CSC) and returns the
   number of stored entries.
 - :func:`as_csr` validates and returns a CSR matrix of the same library.
+- :func:`canonical_csr` validates and returns canonical CSR (sorted, duplicates summed).
 - :func:`owned` copies an array that may share memory with the caller's arrays and marks it
   read-only, so that a validated object owns what it validated.
+
+Whether an object is sparse at all (``_dispatch.is_sparse``) and copies to the host
+(``_dispatch.to_host``) live in ``_dispatch``, next to the other questions of array type and
+device.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from . import _checks as C
-from . import _dispatch as D
-
-
-def is_sparse(x) -> bool:
-    """A scipy.sparse or cupyx.scipy.sparse matrix or array."""
-    return type(x).__module__.startswith("scipy.sparse") or D.is_cupyx_sparse(x)
-
-
-def _xp(arr):
-    return D.array_module(arr) if D.is_cupy_array(arr) else np
+from . import _checks, _dispatch
 
 
 def _int_vector(arr, what, fn):
@@ -42,7 +37,7 @@ def _int_vector(arr, what, fn):
 
 def _extent(arr):
     """(min, max) of a non-empty integer array as Python ints (one transfer from a GPU)."""
-    lo, hi = D.to_host(_xp(arr).stack([arr.min(), arr.max()])).tolist()
+    lo, hi = _dispatch.to_host(_dispatch.array_module(arr).stack([arr.min(), arr.max()])).tolist()
     return int(lo), int(hi)
 
 
@@ -70,9 +65,9 @@ def check_compressed(indptr, indices, n_major, n_minor, name, fn, *, data=None, 
         raise ValueError(
             f"{fn}(): {name}.indptr must have {n_major + 1} entries, got {indptr.size}"
         )
-    xp = _xp(indptr)
+    xp = _dispatch.array_module(indptr)
     ip = indptr.astype(xp.int64, copy=False)
-    first, last = (int(v) for v in D.to_host(ip[xp.asarray([0, n_major])]))
+    first, last = (int(v) for v in _dispatch.to_host(ip[xp.asarray([0, n_major])]))
     if first != 0:
         raise ValueError(f"{fn}(): {name}.indptr must start at 0, got {first}")
     if n_major and bool((ip[1:] < ip[:-1]).any()):
@@ -105,8 +100,8 @@ def check_structure(X, name, fn):
     if len(shape) != 2:
         raise ValueError(f"{fn}(): {name} must be 2-dimensional, got shape {shape}")
     m, n = shape
-    C.check_index_range(m, f"{name}.shape[0]", fn)
-    C.check_index_range(n, f"{name}.shape[1]", fn)
+    _checks.check_index_range(m, f"{name}.shape[0]", fn)
+    _checks.check_index_range(n, f"{name}.shape[1]", fn)
     fmt = getattr(X, "format", None)
     if fmt == "csr":
         check_compressed(X.indptr, X.indices, m, n, name, fn, data=X.data)
@@ -138,9 +133,35 @@ def as_csr(X, name, fn):
     returned as it is when already trimmed): callers that keep it must copy (:func:`owned`)."""
     check_structure(X, name, fn)
     A = X.tocsr()
-    nnz = int(D.to_host(A.indptr[-1:])[0]) if A.indptr.size else 0
+    nnz = int(_dispatch.to_host(A.indptr[-1:])[0]) if A.indptr.size else 0
     if A.indices.size != nnz or A.data.size != nnz:
         A = type(A)((A.data[:nnz], A.indices[:nnz], A.indptr), shape=A.shape)
+    return A
+
+
+def canonical_csr(X, name, fn, *, dtype=None, finite=False, nnz_limit=_checks.INT32_MAX):
+    """A validated scipy/cupyx sparse matrix as canonical CSR of the same library: sorted
+    indices, duplicate entries summed (as scipy sums them), in this order:
+
+    the index structure validated (:func:`as_csr`); with ``finite``, NaN/Inf values refused;
+    nnz checked against ``nnz_limit``; the values converted to ``dtype`` when given (a copy
+    of the whole matrix); duplicates summed, in a copy unless the conversion made one.
+    May share memory with X when no conversion or summing was needed: callers that keep it or
+    write to it must copy.
+    """
+    A = as_csr(X, name, fn)
+    if finite:
+        xp = _dispatch.array_module(A.data)
+        if A.data.size and not bool(xp.isfinite(A.data).all()):
+            raise ValueError(f"{fn}(): {name} must be finite, got NaN or Inf")
+    _checks.check_index_range(int(A.data.size), f"{name}.nnz", fn, limit=nnz_limit)
+    copied = dtype is not None
+    if copied:
+        A = A.astype(dtype)  # copies data, indices and indptr
+    if not A.has_canonical_format:  # unsorted or duplicate indices: sum them, as scipy does
+        if not copied:
+            A = A.copy()
+        A.sum_duplicates()
     return A
 
 
@@ -149,9 +170,10 @@ def owned(arr, *sources, dtype=None):
     (the caller's arrays), marked read-only on the host: the object that holds it owns what
     it validated, and later changes to the caller's arrays can neither crash it nor change
     its results."""
-    xp = _xp(arr)
+    xp = _dispatch.array_module(arr)
     out = xp.ascontiguousarray(arr, dtype=dtype)
-    if any(s is not None and xp is _xp(s) and xp.may_share_memory(out, s) for s in sources):
+    if any(s is not None and xp is _dispatch.array_module(s) and xp.may_share_memory(out, s)
+           for s in sources):
         out = out.copy()
     if xp is np:
         out.flags.writeable = False

@@ -2,17 +2,15 @@
 scatter) per backend, and the input normalisation shared by fit and the updates.
 
 A backend object carries ``xp`` (numpy or cupy), ``sp`` (scipy.sparse or cupyx.scipy.sparse)
-and the kernels; the updater in ``svd.py`` is written once against it.
+and the kernels; the update strategies in ``_svd_update.py`` are written once against it.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from . import _checks as C
-from . import _dispatch as D
-from . import _sparse_input as S
-from ._sparse_input import is_sparse
+from . import _checks, _dispatch, _sparse_input
+from ._dispatch import is_sparse
 from .reference import svd as ref
 
 _FLOATS = (np.float32, np.float64)
@@ -25,7 +23,7 @@ class _Ops:
     def __init__(self, name):
         self.name = name
         if name == "cuda":
-            self.xp = D.cupy_module()
+            self.xp = _dispatch.cupy_module()
             import cupyx.scipy.sparse as csp
 
             self.sp = csp
@@ -45,9 +43,9 @@ class _Ops:
         out = xp.empty((Xt.shape[0], B.shape[1]), dtype=np.float64)
         ip = Xt.indptr.astype(np.int64)
         if self.name == "cpu":
-            D.cpu().svd_gather(ip, Xt.indices, Xt.data, B, out)
+            _dispatch.cpu().svd_gather(ip, Xt.indices, Xt.data, B, out)
         else:
-            D.cuda().svd_gather(ip, Xt.indices, Xt.data, B, out, D.stream_ptr())
+            _dispatch.cuda().svd_gather(ip, Xt.indices, Xt.data, B, out, _dispatch.stream_ptr())
         return out
 
     # (c x c) = Xt @ Xt^T, dense; Xc is Xt.tocsc()
@@ -60,9 +58,9 @@ class _Ops:
         args = (Xt.indptr.astype(np.int64), Xt.indices, Xt.data, Xc.indptr.astype(np.int64),
                 Xc.indices.astype(np.int32), Xc.data)
         if self.name == "cpu":
-            D.cpu().svd_gram(*args, out)
+            _dispatch.cpu().svd_gram(*args, out)
         else:
-            D.cuda().svd_gram(*args, out, D.stream_ptr())
+            _dispatch.cuda().svd_gram(*args, out, _dispatch.stream_ptr())
         return out
 
     # B[rows touched by Xt's columns] += Xt^T @ Y, touching only those rows of B.
@@ -73,9 +71,10 @@ class _Ops:
         if self.name == "reference":
             ref.svd_scatter(rows, indptr, indices, data, Y, B)
         elif self.name == "cpu":
-            D.cpu().svd_scatter(rows, indptr, indices, data, Y, B)
+            _dispatch.cpu().svd_scatter(rows, indptr, indices, data, Y, B)
         else:
-            D.cuda().svd_scatter(rows, indptr, indices, data, Y, B, D.stream_ptr())
+            _dispatch.cuda().svd_scatter(rows, indptr, indices, data, Y, B,
+                                         _dispatch.stream_ptr())
 
     def compress_columns(self, Xc):
         """The columns of Xc (Xt in CSC form) that hold nonzeros, as (rows, indptr, indices,
@@ -89,7 +88,7 @@ class _Ops:
 
 def device_name(x) -> str:
     try:
-        return D.device_of(x)
+        return _dispatch.device_of(x)
     except TypeError:
         return "?"
 
@@ -116,7 +115,8 @@ def as_update(x, name, fn, *, width=None, width_name="", device=None, allow_spar
         if len(x.shape) != 2:
             raise ValueError(f"{fn}(): {name} must be 2-dimensional, got shape {x.shape}")
     else:
-        C.check_array(x, name, fn, dtypes=_FLOATS, ndim=2, contiguous=False, allow_empty=True)
+        _checks.check_array(x, name, fn, dtypes=_FLOATS, ndim=2, contiguous=False,
+                            allow_empty=True)
     rows, cols = x.shape
     if rows == 0 or cols == 0:
         raise ValueError(f"{fn}(): {name} must not be empty, got shape {tuple(x.shape)}")
@@ -128,24 +128,18 @@ def as_update(x, name, fn, *, width=None, width_name="", device=None, allow_spar
         raise ValueError(
             f"{fn}(): {name} must have {height} rows ({width_name}), got shape {tuple(x.shape)}"
         )
-    C.check_index_range(rows, f"{name}.shape[0]", fn)
-    C.check_index_range(cols, f"{name}.shape[1]", fn)
+    _checks.check_index_range(rows, f"{name}.shape[0]", fn)
+    _checks.check_index_range(cols, f"{name}.shape[1]", fn)
     if is_sparse(x):
         # Index structure first, in the stored format, before scipy/cupyx converts anything:
         # tocsr / astype / sum_duplicates trust indptr and indices and write out of bounds.
-        x = S.as_csr(x, name, fn)
-        xp = D.array_module(x.data) if D.is_cupy_array(x.data) else np
-        if x.data.size and not bool(xp.isfinite(x.data).all()):
-            raise ValueError(f"{fn}(): {name} must be finite, got NaN or Inf")
-        C.check_index_range(int(x.data.size), f"{name}.nnz", fn)
-        # A copy of our own (astype copies data, indices and indptr), canonical, int32 indices:
-        # nothing the updater keeps or hands to a kernel shares memory with the caller's arrays.
-        x = x.astype(np.float64)
-        if not x.has_canonical_format:
-            x.sum_duplicates()
+        # A copy of our own (the float64 conversion copies data, indices and indptr),
+        # canonical, int32 indices: nothing the updater keeps or hands to a kernel shares
+        # memory with the caller's arrays.
+        x = _sparse_input.canonical_csr(x, name, fn, dtype=np.float64, finite=True)
         x.indices = x.indices.astype(np.int32, copy=False)
         return x
-    xp = D.array_module(x)
+    xp = _dispatch.array_module(x)
     if not bool(xp.isfinite(x).all()):
         raise ValueError(f"{fn}(): {name} must be finite, got NaN or Inf")
     return xp.ascontiguousarray(x, dtype=np.float64)
@@ -156,4 +150,4 @@ def density(x) -> float:
     size = x.shape[0] * x.shape[1]
     if is_sparse(x):
         return x.nnz / size
-    return float(D.array_module(x).count_nonzero(x)) / size
+    return float(_dispatch.array_module(x).count_nonzero(x)) / size

@@ -12,32 +12,23 @@ from __future__ import annotations
 
 import math
 import numbers
-import sys
-import time
 
 import numpy as np
 
-from . import _checks as C
-from . import _dispatch as D
-from . import _sparse_input as S
+from . import _checks, _dispatch, _fastrp, _sparse_input
+from ._randproj_ops import generate, gpu_project
 from .reference import randproj as ref
-from .spmm import _GPU_MAX_K, _gpu_csr_matmul, _gpu_csr_plan
 
 __all__ = ["SparseRandomProjection", "fastrp"]
 
 _FLOATS = (np.float32, np.float64)
-# GPU: feature rows of R generated per chunk, bounding the generated entries (~16M).
-_GPU_CHUNK_ENTRIES = 1 << 24
-# fastrp(progress=None) shows a bar from this many stored edges on (the 1M-node, 10M-edge
-# power-law graph of the benchmarks takes seconds per iteration on the CPU).
-_PROGRESS_MIN_NNZ = 5_000_000
 
 
 def _seed_of(random_state, fn):
     """An integer seed: the int itself, else one drawn from the Generator/RandomState/None."""
     if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
         return int(random_state)
-    rng = C.check_random_state(random_state, fn)
+    rng = _checks.check_random_state(random_state, fn)
     return int(rng.integers(0, 2**63 - 1))
 
 
@@ -54,20 +45,16 @@ def _check_sparse(X, name, fn, dtypes=_FLOATS, square=False, cast=None):
     if cast is not None and X.dtype.kind in "biu":
         pass  # converted below, once the structure is known to be sound
     elif X.dtype not in [np.dtype(d) for d in dtypes]:
-        raise TypeError(f"{fn}(): {name} must have dtype {C.dtype_names(dtypes)}, got {X.dtype}")
+        raise TypeError(f"{fn}(): {name} must have dtype {_checks.dtype_names(dtypes)}, got "
+                        f"{X.dtype}")
     n, d = shape
     if n == 0 or d == 0:
         raise ValueError(f"{fn}(): {name} must not be empty, got shape {shape}")
     if square and n != d:
         raise ValueError(f"{fn}(): {name} must be square (an adjacency matrix), got shape {shape}")
-    X = S.as_csr(X, name, fn)
-    C.check_index_range(int(X.data.size), f"{name}.nnz", fn, limit=2**62)
-    if cast is not None and X.dtype.kind in "biu":
-        X = X.astype(cast)
-    if not X.has_canonical_format:  # unsorted or duplicate indices: sum them, as scipy does
-        X = X.copy()
-        X.sum_duplicates()
-    xp = D.array_module(X.data)
+    to = cast if cast is not None and X.dtype.kind in "biu" else None
+    X = _sparse_input.canonical_csr(X, name, fn, dtype=to, nnz_limit=2**62)
+    xp = _dispatch.array_module(X.data)
     indptr = X.indptr.astype(xp.int64, copy=False)
     indices = X.indices.astype(xp.int32, copy=False)
     return X, indptr, indices, xp.ascontiguousarray(X.data)
@@ -77,8 +64,9 @@ def _check_sparse_shape(X, name, fn):
     """fit() reads only the shape of a sparse X, but validates its structure all the same (a
     corrupted matrix is refused at the first call that sees it)."""
     if X.dtype not in [np.dtype(d) for d in _FLOATS]:
-        raise TypeError(f"{fn}(): {name} must have dtype {C.dtype_names(_FLOATS)}, got {X.dtype}")
-    S.check_structure(X, name, fn)
+        raise TypeError(f"{fn}(): {name} must have dtype {_checks.dtype_names(_FLOATS)}, got "
+                        f"{X.dtype}")
+    _sparse_input.check_structure(X, name, fn)
     if 0 in tuple(X.shape):
         raise ValueError(f"{fn}(): {name} must not be empty, got shape {tuple(X.shape)}")
 
@@ -92,7 +80,7 @@ def _check_flag(value, name, fn):
 
 def _check_backend(backend, fn):
     if backend is not None:
-        C.check_choice(backend, "backend", fn, D.BACKENDS)
+        _checks.check_choice(backend, "backend", fn, _dispatch.BACKENDS)
 
 
 def _n_components(n_components, eps, n, d, fn, *, limit=None):
@@ -100,7 +88,7 @@ def _n_components(n_components, eps, n, d, fn, *, limit=None):
     which, as in scikit-learn, must give 1 <= k <= d. eps is validated in both cases."""
     eps = _check_eps(eps, fn)
     if isinstance(n_components, str):
-        C.check_choice(n_components, "n_components", fn, ("auto",))
+        _checks.check_choice(n_components, "n_components", fn, ("auto",))
         from .hadamard import johnson_lindenstrauss_min_dim
 
         k = johnson_lindenstrauss_min_dim(n, eps)
@@ -118,45 +106,15 @@ def _n_components(n_components, eps, n, d, fn, *, limit=None):
     if isinstance(n_components, bool) or not isinstance(n_components, numbers.Integral):
         raise TypeError(f"{fn}(): n_components must be an integer >= 1 or 'auto', got "
                         f"{type(n_components).__name__} {n_components!r}")
-    return C.check_int(n_components, "n_components", fn, min_value=1, max_value=C.INT32_MAX)
+    return _checks.check_int(n_components, "n_components", fn, min_value=1,
+                             max_value=_checks.INT32_MAX)
 
 
 def _check_eps(eps, fn):
-    eps = C.check_float(eps, "eps", fn, min_value=0.0, max_value=1.0, strict=True)
+    eps = _checks.check_float(eps, "eps", fn, min_value=0.0, max_value=1.0, strict=True)
     if eps >= 1.0:
         raise ValueError(f"{fn}(): eps must be in (0, 1), got {eps}")
     return eps
-
-
-def _generate(be, seed_key, table, k, j0, j1, xp):
-    """Rows j0..j1-1 of R on backend ``be``: (indptr int64, components int32, negative int8)."""
-    if be == "reference":
-        return ref.rp_generate(seed_key, table, k, j0, j1)
-    nr = j1 - j0
-    counts = xp.empty(nr, dtype=xp.int64)
-    indptr = xp.zeros(nr + 1, dtype=xp.int64)
-    if be == "cpu":
-        D.cpu().rp_count(seed_key, table, k, j0, counts)
-        np.cumsum(counts, out=indptr[1:])
-        nnz = int(indptr[-1])
-        comps, negs = np.empty(nnz, np.int32), np.empty(nnz, np.int8)
-        D.cpu().rp_fill(seed_key, table, k, j0, indptr, comps, negs)
-        return indptr, comps, negs
-    cu, s = D.cuda(), D.stream_ptr()
-    dtable = xp.asarray(table)
-    cu.rp_count(seed_key, dtable, k, j0, counts, s)
-    xp.cumsum(counts, out=indptr[1:])
-    nnz = int(indptr[-1])
-    comps, negs = xp.empty(max(nnz, 1), xp.int32), xp.empty(max(nnz, 1), xp.int8)
-    cu.rp_fill(seed_key, dtable, k, j0, indptr, comps, negs, s)
-    return indptr, comps[:nnz], negs[:nnz]
-
-
-def _gpu_chunks(table, k, d):
-    density = 1.0 - float(table[1]) / 2.0**63 if k >= 1 else 1.0
-    per_row = 1.0 + density * k
-    step = max(1, int(_GPU_CHUNK_ENTRIES / per_row))
-    return [(j0, min(d, j0 + step)) for j0 in range(0, d, step)]
 
 
 class SparseRandomProjection:
@@ -224,19 +182,19 @@ class SparseRandomProjection:
     def fit(self, X, y=None):
         """Choose k, the density and the seed for inputs shaped like X. Returns self."""
         fn = "SparseRandomProjection.fit"
-        if S.is_sparse(X):
+        if _dispatch.is_sparse(X):
             _check_sparse_shape(X, "X", fn)
         else:
-            C.check_array(X, "X", fn, dtypes=_FLOATS, ndim=2, contiguous=False)
+            _checks.check_array(X, "X", fn, dtypes=_FLOATS, ndim=2, contiguous=False)
         n, d = X.shape
-        C.check_index_range(d, "n_features", fn)
+        _checks.check_index_range(d, "n_features", fn)
         k = _n_components(self.n_components, self.eps, n, d, fn)
         if isinstance(self.density, str):
-            C.check_choice(self.density, "density", fn, ("auto",))
+            _checks.check_choice(self.density, "density", fn, ("auto",))
             p = 1.0 / math.sqrt(d)
         else:
-            p = C.check_float(self.density, "density", fn, min_value=0.0, max_value=1.0,
-                              strict=True)
+            p = _checks.check_float(self.density, "density", fn, min_value=0.0, max_value=1.0,
+                                    strict=True)
         _check_flag(self.dense_output, "dense_output", fn)
         _check_backend(self.backend, fn)
         seed = _seed_of(self.random_state, fn)
@@ -248,9 +206,9 @@ class SparseRandomProjection:
         return self
 
     def _generate(self, backend, j0=0, j1=None):
-        xp = D.cupy_module() if backend == "cuda" else np
+        xp = _dispatch.cupy_module() if backend == "cuda" else np
         j1 = self.n_features_in_ if j1 is None else j1
-        return _generate(backend, self._key, self._table, self.n_components_, j0, j1, xp)
+        return generate(backend, self._key, self._table, self.n_components_, j0, j1, xp)
 
     @property
     def components_(self):
@@ -259,7 +217,7 @@ class SparseRandomProjection:
             raise RuntimeError("SparseRandomProjection.components_: call fit() first")
         import scipy.sparse as sp
 
-        be = "cpu" if D._cpu is not None else "reference"
+        be = "cpu" if _dispatch._cpu is not None else "reference"
         indptr, comps, neg = self._generate(be)
         vals = np.where(neg == 1, -self.scale_, self.scale_)
         R = sp.csr_matrix((vals, comps, indptr), shape=(self.n_features_in_, self.n_components_))
@@ -272,32 +230,30 @@ class SparseRandomProjection:
         fn = "SparseRandomProjection.transform"
         if not hasattr(self, "_key"):
             raise RuntimeError(f"{fn}(): call fit() first")
-        sparse = S.is_sparse(X)
+        sparse = _dispatch.is_sparse(X)
         if sparse:
             X, indptr, indices, data = _check_sparse(X, "X", fn)
         else:
-            C.check_array(X, "X", fn, dtypes=_FLOATS, ndim=2)
+            _checks.check_array(X, "X", fn, dtypes=_FLOATS, ndim=2)
         if X.shape[1] != self.n_features_in_:
             raise ValueError(
                 f"{fn}(): X must have {self.n_features_in_} columns (as fitted), got {X.shape[1]}")
-        be = D.pick(fn, X, backend=self.backend)
+        be = _dispatch.pick(fn, X, backend=self.backend)
         n, k, d = X.shape[0], self.n_components_, self.n_features_in_
         if be == "reference":
-            Xh = X.get() if D.is_cupyx_sparse(X) else D.to_host(X)
-            Y = ref.sparse_random_projection(Xh, self._key, self._table, k, self.scale_)
-            out = Y.astype(X.dtype)
-            if D.device_of(X) == "cuda":
-                out = D.cupy_module().asarray(out)
+            Y = ref.sparse_random_projection(_dispatch.to_host(X), self._key, self._table, k,
+                                             self.scale_)
+            out = _dispatch.reference_result(Y.astype(X.dtype), X)
         elif be == "cpu":
             out = np.empty((n, k), dtype=X.dtype)
             if sparse:
-                D.cpu().rp_sparse(indptr, indices, data, d, None, None, self._key, self._table,
-                                  self.scale_, out)
+                _dispatch.cpu().rp_sparse(indptr, indices, data, d, None, None, self._key,
+                                          self._table, self.scale_, out)
             else:
-                D.cpu().rp_dense(X, self._key, self._table, self.scale_, out)
+                _dispatch.cpu().rp_dense(X, self._key, self._table, self.scale_, out)
         else:
-            out = _gpu_project(X if not sparse else (indptr, indices, data), d, self._key,
-                               self._table, k, self.scale_, dtype=X.dtype, n=n)
+            out = gpu_project(X if not sparse else (indptr, indices, data), d, self._key,
+                              self._table, k, self.scale_, dtype=X.dtype, n=n)
         if sparse and not self.dense_output:
             return _to_csr(out)
         return out
@@ -308,71 +264,13 @@ class SparseRandomProjection:
 
 
 def _to_csr(Y):
-    if D.is_cupy_array(Y):
+    if _dispatch.is_cupy_array(Y):
         import cupyx.scipy.sparse as csp
 
         return csp.csr_matrix(Y)
     import scipy.sparse as sp
 
     return sp.csr_matrix(Y)
-
-
-def _gpu_project(X, d, key, table, k, scale, *, dtype, n, rowscale=None, colscale=None):
-    """out = scale * diag(rowscale) X diag(colscale) R on the GPU, R generated per chunk."""
-    cp = D.cupy_module()
-    cu, s = D.cuda(), D.stream_ptr()
-    out = cp.zeros((n, k), dtype=dtype)
-    for j0, j1 in _gpu_chunks(table, k, d):
-        indptr, comps, negs = _generate("cuda", key, table, k, j0, j1, cp)
-        if isinstance(X, tuple):
-            xi, xj, xv = X
-            cu.rp_sparse_accumulate(xi, xj, xv, colscale, indptr, comps, negs, j0, j1, out, s)
-        else:
-            # components of this chunk grouped by component: CSR (k x (j1-j0)) by a stable sort
-            nnz = int(indptr[-1])
-            rows = _row_ids(indptr, cp).astype(cp.int32)
-            order = cp.argsort(comps, kind="stable") if nnz else cp.empty(0, cp.int64)
-            cols_by_c = cp.ascontiguousarray(rows[order]) if nnz else cp.empty(1, cp.int32)
-            negs_by_c = cp.ascontiguousarray(negs[order]) if nnz else cp.empty(1, cp.int8)
-            cptr = cp.zeros(k + 1, dtype=cp.int64)
-            if nnz:
-                cp.cumsum(cp.bincount(comps, minlength=k), out=cptr[1:])
-            cu.rp_dense_accumulate(X, cptr, cols_by_c, negs_by_c, j0, out, s)
-    factor = dtype.type(scale) if rowscale is None else (scale * rowscale).astype(dtype)[:, None]
-    out *= factor
-    return out
-
-
-def _stderr_is_terminal():
-    try:
-        return sys.stderr is not None and sys.stderr.isatty()
-    except (AttributeError, ValueError):  # replaced by an object without isatty, or closed
-        return False
-
-
-def _plain_progress(items, fn):
-    """progress=True without tqdm: one line on stderr after each item."""
-    t0 = time.perf_counter()
-    for i, item in enumerate(items, 1):
-        yield item
-        print(f"{fn}(): iteration {i}/{len(items)} done after {time.perf_counter() - t0:.1f} s",
-              file=sys.stderr, flush=True)
-
-
-def _with_progress(items, progress, nnz, fn):
-    """(items, possibly wrapped in a progress bar on stderr; whether one is shown). tqdm is
-    imported here only: it is not a dependency of matkern."""
-    if progress is False or (progress is None and (nnz < _PROGRESS_MIN_NNZ
-                                                   or not _stderr_is_terminal())):
-        return items, False
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        if progress is None:
-            return items, False
-        return _plain_progress(items, fn), True
-    # leave=None: the finished bar stays, unless it sits below another one (the bench runner's)
-    return tqdm(items, desc=fn, unit="iteration", file=sys.stderr, leave=None), True
 
 
 def fastrp(adjacency, dim=128, iteration_weights=(0.0, 1.0, 1.0), normalization_strength=0.0,
@@ -427,7 +325,29 @@ def fastrp(adjacency, dim=128, iteration_weights=(0.0, 1.0, 1.0), normalization_
     ((1000, 64), dtype('float32'))
     """
     fn = "fastrp"
-    if not S.is_sparse(adjacency):
+    dtype, dim, weights, beta, l2_normalize = _check_fastrp_args(
+        adjacency, dim, iteration_weights, normalization_strength, l2_normalize, dtype,
+        backend, progress, fn)
+    # structure validated before any conversion (integer/bool weights cast after it)
+    A, indptr, indices, data = _check_adjacency(adjacency, dtype, fn)
+    progress = None if progress is None else bool(progress)
+    be = _dispatch.pick(fn, A, backend=backend)
+    key = ref.rp_seed_key(_seed_of(random_state, fn))
+    if be == "reference":
+        E = ref.fastrp(_dispatch.to_host(A), dim, weights, beta, l2_normalize, key)
+        return _dispatch.reference_result(E.astype(dtype), A)
+    steps, shown = _fastrp.with_progress(weights, progress, int(indptr[-1]), fn)
+    walk = _fastrp.prepare(indptr, indices, data, dim, beta, key, dtype)
+    if be == "cpu":
+        return _fastrp.embed_cpu(walk, steps, len(weights), l2_normalize)
+    return _fastrp.embed_cuda(walk, steps, len(weights), l2_normalize, synchronize=shown)
+
+
+def _check_fastrp_args(adjacency, dim, iteration_weights, normalization_strength,
+                       l2_normalize, dtype, backend, progress, fn):
+    """fastrp's arguments other than the adjacency's contents, in the order they are checked:
+    (dtype, dim, weights, beta, l2_normalize), validated and normalized."""
+    if not _dispatch.is_sparse(adjacency):
         raise TypeError(f"{fn}(): adjacency must be a scipy.sparse or cupyx.scipy.sparse matrix, "
                         f"got {type(adjacency).__module__}.{type(adjacency).__name__}")
     try:
@@ -436,90 +356,31 @@ def fastrp(adjacency, dim=128, iteration_weights=(0.0, 1.0, 1.0), normalization_
         raise TypeError(f"{fn}(): dtype must be float32 or float64, got {dtype!r}") from None
     if dtype not in [np.dtype(t) for t in _FLOATS]:
         raise TypeError(f"{fn}(): dtype must be float32 or float64, got {dtype}")
-    dim = C.check_int(dim, "dim", fn, min_value=1, max_value=C.INT32_MAX)
+    dim = _checks.check_int(dim, "dim", fn, min_value=1, max_value=_checks.INT32_MAX)
     weights = _check_weights(iteration_weights, fn)
-    beta = C.check_float(normalization_strength, "normalization_strength", fn)
+    beta = _checks.check_float(normalization_strength, "normalization_strength", fn)
     l2_normalize = _check_flag(l2_normalize, "l2_normalize", fn)
     _check_backend(backend, fn)
     if progress is not None and not isinstance(progress, (bool, np.bool_)):
         raise TypeError(f"{fn}(): progress must be None, True or False, got "
                         f"{type(progress).__name__}")
-    # structure validated before any conversion (integer/bool weights cast after it)
+    return dtype, dim, weights, beta, l2_normalize
+
+
+def _check_adjacency(adjacency, dtype, fn):
+    """(A, indptr, indices, data): the adjacency as canonical CSR with ``dtype`` weights,
+    checked to be square, finite and nonnegative."""
     A, indptr, indices, data = _check_sparse(adjacency, "adjacency", fn, square=True,
                                              cast=dtype)
     if data.dtype != dtype:
         data = data.astype(dtype)
-    progress = None if progress is None else bool(progress)
-    xp = D.array_module(data)
+    xp = _dispatch.array_module(data)
     if data.size and not bool(xp.isfinite(data).all()):
         raise ValueError(f"{fn}(): adjacency must have finite weights, got NaN or Inf")
     if data.size and bool((data < 0).any()):
         raise ValueError(f"{fn}(): adjacency must have nonnegative weights (a transition "
                          "matrix is built from it), got a negative weight")
-    be = D.pick(fn, A, backend=backend)
-    seed = _seed_of(random_state, fn)
-    key = ref.rp_seed_key(seed)
-    n = A.shape[0]
-    if be == "reference":
-        Ah = A.get() if D.is_cupyx_sparse(A) else A
-        E = ref.fastrp(Ah, dim, weights, beta, bool(l2_normalize), key).astype(dtype)
-        return D.cupy_module().asarray(E) if xp is not np else E
-
-    steps, shown = _with_progress(weights, progress, int(indptr[-1]), fn)
-    density = 1.0 / math.sqrt(n)
-    table = ref.rp_table(density, dim)
-    scale = math.sqrt(1.0 / (density * dim))
-    deg64 = np.asarray(D.to_host(_row_sums(indptr, data, xp)), dtype=np.float64)
-    inv = np.zeros(n)
-    inv[deg64 > 0] = 1.0 / deg64[deg64 > 0]
-    colfac = ref.degree_power(deg64, beta)
-    inv_t, col_t = xp.asarray(inv.astype(dtype)), xp.asarray(colfac.astype(dtype))
-    emb = xp.zeros((n, dim), dtype=dtype)
-    if be == "cpu":
-        cpu = D.cpu()
-        U = np.empty((n, dim), dtype=dtype)
-        cpu.rp_sparse(indptr, indices, data, n, inv_t, col_t, key, table, scale, U)
-        V = np.empty_like(U) if len(weights) > 1 else None
-        # S = D^-1 A once, so every graph product is a plain CSR x dense on the SpMM family's
-        # kernel (matkern::csr_spmm).
-        s_data = (data * np.repeat(inv_t, np.diff(indptr))).astype(dtype, copy=False)
-        for i, w in enumerate(steps):
-            if i:
-                cpu.spmm_csr(n, indptr, indices, s_data, U, V)
-                U, V = V, U
-            if w != 0.0:
-                cpu.rp_accumulate(U, w, bool(l2_normalize), emb)
-        return emb
-    cu, s = D.cuda(), D.stream_ptr()
-    U = _gpu_project((indptr, indices, data), n, key, table, dim, scale, dtype=dtype, n=n,
-                     rowscale=inv_t, colscale=col_t)
-    V = xp.empty_like(U) if len(weights) > 1 else None
-    csr = None
-    if V is not None and dtype == np.float32 and dim <= _GPU_MAX_K:
-        # S = D^-1 A scaled once and planned once (row segments for hub rows), so that every
-        # graph product runs the SpMM family's float32 CSR kernel: spmm's exact float32 path
-        # (precision="fp32"), never its TF32/FP16 tensor-core kernel.
-        s_data = data * inv_t[_row_ids(indptr, xp)]
-        csr = _gpu_csr_plan(indptr, indices, s_data)
-    for i, w in enumerate(steps):
-        if i:
-            if csr is not None:
-                _gpu_csr_matmul(csr, U, V)
-            else:
-                # float64 (the SpMM CUDA kernel takes float32 values only), or dim beyond its
-                # grid limit: randproj's own CSR kernel, D^-1 applied as a row scale.
-                cu.rp_csr_spmm(indptr, indices, data, inv_t, U, V, s)
-            U, V = V, U
-        if w != 0.0:
-            if l2_normalize:
-                norms = xp.sqrt((U.astype(xp.float64) ** 2).sum(axis=1, keepdims=True))
-                f = xp.where(norms > 0, w / xp.where(norms > 0, norms, 1.0), 0.0).astype(dtype)
-                emb += f * U
-            else:
-                emb += dtype.type(w) * U
-        if shown:
-            xp.cuda.get_current_stream().synchronize()  # the bar then times the GPU work
-    return emb
+    return A, indptr, indices, data
 
 
 def _check_weights(iteration_weights, fn):
@@ -538,18 +399,3 @@ def _check_weights(iteration_weights, fn):
         if not math.isfinite(float(w)):
             raise ValueError(f"{fn}(): {name} must be finite, got {float(w)} at index {i}")
     return [float(w) for w in weights]
-
-
-def _row_ids(indptr, xp):
-    """The row of each stored entry of a CSR matrix."""
-    n, nnz = indptr.shape[0] - 1, int(indptr[-1])
-    if xp is np:
-        return np.repeat(np.arange(n), np.diff(indptr))
-    return xp.searchsorted(indptr, xp.arange(nnz), side="right") - 1
-
-
-def _row_sums(indptr, data, xp):
-    """Row sums (weighted out-degrees) of a CSR matrix, in float64."""
-    n = indptr.shape[0] - 1
-    rows = _row_ids(indptr, xp)
-    return xp.bincount(rows, weights=data.astype(xp.float64), minlength=n)

@@ -4,9 +4,10 @@ Methods (all keep the rank-k factors A ~ U diag(s) V^T):
 
 - ``"zha-simon"``: the part of the update outside the current subspace is orthogonalised by a
   QR (twice-projected), then the small (k+c) x (k+c) matrix is decomposed.
-- ``"gkl"`` (Vecharynski-Saad): ``l`` Golub-Kahan-Lanczos steps replace the QR: only the
-  dominant l directions of the part outside the subspace are kept.
-- ``"rpi"`` (Yamazaki): randomized power iteration, ``l`` vectors, ``t`` steps.
+- ``"gkl"`` (Vecharynski-Saad): ``update_rank`` Golub-Kahan-Lanczos steps replace the QR: only
+  the dominant ``update_rank`` directions of the part outside the subspace are kept.
+- ``"rpi"`` (Yamazaki): randomized power iteration, ``update_rank`` vectors,
+  ``update_n_iter`` steps.
 - ``"sparse"`` (Deng et al., ICLR'24): U = U' K_u, V = V' K_v with k x k factors. The update's
   complement is orthogonalised under the update's own inner product (Gram matrix
   X^T X - P^T P, P = V^T X), never formed densely; K is updated, and the correction is
@@ -16,7 +17,8 @@ Methods (all keep the rank-k factors A ~ U diag(s) V^T):
   ``sparse_density`` (default 0.05), else ``"zha-simon"``.
 
 All computations are in float64 (float32 input is converted): thousands of updates keep U and
-V orthonormal only with the 53-bit mantissa.
+V orthonormal only with the 53-bit mantissa. The strategies themselves live in
+``_svd_update``; this module is the estimator.
 """
 
 from __future__ import annotations
@@ -27,68 +29,14 @@ import numbers
 
 import numpy as np
 
-from . import _checks as C
-from . import _dispatch as D
+from . import _checks, _dispatch, _svd_update
+from ._svd_ops import _Ops, as_update, density
 from ._threads import single_blas_thread
-from ._svd_ops import _Ops, as_update, density, is_sparse
 
 __all__ = ["TruncatedSVD"]
 
 METHODS = ("auto", "zha-simon", "gkl", "rpi", "sparse")
 INITS = ("auto", "lanczos", "randomized", "dense")
-# Relative eigenvalue floor of the Jacobi-scaled Gram matrix of the update's complement: the
-# Gram matrix is formed by a subtraction, so directions below ~1e-8 of a column's squared norm
-# are rounding noise; dropping them keeps the implicit basis orthonormal to ~1e-8.
-GRAM_FLOOR = 1e-8
-# Largest condition number of K_u / K_v before it is folded into U' / V'.
-K_COND_MAX = 1e6
-
-
-class _Side:
-    """One factor B = B'[:n] @ K, B' with spare rows for appends."""
-
-    def __init__(self, xp, B):
-        self.xp = xp
-        n, k = B.shape
-        self.buf = xp.empty((max(2 * n, 16), k), dtype=np.float64)
-        self.buf[:n] = B
-        self.n = n
-        self.K = xp.eye(k)
-        self.plain = True  # K is the identity
-
-    @property
-    def Bp(self):
-        return self.buf[: self.n]
-
-    def materialize(self):
-        return self.Bp if self.plain else self.Bp @ self.K
-
-    def fold(self):
-        if not self.plain:
-            self.buf[: self.n] = self.Bp @ self.K
-            self.K = self.xp.eye(self.K.shape[0])
-            self.plain = True
-
-    def set_dense(self, B):
-        self.n = 0
-        self.append(B)
-        self.K = self.xp.eye(B.shape[1])
-        self.plain = True
-
-    def append(self, rows):
-        need = self.n + rows.shape[0]
-        if need > self.buf.shape[0]:
-            new = self.xp.empty((2 * need, self.buf.shape[1]), dtype=np.float64)
-            new[: self.n] = self.Bp
-            self.buf = new
-        self.buf[self.n : need] = rows
-        self.n = need
-
-    def copy(self):
-        out = _Side.__new__(_Side)
-        out.xp, out.n, out.plain = self.xp, self.n, self.plain
-        out.buf, out.K = self.buf.copy(), self.K.copy()
-        return out
 
 
 class TruncatedSVD:
@@ -106,11 +54,11 @@ class TruncatedSVD:
         finder with ``n_iter`` power iterations, ``n_oversamples`` extra vectors), "dense"
         (LAPACK / cuSOLVER full SVD). "auto": "dense" when min(shape) <= 2000 and the matrix has at
         most 4e6 entries (dense or sparse), else "lanczos" on the CPU and "randomized" on the GPU.
-    l : int, optional
-        Vectors kept by "gkl" and "rpi" per update (default min(c, k), c = the update's rank
-        dimension).
-    t : int
-        Power-iteration steps of "rpi" (default 2).
+    update_rank : int, optional
+        Directions outside the current subspace that "gkl" and "rpi" keep per update (default
+        min(c, k), c = the update's rank dimension).
+    update_n_iter : int
+        Power-iteration steps of "rpi" per update (default 2).
     sparse_density : float
         Threshold of "auto".
     n_iter, n_oversamples : int
@@ -143,14 +91,14 @@ class TruncatedSVD:
     True
     """
 
-    def __init__(self, n_components, method="auto", *, init="auto", l=None, t=2,
-                 sparse_density=0.05, n_iter=4, n_oversamples=10, random_state=None,
-                 backend=None):
+    def __init__(self, n_components, method="auto", *, init="auto", update_rank=None,
+                 update_n_iter=2, sparse_density=0.05, n_iter=4, n_oversamples=10,
+                 random_state=None, backend=None):
         self.n_components = n_components
         self.method = method
         self.init = init
-        self.l = l
-        self.t = t
+        self.update_rank = update_rank
+        self.update_n_iter = update_n_iter
         self.sparse_density = sparse_density
         self.n_iter = n_iter
         self.n_oversamples = n_oversamples
@@ -159,17 +107,18 @@ class TruncatedSVD:
 
     # ---------------------------------------------------------------- fitting
     def _check_params(self, fn):
-        C.check_int(self.n_components, "n_components", fn, min_value=1)
-        C.check_choice(self.method, "method", fn, METHODS)
-        C.check_choice(self.init, "init", fn, INITS)
-        if self.l is not None:
-            C.check_int(self.l, "l", fn, min_value=1)
-        C.check_int(self.t, "t", fn, min_value=0)
-        C.check_float(self.sparse_density, "sparse_density", fn, min_value=0.0, max_value=1.0)
-        C.check_int(self.n_iter, "n_iter", fn, min_value=0)
-        C.check_int(self.n_oversamples, "n_oversamples", fn, min_value=0)
+        _checks.check_int(self.n_components, "n_components", fn, min_value=1)
+        _checks.check_choice(self.method, "method", fn, METHODS)
+        _checks.check_choice(self.init, "init", fn, INITS)
+        if self.update_rank is not None:
+            _checks.check_int(self.update_rank, "update_rank", fn, min_value=1)
+        _checks.check_int(self.update_n_iter, "update_n_iter", fn, min_value=0)
+        _checks.check_float(self.sparse_density, "sparse_density", fn, min_value=0.0,
+                            max_value=1.0)
+        _checks.check_int(self.n_iter, "n_iter", fn, min_value=0)
+        _checks.check_int(self.n_oversamples, "n_oversamples", fn, min_value=0)
         if self.backend is not None:
-            C.check_choice(self.backend, "backend", fn, D.BACKENDS)
+            _checks.check_choice(self.backend, "backend", fn, _dispatch.BACKENDS)
         _check_seed(self.random_state, fn)
 
     def fit(self, A, y=None):
@@ -184,11 +133,11 @@ class TruncatedSVD:
         m, n = A.shape
         if k > min(m, n):
             raise ValueError(f"{fn}(): n_components must be <= min(A.shape) = {min(m, n)}, got {k}")
-        self._device = D.device_of(A)
-        self._backend = D.pick(fn, A, backend=self.backend)
+        self._device = _dispatch.device_of(A)
+        self._backend = _dispatch.pick(fn, A, backend=self.backend)
         self._cupy_out = self._device == "cuda"
         if self._backend == "reference" and self._device == "cuda":
-            A = _to_host(A)
+            A = _dispatch.to_host(A)
         self._ops = _Ops("cuda" if self._backend == "cuda" else self._backend)
         self._rng = _check_seed(self.random_state, fn)
         init = self.init
@@ -205,8 +154,8 @@ class TruncatedSVD:
         U, s, Vt = self._initial_svd(A, k, init)
         xp = self._ops.xp
         self._s = xp.asarray(s, dtype=np.float64)
-        self._u = _Side(xp, xp.ascontiguousarray(U))
-        self._v = _Side(xp, xp.ascontiguousarray(Vt.T))
+        self._u = _svd_update.Side(xp, xp.ascontiguousarray(U))
+        self._v = _svd_update.Side(xp, xp.ascontiguousarray(Vt.T))
         self.n_updates_ = 0
         self.last_method_ = None
         return self
@@ -214,7 +163,7 @@ class TruncatedSVD:
     def _initial_svd(self, A, k, init):
         xp, ops = self._ops.xp, self._ops
         if init == "dense":
-            Ad = A.toarray() if is_sparse(A) else A
+            Ad = A.toarray() if _dispatch.is_sparse(A) else A
             U, s, Vt = xp.linalg.svd(Ad, full_matrices=False)
             return U[:, :k], s[:k], Vt[:k]
         if init == "lanczos":
@@ -248,7 +197,7 @@ class TruncatedSVD:
 
     def _out(self, x):
         if self._cupy_out and isinstance(x, np.ndarray):
-            return D.cupy_module().asarray(x)
+            return _dispatch.cupy_module().asarray(x)
         return x
 
     @property
@@ -297,7 +246,7 @@ class TruncatedSVD:
         X = as_update(X, name, fn, width=width, width_name=width_name, device=self._device,
                       height=height)
         if self._backend == "reference" and self._device == "cuda":
-            X = _to_host(X)
+            X = _dispatch.to_host(X)
         return X
 
     def _blas_scope(self):
@@ -312,37 +261,57 @@ class TruncatedSVD:
             return self.method
         return "sparse" if density(X) <= self.sparse_density else "zha-simon"
 
+    def _update_options(self):
+        # "gkl" / "rpi": vectors kept and power-iteration steps, and the estimator's random
+        # numbers (read before the update changes the singular values)
+        return {"rank": self.update_rank or len(self._s), "n_iter": self.update_n_iter,
+                "rng": self._rng}
+
+    def _done(self, method):
+        self.n_updates_ += 1
+        self.last_method_ = method
+
     def add_rows(self, E):
         """Append rows E (c x n_features): A <- [A; E]. Returns self."""
         fn = "TruncatedSVD.add_rows"
         self._check_fitted(fn)
-        self._check_params(fn)  # method, l, t, ... may have been changed since fit
+        self._check_params(fn)  # method, update_rank, ... may have been changed since fit
         E = self._prepare(E, "E", fn, self._v.n, "n_features_in_")
         with self._blas_scope():
-            self._append(self._u, self._v, E, transpose=False)
+            self._append(self._u, self._v, E)
         return self
 
     def add_columns(self, E):
         """Append columns E (n_samples x c): A <- [A, E]. Returns self."""
         fn = "TruncatedSVD.add_columns"
         self._check_fitted(fn)
-        self._check_params(fn)  # method, l, t, ... may have been changed since fit
+        self._check_params(fn)  # method, update_rank, ... may have been changed since fit
         E = self._prepare(E, "E", fn, None, "n_samples_", height=self._u.n)
         with self._blas_scope():
-            self._append(self._v, self._u, E.T.tocsr() if is_sparse(E) else E.T, transpose=True)
+            self._append(self._v, self._u, E.T.tocsr() if _dispatch.is_sparse(E) else E.T)
         return self
 
-    def update(self, D_, E):
+    def _append(self, grow, proj, Xt):
+        """Append the rows Xt (c x len(proj)) to ``grow``'s factor: add_rows, or add_columns
+        with U and V swapped."""
+        method = self._pick_method(Xt)
+        self._s = _svd_update.append(self._ops, self._s, grow, proj, Xt, method,
+                                     **self._update_options())
+        self._done(method)
+
+    def update(self, D, E):
         """Low-rank change A <- A + D E^T, D (n_samples x c), E (n_features x c). Returns self."""
         fn = "TruncatedSVD.update"
         self._check_fitted(fn)
-        self._check_params(fn)  # method, l, t, ... may have been changed since fit
-        Dm = self._prepare(D_, "D", fn, None, "")
+        self._check_params(fn)  # method, update_rank, ... may have been changed since fit
+        Dm = self._prepare(D, "D", fn, None, "")
         Em = self._prepare(E, "E", fn, None, "")
         if Dm.shape[0] != self._u.n:
-            raise ValueError(f"{fn}(): D must have {self._u.n} rows (n_samples_), got shape {Dm.shape}")
+            raise ValueError(f"{fn}(): D must have {self._u.n} rows (n_samples_), got shape "
+                             f"{Dm.shape}")
         if Em.shape[0] != self._v.n:
-            raise ValueError(f"{fn}(): E must have {self._v.n} rows (n_features_in_), got shape {Em.shape}")
+            raise ValueError(f"{fn}(): E must have {self._v.n} rows (n_features_in_), got shape "
+                             f"{Em.shape}")
         if Dm.shape[1] != Em.shape[1]:
             raise ValueError(f"{fn}(): D and E must have the same number of columns, got "
                              f"{Dm.shape[1]} and {Em.shape[1]}")
@@ -350,184 +319,10 @@ class TruncatedSVD:
         if self.method == "auto" and method == "sparse" and density(Em) > self.sparse_density:
             method = "zha-simon"
         with self._blas_scope():
-            return self._low_rank_update(Dm, Em, method)
-
-    def _low_rank_update(self, Dm, Em, method):
-        xp = self._ops.xp
-        Dt = Dm.T.tocsr() if is_sparse(Dm) else xp.ascontiguousarray(Dm.T)
-        Et = Em.T.tocsr() if is_sparse(Em) else xp.ascontiguousarray(Em.T)
-        cu = self._complement(self._u, Dt, method)
-        cv = self._complement(self._v, Et, method)
-        k = len(self._s)
-        left = xp.concatenate([cu["P"], cu["R"]], axis=0)   # (k + rD) x c
-        right = xp.concatenate([cv["P"], cv["R"]], axis=0)  # (k + rE) x c
-        M = left @ right.T
-        M[:k, :k] += xp.diag(self._s)
-        F, T, G = _top_svd(xp, M, k)
-        self._s = xp.ascontiguousarray(T[:k])
-        self._apply(self._u, cu, F, method)
-        self._apply(self._v, cv, G, method)
+            self._s = _svd_update.low_rank_update(self._ops, self._s, self._u, self._v, Dm, Em,
+                                                  method, **self._update_options())
         self._done(method)
         return self
-
-    def _done(self, method):
-        self.n_updates_ += 1
-        self.last_method_ = method
-
-    def _append(self, grow, proj, Xt, transpose):
-        """Append c new rows to ``grow``'s factor, Xt (c x len(proj)) being their content
-        against ``proj``'s factor: the row update, or the column update with U and V swapped."""
-        xp = self._ops.xp
-        method = self._pick_method(Xt)
-        k = len(self._s)
-        c = Xt.shape[0]
-        cp = self._complement(proj, Xt, method)
-        r = cp["R"].shape[0]
-        M = xp.zeros((k + c, k + r))
-        M[:k, :k] = xp.diag(self._s)
-        M[k:, :k] = cp["P"].T
-        M[k:, k:] = cp["R"].T
-        F, T, G = _top_svd(xp, M, k)
-        self._s = xp.ascontiguousarray(T[:k])
-        if len(self._s) < k:  # M narrower than k cannot happen (k + r >= k); kept for clarity
-            raise AssertionError("rank dropped below k")
-        # grow side: [B; 0] W1 + [0; I] W2
-        W1, W2 = F[:k], F[k:]
-        if method == "sparse":
-            Kn = grow.K @ W1
-            if _cond(xp, Kn) > K_COND_MAX:
-                grow.fold()
-                grow.buf[: grow.n] = grow.Bp @ W1
-                grow.append(W2)
-            else:
-                grow.K, grow.plain = Kn, False
-                grow.append(xp.linalg.solve(Kn.T, W2.T).T)
-        else:
-            grow.set_dense(xp.concatenate([grow.materialize() @ W1, W2], axis=0))
-        self._apply(proj, cp, G, method)
-        self._done(method)
-
-    # complement of X (= Xt^T, len(side) x c) outside span(side): P = B^T X (k x c), and
-    # for dense methods an orthonormal Q (n x r) with R = Q^T X; for "sparse" the implicit
-    # Q = (X - B P) C with R (r x c).
-    def _complement(self, side, Xt, method):
-        xp, ops = self._ops.xp, self._ops
-        sparse_in = is_sparse(Xt)
-        if method == "sparse":
-            if not sparse_in:
-                Xt = ops.sp.csr_matrix(Xt)
-                Xt.indices = Xt.indices.astype(np.int32, copy=False)
-            P = (ops.gather(Xt, side.Bp) @ side.K).T  # k x c
-            Xc = Xt.tocsc()
-            G = ops.gram(Xt, Xc)
-            W = G - P.T @ P  # Gram matrix of the complement (I - B B^T) X
-            d = xp.sqrt(xp.maximum(xp.diag(G), 0.0))
-            d = xp.where(d > 0, d, 1.0)  # Jacobi scaling: the floor is relative per column
-            Cs, Rs = _gram_factor(xp, W / d[:, None] / d[None, :])
-            Cm = Cs / d[:, None]  # c x r: Q = (X - B P) Cm is orthonormal
-            R = Rs * d[None, :]  # r x c: (X - B P) = Q R
-            return {"P": P, "R": R, "C": Cm, "Xc": ops.compress_columns(Xc)}
-        side.fold()
-        B = side.Bp
-        if method == "zha-simon":
-            X = Xt.T.toarray() if sparse_in else Xt.T
-            P = B.T @ X
-            Y = X - B @ P
-            P2 = B.T @ Y  # second projection: "twice is enough"
-            Y -= B @ P2
-            Q, R = xp.linalg.qr(Y)
-            return {"P": P + P2, "Q": Q, "R": R}
-        P = (Xt @ B).T if not sparse_in else xp.asarray((Xt @ B)).T
-        c = Xt.shape[0]
-        l = min(self.l or len(self._s), c, B.shape[0] - B.shape[1])
-        if l <= 0:  # the basis already spans the whole space: nothing outside it
-            Q = xp.zeros((B.shape[0], 0))
-        else:
-            Q = self._gkl(B, Xt, P, l) if method == "gkl" else self._rpi(B, Xt, P, l)
-        R = xp.asarray(Xt @ Q).T if Q.shape[1] else xp.zeros((0, c))
-        return {"P": P, "Q": Q, "R": R}
-
-    def _gkl(self, B, Xt, P, l):
-        """l Golub-Kahan-Lanczos steps on (I - B B^T) X, full reorthogonalisation: an
-        orthonormal basis (n x <=l) of its dominant left singular directions."""
-        xp = self._ops.xp
-
-        def mv(v):  # (I - B B^T) X v
-            y = xp.asarray(Xt.T @ v).ravel() - B @ (P @ v)
-            return y
-
-        def rmv(u):  # X^T (I - B B^T) u, for u orthogonal to B
-            return xp.asarray(Xt @ u).ravel()
-
-        c = Xt.shape[0]
-        v = xp.asarray(self._rng.standard_normal(c))
-        v /= xp.linalg.norm(v)
-        us, vs = [], [v]
-        scale = None
-        for _ in range(l):
-            u = mv(vs[-1])
-            for _ in range(2):
-                u -= B @ (B.T @ u)
-                for q in us:
-                    u -= q * (q @ u)
-            a = float(xp.linalg.norm(u))
-            scale = a if scale is None else max(scale, a)
-            if a <= 1e-12 * max(scale, 1e-300):
-                break
-            us.append(u / a)
-            w = rmv(us[-1])
-            for q in vs:
-                w -= q * (q @ w)
-            b = float(xp.linalg.norm(w))
-            if b <= 1e-12 * scale:
-                break
-            vs.append(w / b)
-        if not us:
-            return xp.zeros((B.shape[0], 0))
-        return xp.stack(us, axis=1)
-
-    def _rpi(self, B, Xt, P, l):
-        """Randomized power iteration on (I - B B^T) X: l vectors, t steps."""
-        xp = self._ops.xp
-        c = Xt.shape[0]
-        Om = xp.asarray(self._rng.standard_normal((c, l)))
-
-        def mv(V):
-            return xp.asarray(Xt.T @ V) - B @ (P @ V)
-
-        Y = mv(Om)
-        for _ in range(self.t):
-            Y, _ = xp.linalg.qr(Y)
-            Z = xp.asarray(Xt @ Y) - P.T @ (B.T @ Y)
-            Y = mv(Z)
-        Y -= B @ (B.T @ Y)
-        Q, Rq = xp.linalg.qr(Y)
-        d = xp.abs(xp.diag(Rq))
-        keep = d > 1e-12 * max(float(d.max()) if d.size else 0.0, 1e-300)
-        Q = Q[:, keep]
-        Q -= B @ (B.T @ Q)  # second projection
-        Q, _ = xp.linalg.qr(Q)
-        return Q
-
-    def _apply(self, side, comp, W, method):
-        """B <- [B, Q] W, W ((k + r) x k)."""
-        xp, ops = self._ops.xp, self._ops
-        k = W.shape[1]
-        W1, W2 = W[:k], W[k:]
-        if method == "sparse":
-            P, Cm = comp["P"], comp["C"]
-            CW2 = Cm @ W2  # c x k
-            Kn = side.K @ (W1 - P @ CW2)
-            if _cond(xp, Kn) > K_COND_MAX:
-                side.fold()
-                side.buf[: side.n] = side.Bp @ (W1 - P @ CW2)
-                ops.scatter(comp["Xc"], xp.ascontiguousarray(CW2), side.buf)
-            else:
-                Y = xp.ascontiguousarray(xp.linalg.solve(Kn.T, CW2.T).T)
-                side.K, side.plain = Kn, False
-                ops.scatter(comp["Xc"], Y, side.buf)
-        else:
-            side.set_dense(side.Bp @ W1 + comp["Q"] @ W2)
 
 
 def _check_seed(random_state, fn):
@@ -537,74 +332,4 @@ def _check_seed(random_state, fn):
         if int(random_state) < 0:
             raise ValueError(f"{fn}(): random_state must be None, a nonnegative int, a numpy "
                              f"Generator or RandomState, got {int(random_state)}")
-    return C.check_random_state(random_state, fn)
-
-
-def _gram_factor(xp, Ws):
-    """C (c x r), R (r x c) with C^T Ws C = I_r and Ws = R^T R, dropping directions whose
-    (pivoted) Gram diagonal falls below GRAM_FLOOR: pivoted Cholesky (LAPACK pstrf, c^3/3
-    flops) on the host, a symmetric eigendecomposition on the GPU."""
-    c = Ws.shape[0]
-    if xp is np:
-        from scipy.linalg import lapack, solve_triangular
-
-        Lf, piv, r, info = lapack.dpstrf((Ws + Ws.T) / 2, tol=GRAM_FLOOR, lower=1)
-        if info < 0:
-            raise RuntimeError(f"dpstrf failed (info={info})")
-        if r == 0 or float(Ws.diagonal().max()) <= GRAM_FLOOR:
-            return np.zeros((c, 0)), np.zeros((0, c))
-        perm = piv[:c] - 1
-        L = np.tril(Lf)[:, :r]
-        Cm = np.zeros((c, r))
-        Cm[perm[:r]] = solve_triangular(L[:r], np.eye(r), lower=True).T
-        R = np.zeros((r, c))
-        R[:, perm] = L.T
-        return Cm, R
-    lam, Z = xp.linalg.eigh((Ws + Ws.T) / 2)
-    keep = lam > GRAM_FLOOR
-    lam, Z = lam[keep], Z[:, keep]
-    return Z / xp.sqrt(lam)[None, :], (Z * xp.sqrt(lam)[None, :]).T
-
-
-# Smallest side of M from which the top-k triplets come from its Gram matrix's top-k
-# eigenpairs (partial MRRR) and a QR, instead of a full SVD (about 3x faster at 600 x 600).
-GRAM_SVD_MIN = 200
-
-
-def _top_svd(xp, M, k):
-    """Top-k singular triplets of the small dense M: F (rows x k), T (k,), G (cols x k)."""
-    small = min(M.shape)
-    if xp is not np or small < max(GRAM_SVD_MIN, 2 * k):
-        F, T, Gt = xp.linalg.svd(M, full_matrices=False)
-        return F[:, :k], T[:k], Gt[:k].T
-    from scipy.linalg import eigh, qr
-
-    wide = M.shape[1] > M.shape[0]
-    Mx = M.T if wide else M  # tall: rows >= cols
-    n = Mx.shape[1]
-    _, G = eigh(Mx.T @ Mx, subset_by_index=[n - k, n - 1], driver="evr")
-    G = G[:, ::-1]
-    F, Rr = qr(Mx @ G, mode="economic")
-    sg = np.sign(np.diag(Rr))
-    sg[sg == 0] = 1.0
-    F *= sg[None, :]
-    T = np.abs(np.diag(Rr))
-    order = np.argsort(-T, kind="stable")
-    F, T, G = F[:, order], T[order], G[:, order]
-    return (G, T, F) if wide else (F, T, G)
-
-
-def _cond(xp, K):
-    s = xp.linalg.svd(K, compute_uv=False)
-    smin = float(s[-1])
-    return float("inf") if smin == 0.0 else float(s[0]) / smin
-
-
-def _col_sq(xp, P):
-    return (P * P).sum(axis=0)
-
-
-def _to_host(x):
-    if D.is_cupyx_sparse(x):
-        return x.get()
-    return D.to_host(x)
+    return _checks.check_random_state(random_state, fn)

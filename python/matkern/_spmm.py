@@ -9,10 +9,7 @@ import time
 
 import numpy as np
 
-from . import _checks as C
-from . import _dispatch as D
-from . import _sparse_input as SI
-from . import _spmm_blocks as BL
+from . import _checks, _dispatch, _gpu_csr, _sparse_input, _spmm_blocks
 from .reference import spmm as ref
 
 __all__ = ["SparseMatrix", "spmm"]
@@ -29,32 +26,32 @@ _DTYPE_SETS = {"cpu": frozenset(map(np.dtype, _CPU_DTYPES)),
                "reference": frozenset(map(np.dtype, _REF_DTYPES))}
 _PRECISIONS = (None, "tf32", "f16", "bf16", "fp32")
 _KERNELS = (None, "auto", "blocked", "csr")
-_GPU_MAX_K = 65535 * 64  # grid.y walks B's columns in 64-column tiles (k > 32)
 _MODE_ID = {"tf32": 0, "f16": 1, "bf16": 2}
 
 
 def _host(x):
-    return D.to_host(x) if D.is_cupy_array(x) else np.asarray(x)
+    """x as a NumPy array (CuPy arrays copied to the host, sequences converted)."""
+    return np.asarray(_dispatch.to_host(x))
 
 
 def _csr_parts(A, fn):
     """(data, indices, indptr, shape, sources) of A on the host: the index structure
     validated (before scipy converts anything: scipy trusts its indices), the values not yet;
     ``sources`` are the caller's arrays that the result may share memory with."""
-    if SI.is_sparse(A):
-        csr = SI.as_csr(A, "A", fn)
+    if _dispatch.is_sparse(A):
+        csr = _sparse_input.as_csr(A, "A", fn)
         sources = tuple(getattr(A, k) for k in ("data", "indices", "indptr") if hasattr(A, k))
         return _host(csr.data), _host(csr.indices), _host(csr.indptr), csr.shape, sources
     if isinstance(A, tuple) and len(A) == 4:
         data, indices, indptr, shape = A
         if not (isinstance(shape, tuple) and len(shape) == 2):
             raise ValueError(f"{fn}(): shape must be a tuple (m, n), got {shape!r}")
-        m = C.check_int(shape[0], "shape[0]", fn, min_value=0)
-        n = C.check_int(shape[1], "shape[1]", fn, min_value=0)
-        C.check_index_range(m, "the number of rows", fn)
-        C.check_index_range(n, "the number of columns", fn)
+        m = _checks.check_int(shape[0], "shape[0]", fn, min_value=0)
+        n = _checks.check_int(shape[1], "shape[1]", fn, min_value=0)
+        _checks.check_index_range(m, "the number of rows", fn)
+        _checks.check_index_range(n, "the number of columns", fn)
         data, indices, indptr = _host(data), _host(indices), _host(indptr)
-        SI.check_compressed(indptr, indices, m, n, "A", fn, data=data, exact=True)
+        _sparse_input.check_compressed(indptr, indices, m, n, "A", fn, data=data, exact=True)
         return data, indices, indptr, (m, n), (data, indices, indptr)
     mod = type(A).__module__
     raise TypeError(
@@ -114,8 +111,17 @@ class SparseMatrix:
 
     __array_priority__ = 100  # so that NumPy defers ``ndarray @ S`` / ``S @ ndarray`` to us
 
-    def __init__(self, A, *, _fn="SparseMatrix"):
-        fn = _fn
+    def __init__(self, A):
+        self._init_from(A, "SparseMatrix")
+
+    @classmethod
+    def _checked(cls, A, fn):
+        """SparseMatrix(A) whose errors name ``fn`` (the function that was handed A)."""
+        self = cls.__new__(cls)
+        self._init_from(A, fn)
+        return self
+
+    def _init_from(self, A, fn):
         if isinstance(A, SparseMatrix):
             self.__dict__.update(A._state())
             self._init_caches()
@@ -136,9 +142,9 @@ class SparseMatrix:
         self.dtype = data.dtype
         # Owned, read-only copies: changing the caller's arrays later can neither crash a
         # product (indices were validated here, once) nor change its result.
-        self.data = SI.owned(data, *sources)
-        self.indices = SI.owned(indices, *sources, dtype=np.int32)
-        self.indptr = SI.owned(indptr, *sources, dtype=np.int64)
+        self.data = _sparse_input.owned(data, *sources)
+        self.indices = _sparse_input.owned(indices, *sources, dtype=np.int32)
+        self.indptr = _sparse_input.owned(indptr, *sources, dtype=np.int64)
         self._init_caches()
 
     def _state(self):
@@ -186,7 +192,7 @@ class SparseMatrix:
         if "perm" not in self._gpu_cache:
             t0 = time.perf_counter()
             m, n = self.shape
-            perm, name, counts = BL.choose_order(self.indptr, self.indices, m, n)
+            perm, name, counts = _spmm_blocks.choose_order(self.indptr, self.indices, m, n)
             self._gpu_cache["perm"] = perm
             self.reorder_, self.block_counts_ = name, counts
             self.n_blocks_ = counts[name]
@@ -195,11 +201,12 @@ class SparseMatrix:
         return self._gpu_cache["perm"]
 
     def _gpu_csr(self):
-        """Device CSR (float32 values) and the row segments of rows longer than _SEG."""
+        """Device CSR (float32 values) and the row segments of rows longer than
+        ``_gpu_csr.SEG``."""
         if "csr" not in self._gpu_cache:
             t0 = time.perf_counter()
-            self._gpu_cache["csr"] = _gpu_csr_plan(self.indptr, self.indices, self.data)
-            D.cupy_module().cuda.get_current_stream().synchronize()
+            self._gpu_cache["csr"] = _gpu_csr.plan(self.indptr, self.indices, self.data)
+            _dispatch.cupy_module().cuda.get_current_stream().synchronize()
             self.prepare_time_["cuda/csr"] = time.perf_counter() - t0
         return self._gpu_cache["csr"]
 
@@ -209,8 +216,8 @@ class SparseMatrix:
             perm = self._reorder()
             t0 = time.perf_counter()
             m, n = self.shape
-            b = BL.build_blocks(self.indptr, self.indices, self.data, m, n, perm, mode)
-            cp = D.cupy_module()
+            b = _spmm_blocks.build_blocks(self.indptr, self.indices, self.data, m, n, perm, mode)
+            cp = _dispatch.cupy_module()
             vals = b["values"]
             if mode == "f16":
                 vals = vals.view(np.uint16)  # the kernel reads raw 16-bit fragments
@@ -230,7 +237,7 @@ class SparseMatrix:
         >>> S = matkern.SparseMatrix(A).prepare("cpu")  # doctest: +SKIP
         """
         fn = "SparseMatrix.prepare"
-        C.check_choice(device, "device", fn, ("cpu", "cuda"))
+        _checks.check_choice(device, "device", fn, ("cpu", "cuda"))
         if device == "cpu":
             self._cpu_arrays(np.dtype(dtype))
             return self
@@ -252,64 +259,58 @@ class SparseMatrix:
                 "n_blocks": self.n_blocks_, "fill_ratio": self.fill_ratio_,
                 "kernel_auto": "blocked" if self.fill_ratio_ >= BLOCKED_MIN_FILL else "csr"}
 
+    # ---------------------------------------------------------------- products
+    # spmm has checked B (dtype, shape, layout) and out (C-order (m, k) of B's dtype), and
+    # handled the empty cases; these run one backend's kernel into out.
+    def _matmul_cpu(self, B, out):
+        data = self._cpu_arrays(B.dtype)
+        cpu = _dispatch.cpu()
+        cpu.spmm_csr(self.shape[1], self.indptr, self.indices, data, B, out)
+        self.kernel_ = "cpu-csr-" + cpu.simd_level()
 
-_SEG = 256  # GPU CSR: rows with more nonzeros are cut into segments of this many
+    def _gpu_kernel(self, mode, kernel):
+        """(kernel to run, whether to guard it): the GPU kernel rule of the class docstring.
+        Only "auto" guards the block kernel against non-finite B."""
+        if mode == "fp32":
+            return "csr", False
+        if (kernel or "auto") != "auto":
+            return kernel, False
+        with self._lock:
+            self._reorder()
+        if self.fill_ratio_ >= BLOCKED_MIN_FILL:
+            return "blocked", True
+        return "csr", False
 
-
-def _row_segments(indptr):
-    """(bounds, seg_row, seg_slot, split_rows) cutting rows longer than _SEG (see
-    cuda/spmm.hpp SpmmCsrSegments); four 1-element dummies when no row is that long."""
-    counts = np.diff(indptr)
-    nseg = np.maximum(1, -(-counts // _SEG))
-    if counts.size == 0 or nseg.max() <= 1:
-        return (np.zeros(1, np.int64), np.zeros(1, np.int32), np.zeros(1, np.int32),
-                np.zeros(1, np.int32))
-    m = counts.size
-    seg_row = np.repeat(np.arange(m), nseg)
-    first = np.cumsum(nseg) - nseg  # index of each row's first segment
-    j = np.arange(seg_row.size) - first[seg_row]
-    bounds = np.append(indptr[seg_row] + j * _SEG, indptr[-1]).astype(np.int64)
-    split = nseg > 1
-    slot_of_row = np.full(m, -1, np.int32)
-    slot_of_row[split] = np.arange(int(split.sum()), dtype=np.int32)
-    return (bounds, seg_row.astype(np.int32), slot_of_row[seg_row],
-            np.nonzero(split)[0].astype(np.int32))
-
-
-def _gpu_csr_plan(indptr, indices, data):
-    """The GPU CSR kernel's operands, planned once for any number of products: (indptr int64,
-    indices int32, data float32, row segments) as C-order CuPy arrays. Takes the NumPy or
-    CuPy arrays of an already validated CSR matrix; the segments are planned on the host."""
-    cp = D.cupy_module()
-    segs = _row_segments(_host(indptr).astype(np.int64, copy=False))
-    return (cp.asarray(indptr, dtype=cp.int64, order="C"),
-            cp.asarray(indices, dtype=cp.int32, order="C"),
-            cp.asarray(data, dtype=cp.float32, order="C"), tuple(cp.asarray(a) for a in segs))
-
-
-def _gpu_csr_matmul(csr, B, out):
-    """out = A @ B on the GPU CSR kernel (float32 values and accumulation, no tensor cores:
-    what spmm runs for precision="fp32" or kernel="csr"), A planned once by _gpu_csr_plan.
-    B: C-order (n, k) CuPy float32 or float16, k <= _GPU_MAX_K; out: C-order (m, k) of B's
-    dtype. No checks: the caller has validated everything."""
-    if int(csr[2].size) == 0:  # nnz = 0
-        out.fill(0)
-        return out
-    _run_gpu_csr(D.cuda(), D.cupy_module(), B.shape[0], csr, B, out, 0, D.stream_ptr())
-    return out
-
-
-def _run_gpu_csr(cuda, cp, n, csr, Bc, out, only_if_bad, stream):
-    ip, ix, dv, (bounds, seg_row, seg_slot, split_rows) = csr
-    segs = ()
-    if int(bounds.size) > 1:  # rows cut into segments (1-element placeholders: none are)
-        part = cp.empty(int(split_rows.size) * Bc.shape[1], dtype=cp.float32)
-        segs = (bounds, seg_row, seg_slot, split_rows, part)
-    cuda.spmm_csr(n, ip, ix, dv, Bc, out, only_if_bad, stream, *segs)
+    def _matmul_cuda(self, B, out, mode, kernel):
+        cp, cuda, stream = _dispatch.cupy_module(), _dispatch.cuda(), _dispatch.stream_ptr()
+        Bc = cp.ascontiguousarray(B)
+        use, guard = self._gpu_kernel(mode, kernel)
+        if use != "blocked":
+            with self._lock:
+                csr = self._gpu_csr()
+            _gpu_csr.matmul(csr, Bc, out)
+            self.kernel_ = "cuda-csr"
+            return
+        with self._lock:
+            blk = self._gpu_blocks(mode)
+            csr = self._gpu_csr() if guard else None
+        bad = 0
+        if guard:
+            # B with Inf/NaN: decided on the device (no host sync): the block kernel then
+            # skips and the CSR kernel runs instead.
+            flag = cp.empty(1, dtype=cp.int32)
+            cuda.spmm_nonfinite(Bc, flag.data.ptr, stream)
+            bad = flag.data.ptr
+        m, n = self.shape
+        cuda.spmm_bsr(m, n, blk["block_ptr"], blk["block_col"], blk["values"], _MODE_ID[mode],
+                      blk["out_rows"], Bc, out, bad, stream)
+        if guard:
+            _gpu_csr.run(csr, Bc, out, bad)
+        self.kernel_ = "cuda-blocked-" + mode
 
 
 def _resolve_mode(dtype, precision, fn):
-    C.check_choice(precision, "precision", fn, _PRECISIONS)
+    _checks.check_choice(precision, "precision", fn, _PRECISIONS)
     if dtype == np.float16:
         if precision not in (None, "f16"):
             raise ValueError(f"{fn}(): precision={precision!r} needs float32 B; float16 B "
@@ -359,12 +360,43 @@ def spmm(A, B, *, out=None, backend=None, precision=None, kernel=None):
            [2., 2., 2.]], dtype=float32)
     """
     fn = "spmm"
-    S = A if isinstance(A, SparseMatrix) else SparseMatrix(A, _fn=fn)
-    C.check_array(B, "B", fn, ndim=2, contiguous=False, allow_empty=True)
-    be = D.pick(fn, B, out, backend=backend)
+    S = A if isinstance(A, SparseMatrix) else SparseMatrix._checked(A, fn)
+    _checks.check_array(B, "B", fn, ndim=2, contiguous=False, allow_empty=True)
+    be = _dispatch.pick(fn, B, out, backend=backend)
+    mode = _check_product(S, B, out, be, precision, kernel, fn)
+    if _checks.may_overlap(out, B):
+        # The kernels read B while they write out: compute into a temporary, then copy.
+        out[...] = spmm(S, B, backend=be, precision=precision, kernel=kernel)
+        return out
+    if be == "reference":
+        S.kernel_ = "reference"
+        y = ref.spmm_csr(S.data, S.indices, S.indptr, S.shape, _dispatch.to_host(B))
+        return _dispatch.reference_result(y, B, out)
+    m, n = S.shape
+    k = B.shape[1]
+    if out is None:
+        out = _dispatch.array_module(B).empty((m, k), dtype=B.dtype)
+    if m == 0 or k == 0:
+        return out
+    if n == 0 or S.nnz == 0:
+        out.fill(0)
+        return out
+    if be == "cpu":
+        S._matmul_cpu(B, out)
+        return out
+    if k > _gpu_csr.MAX_K:
+        raise ValueError(f"{fn}(): B.shape[1] must be <= {_gpu_csr.MAX_K} on the GPU (grid "
+                         f"limit), got {k}; split B's columns")
+    S._matmul_cuda(B, out, mode, kernel)
+    return out
+
+
+def _check_product(S, B, out, be, precision, kernel, fn):
+    """The checks of spmm's B, out, precision and kernel once the backend is known; returns
+    the GPU precision mode ("tf32", "f16", "bf16" or "fp32"; None off the GPU)."""
     allowed = {"cpu": _CPU_DTYPES, "cuda": _GPU_DTYPES, "reference": _REF_DTYPES}[be]
     if B.dtype not in _DTYPE_SETS[be]:
-        raise TypeError(f"{fn}(): B must have dtype {C.dtype_names(allowed)} on backend "
+        raise TypeError(f"{fn}(): B must have dtype {_checks.dtype_names(allowed)} on backend "
                         f"'{be}', got {B.dtype}")
     m, n = S.shape
     if B.shape[0] != n:
@@ -372,73 +404,13 @@ def spmm(A, B, *, out=None, backend=None, precision=None, kernel=None):
     if not (B.flags.c_contiguous or B.flags.f_contiguous):
         raise ValueError(f"{fn}(): B must be C- or Fortran-contiguous, got a strided view of "
                          f"shape {B.shape}")
-    C.check_choice(kernel, "kernel", fn, _KERNELS)
+    _checks.check_choice(kernel, "kernel", fn, _KERNELS)
     mode = _resolve_mode(B.dtype, precision, fn) if be == "cuda" else None
     if precision is not None and be != "cuda":
-        C.check_choice(precision, "precision", fn, _PRECISIONS)
+        _checks.check_choice(precision, "precision", fn, _PRECISIONS)
     k = B.shape[1]
-    C.check_index_range(k, "B.shape[1]", fn)
-    C.check_out(out, (m, k), B.dtype, B, "out", fn)
+    _checks.check_index_range(k, "B.shape[1]", fn)
+    _checks.check_out(out, (m, k), B.dtype, B, "out", fn)
     if out is not None and not out.flags.c_contiguous:
         raise ValueError(f"{fn}(): out must be C-contiguous")
-    if C.may_overlap(out, B):
-        # The kernels read B while they write out: compute into a temporary, then copy.
-        out[...] = spmm(S, B, backend=be, precision=precision, kernel=kernel)
-        return out
-    xp = D.array_module(B)
-    if be == "reference":
-        S.kernel_ = "reference"
-        y = D.like(ref.spmm_csr(S.data, S.indices, S.indptr, S.shape, D.to_host(B)), B)
-        if out is None:
-            return y
-        out[...] = y
-        return out
-    if out is None:
-        out = xp.empty((m, k), dtype=B.dtype)
-    if m == 0 or k == 0:
-        return out
-    if n == 0 or S.nnz == 0:
-        out.fill(0)
-        return out
-    if be == "cpu":
-        data = S._cpu_arrays(B.dtype)
-        D.cpu().spmm_csr(n, S.indptr, S.indices, data, B, out)
-        S.kernel_ = "cpu-csr-" + D.cpu().simd_level()
-        return out
-    if k > _GPU_MAX_K:
-        raise ValueError(f"{fn}(): B.shape[1] must be <= {_GPU_MAX_K} on the GPU (grid limit), "
-                         f"got {k}; split B's columns")
-    cp, cuda, stream = D.cupy_module(), D.cuda(), D.stream_ptr()
-    Bc = cp.ascontiguousarray(B)
-    use = kernel or "auto"
-    if mode == "fp32":
-        use = "csr"
-    if use == "auto":
-        with S._lock:
-            S._reorder()
-        use = "blocked" if S.fill_ratio_ >= BLOCKED_MIN_FILL else "csr"
-        guard = use == "blocked"
-    else:
-        guard = False
-    if use == "blocked":
-        with S._lock:
-            blk = S._gpu_blocks(mode)
-            csr = S._gpu_csr() if guard else None
-        bad = 0
-        if guard:
-            # B with Inf/NaN: decided on the device (no host sync): the block kernel then
-            # skips and the CSR kernel runs instead.
-            flag = cp.empty(1, dtype=cp.int32)
-            cuda.spmm_nonfinite(Bc, flag.data.ptr, stream)
-            bad = flag.data.ptr
-        cuda.spmm_bsr(m, n, blk["block_ptr"], blk["block_col"], blk["values"], _MODE_ID[mode],
-                      blk["out_rows"], Bc, out, bad, stream)
-        if guard:
-            _run_gpu_csr(cuda, cp, n, csr, Bc, out, bad, stream)
-        S.kernel_ = "cuda-blocked-" + mode
-    else:
-        with S._lock:
-            csr = S._gpu_csr()
-        _gpu_csr_matmul(csr, Bc, out)
-        S.kernel_ = "cuda-csr"
-    return out
+    return mode
