@@ -20,6 +20,13 @@ void bind_info(nb::module_& m) {
     return false;
 #endif
   });
+  m.def("avx512_compiled", [] {
+#ifdef MATKERN_BUILD_AVX512
+    return true;
+#else
+    return false;
+#endif
+  });
   m.def("omp_max_threads", [] { return omp_get_max_threads(); });
   m.def("get_num_threads", [] { return matkern_get_num_threads(); });
   m.def("set_num_threads", [](int n) { matkern_set_num_threads(n); });

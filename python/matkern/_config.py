@@ -11,8 +11,9 @@ from . import _dispatch
 def backends() -> dict:
     """Facts about this build and machine, as a dict.
 
-    Keys: ``version``, ``compiler``, ``simd`` (the CPU kernels in use: "avx2+fma" or
-    "portable"), ``omp_threads``, ``threads`` (matkern's thread count for this thread, see
+    Keys: ``version``, ``compiler``, ``simd`` (the widest CPU kernels in use: "avx512_vnni",
+    "avx2+fma" or "portable"; at "avx512_vnni" only the int8 GEMM tile has a 512-bit
+    version, the other kernels run their AVX2 code), ``avx2_compiled`` / ``avx512_compiled``, ``omp_threads``, ``threads`` (matkern's thread count for this thread, see
     :func:`matkern.get_num_threads`) and ``threads_source`` (where the setting came from),
     ``cpu`` (bool, module importable), ``cuda_built`` (bool), ``cuda_architectures`` (list of
     ints), ``gpu_usable`` (bool) and ``gpu_reason`` (why or why not), ``cupy`` (version or
@@ -34,6 +35,7 @@ def backends() -> dict:
         "compiler": None,
         "simd": None,
         "avx2_compiled": False,
+        "avx512_compiled": False,
         "omp_threads": None,
         "threads": None,
         "threads_source": None,
@@ -52,6 +54,7 @@ def backends() -> dict:
             compiler=c.compiler(),
             simd=c.simd_level(),
             avx2_compiled=c.avx2_compiled(),
+            avx512_compiled=c.avx512_compiled(),
             omp_threads=c.omp_max_threads(),
             threads=_threads.get_num_threads(),
             threads_source=_threads.thread_setting_source(),
@@ -87,6 +90,7 @@ def show_config(file=None) -> None:
         f"  CPU module : {'yes' if b['cpu'] else 'NO: ' + b.get('cpu_error', '')}",
         f"  compiler   : {b['compiler']}",
         f"  SIMD       : {b['simd']} (AVX2 kernels compiled: {b['avx2_compiled']};"
+        f" AVX-512 VNNI: {b['avx512_compiled']};"
         f" MATKERN_SIMD={os.environ.get('MATKERN_SIMD', '') or 'unset'})",
         f"  threads    : {b['threads']} (from {b['threads_source']}; OpenMP's own limit"
         f" {b['omp_threads']})",

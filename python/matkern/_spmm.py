@@ -266,7 +266,8 @@ class SparseMatrix:
         data = self._cpu_arrays(B.dtype)
         cpu = _dispatch.cpu()
         cpu.spmm_csr(self.shape[1], self.indptr, self.indices, data, B, out)
-        self.kernel_ = "cpu-csr-" + cpu.simd_level()
+        # SpMM has no 512-bit kernel: at the avx512_vnni level it runs its AVX2 one
+        self.kernel_ = "cpu-csr-" + ("portable" if cpu.simd_level() == "portable" else "avx2+fma")
 
     def _gpu_kernel(self, mode, kernel):
         """(kernel to run, whether to guard it): the GPU kernel rule of the class docstring.
