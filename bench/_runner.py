@@ -126,6 +126,7 @@ def _one_thread(fn):
     def run():
         with matkern.threads(1):
             return fn()
+
     return run
 
 
@@ -152,16 +153,23 @@ def run_cases(cases, quick, progress=True, neighbour=False):
             bar.set_postfix_str(case.name[:40])
         elif progress:
             print(f"[{i + 1}/{len(cases)}] {case.family}: {case.name}", file=sys.stderr, flush=True)
-        row = {"family": case.family, "name": case.name, "device": case.device, "times": {},
-               "bars": case.bars, "main": case.main}
+        row = {
+            "family": case.family,
+            "name": case.name,
+            "device": case.device,
+            "times": {},
+            "bars": case.bars,
+            "main": case.main,
+        }
         try:
             fns = case.make()
             if neighbour:
                 fns[ONE_THREAD] = _one_thread(fns[case.main])
                 row["bars"] = {k: 1.0 for k in fns if k != case.main and not k.startswith("_")}
             # "_name" entries are data for info(), not timed
-            row["times"] = time_interleaved({k: f for k, f in fns.items() if not k.startswith("_")},
-                                            case.device, min_time)
+            row["times"] = time_interleaved(
+                {k: f for k, f in fns.items() if not k.startswith("_")}, case.device, min_time
+            )
             if case.info is not None:
                 row["info"] = case.info(fns)
         except Exception as exc:  # a broken case is reported, not hidden
@@ -229,8 +237,18 @@ def save_results(results, device, machine, quick):
     for fam, rows in by_family.items():
         path = os.path.join(RESULTS_DIR, f"{fam}_{device}.json")
         with open(path, "w") as f:
-            json.dump({"family": fam, "device": device, "machine": machine, "date": stamp,
-                       "quick": quick, "results": rows}, f, indent=1)
+            json.dump(
+                {
+                    "family": fam,
+                    "device": device,
+                    "machine": machine,
+                    "date": stamp,
+                    "quick": quick,
+                    "results": rows,
+                },
+                f,
+                indent=1,
+            )
 
 
 def load_all_results():
@@ -247,17 +265,23 @@ def load_all_results():
 def write_markdown(path):
     """BENCHMARKS.md from every stored result file (one section per family and device)."""
     docs = load_all_results()
-    lines = ["# matkern benchmarks", "",
-             "Each figure is a speedup ratio: the anchor's time divided by matkern's time, both "
-             "timed in the same run on the machine named: the median over alternating rounds, "
-             "each of which times matkern and every anchor over a block of calls (after a pause "
-             "and an untimed call, so that one library's idle threads do not slow the next). "
-             "> 1 means matkern is faster. Regenerate with `python -m bench`; "
-             "`python -m bench --only FAMILY` refreshes one family.", ""]
+    lines = [
+        "# matkern benchmarks",
+        "",
+        "Each figure is a speedup ratio: the anchor's time divided by matkern's time, both "
+        "timed in the same run on the machine named: the median over alternating rounds, "
+        "each of which times matkern and every anchor over a block of calls (after a pause "
+        "and an untimed call, so that one library's idle threads do not slow the next). "
+        "> 1 means matkern is faster. Regenerate with `python -m bench`; "
+        "`python -m bench --only FAMILY` refreshes one family.",
+        "",
+    ]
     for d in docs:
         lines.append(f"## {d['family']} ({d['device']})")
         lines.append("")
-        lines.append(f"Machine: {d['machine']}. Run: {d['date']}{' (quick)' if d['quick'] else ''}.")
+        lines.append(
+            f"Machine: {d['machine']}. Run: {d['date']}{' (quick)' if d['quick'] else ''}."
+        )
         lines.append("")
         lines.append("| case | matkern time | ratio vs anchors (goal) | notes |")
         lines.append("| --- | ---: | --- | --- |")
@@ -271,7 +295,9 @@ def write_markdown(path):
                 g = "" if goal is None else f" (goal {goal:g}: {'met' if v >= goal else 'missed'})"
                 parts.append(f"{k} {v:.2f}x{g}")
             t = r["times"].get(r["main"], float("nan"))
-            lines.append(f"| {r['name']} | {t * 1e3:.2f} ms | {'; '.join(parts)} | {r.get('info', '')} |")
+            lines.append(
+                f"| {r['name']} | {t * 1e3:.2f} ms | {'; '.join(parts)} | {r.get('info', '')} |"
+            )
         lines.append("")
     with open(path, "w") as f:
         f.write("\n".join(lines))

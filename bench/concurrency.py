@@ -32,10 +32,12 @@ def _calls():
     X = rng.standard_normal((16, 1024), dtype=np.float32)
     Wq, Wl = matkern.int8_quantize(W), matkern.lut_quantize(W)
     F = rng.standard_normal((256, 4096), dtype=np.float32)
-    return {"spmm": lambda: A @ B,
-            "int8_matmul": lambda: matkern.int8_matmul(X, Wq),
-            "lut_matmul": lambda: matkern.lut_matmul(X, Wl),
-            "fwht": lambda: matkern.fwht(F)}
+    return {
+        "spmm": lambda: A @ B,
+        "int8_matmul": lambda: matkern.int8_matmul(X, Wq),
+        "lut_matmul": lambda: matkern.lut_matmul(X, Wl),
+        "fwht": lambda: matkern.fwht(F),
+    }
 
 
 def _stream(calls, lat):
@@ -63,26 +65,37 @@ def cases(ctx):
 
         def concurrent():
             lats = [{} for _ in range(N_THREADS)]
-            ts = [threading.Thread(target=_stream, args=(calls, lats[i]))
-                  for i in range(N_THREADS)]
+            ts = [threading.Thread(target=_stream, args=(calls, lats[i])) for i in range(N_THREADS)]
             for t in ts:
                 t.start()
             for t in ts:
                 t.join()
-            worst["ratio"] = max(worst["ratio"], max(
-                max(v) / solo[name] for lat in lats for name, v in lat.items()))
+            worst["ratio"] = max(
+                worst["ratio"], max(max(v) / solo[name] for lat in lats for name, v in lat.items())
+            )
 
         def sequential():
             for _ in range(N_THREADS):
                 _stream(calls, {})
 
-        return {"matkern": concurrent, "same calls one after another": sequential,
-                "_worst": worst, "_solo": solo}
+        return {
+            "matkern": concurrent,
+            "same calls one after another": sequential,
+            "_worst": worst,
+            "_solo": solo,
+        }
 
     def info(fns):
         solo = ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in fns["_solo"].items())
-        return (f"slowest concurrent call / its solo time: {fns['_worst']['ratio']:.2f} "
-                f"(goal <= 4); solo: {solo}")
+        return (
+            f"slowest concurrent call / its solo time: {fns['_worst']['ratio']:.2f} "
+            f"(goal <= 4); solo: {solo}"
+        )
 
-    yield Case("concurrency", f"{N_THREADS} threads x mixed calls", make,
-               bars={"same calls one after another": 1.0}, info=info)
+    yield Case(
+        "concurrency",
+        f"{N_THREADS} threads x mixed calls",
+        make,
+        bars={"same calls one after another": 1.0},
+        info=info,
+    )

@@ -35,8 +35,9 @@ def cases(ctx):
             return {
                 "matkern": lambda: matkern.spectral_norm_bound(W, n_iter=6),
                 "numpy.linalg.norm(W, 2)": lambda: np.linalg.norm(W, 2),
-                "scipy svds k=1 (Lanczos, from below)": lambda: svds(W, k=1,
-                                                                     return_singular_vectors=False),
+                "scipy svds k=1 (Lanczos, from below)": lambda: svds(
+                    W, k=1, return_singular_vectors=False
+                ),
                 "power iteration x100 (from below)": lambda: _power(W),
                 "_W": W,
             }
@@ -49,11 +50,18 @@ def cases(ctx):
             b = matkern.spectral_norm_bound(W)
             lz = float(svds(W, k=1, return_singular_vectors=False)[0])
             pw = _power(W)
-            return (f"exact {ex:.5f}; bound +{(b - ex) / ex:.2e} (certified); Lanczos "
-                    f"{(lz - ex) / ex:+.1e}, power x100 {(pw - ex) / ex:+.1e} (estimates from below)")
+            return (
+                f"exact {ex:.5f}; bound +{(b - ex) / ex:.2e} (certified); Lanczos "
+                f"{(lz - ex) / ex:+.1e}, power x100 {(pw - ex) / ex:+.1e} (estimates from below)"
+            )
 
-        yield Case("gram", f"dense {n}x{n} f32 bound, n_iter=6", dense,
-                   bars={"numpy.linalg.norm(W, 2)": 5.0}, info=dense_info)
+        yield Case(
+            "gram",
+            f"dense {n}x{n} f32 bound, n_iter=6",
+            dense,
+            bars={"numpy.linalg.norm(W, 2)": 5.0},
+            info=dense_info,
+        )
 
         def gap_vs_iter():
             W = np.random.default_rng(1).standard_normal((512, 384))
@@ -68,11 +76,14 @@ def cases(ctx):
         yield Case("gram", "dense 512x384 f64 gap vs n_iter (info)", gap_vs_iter, info=gap_info)
 
         for ks in (3, 5):
+
             def conv(ks=ks):
                 K = np.random.default_rng(ks).standard_normal((64, 64, ks, ks)).astype(np.float32)
-                return {"matkern": lambda: matkern.conv_spectral_norm_bound(K, (32, 32)),
-                        "exact per-frequency SVD (Sedghi)": lambda: _conv_exact(K, (32, 32)),
-                        "_K": K}
+                return {
+                    "matkern": lambda: matkern.conv_spectral_norm_bound(K, (32, 32)),
+                    "exact per-frequency SVD (Sedghi)": lambda: _conv_exact(K, (32, 32)),
+                    "_K": K,
+                }
 
             def conv_info(fns):
                 K = fns["_K"]
@@ -80,9 +91,13 @@ def cases(ctx):
                 b = matkern.conv_spectral_norm_bound(K, (32, 32))
                 return f"exact {ex:.4f}; bound +{(b - ex) / ex:.2e}"
 
-            yield Case("gram", f"conv 64x64x{ks}x{ks} on 32x32 f32", conv,
-                       bars={"exact per-frequency SVD (Sedghi)": 10.0} if ks == 3 else {},
-                       info=conv_info)
+            yield Case(
+                "gram",
+                f"conv 64x64x{ks}x{ks} on 32x32 f32",
+                conv,
+                bars={"exact per-frequency SVD (Sedghi)": 10.0} if ks == 3 else {},
+                info=conv_info,
+            )
 
         def stack():
             rng = np.random.default_rng(2)
@@ -106,37 +121,59 @@ def cases(ctx):
                     sizes.append(None)
 
             def exact_loop():
-                return [_conv_exact(L, s) if L.ndim == 4 else np.linalg.norm(L, 2)
-                        for L, s in zip(layers, sizes)]
+                return [
+                    _conv_exact(L, s) if L.ndim == 4 else np.linalg.norm(L, 2)
+                    for L, s in zip(layers, sizes)
+                ]
 
-            return {"matkern": lambda: matkern.spectral_norm_bounds(layers, sizes),
-                    "exact SVD per layer (loop)": exact_loop, "_layers": (layers, sizes)}
+            return {
+                "matkern": lambda: matkern.spectral_norm_bounds(layers, sizes),
+                "exact SVD per layer (loop)": exact_loop,
+                "_layers": (layers, sizes),
+            }
 
         def stack_info(fns):
             layers, sizes = fns["_layers"]
             b = matkern.spectral_norm_bounds(layers, sizes)
-            ex = np.array([matkern.reference.conv_spectral_norm(L, s) if L.ndim == 4
-                           else matkern.reference.spectral_norm(L) for L, s in zip(layers, sizes)])
+            ex = np.array(
+                [
+                    matkern.reference.conv_spectral_norm(L, s)
+                    if L.ndim == 4
+                    else matkern.reference.spectral_norm(L)
+                    for L, s in zip(layers, sizes)
+                ]
+            )
             g = (b - ex) / ex
-            return f"50 layers, one call; all certified: {bool((g >= 0).all())}; max gap {g.max():.1e}"
+            return (
+                f"50 layers, one call; all certified: {bool((g >= 0).all())}; max gap {g.max():.1e}"
+            )
 
         yield Case("gram", "50 mixed layers in one call", stack, info=stack_info)
     else:
         cp = ctx.cupy
         for n in (2048, 4096):
+
             def dense_gpu(n=n):
                 W = cp.random.standard_normal((n, n), dtype=cp.float32)
-                return {"matkern": lambda: matkern.spectral_norm_bound(W),
-                        "cupy.linalg.svd (values)": lambda: cp.linalg.svd(W, compute_uv=False)[0]}
+                return {
+                    "matkern": lambda: matkern.spectral_norm_bound(W),
+                    "cupy.linalg.svd (values)": lambda: cp.linalg.svd(W, compute_uv=False)[0],
+                }
 
             yield Case("gram", f"dense {n}x{n} f32 bound (GPU)", dense_gpu, device="cuda")
 
         def conv_gpu():
             K = cp.random.standard_normal((64, 64, 3, 3), dtype=cp.float32)
             F = cp.fft.rfft2(K, s=(32, 32), axes=(-2, -1)).transpose(2, 3, 0, 1)
-            return {"matkern": lambda: matkern.conv_spectral_norm_bound(K, (32, 32)),
-                    "cupy batched SVD per frequency": lambda: cp.linalg.svd(
-                        F, compute_uv=False).max()}
+            return {
+                "matkern": lambda: matkern.conv_spectral_norm_bound(K, (32, 32)),
+                "cupy batched SVD per frequency": lambda: cp.linalg.svd(F, compute_uv=False).max(),
+            }
 
-        yield Case("gram", "conv 64x64x3x3 on 32x32 f32 (GPU)", conv_gpu, device="cuda",
-                   bars={"cupy batched SVD per frequency": 10.0})
+        yield Case(
+            "gram",
+            "conv 64x64x3x3 on 32x32 f32 (GPU)",
+            conv_gpu,
+            device="cuda",
+            bars={"cupy batched SVD per frequency": 10.0},
+        )

@@ -32,22 +32,30 @@ def cases(ctx):
                 "reference": lambda: matkern.reference.fwht(x),
             }
 
-        yield Case("hadamard", f"fwht {rows}x{n} f32", fwht_batch,
-                   bars={"numpy.fft.rfft": 2.0, "reference": 20.0})
+        yield Case(
+            "hadamard",
+            f"fwht {rows}x{n} f32",
+            fwht_batch,
+            bars={"numpy.fft.rfft": 2.0, "reference": 20.0},
+        )
 
         def fwht_long():
             x = np.random.default_rng(1).standard_normal((1, 1 << 20)).astype(np.float32)
             out = np.empty_like(x)
-            return {"matkern": lambda: matkern.fwht(x, out=out),
-                    "numpy.fft.rfft": lambda: np.fft.rfft(x, axis=-1)}
+            return {
+                "matkern": lambda: matkern.fwht(x, out=out),
+                "numpy.fft.rfft": lambda: np.fft.rfft(x, axis=-1),
+            }
 
         yield Case("hadamard", "fwht 1x2^20 f32 (one row)", fwht_long)
 
         def fwht_f64():
             x = np.random.default_rng(2).standard_normal((rows // 4, 1 << 14))
             out = np.empty_like(x)
-            return {"matkern": lambda: matkern.fwht(x, out=out),
-                    "numpy.fft.rfft": lambda: np.fft.rfft(x, axis=-1)}
+            return {
+                "matkern": lambda: matkern.fwht(x, out=out),
+                "numpy.fft.rfft": lambda: np.fft.rfft(x, axis=-1),
+            }
 
         yield Case("hadamard", f"fwht {rows // 4}x2^14 f64", fwht_f64)
 
@@ -60,9 +68,13 @@ def cases(ctx):
             X = rng.standard_normal((npts, d), dtype=np.float32)
             t = matkern.FJLT(k, random_state=0).fit(X)
             g = GaussianRandomProjection(k, random_state=0).fit(X)
-            return {"matkern": lambda: t.transform(X),
-                    "sklearn GaussianRandomProjection": lambda: g.transform(X),
-                    "_X": X, "_t": t, "_g": g}
+            return {
+                "matkern": lambda: t.transform(X),
+                "sklearn GaussianRandomProjection": lambda: g.transform(X),
+                "_X": X,
+                "_t": t,
+                "_g": g,
+            }
 
         def fjlt_info(fns):
             rng = np.random.default_rng(4)
@@ -71,16 +83,24 @@ def cases(ctx):
             b = _distortion(fns["_g"].transform(X), X, rng)
             return f"99% of distance ratios within 1+-{a:.3f} (FJLT) vs 1+-{b:.3f} (Gaussian)"
 
-        yield Case("hadamard", f"FJLT {npts}x{d} -> {k} f32", fjlt,
-                   bars={"sklearn GaussianRandomProjection": 3.0}, info=fjlt_info)
+        yield Case(
+            "hadamard",
+            f"FJLT {npts}x{d} -> {k} f32",
+            fjlt,
+            bars={"sklearn GaussianRandomProjection": 3.0},
+            info=fjlt_info,
+        )
     else:
         cp = ctx.cupy
         for rows, n in [(4096, 4096), (64, 1 << 15), (16, 1 << 20)]:
+
             def fwht_gpu(rows=rows, n=n):
                 x = cp.random.standard_normal((rows, n), dtype=cp.float32)
                 out = cp.empty_like(x)
-                return {"matkern": lambda: matkern.fwht(x, out=out),
-                        "cupy.fft.rfft": lambda: cp.fft.rfft(x, axis=-1)}
+                return {
+                    "matkern": lambda: matkern.fwht(x, out=out),
+                    "cupy.fft.rfft": lambda: cp.fft.rfft(x, axis=-1),
+                }
 
             yield Case("hadamard", f"fwht {rows}x{n} f32", fwht_gpu, device="cuda")
 
@@ -88,7 +108,9 @@ def cases(ctx):
             X = cp.random.standard_normal((8192, 16384), dtype=cp.float32)
             t = matkern.FJLT(256, random_state=0).fit(X)
             G = cp.random.standard_normal((256, 16384), dtype=cp.float32) / 16.0
-            return {"matkern": lambda: t.transform(X), "cupy dense Gaussian (cuBLAS)": lambda: X @ G.T}
+            return {
+                "matkern": lambda: t.transform(X),
+                "cupy dense Gaussian (cuBLAS)": lambda: X @ G.T,
+            }
 
         yield Case("hadamard", "FJLT 8192x16384 -> 256 f32", fjlt_gpu, device="cuda")
-

@@ -44,12 +44,14 @@ def _torch_int8_linear(W):
         lin.weight.copy_(torch.from_numpy(W))
     with warnings.catch_warnings():  # torch deprecates its quantized tensors, not the module
         warnings.simplefilter("ignore", UserWarning)
-        q = torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(lin), {torch.nn.Linear},
-                                                   dtype=torch.qint8)
+        q = torch.ao.quantization.quantize_dynamic(
+            torch.nn.Sequential(lin), {torch.nn.Linear}, dtype=torch.qint8
+        )
 
     def run(X):
         with torch.inference_mode():
             return q(X)
+
     return torch, run
 
 
@@ -70,11 +72,13 @@ def cases(ctx):
                     X = _x_with_outliers(rng, m, k)
                     Wq = matkern.int8_quantize(W)
                     xs = X[:8]
-                    fns = {"matkern": lambda: matkern.int8_matmul(X, Wq, threshold=6.0),
-                           "numpy float32 matmul": lambda: X @ W.T,
-                           "_y": lambda: matkern.int8_matmul(xs, Wq, threshold=6.0),
-                           "_exact": xs.astype(np.float64) @ W.T.astype(np.float64),
-                           "_wbytes": Wq.nbytes}
+                    fns = {
+                        "matkern": lambda: matkern.int8_matmul(X, Wq, threshold=6.0),
+                        "numpy float32 matmul": lambda: X @ W.T,
+                        "_y": lambda: matkern.int8_matmul(xs, Wq, threshold=6.0),
+                        "_exact": xs.astype(np.float64) @ W.T.astype(np.float64),
+                        "_wbytes": Wq.nbytes,
+                    }
                     peer = _torch_int8_linear(W)
                     if peer is not None:
                         torch, run = peer
@@ -87,12 +91,14 @@ def cases(ctx):
                 bars = {"numpy float32 matmul": bar}
                 if m <= 256:
                     bars[TORCH_PEER] = 1.2
-                yield Case("int8", f"int8_matmul M={m} N={n} K={k} f32", make,
-                           bars=bars, info=_accuracy)
+                yield Case(
+                    "int8", f"int8_matmul M={m} N={n} K={k} f32", make, bars=bars, info=_accuracy
+                )
     else:
         cp = ctx.cupy
         for n, k in SHAPES:
             for m in (1, 16, 256, 4096):
+
                 def make_gpu(n=n, k=k, m=m):
                     rng = np.random.default_rng(n + k + m)
                     W = cp.asarray(rng.standard_normal((n, k), dtype=np.float32) * 0.05)
@@ -100,13 +106,20 @@ def cases(ctx):
                     W16 = W.astype(cp.float16)
                     Wq = matkern.int8_quantize(W16)
                     xs = X[:8]
-                    return {"matkern": lambda: matkern.int8_matmul(X, Wq, threshold=6.0),
-                            "cupy fp16 matmul (cuBLAS)": lambda: X @ W16.T,
-                            "_y": lambda: cp.asnumpy(matkern.int8_matmul(xs, Wq, threshold=6.0)),
-                            "_exact": cp.asnumpy(xs.astype(cp.float64) @ W16.astype(cp.float64).T),
-                            "_wbytes": Wq.nbytes}
+                    return {
+                        "matkern": lambda: matkern.int8_matmul(X, Wq, threshold=6.0),
+                        "cupy fp16 matmul (cuBLAS)": lambda: X @ W16.T,
+                        "_y": lambda: cp.asnumpy(matkern.int8_matmul(xs, Wq, threshold=6.0)),
+                        "_exact": cp.asnumpy(xs.astype(cp.float64) @ W16.astype(cp.float64).T),
+                        "_wbytes": Wq.nbytes,
+                    }
 
                 bar = 1.5 if m >= 256 else (1.0 if m == 1 else None)
-                yield Case("int8", f"int8_matmul M={m} N={n} K={k} f16", make_gpu,
-                           bars={} if bar is None else {"cupy fp16 matmul (cuBLAS)": bar},
-                           device="cuda", info=_accuracy)
+                yield Case(
+                    "int8",
+                    f"int8_matmul M={m} N={n} K={k} f16",
+                    make_gpu,
+                    bars={} if bar is None else {"cupy fp16 matmul (cuBLAS)": bar},
+                    device="cuda",
+                    info=_accuracy,
+                )

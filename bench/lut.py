@@ -29,13 +29,17 @@ def cases(ctx):
         # instead of 4
         combos += [(N, K, 1, "int") for N, K in SHAPES]
         for N, K, M, table in combos:
+
             def make(N=N, K=K, M=M, table=table):
                 W = _weight(N, K)
                 qw = matkern.lut_quantize(W, bits=4, group_size=128, table=table)
                 X = np.random.default_rng(1).standard_normal((M, K)).astype(np.float32)
                 x = X[0].copy()
-                out = {"matkern": (lambda: matkern.lut_matmul(x, qw)) if M == 1
-                       else (lambda: matkern.lut_matmul(X, qw))}
+                out = {
+                    "matkern": (lambda: matkern.lut_matmul(x, qw))
+                    if M == 1
+                    else (lambda: matkern.lut_matmul(X, qw))
+                }
                 if M == 1:
                     out["numpy f32 matvec"] = lambda: W @ x
                 else:
@@ -46,19 +50,25 @@ def cases(ctx):
             def info(f, M=M):
                 X, W, qw = f["_X"], f["_W"], f["_qw"]
                 err = _rel_err(matkern.lut_matmul(X, qw), X @ W.T)
-                return (f"weights {qw.nbytes / 2**20:.1f} MiB vs {W.nbytes / 2**20:.0f} MiB "
-                        f"f32; rel. error vs f32 {err:.3f}")
+                return (
+                    f"weights {qw.nbytes / 2**20:.1f} MiB vs {W.nbytes / 2**20:.0f} MiB "
+                    f"f32; rel. error vs f32 {err:.3f}"
+                )
 
             anchor = "numpy f32 matvec" if M == 1 else "numpy f32 matmul"
-            yield Case("lut", f"lut_matmul M={M} {N}x{K} 4-bit g128 {table}", make,
-                       bars={anchor: 3.0 if M == 1 else 1.3}, info=info)
+            yield Case(
+                "lut",
+                f"lut_matmul M={M} {N}x{K} 4-bit g128 {table}",
+                make,
+                bars={anchor: 3.0 if M == 1 else 1.3},
+                info=info,
+            )
 
         def make_3bit():
             W = _weight(4096, 4096)
             qw = matkern.lut_quantize(W, bits=3, group_size=128, table="int")
             x = np.random.default_rng(2).standard_normal(4096).astype(np.float32)
-            return {"matkern": lambda: matkern.lut_matmul(x, qw),
-                    "numpy f32 matvec": lambda: W @ x}
+            return {"matkern": lambda: matkern.lut_matmul(x, qw), "numpy f32 matvec": lambda: W @ x}
 
         yield Case("lut", "lut_matmul M=1 4096x4096 3-bit g128 int", make_3bit)
 
@@ -67,35 +77,44 @@ def cases(ctx):
 
             name, X, W = minilm_layers()[2]  # layer0.ffn_in: 1536 x 384, 512 real tokens
             qw = matkern.lut_quantize(W, bits=4, group_size=128, table="nf4")
-            return {"matkern": lambda: matkern.lut_matmul(X, qw),
-                    "numpy f32 matmul": lambda: X @ W.T}
+            return {
+                "matkern": lambda: matkern.lut_matmul(X, qw),
+                "numpy f32 matmul": lambda: X @ W.T,
+            }
 
         def minilm_info(_):
             from tests.datasets import error_table
 
             errs = error_table(group_size=128)
             return "MiniLM rel. Frobenius error (mean of 12 layers, g128): " + ", ".join(
-                f"{b}-bit {t} {np.mean(e):.3f}" for (b, t), e in errs.items())
+                f"{b}-bit {t} {np.mean(e):.3f}" for (b, t), e in errs.items()
+            )
 
-        yield Case("lut", "lut_matmul MiniLM ffn_in 512x384 -> 1536 (real)", make_minilm,
-                   info=minilm_info)
+        yield Case(
+            "lut", "lut_matmul MiniLM ffn_in 512x384 -> 1536 (real)", make_minilm, info=minilm_info
+        )
     else:
         cp = ctx.cupy
         for N, K in SHAPES:
             for M in (1, 4, 16, 64):
+
                 def make_gpu(N=N, K=K, M=M):
                     W = _weight(N, K)
                     qw = matkern.lut_quantize(W, bits=4, group_size=128, table="nf4")
                     qg = qw.to_device("cuda")
                     W16 = cp.asarray(W.astype(np.float16))
-                    X = cp.asarray(np.random.default_rng(1).standard_normal((M, K))
-                                   .astype(np.float16))
+                    X = cp.asarray(
+                        np.random.default_rng(1).standard_normal((M, K)).astype(np.float16)
+                    )
                     return {
                         "matkern": lambda: matkern.lut_matmul(X, qg),
                         "cuBLAS fp16": lambda: X @ W16.T,
-                        "dequantize-then-cuBLAS": lambda: X @ matkern.lut_dequantize(qg)
-                        .astype(cp.float16).T,
-                        "_X": X, "_W": W, "_qg": qg,
+                        "dequantize-then-cuBLAS": lambda: (
+                            X @ matkern.lut_dequantize(qg).astype(cp.float16).T
+                        ),
+                        "_X": X,
+                        "_W": W,
+                        "_qg": qg,
                     }
 
                 def info_gpu(f):
@@ -104,6 +123,11 @@ def cases(ctx):
                     y = cp.asnumpy(matkern.lut_matmul(X, f["_qg"])).astype(np.float32)
                     return f"rel. error vs f32 {_rel_err(y, exact):.3f}"
 
-                yield Case("lut", f"lut_matmul M={M} {N}x{K} 4-bit g128 nf4 fp16", make_gpu,
-                           bars={"cuBLAS fp16": 2.0} if M <= 16 else {}, device="cuda",
-                           info=info_gpu)
+                yield Case(
+                    "lut",
+                    f"lut_matmul M={M} {N}x{K} 4-bit g128 nf4 fp16",
+                    make_gpu,
+                    bars={"cuBLAS fp16": 2.0} if M <= 16 else {},
+                    device="cuda",
+                    info=info_gpu,
+                )

@@ -39,8 +39,9 @@ def random_csr(n, d, density, seed):
     per = max(1, round(d * density))
     cols = rng.integers(0, d, (n, per))
     rows = np.repeat(np.arange(n), per)
-    X = sp.csr_matrix((rng.standard_normal(n * per).astype(np.float32), (rows, cols.ravel())),
-                      shape=(n, d))
+    X = sp.csr_matrix(
+        (rng.standard_normal(n * per).astype(np.float32), (rows, cols.ravel())), shape=(n, d)
+    )
     X.sum_duplicates()
     return X
 
@@ -74,11 +75,17 @@ def cases(ctx):
             X = np.random.default_rng(0).standard_normal((n, d), dtype=np.float32)
             p = matkern.SparseRandomProjection(256, random_state=0).fit(X)
             s = SparseRandomProjection(256, random_state=0).fit(X)
-            return {"matkern": lambda: p.transform(X),
-                    "sklearn SparseRandomProjection": lambda: s.transform(X)}
+            return {
+                "matkern": lambda: p.transform(X),
+                "sklearn SparseRandomProjection": lambda: s.transform(X),
+            }
 
-        yield Case("randproj", f"dense {n}x{d} f32 -> 256", dense,
-                   bars={"sklearn SparseRandomProjection": 3.0})
+        yield Case(
+            "randproj",
+            f"dense {n}x{d} f32 -> 256",
+            dense,
+            bars={"sklearn SparseRandomProjection": 3.0},
+        )
 
         ns, ds = (50000, 100000) if q else (200000, 100000)
 
@@ -88,14 +95,24 @@ def cases(ctx):
             X = random_csr(ns, ds, 0.001, 1)
             p = matkern.SparseRandomProjection(256, random_state=0).fit(X)
             s = SparseRandomProjection(256, random_state=0).fit(X)
-            return {"matkern": lambda: p.transform(X),
-                    "sklearn SparseRandomProjection": lambda: s.transform(X)}
+            return {
+                "matkern": lambda: p.transform(X),
+                "sklearn SparseRandomProjection": lambda: s.transform(X),
+            }
 
-        yield Case("randproj", f"sparse CSR {ns}x{ds} 0.1% f32 -> 256", sparse,
-                   bars={"sklearn SparseRandomProjection": 2.0})
+        yield Case(
+            "randproj",
+            f"sparse CSR {ns}x{ds} 0.1% f32 -> 256",
+            sparse,
+            bars={"sklearn SparseRandomProjection": 2.0},
+        )
 
-        blog = dict(dim=512, iteration_weights=(0.0, 0.0, 1.0, 6.67),
-                    normalization_strength=-0.64, random_state=0)
+        blog = dict(
+            dim=512,
+            iteration_weights=(0.0, 0.0, 1.0, 6.67),
+            normalization_strength=-0.64,
+            random_state=0,
+        )
 
         def fastrp_blog():
             import pathlib
@@ -104,13 +121,20 @@ def cases(ctx):
 
             path = pathlib.Path(__file__).resolve().parent.parent / "data/graphs/blogcatalog.mat"
             A = scipy.io.loadmat(path)["network"].tocsr()
-            return {"matkern": lambda: matkern.fastrp(A, **blog),
-                    "scipy+sklearn FastRP": lambda: _plain_fastrp(A, 512, blog["iteration_weights"],
-                                                                 -0.64, 0)}
+            return {
+                "matkern": lambda: matkern.fastrp(A, **blog),
+                "scipy+sklearn FastRP": lambda: _plain_fastrp(
+                    A, 512, blog["iteration_weights"], -0.64, 0
+                ),
+            }
 
-        yield Case("randproj", "FastRP BlogCatalog dim 512, 4 iterations", fastrp_blog,
-                   bars={"scipy+sklearn FastRP": 3.0},
-                   info=lambda r: "bar also: matkern <= 1 s wall")
+        yield Case(
+            "randproj",
+            "FastRP BlogCatalog dim 512, 4 iterations",
+            fastrp_blog,
+            bars={"scipy+sklearn FastRP": 3.0},
+            info=lambda r: "bar also: matkern <= 1 s wall",
+        )
 
         nn, mm = (200_000, 2_000_000) if q else (1_000_000, 10_000_000)
 
@@ -118,15 +142,21 @@ def cases(ctx):
             A = power_law_graph(nn, mm)
             # the long run of the family: a bar over its iterations (below the runner's bar,
             # cleared after each call)
-            return {"matkern": lambda: matkern.fastrp(A, dim=128, iteration_weights=(0, 1, 1),
-                                                      random_state=0, progress=True), "_A": A}
+            return {
+                "matkern": lambda: matkern.fastrp(
+                    A, dim=128, iteration_weights=(0, 1, 1), random_state=0, progress=True
+                ),
+                "_A": A,
+            }
 
         def big_info(r):
             import resource
 
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            return (f"power-law graph {nn} nodes, {r['_A'].nnz} stored edges, dim 128, 3 "
-                    f"iterations; process peak RSS {peak:.0f} MiB")
+            return (
+                f"power-law graph {nn} nodes, {r['_A'].nnz} stored edges, dim 128, 3 "
+                f"iterations; process peak RSS {peak:.0f} MiB"
+            )
 
         yield Case("randproj", f"FastRP power-law {nn} nodes dim 128", fastrp_big, info=big_info)
     else:
@@ -139,8 +169,11 @@ def cases(ctx):
             p = matkern.SparseRandomProjection(256, random_state=0).fit(X)
             M = cp.asarray(p.components_.toarray().astype(np.float32))
             Ms = csp.csr_matrix(M.T)
-            return {"matkern": lambda: p.transform(X), "cupy dense matmul": lambda: X @ M.T,
-                    "cupyx sparse": lambda: (Ms.T @ X.T).T}
+            return {
+                "matkern": lambda: p.transform(X),
+                "cupy dense matmul": lambda: X @ M.T,
+                "cupyx sparse": lambda: (Ms.T @ X.T).T,
+            }
 
         yield Case("randproj", "dense 20000x10000 f32 -> 256", dense_gpu, device="cuda")
 
@@ -151,7 +184,10 @@ def cases(ctx):
             X = csp.csr_matrix(Xh)
             p = matkern.SparseRandomProjection(256, random_state=0).fit(Xh)
             Mt = csp.csr_matrix(p.components_.T.astype(np.float32))
-            return {"matkern": lambda: p.transform(X), "cupyx sparse @ explicit": lambda: (X @ Mt).toarray()}
+            return {
+                "matkern": lambda: p.transform(X),
+                "cupyx sparse @ explicit": lambda: (X @ Mt).toarray(),
+            }
 
         yield Case("randproj", "sparse CSR 200000x100000 0.1% -> 256", sparse_gpu, device="cuda")
 
@@ -168,7 +204,7 @@ def cases(ctx):
             deg = cp.asarray(np.asarray(Ah.sum(1)).ravel())
             S = csp.diags(1 / deg) @ A
             p = matkern.SparseRandomProjection(512, density=1 / np.sqrt(n), random_state=0).fit(Ah)
-            R = cp.asarray(p.components_.T.toarray().astype(np.float32)) * (deg ** -0.64)[:, None]
+            R = cp.asarray(p.components_.T.toarray().astype(np.float32)) * (deg**-0.64)[:, None]
 
             def cupy_fastrp():
                 U = S @ R
@@ -179,8 +215,15 @@ def cases(ctx):
                     emb += w * U / cp.linalg.norm(U, axis=1, keepdims=True)
                 return emb
 
-            return {"matkern": lambda: matkern.fastrp(A, dim=512, iteration_weights=(0, 0, 1, 6.67),
-                                                      normalization_strength=-0.64, random_state=0),
-                    "cupy FastRP (explicit R)": cupy_fastrp}
+            return {
+                "matkern": lambda: matkern.fastrp(
+                    A,
+                    dim=512,
+                    iteration_weights=(0, 0, 1, 6.67),
+                    normalization_strength=-0.64,
+                    random_state=0,
+                ),
+                "cupy FastRP (explicit R)": cupy_fastrp,
+            }
 
         yield Case("randproj", "FastRP BlogCatalog dim 512", fastrp_gpu, device="cuda")

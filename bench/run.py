@@ -27,22 +27,32 @@ from bench import _runner  # noqa: E402
 
 
 def family_modules():
-    names = [m.name for m in pkgutil.iter_modules([HERE])
-             if not m.name.startswith("_") and m.name not in ("run",)]
+    names = [
+        m.name
+        for m in pkgutil.iter_modules([HERE])
+        if not m.name.startswith("_") and m.name not in ("run",)
+    ]
     return sorted(names)
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--quick", action="store_true", help="smaller sizes and shorter timing")
-    p.add_argument("--only", action="append", default=[],
-                   help="family name, or a substring of case names (repeatable)")
+    p.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        help="family name, or a substring of case names (repeatable)",
+    )
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--markdown", default=os.path.join(ROOT, "BENCHMARKS.md"))
     p.add_argument("--plots", default=os.path.join(HERE, "plots"))
     p.add_argument("--no-save", action="store_true", help="print only; store nothing")
-    p.add_argument("--neighbour", action="store_true",
-                   help="CPU: run next to one busy process, and time matkern on one thread too")
+    p.add_argument(
+        "--neighbour",
+        action="store_true",
+        help="CPU: run next to one busy process, and time matkern on one thread too",
+    )
     args = p.parse_args(argv)
 
     ctx = _runner.Context(quick=args.quick, device=args.device)
@@ -71,8 +81,10 @@ def main(argv=None):
         import matkern
 
         b = matkern.backends()
-        print(f"matkern {b['version']}: simd={b['simd']}, omp_threads={b['omp_threads']}, "
-              f"gpu={b['gpu_reason']}")
+        print(
+            f"matkern {b['version']}: simd={b['simd']}, omp_threads={b['omp_threads']}, "
+            f"gpu={b['gpu_reason']}"
+        )
     except Exception as exc:
         print(f"matkern import failed: {exc}")
         return 1

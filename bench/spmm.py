@@ -51,15 +51,19 @@ def _generated(quick, gpu=False):
     import matkern.generators as g
 
     if quick and not gpu:
-        return {"band n=8192 bw=64": lambda: g.band(8192, 64, random_state=0),
-                "stencil27 24^3": lambda: g.stencil27(24, random_state=0),
-                "rmat scale=14 ef=16": lambda: g.rmat(14, 16, random_state=0),
-                "uniform 16384 d=1e-3": lambda: g.uniform_random(16384, 16384, 1e-3, random_state=0)}
-    out = {"band n=16384 bw=64": lambda: g.band(16384, 64, random_state=0),
-           "band n=16384 bw=256": lambda: g.band(16384, 256, random_state=0),
-           "stencil27 32^3": lambda: g.stencil27(32, random_state=0),
-           "rmat scale=15 ef=16": lambda: g.rmat(15, 16, random_state=0),
-           "uniform 16384 d=1e-3": lambda: g.uniform_random(16384, 16384, 1e-3, random_state=0)}
+        return {
+            "band n=8192 bw=64": lambda: g.band(8192, 64, random_state=0),
+            "stencil27 24^3": lambda: g.stencil27(24, random_state=0),
+            "rmat scale=14 ef=16": lambda: g.rmat(14, 16, random_state=0),
+            "uniform 16384 d=1e-3": lambda: g.uniform_random(16384, 16384, 1e-3, random_state=0),
+        }
+    out = {
+        "band n=16384 bw=64": lambda: g.band(16384, 64, random_state=0),
+        "band n=16384 bw=256": lambda: g.band(16384, 256, random_state=0),
+        "stencil27 32^3": lambda: g.stencil27(32, random_state=0),
+        "rmat scale=15 ef=16": lambda: g.rmat(15, 16, random_state=0),
+        "uniform 16384 d=1e-3": lambda: g.uniform_random(16384, 16384, 1e-3, random_state=0),
+    }
     if gpu:
         out["band n=16384 bw=1024"] = lambda: g.band(16384, 1024, random_state=0)
         out["stencil27 48^3"] = lambda: g.stencil27(48, random_state=0)
@@ -75,8 +79,13 @@ def _cpu_case(label, load, k):
         B = np.random.default_rng(k).standard_normal((A.shape[1], k)).astype(np.float32)
         S = matkern.SparseMatrix(A).prepare("cpu", np.float32)
         out = np.empty((A.shape[0], k), np.float32)
-        fns = {"matkern": lambda: matkern.spmm(S, B, out=out),
-               "scipy.sparse": lambda: A @ B, "_A": A, "_B": B, "_out": out}
+        fns = {
+            "matkern": lambda: matkern.spmm(S, B, out=out),
+            "scipy.sparse": lambda: A @ B,
+            "_A": A,
+            "_B": B,
+            "_out": out,
+        }
         mkl = _mkl()
         if mkl is not None:
             fns["MKL (sparse_dot_mkl)"] = lambda: mkl(A, B)
@@ -89,8 +98,13 @@ def _cpu_case(label, load, k):
         note = f"{A.shape[0]}x{A.shape[1]} nnz={A.nnz}; max |diff| vs scipy {err:.1e}"
         return note + ("; " + _MKL["why"] if _MKL["why"] else "")
 
-    return Case("spmm", f"{label} k={k} f32", make,
-                bars={"scipy.sparse": 3.0, "MKL (sparse_dot_mkl)": 1.0}, info=info)
+    return Case(
+        "spmm",
+        f"{label} k={k} f32",
+        make,
+        bars={"scipy.sparse": 3.0, "MKL (sparse_dot_mkl)": 1.0},
+        info=info,
+    )
 
 
 _GPU_MATS = {}
@@ -123,8 +137,7 @@ def _gpu_case(ctx, label, load, k, dtype):
         S.prepare("cuda", dtype)
         st = S.block_stats()
         out = cp.empty((A.shape[0], k), dtype=dtype)
-        fns = {"matkern": lambda: matkern.spmm(S, B, out=out), "_S": S, "_A": A, "_B": B,
-               "_st": st}
+        fns = {"matkern": lambda: matkern.spmm(S, B, out=out), "_S": S, "_A": A, "_B": B, "_st": st}
         try:  # cuSPARSE in the same dtype where cupyx supports it, else float32
             Ag = csp.csr_matrix(A.astype(dtype))
             Ag @ B
@@ -146,9 +159,11 @@ def _gpu_case(ctx, label, load, k, dtype):
         ref = A.astype(np.float64) @ cp.asnumpy(B[:, :c]).astype(np.float64)
         rel = float(np.linalg.norm(y - ref) / max(np.linalg.norm(ref), 1e-30))
         prep = ", ".join(f"{k_}={v * 1e3:.1f}ms" for k_, v in S.prepare_time_.items())
-        return (f"{fns['_anchor']}; nnz={A.nnz} kernel={S.kernel_} reorder={st['reorder']} "
-                f"blocks={st['n_blocks']} fill={st['fill_ratio']:.3f}; rel. Frobenius error "
-                f"{rel:.1e}; preparation {prep}")
+        return (
+            f"{fns['_anchor']}; nnz={A.nnz} kernel={S.kernel_} reorder={st['reorder']} "
+            f"blocks={st['n_blocks']} fill={st['fill_ratio']:.3f}; rel. Frobenius error "
+            f"{rel:.1e}; preparation {prep}"
+        )
 
     goal = {}
     if k >= 32 and (label.startswith("band") or label.startswith("stencil")):

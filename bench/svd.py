@@ -27,7 +27,7 @@ def _batches(A, nb):
     m = A.shape[0]
     h = m // 2
     bounds = np.linspace(h, m, nb + 1).astype(int)
-    return h, [A[bounds[i]:bounds[i + 1]] for i in range(nb)], bounds
+    return h, [A[bounds[i] : bounds[i + 1]] for i in range(nb)], bounds
 
 
 def _run(base, method, batches):
@@ -53,14 +53,20 @@ def _update_case(name, load, k, nb, methods_info, ctx):
             for i in picks:
                 sla.svds(A[: bounds[i + 1]], k=k)
 
-        return {"matkern": lambda: _run(base, "sparse", batches),
-                "matkern zha-simon": lambda: _run(base, "zha-simon", batches),
-                f"scipy svds recompute ({len(picks)} of {nb} timed)": recompute,
-                "_A": A, "_base": base, "_batches": batches, "_picks": picks}
+        return {
+            "matkern": lambda: _run(base, "sparse", batches),
+            "matkern zha-simon": lambda: _run(base, "zha-simon", batches),
+            f"scipy svds recompute ({len(picks)} of {nb} timed)": recompute,
+            "_A": A,
+            "_base": base,
+            "_batches": batches,
+            "_picks": picks,
+        }
 
     def info(fns):
-        import scipy.sparse.linalg as sla
         import time
+
+        import scipy.sparse.linalg as sla
 
         A = fns["_A"]
         t0 = time.perf_counter()
@@ -74,13 +80,17 @@ def _update_case(name, load, k, nb, methods_info, ctx):
             U, s, Vt = t.U_, t.singular_values_, t.components_
             sv, rs = _errors(A, U, s, Vt, ex, opt, norm2)
             orth = max(np.abs(U.T @ U - np.eye(k)).max(), np.abs(Vt @ Vt.T - np.eye(k)).max())
-            parts.append(f"{method}: sv rel err {sv:.2e}, residual +{100 * rs:.2f}% vs recompute, "
-                         f"orthonormal to {orth:.0e}")
+            parts.append(
+                f"{method}: sv rel err {sv:.2e}, residual +{100 * rs:.2f}% vs recompute, "
+                f"orthonormal to {orth:.0e}"
+            )
         n_picks = len(fns["_picks"])
-        return (f"k={k}, {A.shape[0]}x{A.shape[1]}, first {A.shape[0] // 2} rows then {nb} "
-                f"batches; recompute anchor times {n_picks} svds calls and is scaled by "
-                f"{nb}/{n_picks} for the whole sequence (one svds of the full matrix: {one:.2f} s); "
-                + "; ".join(parts))
+        return (
+            f"k={k}, {A.shape[0]}x{A.shape[1]}, first {A.shape[0] // 2} rows then {nb} "
+            f"batches; recompute anchor times {n_picks} svds calls and is scaled by "
+            f"{nb}/{n_picks} for the whole sequence (one svds of the full matrix: {one:.2f} s); "
+            + "; ".join(parts)
+        )
 
     bars = {"matkern zha-simon": 2.0}
     picks = len(np.unique(np.linspace(0, nb - 1, SAMPLE + 2).astype(int)[1:-1]))
@@ -92,13 +102,30 @@ def cases(ctx):
     from tests import datasets
 
     if ctx.device == "cpu":
-        yield _update_case("BlogCatalog k=64, 50% + 10 batches", datasets.blogcatalog, 64, 10,
-                           ["sparse", "zha-simon"] if ctx.quick else
-                           ["sparse", "zha-simon", "gkl", "rpi"], ctx)
-        yield _update_case("BlogCatalog k=64, 50% + 100 batches", datasets.blogcatalog, 64, 100,
-                           ["sparse", "zha-simon"], ctx)
-        yield _update_case("MovieLens users k=16, 50% + 10 batches", datasets.movielens_users,
-                           16, 10, ["sparse", "zha-simon", "gkl", "rpi"], ctx)
+        yield _update_case(
+            "BlogCatalog k=64, 50% + 10 batches",
+            datasets.blogcatalog,
+            64,
+            10,
+            ["sparse", "zha-simon"] if ctx.quick else ["sparse", "zha-simon", "gkl", "rpi"],
+            ctx,
+        )
+        yield _update_case(
+            "BlogCatalog k=64, 50% + 100 batches",
+            datasets.blogcatalog,
+            64,
+            100,
+            ["sparse", "zha-simon"],
+            ctx,
+        )
+        yield _update_case(
+            "MovieLens users k=16, 50% + 10 batches",
+            datasets.movielens_users,
+            16,
+            10,
+            ["sparse", "zha-simon", "gkl", "rpi"],
+            ctx,
+        )
     else:
         yield from _gpu_cases(ctx)
 
@@ -110,6 +137,7 @@ def _gpu_cases(ctx):
     cp = ctx.cupy
 
     for nb in (10, 100):
+
         def make(nb=nb):
             import cupyx.scipy.sparse as csp
             from cupyx.scipy.sparse.linalg import svds
@@ -124,11 +152,20 @@ def _gpu_cases(ctx):
                     svds(A[: int(bounds[i + 1])], k=64)
                 cp.cuda.get_current_stream().synchronize()
 
-            return {"matkern": lambda: _run(base, "sparse", batches),
-                    "matkern zha-simon": lambda: _run(base, "zha-simon", batches),
-                    f"cupyx svds recompute ({len(picks)} of {nb} timed)": recompute}
+            return {
+                "matkern": lambda: _run(base, "sparse", batches),
+                "matkern zha-simon": lambda: _run(base, "zha-simon", batches),
+                f"cupyx svds recompute ({len(picks)} of {nb} timed)": recompute,
+            }
 
         picks = len(np.unique(np.linspace(0, nb - 1, SAMPLE + 2).astype(int)[1:-1]))
-        yield Case("svd", f"BlogCatalog k=64, 50% + {nb} batches (GPU)", make, device="cuda",
-                   bars={"matkern zha-simon": 2.0,
-                         f"cupyx svds recompute ({picks} of {nb} timed)": 10.0 * picks / nb})
+        yield Case(
+            "svd",
+            f"BlogCatalog k=64, 50% + {nb} batches (GPU)",
+            make,
+            device="cuda",
+            bars={
+                "matkern zha-simon": 2.0,
+                f"cupyx svds recompute ({picks} of {nb} timed)": 10.0 * picks / nb,
+            },
+        )

@@ -29,8 +29,8 @@ void normalize(carr<R> g, int64_t batch, int64_t rows, int64_t cols, bool cplx, 
   if (int64_t(g.size()) != batch * rows * cols * (cplx ? 2 : 1) || int64_t(e.size()) != batch ||
       int64_t(F.size()) != batch || int64_t(f.size()) != batch || int64_t(r.size()) != batch)
     throw std::invalid_argument("gram_normalize: size mismatch");
-  gram_normalize<R>(g.data(), batch, rows, cols, cplx, mirror, scale, e.data(), F.data(),
-                    f.data(), r.data());
+  gram_normalize<R>(g.data(), batch, rows, cols, cplx, mirror, scale, e.data(), F.data(), f.data(),
+                    r.data());
 }
 
 // taps (T, ld) with ld >= c_out * c_in (padded rows); cs, sn (nf, T). wide: run the Gram
@@ -38,8 +38,8 @@ void normalize(carr<R> g, int64_t batch, int64_t rows, int64_t cols, bool cplx, 
 // round32 (float32 kernels). fro (nf): estimates of ||K_f||_F (they pick the scaling only).
 // probe: distinct frequencies run first (empty: no early stops).
 void conv_bound_impl(carr<const double> taps, carr<const double> cs, carr<const double> sn,
-                     carr<const double> fro, int64_t c_out, int64_t c_in, bool round32,
-                     bool wide, int n_iter, carr<const int64_t> probe, carr<double> out,
+                     carr<const double> fro, int64_t c_out, int64_t c_in, bool round32, bool wide,
+                     int n_iter, carr<const int64_t> probe, carr<double> out,
                      const GramTapFirst* tf) {
   const int64_t P = c_out * c_in;
   if (taps.ndim() != 2 || cs.ndim() != 2 || sn.ndim() != 2 || P <= 0)
@@ -65,8 +65,8 @@ void conv_bound_impl(carr<const double> taps, carr<const double> cs, carr<const 
 }
 
 void conv_bound_batch(carr<const double> taps, carr<const double> cs, carr<const double> sn,
-                      carr<const double> fro, int64_t c_out, int64_t c_in, bool round32,
-                      bool wide, int n_iter, carr<const int64_t> probe, carr<double> out) {
+                      carr<const double> fro, int64_t c_out, int64_t c_in, bool round32, bool wide,
+                      int n_iter, carr<const int64_t> probe, carr<double> out) {
   conv_bound_impl(taps, cs, sn, fro, c_out, c_in, round32, wide, n_iter, probe, out, nullptr);
 }
 
@@ -74,18 +74,17 @@ void conv_bound_batch(carr<const double> taps, carr<const double> cs, carr<const
 // GramTapFirst): gtaps (T, ld2) the Gram side's taps (ro x c each, c the smaller side), the
 // pairs (pt, pu) of offset d in [start[d], start[d + 1]), d = 0..nd, phases pc, ps (nf, nd)
 // and del64 the bound on the double evaluation's error.
-void conv_bound_batch_first(carr<const double> taps, carr<const double> cs,
-                            carr<const double> sn, carr<const double> fro, int64_t c_out,
-                            int64_t c_in, bool round32, bool wide, int n_iter,
-                            carr<const int64_t> probe, carr<double> out, carr<const double> gtaps,
-                            carr<const int64_t> pt, carr<const int64_t> pu,
-                            carr<const int64_t> start, carr<const double> pc,
-                            carr<const double> ps, double del64) {
+void conv_bound_batch_first(carr<const double> taps, carr<const double> cs, carr<const double> sn,
+                            carr<const double> fro, int64_t c_out, int64_t c_in, bool round32,
+                            bool wide, int n_iter, carr<const int64_t> probe, carr<double> out,
+                            carr<const double> gtaps, carr<const int64_t> pt,
+                            carr<const int64_t> pu, carr<const int64_t> start,
+                            carr<const double> pc, carr<const double> ps, double del64) {
   const int64_t c = c_out < c_in ? c_out : c_in, P = c_out * c_in;
   const int64_t nd = int64_t(start.size()) - 2, T = int64_t(taps.ndim() == 2 ? taps.shape(0) : 0);
   const int64_t nf = int64_t(out.size()), npair = int64_t(pt.size());
-  if (gtaps.ndim() != 2 || int64_t(gtaps.shape(0)) != T || int64_t(gtaps.shape(1)) < P ||
-      nd < 0 || int64_t(pu.size()) != npair || pc.ndim() != 2 || ps.ndim() != 2 ||
+  if (gtaps.ndim() != 2 || int64_t(gtaps.shape(0)) != T || int64_t(gtaps.shape(1)) < P || nd < 0 ||
+      int64_t(pu.size()) != npair || pc.ndim() != 2 || ps.ndim() != 2 ||
       int64_t(pc.shape(0)) != nf || int64_t(pc.shape(1)) != nd || pc.shape(0) != ps.shape(0) ||
       pc.shape(1) != ps.shape(1) || n_iter < 1 || !(del64 >= 0) || c <= 0)
     throw std::invalid_argument("gram_conv_bound_batch_first: bad first-product setup");
@@ -93,12 +92,17 @@ void conv_bound_batch_first(carr<const double> taps, carr<const double> cs,
   if (st[0] != 0 || st[nd + 1] != npair)
     throw std::invalid_argument("gram_conv_bound_batch_first: bad pair offsets");
   for (int64_t d = 0; d <= nd; ++d)
-    if (st[d + 1] < st[d]) throw std::invalid_argument("gram_conv_bound_batch_first: bad pair offsets");
+    if (st[d + 1] < st[d])
+      throw std::invalid_argument("gram_conv_bound_batch_first: bad pair offsets");
   for (int64_t q = 0; q < npair; ++q)
     if (pt.data()[q] < 0 || pt.data()[q] >= T || pu.data()[q] < 0 || pu.data()[q] >= T)
       throw std::invalid_argument("gram_conv_bound_batch_first: tap index out of range");
-  const GramTapFirst tf{gtaps.data(), int64_t(gtaps.shape(1)), P / c, c, pt.data(), pu.data(),
-                        st, nd, pc.data(), ps.data(), del64};
+  const GramTapFirst tf{gtaps.data(), int64_t(gtaps.shape(1)),
+                        P / c,        c,
+                        pt.data(),    pu.data(),
+                        st,           nd,
+                        pc.data(),    ps.data(),
+                        del64};
   conv_bound_impl(taps, cs, sn, fro, c_out, c_in, round32, wide, n_iter, probe, out, &tf);
 }
 
@@ -125,8 +129,7 @@ std::tuple<int64_t, double, double> syrk_step(carr<const float> b, bool trans, f
   const float* bp = b.data();
   int64_t rs = 0, cs = 0, k = c;
   if (packed_in) {
-    if (!is_packed(b, c))
-      throw std::invalid_argument("gram_syrk_step: size mismatch (packed b)");
+    if (!is_packed(b, c)) throw std::invalid_argument("gram_syrk_step: size mismatch (packed b)");
     const int64_t npan = int64_t(b.shape(0)), used = c - (npan - 1) * kSyrkNR;
     const float* last = bp + (npan - 1) * c * kSyrkNR;
     for (int64_t l = 0; l < c; ++l)
@@ -145,8 +148,8 @@ std::tuple<int64_t, double, double> syrk_step(carr<const float> b, bool trans, f
 
 template <typename R>
 void def_typed(nb::module_& m) {
-  m.def("gram_bound_batch", &bound_batch<R>, kKernelCall, "a"_a, "batch"_a, "m"_a, "n"_a,
-        "cplx"_a, "n_iter"_a, "prune_iter"_a, "out"_a);
+  m.def("gram_bound_batch", &bound_batch<R>, kKernelCall, "a"_a, "batch"_a, "m"_a, "n"_a, "cplx"_a,
+        "n_iter"_a, "prune_iter"_a, "out"_a);
   m.def("gram_max_abs_batch", &max_abs_batch<R>, kKernelCall, "a"_a, "batch"_a, "out"_a);
   m.def("gram_normalize", &normalize<R>, kKernelCall, "g"_a, "batch"_a, "rows"_a, "cols"_a,
         "cplx"_a, "mirror"_a, "scale"_a, "e"_a, "F"_a, "f"_a, "r"_a);
@@ -157,11 +160,11 @@ void def_typed(nb::module_& m) {
 void bind_gram(nb::module_& m) {
   def_typed<float>(m);
   def_typed<double>(m);
-  m.def("gram_conv_bound_batch", &conv_bound_batch, kKernelCall, "taps"_a, "cs"_a, "sn"_a,
-        "fro"_a, "c_out"_a, "c_in"_a, "round32"_a, "wide"_a, "n_iter"_a, "probe"_a, "out"_a);
+  m.def("gram_conv_bound_batch", &conv_bound_batch, kKernelCall, "taps"_a, "cs"_a, "sn"_a, "fro"_a,
+        "c_out"_a, "c_in"_a, "round32"_a, "wide"_a, "n_iter"_a, "probe"_a, "out"_a);
   m.def("gram_conv_bound_batch_first", &conv_bound_batch_first, kKernelCall, "taps"_a, "cs"_a,
-        "sn"_a, "fro"_a, "c_out"_a, "c_in"_a, "round32"_a, "wide"_a, "n_iter"_a, "probe"_a,
-        "out"_a, "gtaps"_a, "pt"_a, "pu"_a, "start"_a, "pc"_a, "ps"_a, "del64"_a);
+        "sn"_a, "fro"_a, "c_out"_a, "c_in"_a, "round32"_a, "wide"_a, "n_iter"_a, "probe"_a, "out"_a,
+        "gtaps"_a, "pt"_a, "pu"_a, "start"_a, "pc"_a, "ps"_a, "del64"_a);
   m.def("gram_syrk_step", &syrk_step, kKernelCall, "b"_a, "trans"_a, "fac"_a, "g"_a);
 }
 

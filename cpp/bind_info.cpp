@@ -38,7 +38,8 @@ void bind_info(nb::module_& m) {
       throw nb::value_error("set_parallel_runtime(): name must be 'pool' or 'openmp'");
     set_parallel_runtime(name == "openmp");
   });
-  m.def("parallel_runtime", [] { return std::string(parallel_runtime_is_openmp() ? "openmp" : "pool"); });
+  m.def("parallel_runtime",
+        [] { return std::string(parallel_runtime_is_openmp() ? "openmp" : "pool"); });
   // A kernel-shaped call for the tests: holds a grant for `seconds` with the GIL released
   // and returns the OpenMP team size it ran with.
   m.def("hold_threads", [](double seconds) {

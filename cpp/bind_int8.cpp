@@ -77,8 +77,7 @@ void bind_int8(nb::module_& m) {
         "scale"_a);
   m.def("int8_widen", &widen, kKernelCall, "a"_a, "q"_a);
   m.def("int8_gemm_f32", &gemm_f32, kKernelCall, "xq"_a, "wp"_a, "n"_a, "row_scale"_a,
-        "col_scale"_a, "bias"_a.none(), "addend"_a.none(), "xo"_a.none(), "wot"_a.none(),
-        "out"_a);
+        "col_scale"_a, "bias"_a.none(), "addend"_a.none(), "xo"_a.none(), "wot"_a.none(), "out"_a);
   m.def("int8_gemm_i32", &gemm_i32, kKernelCall, "xq"_a, "wp"_a, "n"_a, "out"_a);
 }
 

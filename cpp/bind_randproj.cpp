@@ -6,7 +6,8 @@ namespace matkern {
 namespace {
 
 void check_table(const carr<const uint64_t>& table, int64_t k) {
-  if (int64_t(table.size()) != k + 1) throw std::invalid_argument("randproj: table must have k+1 entries");
+  if (int64_t(table.size()) != k + 1)
+    throw std::invalid_argument("randproj: table must have k+1 entries");
 }
 
 void count(uint64_t seed_key, carr<const uint64_t> table, int64_t k, int64_t j0,

@@ -51,7 +51,8 @@ void scatter(carr<const int32_t> rows, carr<const int64_t> indptr, carr<const in
   const int32_t* rp = rows.data();
   for (int64_t r = 0; r < nr; ++r)
     if (rp[r] < 0 || int64_t(rp[r]) >= int64_t(B.shape(0)) || (r && rp[r] <= rp[r - 1]))
-      throw std::invalid_argument("svd_scatter: rows must increase strictly and lie in [0, len(B))");
+      throw std::invalid_argument(
+          "svd_scatter: rows must increase strictly and lie in [0, len(B))");
   svd_scatter(rp, x.indptr, x.indices, data.data(), nr, Y.data(), k, B.data());
 }
 
@@ -61,8 +62,8 @@ void bind_svd(nb::module_& m) {
   m.def("svd_gather", &gather, kKernelCall, "indptr"_a, "indices"_a, "data"_a, "B"_a, "out"_a);
   m.def("svd_gram", &gram, kKernelCall, "indptr"_a, "indices"_a, "data"_a, "cptr"_a, "cidx"_a,
         "cval"_a, "out"_a);
-  m.def("svd_scatter", &scatter, kKernelCall, "rows"_a, "indptr"_a, "indices"_a, "data"_a,
-        "Y"_a, "B"_a);
+  m.def("svd_scatter", &scatter, kKernelCall, "rows"_a, "indptr"_a, "indices"_a, "data"_a, "Y"_a,
+        "B"_a);
 }
 
 }  // namespace matkern

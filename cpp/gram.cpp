@@ -27,15 +27,15 @@ template <typename R>
 using OneFn = double (*)(const R*, int64_t, int64_t, bool, int, R*, double*, double);
 
 template <typename R>
-double portable_one(const R* a, int64_t m, int64_t n, bool cplx, int n_iter, R* work,
-                    double* lower, double stop_below) {
+double portable_one(const R* a, int64_t m, int64_t n, bool cplx, int n_iter, R* work, double* lower,
+                    double stop_below) {
   return gram_portable::bound_one<R>(a, m, n, cplx, n_iter, work, lower, stop_below,
                                      unit_roundoff<R>());
 }
 
 template <typename R>
-using DftFn = void (*)(const double*, int64_t, int64_t, int64_t, const double*, const double*,
-                       bool, R*);
+using DftFn = void (*)(const double*, int64_t, int64_t, int64_t, const double*, const double*, bool,
+                       R*);
 
 template <typename R>
 void portable_dft(const double* taps, int64_t T, int64_t P, int64_t ld, const double* cs,
@@ -48,23 +48,23 @@ using FreqFn = double (*)(const double*, int64_t, int64_t, const double*, const 
                           int64_t, int64_t, double, int, R*, double);
 
 template <typename R>
-double portable_freq(const double* taps, int64_t T, int64_t ld, const double* cs,
-                     const double* sn, bool round32, int64_t c_out, int64_t c_in, double fro,
-                     int n_iter, R* work, double stop_below) {
-  return gram_portable::bound_conv_freq<R>(taps, T, ld, cs, sn, round32, c_out, c_in, fro,
-                                           n_iter, work, stop_below, unit_roundoff<R>());
+double portable_freq(const double* taps, int64_t T, int64_t ld, const double* cs, const double* sn,
+                     bool round32, int64_t c_out, int64_t c_in, double fro, int n_iter, R* work,
+                     double stop_below) {
+  return gram_portable::bound_conv_freq<R>(taps, T, ld, cs, sn, round32, c_out, c_in, fro, n_iter,
+                                           work, stop_below, unit_roundoff<R>());
 }
 
 using PairFn = void (*)(const double*, int64_t, int64_t, int64_t, const long long*,
-                       const long long*, int64_t, double*);
+                        const long long*, int64_t, double*);
 using RowsFn = void (*)(const double*, int64_t, int64_t, const double*, const double*, int64_t,
-                       double*);
+                        double*);
 template <typename R>
 using FirstFn = double (*)(const double*, int64_t, int, R*, double, double, const R*, int64_t,
                            int64_t, double*);
 
-void portable_pair_sum(const double* taps, int64_t ld, int64_t ro, int64_t c,
-                       const long long* pt, const long long* pu, int64_t npair, double* M) {
+void portable_pair_sum(const double* taps, int64_t ld, int64_t ro, int64_t c, const long long* pt,
+                       const long long* pu, int64_t npair, double* M) {
   gram_portable::tap_pair_sum(taps, ld, ro, c, pt, pu, npair, M);
 }
 void portable_rows(const double* SA, int64_t nd, int64_t c, const double* pc, const double* ps,
@@ -74,8 +74,8 @@ void portable_rows(const double* SA, int64_t nd, int64_t c, const double* pc, co
 template <typename R>
 double portable_first(const double* g, int64_t c, int n_iter, R* work, double stop_below,
                       double del64, const R* a, int64_t m, int64_t n, double* lower) {
-  return gram_portable::bound_gram1<R>(g, c, n_iter, work, stop_below, del64,
-                                       unit_roundoff<R>(), a, m, n, lower);
+  return gram_portable::bound_gram1<R>(g, c, n_iter, work, stop_below, del64, unit_roundoff<R>(), a,
+                                       m, n, lower);
 }
 
 // The AVX2 or the portable copy of every kernel, chosen once per call (as lut.cpp does).
@@ -100,8 +100,8 @@ Kernels<R> pick_kernels() {
             &avx2::gram_first_rows,
             static_cast<FirstFn<R>>(&avx2::gram_bound_first)};
 #endif
-  return {&portable_one<R>, &portable_dft<R>, &portable_freq<R>,
-          &portable_pair_sum, &portable_rows, &portable_first<R>};
+  return {&portable_one<R>,   &portable_dft<R>, &portable_freq<R>,
+          &portable_pair_sum, &portable_rows,   &portable_first<R>};
 }
 
 // S_0 = M_0, S_d = M_d + M_d^T, A_d = M_d - M_d^T (d = 1..nd), each c x c, into SA with
@@ -166,11 +166,10 @@ void gram_bound_batch(const R* a, int64_t batch, int64_t m, int64_t n, bool cplx
 }
 
 template <typename R>
-void gram_conv_bound_batch(const double* taps, int64_t T, int64_t P, int64_t ld,
-                           const double* cs, const double* sn, const double* fro, int64_t nf,
-                           int64_t c_out, int64_t c_in, bool round32, int n_iter,
-                           const int64_t* probe, int64_t n_probe, double* out,
-                           const GramTapFirst* tf) {
+void gram_conv_bound_batch(const double* taps, int64_t T, int64_t P, int64_t ld, const double* cs,
+                           const double* sn, const double* fro, int64_t nf, int64_t c_out,
+                           int64_t c_in, bool round32, int n_iter, const int64_t* probe,
+                           int64_t n_probe, double* out, const GramTapFirst* tf) {
   if (n_iter < 0 || n_iter > 60) throw std::invalid_argument("gram: n_iter out of range");
   if (P != c_out * c_in || ld < P) throw std::invalid_argument("gram_conv: bad taps shape");
   if (tf && (n_iter < 1 || tf->c != (c_out < c_in ? c_out : c_in) || tf->ro * tf->c != P))
@@ -198,8 +197,8 @@ void gram_conv_bound_batch(const double* taps, int64_t T, int64_t P, int64_t ld,
         out[f] = kr.first(g.data(), c, n_iter, work.data(), -1.0, tf->del64, mat.data(), c_out,
                           c_in, &lower[size_t(q)]);
       } else {
-        out[f] = kr.one(mat.data(), c_out, c_in, true, n_iter, work.data(), &lower[size_t(q)],
-                        -1.0);
+        out[f] =
+            kr.one(mat.data(), c_out, c_in, true, n_iter, work.data(), &lower[size_t(q)], -1.0);
       }
     }
   });
@@ -239,8 +238,8 @@ void gram_conv_bound_batch(const double* taps, int64_t T, int64_t P, int64_t ld,
     std::vector<R> work(work_len), mat(size_t(2 * P));
     for (int64_t f = f0; f < f1; ++f) {
       if (done[size_t(f)]) continue;
-      out[f] = kr.freq(taps, T, ld, cs + f * T, sn + f * T, round32, c_out, c_in, fro[f],
-                       n_iter, work.data(), L);
+      out[f] = kr.freq(taps, T, ld, cs + f * T, sn + f * T, round32, c_out, c_in, fro[f], n_iter,
+                       work.data(), L);
     }
   });
 }
@@ -374,7 +373,8 @@ template <typename R>
 void gram_max_abs_batch(const R* a, int64_t batch, int64_t len, double* out) {
   // Integer max on the bit patterns (gram_kernel.inc); threads only for large batches: on a
   // few thousand tiny matrices NumPy's per-row max and min took a quarter of the whole call.
-  const int64_t grain = len > 0 ? std::max<int64_t>(1, ((int64_t(1) << 17) + len - 1) / len) : batch;
+  const int64_t grain =
+      len > 0 ? std::max<int64_t>(1, ((int64_t(1) << 17) + len - 1) / len) : batch;
   parallel_for_range(batch, grain, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) out[b] = gram_portable::max_abs(a + b * len, len);
   });
@@ -386,17 +386,17 @@ template void gram_bound_batch<float>(const float*, int64_t, int64_t, int64_t, b
                                       double*);
 template void gram_bound_batch<double>(const double*, int64_t, int64_t, int64_t, bool, int, int,
                                        double*);
-template void gram_conv_bound_batch<float>(const double*, int64_t, int64_t, int64_t,
-                                           const double*, const double*, const double*, int64_t,
-                                           int64_t, int64_t, bool, int, const int64_t*, int64_t,
-                                           double*, const GramTapFirst*);
-template void gram_conv_bound_batch<double>(const double*, int64_t, int64_t, int64_t,
-                                            const double*, const double*, const double*,
-                                            int64_t, int64_t, int64_t, bool, int,
-                                            const int64_t*, int64_t, double*, const GramTapFirst*);
-template void gram_normalize<float>(float*, int64_t, int64_t, int64_t, bool, bool, bool,
-                                    int32_t*, double*, double*, double*);
-template void gram_normalize<double>(double*, int64_t, int64_t, int64_t, bool, bool, bool,
-                                     int32_t*, double*, double*, double*);
+template void gram_conv_bound_batch<float>(const double*, int64_t, int64_t, int64_t, const double*,
+                                           const double*, const double*, int64_t, int64_t, int64_t,
+                                           bool, int, const int64_t*, int64_t, double*,
+                                           const GramTapFirst*);
+template void gram_conv_bound_batch<double>(const double*, int64_t, int64_t, int64_t, const double*,
+                                            const double*, const double*, int64_t, int64_t, int64_t,
+                                            bool, int, const int64_t*, int64_t, double*,
+                                            const GramTapFirst*);
+template void gram_normalize<float>(float*, int64_t, int64_t, int64_t, bool, bool, bool, int32_t*,
+                                    double*, double*, double*);
+template void gram_normalize<double>(double*, int64_t, int64_t, int64_t, bool, bool, bool, int32_t*,
+                                     double*, double*, double*);
 
 }  // namespace matkern

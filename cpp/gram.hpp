@@ -50,11 +50,10 @@ struct GramTapFirst {
   double del64;
 };
 template <typename R>
-void gram_conv_bound_batch(const double* taps, int64_t T, int64_t P, int64_t ld,
-                           const double* cs, const double* sn, const double* fro, int64_t nf,
-                           int64_t c_out, int64_t c_in, bool round32, int n_iter,
-                           const int64_t* probe, int64_t n_probe, double* out,
-                           const GramTapFirst* tf = nullptr);
+void gram_conv_bound_batch(const double* taps, int64_t T, int64_t P, int64_t ld, const double* cs,
+                           const double* sn, const double* fro, int64_t nf, int64_t c_out,
+                           int64_t c_in, bool round32, int n_iter, const int64_t* probe,
+                           int64_t n_probe, double* out, const GramTapFirst* tf = nullptr);
 
 // For the BLAS path: for each rows x cols matrix of g (batch of them), optionally mirror the
 // lower triangle to the upper one (conjugated; square only), then F[b] = ||g_b||_F (double
@@ -85,28 +84,27 @@ void gram_syrk_step(const float* b, int64_t rs, int64_t cs, int64_t c, int64_t k
 namespace avx2 {
 double gram_bound_one(const float* a, int64_t m, int64_t n, bool cplx, int n_iter, float* work,
                       double* lower, double stop_below);
-double gram_bound_one(const double* a, int64_t m, int64_t n, bool cplx, int n_iter,
-                      double* work, double* lower, double stop_below);
+double gram_bound_one(const double* a, int64_t m, int64_t n, bool cplx, int n_iter, double* work,
+                      double* lower, double stop_below);
 void gram_dft_taps(const double* taps, int64_t T, int64_t P, int64_t ld, const double* cs,
                    const double* sn, bool round32, float* out);
-double gram_conv_freq(const double* taps, int64_t T, int64_t ld, const double* cs,
-                      const double* sn, bool round32, int64_t c_out, int64_t c_in, double fro,
-                      int n_iter, float* work, double stop_below);
-double gram_conv_freq(const double* taps, int64_t T, int64_t ld, const double* cs,
-                      const double* sn, bool round32, int64_t c_out, int64_t c_in, double fro,
-                      int n_iter, double* work, double stop_below);
+double gram_conv_freq(const double* taps, int64_t T, int64_t ld, const double* cs, const double* sn,
+                      bool round32, int64_t c_out, int64_t c_in, double fro, int n_iter,
+                      float* work, double stop_below);
+double gram_conv_freq(const double* taps, int64_t T, int64_t ld, const double* cs, const double* sn,
+                      bool round32, int64_t c_out, int64_t c_in, double fro, int n_iter,
+                      double* work, double stop_below);
 void gram_syrk_tile(int64_t kc, const float* ap, const float* bp, float* ct, bool first);
 void gram_dft_taps(const double* taps, int64_t T, int64_t P, int64_t ld, const double* cs,
                    const double* sn, bool round32, double* out);
-void gram_tap_pair_sum(const double* taps, int64_t ld, int64_t ro, int64_t c,
-                       const long long* pt, const long long* pu, int64_t npair, double* M);
-void gram_first_rows(const double* SA, int64_t nd, int64_t c, const double* pc,
-                     const double* ps, int64_t nb, double* out);
+void gram_tap_pair_sum(const double* taps, int64_t ld, int64_t ro, int64_t c, const long long* pt,
+                       const long long* pu, int64_t npair, double* M);
+void gram_first_rows(const double* SA, int64_t nd, int64_t c, const double* pc, const double* ps,
+                     int64_t nb, double* out);
 double gram_bound_first(const double* g, int64_t c, int n_iter, float* work, double stop_below,
                         double del64, const float* a, int64_t m, int64_t n, double* lower);
-double gram_bound_first(const double* g, int64_t c, int n_iter, double* work,
-                        double stop_below, double del64, const double* a, int64_t m, int64_t n,
-                        double* lower);
+double gram_bound_first(const double* g, int64_t c, int n_iter, double* work, double stop_below,
+                        double del64, const double* a, int64_t m, int64_t n, double* lower);
 }  // namespace avx2
 
 }  // namespace matkern

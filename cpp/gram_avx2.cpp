@@ -12,8 +12,8 @@ namespace gram_impl {
 
 // Explicit 4 x 8 float tile (the common case: complex64 conv matrices, float32 layers): eight
 // ymm accumulators, two loads and eight broadcasts per step of l.
-static bool tile_hook(const float* btr, const float* bti, long long cp, long long k,
-                      long long i0, long long j0, float (&sr)[4][8], float (&si)[4][8]) {
+static bool tile_hook(const float* btr, const float* bti, long long cp, long long k, long long i0,
+                      long long j0, float (&sr)[4][8], float (&si)[4][8]) {
   __m256 ar0 = _mm256_setzero_ps(), ar1 = ar0, ar2 = ar0, ar3 = ar0;
   __m256 ai0 = ar0, ai1 = ar0, ai2 = ar0, ai3 = ar0;
   if (!bti) {
@@ -78,8 +78,8 @@ static bool tile_hook(const float* btr, const float* bti, long long cp, long lon
 // Double: 8 columns are two 4-wide vectors. Real: 4 rows x 2 vectors, eight single-FMA
 // chains. Complex: the rows in two pairs (two passes over l), each 2 rows x 2 vectors x
 // (re, im) accumulators, as the float complex tile.
-static bool tile_hook(const double* btr, const double* bti, long long cp, long long k,
-                      long long i0, long long j0, double (&sr)[4][8], double (&si)[4][8]) {
+static bool tile_hook(const double* btr, const double* bti, long long cp, long long k, long long i0,
+                      long long j0, double (&sr)[4][8], double (&si)[4][8]) {
   if (!bti) {
     __m256d a[4][2];
     for (int q = 0; q < 4; ++q) a[q][0] = a[q][1] = _mm256_setzero_pd();
@@ -152,23 +152,23 @@ double gram_bound_one(const float* a, int64_t m, int64_t n, bool cplx, int n_ite
   return gram_impl::bound_one<float>(a, m, n, cplx, n_iter, work, lower, stop_below,
                                      ldexp(1.0, -24));
 }
-double gram_bound_one(const double* a, int64_t m, int64_t n, bool cplx, int n_iter,
-                      double* work, double* lower, double stop_below) {
+double gram_bound_one(const double* a, int64_t m, int64_t n, bool cplx, int n_iter, double* work,
+                      double* lower, double stop_below) {
   return gram_impl::bound_one<double>(a, m, n, cplx, n_iter, work, lower, stop_below,
                                       ldexp(1.0, -53));
 }
 
-double gram_conv_freq(const double* taps, int64_t T, int64_t ld, const double* cs,
-                      const double* sn, bool round32, int64_t c_out, int64_t c_in, double fro,
-                      int n_iter, float* work, double stop_below) {
+double gram_conv_freq(const double* taps, int64_t T, int64_t ld, const double* cs, const double* sn,
+                      bool round32, int64_t c_out, int64_t c_in, double fro, int n_iter,
+                      float* work, double stop_below) {
   return gram_impl::bound_conv_freq<float>(taps, T, ld, cs, sn, round32, c_out, c_in, fro, n_iter,
                                            work, stop_below, ldexp(1.0, -24));
 }
-double gram_conv_freq(const double* taps, int64_t T, int64_t ld, const double* cs,
-                      const double* sn, bool round32, int64_t c_out, int64_t c_in, double fro,
-                      int n_iter, double* work, double stop_below) {
-  return gram_impl::bound_conv_freq<double>(taps, T, ld, cs, sn, round32, c_out, c_in, fro,
-                                            n_iter, work, stop_below, ldexp(1.0, -53));
+double gram_conv_freq(const double* taps, int64_t T, int64_t ld, const double* cs, const double* sn,
+                      bool round32, int64_t c_out, int64_t c_in, double fro, int n_iter,
+                      double* work, double stop_below) {
+  return gram_impl::bound_conv_freq<double>(taps, T, ld, cs, sn, round32, c_out, c_in, fro, n_iter,
+                                            work, stop_below, ldexp(1.0, -53));
 }
 void gram_dft_taps(const double* taps, int64_t T, int64_t P, int64_t ld, const double* cs,
                    const double* sn, bool round32, float* out) {
@@ -179,14 +179,14 @@ void gram_dft_taps(const double* taps, int64_t T, int64_t P, int64_t ld, const d
   gram_impl::dft_taps_one<double>(taps, T, P, ld, cs, sn, round32, out);
 }
 
-void gram_tap_pair_sum(const double* taps, int64_t ld, int64_t ro, int64_t c,
-                       const long long* pt, const long long* pu, int64_t npair, double* M) {
+void gram_tap_pair_sum(const double* taps, int64_t ld, int64_t ro, int64_t c, const long long* pt,
+                       const long long* pu, int64_t npair, double* M) {
   gram_impl::tap_pair_sum(taps, ld, ro, c, pt, pu, npair, M);
 }
 // gram1_rows (gram_kernel.inc) with its 16-entry blocks in eight ymm accumulators (GCC had
 // kept the plain arrays' sums on the stack, at a third of this speed).
-void gram_first_rows(const double* SA, int64_t nd, int64_t c, const double* pc,
-                     const double* ps, int64_t nb, double* out) {
+void gram_first_rows(const double* SA, int64_t nd, int64_t c, const double* pc, const double* ps,
+                     int64_t nb, double* out) {
   if (c % 16) {
     gram_impl::gram1_rows(SA, nd, c, pc, ps, nb, out);
     return;
@@ -231,14 +231,13 @@ void gram_first_rows(const double* SA, int64_t nd, int64_t c, const double* pc,
 }
 double gram_bound_first(const double* g, int64_t c, int n_iter, float* work, double stop_below,
                         double del64, const float* a, int64_t m, int64_t n, double* lower) {
-  return gram_impl::bound_gram1<float>(g, c, n_iter, work, stop_below, del64, ldexp(1.0, -24),
-                                       a, m, n, lower);
+  return gram_impl::bound_gram1<float>(g, c, n_iter, work, stop_below, del64, ldexp(1.0, -24), a, m,
+                                       n, lower);
 }
-double gram_bound_first(const double* g, int64_t c, int n_iter, double* work,
-                        double stop_below, double del64, const double* a, int64_t m, int64_t n,
-                        double* lower) {
-  return gram_impl::bound_gram1<double>(g, c, n_iter, work, stop_below, del64,
-                                        ldexp(1.0, -53), a, m, n, lower);
+double gram_bound_first(const double* g, int64_t c, int n_iter, double* work, double stop_below,
+                        double del64, const double* a, int64_t m, int64_t n, double* lower) {
+  return gram_impl::bound_gram1<double>(g, c, n_iter, work, stop_below, del64, ldexp(1.0, -53), a,
+                                        m, n, lower);
 }
 
 }  // namespace avx2

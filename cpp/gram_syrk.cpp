@@ -103,7 +103,8 @@ void gram_syrk_step(const float* b, int64_t rs, int64_t cs, int64_t c, int64_t k
       for (int64_t p = p0; p < p1; ++p)
         pack_rows(b, rs, cs, c, k, p * kSyrkNR, kSyrkNR, bpv.data() + p * k * kSyrkNR);
     });
-  struct ATag; struct CTag;
+  struct ATag;
+  struct CTag;
   // Largest blocks (most panels left of the diagonal) first, for the balance.
   parallel_for_chunks(nblk, [&](int64_t bb) {
     float* ap = thread_scratch<ATag, float>(size_t(kMC * k));
@@ -152,8 +153,8 @@ void gram_syrk_step(const float* b, int64_t rs, int64_t cs, int64_t c, int64_t k
           for (int64_t q = t * per; q < (t + 1) * per && q < lines; ++q)
             __builtin_prefetch(reinterpret_cast<const char*>(bp + nxt) + q * 64, 0, 3);
           if (j0 > i0 + t * kSyrkMR + kSyrkMR - 1) continue;  // tile above the diagonal
-          tile(kc, ap + (t * k + p0) * kSyrkMR, bpan + p0 * kSyrkNR,
-               cb + t * kSyrkMR * kSyrkNR, p0 == 0);
+          tile(kc, ap + (t * k + p0) * kSyrkMR, bpan + p0 * kSyrkNR, cb + t * kSyrkMR * kSyrkNR,
+               p0 == 0);
         }
       }
       // Out, scaled by fac (a power of two: exact barring underflow); entries j <= i only

@@ -2,7 +2,6 @@
 // chosen at run time when the CPU has it.
 #include "hadamard.hpp"
 
-
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -236,9 +235,8 @@ void fwht_from(const T* src, T* dst, int64_t outer, int64_t n, int64_t inner, bo
     return;
   }
   const int64_t total = outer * n * inner;
-  parallel_for_range(total, int64_t(1) << 16, [&](int64_t i0, int64_t i1) {
-    std::copy(src + i0, src + i1, dst + i0);
-  });
+  parallel_for_range(total, int64_t(1) << 16,
+                     [&](int64_t i0, int64_t i1) { std::copy(src + i0, src + i1, dst + i0); });
   fwht<T>(dst, outer, n, inner, normalize);
 }
 
@@ -250,7 +248,7 @@ template void fjlt_transform<float>(const float*, int64_t, int64_t, int64_t, con
                                     const int64_t*, const int32_t*, const float*, int64_t, double,
                                     float*);
 template void fjlt_transform<double>(const double*, int64_t, int64_t, int64_t, const double*,
-                                     const int64_t*, const int32_t*, const double*, int64_t,
-                                     double, double*);
+                                     const int64_t*, const int32_t*, const double*, int64_t, double,
+                                     double*);
 
 }  // namespace matkern

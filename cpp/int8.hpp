@@ -53,8 +53,8 @@ bool quantize_row(const float* x, int64_t k, int64_t kp, int16_t* q, float* absm
 // tile[i * 16 + j] (+)= sum_p x[i * ldx + 2p .. 2p+1] . panel (j / 8) rows, for i < mr (1..6)
 // and np (1..2) panels of 8 columns; panel_stride = Kp * 8 bytes between panels. accumulate:
 // add to the tile's values instead of overwriting them.
-void gemm_tile(const int16_t* x, int64_t ldx, int mr, const int8_t* w, int64_t panel_stride,
-               int np, int64_t pairs, int32_t* tile, bool accumulate);
+void gemm_tile(const int16_t* x, int64_t ldx, int mr, const int8_t* w, int64_t panel_stride, int np,
+               int64_t pairs, int32_t* tile, bool accumulate);
 }  // namespace avx2
 
 constexpr int kInt8Avx512Mr = 12;  // rows of X per AVX-512 tile (6 for AVX2 and portable)
@@ -62,8 +62,8 @@ constexpr int kInt8Avx512Mr = 12;  // rows of X per AVX-512 tile (6 for AVX2 and
 namespace avx512 {
 // The AVX2 gemm_tile's contract with mr up to kInt8Avx512Mr (tile rows 16 int32 apart), by
 // AVX-512 VNNI (vpdpwssd): bit-identical int32 results.
-void gemm_tile(const int16_t* x, int64_t ldx, int mr, const int8_t* w, int64_t panel_stride,
-               int np, int64_t pairs, int32_t* tile, bool accumulate);
+void gemm_tile(const int16_t* x, int64_t ldx, int mr, const int8_t* w, int64_t panel_stride, int np,
+               int64_t pairs, int32_t* tile, bool accumulate);
 }  // namespace avx512
 
 }  // namespace matkern

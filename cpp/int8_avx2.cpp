@@ -47,6 +47,7 @@ void tile_kernel(const int16_t* x, int64_t ldx, const int8_t* w, int64_t panel_s
 template <>
 void tile_kernel<6, 2>(const int16_t* x, int64_t ldx, const int8_t* w, int64_t panel_stride,
                        int64_t pairs, int32_t* tile, bool accumulate) {
+  // clang-format off: statement macros in rows (clang-format reflows them unstably)
 #define MK_LOAD(i, j)                                                                        \
   accumulate ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tile + (i) * 16 + (j) * 8)) \
              : _mm256_setzero_si256()
@@ -77,6 +78,7 @@ void tile_kernel<6, 2>(const int16_t* x, int64_t ldx, const int8_t* w, int64_t p
   MK_STORE(0, 0) MK_STORE(0, 1) MK_STORE(1, 0) MK_STORE(1, 1) MK_STORE(2, 0) MK_STORE(2, 1)
   MK_STORE(3, 0) MK_STORE(3, 1) MK_STORE(4, 0) MK_STORE(4, 1) MK_STORE(5, 0) MK_STORE(5, 1)
 #undef MK_STORE
+  // clang-format on
 }
 
 using TileFn = void (*)(const int16_t*, int64_t, const int8_t*, int64_t, int64_t, int32_t*, bool);
@@ -88,8 +90,8 @@ const TileFn kTiles[6][2] = {
 
 }  // namespace
 
-void gemm_tile(const int16_t* x, int64_t ldx, int mr, const int8_t* w, int64_t panel_stride,
-               int np, int64_t pairs, int32_t* tile, bool accumulate) {
+void gemm_tile(const int16_t* x, int64_t ldx, int mr, const int8_t* w, int64_t panel_stride, int np,
+               int64_t pairs, int32_t* tile, bool accumulate) {
   kTiles[mr - 1][np - 1](x, ldx, w, panel_stride, pairs, tile, accumulate);
 }
 

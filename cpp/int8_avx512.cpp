@@ -3,8 +3,9 @@
 // for all 16 columns: the two 8-row panels' codes are widened into one 512-bit register, and
 // the multiply, the pairwise add and the accumulation are one instruction (the AVX2 kernel
 // needs vpmaddwd and vpaddd per 8 columns). Tiles of up to 12 rows (12 accumulators of the
-// 32 zmm registers): the widened weights of a pair serve twice as many rows as at 6. Products and sums are exact int32 (no saturation;
-// |sum| <= K * 127^2 as for AVX2), so every level gives the same int32 results.
+// 32 zmm registers): the widened weights of a pair serve twice as many rows as at 6. Products and
+// sums are exact int32 (no saturation; |sum| <= K * 127^2 as for AVX2), so every level gives the
+// same int32 results.
 #include <immintrin.h>
 
 #include <cstring>
@@ -44,6 +45,7 @@ void tile_kernel(const int16_t* x, int64_t ldx, const int8_t* w, int64_t panel_s
 template <>
 void tile_kernel<12, 2>(const int16_t* x, int64_t ldx, const int8_t* w, int64_t panel_stride,
                         int64_t pairs, int32_t* tile, bool accumulate) {
+  // clang-format off: statement macros in rows (clang-format reflows them unstably)
 #define MK_LOAD(i) accumulate ? _mm512_loadu_si512(tile + (i) * 16) : _mm512_setzero_si512()
   __m512i c0 = MK_LOAD(0), c1 = MK_LOAD(1), c2 = MK_LOAD(2), c3 = MK_LOAD(3);
   __m512i c4 = MK_LOAD(4), c5 = MK_LOAD(5), c6 = MK_LOAD(6), c7 = MK_LOAD(7);
@@ -69,19 +71,20 @@ void tile_kernel<12, 2>(const int16_t* x, int64_t ldx, const int8_t* w, int64_t 
   MK_STORE(0) MK_STORE(1) MK_STORE(2) MK_STORE(3) MK_STORE(4) MK_STORE(5)
   MK_STORE(6) MK_STORE(7) MK_STORE(8) MK_STORE(9) MK_STORE(10) MK_STORE(11)
 #undef MK_STORE
+  // clang-format on
 }
 
 using TileFn = void (*)(const int16_t*, int64_t, const int8_t*, int64_t, int64_t, int32_t*, bool);
 #define MK_ROW(r) {tile_kernel<r, 1>, tile_kernel<r, 2>}
-const TileFn kTiles[kInt8Avx512Mr][2] = {MK_ROW(1), MK_ROW(2), MK_ROW(3), MK_ROW(4),
-                                         MK_ROW(5), MK_ROW(6), MK_ROW(7), MK_ROW(8),
+const TileFn kTiles[kInt8Avx512Mr][2] = {MK_ROW(1), MK_ROW(2),  MK_ROW(3),  MK_ROW(4),
+                                         MK_ROW(5), MK_ROW(6),  MK_ROW(7),  MK_ROW(8),
                                          MK_ROW(9), MK_ROW(10), MK_ROW(11), MK_ROW(12)};
 #undef MK_ROW
 
 }  // namespace
 
-void gemm_tile(const int16_t* x, int64_t ldx, int mr, const int8_t* w, int64_t panel_stride,
-               int np, int64_t pairs, int32_t* tile, bool accumulate) {
+void gemm_tile(const int16_t* x, int64_t ldx, int mr, const int8_t* w, int64_t panel_stride, int np,
+               int64_t pairs, int32_t* tile, bool accumulate) {
   kTiles[mr - 1][np - 1](x, ldx, w, panel_stride, pairs, tile, accumulate);
 }
 

@@ -2,7 +2,6 @@
 // rows (OpenMP) and call the AVX2 or portable kernels chosen at run time.
 #include "lut.hpp"
 
-
 #include <algorithm>
 #include <vector>
 
@@ -80,8 +79,8 @@ void gemv_rows(const float* x, const uint32_t* words, const float* scales, const
 }
 
 void decode_rows(const uint32_t* words, int64_t wpr, const float* scales, int64_t ngroups,
-                 const float* table, int bits, int gs, int64_t g, int64_t ng, int nrows,
-                 float* buf, int64_t ldb) {
+                 const float* table, int bits, int gs, int64_t g, int64_t ng, int nrows, float* buf,
+                 int64_t ldb) {
   uint8_t c[32];
   const int64_t nblocks = wpr / bits;
   for (int r = 0; r < nrows; ++r)
@@ -179,12 +178,12 @@ struct Weight {
   int64_t wpr, ngroups;
 
   template <class F>
-  void over_spans(const Kernels& kr, int64_t n0, int nrows, int64_t gpc, int64_t gps,
-                  float* wbuf, int64_t ldw, F&& f) const {
+  void over_spans(const Kernels& kr, int64_t n0, int nrows, int64_t gpc, int64_t gps, float* wbuf,
+                  int64_t ldw, F&& f) const {
     for (int64_t c0 = 0; c0 < ngroups; c0 += gpc) {
       const int64_t c1 = std::min(ngroups, c0 + gpc);
-      kr.decode_rows(packed + n0 * wpr, wpr, scales + n0 * ngroups, ngroups, table, bits, gs,
-                     c0, c1 - c0, nrows, wbuf, ldw);
+      kr.decode_rows(packed + n0 * wpr, wpr, scales + n0 * ngroups, ngroups, table, bits, gs, c0,
+                     c1 - c0, nrows, wbuf, ldw);
       for (int64_t g0 = c0; g0 < c1; g0 += gps)
         f(g0, int((std::min(c1, g0 + gps) - g0) * gs), wbuf + (g0 - c0) * gs);
     }
@@ -213,7 +212,8 @@ void blocked(const Kernels& kr, const float* x, int64_t M, int64_t K, const uint
   const int64_t gpc = std::min(ngroups, kChunk / span * gps);  // groups per chunk
   const int64_t ldw = gpc * gs + 16;  // padded: rows 32 KiB apart would share L1 sets
   const std::vector<float> xp = repack_x(x, M, K, span, ldx);
-  struct WTag; struct PTag;
+  struct WTag;
+  struct PTag;
   // Jobs on the helper pool (parallel.hpp), one weight tile by up to kMC rows of X each:
   // next to a busy process an OpenMP team waited for its descheduled thread at every
   // barrier (M = 16 ran at half the speed of one thread).
@@ -226,8 +226,7 @@ void blocked(const Kernels& kr, const float* x, int64_t M, int64_t K, const uint
     const int64_t mc = std::min<int64_t>(kMC, M - m0);
     std::fill(part, part + kMC * kNR * 8, 0.0f);
     if (nrows < kNR) std::fill(wbuf, wbuf + kNR * ldw, 0.0f);
-    wt.over_spans(kr, n0, nrows, gpc, gps, wbuf, ldw,
-                  [&](int64_t g0, int len, const float* wb) {
+    wt.over_spans(kr, n0, nrows, gpc, gps, wbuf, ldw, [&](int64_t g0, int len, const float* wb) {
       // register tiles of at most kMR rows of X, as even as possible (16 = 3+3+3+3+2+2)
       int64_t tiles_left = (mc + kMR - 1) / kMR;
       for (int64_t i = 0; i < mc; --tiles_left) {
@@ -257,8 +256,8 @@ constexpr int64_t kWideChunk = 2048;  // weight columns dequantized at once (16 
 // blocked path's 3 x 4 inner-product tile had run at a third of the FMA rate. Each output
 // sums the same products as the reference, in another order.
 void wide(const Kernels& kr, const float* x, int64_t M, int64_t K, const uint32_t* packed,
-          const float* scales, const float* table, int bits, int gs, int64_t N,
-          const float* bias, float* out) {
+          const float* scales, const float* table, int bits, int gs, int64_t N, const float* bias,
+          float* out) {
   const int64_t ngroups = K / gs;
   const Weight wt{packed, scales, table, bits, gs, K / 32 * bits, ngroups};
   const int64_t gps = std::max(1, kSpan / gs), span = gps * gs, ldx = span + 16;
@@ -266,7 +265,9 @@ void wide(const Kernels& kr, const float* x, int64_t M, int64_t K, const uint32_
   const int64_t npan = (N + 15) / 16, mchunks = (M + kWideMC - 1) / kWideMC;
   const int64_t gpc = std::min(ngroups, kWideChunk / span * gps);  // groups per chunk
   const int64_t ldw = gpc * gs + 16;
-  struct WTag; struct BTag; struct CTag;
+  struct WTag;
+  struct BTag;
+  struct CTag;
   parallel_for_chunks(npan * mchunks, [&](int64_t job) {  // on the pool, as blocked()
     float* wbuf = thread_scratch<WTag, float>(size_t(16 * ldw));
     float* bt = thread_scratch<BTag, float>(size_t(16 * span));
@@ -276,26 +277,23 @@ void wide(const Kernels& kr, const float* x, int64_t M, int64_t K, const uint32_
     const int64_t mc = std::min<int64_t>(kWideMC, M - m0);
     std::fill(c, c + kWideMC * 16, 0.0f);
     if (nrows < 16) std::fill(wbuf, wbuf + 16 * ldw, 0.0f);
-    wt.over_spans(kr, n0, nrows, gpc, gps, wbuf, ldw,
-                  [&](int64_t g0, int len, const float* wb) {
+    wt.over_spans(kr, n0, nrows, gpc, gps, wbuf, ldw, [&](int64_t g0, int len, const float* wb) {
       kr.transpose16(wb, ldw, len, bt);
       const float* xs = xp.data() + ((g0 / gps) * M + m0) * ldx;
       for (int64_t i = 0; i < mc; i += 6)
-        kr.panel_product(xs + i * ldx, ldx, int(std::min<int64_t>(6, mc - i)), bt, len,
-                         c + i * 16);
+        kr.panel_product(xs + i * ldx, ldx, int(std::min<int64_t>(6, mc - i)), bt, len, c + i * 16);
     });
     for (int64_t i = 0; i < mc; ++i)
       for (int r = 0; r < nrows; ++r)
-        out[(m0 + i) * N + n0 + r] = bias ? c[size_t(i * 16 + r)] + bias[n0 + r]
-                                          : c[size_t(i * 16 + r)];
+        out[(m0 + i) * N + n0 + r] =
+            bias ? c[size_t(i * 16 + r)] + bias[n0 + r] : c[size_t(i * 16 + r)];
   });
 }
 
 }  // namespace
 
-void lut_matmul(const float* x, int64_t M, int64_t K, const uint32_t* packed,
-                const float* scales, const float* table, int bits, int gs, int64_t N,
-                const float* bias, float* out) {
+void lut_matmul(const float* x, int64_t M, int64_t K, const uint32_t* packed, const float* scales,
+                const float* table, int bits, int gs, int64_t N, const float* bias, float* out) {
   const Kernels kr = pick_kernels();
   if (M == 1) {
     const int64_t wpr = K / 32 * bits, ngroups = K / gs, chunk = 32;

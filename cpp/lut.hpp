@@ -10,9 +10,8 @@ namespace matkern {
 
 // x (M, K) float32, packed (N, K*bits/32), scales (N, K/gs), table (2^bits), bias (N) or
 // nullptr, out (M, N). K % gs == 0, gs % 32 == 0.
-void lut_matmul(const float* x, int64_t M, int64_t K, const uint32_t* packed,
-                const float* scales, const float* table, int bits, int gs, int64_t N,
-                const float* bias, float* out);
+void lut_matmul(const float* x, int64_t M, int64_t K, const uint32_t* packed, const float* scales,
+                const float* table, int bits, int gs, int64_t N, const float* bias, float* out);
 
 // out (N, K) = dequantized matrix.
 void lut_dequantize(const uint32_t* packed, const float* scales, const float* table, int bits,
@@ -31,8 +30,8 @@ namespace portable {
 void gemv_rows(const float* x, const uint32_t* words, const float* scales, const float* table,
                int bits, int gs, int64_t K, int64_t nrows, const float* bias, float* out);
 void decode_rows(const uint32_t* words, int64_t wpr, const float* scales, int64_t ngroups,
-                 const float* table, int bits, int gs, int64_t g, int64_t ng, int nrows,
-                 float* buf, int64_t ldb);
+                 const float* table, int bits, int gs, int64_t g, int64_t ng, int nrows, float* buf,
+                 int64_t ldb);
 void tile_product(const float* x, int64_t ldx, int mr, const float* buf, int64_t ldb, int len,
                   float* part);
 void transpose16(const float* buf, int64_t ldb, int len, float* bt);
@@ -42,8 +41,8 @@ namespace avx2 {
 void gemv_rows(const float* x, const uint32_t* words, const float* scales, const float* table,
                int bits, int gs, int64_t K, int64_t nrows, const float* bias, float* out);
 void decode_rows(const uint32_t* words, int64_t wpr, const float* scales, int64_t ngroups,
-                 const float* table, int bits, int gs, int64_t g, int64_t ng, int nrows,
-                 float* buf, int64_t ldb);
+                 const float* table, int bits, int gs, int64_t g, int64_t ng, int nrows, float* buf,
+                 int64_t ldb);
 void tile_product(const float* x, int64_t ldx, int mr, const float* buf, int64_t ldb, int len,
                   float* part);
 void transpose16(const float* buf, int64_t ldb, int len, float* bt);

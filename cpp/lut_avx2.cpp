@@ -155,8 +155,8 @@ inline void for_group_blocks(const uint32_t* row, int64_t g, int nb, int64_t nbl
 }
 
 template <int BITS, bool HI = false>
-float gemv_row_t(const float* x, const uint32_t* words, const float* scales, const Table& t,
-                 int gs, int64_t K) {
+float gemv_row_t(const float* x, const uint32_t* words, const float* scales, const Table& t, int gs,
+                 int64_t K) {
   __m256 acc = _mm256_setzero_ps();
   const int64_t ngroups = K / gs, nblocks = K / 32;
   const int nb = gs / 32;
@@ -164,7 +164,7 @@ float gemv_row_t(const float* x, const uint32_t* words, const float* scales, con
     __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
                    _mm256_setzero_ps()};
     const float* xg = x + g * gs;
-    for_group_blocks<BITS, HI>(words, g, nb, nblocks, t, [&](int b, const __m256 (&v)[4]) {
+    for_group_blocks<BITS, HI>(words, g, nb, nblocks, t, [&](int b, const __m256(&v)[4]) {
 #pragma GCC unroll 4
       for (int q = 0; q < 4; ++q)
         a[q] = _mm256_fmadd_ps(_mm256_loadu_ps(xg + 32 * b + 8 * q), v[q], a[q]);
@@ -186,10 +186,9 @@ void decode_rows_t(const uint32_t* words, int64_t wpr, const float* scales, int6
       const __m256 s = _mm256_set1_ps(scales[r * ngroups + gg]);
       float* o = buf + r * ldb + (gg - g) * gs;
       for_group_blocks<BITS, HI>(words + r * wpr, gg, nb, nblocks, t,
-                                 [&](int b, const __m256 (&v)[4]) {
+                                 [&](int b, const __m256(&v)[4]) {
 #pragma GCC unroll 4
-        for (int q = 0; q < 4; ++q)
-          _mm256_storeu_ps(o + 32 * b + 8 * q, _mm256_mul_ps(v[q], s));
+        for (int q = 0; q < 4; ++q) _mm256_storeu_ps(o + 32 * b + 8 * q, _mm256_mul_ps(v[q], s));
       });
     }
 }
@@ -289,8 +288,8 @@ void gemv_rows(const float* x, const uint32_t* words, const float* scales, const
 }
 
 void decode_rows(const uint32_t* words, int64_t wpr, const float* scales, int64_t ngroups,
-                 const float* table, int bits, int gs, int64_t g, int64_t ng, int nrows,
-                 float* buf, int64_t ldb) {
+                 const float* table, int bits, int gs, int64_t g, int64_t ng, int nrows, float* buf,
+                 int64_t ldb) {
   const Table t = load_table(table, bits);
   if (bits == 4 && t.hi_only)
     return decode_rows_t<4, true>(words, wpr, scales, ngroups, t, gs, g, ng, nrows, buf, ldb);

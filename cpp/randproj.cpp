@@ -1,6 +1,6 @@
 // Portable copies of the randproj kernels and the run-time choice between them and AVX2.
-#include "parallel.hpp"
 #include "randproj.hpp"
+#include "parallel.hpp"
 
 #include <cmath>
 #include <cstdlib>
@@ -24,8 +24,7 @@ inline bool use_avx2() {
 }  // namespace
 
 #ifdef MATKERN_BUILD_AVX2
-#define MATKERN_RP_CALL(fn, ...) \
-  (use_avx2() ? avx2::fn(__VA_ARGS__) : rp_portable::fn(__VA_ARGS__))
+#define MATKERN_RP_CALL(fn, ...) (use_avx2() ? avx2::fn(__VA_ARGS__) : rp_portable::fn(__VA_ARGS__))
 #else
 #define MATKERN_RP_CALL(fn, ...) rp_portable::fn(__VA_ARGS__)
 #endif
@@ -38,8 +37,8 @@ void fill(uint64_t s, const uint64_t* t, int64_t k, int64_t j0, int64_t nr, cons
   MATKERN_RP_CALL(rp_fill, s, t, k, j0, nr, ip, comps, negs);
 }
 template <typename T>
-void dense(const T* x, int64_t n, int64_t d, uint64_t s, const uint64_t* t, int64_t k,
-           double scale, T* out) {
+void dense(const T* x, int64_t n, int64_t d, uint64_t s, const uint64_t* t, int64_t k, double scale,
+           T* out) {
   MATKERN_RP_CALL(rp_dense<T>, x, n, d, s, t, k, scale, out);
 }
 template <typename T>
@@ -53,10 +52,16 @@ void accumulate(const T* u, int64_t n, int64_t k, double w, bool l2, T* emb) {
 }
 #undef MATKERN_RP_CALL
 
-template void dense<float>(const float*, int64_t, int64_t, uint64_t, const uint64_t*, int64_t, double, float*);
-template void dense<double>(const double*, int64_t, int64_t, uint64_t, const uint64_t*, int64_t, double, double*);
-template void sparse<float>(const int64_t*, const int32_t*, const float*, int64_t, int64_t, const float*, const float*, uint64_t, const uint64_t*, int64_t, double, float*);
-template void sparse<double>(const int64_t*, const int32_t*, const double*, int64_t, int64_t, const double*, const double*, uint64_t, const uint64_t*, int64_t, double, double*);
+template void dense<float>(const float*, int64_t, int64_t, uint64_t, const uint64_t*, int64_t,
+                           double, float*);
+template void dense<double>(const double*, int64_t, int64_t, uint64_t, const uint64_t*, int64_t,
+                            double, double*);
+template void sparse<float>(const int64_t*, const int32_t*, const float*, int64_t, int64_t,
+                            const float*, const float*, uint64_t, const uint64_t*, int64_t, double,
+                            float*);
+template void sparse<double>(const int64_t*, const int32_t*, const double*, int64_t, int64_t,
+                             const double*, const double*, uint64_t, const uint64_t*, int64_t,
+                             double, double*);
 template void accumulate<float>(const float*, int64_t, int64_t, double, bool, float*);
 template void accumulate<double>(const double*, int64_t, int64_t, double, bool, double*);
 }  // namespace rp

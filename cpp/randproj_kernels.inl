@@ -55,13 +55,14 @@ static void rp_for(int64_t n, int64_t grain, F&& body) {
   } ctx{&body, n, pieces};
   parallel_chunks(pieces, team, [](void* c, int64_t p) {
     const Ctx& x = *static_cast<Ctx*>(c);
-    (*x.body)(x.n * p / x.pieces, x.n * (p + 1) / x.pieces);
+    (*x.body)(x.n* p / x.pieces, x.n * (p + 1) / x.pieces);
   }, &ctx);
 }
 
 // Visit the nonzeros (component, negative?) of feature row j. Returns the count.
 template <typename F>
-static inline int64_t rp_row(uint64_t seed_key, const uint64_t* table, int64_t k, int64_t j, F&& f) {
+static inline int64_t rp_row(uint64_t seed_key, const uint64_t* table, int64_t k, int64_t j,
+                             F&& f) {
   const uint64_t base = rp_mix(seed_key + uint64_t(j + 1) * kRpC1);
   int64_t pos = -1, cnt = 0;
   for (uint64_t t = 1;; ++t) {
@@ -156,8 +157,8 @@ static int64_t rp_chunk_rows(const uint64_t* table, int64_t k, int64_t d) {
 // the 8-row tiles keep their k outputs transposed (k x 8) so that each entry of R updates eight
 // rows with one vector multiply-add.
 template <typename T>
-void rp_dense(const T* x, int64_t n, int64_t d, uint64_t seed_key, const uint64_t* table,
-              int64_t k, double scale, T* out) {
+void rp_dense(const T* x, int64_t n, int64_t d, uint64_t seed_key, const uint64_t* table, int64_t k,
+              double scale, T* out) {
   rp_for(n, 64, [&](int64_t b, int64_t e) {
     for (int64_t i = b * k; i < e * k; ++i) out[i] = T(0);
   });
@@ -283,9 +284,15 @@ void accumulate_rows(const T* u, int64_t n, int64_t k, double weight, bool l2, T
   });
 }
 
-template void rp_dense<float>(const float*, int64_t, int64_t, uint64_t, const uint64_t*, int64_t, double, float*);
-template void rp_dense<double>(const double*, int64_t, int64_t, uint64_t, const uint64_t*, int64_t, double, double*);
-template void rp_sparse<float>(const int64_t*, const int32_t*, const float*, int64_t, int64_t, const float*, const float*, uint64_t, const uint64_t*, int64_t, double, float*);
-template void rp_sparse<double>(const int64_t*, const int32_t*, const double*, int64_t, int64_t, const double*, const double*, uint64_t, const uint64_t*, int64_t, double, double*);
+template void rp_dense<float>(const float*, int64_t, int64_t, uint64_t, const uint64_t*, int64_t,
+                              double, float*);
+template void rp_dense<double>(const double*, int64_t, int64_t, uint64_t, const uint64_t*, int64_t,
+                               double, double*);
+template void rp_sparse<float>(const int64_t*, const int32_t*, const float*, int64_t, int64_t,
+                               const float*, const float*, uint64_t, const uint64_t*, int64_t,
+                               double, float*);
+template void rp_sparse<double>(const int64_t*, const int32_t*, const double*, int64_t, int64_t,
+                                const double*, const double*, uint64_t, const uint64_t*, int64_t,
+                                double, double*);
 template void accumulate_rows<float>(const float*, int64_t, int64_t, double, bool, float*);
 template void accumulate_rows<double>(const double*, int64_t, int64_t, double, bool, double*);

@@ -29,8 +29,7 @@ inline bool cpu_has_avx512_vnni() {
 #if defined(MATKERN_BUILD_AVX512) && (defined(__GNUC__) || defined(__clang__)) && \
     (defined(__x86_64__) || defined(__i386__))
   static const bool ok = cpu_has_avx2_fma() && __builtin_cpu_supports("avx512f") &&
-                         __builtin_cpu_supports("avx512bw") &&
-                         __builtin_cpu_supports("avx512vl") &&
+                         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
                          __builtin_cpu_supports("avx512vnni");
   return ok;
 #else

@@ -12,9 +12,8 @@ namespace matkern {
 namespace {
 
 template <typename T>
-void portable_rows(int64_t r0, int64_t r1, int64_t k, const int64_t* indptr,
-                   const int32_t* indices, const T* data, const T* b, int64_t ldb,
-                   bool b_row_major, T* out, int64_t ldc) {
+void portable_rows(int64_t r0, int64_t r1, int64_t k, const int64_t* indptr, const int32_t* indices,
+                   const T* data, const T* b, int64_t ldb, bool b_row_major, T* out, int64_t ldc) {
   for (int64_t i = r0; i < r1; ++i) {
     T* o = out + i * ldc;
     std::fill(o, o + k, T(0));
@@ -69,7 +68,8 @@ void csr_spmm(int64_t m, int64_t n, int64_t k, const int64_t* indptr, const int3
     };
     const int64_t blocks = (n + tb - 1) / tb;
     if (n * k > (int64_t(1) << 16)) parallel_for_chunks(blocks, block_rows);
-    else for (int64_t blk = 0; blk < blocks; ++blk) block_rows(blk);
+    else
+      for (int64_t blk = 0; blk < blocks; ++blk) block_rows(blk);
     b = bt.data();
     ldb = k;
     b_row_major = true;

@@ -20,7 +20,8 @@ struct F32 {
   static V bcast(T x) { return _mm256_set1_ps(x); }
   static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
   static __m256i mask(int64_t rem) {
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(rem)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(rem)),
+                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   }
   static V mload(const T* p, __m256i m) { return _mm256_maskload_ps(p, m); }
   static void mstore(T* p, __m256i m, V v) { _mm256_maskstore_ps(p, m, v); }
@@ -59,7 +60,8 @@ inline void row_block(int64_t p0, int64_t p1, const int32_t* idx, const typename
   for (int64_t p = p0; p < p1; ++p) {
     const typename S::V a = S::bcast(val[p]);
     const typename S::T* row = b + int64_t(idx[p]) * ldb;
-    if (p + 4 < p1) _mm_prefetch(reinterpret_cast<const char*>(b + int64_t(idx[p + 4]) * ldb), _MM_HINT_T0);
+    if (p + 4 < p1)
+      _mm_prefetch(reinterpret_cast<const char*>(b + int64_t(idx[p + 4]) * ldb), _MM_HINT_T0);
     for (int v = 0; v < NV; ++v) acc[v] = S::fma(a, S::load(row + v * S::W), acc[v]);
   }
   for (int v = 0; v < NV; ++v) S::store(o + v * S::W, acc[v]);
@@ -86,9 +88,18 @@ void rows_c(int64_t r0, int64_t r1, int64_t k, const int64_t* indptr, const int3
     typename S::T* o = out + i * ldc;
     int64_t c = 0;
     for (; c + 8 * W <= k; c += 8 * W) row_block<S, 8>(p0, p1, idx, val, b + c, ldb, o + c);
-    if (c + 4 * W <= k) { row_block<S, 4>(p0, p1, idx, val, b + c, ldb, o + c); c += 4 * W; }
-    if (c + 2 * W <= k) { row_block<S, 2>(p0, p1, idx, val, b + c, ldb, o + c); c += 2 * W; }
-    if (c + W <= k) { row_block<S, 1>(p0, p1, idx, val, b + c, ldb, o + c); c += W; }
+    if (c + 4 * W <= k) {
+      row_block<S, 4>(p0, p1, idx, val, b + c, ldb, o + c);
+      c += 4 * W;
+    }
+    if (c + 2 * W <= k) {
+      row_block<S, 2>(p0, p1, idx, val, b + c, ldb, o + c);
+      c += 2 * W;
+    }
+    if (c + W <= k) {
+      row_block<S, 1>(p0, p1, idx, val, b + c, ldb, o + c);
+      c += W;
+    }
     if (c < k) row_tail<S>(p0, p1, idx, val, b + c, ldb, k - c, o + c);
   }
 }

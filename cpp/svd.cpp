@@ -1,5 +1,5 @@
-// Portable sparse kernels of the svd family, threaded on the helper pool (parallel.hpp); the row axpy uses the AVX2
-// variant when the CPU has it (MATKERN_SIMD=portable forces the portable loop).
+// Portable sparse kernels of the svd family, threaded on the helper pool (parallel.hpp); the row
+// axpy uses the AVX2 variant when the CPU has it (MATKERN_SIMD=portable forces the portable loop).
 #include "svd.hpp"
 
 #include <vector>

@@ -42,14 +42,14 @@ T* data_or_null(const std::optional<darr<T>>& a) {
 // std::invalid_argument(error) otherwise, and returns the row count. The arrays live on the
 // device, so their contents are the Python layer's to check.
 template <typename I, typename V>
-int64_t check_csr(const darr<const int64_t>& indptr, const darr<I>& indices,
-                  const darr<V>& values, const char* error) {
+int64_t check_csr(const darr<const int64_t>& indptr, const darr<I>& indices, const darr<V>& values,
+                  const char* error) {
   if (indptr.size() < 1 || indices.size() != values.size()) throw std::invalid_argument(error);
   return int64_t(indptr.size()) - 1;
 }
 template <typename I, typename V>
-int64_t check_csr(const darr<const int64_t>& indptr, const darr<I>& indices,
-                  const darr<V>& values, int64_t rows, const char* error) {
+int64_t check_csr(const darr<const int64_t>& indptr, const darr<I>& indices, const darr<V>& values,
+                  int64_t rows, const char* error) {
   if (int64_t(indptr.size()) != rows + 1) throw std::invalid_argument(error);
   return check_csr(indptr, indices, values, error);
 }

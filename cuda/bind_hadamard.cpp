@@ -23,11 +23,11 @@ void fjlt(darr<const T> x, darr<const T> signs, darr<const int64_t> indptr,
   if (out.shape(0) != size_t(rows) || int64_t(scratch.size()) != rows * dpad || d > dpad)
     throw std::invalid_argument("fjlt: inconsistent shapes");
   if constexpr (sizeof(T) == 4)
-    fjlt_f32(x.data(), rows, d, dpad, signs.data(), indptr.data(), indices.data(), pdata.data(),
-             k, scale, scratch.data(), out.data(), stream);
+    fjlt_f32(x.data(), rows, d, dpad, signs.data(), indptr.data(), indices.data(), pdata.data(), k,
+             scale, scratch.data(), out.data(), stream);
   else
-    fjlt_f64(x.data(), rows, d, dpad, signs.data(), indptr.data(), indices.data(), pdata.data(),
-             k, scale, scratch.data(), out.data(), stream);
+    fjlt_f64(x.data(), rows, d, dpad, signs.data(), indptr.data(), indices.data(), pdata.data(), k,
+             scale, scratch.data(), out.data(), stream);
 }
 
 template <typename T>

@@ -10,8 +10,8 @@ template <typename T>
 void quantize_rows(darr<const T> x, std::optional<darr<const uint8_t>> mask, darr<int8_t> q,
                    darr<float> scale, std::uintptr_t stream) {
   const int64_t m = x.shape(0), k = x.shape(1), kp = q.shape(1);
-  if (x.ndim() != 2 || q.shape(0) != size_t(m) || scale.size() != size_t(m) || kp < k ||
-      kp % 32 || (mask && mask->size() != size_t(k)))
+  if (x.ndim() != 2 || q.shape(0) != size_t(m) || scale.size() != size_t(m) || kp < k || kp % 32 ||
+      (mask && mask->size() != size_t(k)))
     throw std::invalid_argument("int8_quantize_rows: inconsistent shapes");
   if constexpr (sizeof(T) == 4)
     int8_quantize_rows_f32(x.data(), m, k, kp, data_or_null(mask), q.data(), scale.data(), stream);

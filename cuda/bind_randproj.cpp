@@ -38,8 +38,8 @@ void dense(darr<const T> x, darr<const int64_t> cptr, darr<const int32_t> cols,
 template <typename T>
 void sparse(darr<const int64_t> xptr, darr<const int32_t> xidx, darr<const T> xval,
             std::optional<darr<const T>> colscale, darr<const int64_t> rptr,
-            darr<const int32_t> comps, darr<const int8_t> negs, int64_t j0, int64_t j1,
-            darr<T> out, std::uintptr_t stream) {
+            darr<const int32_t> comps, darr<const int8_t> negs, int64_t j0, int64_t j1, darr<T> out,
+            std::uintptr_t stream) {
   const int64_t n = out.shape(0), k = out.shape(1);
   const char* error = "rp_sparse_accumulate: inconsistent sizes";
   check_csr(xptr, xidx, xval, n, error);
@@ -64,8 +64,8 @@ void spmm(darr<const int64_t> indptr, darr<const int32_t> indices, darr<const T>
 
 template <typename T>
 void def_typed(nb::module_& m) {
-  m.def("rp_dense_accumulate", &dense<T>, kLaunchCall, "x"_a, "cptr"_a, "cols"_a, "negs"_a,
-        "j0"_a, "out"_a, "stream"_a);
+  m.def("rp_dense_accumulate", &dense<T>, kLaunchCall, "x"_a, "cptr"_a, "cols"_a, "negs"_a, "j0"_a,
+        "out"_a, "stream"_a);
   m.def("rp_sparse_accumulate", &sparse<T>, kLaunchCall, "xptr"_a, "xidx"_a, "xval"_a,
         "colscale"_a.none(), "rptr"_a, "comps"_a, "negs"_a, "j0"_a, "j1"_a, "out"_a, "stream"_a);
   m.def("rp_csr_spmm", &spmm<T>, kLaunchCall, "indptr"_a, "indices"_a, "data"_a,

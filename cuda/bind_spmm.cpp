@@ -18,8 +18,8 @@ int io_of(const dany& x, const char* what) {
 }
 
 void check_2d(const dany& b, const dany& out, int64_t m, int64_t n) {
-  if (b.ndim() != 2 || out.ndim() != 2 || int64_t(b.shape(0)) != n ||
-      int64_t(out.shape(0)) != m || out.shape(1) != b.shape(1))
+  if (b.ndim() != 2 || out.ndim() != 2 || int64_t(b.shape(0)) != n || int64_t(out.shape(0)) != m ||
+      out.shape(1) != b.shape(1))
     throw std::invalid_argument("spmm: inconsistent shapes");
   if (io_of(b, "B") != io_of(out, "out"))
     throw std::invalid_argument("spmm: B and out must have the same dtype");
@@ -40,10 +40,10 @@ using opt = std::optional<darr<T>>;
 // A (m x n) as CSR, float32 values. The row segments (see SpmmCsrSegments) come all or none:
 // bounds int64, seg_row, seg_slot and split_rows int32, part float32 scratch of
 // len(split_rows) * k; none: one warp per row.
-void csr(int64_t n, darr<const int64_t> indptr, darr<const int32_t> indices,
-         darr<const float> data, dany b, dany out, std::uintptr_t only_if_bad,
-         std::uintptr_t stream, opt<const int64_t> bounds, opt<const int32_t> seg_row,
-         opt<const int32_t> seg_slot, opt<const int32_t> split_rows, opt<float> part) {
+void csr(int64_t n, darr<const int64_t> indptr, darr<const int32_t> indices, darr<const float> data,
+         dany b, dany out, std::uintptr_t only_if_bad, std::uintptr_t stream,
+         opt<const int64_t> bounds, opt<const int32_t> seg_row, opt<const int32_t> seg_slot,
+         opt<const int32_t> split_rows, opt<float> part) {
   const int64_t m = check_csr(indptr, indices, data, "spmm: inconsistent shapes");
   check_2d(b, out, m, n);
   const int io = io_of(b, "B");
@@ -70,15 +70,15 @@ void csr(int64_t n, darr<const int64_t> indptr, darr<const int32_t> indices,
 
 // A (m x n) as blocks of 16 x 16 (see spmm_bsr_launch).
 void bsr(int64_t m, int64_t n, darr<const int64_t> block_ptr, darr<const int32_t> block_col,
-         dany values, int mode, darr<const int32_t> out_rows, dany b, dany out,
-         std::uintptr_t bad, std::uintptr_t stream) {
+         dany values, int mode, darr<const int32_t> out_rows, dany b, dany out, std::uintptr_t bad,
+         std::uintptr_t stream) {
   const int64_t nbr = int64_t(block_ptr.size()) - 1;
   check_2d(b, out, m, n);
   const int io = io_of(b, "B");
   const bool ok = (mode == kModeF16) ? io == kIoF16 : io == kIoF32;
   const size_t vbytes = (mode == kModeTf32) ? 4 : 2;
-  if (!ok || values.itemsize() != vbytes || int64_t(out_rows.size()) != nbr * 16 ||
-      nbr * 16 < m || values.size() != block_col.size() * 256)
+  if (!ok || values.itemsize() != vbytes || int64_t(out_rows.size()) != nbr * 16 || nbr * 16 < m ||
+      values.size() != block_col.size() * 256)
     throw std::invalid_argument("spmm_bsr: inconsistent block layout, mode or dtype");
   spmm_bsr_launch(nbr, n, b.shape(1), block_ptr.data(), block_col.data(), values.data(), mode,
                   out_rows.data(), b.data(), out.data(), flag_ptr(bad), stream);

@@ -10,8 +10,7 @@ void gather(darr<const int64_t> indptr, darr<const int32_t> indices, darr<const 
             darr<const double> B, darr<double> out, std::uintptr_t stream) {
   const char* error = "svd_gather: inconsistent shapes";
   const int64_t c = int64_t(indptr.size()) - 1, k = B.shape(1);
-  if (B.ndim() != 2 || out.ndim() != 2 || int64_t(out.shape(0)) != c ||
-      int64_t(out.shape(1)) != k)
+  if (B.ndim() != 2 || out.ndim() != 2 || int64_t(out.shape(0)) != c || int64_t(out.shape(1)) != k)
     throw std::invalid_argument(error);
   check_csr(indptr, indices, data, error);
   svd_gather(indptr.data(), indices.data(), data.data(), c, B.data(), k, out.data(), stream);
@@ -50,8 +49,8 @@ void bind_svd(nb::module_& m) {
         "stream"_a);
   m.def("svd_gram", &gram, kLaunchCall, "indptr"_a, "indices"_a, "data"_a, "cptr"_a, "cidx"_a,
         "cval"_a, "out"_a, "stream"_a);
-  m.def("svd_scatter", &scatter, kLaunchCall, "rows"_a, "indptr"_a, "indices"_a, "data"_a,
-        "Y"_a, "B"_a, "stream"_a);
+  m.def("svd_scatter", &scatter, kLaunchCall, "rows"_a, "indptr"_a, "indices"_a, "data"_a, "Y"_a,
+        "B"_a, "stream"_a);
 }
 
 }  // namespace matkern::cuda

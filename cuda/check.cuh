@@ -7,12 +7,12 @@
 #include <stdexcept>
 #include <string>
 
-#define MATKERN_CUDA_CHECK(call)                                                        \
-  do {                                                                                  \
-    cudaError_t err_ = (call);                                                          \
-    if (err_ != cudaSuccess)                                                            \
-      throw std::runtime_error(std::string("CUDA error in ") + __func__ + ": " +       \
-                               cudaGetErrorString(err_));                               \
+#define MATKERN_CUDA_CHECK(call)                                                 \
+  do {                                                                           \
+    cudaError_t err_ = (call);                                                   \
+    if (err_ != cudaSuccess)                                                     \
+      throw std::runtime_error(std::string("CUDA error in ") + __func__ + ": " + \
+                               cudaGetErrorString(err_));                        \
   } while (0)
 
 #define MATKERN_CUDA_LAUNCH_CHECK() MATKERN_CUDA_CHECK(cudaGetLastError())

@@ -88,8 +88,8 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 template <typename R>
-void normalize_impl(R* x, int64_t batch, int64_t len, bool scale, int32_t* e, double* F,
-                    double* f, cudaStream_t st) {
+void normalize_impl(R* x, int64_t batch, int64_t len, bool scale, int32_t* e, double* F, double* f,
+                    cudaStream_t st) {
   if (batch == 0 || len == 0) return;
   if (batch > 2147483647LL) throw std::invalid_argument("gram_normalize: batch too large");
   normalize_kernel<R><<<unsigned(batch), kThreads, 0, st>>>(x, len, scale, e, F, f);
@@ -102,8 +102,8 @@ void gram_normalize_f32(float* x, int64_t batch, int64_t len, bool scale, int32_
                         double* f, std::uintptr_t stream) {
   normalize_impl<float>(x, batch, len, scale, e, F, f, as_stream(stream));
 }
-void gram_normalize_f64(double* x, int64_t batch, int64_t len, bool scale, int32_t* e,
-                        double* F, double* f, std::uintptr_t stream) {
+void gram_normalize_f64(double* x, int64_t batch, int64_t len, bool scale, int32_t* e, double* F,
+                        double* f, std::uintptr_t stream) {
   normalize_impl<double>(x, batch, len, scale, e, F, f, as_stream(stream));
 }
 

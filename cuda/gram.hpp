@@ -10,7 +10,7 @@ namespace matkern::cuda {
 // after scaling; else e[b] = 0 and f[b] = F[b]. One block per row.
 void gram_normalize_f32(float* x, int64_t batch, int64_t len, bool scale, int32_t* e, double* F,
                         double* f, std::uintptr_t stream);
-void gram_normalize_f64(double* x, int64_t batch, int64_t len, bool scale, int32_t* e,
-                        double* F, double* f, std::uintptr_t stream);
+void gram_normalize_f64(double* x, int64_t batch, int64_t len, bool scale, int32_t* e, double* F,
+                        double* f, std::uintptr_t stream);
 
 }  // namespace matkern::cuda

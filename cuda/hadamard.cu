@@ -68,8 +68,8 @@ __global__ void __launch_bounds__(1 << (B - log_e_for(B)))
 // Bits s..s+R_LOG-1 of the middle axis of (outer, n, inner). Thread order: inner fastest, then
 // the low bits below s, so that a warp reads consecutive addresses.
 template <typename T, int R_LOG>
-__global__ void fwht_radix_kernel(T* __restrict__ x, long long outer, long long n,
-                                  long long inner, int s, T scale) {
+__global__ void fwht_radix_kernel(T* __restrict__ x, long long outer, long long n, long long inner,
+                                  int s, T scale) {
   constexpr int R = 1 << R_LOG;
   const long long lo_count = 1LL << s, hi_count = n >> (s + R_LOG);
   const long long total = outer * hi_count * lo_count * inner;
@@ -98,8 +98,8 @@ void launch_onchip(T* x, long long chunks, T scale, cudaStream_t st) {
   constexpr int NT = 1 << (B - log_e_for(B));
   const size_t smem = size_t((1 << B) + (1 << B) / 32 + 1) * sizeof(T);
   if (smem > 48 * 1024)
-    MATKERN_CUDA_CHECK(cudaFuncSetAttribute(fwht_onchip_kernel<T, B>,
-                                            cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    MATKERN_CUDA_CHECK(cudaFuncSetAttribute(
+        fwht_onchip_kernel<T, B>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   fwht_onchip_kernel<T, B><<<unsigned(chunks), NT, smem, st>>>(x, scale);
   MATKERN_CUDA_LAUNCH_CHECK();
 }
@@ -129,10 +129,18 @@ void radix(int r, T* x, long long outer, long long n, long long inner, int s, T 
   const int threads = 256;
   const unsigned blocks = unsigned(std::min<long long>((work + threads - 1) / threads, 1LL << 20));
   switch (r) {
-    case 1: fwht_radix_kernel<T, 1><<<blocks, threads, 0, st>>>(x, outer, n, inner, s, scale); break;
-    case 2: fwht_radix_kernel<T, 2><<<blocks, threads, 0, st>>>(x, outer, n, inner, s, scale); break;
-    case 3: fwht_radix_kernel<T, 3><<<blocks, threads, 0, st>>>(x, outer, n, inner, s, scale); break;
-    default: fwht_radix_kernel<T, 4><<<blocks, threads, 0, st>>>(x, outer, n, inner, s, scale); break;
+    case 1:
+      fwht_radix_kernel<T, 1><<<blocks, threads, 0, st>>>(x, outer, n, inner, s, scale);
+      break;
+    case 2:
+      fwht_radix_kernel<T, 2><<<blocks, threads, 0, st>>>(x, outer, n, inner, s, scale);
+      break;
+    case 3:
+      fwht_radix_kernel<T, 3><<<blocks, threads, 0, st>>>(x, outer, n, inner, s, scale);
+      break;
+    default:
+      fwht_radix_kernel<T, 4><<<blocks, threads, 0, st>>>(x, outer, n, inner, s, scale);
+      break;
   }
   MATKERN_CUDA_LAUNCH_CHECK();
 }
@@ -172,9 +180,8 @@ __global__ void sign_pad_kernel(const T* __restrict__ x, const T* __restrict__ s
 template <typename T>
 __global__ void sparse_rows_kernel(const T* __restrict__ z, long long rows, long long dpad,
                                    const int64_t* __restrict__ indptr,
-                                   const int32_t* __restrict__ indices,
-                                   const T* __restrict__ pdata, long long k, T scale,
-                                   T* __restrict__ out) {
+                                   const int32_t* __restrict__ indices, const T* __restrict__ pdata,
+                                   long long k, T scale, T* __restrict__ out) {
   const long long total = rows * k;
   for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
        i += (long long)gridDim.x * blockDim.x) {
@@ -198,8 +205,8 @@ void fjlt_impl(const T* x, int64_t rows, int64_t d, int64_t dpad, const T* signs
   sign_pad_kernel<T><<<grid(rows * dpad), threads, 0, st>>>(x, signs, rows, d, dpad, z);
   MATKERN_CUDA_LAUNCH_CHECK();
   fwht_impl<T>(z, rows, dpad, 1, false, st);
-  sparse_rows_kernel<T><<<grid(rows * k), threads, 0, st>>>(z, rows, dpad, indptr, indices, pdata,
-                                                            k, T(scale), out);
+  sparse_rows_kernel<T>
+      <<<grid(rows * k), threads, 0, st>>>(z, rows, dpad, indptr, indices, pdata, k, T(scale), out);
   MATKERN_CUDA_LAUNCH_CHECK();
 }
 

@@ -34,10 +34,9 @@ __device__ __forceinline__ void store_out(uint16_t* p, float v) {
 
 // ---------------------------------------------------------------- activation quantization
 template <typename T>
-__global__ void __launch_bounds__(NT) quantize_rows_kernel(const T* __restrict__ x, int k, int kp,
-                                                           const uint8_t* __restrict__ mask,
-                                                           int8_t* __restrict__ q,
-                                                           float* __restrict__ scale) {
+__global__ void __launch_bounds__(NT)
+    quantize_rows_kernel(const T* __restrict__ x, int k, int kp, const uint8_t* __restrict__ mask,
+                         int8_t* __restrict__ q, float* __restrict__ scale) {
   __shared__ float s_max[NT / 32];
   __shared__ int s_bad[NT / 32];
   const T* row = x + static_cast<long long>(blockIdx.x) * k;
@@ -105,9 +104,9 @@ __device__ __forceinline__ void emit(OutT* out, const Epi& ep, int r, int c, int
 
 // ---------------------------------------------------------------- tensor-core GEMM
 template <typename OutT>
-__global__ void __launch_bounds__(NT) gemm_mma_kernel(const int8_t* __restrict__ A,
-                                                      const int8_t* __restrict__ B, int M, int N,
-                                                      int Kp, Epi ep, OutT* __restrict__ out) {
+__global__ void __launch_bounds__(NT)
+    gemm_mma_kernel(const int8_t* __restrict__ A, const int8_t* __restrict__ B, int M, int N,
+                    int Kp, Epi ep, OutT* __restrict__ out) {
   __shared__ __align__(16) int8_t As[2][BM * LDS];
   __shared__ __align__(16) int8_t Bs[2][BN * LDS];
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
@@ -194,9 +193,9 @@ __global__ void __launch_bounds__(NT) gemm_mma_kernel(const int8_t* __restrict__
 constexpr int kGemvMaxRows = 4;
 
 template <typename OutT>
-__global__ void __launch_bounds__(NT) gemv_kernel(const int8_t* __restrict__ A,
-                                                  const int8_t* __restrict__ B, int M, int N,
-                                                  int Kp, Epi ep, OutT* __restrict__ out) {
+__global__ void __launch_bounds__(NT)
+    gemv_kernel(const int8_t* __restrict__ A, const int8_t* __restrict__ B, int M, int N, int Kp,
+                Epi ep, OutT* __restrict__ out) {
   const int lane = threadIdx.x % 32;
   const int n = blockIdx.x * (NT / 32) + threadIdx.x / 32;
   if (n >= N) return;
@@ -208,7 +207,8 @@ __global__ void __launch_bounds__(NT) gemv_kernel(const int8_t* __restrict__ A,
 #pragma unroll
     for (int r = 0; r < kGemvMaxRows; ++r) {
       if (r < M) {
-        const int4 xv = __ldg(reinterpret_cast<const int4*>(A + static_cast<long long>(r) * Kp) + c);
+        const int4 xv =
+            __ldg(reinterpret_cast<const int4*>(A + static_cast<long long>(r) * Kp) + c);
         acc[r] = __dp4a(xv.x, wv.x, acc[r]);
         acc[r] = __dp4a(xv.y, wv.y, acc[r]);
         acc[r] = __dp4a(xv.z, wv.z, acc[r]);
@@ -232,8 +232,8 @@ void launch_gemm(const int8_t* a, const int8_t* b, int64_t m, int64_t n, int64_t
   if (kp % 32) throw std::invalid_argument("int8 gemm: Kp must be a multiple of 32");
   const cudaStream_t st = as_stream(stream);
   if (m <= kGemvMaxRows) {
-    gemv_kernel<OutT><<<blocks_for(n, NT / 32), NT, 0, st>>>(a, b, int(m), int(n), int(kp), ep,
-                                                                out);
+    gemv_kernel<OutT>
+        <<<blocks_for(n, NT / 32), NT, 0, st>>>(a, b, int(m), int(n), int(kp), ep, out);
   } else {
     const dim3 grid(blocks_for(n, BN), blocks_for(m, BM));
     gemm_mma_kernel<OutT><<<grid, NT, 0, st>>>(a, b, int(m), int(n), int(kp), ep, out);
@@ -245,8 +245,8 @@ template <typename T>
 void launch_quantize(const T* x, int64_t m, int64_t k, int64_t kp, const uint8_t* mask, int8_t* q,
                      float* scale, std::uintptr_t stream) {
   if (m == 0) return;
-  quantize_rows_kernel<T><<<unsigned(m), NT, 0, as_stream(stream)>>>(x, int(k), int(kp), mask, q,
-                                                                     scale);
+  quantize_rows_kernel<T>
+      <<<unsigned(m), NT, 0, as_stream(stream)>>>(x, int(k), int(kp), mask, q, scale);
   MATKERN_CUDA_LAUNCH_CHECK();
 }
 
@@ -270,8 +270,8 @@ void int8_gemm_scaled_f16(const int8_t* a, const int8_t* b, int64_t m, int64_t n
                           const float* addend, uint16_t* out, std::uintptr_t stream) {
   launch_gemm(a, b, m, n, kp, Epi{row_scale, col_scale, bias, addend}, out, stream);
 }
-void int8_gemm_i32(const int8_t* a, const int8_t* b, int64_t m, int64_t n, int64_t kp,
-                   int32_t* out, std::uintptr_t stream) {
+void int8_gemm_i32(const int8_t* a, const int8_t* b, int64_t m, int64_t n, int64_t kp, int32_t* out,
+                   std::uintptr_t stream) {
   launch_gemm(a, b, m, n, kp, Epi{nullptr, nullptr, nullptr, nullptr}, out, stream);
 }
 

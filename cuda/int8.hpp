@@ -9,8 +9,8 @@ namespace matkern::cuda {
 // Row-wise absmax quantization: x (M, K) float32 or float16 (given as its uint16 bits) ->
 // q (M, Kp) int8, scale (M). mask (K bytes, or null): columns set to 1 count as zero (the
 // outlier columns). A row with NaN/Inf outside them: scale NaN, codes zero.
-void int8_quantize_rows_f32(const float* x, int64_t m, int64_t k, int64_t kp,
-                            const uint8_t* mask, int8_t* q, float* scale, std::uintptr_t stream);
+void int8_quantize_rows_f32(const float* x, int64_t m, int64_t k, int64_t kp, const uint8_t* mask,
+                            int8_t* q, float* scale, std::uintptr_t stream);
 void int8_quantize_rows_f16(const uint16_t* x, int64_t m, int64_t k, int64_t kp,
                             const uint8_t* mask, int8_t* q, float* scale, std::uintptr_t stream);
 
@@ -23,7 +23,7 @@ void int8_gemm_scaled_f16(const int8_t* a, const int8_t* b, int64_t m, int64_t n
                           const float* row_scale, const float* col_scale, const float* bias,
                           const float* addend, uint16_t* out, std::uintptr_t stream);
 // out = A . B^T as int32.
-void int8_gemm_i32(const int8_t* a, const int8_t* b, int64_t m, int64_t n, int64_t kp,
-                   int32_t* out, std::uintptr_t stream);
+void int8_gemm_i32(const int8_t* a, const int8_t* b, int64_t m, int64_t n, int64_t kp, int32_t* out,
+                   std::uintptr_t stream);
 
 }  // namespace matkern::cuda

@@ -57,8 +57,8 @@ __device__ __forceinline__ uint32_t pair_index(const uint32_t (&w)[BITS], int tt
 template <int BITS, int TM, typename XT, bool BF16>
 __global__ void __launch_bounds__(kWarps * 32)
     lut_mma_kernel(const XT* __restrict__ x, int M, int K, const uint32_t* __restrict__ packed,
-                   const float* __restrict__ scales, const float* __restrict__ table, int gs,
-                   int N, int n_tiles, int chunks, int per, int splits, float* __restrict__ ws) {
+                   const float* __restrict__ scales, const float* __restrict__ table, int gs, int N,
+                   int n_tiles, int chunks, int per, int splits, float* __restrict__ ws) {
   using PT = PairTable<BITS>;
   __shared__ uint32_t pairs[PT::kSize];
   for (int i = threadIdx.x; i < PT::kSize; i += blockDim.x) {
@@ -169,16 +169,16 @@ void launch_mma(const void* x, int M, int K, const uint32_t* packed, const float
   const int n_tiles = (N + 15) / 16, chunks = (K + 63) / 64;
   const dim3 grid(unsigned((n_tiles * splits + kWarps - 1) / kWarps),
                   unsigned((M + 8 * TM - 1) / (8 * TM)));
-  lut_mma_kernel<BITS, TM, XT, BF16><<<grid, kWarps * 32, 0, st>>>(
-      static_cast<const XT*>(x), M, K, packed, scales, table, gs, N, n_tiles, chunks, per,
-      splits, ws);
+  lut_mma_kernel<BITS, TM, XT, BF16>
+      <<<grid, kWarps * 32, 0, st>>>(static_cast<const XT*>(x), M, K, packed, scales, table, gs, N,
+                                     n_tiles, chunks, per, splits, ws);
   MATKERN_CUDA_LAUNCH_CHECK();
 }
 
 template <int BITS, int TM>
-void dispatch_types(bool x_is_half, bool bf16, const void* x, int M, int K,
-                    const uint32_t* packed, const float* scales, const float* table, int gs,
-                    int N, int per, int splits, float* ws, cudaStream_t st) {
+void dispatch_types(bool x_is_half, bool bf16, const void* x, int M, int K, const uint32_t* packed,
+                    const float* scales, const float* table, int gs, int N, int per, int splits,
+                    float* ws, cudaStream_t st) {
   if (x_is_half)
     launch_mma<BITS, TM, __half, false>(x, M, K, packed, scales, table, gs, N, per, splits, ws, st);
   else if (bf16)
@@ -192,11 +192,14 @@ void dispatch_tm(int tm, bool x_is_half, bool bf16, const void* x, int M, int K,
                  const uint32_t* packed, const float* scales, const float* table, int gs, int N,
                  int per, int splits, float* ws, cudaStream_t st) {
   if (tm == 1)
-    dispatch_types<BITS, 1>(x_is_half, bf16, x, M, K, packed, scales, table, gs, N, per, splits, ws, st);
+    dispatch_types<BITS, 1>(x_is_half, bf16, x, M, K, packed, scales, table, gs, N, per, splits, ws,
+                            st);
   else if (tm == 2)
-    dispatch_types<BITS, 2>(x_is_half, bf16, x, M, K, packed, scales, table, gs, N, per, splits, ws, st);
+    dispatch_types<BITS, 2>(x_is_half, bf16, x, M, K, packed, scales, table, gs, N, per, splits, ws,
+                            st);
   else
-    dispatch_types<BITS, 4>(x_is_half, bf16, x, M, K, packed, scales, table, gs, N, per, splits, ws, st);
+    dispatch_types<BITS, 4>(x_is_half, bf16, x, M, K, packed, scales, table, gs, N, per, splits, ws,
+                            st);
 }
 
 }  // namespace
@@ -212,20 +215,26 @@ void lut_matmul(const void* x, bool x_is_half, int64_t M, int64_t K, const uint3
   cudaStream_t st = as_stream(stream);
   const int iM = int(M), iK = int(K), iN = int(N), ip = int(per), is = int(splits);
   switch (bits) {
-    case 2: dispatch_tm<2>(tm, x_is_half, bf16, x, iM, iK, packed, scales, table, gs, iN, ip, is, ws, st); break;
-    case 3: dispatch_tm<3>(tm, x_is_half, bf16, x, iM, iK, packed, scales, table, gs, iN, ip, is, ws, st); break;
-    case 4: dispatch_tm<4>(tm, x_is_half, bf16, x, iM, iK, packed, scales, table, gs, iN, ip, is, ws, st); break;
+    case 2:
+      dispatch_tm<2>(tm, x_is_half, bf16, x, iM, iK, packed, scales, table, gs, iN, ip, is, ws, st);
+      break;
+    case 3:
+      dispatch_tm<3>(tm, x_is_half, bf16, x, iM, iK, packed, scales, table, gs, iN, ip, is, ws, st);
+      break;
+    case 4:
+      dispatch_tm<4>(tm, x_is_half, bf16, x, iM, iK, packed, scales, table, gs, iN, ip, is, ws, st);
+      break;
     default: throw std::invalid_argument("lut_matmul: bits must be 2, 3 or 4");
   }
   const long long MN = M * N;
   const int threads = 256;
   const unsigned blocks = unsigned(std::min<long long>((MN + threads - 1) / threads, 4096));
   if (out_is_half)
-    lut_reduce_kernel<__half><<<blocks, threads, 0, st>>>(ws, MN, iN, is, bias,
-                                                           static_cast<__half*>(out));
+    lut_reduce_kernel<__half>
+        <<<blocks, threads, 0, st>>>(ws, MN, iN, is, bias, static_cast<__half*>(out));
   else
-    lut_reduce_kernel<float><<<blocks, threads, 0, st>>>(ws, MN, iN, is, bias,
-                                                          static_cast<float*>(out));
+    lut_reduce_kernel<float>
+        <<<blocks, threads, 0, st>>>(ws, MN, iN, is, bias, static_cast<float*>(out));
   MATKERN_CUDA_LAUNCH_CHECK();
 }
 

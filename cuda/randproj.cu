@@ -74,10 +74,10 @@ __global__ void dense_kernel(const T* __restrict__ x, long long n, long long d,
 // One warp per row of X; lanes over its nonzeros; each scatters into the row of out.
 template <typename T>
 __global__ void sparse_kernel(const long long* __restrict__ xptr, const int32_t* __restrict__ xidx,
-                              const T* __restrict__ xval, long long n, const T* __restrict__ colscale,
-                              const long long* __restrict__ rptr, const int32_t* __restrict__ comps,
-                              const int8_t* __restrict__ negs, long long j0, long long j1,
-                              long long k, T* __restrict__ out) {
+                              const T* __restrict__ xval, long long n,
+                              const T* __restrict__ colscale, const long long* __restrict__ rptr,
+                              const int32_t* __restrict__ comps, const int8_t* __restrict__ negs,
+                              long long j0, long long j1, long long k, T* __restrict__ out) {
   const int lane = threadIdx.x & 31;
   const long long warps = (long long)gridDim.x * (blockDim.x >> 5);
   for (long long i = (blockIdx.x * (long long)blockDim.x + threadIdx.x) >> 5; i < n; i += warps) {
@@ -95,9 +95,10 @@ __global__ void sparse_kernel(const long long* __restrict__ xptr, const int32_t*
 
 // One warp per row of A; lanes over 32 columns at a time (coalesced rows of B).
 template <typename T>
-__global__ void spmm_kernel(const long long* __restrict__ indptr, const int32_t* __restrict__ indices,
-                            const T* __restrict__ data, long long n, const T* __restrict__ rowscale,
-                            const T* __restrict__ b, long long k, T* __restrict__ out) {
+__global__ void spmm_kernel(const long long* __restrict__ indptr,
+                            const int32_t* __restrict__ indices, const T* __restrict__ data,
+                            long long n, const T* __restrict__ rowscale, const T* __restrict__ b,
+                            long long k, T* __restrict__ out) {
   const int lane = threadIdx.x & 31;
   const long long warps = (long long)gridDim.x * (blockDim.x >> 5);
   for (long long i = (blockIdx.x * (long long)blockDim.x + threadIdx.x) >> 5; i < n; i += warps) {
@@ -145,31 +146,31 @@ void rp_fill(uint64_t seed_key, const uint64_t* table, int64_t k, int64_t j0, in
   MATKERN_CUDA_LAUNCH_CHECK();
 }
 
-#define MATKERN_RP_CUDA_DEFS(T)                                                                 \
-  void rp_dense_accumulate(const T* x, int64_t n, int64_t d, const int64_t* cptr,              \
-                           const int32_t* cols, const int8_t* negs, int64_t j0, int64_t k,     \
-                           T* out, std::uintptr_t stream) {                                     \
-    if (n <= 0) return;                                                                         \
-    dense_kernel<T><<<grid_for(n, 1), 256, 0, as_stream(stream)>>>(                             \
-        x, n, d, reinterpret_cast<const long long*>(cptr), cols, negs, j0, k, out);            \
-    MATKERN_CUDA_LAUNCH_CHECK();                                                                \
-  }                                                                                             \
-  void rp_sparse_accumulate(const int64_t* xptr, const int32_t* xidx, const T* xval, int64_t n, \
-                            const T* colscale, const int64_t* rptr, const int32_t* comps,      \
-                            const int8_t* negs, int64_t j0, int64_t j1, int64_t k, T* out,     \
-                            std::uintptr_t stream) {                                            \
-    if (n <= 0) return;                                                                         \
-    sparse_kernel<T><<<grid_for(n, 8), 256, 0, as_stream(stream)>>>(                            \
-        reinterpret_cast<const long long*>(xptr), xidx, xval, n, colscale,                     \
-        reinterpret_cast<const long long*>(rptr), comps, negs, j0, j1, k, out);                \
-    MATKERN_CUDA_LAUNCH_CHECK();                                                                \
-  }                                                                                             \
-  void rp_csr_spmm(const int64_t* indptr, const int32_t* indices, const T* data, int64_t n,    \
-                   const T* rowscale, const T* b, int64_t k, T* out, std::uintptr_t stream) {  \
-    if (n <= 0) return;                                                                         \
-    spmm_kernel<T><<<grid_for(n, 8), 256, 0, as_stream(stream)>>>(                              \
-        reinterpret_cast<const long long*>(indptr), indices, data, n, rowscale, b, k, out);    \
-    MATKERN_CUDA_LAUNCH_CHECK();                                                                \
+#define MATKERN_RP_CUDA_DEFS(T)                                                                    \
+  void rp_dense_accumulate(const T* x, int64_t n, int64_t d, const int64_t* cptr,                  \
+                           const int32_t* cols, const int8_t* negs, int64_t j0, int64_t k, T* out, \
+                           std::uintptr_t stream) {                                                \
+    if (n <= 0) return;                                                                            \
+    dense_kernel<T><<<grid_for(n, 1), 256, 0, as_stream(stream)>>>(                                \
+        x, n, d, reinterpret_cast<const long long*>(cptr), cols, negs, j0, k, out);                \
+    MATKERN_CUDA_LAUNCH_CHECK();                                                                   \
+  }                                                                                                \
+  void rp_sparse_accumulate(const int64_t* xptr, const int32_t* xidx, const T* xval, int64_t n,    \
+                            const T* colscale, const int64_t* rptr, const int32_t* comps,          \
+                            const int8_t* negs, int64_t j0, int64_t j1, int64_t k, T* out,         \
+                            std::uintptr_t stream) {                                               \
+    if (n <= 0) return;                                                                            \
+    sparse_kernel<T><<<grid_for(n, 8), 256, 0, as_stream(stream)>>>(                               \
+        reinterpret_cast<const long long*>(xptr), xidx, xval, n, colscale,                         \
+        reinterpret_cast<const long long*>(rptr), comps, negs, j0, j1, k, out);                    \
+    MATKERN_CUDA_LAUNCH_CHECK();                                                                   \
+  }                                                                                                \
+  void rp_csr_spmm(const int64_t* indptr, const int32_t* indices, const T* data, int64_t n,        \
+                   const T* rowscale, const T* b, int64_t k, T* out, std::uintptr_t stream) {      \
+    if (n <= 0) return;                                                                            \
+    spmm_kernel<T><<<grid_for(n, 8), 256, 0, as_stream(stream)>>>(                                 \
+        reinterpret_cast<const long long*>(indptr), indices, data, n, rowscale, b, k, out);        \
+    MATKERN_CUDA_LAUNCH_CHECK();                                                                   \
   }
 MATKERN_RP_CUDA_DEFS(float)
 MATKERN_RP_CUDA_DEFS(double)

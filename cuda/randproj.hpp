@@ -14,15 +14,15 @@ void rp_fill(uint64_t seed_key, const uint64_t* table, int64_t k, int64_t j0, in
 
 // out[r, c] += sum_{p in cptr[c]..cptr[c+1]} (neg_p ? -1 : 1) * x[r, j0 + cols[p]]:
 // one chunk of features, grouped by component. x (n, d), out (n, k).
-#define MATKERN_RP_CUDA_DECLS(T)                                                                \
-  void rp_dense_accumulate(const T* x, int64_t n, int64_t d, const int64_t* cptr,              \
-                           const int32_t* cols, const int8_t* negs, int64_t j0, int64_t k,     \
-                           T* out, std::uintptr_t stream);                                      \
-  void rp_sparse_accumulate(const int64_t* xptr, const int32_t* xidx, const T* xval, int64_t n, \
-                            const T* colscale, const int64_t* rptr, const int32_t* comps,      \
-                            const int8_t* negs, int64_t j0, int64_t j1, int64_t k, T* out,     \
-                            std::uintptr_t stream);                                             \
-  void rp_csr_spmm(const int64_t* indptr, const int32_t* indices, const T* data, int64_t n,    \
+#define MATKERN_RP_CUDA_DECLS(T)                                                                   \
+  void rp_dense_accumulate(const T* x, int64_t n, int64_t d, const int64_t* cptr,                  \
+                           const int32_t* cols, const int8_t* negs, int64_t j0, int64_t k, T* out, \
+                           std::uintptr_t stream);                                                 \
+  void rp_sparse_accumulate(const int64_t* xptr, const int32_t* xidx, const T* xval, int64_t n,    \
+                            const T* colscale, const int64_t* rptr, const int32_t* comps,          \
+                            const int8_t* negs, int64_t j0, int64_t j1, int64_t k, T* out,         \
+                            std::uintptr_t stream);                                                \
+  void rp_csr_spmm(const int64_t* indptr, const int32_t* indices, const T* data, int64_t n,        \
                    const T* rowscale, const T* b, int64_t k, T* out, std::uintptr_t stream);
 MATKERN_RP_CUDA_DECLS(float)
 MATKERN_RP_CUDA_DECLS(double)

@@ -27,9 +27,13 @@ __device__ __forceinline__ float to_f(__half x) { return __half2float(x); }
 template <typename T>
 __device__ __forceinline__ T from_f(float x);
 template <>
-__device__ __forceinline__ float from_f<float>(float x) { return x; }
+__device__ __forceinline__ float from_f<float>(float x) {
+  return x;
+}
 template <>
-__device__ __forceinline__ __half from_f<__half>(float x) { return __float2half_rn(x); }
+__device__ __forceinline__ __half from_f<__half>(float x) {
+  return __float2half_rn(x);
+}
 
 template <typename T>
 __device__ __forceinline__ T load_b(const T* __restrict__ b, int j, int col, int n, int k) {
@@ -66,10 +70,10 @@ __global__ void __launch_bounds__(kWarps * 32)
     if constexpr (MODE == kModeTf32) {
       const float4* av = static_cast<const float4*>(values) + (blk * 64 + lane * 2);
       const float4 x0 = av[0], x1 = av[1];
-      const uint32_t a0[4] = {__float_as_uint(x0.x), __float_as_uint(x0.y),
-                              __float_as_uint(x0.z), __float_as_uint(x0.w)};
-      const uint32_t a1[4] = {__float_as_uint(x1.x), __float_as_uint(x1.y),
-                              __float_as_uint(x1.z), __float_as_uint(x1.w)};
+      const uint32_t a0[4] = {__float_as_uint(x0.x), __float_as_uint(x0.y), __float_as_uint(x0.z),
+                              __float_as_uint(x0.w)};
+      const uint32_t a1[4] = {__float_as_uint(x1.x), __float_as_uint(x1.y), __float_as_uint(x1.z),
+                              __float_as_uint(x1.w)};
 #pragma unroll
       for (int nt = 0; nt < NT; ++nt) {
         const int col = c0 + nt * 8 + g;
@@ -87,13 +91,11 @@ __global__ void __launch_bounds__(kWarps * 32)
         const int col = c0 + nt * 8 + g;
         if constexpr (MODE == kModeF16) {
           const uint32_t b0 = pack_half2(load_b(B, j, col, n, k), load_b(B, j + 1, col, n, k));
-          const uint32_t b1 =
-              pack_half2(load_b(B, j + 8, col, n, k), load_b(B, j + 9, col, n, k));
+          const uint32_t b1 = pack_half2(load_b(B, j + 8, col, n, k), load_b(B, j + 9, col, n, k));
           mma_m16n8k16<false>(acc[nt], a, b0, b1);
         } else {
           const uint32_t b0 = pack_bf16x2(load_b(B, j, col, n, k), load_b(B, j + 1, col, n, k));
-          const uint32_t b1 =
-              pack_bf16x2(load_b(B, j + 8, col, n, k), load_b(B, j + 9, col, n, k));
+          const uint32_t b1 = pack_bf16x2(load_b(B, j + 8, col, n, k), load_b(B, j + 9, col, n, k));
           mma_m16n8k16<true>(acc[nt], a, b0, b1);
         }
       }
@@ -173,8 +175,8 @@ void launch_csr(int64_t m, int64_t k, const int64_t* indptr, const int32_t* indi
   T* out = static_cast<T*>(outv);
   if (!segs || segs->n_split == 0) {
     const dim3 grid(blocks_for(m, kWarps), blocks_for(k, 64));
-    csr_kernel<T><<<grid, kWarps * 32, 0, s>>>(m, int(k), indptr, nullptr, nullptr, indices,
-                                               data, b, out, nullptr, only_if_bad);
+    csr_kernel<T><<<grid, kWarps * 32, 0, s>>>(m, int(k), indptr, nullptr, nullptr, indices, data,
+                                               b, out, nullptr, only_if_bad);
     MATKERN_CUDA_LAUNCH_CHECK();
     return;
   }
@@ -186,18 +188,18 @@ void launch_csr(int64_t m, int64_t k, const int64_t* indptr, const int32_t* indi
   MATKERN_CUDA_LAUNCH_CHECK();
   const int64_t total = segs->n_split * k;
   const unsigned g2 = blocks_for(total, 256) < 4096 ? blocks_for(total, 256) : 4096;
-  csr_finish_kernel<T><<<g2, 256, 0, s>>>(segs->n_split, int(k), segs->split_rows, segs->part,
-                                          out, only_if_bad);
+  csr_finish_kernel<T>
+      <<<g2, 256, 0, s>>>(segs->n_split, int(k), segs->split_rows, segs->part, out, only_if_bad);
   MATKERN_CUDA_LAUNCH_CHECK();
 }
 
 template <int MODE, int NT>
 void launch_bsr(int64_t nbr, int64_t n, int64_t k, const int64_t* bptr, const int32_t* bcol,
-                const void* values, const int32_t* orows, const void* b, void* out,
-                const int* bad, cudaStream_t s) {
+                const void* values, const int32_t* orows, const void* b, void* out, const int* bad,
+                cudaStream_t s) {
   const dim3 grid(blocks_for(nbr, kWarps), blocks_for(k, NT * 8));
-  bsr_kernel<MODE, NT><<<grid, kWarps * 32, 0, s>>>(int(nbr), int(n), int(k), bptr, bcol,
-                                                     values, orows, b, out, bad);
+  bsr_kernel<MODE, NT><<<grid, kWarps * 32, 0, s>>>(int(nbr), int(n), int(k), bptr, bcol, values,
+                                                    orows, b, out, bad);
   MATKERN_CUDA_LAUNCH_CHECK();
 }
 
@@ -227,11 +229,11 @@ void spmm_nonfinite_launch(const void* b, int64_t count, int io, int* bad, std::
   if (count <= 0) return;
   const unsigned grid = blocks_for(count, 256) < 4096 ? blocks_for(count, 256) : 4096;
   if (io == kIoF32)
-    nonfinite_kernel<uint32_t, 0x7F800000u><<<grid, 256, 0, s>>>(
-        static_cast<const uint32_t*>(b), count, bad);
+    nonfinite_kernel<uint32_t, 0x7F800000u>
+        <<<grid, 256, 0, s>>>(static_cast<const uint32_t*>(b), count, bad);
   else
-    nonfinite_kernel<uint16_t, uint16_t(0x7C00)><<<grid, 256, 0, s>>>(
-        static_cast<const uint16_t*>(b), count, bad);
+    nonfinite_kernel<uint16_t, uint16_t(0x7C00)>
+        <<<grid, 256, 0, s>>>(static_cast<const uint16_t*>(b), count, bad);
   MATKERN_CUDA_LAUNCH_CHECK();
 }
 
@@ -240,12 +242,10 @@ void spmm_csr_launch(int64_t m, int64_t k, const int64_t* indptr, const int32_t*
                      const SpmmCsrSegments* segs, std::uintptr_t stream) {
   if (m <= 0 || k <= 0) return;
   cudaStream_t s = as_stream(stream);
-  if (io == kIoF32)
-    launch_csr<float>(m, k, indptr, indices, data, b, out, only_if_bad, segs, s);
+  if (io == kIoF32) launch_csr<float>(m, k, indptr, indices, data, b, out, only_if_bad, segs, s);
   else if (io == kIoF16)
     launch_csr<__half>(m, k, indptr, indices, data, b, out, only_if_bad, segs, s);
-  else
-    throw std::invalid_argument("spmm_csr_launch: unknown io type");
+  else throw std::invalid_argument("spmm_csr_launch: unknown io type");
 }
 
 void spmm_bsr_launch(int64_t n_block_rows, int64_t n, int64_t k, const int64_t* block_ptr,
@@ -258,13 +258,12 @@ void spmm_bsr_launch(int64_t n_block_rows, int64_t n, int64_t k, const int64_t* 
     launch_bsr_nt<kModeTf32>(n_block_rows, n, k, block_ptr, block_col, values, out_rows, b, out,
                              bad, s);
   else if (mode == kModeF16)
-    launch_bsr_nt<kModeF16>(n_block_rows, n, k, block_ptr, block_col, values, out_rows, b, out,
-                             bad, s);
+    launch_bsr_nt<kModeF16>(n_block_rows, n, k, block_ptr, block_col, values, out_rows, b, out, bad,
+                            s);
   else if (mode == kModeBf16)
     launch_bsr_nt<kModeBf16>(n_block_rows, n, k, block_ptr, block_col, values, out_rows, b, out,
                              bad, s);
-  else
-    throw std::invalid_argument("spmm_bsr_launch: unknown mode");
+  else throw std::invalid_argument("spmm_bsr_launch: unknown mode");
 }
 
 }  // namespace matkern::cuda

@@ -8,9 +8,9 @@ namespace {
 
 constexpr int kThreads = 128;
 
-__global__ void gather_kernel(const int64_t* __restrict__ indptr, const int32_t* __restrict__ indices,
-                              const double* __restrict__ data, const double* __restrict__ B,
-                              int64_t k, double* __restrict__ out) {
+__global__ void gather_kernel(const int64_t* __restrict__ indptr,
+                              const int32_t* __restrict__ indices, const double* __restrict__ data,
+                              const double* __restrict__ B, int64_t k, double* __restrict__ out) {
   const int64_t j = blockIdx.x;
   const int64_t p0 = indptr[j], p1 = indptr[j + 1];
   for (int64_t t = threadIdx.x; t < k; t += blockDim.x) {
@@ -57,7 +57,8 @@ int threads_for_k(int64_t k) { return k >= kThreads ? kThreads : int((k + 31) / 
 void svd_gather(const int64_t* indptr, const int32_t* indices, const double* data, int64_t c,
                 const double* B, int64_t k, double* out, std::uintptr_t stream) {
   if (c == 0 || k == 0) return;
-  gather_kernel<<<unsigned(c), threads_for_k(k), 0, as_stream(stream)>>>(indptr, indices, data, B, k, out);
+  gather_kernel<<<unsigned(c), threads_for_k(k), 0, as_stream(stream)>>>(indptr, indices, data, B,
+                                                                         k, out);
   MATKERN_CUDA_LAUNCH_CHECK();
 }
 
@@ -65,7 +66,8 @@ void svd_gram(const int64_t* indptr, const int32_t* indices, const double* data,
               const int64_t* cptr, const int32_t* cidx, const double* cval, double* G,
               std::uintptr_t stream) {
   if (c == 0) return;
-  gram_kernel<<<unsigned(c), kThreads, 0, as_stream(stream)>>>(indptr, indices, data, c, cptr, cidx, cval, G);
+  gram_kernel<<<unsigned(c), kThreads, 0, as_stream(stream)>>>(indptr, indices, data, c, cptr, cidx,
+                                                               cval, G);
   MATKERN_CUDA_LAUNCH_CHECK();
 }
 
@@ -73,7 +75,8 @@ void svd_scatter(const int32_t* rows, const int64_t* indptr, const int32_t* indi
                  const double* data, int64_t nr, const double* Y, int64_t k, double* B,
                  std::uintptr_t stream) {
   if (nr == 0 || k == 0) return;
-  scatter_kernel<<<unsigned(nr), threads_for_k(k), 0, as_stream(stream)>>>(rows, indptr, indices, data, Y, k, B);
+  scatter_kernel<<<unsigned(nr), threads_for_k(k), 0, as_stream(stream)>>>(rows, indptr, indices,
+                                                                           data, Y, k, B);
   MATKERN_CUDA_LAUNCH_CHECK();
 }
 

@@ -30,16 +30,22 @@ t = matkern.FJLT(256, random_state=0).fit(X)
 Y = timed("FJLT 4000 x 8192 -> 256 (matkern, CPU)", lambda: t.transform(X))
 i, j = rng.integers(0, 4000, (2, 2000))
 keep = i != j
-ratio = np.linalg.norm(Y[i[keep]] - Y[j[keep]], axis=1) / np.linalg.norm(X[i[keep]] - X[j[keep]], axis=1)
-print(f"  pairwise distance ratios: median {np.median(ratio):.3f}, 99% within 1 +- "
-      f"{np.quantile(np.abs(ratio - 1), 0.99):.3f}")
+ratio = np.linalg.norm(Y[i[keep]] - Y[j[keep]], axis=1) / np.linalg.norm(
+    X[i[keep]] - X[j[keep]], axis=1
+)
+print(
+    f"  pairwise distance ratios: median {np.median(ratio):.3f}, 99% within 1 +- "
+    f"{np.quantile(np.abs(ratio - 1), 0.99):.3f}"
+)
 
 if matkern.backends()["gpu_usable"]:
     import cupy as cp
 
     xg = cp.asarray(x)
-    yg = timed("fwht 4096 x 4096 float32 (matkern, GPU)",
-               lambda: (matkern.fwht(xg), cp.cuda.get_current_stream().synchronize())[0])
+    yg = timed(
+        "fwht 4096 x 4096 float32 (matkern, GPU)",
+        lambda: (matkern.fwht(xg), cp.cuda.get_current_stream().synchronize())[0],
+    )
     print(f"  GPU vs CPU max difference: {float(abs(yg.get() - y).max()):.2e}")
 else:
     print(f"GPU part skipped: {matkern.backends()['gpu_reason']}")

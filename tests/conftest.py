@@ -96,8 +96,9 @@ def simd_runs(code, suffix=".npy"):
     for simd in ("portable", ""):
         path = os.path.join(tempfile.mkdtemp(), "r" + suffix)
         env = dict(os.environ, MATKERN_SIMD=simd)
-        r = subprocess.run([sys.executable, "-c", code, path], env=env, capture_output=True,
-                           text=True, check=True)
+        r = subprocess.run(
+            [sys.executable, "-c", code, path], env=env, capture_output=True, text=True, check=True
+        )
         outs.append((r.stdout.strip().splitlines()[-1], np.load(path)))
     assert outs[0][0] == "portable"
     return outs[0][1], outs[1][1]
@@ -116,8 +117,9 @@ def simd_level_run(level, code, suffix=".npy"):
 
     path = os.path.join(tempfile.mkdtemp(), "r" + suffix)
     env = dict(os.environ, MATKERN_SIMD=level)
-    r = subprocess.run([sys.executable, "-c", code, path], env=env, capture_output=True,
-                       text=True, check=True)
+    r = subprocess.run(
+        [sys.executable, "-c", code, path], env=env, capture_output=True, text=True, check=True
+    )
     ran = r.stdout.strip().splitlines()[-1]
     if ran != SIMD_NAMES[level]:
         pytest.skip(f"this CPU or build has no {level} kernels (ran {ran})")
@@ -163,8 +165,13 @@ def probe(code, timeout=120):
     env = dict(os.environ)
     src = str(pathlib.Path(matkern.__file__).resolve().parent.parent)
     env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
-    r = subprocess.run([sys.executable, "-c", pre + textwrap.dedent(code)], env=env,
-                       capture_output=True, text=True, timeout=timeout)
+    r = subprocess.run(
+        [sys.executable, "-c", pre + textwrap.dedent(code)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     return r.returncode, r.stdout, r.stderr
 
 

@@ -8,7 +8,7 @@ could, and ``refused(f, what)``, which runs f and returns the message of the Val
 (TypeError for float index arrays) it must raise.
 """
 
-BAD_SOURCE = r'''
+BAD_SOURCE = r"""
 import numpy as np, scipy.sparse as sp, matkern
 
 def bad(fmt, kind, shape, seed=0, dtype=np.float64):
@@ -56,13 +56,30 @@ def refused(f, what):
     except (TypeError if kind == "float_indices" else ValueError) as e:
         return str(e)
     raise AssertionError(f"no ValueError for {what}")
-'''
+"""
 
 KINDS = {
-    "csr": ["oob", "neg", "huge", "huge64", "decreasing", "wrong_length", "not_zero_start",
-            "past_end", "float_indices"],
-    "csc": ["oob", "neg", "huge", "huge64", "decreasing", "wrong_length", "not_zero_start",
-            "past_end"],
+    "csr": [
+        "oob",
+        "neg",
+        "huge",
+        "huge64",
+        "decreasing",
+        "wrong_length",
+        "not_zero_start",
+        "past_end",
+        "float_indices",
+    ],
+    "csc": [
+        "oob",
+        "neg",
+        "huge",
+        "huge64",
+        "decreasing",
+        "wrong_length",
+        "not_zero_start",
+        "past_end",
+    ],
     "coo": ["oob", "neg", "huge", "row_oob", "row_neg", "short"],
 }
 
@@ -85,8 +102,9 @@ def as_format(M, fmt, rng, dup):
         r, c, v = r[p], c[p], v[p]
     if fmt == "coo":
         return sp.coo_matrix((v, (r, c)), shape=M.shape)
-    major, minor, n_major, cls = ((r, c, M.shape[0], sp.csr_matrix) if fmt == "csr"
-                                  else (c, r, M.shape[1], sp.csc_matrix))
+    major, minor, n_major, cls = (
+        (r, c, M.shape[0], sp.csr_matrix) if fmt == "csr" else (c, r, M.shape[1], sp.csc_matrix)
+    )
     order = np.argsort(major, kind="stable")
     indptr = np.concatenate([[0], np.cumsum(np.bincount(major, minlength=n_major))])
     return cls((v[order], minor[order], indptr), shape=M.shape)

@@ -10,11 +10,22 @@ from matkern import _dispatch as D
 
 def test_backends_report_has_the_documented_keys():
     b = matkern.backends()
-    for key in ("version", "compiler", "simd", "omp_threads", "cuda_built",
-                "cuda_architectures", "gpu_usable", "gpu_reason", "cupy"):
+    for key in (
+        "version",
+        "compiler",
+        "simd",
+        "avx2_compiled",
+        "avx512_compiled",
+        "omp_threads",
+        "cuda_built",
+        "cuda_architectures",
+        "gpu_usable",
+        "gpu_reason",
+        "cupy",
+    ):
         assert key in b
     assert b["cpu"] is True
-    assert b["simd"] in ("avx2+fma", "portable")
+    assert b["simd"] in ("avx512_vnni", "avx2+fma", "portable")
     assert b["omp_threads"] >= 1
     if b["cuda_built"]:
         assert 80 in b["cuda_architectures"] or 90 in b["cuda_architectures"]
@@ -52,7 +63,9 @@ def test_missing_gpu_gives_runtime_error_with_reason():
 
 
 def test_non_array_input_is_a_type_error():
-    with pytest.raises(TypeError, match="f\\(\\): expected a NumPy or CuPy array, got builtins.list"):
+    with pytest.raises(
+        TypeError, match="f\\(\\): expected a NumPy or CuPy array, got builtins.list"
+    ):
         D.pick("f", [1, 2, 3])
 
 

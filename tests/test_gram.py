@@ -23,14 +23,13 @@ Tolerances.
   max exactly equal (the frequency holding the exact max never stops early).
 """
 
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import matkern
-from conftest import DATA, to_backend, to_numpy, simd_runs, run_in_threads
+from conftest import DATA, run_in_threads, simd_runs, to_backend, to_numpy
 
 DTYPES = [np.float32, np.float64, np.complex64, np.complex128]
 
@@ -66,9 +65,23 @@ def exact(W):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [(1, 1), (1, 9), (9, 1), (5, 7), (64, 64), (17, 100),
-                                   (100, 17), (3, 8, 8), (2, 3, 20, 30), (80, 120), (530, 520),
-                                   (515, 600)])
+@pytest.mark.parametrize(
+    "shape",
+    [
+        (1, 1),
+        (1, 9),
+        (9, 1),
+        (5, 7),
+        (64, 64),
+        (17, 100),
+        (100, 17),
+        (3, 8, 8),
+        (2, 3, 20, 30),
+        (80, 120),
+        (530, 520),
+        (515, 600),
+    ],
+)
 def test_bound_is_certified_and_matches_reference(backend, dtype, shape):
     if backend == "reference" and min(shape[-2:]) > 512:
         pytest.skip("large shapes test the CPU's BLAS path; the reference is their comparison")
@@ -93,17 +106,27 @@ def test_bound_is_certified_and_matches_reference(backend, dtype, shape):
     # the GPU runs 32-bit input with smaller side > 64 wholly in 64-bit (_gram_cuda.bounds)
     if backend == "cuda" and c > 64:
         Wr = W.astype(np.complex128 if np.iscomplexobj(W) else np.float64)
-    ref = np.array([matkern.reference.gram_bound(w, wide_steps=wide, chunk=chunk)
-                    for w in Wr.reshape(-1, *shape[-2:])])
+    ref = np.array(
+        [
+            matkern.reference.gram_bound(w, wide_steps=wide, chunk=chunk)
+            for w in Wr.reshape(-1, *shape[-2:])
+        ]
+    )
     rtol = 1e-4 if dtype in (np.float32, np.complex64) else 1e-9
     np.testing.assert_allclose(b.reshape(-1), ref, rtol=rtol)
 
 
 @settings(max_examples=120, deadline=None)
-@given(m=st.integers(1, 40), n=st.integers(1, 40), batch=st.integers(1, 12),
-       dtype=st.sampled_from(DTYPES), n_iter=st.integers(0, 8),
-       kind=st.sampled_from(["gauss", "illcond", "rankdef", "repeated", "close"]),
-       scale=st.sampled_from([1.0, 1e-30, 1e25]), seed=st.integers(0, 2**31))
+@given(
+    m=st.integers(1, 40),
+    n=st.integers(1, 40),
+    batch=st.integers(1, 12),
+    dtype=st.sampled_from(DTYPES),
+    n_iter=st.integers(0, 8),
+    kind=st.sampled_from(["gauss", "illcond", "rankdef", "repeated", "close"]),
+    scale=st.sampled_from([1.0, 1e-30, 1e25]),
+    seed=st.integers(0, 2**31),
+)
 def test_property_never_below_exact(m, n, batch, dtype, n_iter, kind, scale, seed):
     """120 examples x up to 12 matrices each (~800 matrices per run), both CPU code paths (fused
     kernel; the BLAS path is exercised by the parametrized tests above)."""
@@ -122,8 +145,11 @@ def test_property_never_below_exact(m, n, batch, dtype, n_iter, kind, scale, see
 
 
 @settings(max_examples=30, deadline=None)
-@given(dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**31),
-       kind=st.sampled_from(["gauss", "rankdef", "repeated"]))
+@given(
+    dtype=st.sampled_from(DTYPES),
+    seed=st.integers(0, 2**31),
+    kind=st.sampled_from(["gauss", "rankdef", "repeated"]),
+)
 def test_property_reference_backend(dtype, seed, kind):
     W = random_matrix(np.random.default_rng(seed), (6, 9, 5), dtype, kind)
     b = matkern.spectral_norm_bound(W, backend="reference")
@@ -147,8 +173,12 @@ def test_exact_cases():
 
 def test_extreme_scales_do_not_overflow():
     rng = np.random.default_rng(1)
-    for scale, dt in [(1e300, np.float64), (1e-300, np.float64), (1e35, np.float32),
-                      (1e-40, np.float32)]:
+    for scale, dt in [
+        (1e300, np.float64),
+        (1e-300, np.float64),
+        (1e35, np.float32),
+        (1e-40, np.float32),
+    ]:
         W = (rng.standard_normal((12, 7)) * scale).astype(dt)
         ex = exact(W)[0]
         for be in ("cpu", "reference"):
@@ -209,8 +239,9 @@ def test_chunked_syrk_step(c, k, trans):
     for got, want in ((ss, (G64**2).sum()), (r, np.abs(G64).sum(axis=1).max())):
         assert want <= got <= want * (1 + 1e-9)
     with pytest.raises(ValueError, match="size mismatch"):
-        _dispatch.cpu().gram_syrk_step(src, trans, np.float32(1),
-                                       np.empty((c + 1, c + 1), np.float32))
+        _dispatch.cpu().gram_syrk_step(
+            src, trans, np.float32(1), np.empty((c + 1, c + 1), np.float32)
+        )
 
 
 def _packed_as_rows(P, c):
@@ -274,8 +305,11 @@ def test_blas_path_normalization_pass(dtype):
     e, F, f, r = _gram_blas.normalize(G, True, True)
     scaled = mirrored * 2.0**-e
     np.testing.assert_array_equal(G, scaled.astype(dtype))
-    for got, want in ((F, np.linalg.norm(mirrored)), (f, np.linalg.norm(scaled)),
-                      (r, (np.abs(scaled.real) + np.abs(scaled.imag)).sum(axis=1).max())):
+    for got, want in (
+        (F, np.linalg.norm(mirrored)),
+        (f, np.linalg.norm(scaled)),
+        (r, (np.abs(scaled.real) + np.abs(scaled.imag)).sum(axis=1).max()),
+    ):
         assert want <= got <= want * (1 + 1e-9)
 
 
@@ -299,12 +333,14 @@ def low_rankish_kernel(rng, co, ci, kh, kw, rank=4):
     return (A + 0.05 * rng.standard_normal(A.shape)).reshape(co, ci, kh, kw)
 
 
-@pytest.mark.parametrize("ks,kind", [(3, "random"), (5, "random"), (3, "lowrank"),
-                                     (5, "lowrank")])
+@pytest.mark.parametrize("ks,kind", [(3, "random"), (5, "random"), (3, "lowrank"), (5, "lowrank")])
 def test_conv_tight_within_one_percent(ks, kind):
     rng = np.random.default_rng(ks)
-    K = (rng.standard_normal((64, 64, ks, ks)) if kind == "random"
-         else low_rankish_kernel(rng, 64, 64, ks, ks)).astype(np.float32)
+    K = (
+        rng.standard_normal((64, 64, ks, ks))
+        if kind == "random"
+        else low_rankish_kernel(rng, 64, 64, ks, ks)
+    ).astype(np.float32)
     ex = matkern.reference.conv_spectral_norm(K, (32, 32))
     b = matkern.conv_spectral_norm_bound(K, (32, 32))
     assert ex <= b <= ex * 1.01
@@ -343,17 +379,28 @@ def test_conv_matches_dense_operator():
             for x in range(w):
                 e = np.zeros((2, h, w))
                 e[ci, y, x] = 1
-                out = np.real(np.fft.ifft2(np.fft.fft2(K, s=(h, w))[:, :, :, :] *
-                                           np.fft.fft2(e, s=(h, w))[None], axes=(-2, -1)))
+                out = np.real(
+                    np.fft.ifft2(
+                        np.fft.fft2(K, s=(h, w))[:, :, :, :] * np.fft.fft2(e, s=(h, w))[None],
+                        axes=(-2, -1),
+                    )
+                )
                 M[:, ci * h * w + y * w + x] = out.sum(axis=1).reshape(-1)
     ex = matkern.reference.conv_spectral_norm(K, (h, w))
     np.testing.assert_allclose(ex, np.linalg.norm(M, 2), rtol=1e-12)
     assert matkern.conv_spectral_norm_bound(K, (h, w)) >= ex
 
 
-@pytest.mark.parametrize("shape,size", [((6, 5, 3, 3), (12, 10)), ((4, 3, 1, 2), (5, 7)),
-                                        ((3, 4, 5, 5), (9, 12)), ((2, 2, 7, 7), (8, 8)),
-                                        ((5, 3, 2, 2), (2, 3))])
+@pytest.mark.parametrize(
+    "shape,size",
+    [
+        ((6, 5, 3, 3), (12, 10)),
+        ((4, 3, 1, 2), (5, 7)),
+        ((3, 4, 5, 5), (9, 12)),
+        ((2, 2, 7, 7), (8, 8)),
+        ((5, 3, 2, 2), (2, 3)),
+    ],
+)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_conv_frequency_matrices_within_their_slack(shape, size, dtype):
     """Both DFT routes (direct sum over few taps, rfft2 for many) give the reference's
@@ -369,9 +416,16 @@ def test_conv_frequency_matrices_within_their_slack(shape, size, dtype):
     assert np.all(err <= slack)
 
 
-@pytest.mark.parametrize("shape,size", [((64, 64, 3, 3), (8, 8)), ((6, 5, 3, 3), (12, 10)),
-                                        ((13, 70, 3, 3), (9, 6)), ((3, 1, 5, 5), (7, 9)),
-                                        ((9, 9, 1, 1), (4, 4))])
+@pytest.mark.parametrize(
+    "shape,size",
+    [
+        ((64, 64, 3, 3), (8, 8)),
+        ((6, 5, 3, 3), (12, 10)),
+        ((13, 70, 3, 3), (9, 6)),
+        ((3, 1, 5, 5), (7, 9)),
+        ((9, 9, 1, 1), (4, 4)),
+    ],
+)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_conv_fused_route_certifies_every_frequency(shape, size, dtype):
     """The CPU route that builds each frequency's matrices inside the Gram kernel: every
@@ -390,8 +444,9 @@ def test_conv_fused_route_certifies_every_frequency(shape, size, dtype):
     fused = _gram_conv_fused.bounds(K, *size, 6)
     M, slack = _gram_dft.frequency_matrices(K, *size)
     stored = _gram_batch.bounds(M, 6, "cpu") + slack
-    exact_f = np.linalg.svd(matkern.reference.conv_matrices(K.astype(np.float64), size),
-                            compute_uv=False)[:, 0]
+    exact_f = np.linalg.svd(
+        matkern.reference.conv_matrices(K.astype(np.float64), size), compute_uv=False
+    )[:, 0]
     assert fused.shape == exact_f.shape
     assert np.all(fused >= exact_f)
     taps_first = (2 * shape[2] - 1) * (2 * shape[3] - 1) <= _gram_conv_fused.FIRST_OFFSETS
@@ -410,9 +465,17 @@ def test_conv_fused_route_certifies_every_frequency(shape, size, dtype):
         assert np.sum(pruned != fused) >= len(exact_f) // 4  # most did stop early
 
 
-@pytest.mark.parametrize("shape,size", [((64, 64, 3, 3), (32, 32)), ((5, 40, 3, 3), (7, 9)),
-                                        ((40, 24, 3, 2), (8, 8)), ((7, 5, 1, 3), (6, 5)),
-                                        ((3, 3, 2, 2), (2, 2)), ((17, 9, 3, 1), (5, 16))])
+@pytest.mark.parametrize(
+    "shape,size",
+    [
+        ((64, 64, 3, 3), (32, 32)),
+        ((5, 40, 3, 3), (7, 9)),
+        ((40, 24, 3, 2), (8, 8)),
+        ((7, 5, 1, 3), (6, 5)),
+        ((3, 3, 2, 2), (2, 2)),
+        ((17, 9, 3, 1), (5, 16)),
+    ],
+)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_conv_first_product_from_taps(shape, size, dtype):
     """The first Gram product from the taps (F^H F = M_0 + sum_d S_d cos + i A_d sin): the
@@ -430,7 +493,8 @@ def test_conv_first_product_from_taps(shape, size, dtype):
     G = np.einsum("foi,foj->fij", F.conj(), F)
     want = np.sqrt(np.linalg.norm(G, axis=(1, 2)))
     got = _gram_conv_fused.bounds(K, *size, 1) - _gram_dft.slack(
-        K.astype(np.float64), *size, dtype == np.float32)
+        K.astype(np.float64), *size, dtype == np.float32
+    )
     assert np.all(got >= np.linalg.svd(F, compute_uv=False)[:, 0])
     np.testing.assert_allclose(got, want, rtol=1e-6)
     assert matkern.conv_spectral_norm_bound(np.zeros(shape, dtype), size) == 0.0
@@ -489,9 +553,26 @@ def test_conv_first_product_setup_rejected_when_bad():
     def call(**kw):
         a = dict(gt=gt, pt=pt, pu=pu, st=st, pc=pc, ps=ps, dl=dl, n_iter=3)
         a.update(kw)
-        cpu.gram_conv_bound_batch_first(taps, cs, sn, fro, 4, 5, False, True, a["n_iter"], none,
-                                        out, a["gt"], a["pt"], a["pu"], a["st"], a["pc"],
-                                        a["ps"], a["dl"])
+        cpu.gram_conv_bound_batch_first(
+            taps,
+            cs,
+            sn,
+            fro,
+            4,
+            5,
+            False,
+            True,
+            a["n_iter"],
+            none,
+            out,
+            a["gt"],
+            a["pt"],
+            a["pu"],
+            a["st"],
+            a["pc"],
+            a["ps"],
+            a["dl"],
+        )
 
     call()  # valid
     assert np.all(np.isfinite(out))
@@ -503,8 +584,15 @@ def test_conv_first_product_setup_rejected_when_bad():
     bad_st[-1] += 1
     with pytest.raises(ValueError, match="pair offsets"):
         call(st=bad_st)
-    for kw in ({"pc": pc[:, 1:]}, {"ps": ps[1:]}, {"n_iter": 0}, {"dl": -1.0},
-               {"dl": float("nan")}, {"gt": gt[:, :10]}, {"pu": pu[1:]}):
+    for kw in (
+        {"pc": pc[:, 1:]},
+        {"ps": ps[1:]},
+        {"n_iter": 0},
+        {"dl": -1.0},
+        {"dl": float("nan")},
+        {"gt": gt[:, :10]},
+        {"pu": pu[1:]},
+    ):
         with pytest.raises(ValueError, match="first-product setup"):
             call(**kw)
 
@@ -520,8 +608,9 @@ def test_conv_frequencies_that_vanish():
     for dtype in (np.float32, np.float64):
         Kd = K.astype(dtype)
         b = _gram_conv_fused.bounds(Kd, 8, 8, 6, prune=True)
-        exact_f = np.linalg.svd(matkern.reference.conv_matrices(Kd.astype(np.float64), (8, 8)),
-                                compute_uv=False)[:, 0]
+        exact_f = np.linalg.svd(
+            matkern.reference.conv_matrices(Kd.astype(np.float64), (8, 8)), compute_uv=False
+        )[:, 0]
         assert np.all(b >= exact_f)
         assert np.all(b[:5] < 1e-3)  # u = 0 row: exactly zero matrices
         assert matkern.conv_spectral_norm_bound(np.zeros_like(Kd), (8, 8)) == 0.0
@@ -574,8 +663,11 @@ def test_many_layers_in_one_call():
     b = matkern.spectral_norm_bounds(layers, sizes)
     assert b.shape == (50,)
     for L, s, x in zip(layers, sizes, b):
-        ex = (matkern.reference.conv_spectral_norm(L, s) if L.ndim == 4
-              else matkern.reference.spectral_norm(L))
+        ex = (
+            matkern.reference.conv_spectral_norm(L, s)
+            if L.ndim == 4
+            else matkern.reference.spectral_norm(L)
+        )
         assert ex <= x <= ex * 1.05
 
 
@@ -649,9 +741,12 @@ def test_from_many_threads_at_once():
 
     def work(i):
         small = matkern.spectral_norm_bound(Ws[i])
-        return (small, matkern.spectral_norm_bound(big[i]) if i < 2 else None,
-                matkern.conv_spectral_norm_bound(convs[i % 3], (12, 12)),
-                matkern.spectral_norm_bound(big32) if i == 5 else None)
+        return (
+            small,
+            matkern.spectral_norm_bound(big[i]) if i < 2 else None,
+            matkern.conv_spectral_norm_bound(convs[i % 3], (12, 12)),
+            matkern.spectral_norm_bound(big32) if i == 5 else None,
+        )
 
     out = run_in_threads([lambda i=i: work(i) for i in range(6)], repeats=3)
     for i, (small, big_b, conv_b, b32) in enumerate(out):
@@ -670,8 +765,10 @@ def test_bound_does_not_depend_on_the_thread_count():
     rng = np.random.default_rng(6)
     rng.standard_normal(6 * 40 * 64 * 48 + 2 * 600 * 520)  # the draws before it in that test
     W = rng.standard_normal((600, 530)).astype(np.float32)
-    others = [np.random.default_rng(s).standard_normal((300 + 37 * s, 280)).astype(np.float32)
-              for s in range(4)]
+    others = [
+        np.random.default_rng(s).standard_normal((300 + 37 * s, 280)).astype(np.float32)
+        for s in range(4)
+    ]
     c = 280
     prev = matkern.get_num_threads()
     try:
@@ -681,8 +778,9 @@ def test_bound_does_not_depend_on_the_thread_count():
             found.add(matkern.spectral_norm_bound(W))
             for M, seen in zip(others, sums):
                 G = np.zeros((-(-c // 16), c, 16), np.float32)
-                seen.add(matkern._dispatch.cpu().gram_syrk_step(M, True, np.float32(2.0**-20),
-                                                               G)[1])
+                seen.add(
+                    matkern._dispatch.cpu().gram_syrk_step(M, True, np.float32(2.0**-20), G)[1]
+                )
     finally:
         matkern.set_num_threads(prev)
     assert len(found) == 1, found
@@ -690,18 +788,20 @@ def test_bound_does_not_depend_on_the_thread_count():
 
 
 def test_simd_and_portable_paths_agree():
-    code = ("import sys, numpy as np, matkern; rng=np.random.default_rng(7); "
-            "W=rng.standard_normal((20, 33, 50)).astype(np.float32); "
-            "C=(rng.standard_normal((5, 40, 30))+1j*rng.standard_normal((5, 40, 30)))"
-            ".astype(np.complex64); "
-            "np.save(sys.argv[1], np.concatenate([matkern.spectral_norm_bound(W), "
-            "matkern.spectral_norm_bound(C), matkern.spectral_norm_bound(W.astype(float)), "
-            "matkern.spectral_norm_bound(C.astype(complex)), "
-            "matkern._gram_conv_fused.bounds(rng.standard_normal((9, 19, 3, 3))"
-            ".astype(np.float32), 6, 7, 6, prune=True), "
-            "[matkern.spectral_norm_bound(rng.standard_normal((530, 600)).astype(np.float32))]"
-            "])); "
-            "print(matkern.backends()['simd'])")
+    code = (
+        "import sys, numpy as np, matkern; rng=np.random.default_rng(7); "
+        "W=rng.standard_normal((20, 33, 50)).astype(np.float32); "
+        "C=(rng.standard_normal((5, 40, 30))+1j*rng.standard_normal((5, 40, 30)))"
+        ".astype(np.complex64); "
+        "np.save(sys.argv[1], np.concatenate([matkern.spectral_norm_bound(W), "
+        "matkern.spectral_norm_bound(C), matkern.spectral_norm_bound(W.astype(float)), "
+        "matkern.spectral_norm_bound(C.astype(complex)), "
+        "matkern._gram_conv_fused.bounds(rng.standard_normal((9, 19, 3, 3))"
+        ".astype(np.float32), 6, 7, 6, prune=True), "
+        "[matkern.spectral_norm_bound(rng.standard_normal((530, 600)).astype(np.float32))]"
+        "])); "
+        "print(matkern.backends()['simd'])"
+    )
     portable, default = simd_runs(code, ".npy")
     np.testing.assert_allclose(portable[:25], default[:25], rtol=1e-4)  # 32-bit
     np.testing.assert_allclose(portable[25:50], default[25:50], rtol=1e-9)  # 64-bit

@@ -5,7 +5,6 @@ so its rounding error is at most log2(n) * u * sum_j |x_j| (u the unit roundoff 
 the tests allow twice that against a float64 evaluation of the same transform.
 """
 
-
 import numpy as np
 import pytest
 import scipy.linalg
@@ -13,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import matkern
-from conftest import to_backend, to_numpy, simd_runs, run_in_threads
+from conftest import run_in_threads, simd_runs, to_backend, to_numpy
 
 FLOATS = [np.float32, np.float64]
 
@@ -26,8 +25,9 @@ def fwht_bound(x, axis):
 
 
 def check_fwht(x, axis, normalize, backend):
-    y = to_numpy(matkern.fwht(to_backend(x, backend), axis=axis, normalize=normalize,
-                              backend=backend))
+    y = to_numpy(
+        matkern.fwht(to_backend(x, backend), axis=axis, normalize=normalize, backend=backend)
+    )
     assert y.dtype == x.dtype and y.shape == x.shape
     expect = matkern.reference.fwht(x.astype(np.float64), axis=axis, normalize=normalize)
     bound = fwht_bound(x, axis)
@@ -37,10 +37,22 @@ def check_fwht(x, axis, normalize, backend):
 
 
 @pytest.mark.parametrize("dtype", FLOATS)
-@pytest.mark.parametrize("shape,axis", [((1,), -1), ((2,), 0), ((5, 8), -1), ((3, 1024), 1),
-                                        ((2, 3, 64), -1), ((16, 3, 5), 0), ((4, 256, 7), 1),
-                                        ((2, 1 << 14), -1), ((1, 1 << 17), -1), ((3, 1 << 16), -1),
-                                        ((8, 4), -2)])
+@pytest.mark.parametrize(
+    "shape,axis",
+    [
+        ((1,), -1),
+        ((2,), 0),
+        ((5, 8), -1),
+        ((3, 1024), 1),
+        ((2, 3, 64), -1),
+        ((16, 3, 5), 0),
+        ((4, 256, 7), 1),
+        ((2, 1 << 14), -1),
+        ((1, 1 << 17), -1),
+        ((3, 1 << 16), -1),
+        ((8, 4), -2),
+    ],
+)
 @pytest.mark.parametrize("normalize", [False, True])
 def test_fwht_matches_reference(backend, dtype, shape, axis, normalize):
     x = np.random.default_rng(sum(shape)).standard_normal(shape).astype(dtype)
@@ -48,8 +60,13 @@ def test_fwht_matches_reference(backend, dtype, shape, axis, normalize):
 
 
 @settings(max_examples=40, deadline=None)
-@given(log_n=st.integers(0, 13), batch=st.lists(st.integers(1, 5), max_size=2),
-       dtype=st.sampled_from(FLOATS), normalize=st.booleans(), data=st.data())
+@given(
+    log_n=st.integers(0, 13),
+    batch=st.lists(st.integers(1, 5), max_size=2),
+    dtype=st.sampled_from(FLOATS),
+    normalize=st.booleans(),
+    data=st.data(),
+)
 def test_fwht_property_any_batch_shape(log_n, batch, dtype, normalize, data):
     shape = list(batch)
     axis = data.draw(st.integers(0, len(shape)))
@@ -74,8 +91,11 @@ def test_fwht_twice_is_n_times_identity(backend, dtype):
     y = to_numpy(matkern.fwht(matkern.fwht(xb, backend=backend), backend=backend))
     tol = 1e-4 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(y / n, x, rtol=tol, atol=tol)
-    z = to_numpy(matkern.fwht(matkern.fwht(xb, normalize=True, backend=backend),
-                              normalize=True, backend=backend))
+    z = to_numpy(
+        matkern.fwht(
+            matkern.fwht(xb, normalize=True, backend=backend), normalize=True, backend=backend
+        )
+    )
     np.testing.assert_allclose(z, x, rtol=tol, atol=tol)
 
 
@@ -106,9 +126,13 @@ def test_fwht_nan_propagates(backend):
 
 
 def test_fwht_bad_input():
-    with pytest.raises(ValueError, match=r"fwht\(\): x must have a power-of-two length along axis -1, got 1000"):
+    with pytest.raises(
+        ValueError, match=r"fwht\(\): x must have a power-of-two length along axis -1, got 1000"
+    ):
         matkern.fwht(np.zeros((2, 1000)))
-    with pytest.raises(TypeError, match=r"fwht\(\): x must have dtype float32 or float64, got int64"):
+    with pytest.raises(
+        TypeError, match=r"fwht\(\): x must have dtype float32 or float64, got int64"
+    ):
         matkern.fwht(np.zeros(8, np.int64))
     with pytest.raises(TypeError, match="must be a NumPy or CuPy array"):
         matkern.fwht([1.0, 2.0])
@@ -136,12 +160,14 @@ def test_fwht_from_many_threads_at_once():
 
 
 def test_simd_and_portable_paths_agree():
-    code = ("import sys, numpy as np, matkern; "
-            "x=np.random.default_rng(5).standard_normal((3, 1<<15)).astype(np.float32); "
-            "y=matkern.fwht(x, normalize=True); "
-            "X=np.random.default_rng(6).standard_normal((21, 1000)).astype(np.float32); "
-            "Y=matkern.fjlt(X, 40, random_state=1); "
-            "print(matkern.backends()['simd']); np.save(sys.argv[1], np.concatenate([y.ravel(), Y.ravel()]))")
+    code = (
+        "import sys, numpy as np, matkern; "
+        "x=np.random.default_rng(5).standard_normal((3, 1<<15)).astype(np.float32); "
+        "y=matkern.fwht(x, normalize=True); "
+        "X=np.random.default_rng(6).standard_normal((21, 1000)).astype(np.float32); "
+        "Y=matkern.fjlt(X, 40, random_state=1); "
+        "print(matkern.backends()['simd']); np.save(sys.argv[1], np.concatenate([y.ravel(), Y.ravel()]))"
+    )
     portable, default = simd_runs(code)
     np.testing.assert_allclose(portable, default, rtol=1e-5, atol=1e-5)
 
@@ -163,8 +189,9 @@ def test_fjlt_matches_reference_and_components(backend, dtype):
 def test_fjlt_same_seed_same_transform_on_every_backend(compiled_backend):
     X = np.random.default_rng(1).standard_normal((20, 200))
     a = matkern.fjlt(X, 16, random_state=3, backend="reference")
-    b = to_numpy(matkern.fjlt(to_backend(X, compiled_backend), 16, random_state=3,
-                              backend=compiled_backend))
+    b = to_numpy(
+        matkern.fjlt(to_backend(X, compiled_backend), 16, random_state=3, backend=compiled_backend)
+    )
     np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
     c = matkern.fjlt(X, 16, random_state=4)
     assert not np.allclose(a, c)

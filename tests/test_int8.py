@@ -15,14 +15,13 @@ Tolerances
   decomposition cutting the error of every ffn_in layer by at least 15% (measured 25% to 52%).
 """
 
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import matkern
-from conftest import DATA, to_backend, to_numpy, simd_runs, run_in_threads, simd_level_run
+from conftest import DATA, run_in_threads, simd_level_run, simd_runs, to_backend, to_numpy
 
 XTYPES = [np.float32, np.float16]
 
@@ -34,15 +33,20 @@ def rel_err(y, ref):
 def check_against_reference(X, W, threshold, bias, backend):
     Wq = matkern.int8_quantize(to_backend(W, backend))
     b = None if bias is None else to_backend(bias, backend)
-    y = to_numpy(matkern.int8_matmul(to_backend(X, backend), Wq, threshold=threshold, bias=b,
-                                     backend=backend))
+    y = to_numpy(
+        matkern.int8_matmul(
+            to_backend(X, backend), Wq, threshold=threshold, bias=b, backend=backend
+        )
+    )
     codes, scale = to_numpy(Wq.codes), to_numpy(Wq.scale)
     ref = matkern.reference.int8_matmul(X, codes, scale, threshold, bias)
     assert y.dtype == X.dtype and y.shape == X.shape[:-1] + (W.shape[0],)
     bound = np.abs(X.astype(np.float64)) @ np.abs(W.astype(np.float64)).T
     if bias is not None:
         bound = bound + np.abs(bias.astype(np.float64))
-    tol = 1e-5 * bound + np.finfo(X.dtype).eps * np.abs(ref.astype(np.float64)) * (X.dtype == np.float16)
+    tol = 1e-5 * bound + np.finfo(X.dtype).eps * np.abs(ref.astype(np.float64)) * (
+        X.dtype == np.float16
+    )
     err = np.abs(y.astype(np.float64) - ref.astype(np.float64))
     assert np.all(err <= tol + 1e-30), float((err - tol).max())
     return y
@@ -67,9 +71,21 @@ def test_outlier_product_in_epilogue_and_through_blas(compiled_backend, n_out, b
 # ------------------------------------------------------------------------------ int8_gemm
 
 
-@pytest.mark.parametrize("m,n,k", [(1, 1, 1), (1, 37, 5), (3, 8, 31), (4, 24, 32), (5, 25, 33),
-                                   (17, 100, 64), (130, 129, 257), (1, 300, 1000),
-                                   (200, 260, 96), (9, 30, 1300)])
+@pytest.mark.parametrize(
+    "m,n,k",
+    [
+        (1, 1, 1),
+        (1, 37, 5),
+        (3, 8, 31),
+        (4, 24, 32),
+        (5, 25, 33),
+        (17, 100, 64),
+        (130, 129, 257),
+        (1, 300, 1000),
+        (200, 260, 96),
+        (9, 30, 1300),
+    ],
+)
 def test_int8_gemm_exact(backend, m, n, k):
     rng = np.random.default_rng(m * 1000 + n + k)
     A = rng.integers(-128, 128, (m, k), dtype=np.int8)
@@ -98,8 +114,9 @@ def test_int8_gemm_property_cpu(m, n, k, seed):
     rng = np.random.default_rng(seed)
     A = rng.integers(-128, 128, (m, k), dtype=np.int8)
     B = rng.integers(-128, 128, (n, k), dtype=np.int8)
-    np.testing.assert_array_equal(matkern.int8_gemm(A, B, backend="cpu"),
-                                  matkern.reference.int8_gemm(A, B))
+    np.testing.assert_array_equal(
+        matkern.int8_gemm(A, B, backend="cpu"), matkern.reference.int8_gemm(A, B)
+    )
 
 
 def test_int8_gemm_empty_and_strided(backend):
@@ -116,7 +133,9 @@ def test_int8_gemm_empty_and_strided(backend):
 
 def test_int8_gemm_bad_input():
     A = np.ones((2, 4), np.int8)
-    with pytest.raises(ValueError, match=r"int8_gemm\(\): A and B must have the same number of columns"):
+    with pytest.raises(
+        ValueError, match=r"int8_gemm\(\): A and B must have the same number of columns"
+    ):
         matkern.int8_gemm(A, np.ones((3, 5), np.int8))
     with pytest.raises(TypeError, match=r"int8_gemm\(\): B must have dtype int8, got float32"):
         matkern.int8_gemm(A, np.ones((3, 4), np.float32))
@@ -161,9 +180,19 @@ def test_int8_quantize_bad_input():
 
 
 @pytest.mark.parametrize("dtype", XTYPES)
-@pytest.mark.parametrize("m,n,k", [(1, 64, 96), (3, 40, 33), (4, 24, 17), (5, 100, 64),
-                                   (64, 72, 200), (130, 250, 384), (1, 1000, 1536),
-                                   (37, 50, 1100)])
+@pytest.mark.parametrize(
+    "m,n,k",
+    [
+        (1, 64, 96),
+        (3, 40, 33),
+        (4, 24, 17),
+        (5, 100, 64),
+        (64, 72, 200),
+        (130, 250, 384),
+        (1, 1000, 1536),
+        (37, 50, 1100),
+    ],
+)
 @pytest.mark.parametrize("threshold", [0.0, 6.0])
 def test_int8_matmul_matches_reference(backend, dtype, m, n, k, threshold):
     rng = np.random.default_rng(m + n + k)
@@ -186,10 +215,14 @@ def test_int8_matmul_decomposition_cuts_error(backend):
     W = rng.standard_normal((256, 512)).astype(np.float32)
     Wq = matkern.int8_quantize(to_backend(W, backend))
     exact = X.astype(np.float64) @ W.astype(np.float64).T
-    e0 = rel_err(to_numpy(matkern.int8_matmul(to_backend(X, backend), Wq, threshold=0,
-                                              backend=backend)), exact)
-    e6 = rel_err(to_numpy(matkern.int8_matmul(to_backend(X, backend), Wq, threshold=6.0,
-                                              backend=backend)), exact)
+    e0 = rel_err(
+        to_numpy(matkern.int8_matmul(to_backend(X, backend), Wq, threshold=0, backend=backend)),
+        exact,
+    )
+    e6 = rel_err(
+        to_numpy(matkern.int8_matmul(to_backend(X, backend), Wq, threshold=6.0, backend=backend)),
+        exact,
+    )
     assert e6 < 0.5 * e0 and e6 < 0.01
 
 
@@ -198,13 +231,18 @@ def test_int8_matmul_leading_dims_and_linear(backend):
     W = rng.standard_normal((48, 40)).astype(np.float32)
     b = rng.standard_normal(48).astype(np.float32)
     X = rng.standard_normal((2, 3, 40)).astype(np.float32)
-    layer = matkern.Int8Linear(to_backend(W, backend), bias=to_backend(b, backend),
-                               backend=backend)
+    layer = matkern.Int8Linear(to_backend(W, backend), bias=to_backend(b, backend), backend=backend)
     assert (layer.in_features, layer.out_features) == (40, 48)
     y = to_numpy(layer(to_backend(X, backend)))
     assert y.shape == (2, 3, 48)
-    y2 = to_numpy(matkern.int8_matmul(to_backend(X.reshape(6, 40), backend), layer.weight,
-                                      bias=to_backend(b, backend), backend=backend))
+    y2 = to_numpy(
+        matkern.int8_matmul(
+            to_backend(X.reshape(6, 40), backend),
+            layer.weight,
+            bias=to_backend(b, backend),
+            backend=backend,
+        )
+    )
     np.testing.assert_array_equal(y.reshape(6, 48), y2)
     y1 = to_numpy(layer(to_backend(X[0, 0], backend)))
     assert y1.shape == (48,)
@@ -221,8 +259,9 @@ def test_int8_matmul_nan_inf_propagate(backend):
     X[1, 5] = np.nan
     X[3, 9] = np.inf
     for threshold in (0.0, 6.0):
-        y = to_numpy(matkern.int8_matmul(to_backend(X, backend), Wq, threshold=threshold,
-                                         backend=backend))
+        y = to_numpy(
+            matkern.int8_matmul(to_backend(X, backend), Wq, threshold=threshold, backend=backend)
+        )
         assert np.isnan(y[1]).all()
         assert not np.isfinite(y[3]).any()
         keep = [0, 2, 4, 5]
@@ -235,11 +274,13 @@ def test_int8_matmul_nan_inf_propagate(backend):
 def test_int8_matmul_empty_and_zero(backend):
     W = np.ones((5, 8), np.float32)
     Wq = matkern.int8_quantize(to_backend(W, backend))
-    y = to_numpy(matkern.int8_matmul(to_backend(np.zeros((0, 8), np.float16), backend), Wq,
-                                     backend=backend))
+    y = to_numpy(
+        matkern.int8_matmul(to_backend(np.zeros((0, 8), np.float16), backend), Wq, backend=backend)
+    )
     assert y.shape == (0, 5) and y.dtype == np.float16
-    z = to_numpy(matkern.int8_matmul(to_backend(np.zeros((2, 8), np.float32), backend), Wq,
-                                     backend=backend))
+    z = to_numpy(
+        matkern.int8_matmul(to_backend(np.zeros((2, 8), np.float32), backend), Wq, backend=backend)
+    )
     np.testing.assert_array_equal(z, np.zeros((2, 5), np.float32))
 
 
@@ -247,9 +288,14 @@ def test_int8_matmul_bad_input():
     W = np.ones((5, 8), np.float32)
     Wq = matkern.int8_quantize(W)
     X = np.ones((2, 8), np.float32)
-    with pytest.raises(ValueError, match=r"int8_matmul\(\): X must have 8 columns \(Wq.in_features\), got shape \(2, 7\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"int8_matmul\(\): X must have 8 columns \(Wq.in_features\), got shape \(2, 7\)",
+    ):
         matkern.int8_matmul(np.ones((2, 7), np.float32), Wq)
-    with pytest.raises(TypeError, match=r"int8_matmul\(\): X must have dtype float32 or float16, got float64"):
+    with pytest.raises(
+        TypeError, match=r"int8_matmul\(\): X must have dtype float32 or float16, got float64"
+    ):
         matkern.int8_matmul(np.ones((2, 8)), Wq)
     with pytest.raises(TypeError, match=r"X must have dtype float32 or float16, got int8"):
         matkern.int8_matmul(np.ones((2, 8), np.int8), Wq)
@@ -286,15 +332,19 @@ def test_int8_matmul_strided_input(backend):
     W = rng.standard_normal((20, 32)).astype(np.float32)
     Wq = matkern.int8_quantize(to_backend(W, backend))
     y = to_numpy(matkern.int8_matmul(to_backend(base, backend)[:, ::2], Wq, backend=backend))
-    ref = matkern.reference.int8_matmul(np.ascontiguousarray(base[:, ::2]), to_numpy(Wq.codes),
-                                        to_numpy(Wq.scale), 6.0)
+    ref = matkern.reference.int8_matmul(
+        np.ascontiguousarray(base[:, ::2]), to_numpy(Wq.codes), to_numpy(Wq.scale), 6.0
+    )
     np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
 
 
 # ------------------------------------------------------------------------------ real data
 
-MINILM = [(layer, fam) for layer in (0, 2, 5) for fam in ("attn_in", "attn_out_in", "ffn_in",
-                                                          "ffn_out_in")]
+MINILM = [
+    (layer, fam)
+    for layer in (0, 2, 5)
+    for fam in ("attn_in", "attn_out_in", "ffn_in", "ffn_out_in")
+]
 
 
 def _minilm(layer, fam):
@@ -312,13 +362,19 @@ def test_minilm_error_table(backend, layer, fam):
     Wq = matkern.int8_quantize(to_backend(W, backend))
     errs = []
     for threshold in (0.0, 6.0):
-        y = check_against_reference(X, W, threshold, None, backend) if threshold else \
-            to_numpy(matkern.int8_matmul(to_backend(X, backend), Wq, threshold=0.0,
-                                         backend=backend))
+        y = (
+            check_against_reference(X, W, threshold, None, backend)
+            if threshold
+            else to_numpy(
+                matkern.int8_matmul(to_backend(X, backend), Wq, threshold=0.0, backend=backend)
+            )
+        )
         errs.append(rel_err(y.astype(np.float32), exact))
     ncols = len(matkern.reference.int8_outlier_columns(X, 6.0))
-    print(f"\nMiniLM layer{layer}.{fam} {X.shape}x{W.shape}: outlier columns {ncols}, "
-          f"rel. error no decomposition {errs[0]:.4f}, with {errs[1]:.4f}")
+    print(
+        f"\nMiniLM layer{layer}.{fam} {X.shape}x{W.shape}: outlier columns {ncols}, "
+        f"rel. error no decomposition {errs[0]:.4f}, with {errs[1]:.4f}"
+    )
     assert max(errs) <= 0.03
     if fam == "ffn_in":
         assert errs[1] <= 0.85 * errs[0]
@@ -355,12 +411,14 @@ def test_docstring_examples():
 
 
 def test_simd_and_portable_paths_agree():
-    code = ("import sys, numpy as np, matkern; rng=np.random.default_rng(5); "
-            "X=rng.standard_normal((9, 301)).astype(np.float32); X[:, 7] *= 20; "
-            "W=rng.standard_normal((77, 301)).astype(np.float32); "
-            "A=rng.integers(-128, 128, (9, 301), dtype=np.int8); "
-            "y=matkern.int8_matmul(X, matkern.int8_quantize(W)); C=matkern.int8_gemm(A, A); "
-            "print(matkern.backends()['simd']); np.savez(sys.argv[1], y=y, C=C)")
+    code = (
+        "import sys, numpy as np, matkern; rng=np.random.default_rng(5); "
+        "X=rng.standard_normal((9, 301)).astype(np.float32); X[:, 7] *= 20; "
+        "W=rng.standard_normal((77, 301)).astype(np.float32); "
+        "A=rng.integers(-128, 128, (9, 301), dtype=np.int8); "
+        "y=matkern.int8_matmul(X, matkern.int8_quantize(W)); C=matkern.int8_gemm(A, A); "
+        "print(matkern.backends()['simd']); np.savez(sys.argv[1], y=y, C=C)"
+    )
     portable, default = simd_runs(code, ".npz")
     np.testing.assert_array_equal(portable["C"], default["C"])
     np.testing.assert_array_equal(portable["y"], default["y"])
@@ -376,7 +434,8 @@ _LEVEL_CODE = (
     "    out[f'y{m}']=matkern.int8_matmul(X, matkern.int8_quantize(W))\n"
     "    out[f'C{m}']=matkern.int8_gemm(A, B)\n"
     "    out[f'E{m}']=A.astype(np.int64) @ B.astype(np.int64).T\n"
-    "print(matkern.backends()['simd']); np.savez(sys.argv[1], **out)\n")
+    "print(matkern.backends()['simd']); np.savez(sys.argv[1], **out)\n"
+)
 
 
 @pytest.mark.parametrize("level", ["avx2", "avx512_vnni"])

@@ -45,9 +45,13 @@ def kernel_replay(A, B, M, N, Kp):
                         r, col = c // (BK // 16), (c % (BK // 16)) * 16
                         kin = k0 + col < Kp
                         if kin and m0 + r < M:
-                            As[r * LDS + col: r * LDS + col + 16] = A[m0 + r, k0 + col: k0 + col + 16]
+                            As[r * LDS + col : r * LDS + col + 16] = A[
+                                m0 + r, k0 + col : k0 + col + 16
+                            ]
                         if kin and n0 + r < N:
-                            Bs[r * LDS + col: r * LDS + col + 16] = B[n0 + r, k0 + col: k0 + col + 16]
+                            Bs[r * LDS + col : r * LDS + col + 16] = B[
+                                n0 + r, k0 + col : k0 + col + 16
+                            ]
                 for warp in range(8):
                     wm, wn = warp // 4, warp % 4
                     for ks in (0, 32):
@@ -57,13 +61,17 @@ def kernel_replay(A, B, M, N, Kp):
                             g, t = lane // 4, lane % 4
                             for i in range(4):
                                 r = wm * 64 + i * 16 + g
-                                offs = [r * LDS + ks + 4 * t, (r + 8) * LDS + ks + 4 * t,
-                                        r * LDS + ks + 16 + 4 * t, (r + 8) * LDS + ks + 16 + 4 * t]
-                                a[i, lane] = np.concatenate([As[o:o + 4] for o in offs])
+                                offs = [
+                                    r * LDS + ks + 4 * t,
+                                    (r + 8) * LDS + ks + 4 * t,
+                                    r * LDS + ks + 16 + 4 * t,
+                                    (r + 8) * LDS + ks + 16 + 4 * t,
+                                ]
+                                a[i, lane] = np.concatenate([As[o : o + 4] for o in offs])
                             for j in range(4):
                                 c = wn * 32 + j * 8 + g
                                 offs = [c * LDS + ks + 4 * t, c * LDS + ks + 16 + 4 * t]
-                                b[j, lane] = np.concatenate([Bs[o:o + 4] for o in offs])
+                                b[j, lane] = np.concatenate([Bs[o : o + 4] for o in offs])
                         for i in range(4):
                             for j in range(4):
                                 acc[warp, i, j] += np.array(mma_replay(a[i], b[j]))

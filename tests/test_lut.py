@@ -19,15 +19,14 @@ Tolerances
   relative-norm figure (2e-3 float16, 1.1e-2 bfloat16).
 """
 
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import matkern
+from conftest import DATA, run_in_threads, simd_runs, to_backend, to_numpy
 from datasets import error_table, format_table, minilm_layers
-from conftest import DATA, to_backend, to_numpy, simd_runs, run_in_threads
 from matkern import _lut_layout
 from matkern._mma_layout import a_m16n8k16, c_m16n8
 from matkern.reference import lut as ref
@@ -35,8 +34,16 @@ from matkern.reference import lut as ref
 U32 = 2.0**-24
 GROUPS = (32, 64, 128, 256)
 # every (bits, table) the API accepts by name, plus a custom (learned) table per bit width
-CONFIGS = [(4, "int"), (4, "fp4"), (4, "nf4"), (3, "int"), (2, "int"),
-           (4, "custom"), (3, "custom"), (2, "custom")]
+CONFIGS = [
+    (4, "int"),
+    (4, "fp4"),
+    (4, "nf4"),
+    (3, "int"),
+    (2, "int"),
+    (4, "custom"),
+    (3, "custom"),
+    (2, "custom"),
+]
 
 
 def custom_table(bits, seed=0):
@@ -61,8 +68,9 @@ def check_matmul(X, qw, backend, bias=None, compute=None):
     Wd = matkern.lut_dequantize(qw, backend="reference")
     qb = weight_on(qw, backend)
     bb = None if bias is None else to_backend(bias, backend)
-    y = to_numpy(matkern.lut_matmul(to_backend(X, backend), qb, bb, compute=compute,
-                                    backend=backend))
+    y = to_numpy(
+        matkern.lut_matmul(to_backend(X, backend), qb, bb, compute=compute, backend=backend)
+    )
     X2 = X.reshape(1, -1) if X.ndim == 1 else X
     exact = X2.astype(np.float64) @ Wd.T.astype(np.float64)
     if bias is not None:
@@ -174,8 +182,9 @@ def test_matmul_every_combination(backend, bits, name, group_size):
     N, K = 40, 512
     W = rng.standard_normal((N, K)).astype(np.float32)
     qw = matkern.lut_quantize(W, bits, group_size, table_arg(bits, name))
-    np.testing.assert_array_equal(matkern.lut_dequantize(qw),
-                                  matkern.lut_dequantize(qw, backend="reference"))
+    np.testing.assert_array_equal(
+        matkern.lut_dequantize(qw), matkern.lut_dequantize(qw, backend="reference")
+    )
     for M in (1, 7):
         X = rng.standard_normal((M, K)).astype(np.float32)
         check_matmul(X, qw, backend)
@@ -192,8 +201,10 @@ def test_matmul_shapes(backend, M, N):
     check_matmul(X, qw, backend, bias=bias)
 
 
-@pytest.mark.parametrize("bits,gs,table", [(4, 32, "nf4"), (4, 256, "fp4"), (3, 64, "int"),
-                                           (2, 128, "int"), (4, 128, "int")])
+@pytest.mark.parametrize(
+    "bits,gs,table",
+    [(4, 32, "nf4"), (4, 256, "fp4"), (3, 64, "int"), (2, 128, "int"), (4, 128, "int")],
+)
 @pytest.mark.parametrize("M,N,kmul", [(32, 17, 3), (100, 40, 5), (203, 16, 1), (300, 17, 2)])
 def test_matmul_wide_path(bits, gs, table, M, N, kmul):
     """M >= 32 takes the wide CPU path (16 weight rows transposed, 6 x 16 register tiles):
@@ -225,8 +236,12 @@ def test_matmul_dequantized_in_chunks(gs, K):
     rng = np.random.default_rng(K)
     qw = matkern.lut_quantize(rng.standard_normal((7, K)), 4, gs, "nf4")
     for M in (1, 5, 17, 40):
-        check_matmul(rng.standard_normal((M, K)).astype(np.float32), qw, "cpu",
-                     bias=rng.standard_normal(7).astype(np.float32))
+        check_matmul(
+            rng.standard_normal((M, K)).astype(np.float32),
+            qw,
+            "cpu",
+            bias=rng.standard_normal(7).astype(np.float32),
+        )
 
 
 def test_matmul_float16_and_vector_input(backend):
@@ -248,13 +263,20 @@ def test_cuda_bfloat16_compute(bits):
     rng = np.random.default_rng(bits)
     qw = matkern.lut_quantize(rng.standard_normal((100, 512)), bits, 128, "int")
     for M in (1, 9, 40):
-        check_matmul(rng.standard_normal((M, 512)).astype(np.float32), qw, "cuda",
-                     compute="bfloat16")
+        check_matmul(
+            rng.standard_normal((M, 512)).astype(np.float32), qw, "cuda", compute="bfloat16"
+        )
 
 
 @settings(max_examples=25, deadline=None)
-@given(bits=st.sampled_from([2, 3, 4]), gs=st.sampled_from(GROUPS), n=st.integers(1, 40),
-       kmul=st.integers(1, 3), m=st.integers(1, 9), seed=st.integers(0, 2**16))
+@given(
+    bits=st.sampled_from([2, 3, 4]),
+    gs=st.sampled_from(GROUPS),
+    n=st.integers(1, 40),
+    kmul=st.integers(1, 3),
+    m=st.integers(1, 9),
+    seed=st.integers(0, 2**16),
+)
 def test_matmul_property_cpu(bits, gs, n, kmul, m, seed):
     rng = np.random.default_rng(seed)
     K = gs * kmul
@@ -270,8 +292,9 @@ def test_nan_in_x_propagates_to_its_row(backend):
     for M in (1, 5):
         X = rng.standard_normal((M, 128)).astype(np.float32)
         X[0, 7] = np.nan
-        y = to_numpy(matkern.lut_matmul(to_backend(X, backend), weight_on(qw, backend),
-                                        backend=backend))
+        y = to_numpy(
+            matkern.lut_matmul(to_backend(X, backend), weight_on(qw, backend), backend=backend)
+        )
         assert np.isnan(y[0]).all() and np.isfinite(y[1:]).all()
 
 
@@ -296,7 +319,8 @@ def test_simd_and_portable_paths_agree():
         "        X = rng.standard_normal((m, K)).astype(np.float32)\n"
         "        out.append(matkern.lut_matmul(X, qw).ravel())\n"
         "    out.append(matkern.lut_dequantize(qw).ravel())\n"
-        "print(matkern.backends()['simd']); np.save(sys.argv[1], np.concatenate(out))\n")
+        "print(matkern.backends()['simd']); np.save(sys.argv[1], np.concatenate(out))\n"
+    )
     portable, default = simd_runs(code, ".npy")
     np.testing.assert_allclose(portable, default, rtol=1e-4, atol=1e-4)
 
@@ -310,7 +334,7 @@ def minilm():
 
 
 def test_minilm_kernels_match_reference(backend, minilm):
-    for name, X, W in minilm[::3]:
+    for _name, X, W in minilm[::3]:
         qw = matkern.lut_quantize(W, 4, 128, "nf4")
         check_matmul(X[:33], qw, backend)
         check_matmul(X[0], qw, backend)
@@ -454,15 +478,18 @@ def test_gpu_layout_decodes_to_mma_fragments(bits):
             for lane in range(32):
                 w = [int(packed[nt, kc, i, lane]) for i in range(bits)]
                 for tt in range(4):
-                    tile = padded[16 * nt:16 * nt + 16, 64 * kc + 16 * tt:64 * kc + 16 * tt + 16]
+                    tile = padded[
+                        16 * nt : 16 * nt + 16, 64 * kc + 16 * tt : 64 * kc + 16 * tt + 16
+                    ]
                     for b in range(4):
                         p = _kernel_pair_index(w, bits, tt, b)
                         pair = tile[a_m16n8k16(lane, 2 * b)], tile[a_m16n8k16(lane, 2 * b + 1)]
                         assert (p & mask, p >> bits) == pair
 
 
-@pytest.mark.parametrize("bits,gs,N,K,M,per", [(4, 32, 20, 96, 3, 1), (3, 64, 33, 192, 9, 2),
-                                               (2, 128, 16, 256, 17, 3)])
+@pytest.mark.parametrize(
+    "bits,gs,N,K,M,per", [(4, 32, 20, 96, 3, 1), (3, 64, 33, 192, 9, 2), (2, 128, 16, 256, 17, 3)]
+)
 def test_gpu_kernel_index_logic_on_host(bits, gs, N, K, M, per):
     """Replays lut_mma_kernel's loops (splits, chunks, k16 tiles, pair lookups, the scale of
     each 32-column half, A/B/C fragment positions, the workspace and the reduction) in float64
@@ -499,7 +526,7 @@ def test_gpu_kernel_index_logic_on_host(bits, gs, N, K, M, per):
                                 A[a_m16n8k16(lane, 2 * b + 1)] = table[p >> bits] * s[b & 1]
                         B = np.zeros((16, 8))  # b registers: X[token m0 + g, k0 + ...], 0 past M
                         for n in range(min(8, M - m0)):
-                            B[:, n] = X[m0 + n, k0:k0 + 16]
+                            B[:, n] = X[m0 + n, k0 : k0 + 16]
                         C += A @ B  # mma.m16n8k16
                 for lane in range(32):  # C fragment -> workspace (C rows: features)
                     for i in range(4):

@@ -9,9 +9,12 @@ from matkern import _mma_layout as layout
 
 # (map, elements per lane, tile shape)
 MAPS = [
-    (layout.a_m16n8k8_tf32, 4, (16, 8)), (layout.b_m16n8k8_tf32, 2, (8, 8)),
-    (layout.a_m16n8k16, 8, (16, 16)), (layout.b_m16n8k16, 4, (16, 8)),
-    (layout.a_m16n8k32_s8, 16, (16, 32)), (layout.b_m16n8k32_s8, 8, (32, 8)),
+    (layout.a_m16n8k8_tf32, 4, (16, 8)),
+    (layout.b_m16n8k8_tf32, 2, (8, 8)),
+    (layout.a_m16n8k16, 8, (16, 16)),
+    (layout.b_m16n8k16, 4, (16, 8)),
+    (layout.a_m16n8k32_s8, 16, (16, 32)),
+    (layout.b_m16n8k32_s8, 8, (32, 8)),
     (layout.c_m16n8, 4, (16, 8)),
 ]
 
@@ -29,8 +32,9 @@ def test_each_map_covers_its_tile_once(fmap, per_lane, shape):
 def test_maps_work_on_arrays(fmap, per_lane, shape):
     lane, i = np.arange(32)[:, None], np.arange(per_lane)[None, :]
     r, c = np.broadcast_arrays(*fmap(lane, i))
-    assert [(int(r[a, b]), int(c[a, b])) for a in (0, 13, 31) for b in range(per_lane)] == \
-        [fmap(a, b) for a in (0, 13, 31) for b in range(per_lane)]
+    assert [(int(r[a, b]), int(c[a, b])) for a in (0, 13, 31) for b in range(per_lane)] == [
+        fmap(a, b) for a in (0, 13, 31) for b in range(per_lane)
+    ]
 
 
 def test_spot_values_from_the_ptx_isa():

@@ -13,7 +13,6 @@ their thresholds (|z| < 5, chi-square p > 1e-4) would fail a correct generator w
 probability < 1e-4 per test for a random seed.
 """
 
-
 import importlib.util
 import sys
 
@@ -26,9 +25,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import matkern
+from conftest import DATA, run_in_threads, to_backend, to_numpy
 from matkern import _fastrp, _gpu_csr
 from matkern.reference import randproj as ref
-from conftest import DATA, to_backend, to_numpy, run_in_threads
 
 FLOATS = [np.float32, np.float64]
 
@@ -56,8 +55,10 @@ def bound(X, p, dtype):
 # ----------------------------------------------------------------------------- generator
 
 
-@pytest.mark.parametrize("k,d,density", [(256, 10000, "auto"), (7, 300, 0.5), (64, 50, 1.0),
-                                         (1, 1000, 0.01), (1000, 20, 1e-3)])
+@pytest.mark.parametrize(
+    "k,d,density",
+    [(256, 10000, "auto"), (7, 300, 0.5), (64, 50, 1.0), (1, 1000, 0.01), (1000, 20, 1e-3)],
+)
 def test_generator_bit_identical_on_every_backend(compiled_backend, k, d, density):
     p = matkern.SparseRandomProjection(k, density=density, random_state=11).fit(np.zeros((2, d)))
     a = generated(p, "reference")
@@ -124,9 +125,16 @@ def test_same_seed_same_matrix_different_seed_different():
 
 
 @pytest.mark.parametrize("dtype", FLOATS)
-@pytest.mark.parametrize("shape,k,density", [((50, 300), 32, "auto"), ((1, 1), 1, "auto"),
-                                             ((17, 1000), 100, 0.3), ((9, 64), 5, 1.0),
-                                             ((3, 3000), 1000, 1.0)])
+@pytest.mark.parametrize(
+    "shape,k,density",
+    [
+        ((50, 300), 32, "auto"),
+        ((1, 1), 1, "auto"),
+        ((17, 1000), 100, 0.3),
+        ((9, 64), 5, 1.0),
+        ((3, 3000), 1000, 1.0),
+    ],
+)
 def test_dense_transform_equals_x_components_t(backend, dtype, shape, k, density):
     # (3, 3000) -> 1000 at density 1 makes 3M generated entries: several chunks on the CPU.
     X = np.random.default_rng(shape[1]).standard_normal(shape).astype(dtype)
@@ -157,7 +165,9 @@ def test_sparse_transform_chunked_and_unsorted_duplicates(backend):
     X = sp.csr_matrix((vals, (rows, cols)), shape=(40, 3000))
     X.has_canonical_format = False
     Xu = sp.csr_matrix((X.data[::-1].copy(), X.indices[::-1].copy(), X.indptr), shape=X.shape)
-    Xd = sp.coo_matrix((np.r_[vals, vals], (np.r_[rows, rows], np.r_[cols, cols])), shape=(40, 3000))
+    Xd = sp.coo_matrix(
+        (np.r_[vals, vals], (np.r_[rows, rows], np.r_[cols, cols])), shape=(40, 3000)
+    )
     p = matkern.SparseRandomProjection(1000, density=1.0, random_state=1, backend=backend).fit(X)
     M = p.components_.T.toarray()
     for A in (Xu, Xd):
@@ -190,13 +200,19 @@ def test_matches_sklearn_distance_preservation():
 
 
 @settings(max_examples=25, deadline=None)
-@given(n=st.integers(1, 20), d=st.integers(1, 400), k=st.integers(1, 70),
-       dens=st.one_of(st.just("auto"), st.floats(0.001, 1.0)), seed=st.integers(0, 2**40))
+@given(
+    n=st.integers(1, 20),
+    d=st.integers(1, 400),
+    k=st.integers(1, 70),
+    dens=st.one_of(st.just("auto"), st.floats(0.001, 1.0)),
+    seed=st.integers(0, 2**40),
+)
 def test_property_cpu_equals_reference(n, d, k, dens, seed):
     X = np.random.default_rng(seed % 1000).standard_normal((n, d))
     a = matkern.SparseRandomProjection(k, density=dens, random_state=seed).fit(X)
-    b = matkern.SparseRandomProjection(k, density=dens, random_state=seed,
-                                       backend="reference").fit(X)
+    b = matkern.SparseRandomProjection(k, density=dens, random_state=seed, backend="reference").fit(
+        X
+    )
     np.testing.assert_allclose(a.transform(X), b.transform(X), atol=bound(X, a, np.float64))
     Xs = sp.csr_matrix(X * (np.abs(X) > 1))
     np.testing.assert_allclose(a.transform(Xs), b.transform(Xs), atol=bound(X, a, np.float64))
@@ -221,8 +237,7 @@ def test_from_many_threads_at_once():
     xs = [rng.standard_normal((64, 3000)).astype(np.float32) for _ in range(6)]
     ps = [matkern.SparseRandomProjection(128, random_state=i).fit(xs[0]) for i in range(6)]
     expect = [p.transform(x) for p, x in zip(ps, xs)]
-    results = run_in_threads([lambda p=p, x=x: p.transform(x) for p, x in zip(ps, xs)],
-                             repeats=4)
+    results = run_in_threads([lambda p=p, x=x: p.transform(x) for p, x in zip(ps, xs)], repeats=4)
     for r, e in zip(results, expect):
         np.testing.assert_array_equal(r, e)
 
@@ -246,20 +261,39 @@ def small_graphs():
     B[0, 1:] = 1.0
     B[1, 400:] = 0.5
     hub = ((B + B.T) > 0).astype(np.float64)
-    return {"symmetric": sym.tocsr(), "isolated_and_sink": iso.tocsr(), "weighted_directed": W,
-            "one_node": sp.csr_matrix((1, 1)), "single_edge": sp.csr_matrix(([1.0], ([0], [1])), shape=(2, 2)),
-            "hubs": hub.tocsr()}
+    return {
+        "symmetric": sym.tocsr(),
+        "isolated_and_sink": iso.tocsr(),
+        "weighted_directed": W,
+        "one_node": sp.csr_matrix((1, 1)),
+        "single_edge": sp.csr_matrix(([1.0], ([0], [1])), shape=(2, 2)),
+        "hubs": hub.tocsr(),
+    }
 
 
 @pytest.mark.parametrize("name", list(small_graphs()))
-@pytest.mark.parametrize("beta,l2,weights", [(0.0, True, (0.0, 1.0, 1.0)),
-                                             (-0.5, True, (1.0, 2.0, 0.5, 3.0)),
-                                             (0.3, False, (1.0,)), (-0.64, False, (0.0, 0.0, 1.0, 6.67))])
+@pytest.mark.parametrize(
+    "beta,l2,weights",
+    [
+        (0.0, True, (0.0, 1.0, 1.0)),
+        (-0.5, True, (1.0, 2.0, 0.5, 3.0)),
+        (0.3, False, (1.0,)),
+        (-0.64, False, (0.0, 0.0, 1.0, 6.67)),
+    ],
+)
 def test_fastrp_matches_reference(backend, name, beta, l2, weights):
     A = small_graphs()[name]
-    E = to_numpy(matkern.fastrp(to_backend_sparse(A, backend), dim=40, iteration_weights=weights,
-                                normalization_strength=beta, l2_normalize=l2, random_state=7,
-                                backend=backend))
+    E = to_numpy(
+        matkern.fastrp(
+            to_backend_sparse(A, backend),
+            dim=40,
+            iteration_weights=weights,
+            normalization_strength=beta,
+            l2_normalize=l2,
+            random_state=7,
+            backend=backend,
+        )
+    )
     assert E.shape == (A.shape[0], 40) and E.dtype == np.float32
     assert np.all(np.isfinite(E))
     expect = ref.fastrp(A, 40, list(weights), beta, l2, ref.rp_seed_key(7))
@@ -269,8 +303,11 @@ def test_fastrp_matches_reference(backend, name, beta, l2, weights):
 
 def test_fastrp_float64_and_isolated_rows_zero(backend):
     A = small_graphs()["isolated_and_sink"]
-    E = to_numpy(matkern.fastrp(to_backend_sparse(A, backend), dim=16, random_state=1,
-                                dtype=np.float64, backend=backend))
+    E = to_numpy(
+        matkern.fastrp(
+            to_backend_sparse(A, backend), dim=16, random_state=1, dtype=np.float64, backend=backend
+        )
+    )
     expect = ref.fastrp(A, 16, [0.0, 1.0, 1.0], 0.0, True, ref.rp_seed_key(1))
     np.testing.assert_allclose(E, expect, atol=1e-12)
     assert np.all(E[5] == 0) and np.all(E[17] == 0)
@@ -347,8 +384,9 @@ def test_fastrp_first_product_uses_the_projection_of_sparse_random_projection():
     the same seed (beta = 0, one weight, no normalization)."""
     A = small_graphs()["weighted_directed"]
     n = A.shape[0]
-    E = matkern.fastrp(A, dim=24, iteration_weights=(1.0,), l2_normalize=False, random_state=4,
-                       dtype=np.float64)
+    E = matkern.fastrp(
+        A, dim=24, iteration_weights=(1.0,), l2_normalize=False, random_state=4, dtype=np.float64
+    )
     p = matkern.SparseRandomProjection(24, density=1 / np.sqrt(n), random_state=4).fit(A)
     deg = np.asarray(A.sum(1)).ravel()
     S = sp.diags(np.where(deg > 0, 1 / np.where(deg > 0, deg, 1), 0)) @ A
@@ -384,8 +422,9 @@ def _ovr_logistic(X, Y, C, maxiter=100):
         G[:-1] += W[:-1]
         return C * np.logaddexp(0, m).sum() + 0.5 * (W[:-1] ** 2).sum(), G.ravel()
 
-    r = scipy.optimize.minimize(f, np.zeros((d + 1) * L), jac=True, method="L-BFGS-B",
-                                options={"maxiter": maxiter})
+    r = scipy.optimize.minimize(
+        f, np.zeros((d + 1) * L), jac=True, method="L-BFGS-B", options={"maxiter": maxiter}
+    )
     return r.x.reshape(d + 1, L)
 
 
@@ -395,7 +434,6 @@ def _blogcatalog_f1(E, labels, seeds=5, train_frac=0.1, C=0.1):
     from sklearn.metrics import f1_score
     from threadpoolctl import threadpool_limits
 
-    n = E.shape[0]
     macro, micro = [], []
     with threadpool_limits(1, user_api="blas"):  # small products: threads only contend
         for s in range(seeds):
@@ -406,7 +444,7 @@ def _blogcatalog_f1(E, labels, seeds=5, train_frac=0.1, C=0.1):
 def _one_split(E, labels, s, train_frac, C, macro, micro, f1_score):
     n = E.shape[0]
     perm = np.random.default_rng(s).permutation(n)
-    tr, te = perm[: int(train_frac * n)], perm[int(train_frac * n):]
+    tr, te = perm[: int(train_frac * n)], perm[int(train_frac * n) :]
     W = _ovr_logistic(E[tr], labels[tr].astype(np.float64), C)
     scores = E[te] @ W[:-1] + W[-1]
     counts = np.asarray(labels[te].sum(1)).ravel()
@@ -418,8 +456,13 @@ def _one_split(E, labels, s, train_frac, C, macro, micro, f1_score):
     micro.append(f1_score(labels[te], pred, average="micro", zero_division=0))
 
 
-BLOG_SETTINGS = dict(dim=512, iteration_weights=(0.0, 0.0, 1.0, 6.67),
-                     normalization_strength=-0.64, l2_normalize=True, random_state=0)
+BLOG_SETTINGS = dict(
+    dim=512,
+    iteration_weights=(0.0, 0.0, 1.0, 6.67),
+    normalization_strength=-0.64,
+    l2_normalize=True,
+    random_state=0,
+)
 
 
 def test_fastrp_blogcatalog_quality():
@@ -438,8 +481,13 @@ def test_fastrp_blogcatalog_quality():
 
 def test_fastrp_real_graph_matches_reference():
     A = scipy.io.mmread(DATA / "matrices" / "cora.mtx").tocsr()
-    kw = dict(dim=64, iteration_weights=(0.5, 1.0, 2.0), normalization_strength=-0.3,
-              l2_normalize=True, random_state=3)
+    kw = dict(
+        dim=64,
+        iteration_weights=(0.5, 1.0, 2.0),
+        normalization_strength=-0.3,
+        l2_normalize=True,
+        random_state=3,
+    )
     E = matkern.fastrp(A, **kw)
     expect = ref.fastrp(A, 64, [0.5, 1.0, 2.0], -0.3, True, ref.rp_seed_key(3))
     np.testing.assert_allclose(E, expect, atol=1e-4)

@@ -40,9 +40,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import matkern
+from conftest import assert_no_crash, backend_available
 from matkern import _gram_conv
 from matkern.reference import gram as ref
-from conftest import assert_no_crash, backend_available
 
 DTYPES = [np.float32, np.float64, np.complex64, np.complex128]
 BACKENDS = [b for b in ("reference", "cpu") if backend_available(b)[0]]
@@ -69,8 +69,10 @@ def scales(dtype, norm_max):
 
 def content(rng, shape, dtype, kind):
     real = np.dtype(dtype).kind != "c"
+
     def g():
         return rng.standard_normal(shape)
+
     A = g() if real else g() + 1j * g()
     if kind == "rank1":
         u, v = rng.standard_normal(shape[0]), rng.standard_normal(shape[1])
@@ -104,8 +106,18 @@ def check(b, ex, r, n_iter, what):
 
 
 # ---------------------------------------------------------------- dense, property-based
-SMALL_SHAPES = [(1, 1), (1, 9), (9, 1), (1, 600), (600, 1), (5, 3), (17, 40), (64, 64),
-                (70, 9), (512, 520)]
+SMALL_SHAPES = [
+    (1, 1),
+    (1, 9),
+    (9, 1),
+    (1, 600),
+    (600, 1),
+    (5, 3),
+    (17, 40),
+    (64, 64),
+    (70, 9),
+    (512, 520),
+]
 LARGE_SHAPES = [(513, 530), (530, 513)]  # smaller side > 512: SYRK32 (float32) / BLAS
 
 
@@ -118,9 +130,14 @@ def dense_case(draw_seed, shape, dtype, kind, k):
 
 @pytest.mark.parametrize("be", BACKENDS)
 @settings(max_examples=50, deadline=None, suppress_health_check=HC)
-@given(data=st.data(), dtype=st.sampled_from(DTYPES), shape=st.sampled_from(SMALL_SHAPES),
-       kind=st.sampled_from(["gauss", "rank1", "onehot", "range"]),
-       n_iter=st.integers(0, 7), seed=st.integers(0, 2**31))
+@given(
+    data=st.data(),
+    dtype=st.sampled_from(DTYPES),
+    shape=st.sampled_from(SMALL_SHAPES),
+    kind=st.sampled_from(["gauss", "rank1", "onehot", "range"]),
+    n_iter=st.integers(0, 7),
+    seed=st.integers(0, 2**31),
+)
 def test_dense_any_scale_certified(be, data, dtype, shape, kind, n_iter, seed):
     m, n = shape
     k = data.draw(scales(dtype, 16 * math.sqrt(m * n) + 16), label="k")
@@ -131,8 +148,12 @@ def test_dense_any_scale_certified(be, data, dtype, shape, kind, n_iter, seed):
 
 @pytest.mark.parametrize("be", BACKENDS)
 @settings(max_examples=12, deadline=None, suppress_health_check=HC)
-@given(data=st.data(), dtype=st.sampled_from(DTYPES), shape=st.sampled_from(LARGE_SHAPES),
-       seed=st.integers(0, 2**31))
+@given(
+    data=st.data(),
+    dtype=st.sampled_from(DTYPES),
+    shape=st.sampled_from(LARGE_SHAPES),
+    seed=st.integers(0, 2**31),
+)
 def test_dense_large_routes_any_scale(be, data, dtype, shape, seed):
     """SYRK32 (float32), BLAS syrk/herk (the others); the reference at n_iter = 3 (cost)."""
     m, n = shape
@@ -145,8 +166,13 @@ def test_dense_large_routes_any_scale(be, data, dtype, shape, seed):
 
 @pytest.mark.parametrize("be", BACKENDS)
 @settings(max_examples=30, deadline=None, suppress_health_check=HC)
-@given(data=st.data(), dtype=st.sampled_from(DTYPES), batch=st.integers(1, 6),
-       shape=st.sampled_from([(1, 1), (3, 4), (20, 7)]), seed=st.integers(0, 2**31))
+@given(
+    data=st.data(),
+    dtype=st.sampled_from(DTYPES),
+    batch=st.integers(1, 6),
+    shape=st.sampled_from([(1, 1), (3, 4), (20, 7)]),
+    seed=st.integers(0, 2**31),
+)
 def test_dense_stack_each_matrix_its_own_scale(be, data, dtype, batch, shape, seed):
     """A stack whose matrices span the whole range at once: each is prescaled on its own."""
     m, n = shape
@@ -162,20 +188,26 @@ def test_dense_stack_each_matrix_its_own_scale(be, data, dtype, batch, shape, se
 
 # ---------------------------------------------------------------- conv, property-based
 CONV_CASES = [  # (kernel shape, input size): route on the CPU
-    ((1, 1, 1, 1), (1, 1)),       # fused, first product from the taps
-    ((3, 2, 3, 3), (6, 5)),       # fused, first from the taps, odd width
-    ((2, 4, 2, 2), (8, 8)),       # fused, first from the taps, c_out < c_in
-    ((4, 3, 5, 5), (8, 8)),       # fused, Gram products only (81 offsets > 25)
-    ((2, 3, 9, 9), (10, 10)),     # stored matrices through rfft2 (81 taps: not few)
-    ((514, 513, 1, 1), (1, 2)),   # stored matrices (smaller side > 512), direct DFT, BLAS
+    ((1, 1, 1, 1), (1, 1)),  # fused, first product from the taps
+    ((3, 2, 3, 3), (6, 5)),  # fused, first from the taps, odd width
+    ((2, 4, 2, 2), (8, 8)),  # fused, first from the taps, c_out < c_in
+    ((4, 3, 5, 5), (8, 8)),  # fused, Gram products only (81 offsets > 25)
+    ((2, 3, 9, 9), (10, 10)),  # stored matrices through rfft2 (81 taps: not few)
+    ((514, 513, 1, 1), (1, 2)),  # stored matrices (smaller side > 512), direct DFT, BLAS
 ]
 
 
 @pytest.mark.parametrize("be", BACKENDS)
 @settings(max_examples=40, deadline=None, suppress_health_check=HC)
-@given(data=st.data(), dtype=st.sampled_from([np.float32, np.float64]),
-       case=st.sampled_from(range(len(CONV_CASES))), kind=st.sampled_from(["gauss", "range"]),
-       n_iter=st.integers(1, 6), seed=st.integers(0, 2**31), batched=st.booleans())
+@given(
+    data=st.data(),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    case=st.sampled_from(range(len(CONV_CASES))),
+    kind=st.sampled_from(["gauss", "range"]),
+    n_iter=st.integers(1, 6),
+    seed=st.integers(0, 2**31),
+    batched=st.booleans(),
+)
 def test_conv_any_scale_certified(be, data, dtype, case, kind, n_iter, seed, batched):
     shape, size = CONV_CASES[case]
     if shape[0] > 512 and be == "reference":
@@ -250,16 +282,21 @@ def test_issue_examples(be):
         assert float(K.ravel()[0]) <= b <= float(K.ravel()[0]) * (1 + rtol), (dt, b)
     # float64 matrix whose largest entry is subnormal: NaN on the CPU, OverflowError in the
     # reference.
-    for W in (np.full((1, 1), 1e-310), np.array([[1e-310, -3e-311], [2e-320, 5e-324]]),
-              np.full((3, 2), 5e-324), np.full((2, 2), 1e-310 + 1e-311j)):
+    for W in (
+        np.full((1, 1), 1e-310),
+        np.array([[1e-310, -3e-311], [2e-320, 5e-324]]),
+        np.full((3, 2), 5e-324),
+        np.full((2, 2), 1e-310 + 1e-311j),
+    ):
         b = matkern.spectral_norm_bound(W, backend=be)
         check(b, ref.spectral_norm(W), 2, 6, W)
     rng = np.random.default_rng(3)
     base = rng.standard_normal((4, 3, 3, 3))
     # float32 conv at 1e27 .. 3e38 (NaN from ~1e27), float64 at 1e-81 and below
-    for dt, scale_list in ((np.float32, [1e27, 1e30, 1e35, 3e37]),
-                           (np.float64, [1e-81, 1e-100, 1e-200, 1e-300, 1e-310, 1e38, 1e100,
-                                         1e300])):
+    for dt, scale_list in (
+        (np.float32, [1e27, 1e30, 1e35, 3e37]),
+        (np.float64, [1e-81, 1e-100, 1e-200, 1e-300, 1e-310, 1e38, 1e100, 1e300]),
+    ):
         for s in scale_list:
             K = (base * s / np.abs(base).max()).astype(dt)
             ex = ref.conv_spectral_norm(K, (8, 8))
@@ -280,22 +317,27 @@ def test_zero_inputs_give_zero(be, dtype):
         for ks in [(1, 1, 1, 1), (3, 2, 3, 3), (2, 2, 5, 5)]:
             K = np.zeros(ks, dtype)
             assert matkern.conv_spectral_norm_bound(K, (8, 8), backend=be) == 0.0
-        b = matkern.spectral_norm_bounds([np.zeros((3, 3, 3, 3), dtype), np.zeros((2, 5), dtype)],
-                                         [(6, 6), None], backend=be)
+        b = matkern.spectral_norm_bounds(
+            [np.zeros((3, 3, 3, 3), dtype), np.zeros((2, 5), dtype)], [(6, 6), None], backend=be
+        )
         assert list(b) == [0.0, 0.0]
 
 
 @pytest.mark.parametrize("be", BACKENDS)
 def test_bound_above_float64_max_raises_overflow(be):
     big = np.finfo(np.float64).max
-    cases = [lambda: matkern.spectral_norm_bound(np.full((2, 2), big / 2), backend=be),
-             lambda: matkern.spectral_norm_bound(np.full((1, 1), big), backend=be),
-             lambda: matkern.spectral_norm_bound(np.full((3, 2, 2), big / 2), backend=be),
-             lambda: matkern.conv_spectral_norm_bound(np.full((1, 1, 2, 2), big / 2), (4, 4),
-                                                      backend=be),
-             lambda: matkern.spectral_norm_bounds([np.ones((2, 2)), np.full((2, 2), big / 2)],
-                                                  backend=be),
-             lambda: ref.gram_bound(np.full((2, 2), big / 2))]
+    cases = [
+        lambda: matkern.spectral_norm_bound(np.full((2, 2), big / 2), backend=be),
+        lambda: matkern.spectral_norm_bound(np.full((1, 1), big), backend=be),
+        lambda: matkern.spectral_norm_bound(np.full((3, 2, 2), big / 2), backend=be),
+        lambda: matkern.conv_spectral_norm_bound(
+            np.full((1, 1, 2, 2), big / 2), (4, 4), backend=be
+        ),
+        lambda: matkern.spectral_norm_bounds(
+            [np.ones((2, 2)), np.full((2, 2), big / 2)], backend=be
+        ),
+        lambda: ref.gram_bound(np.full((2, 2), big / 2)),
+    ]
     for f in cases:
         with pytest.raises(OverflowError, match="exceeds the largest float64"):
             f()
@@ -309,8 +351,14 @@ def test_max_abs_batch_binding():
     """The scale check's C++ reduction: exact max |entry| per matrix, signs, subnormals,
     zeros, the largest float; bad sizes refused."""
     cpu = pytest.importorskip("matkern._cpu")
-    A = np.array([[0.0, -3e-310, 1e-320, 2.0], [0, 0, -0.0, 0], [-np.finfo(float).max, 1, 2, 3],
-                  [5e-324, -1e-323, 0, 0]])
+    A = np.array(
+        [
+            [0.0, -3e-310, 1e-320, 2.0],
+            [0, 0, -0.0, 0],
+            [-np.finfo(float).max, 1, 2, 3],
+            [5e-324, -1e-323, 0, 0],
+        ]
+    )
     out = np.empty(4)
     cpu.gram_max_abs_batch(A.reshape(-1), 4, out)
     assert list(out) == [2.0, 0.0, np.finfo(float).max, 1e-323]
@@ -344,13 +392,18 @@ def test_window_edges_match_inside_and_outside(dtype):
 
 
 # ---------------------------------------------------------------- memory refusal
-HUGE = [("conv_spectral_norm_bound(np.ones((1, 1, 3, 3), np.float32), (46000, 46000))",
-         "input_size"),
-        ("conv_spectral_norm_bound(np.ones((1, 1, 3, 3)), (46000, 46000), backend='reference')",
-         "input_size"),
-        ("conv_spectral_norm_bound(np.ones((1, 1, 40, 40)), (46000, 46000))", "input_size"),
-        ("spectral_norm_bounds([np.ones((2, 2)), np.ones((1, 1, 3, 3))], [None, (46000, 46000)])",
-         "input_sizes[1]")]
+HUGE = [
+    ("conv_spectral_norm_bound(np.ones((1, 1, 3, 3), np.float32), (46000, 46000))", "input_size"),
+    (
+        "conv_spectral_norm_bound(np.ones((1, 1, 3, 3)), (46000, 46000), backend='reference')",
+        "input_size",
+    ),
+    ("conv_spectral_norm_bound(np.ones((1, 1, 40, 40)), (46000, 46000))", "input_size"),
+    (
+        "spectral_norm_bounds([np.ones((2, 2)), np.ones((1, 1, 3, 3))], [None, (46000, 46000)])",
+        "input_sizes[1]",
+    ),
+]
 
 
 @pytest.mark.parametrize("call,name", HUGE)
@@ -367,7 +420,9 @@ def test_huge_input_size_refused_before_allocating(call, name):
         "try:\n"
         f"    matkern.{call}\n"
         "except ValueError as e:\n"
-        "    print('REFUSED', e)\n", expect=())
+        "    print('REFUSED', e)\n",
+        expect=(),
+    )
     assert "REFUSED" in out and "GiB" in out and f"{name} = (46000, 46000)" in out, out
 
 
@@ -386,9 +441,14 @@ def test_memory_limit_message_and_estimate(monkeypatch):
     matkern.conv_spectral_norm_bound(K, (8, 8))  # small enough: runs
     monkeypatch.undo()
     rng = np.random.default_rng(0)
-    for shape, size, be in [((8, 8, 3, 3), (96, 96), "cpu"), ((8, 8, 3, 3), (24, 24), "reference"),
-                            ((4, 4, 5, 5), (64, 64), "cpu"), ((4, 4, 16, 16), (64, 64), "cpu"),
-                            ((600, 2, 3, 3), (32, 32), "cpu"), ((1, 1, 3, 3), (128, 128), "cpu")]:
+    for shape, size, be in [
+        ((8, 8, 3, 3), (96, 96), "cpu"),
+        ((8, 8, 3, 3), (24, 24), "reference"),
+        ((4, 4, 5, 5), (64, 64), "cpu"),
+        ((4, 4, 16, 16), (64, 64), "cpu"),
+        ((600, 2, 3, 3), (32, 32), "cpu"),
+        ((1, 1, 3, 3), (128, 128), "cpu"),
+    ]:
         if be not in BACKENDS:
             continue
         for dt in (np.float32, np.float64):
@@ -447,6 +507,7 @@ def test_unscale_never_passes_a_non_bound():
         ref.unscale_bound(np.array([1.0, np.nan]), np.array([0, 0]), np.zeros(2), "f")
     with pytest.raises(FloatingPointError, match="internal error"):
         ref.unscale_bound(np.array([-1.0]), np.array([0]), np.zeros(1), "f")
-    out = ref.unscale_bound(np.array([1.0, 0.75, 0.0]), np.array([5, -1074, -1074]),
-                            np.array([1e-30, 0.0, 0.0]), "f")
+    out = ref.unscale_bound(
+        np.array([1.0, 0.75, 0.0]), np.array([5, -1074, -1074]), np.array([1e-30, 0.0, 0.0]), "f"
+    )
     assert out[0] > 32.0 and out[1] >= 0.75 * 2.0**-1074 and out[2] == 0.0

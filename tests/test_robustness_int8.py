@@ -21,15 +21,19 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import matkern
-from matkern import reference as R
 from conftest import assert_no_crash, simd_runs
+from matkern import reference as R
 
 F32_MAX = float(np.finfo(np.float32).max)
-SETTINGS = dict(max_examples=40, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SETTINGS = dict(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 # M = 1 (GEMV), <= 6 (one row tile), 7/13 (several tiles); K odd, around the AVX2 16-wide
 # loop, and past 512 (the blocked K path for M > 6)
 MS = [1, 2, 6, 7, 13]
@@ -42,8 +46,11 @@ def exact_bound(x, w, sx, sw):
     x64, w64 = np.abs(x.astype(np.float64)), np.abs(w.astype(np.float64))
     k = x.shape[1]
     sx64, sw64 = sx.astype(np.float64)[:, None], sw.astype(np.float64)[None, :]
-    return 0.51 / 127 * (sx64 * w64.sum(1)[None, :]
-                         + sw64 * (x64.sum(1)[:, None] + k * 0.5 * sx64 / 127))
+    return (
+        0.51
+        / 127
+        * (sx64 * w64.sum(1)[None, :] + sw64 * (x64.sum(1)[:, None] + k * 0.5 * sx64 / 127))
+    )
 
 
 def make(rng, shape, exps):
@@ -165,6 +172,7 @@ def test_simd_levels_agree_with_reference():
 
 # ---------------------------------------------------------------- exact regressions
 
+
 @pytest.mark.parametrize("backend", ["reference", "cpu"])
 @pytest.mark.parametrize("m", [1, 7])
 @pytest.mark.parametrize("tiny", [1e-37, 3e-38, 1e-40, 2.0**-149 * 3])
@@ -180,7 +188,7 @@ def test_tiny_activation_rows(backend, m, tiny):
 
 
 def test_tiny_activation_codes():
-    X = np.array([[1e-38, -2.0**-149, 5e-39]], np.float32)
+    X = np.array([[1e-38, -(2.0**-149), 5e-39]], np.float32)
     q, sx = R.int8_quantize_rowwise(X)
     assert sx[0] == np.float32(1e-38)
     np.testing.assert_array_equal(q, [[127, 0, 64]])
@@ -219,8 +227,7 @@ def test_nan_inf_rows_and_weights():
         matkern.int8_quantize(np.array([[1, np.nan]], np.float32))
     with pytest.raises(ValueError, match="W must be finite"):
         matkern.int8_quantize(np.array([[1, np.inf]], np.float16))
-    X = np.array([[1, 2, 3, 4], [np.nan, 0, 0, 0], [np.inf, 1, 1, 1], [1e-40, 0, 0, 0]],
-                 np.float32)
+    X = np.array([[1, 2, 3, 4], [np.nan, 0, 0, 0], [np.inf, 1, 1, 1], [1e-40, 0, 0, 0]], np.float32)
     Wq = matkern.int8_quantize(W)
     for be in ("reference", "cpu"):
         y = matkern.int8_matmul(X, Wq, threshold=0.0, backend=be)
@@ -229,6 +236,7 @@ def test_nan_inf_rows_and_weights():
 
 
 # ---------------------------------------------------------------- crash probes
+
 
 def test_crash_probes():
     assert_no_crash("""
@@ -239,11 +247,13 @@ def test_crash_probes():
             for t in (0.0, 6.0):
                 matkern.int8_matmul(X, matkern.int8_quantize(W * np.float32(1e-42)), threshold=t)
     """)
-    assert_no_crash("matkern.int8_quantize(np.full((3, 5), np.nan, np.float32))",
-                    expect=("ValueError",))
+    assert_no_crash(
+        "matkern.int8_quantize(np.full((3, 5), np.nan, np.float32))", expect=("ValueError",)
+    )
 
 
 # ---------------------------------------------------------------- memory
+
 
 def peak_extra(fn, *args, **kw):
     tracemalloc.start()

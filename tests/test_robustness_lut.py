@@ -23,17 +23,29 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import matkern
-from matkern.reference import lut as ref
 from conftest import assert_no_crash, simd_runs
+from matkern.reference import lut as ref
 
 F32_MAX = float(np.finfo(np.float32).max)
-SETTINGS = dict(max_examples=40, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-CONFIGS = [(4, "int"), (4, "fp4"), (4, "nf4"), (3, "int"), (2, "int"),
-           (4, "custom"), (3, "custom"), (2, "custom")]
+SETTINGS = dict(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+CONFIGS = [
+    (4, "int"),
+    (4, "fp4"),
+    (4, "nf4"),
+    (3, "int"),
+    (2, "int"),
+    (4, "custom"),
+    (3, "custom"),
+    (2, "custom"),
+]
 
 
 def table_of(bits, name, seed=0):
@@ -82,8 +94,9 @@ def quantize_or_refuse(W, bits, gs, table):
         return matkern.lut_quantize(W, bits, gs, table)
     except ValueError as e:
         # only a custom table whose range makes the scale overflow or lose its precision
-        values, reach = ref.lut_table(np.asarray(table, np.float32) if not isinstance(table, str)
-                                      else table, bits)
+        values, reach = ref.lut_table(
+            np.asarray(table, np.float32) if not isinstance(table, str) else table, bits
+        )
         mx = np.abs(W.astype(np.float64)).max()
         assert not isinstance(table, str) or mx / reach > F32_MAX, e
         assert "table" in str(e) and "got" in str(e), e
@@ -124,13 +137,18 @@ def test_property_quantize_exact_math(case):
 def matmul_bound(X, Wd, reach):
     K = X.shape[-1]
     ax = np.abs(X.astype(np.float64))
-    return K * 2.0**-24 * (ax @ np.abs(Wd.astype(np.float64)).T) \
-        + 2.0**-149 * (ax.sum(1)[:, None] * reach + K)
+    return K * 2.0**-24 * (ax @ np.abs(Wd.astype(np.float64)).T) + 2.0**-149 * (
+        ax.sum(1)[:, None] * reach + K
+    )
 
 
 @settings(**SETTINGS)
-@given(weights(), st.sampled_from([1, 2, 5, 31, 32, 40]), st.integers(-40, 40),
-       st.sampled_from([np.float32, np.float16]))
+@given(
+    weights(),
+    st.sampled_from([1, 2, 5, 31, 32, 40]),
+    st.integers(-40, 40),
+    st.sampled_from([np.float32, np.float16]),
+)
 def test_property_matmul_paths(case, m, xe, xdtype):
     W, bits, table, gs = build(case)
     qw = quantize_or_refuse(W, bits, gs, table)
@@ -186,9 +204,13 @@ def test_simd_levels_within_bound():
 
 # ---------------------------------------------------------------- exact regressions
 
+
 def test_float64_beyond_float32_refused():
     W = np.ones((2, 32)) * 1e39
-    with pytest.raises(ValueError, match=r"lut_quantize\(\): W must be within the float32 range.*got max \|W\| = 1e\+39"):
+    with pytest.raises(
+        ValueError,
+        match=r"lut_quantize\(\): W must be within the float32 range.*got max \|W\| = 1e\+39",
+    ):
         matkern.lut_quantize(W, 4, 32, "int")
     W = np.full((1, 32), 3.5e38)  # scale 4.7e37 fits, but 7.5 * scale would not
     with pytest.raises(ValueError, match="W must be within the float32 range"):
@@ -269,6 +291,7 @@ def test_nan_inf_refused():
 
 # ---------------------------------------------------------------- crash probes
 
+
 def test_crash_probes():
     assert_no_crash("""
         for W in [np.full((17, 64), 2.0**-149, np.float32), np.full((3, 64), 3.4e38, np.float32),
@@ -281,18 +304,27 @@ def test_crash_probes():
                               np.full((m, 64), 1e-45, np.float32), np.full((m, 64), np.inf, np.float16)]:
                         matkern.lut_matmul(X, qw)
     """)
-    assert_no_crash("matkern.lut_quantize(np.full((2, 32), 1e300), 4, 32, 'nf4')",
-                    expect=("ValueError",))
-    assert_no_crash("matkern.lut_quantize(np.full((2, 32), 1e30, np.float32), 2, 32, [0, 1e-20, 2e-20, 3e-20])",
-                    expect=("ValueError",))
+    assert_no_crash(
+        "matkern.lut_quantize(np.full((2, 32), 1e300), 4, 32, 'nf4')", expect=("ValueError",)
+    )
+    assert_no_crash(
+        "matkern.lut_quantize(np.full((2, 32), 1e30, np.float32), 2, 32, [0, 1e-20, 2e-20, 3e-20])",
+        expect=("ValueError",),
+    )
 
 
 # ---------------------------------------------------------------- memory
 
-@pytest.mark.parametrize("dtype,bits,table,gs", [(np.float32, 4, "nf4", 128),
-                                                 (np.float32, 3, "int", 32),
-                                                 (np.float64, 2, "int", 64),
-                                                 (np.float16, 4, "fp4", 256)])
+
+@pytest.mark.parametrize(
+    "dtype,bits,table,gs",
+    [
+        (np.float32, 4, "nf4", 128),
+        (np.float32, 3, "int", 32),
+        (np.float64, 2, "int", 64),
+        (np.float16, 4, "fp4", 256),
+    ],
+)
 def test_quantize_memory_peak(dtype, bits, table, gs):
     """lut_quantize of a 2048 x 2048 W: peak extra memory <= 2x W's bytes (it was 5x). Measured:
     0.54x for float32 (the finiteness mask of the argument check 0.25x, packed codes <= 0.125x,
@@ -313,6 +345,7 @@ def test_gpu_layout_packs_by_row_chunks(bits):
     """lut_quantize packs a CuPy W 16-row chunk by chunk: the GPU layout of the chunks, stacked,
     must equal that of the whole (host check; the GPU kernels cannot run here)."""
     from matkern import _lut_layout as L
+
     c = np.random.default_rng(bits).integers(0, 1 << bits, (41, 192)).astype(np.uint8)
-    parts = np.concatenate([L.pack_gpu(c[r:r + 16], bits) for r in range(0, 41, 16)])
+    parts = np.concatenate([L.pack_gpu(c[r : r + 16], bits) for r in range(0, 41, 16)])
     np.testing.assert_array_equal(parts, L.pack_gpu(c, bits))

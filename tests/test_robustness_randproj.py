@@ -30,10 +30,10 @@ import tracemalloc
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from sparse_corruption import BAD_SOURCE, KINDS, as_format
-from conftest import assert_no_crash, backend_available
 
 import matkern
+from conftest import assert_no_crash, backend_available
+from sparse_corruption import BAD_SOURCE, KINDS, as_format
 
 pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
@@ -42,10 +42,13 @@ from hypothesis import strategies as st  # noqa: E402
 needs_cpu = pytest.mark.skipif(not backend_available("cpu")[0], reason="cpu backend unavailable")
 
 # --------------------------------------------------------------------------- crash probes
-_BAD = BAD_SOURCE + r'''
+_BAD = (
+    BAD_SOURCE
+    + r"""
 
 X = np.random.default_rng(0).standard_normal((10, 20))
-'''
+"""
+)
 
 _KINDS = KINDS
 _CASES = [(f, k) for f, ks in _KINDS.items() for k in ks]
@@ -54,7 +57,9 @@ _CASES = [(f, k) for f, ks in _KINDS.items() for k in ks]
 @needs_cpu
 @pytest.mark.parametrize("fmt,kind", _CASES, ids=[f"{f}-{k}" for f, k in _CASES])
 def test_corrupted_index_every_entry_point(fmt, kind):
-    code = _BAD + f'''
+    code = (
+        _BAD
+        + f"""
 fmt, kind = {fmt!r}, {kind!r}
 for backend in ("cpu", "reference"):
     P = matkern.SparseRandomProjection(4, random_state=0, backend=backend)
@@ -72,7 +77,8 @@ for backend in ("cpu", "reference"):
                        backend=backend)
     assert np.isfinite(E).all()
 print("done")
-'''
+"""
+    )
     assert "done" in assert_no_crash(code, expect=())
 
 
@@ -80,13 +86,16 @@ print("done")
 def test_regression_srp_corrupted_indptr_names_indptr():
     """A decreasing indptr used to reach C++ (RuntimeError text) or scipy's sort_indices
     (segfault): now a ValueError that names X.indptr, before any conversion."""
-    code = _BAD + r'''
+    code = (
+        _BAD
+        + r"""
 P = matkern.SparseRandomProjection(4, random_state=0).fit(X)
 for kind in ("decreasing", "past_end", "not_zero_start", "wrong_length"):
     msg = refused(lambda: P.transform(bad("csr", kind, (10, 20))), kind)
     assert "X.indptr" in msg, msg
 print("done")
-'''
+"""
+    )
     assert "done" in assert_no_crash(code, expect=())
 
 
@@ -95,7 +104,9 @@ print("done")
 def test_regression_auto_one_sample(est):
     """One sample: the Johnson-Lindenstrauss dimension is 0 (log 1 = 0); was a
     ZeroDivisionError, now a ValueError as scikit-learn's."""
-    with pytest.raises(ValueError, match=r"n_components='auto'.*n_samples=1.*target dimension of 0"):
+    with pytest.raises(
+        ValueError, match=r"n_components='auto'.*n_samples=1.*target dimension of 0"
+    ):
         est(random_state=0).fit(np.ones((1, 50)))
     assert matkern.johnson_lindenstrauss_min_dim(1) == 0  # scikit-learn returns 0 too
 
@@ -116,53 +127,96 @@ def test_jl_matches_sklearn():
     for n in (1, 2, 10, 1000, 10**6):
         for eps in (0.05, 0.1, 0.5, 0.99):
             assert matkern.johnson_lindenstrauss_min_dim(n, eps) == int(
-                skl.johnson_lindenstrauss_min_dim(n, eps=eps))
+                skl.johnson_lindenstrauss_min_dim(n, eps=eps)
+            )
 
 
 # --------------------------------------------------------------------------- parameters
 X10 = np.ones((10, 64))
 _NAN = float("nan")
-_EST_PARAMS = [
-    (matkern.SparseRandomProjection, "n_components", v, e)
-    for v, e in [("all", ValueError), (2.5, TypeError), (True, TypeError), (0, ValueError),
-                 (-3, ValueError), (None, TypeError)]
-] + [
-    (matkern.SparseRandomProjection, "density", v, e)
-    for v, e in [("x", ValueError), (0.0, ValueError), (1.5, ValueError), (-0.1, ValueError),
-                 (_NAN, ValueError), (True, TypeError), ([0.1], TypeError)]
-] + [
-    (matkern.SparseRandomProjection, "eps", v, e)
-    for v, e in [(0.0, ValueError), (1.0, ValueError), (-1, ValueError), (_NAN, ValueError),
-                 ("0.1", TypeError), (True, TypeError)]
-] + [
-    (matkern.SparseRandomProjection, "random_state", v, e)
-    for v, e in [(1.5, TypeError), ("s", TypeError), (True, TypeError)]
-] + [
-    (matkern.SparseRandomProjection, "dense_output", v, e)
-    for v, e in [(1, TypeError), ("yes", TypeError), (None, TypeError)]
-] + [
-    (matkern.SparseRandomProjection, "backend", "gpu", ValueError),
-] + [
-    (matkern.FJLT, "n_components", v, e)
-    for v, e in [("all", ValueError), (2.5, TypeError), (True, TypeError), (0, ValueError),
-                 (-3, ValueError)]
-] + [
-    (matkern.FJLT, "density", v, e)
-    for v, e in [(0.0, ValueError), (1.5, ValueError), (_NAN, ValueError), (True, TypeError),
-                 ("auto", TypeError)]
-] + [
-    (matkern.FJLT, "eps", v, e)
-    for v, e in [(0.0, ValueError), (1.0, ValueError), (_NAN, ValueError), ("x", TypeError)]
-] + [
-    (matkern.FJLT, "random_state", v, e)
-    for v, e in [(-1, ValueError), (1.5, TypeError), ("s", TypeError), (True, TypeError)]
-] + [
-    (matkern.FJLT, "backend", "gpu", ValueError),
-]
+_EST_PARAMS = (
+    [
+        (matkern.SparseRandomProjection, "n_components", v, e)
+        for v, e in [
+            ("all", ValueError),
+            (2.5, TypeError),
+            (True, TypeError),
+            (0, ValueError),
+            (-3, ValueError),
+            (None, TypeError),
+        ]
+    ]
+    + [
+        (matkern.SparseRandomProjection, "density", v, e)
+        for v, e in [
+            ("x", ValueError),
+            (0.0, ValueError),
+            (1.5, ValueError),
+            (-0.1, ValueError),
+            (_NAN, ValueError),
+            (True, TypeError),
+            ([0.1], TypeError),
+        ]
+    ]
+    + [
+        (matkern.SparseRandomProjection, "eps", v, e)
+        for v, e in [
+            (0.0, ValueError),
+            (1.0, ValueError),
+            (-1, ValueError),
+            (_NAN, ValueError),
+            ("0.1", TypeError),
+            (True, TypeError),
+        ]
+    ]
+    + [
+        (matkern.SparseRandomProjection, "random_state", v, e)
+        for v, e in [(1.5, TypeError), ("s", TypeError), (True, TypeError)]
+    ]
+    + [
+        (matkern.SparseRandomProjection, "dense_output", v, e)
+        for v, e in [(1, TypeError), ("yes", TypeError), (None, TypeError)]
+    ]
+    + [
+        (matkern.SparseRandomProjection, "backend", "gpu", ValueError),
+    ]
+    + [
+        (matkern.FJLT, "n_components", v, e)
+        for v, e in [
+            ("all", ValueError),
+            (2.5, TypeError),
+            (True, TypeError),
+            (0, ValueError),
+            (-3, ValueError),
+        ]
+    ]
+    + [
+        (matkern.FJLT, "density", v, e)
+        for v, e in [
+            (0.0, ValueError),
+            (1.5, ValueError),
+            (_NAN, ValueError),
+            (True, TypeError),
+            ("auto", TypeError),
+        ]
+    ]
+    + [
+        (matkern.FJLT, "eps", v, e)
+        for v, e in [(0.0, ValueError), (1.0, ValueError), (_NAN, ValueError), ("x", TypeError)]
+    ]
+    + [
+        (matkern.FJLT, "random_state", v, e)
+        for v, e in [(-1, ValueError), (1.5, TypeError), ("s", TypeError), (True, TypeError)]
+    ]
+    + [
+        (matkern.FJLT, "backend", "gpu", ValueError),
+    ]
+)
 
 
-@pytest.mark.parametrize("est,name,value,exc", _EST_PARAMS,
-                         ids=[f"{e.__name__}-{n}={v!r}" for e, n, v, _ in _EST_PARAMS])
+@pytest.mark.parametrize(
+    "est,name,value,exc", _EST_PARAMS, ids=[f"{e.__name__}-{n}={v!r}" for e, n, v, _ in _EST_PARAMS]
+)
 def test_bad_estimator_parameter_named(est, name, value, exc):
     kw = {"n_components": 4, name: value}
     n_comp = kw.pop("n_components")
@@ -178,17 +232,28 @@ def test_regression_fjlt_negative_seed():
 
 _A = sp.random(30, 30, density=0.2, format="csr", random_state=0)
 _FASTRP = [
-    ("dim", 0, ValueError), ("dim", 2.0, TypeError), ("dim", True, TypeError),
+    ("dim", 0, ValueError),
+    ("dim", 2.0, TypeError),
+    ("dim", True, TypeError),
     ("dim", -1, ValueError),
-    ("iteration_weights", "abc", TypeError), ("iteration_weights", 3, TypeError),
-    ("iteration_weights", (), ValueError), ("iteration_weights", (1.0, "a"), TypeError),
-    ("iteration_weights", (1.0, _NAN), ValueError), ("iteration_weights", (True,), TypeError),
+    ("iteration_weights", "abc", TypeError),
+    ("iteration_weights", 3, TypeError),
+    ("iteration_weights", (), ValueError),
+    ("iteration_weights", (1.0, "a"), TypeError),
+    ("iteration_weights", (1.0, _NAN), ValueError),
+    ("iteration_weights", (True,), TypeError),
     ("iteration_weights", None, TypeError),
-    ("normalization_strength", _NAN, ValueError), ("normalization_strength", "x", TypeError),
-    ("l2_normalize", "yes", TypeError), ("l2_normalize", None, TypeError),
-    ("random_state", 1.5, TypeError), ("random_state", "s", TypeError),
-    ("dtype", "abc", TypeError), ("dtype", np.int32, TypeError), ("dtype", [1], TypeError),
-    ("backend", "gpu", ValueError), ("progress", "yes", TypeError),
+    ("normalization_strength", _NAN, ValueError),
+    ("normalization_strength", "x", TypeError),
+    ("l2_normalize", "yes", TypeError),
+    ("l2_normalize", None, TypeError),
+    ("random_state", 1.5, TypeError),
+    ("random_state", "s", TypeError),
+    ("dtype", "abc", TypeError),
+    ("dtype", np.int32, TypeError),
+    ("dtype", [1], TypeError),
+    ("backend", "gpu", ValueError),
+    ("progress", "yes", TypeError),
 ]
 
 
@@ -200,8 +265,9 @@ def test_bad_fastrp_parameter_named(name, value, exc):
 
 
 def test_regression_fastrp_string_weights():
-    with pytest.raises(TypeError, match="iteration_weights must be a sequence of real numbers, "
-                                        "got str 'abc'"):
+    with pytest.raises(
+        TypeError, match="iteration_weights must be a sequence of real numbers, got str 'abc'"
+    ):
         matkern.fastrp(_A, iteration_weights="abc")
 
 
@@ -213,22 +279,32 @@ _as_format = as_format
 def _rp_case(draw):
     dtype = draw(st.sampled_from([np.float32, np.float64]))
     kind = draw(st.sampled_from(["one_row", "one_col", "tall", "wide"]))
-    n, d = {"one_row": (1, draw(st.integers(1, 300))), "one_col": (draw(st.integers(1, 40)), 1),
-            "tall": (draw(st.integers(20, 80)), draw(st.integers(2, 20))),
-            "wide": (draw(st.integers(2, 10)), draw(st.integers(50, 600)))}[kind]
+    n, d = {
+        "one_row": (1, draw(st.integers(1, 300))),
+        "one_col": (draw(st.integers(1, 40)), 1),
+        "tall": (draw(st.integers(20, 80)), draw(st.integers(2, 20))),
+        "wide": (draw(st.integers(2, 10)), draw(st.integers(50, 600))),
+    }[kind]
     lim = 250 if dtype == np.float64 else 30
-    return dict(dtype=dtype, n=n, d=d, k=draw(st.integers(1, 64)),
-                scale=10.0 ** draw(st.integers(-lim, lim)),
-                fmt=draw(st.sampled_from(["dense", "csr", "csc", "coo"])),
-                dup=draw(st.booleans()), density=draw(st.sampled_from([0.02, 0.3, 1.0])),
-                rp_density=draw(st.sampled_from(["auto", 0.05, 1.0])),
-                seed=draw(st.integers(0, 2**32 - 1)))
+    return dict(
+        dtype=dtype,
+        n=n,
+        d=d,
+        k=draw(st.integers(1, 64)),
+        scale=10.0 ** draw(st.integers(-lim, lim)),
+        fmt=draw(st.sampled_from(["dense", "csr", "csc", "coo"])),
+        dup=draw(st.booleans()),
+        density=draw(st.sampled_from([0.02, 0.3, 1.0])),
+        rp_density=draw(st.sampled_from(["auto", 0.05, 1.0])),
+        seed=draw(st.integers(0, 2**32 - 1)),
+    )
 
 
 def _rp_data(case):
     rng = np.random.default_rng(case["seed"])
-    M = rng.standard_normal((case["n"], case["d"])) * (rng.random((case["n"], case["d"]))
-                                                      < case["density"])
+    M = rng.standard_normal((case["n"], case["d"])) * (
+        rng.random((case["n"], case["d"])) < case["density"]
+    )
     M = (M * case["scale"]).astype(case["dtype"])
     return M, _as_format(M, case["fmt"], rng, case["dup"])
 
@@ -238,8 +314,12 @@ def _rp_data(case):
 @given(_rp_case())
 def test_property_srp_cpu_matches_reference(case):
     M, X = _rp_data(case)
-    make = lambda be: matkern.SparseRandomProjection(case["k"], density=case["rp_density"],  # noqa: E731
-                                                     random_state=case["seed"], backend=be)
+
+    def make(be):
+        return matkern.SparseRandomProjection(
+            case["k"], density=case["rp_density"], random_state=case["seed"], backend=be
+        )
+
     cpu, ref = make("cpu").fit(X), make("reference").fit(X)
     Yc, Yr = cpu.transform(X), ref.transform(X)
     assert Yc.dtype == case["dtype"] and Yc.shape == (case["n"], case["k"])
@@ -276,12 +356,15 @@ def test_property_srp_caller_mutation(case):
 
 @st.composite
 def _fjlt_case(draw):
-    return dict(dtype=draw(st.sampled_from([np.float32, np.float64])),
-                n=draw(st.integers(1, 20)), d=draw(st.integers(1, 700)),
-                k=draw(st.integers(1, 48)),
-                density=draw(st.sampled_from([None, 0.01, 0.2, 1.0])),
-                scale=10.0 ** draw(st.integers(-30, 30)),
-                seed=draw(st.integers(0, 2**32 - 1)))
+    return dict(
+        dtype=draw(st.sampled_from([np.float32, np.float64])),
+        n=draw(st.integers(1, 20)),
+        d=draw(st.integers(1, 700)),
+        k=draw(st.integers(1, 48)),
+        density=draw(st.sampled_from([None, 0.01, 0.2, 1.0])),
+        scale=10.0 ** draw(st.integers(-30, 30)),
+        seed=draw(st.integers(0, 2**32 - 1)),
+    )
 
 
 @needs_cpu
@@ -292,8 +375,12 @@ def test_property_fjlt_cpu_matches_reference_and_components(case):
 
     rng = np.random.default_rng(case["seed"])
     X = (rng.standard_normal((case["n"], case["d"])) * case["scale"]).astype(case["dtype"])
-    mk = lambda be: matkern.FJLT(case["k"], density=case["density"],  # noqa: E731
-                                 random_state=case["seed"], backend=be).fit(X)
+
+    def mk(be):
+        return matkern.FJLT(
+            case["k"], density=case["density"], random_state=case["seed"], backend=be
+        ).fit(X)
+
     cpu, ref = mk("cpu"), mk("reference")
     Yc, Yr = cpu.transform(X), ref.transform(X)
     assert Yc.dtype == X.dtype and Yc.shape == (case["n"], case["k"])
@@ -311,8 +398,9 @@ def test_property_fjlt_cpu_matches_reference_and_components(case):
         expect = cpu.scale_ * (P @ (H[:, : case["d"]] * cpu.signs_))
         got = cpu.components_
         assert not got.flags.writeable
-        np.testing.assert_allclose(got, expect, rtol=0,
-                                   atol=1e-12 * max(np.abs(expect).max(), 1e-300))
+        np.testing.assert_allclose(
+            got, expect, rtol=0, atol=1e-12 * max(np.abs(expect).max(), 1e-300)
+        )
         Y64 = cpu.transform(X.astype(np.float64))
         tol64 = 8 * (math.log2(dpad) + nnz_max + 2) * np.finfo(np.float64).eps * rownorm * sP
         assert np.all(np.abs(Y64 - X.astype(np.float64) @ got.T) <= 2 * tol64 + 1e-300)
@@ -340,7 +428,7 @@ def test_fjlt_projection_distribution(block, monkeypatch):
         v = P.data
         assert abs(v.mean()) <= 6 / math.sqrt(v.size)
         assert abs(v.var() - 1) <= 6 * math.sqrt(2 / v.size)
-        assert P.has_sorted_indices and np.all(np.diff(P.indices[P.indptr[0]:P.indptr[1]]) > 0)
+        assert P.has_sorted_indices and np.all(np.diff(P.indices[P.indptr[0] : P.indptr[1]]) > 0)
         # no duplicate cell
         Pc = P.copy()
         Pc.sum_duplicates()

@@ -25,8 +25,7 @@ from hypothesis import strategies as st
 import matkern
 from conftest import assert_no_crash
 
-SETTINGS = settings(max_examples=60, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _bound_check(Y, A, B):
@@ -89,8 +88,13 @@ def test_spmm_any_structure_and_scale(case, backend):
 
 
 @SETTINGS
-@given(st.integers(1, 30), st.integers(1, 8), st.integers(0, 2**32 - 1),
-       st.sampled_from(["reference", "cpu"]), st.sampled_from(["full", "rows", "shifted"]))
+@given(
+    st.integers(1, 30),
+    st.integers(1, 8),
+    st.integers(0, 2**32 - 1),
+    st.sampled_from(["reference", "cpu"]),
+    st.sampled_from(["full", "rows", "shifted"]),
+)
 def test_spmm_out_overlapping_B(n, k, seed, backend, how):
     """out = B (square B), out = a row block of B, or out and B overlapping views of one
     buffer: the result is the product of the B passed in, as if out were separate."""
@@ -190,50 +194,62 @@ FORMATS = ["csr", "csc"]
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("what", sorted(CORRUPT))
 def test_corrupted_compressed_input_is_refused(fmt, what):
-    assert_no_crash(f"""
+    assert_no_crash(
+        f"""
         A = sp.random(30, 20, density=0.3, format="{fmt}", random_state=0, dtype=np.float64)
         {CORRUPT[what]}
         B = np.ones((20, 4))
         matkern.spmm(A, B)
-    """, expect=("ValueError",))
+    """,
+        expect=("ValueError",),
+    )
 
 
-@pytest.mark.parametrize("corrupt", ["A.row[0] = 10**6", "A.col[0] = -1",
-                                     "A.row = A.row[:-1]"])
+@pytest.mark.parametrize("corrupt", ["A.row[0] = 10**6", "A.col[0] = -1", "A.row = A.row[:-1]"])
 def test_corrupted_coo_is_refused(corrupt):
-    assert_no_crash(f"""
+    assert_no_crash(
+        f"""
         A = sp.random(30, 20, density=0.3, format="coo", random_state=0, dtype=np.float64)
         {corrupt}
         matkern.SparseMatrix(A)
-    """, expect=("ValueError",))
+    """,
+        expect=("ValueError",),
+    )
 
 
 def test_corrupted_bsr_is_refused():
-    assert_no_crash("""
+    assert_no_crash(
+        """
         A = sp.random(32, 32, density=0.3, format="csr", random_state=0).tobsr((4, 4))
         A.indices[0] = 99
         matkern.SparseMatrix(A)
-    """, expect=("ValueError",))
+    """,
+        expect=("ValueError",),
+    )
 
 
 def test_scipy_arrays_longer_than_nnz_are_trimmed():
     """scipy allows indices/data longer than indptr[-1] and ignores the tail; so do we."""
-    A = sp.csr_matrix((np.array([1.0, 2.0, 99.0]), np.array([0, 1, 12345]),
-                       np.array([0, 1, 2])), shape=(2, 2))
+    A = sp.csr_matrix(
+        (np.array([1.0, 2.0, 99.0]), np.array([0, 1, 12345]), np.array([0, 1, 2])), shape=(2, 2)
+    )
     S = matkern.SparseMatrix(A)
     assert S.nnz == 2
     np.testing.assert_allclose(S @ np.eye(2), [[1, 0], [0, 2]])
 
 
 # ------------------------------------------------ generators: sizes refused before allocating
-@pytest.mark.parametrize("call, match", [
-    ("band(2**40, 2)", "the number of rows = 1099511627776 overflows"),
-    ("stencil27(10**5)", "the number of rows = 1000000000000000 overflows"),
-    ("uniform_random(10**6, 10**6, 1.0)", "m=1000000, n=1000000, density=1.0 would need"),
-    ("rmat(30, 2**20)", "scale=30, edge_factor=1048576 would need"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        ("band(2**40, 2)", "the number of rows = 1099511627776 overflows"),
+        ("stencil27(10**5)", "the number of rows = 1000000000000000 overflows"),
+        ("uniform_random(10**6, 10**6, 1.0)", "m=1000000, n=1000000, density=1.0 would need"),
+        ("rmat(30, 2**20)", "scale=30, edge_factor=1048576 would need"),
+    ],
+)
 def test_generator_sizes_refused(call, match):
-    import matkern.generators as g
+    from matkern import generators as g  # noqa: F401  (used by eval)
 
     with pytest.raises(ValueError, match=match):
         eval("g." + call)

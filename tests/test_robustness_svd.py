@@ -29,10 +29,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from sparse_corruption import BAD_SOURCE, KINDS, as_format
-from conftest import assert_no_crash, backend_available
 
 import matkern
+from conftest import assert_no_crash, backend_available
+from sparse_corruption import BAD_SOURCE, KINDS, as_format
 
 hyp = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
@@ -42,11 +42,14 @@ needs_cpu = pytest.mark.skipif(not backend_available("cpu")[0], reason="cpu back
 
 # --------------------------------------------------------------------------- crash probes
 # Builds a corrupted (n_rows x n_cols) matrix in format fmt, corruption kind.
-_BAD = BAD_SOURCE + r'''
+_BAD = (
+    BAD_SOURCE
+    + r"""
 
 rng = np.random.default_rng(0)
 A = rng.standard_normal((30, 20))
-'''
+"""
+)
 
 _KINDS = KINDS
 _CASES = [(f, k) for f, ks in _KINDS.items() for k in ks]
@@ -57,7 +60,9 @@ _CASES = [(f, k) for f, ks in _KINDS.items() for k in ks]
 def test_corrupted_index_every_entry_point(fmt, kind):
     """Every public entry point of TruncatedSVD refuses the corrupted matrix with ValueError
     (before scipy converts it), on every method; valid calls afterwards still work."""
-    code = _BAD + f'''
+    code = (
+        _BAD
+        + f"""
 fmt, kind = {fmt!r}, {kind!r}
 for method in ("sparse", "zha-simon", "gkl", "rpi", "auto"):
     for init in ("dense", "lanczos", "randomized"):
@@ -78,7 +83,8 @@ for method in ("sparse", "zha-simon", "gkl", "rpi", "auto"):
     svd.add_columns(rng.standard_normal((33, 2)))
     assert np.isfinite(svd.singular_values_).all()
 print("done")
-'''
+"""
+    )
     assert "done" in assert_no_crash(code, expect=())
 
 
@@ -87,7 +93,7 @@ print("done")
 def test_regression_issue15_huge_and_negative_index(method):
     """The issue's examples: indices [1, 10**7] on a 20-column CSR (segfaulted in the gather
     kernel), and a negative index (scipy's tocsc wrote out of bounds, the next call aborted)."""
-    code = f'''
+    code = f"""
 rng = np.random.default_rng(0)
 svd = matkern.TruncatedSVD(3, method={method!r}).fit(rng.standard_normal((30, 20)))
 E = sp.csr_matrix((np.ones(2), np.array([1, 10**7]), np.array([0, 1, 2])), shape=(2, 20))
@@ -109,7 +115,7 @@ for _ in range(2):
 svd.add_rows(sp.random(2, 20, density=0.3, format="csr", random_state=1))
 svd.update(rng.standard_normal((32, 1)), rng.standard_normal((20, 1)))
 print("done")
-'''
+"""
     assert "done" in assert_no_crash(code, expect=())
 
 
@@ -117,7 +123,7 @@ print("done")
 def test_kernels_check_their_indices():
     """The compiled gather / Gram / scatter refuse out-of-range, negative and malformed index
     arrays themselves (ValueError from std::invalid_argument), whoever calls them."""
-    code = r'''
+    code = r"""
 from matkern import _dispatch as D
 cpu = D.cpu()
 B = np.zeros((5, 3)); out = np.empty((2, 3))
@@ -143,23 +149,34 @@ refused(lambda: cpu.svd_scatter(np.array([1, 1], np.int32), ip, np.array([0, 1],
 refused(lambda: cpu.svd_scatter(np.array([0, 1], np.int32), ip, np.array([0, 2], np.int32), d, Y, B))
 cpu.svd_gather(ip, np.array([0, 4], np.int32), d, B, out)
 print("done")
-'''
+"""
     assert "done" in assert_no_crash(code, expect=())
 
 
 # --------------------------------------------------------------------------- parameters
 _PARAMS = [
-    ("n_components", 2.5, TypeError), ("n_components", True, TypeError),
-    ("n_components", 0, ValueError), ("n_components", -1, ValueError),
-    ("method", "qr", ValueError), ("method", 3, ValueError), ("method", float("nan"), ValueError),
-    ("init", "svd", ValueError), ("update_rank", 0, ValueError),
-    ("update_rank", 1.5, TypeError), ("update_n_iter", -1, ValueError),
+    ("n_components", 2.5, TypeError),
+    ("n_components", True, TypeError),
+    ("n_components", 0, ValueError),
+    ("n_components", -1, ValueError),
+    ("method", "qr", ValueError),
+    ("method", 3, ValueError),
+    ("method", float("nan"), ValueError),
+    ("init", "svd", ValueError),
+    ("update_rank", 0, ValueError),
+    ("update_rank", 1.5, TypeError),
+    ("update_n_iter", -1, ValueError),
     ("update_n_iter", True, TypeError),
-    ("sparse_density", float("nan"), ValueError), ("sparse_density", 2.0, ValueError),
-    ("sparse_density", "x", TypeError), ("n_iter", -1, ValueError),
-    ("n_oversamples", -2, ValueError), ("n_oversamples", None, TypeError),
-    ("random_state", -1, ValueError), ("random_state", 1.5, TypeError),
-    ("random_state", "seed", TypeError), ("random_state", True, TypeError),
+    ("sparse_density", float("nan"), ValueError),
+    ("sparse_density", 2.0, ValueError),
+    ("sparse_density", "x", TypeError),
+    ("n_iter", -1, ValueError),
+    ("n_oversamples", -2, ValueError),
+    ("n_oversamples", None, TypeError),
+    ("random_state", -1, ValueError),
+    ("random_state", 1.5, TypeError),
+    ("random_state", "seed", TypeError),
+    ("random_state", True, TypeError),
     ("backend", "gpu", ValueError),
 ]
 
@@ -191,20 +208,31 @@ def _as_format(M, fmt, dtype, rng, dup):
 def _svd_case(draw):
     dtype = draw(st.sampled_from([np.float32, np.float64]))
     shape_kind = draw(st.sampled_from(["one_row", "one_col", "tall", "wide", "square"]))
-    m, n = {"one_row": (1, draw(st.integers(1, 30))), "one_col": (draw(st.integers(1, 30)), 1),
-            "tall": (draw(st.integers(20, 60)), draw(st.integers(2, 10))),
-            "wide": (draw(st.integers(2, 10)), draw(st.integers(20, 60))),
-            "square": (draw(st.integers(2, 25)),) * 2}[shape_kind]
+    m, n = {
+        "one_row": (1, draw(st.integers(1, 30))),
+        "one_col": (draw(st.integers(1, 30)), 1),
+        "tall": (draw(st.integers(20, 60)), draw(st.integers(2, 10))),
+        "wide": (draw(st.integers(2, 10)), draw(st.integers(20, 60))),
+        "square": (draw(st.integers(2, 25)),) * 2,
+    }[shape_kind]
     k = draw(st.integers(1, min(m, n)))
     r = draw(st.integers(1, k))
     lim = 100 if dtype == np.float64 else 15
     scale = 10.0 ** draw(st.integers(-lim, lim))
-    return dict(dtype=dtype, m=m, n=n, k=k, r=r, scale=scale,
-                fmt=draw(st.sampled_from(["dense", "csr", "csc", "coo"])),
-                dup=draw(st.booleans()),
-                density=draw(st.sampled_from([0.05, 0.3, 1.0])),
-                method=draw(st.sampled_from(["sparse", "zha-simon", "auto"])),
-                c=draw(st.integers(1, 8)), seed=draw(st.integers(0, 2**32 - 1)))
+    return dict(
+        dtype=dtype,
+        m=m,
+        n=n,
+        k=k,
+        r=r,
+        scale=scale,
+        fmt=draw(st.sampled_from(["dense", "csr", "csc", "coo"])),
+        dup=draw(st.booleans()),
+        density=draw(st.sampled_from([0.05, 0.3, 1.0])),
+        method=draw(st.sampled_from(["sparse", "zha-simon", "auto"])),
+        c=draw(st.integers(1, 8)),
+        seed=draw(st.integers(0, 2**32 - 1)),
+    )
 
 
 def _run(case, backend, mutate=False):
@@ -213,8 +241,9 @@ def _run(case, backend, mutate=False):
     full = _low_rank(rng, m + c, n, case["r"], case["density"]) * case["scale"]
     A = _as_format(full[:m], case["fmt"], case["dtype"], rng, case["dup"])
     E = _as_format(full[m:], case["fmt"], case["dtype"], rng, case["dup"])
-    svd = matkern.TruncatedSVD(case["k"], method=case["method"], init="dense",
-                               backend=backend).fit(A)
+    svd = matkern.TruncatedSVD(case["k"], method=case["method"], init="dense", backend=backend).fit(
+        A
+    )
     svd.add_rows(E)
     res = (svd.singular_values_, svd.U_, svd.components_)
     if mutate:  # the caller reuses its buffers: the fitted state must not see it
@@ -263,8 +292,11 @@ def test_property_state_owned_after_caller_mutation(case):
     full = _low_rank(rng, m + c, n, case["r"], case["density"]) * case["scale"]
     A = _as_format(full[:m], case["fmt"], case["dtype"], rng, case["dup"])
     E = _as_format(full[m:], case["fmt"], case["dtype"], rng, case["dup"])
-    twin = matkern.TruncatedSVD(case["k"], method=case["method"], init="dense",
-                                backend="cpu").fit(A).add_rows(E)
+    twin = (
+        matkern.TruncatedSVD(case["k"], method=case["method"], init="dense", backend="cpu")
+        .fit(A)
+        .add_rows(E)
+    )
     twin.add_rows(full[:1].astype(case["dtype"]))
     np.testing.assert_array_equal(mutated[3], twin.singular_values_)
 

@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 
 import matkern
 import matkern.generators as gen
+from conftest import DATA, backend_available, run_in_threads, to_backend, to_numpy
 from matkern import _gpu_csr, _spmm
 from matkern import _spmm_blocks as BL
-from conftest import DATA, backend_available, to_backend, to_numpy, run_in_threads
 
 KS = [1, 8, 32, 128, 512]
 REAL = sorted(p.stem for p in (DATA / "matrices").glob("*.mtx"))
@@ -147,9 +147,14 @@ def test_tuple_input_unsorted_and_duplicates_are_summed(backend):
     B = rand_b(3, 5, np.float64)
     dense = np.zeros((3, 3))
     dense[0, 2], dense[0, 0], dense[2, 1] = 1.0 + 3.0, 2.0, 4.0
-    y = to_numpy(matkern.spmm((data, indices, indptr, (3, 3)),
-                              to_backend(B.astype(np.float32) if backend == "cuda" else B, backend),
-                              backend=backend, **({"precision": "fp32"} if backend == "cuda" else {})))
+    y = to_numpy(
+        matkern.spmm(
+            (data, indices, indptr, (3, 3)),
+            to_backend(B.astype(np.float32) if backend == "cuda" else B, backend),
+            backend=backend,
+            **({"precision": "fp32"} if backend == "cuda" else {}),
+        )
+    )
     np.testing.assert_allclose(y, dense @ B, rtol=1e-6, atol=1e-6)
     coo = sp.coo_matrix((data, (np.array([0, 0, 0, 2]), indices)), shape=(3, 3))
     np.testing.assert_allclose(matkern.spmm(coo, B), dense @ B, rtol=1e-12)
@@ -167,9 +172,15 @@ def test_empty_rows_columns_and_no_nonzeros(backend):
         y = to_numpy(matkern.spmm(A, to_backend(B, backend), backend=backend, **kw))
         np.testing.assert_allclose(y, A @ B, rtol=1e-5, atol=1e-6)
     # degenerate shapes: m, n or k = 0
-    for (m, n, k) in [(0, 5, 3), (4, 0, 3), (4, 5, 0)]:
-        y = to_numpy(matkern.spmm(sp.csr_matrix((m, n)), to_backend(np.ones((n, k), dt), backend),
-                                  backend=backend, **kw))
+    for m, n, k in [(0, 5, 3), (4, 0, 3), (4, 5, 0)]:
+        y = to_numpy(
+            matkern.spmm(
+                sp.csr_matrix((m, n)),
+                to_backend(np.ones((n, k), dt), backend),
+                backend=backend,
+                **kw,
+            )
+        )
         assert y.shape == (m, k) and not np.any(y)
 
 
@@ -185,9 +196,15 @@ def test_nan_inf_propagate_to_rows_that_touch_them(backend):
 
 
 @settings(max_examples=40, deadline=None)
-@given(m=st.integers(0, 60), n=st.integers(0, 60), k=st.integers(0, 70),
-       density=st.floats(0, 1), f_order=st.booleans(), dtype=st.sampled_from([np.float32, np.float64]),
-       seed=st.integers(0, 2**16))
+@given(
+    m=st.integers(0, 60),
+    n=st.integers(0, 60),
+    k=st.integers(0, 70),
+    density=st.floats(0, 1),
+    f_order=st.booleans(),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    seed=st.integers(0, 2**16),
+)
 def test_property_cpu_matches_scipy(m, n, k, density, f_order, dtype, seed):
     A = sp.random(m, n, density=density, format="csr", random_state=seed)
     B = rand_b(n, k, dtype, "F" if f_order else "C", seed=seed)
@@ -294,8 +311,9 @@ def test_32bit_index_overflow():
     with pytest.raises(ValueError, match="overflows the 32-bit indices"):
         matkern.SparseMatrix(empty + ((1, 2**32 + 5),))
     # the largest allowed column count works (no allocation of n-sized arrays on the CPU path)
-    S = matkern.SparseMatrix((np.array([2.0]), np.array([2**31 - 2]), np.array([0, 1]),
-                              (1, 2**31 - 1)))
+    S = matkern.SparseMatrix(
+        (np.array([2.0]), np.array([2**31 - 2]), np.array([0, 1]), (1, 2**31 - 1))
+    )
     assert S.shape == (1, 2**31 - 1) and S.indices.dtype == np.int32
 
 
@@ -324,7 +342,9 @@ def test_block_layout_reconstructs_matrix(mode, name):
     for br in range(nbr):
         for b in range(blk["block_ptr"][br], blk["block_ptr"][br + 1]):
             c = blk["block_col"][b] * 16
-            D[br * 16: br * 16 + 16, c: c + 16] = vals[b * 256: (b + 1) * 256][BL.FRAG[mode]].reshape(16, 16)
+            D[br * 16 : br * 16 + 16, c : c + 16] = vals[b * 256 : (b + 1) * 256][
+                BL.FRAG[mode]
+            ].reshape(16, 16)
     rows = blk["out_rows"]
     assert np.all(rows[m:] == -1)
     back = np.zeros((m, n))
@@ -353,7 +373,9 @@ def test_bf16_rounding_helper():
     x = np.array([1.0, 1.0 + 2**-8, 1.0 + 3 * 2**-9, -2.5, np.inf, 0.0], np.float32)
     y = BL.bf16_bits_to_float32(BL.float32_to_bf16_bits(x))
     np.testing.assert_array_equal(y, [1.0, 1.0, 1.0 + 2**-7, -2.5, np.inf, 0.0])
-    assert np.isnan(BL.bf16_bits_to_float32(BL.float32_to_bf16_bits(np.array([np.nan], np.float32))))
+    assert np.isnan(
+        BL.bf16_bits_to_float32(BL.float32_to_bf16_bits(np.array([np.nan], np.float32)))
+    )
 
 
 def long_row_matrix():
@@ -413,9 +435,17 @@ def _gpu_matrix(name):
 @pytest.mark.gpu
 @pytest.mark.parametrize("k", KS)
 @pytest.mark.parametrize("name", GPU_CASES)
-@pytest.mark.parametrize("precision,kernel", [("tf32", "blocked"), ("bf16", "blocked"),
-                                              ("f16", "blocked"), ("tf32", "csr"),
-                                              ("f16", "csr"), (None, None)])
+@pytest.mark.parametrize(
+    "precision,kernel",
+    [
+        ("tf32", "blocked"),
+        ("bf16", "blocked"),
+        ("f16", "blocked"),
+        ("tf32", "csr"),
+        ("f16", "csr"),
+        (None, None),
+    ],
+)
 def test_gpu_kernels(name, k, precision, kernel):
     need_gpu()
     import cupy as cp
@@ -439,7 +469,11 @@ def test_gpu_kernels(name, k, precision, kernel):
         # the float16 result is rounded once more (2**-11 relative), and in the subnormal
         # range each rounding of A's entries or of the result is off by up to 2**-25 absolute
         pattern = (abs(A) > 0).astype(np.float64)
-        tol = tol + 2.0**-11 * np.abs(expect) + 2.0**-24 * (1 + pattern @ np.abs(B.astype(np.float64)))
+        tol = (
+            tol
+            + 2.0**-11 * np.abs(expect)
+            + 2.0**-24 * (1 + pattern @ np.abs(B.astype(np.float64)))
+        )
     assert np.all(np.abs(y - expect) <= tol), float(np.max(np.abs(y - expect) - tol))
     if kernel is not None:
         assert S.kernel_ == f"cuda-{kernel}" + (f"-{precision}" if kernel == "blocked" else "")
@@ -490,8 +524,12 @@ def test_gpu_cupyx_input_and_bad_dtype():
 
 # ------------------------------------------------------------------ generators
 def test_generators_seeded_and_shaped():
-    for f, args in [(gen.band, (500, 17)), (gen.stencil27, (5,)), (gen.rmat, (8, 4)),
-                    (gen.uniform_random, (100, 50, 0.1))]:
+    for f, args in [
+        (gen.band, (500, 17)),
+        (gen.stencil27, (5,)),
+        (gen.rmat, (8, 4)),
+        (gen.uniform_random, (100, 50, 0.1)),
+    ]:
         a, b = f(*args, random_state=7), f(*args, random_state=7)
         assert (a != b).nnz == 0 and a.has_sorted_indices
         c = f(*args, random_state=8)

@@ -27,9 +27,9 @@ import scipy.sparse.linalg  # noqa: F401
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import matkern
 import datasets
-from conftest import to_backend, to_numpy, run_in_threads
+import matkern
+from conftest import run_in_threads, to_backend, to_numpy
 from matkern import _svd_ops, _svd_update
 
 METHODS = ["zha-simon", "gkl", "rpi", "sparse"]
@@ -75,7 +75,7 @@ def test_exact_rank_rows(backend, method, sparse):
     t = matkern.TruncatedSVD(k, method=method, random_state=0, backend=backend)
     t.fit(to_be(A[:60], backend, sparse))
     for i in range(60, 160, 25):
-        t.add_rows(to_be(A[i:i + 25], backend, sparse))
+        t.add_rows(to_be(A[i : i + 25], backend, sparse))
     assert t.n_samples_ == 160 and t.n_updates_ == 4 and t.last_method_ == method
     assert_exact(t, A, k)
 
@@ -121,7 +121,7 @@ def test_compiled_matches_reference(compiled_backend, method):
         t = matkern.TruncatedSVD(k, method=method, init="dense", random_state=7, backend=be)
         t.fit(to_be(A[:150].toarray(), be))
         for i in range(150, 300, 30):
-            t.add_rows(to_be(A[i:i + 30], be, sparse=True))
+            t.add_rows(to_be(A[i : i + 30], be, sparse=True))
         t.update(to_be(np.ones((300, 1)), be), to_be(A[:1].T.toarray(), be))
         ts[be] = factors(t)
     (U0, s0, V0), (U1, s1, V1) = ts["reference"], ts[compiled_backend]
@@ -163,8 +163,14 @@ def test_simd_and_portable_paths_agree(monkeypatch):
 
 
 @settings(max_examples=25, deadline=None)
-@given(m=st.integers(20, 60), n=st.integers(20, 60), k=st.integers(1, 6),
-       c=st.integers(1, 30), method=st.sampled_from(METHODS), seed=st.integers(0, 10**6))
+@given(
+    m=st.integers(20, 60),
+    n=st.integers(20, 60),
+    k=st.integers(1, 6),
+    c=st.integers(1, 30),
+    method=st.sampled_from(METHODS),
+    seed=st.integers(0, 10**6),
+)
 def test_property_exact_rank_any_shape(m, n, k, c, method, seed):
     A = lowrank(m + c, n, k, seed, spread=5.0)
     t = matkern.TruncatedSVD(k, method=method, random_state=seed).fit(A[:m])
@@ -200,7 +206,7 @@ def test_real_data_half_then_batches(method, dataset):
     h = m // 2
     t = matkern.TruncatedSVD(k, method=method, init="lanczos", random_state=0).fit(A[:h])
     for b in np.array_split(np.arange(h, m), 10):
-        t.add_rows(A[b[0]:b[-1] + 1])
+        t.add_rows(A[b[0] : b[-1] + 1])
     U, s, Vt = factors(t)
     assert rank_k_error(A, U, s, Vt) <= 1.05 * opt
     assert np.all(np.abs(s[:3] - ex[:3]) <= 0.05 * ex[:3])
@@ -213,7 +219,7 @@ def test_orthonormal_after_100_updates(method):
     k = 16
     t = matkern.TruncatedSVD(k, method=method, init="dense", random_state=0).fit(A[:600])
     for b in np.array_split(np.arange(600, 1200), 100):
-        t.add_rows(A[b[0]:b[-1] + 1])
+        t.add_rows(A[b[0] : b[-1] + 1])
     assert t.n_updates_ == 100
     U, s, Vt = factors(t)
     tol = 1e-6 if method == "sparse" else 1e-10
@@ -249,8 +255,9 @@ def test_duplicate_and_unsorted_sparse_indices_are_summed():
     t1 = t0.copy()
     E = np.zeros((2, 30))
     E[0, 3], E[1, 7] = 2.0, -1.0
-    dup = sp.csr_matrix((np.array([1.0, 1.0, -1.0]), np.array([3, 3, 7]), np.array([0, 2, 3])),
-                        shape=(2, 30))
+    dup = sp.csr_matrix(
+        (np.array([1.0, 1.0, -1.0]), np.array([3, 3, 7]), np.array([0, 2, 3])), shape=(2, 30)
+    )
     assert not dup.has_canonical_format
     t0.add_rows(E)
     t1.add_rows(dup)
@@ -259,11 +266,12 @@ def test_duplicate_and_unsorted_sparse_indices_are_summed():
 
 def test_from_many_threads_at_once():
     A = datasets.blogcatalog()[:800, :800]
-    batches = [A[i:i + 40] for i in range(400, 800, 40)]
+    batches = [A[i : i + 40] for i in range(400, 800, 40)]
     base = matkern.TruncatedSVD(8, method="sparse", init="dense").fit(A[:400])
     expect = base.copy()
     for E in batches:
         expect.add_rows(E)
+
     def work():
         t = base.copy()
         for E in batches:

@@ -151,8 +151,9 @@ def test_a_refused_call_returns_its_grant(setting):
     matkern.set_num_threads(2)
     bad_indptr = np.array([1, 1, 2], np.int64)
     with pytest.raises(ValueError, match="svd_gather: indptr must start at 0"):
-        cpu().svd_gather(bad_indptr, np.zeros(2, np.int32), np.ones(2), np.zeros((5, 3)),
-                         np.empty((2, 3)))
+        cpu().svd_gather(
+            bad_indptr, np.zeros(2, np.int32), np.ones(2), np.zeros((5, 3)), np.empty((2, 3))
+        )
     assert cpu().threads_in_use() == 0
 
 
@@ -160,20 +161,26 @@ def _default_in_subprocess(env_extra, pre=""):
     env = {k: v for k, v in os.environ.items() if k not in _threads._ENV_VARS}
     env.update(env_extra)
     env["PYTHONPATH"] = os.path.dirname(os.path.dirname(matkern.__file__))
-    code = pre + "import matkern, matkern._threads as t\n" \
+    code = (
+        pre + "import matkern, matkern._threads as t\n"
         "print(matkern.get_num_threads(), '|', t.thread_setting_source())"
-    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                       check=True)
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
     n, src = r.stdout.strip().split(" | ")
     return int(n), src, r.stderr
 
 
 def test_default_order_env_then_affinity():
-    assert _default_in_subprocess({"MATKERN_NUM_THREADS": "5", "OMP_NUM_THREADS": "3"})[:2] \
-        == (5, "MATKERN_NUM_THREADS")
+    assert _default_in_subprocess({"MATKERN_NUM_THREADS": "5", "OMP_NUM_THREADS": "3"})[:2] == (
+        5,
+        "MATKERN_NUM_THREADS",
+    )
     assert _default_in_subprocess({"OMP_NUM_THREADS": "3,1"})[:2] == (3, "OMP_NUM_THREADS")
-    n, src, err = _default_in_subprocess({"MATKERN_NUM_THREADS": "lots"},
-                                         pre="import os; os.sched_setaffinity(0, {0})\n")
+    n, src, err = _default_in_subprocess(
+        {"MATKERN_NUM_THREADS": "lots"}, pre="import os; os.sched_setaffinity(0, {0})\n"
+    )
     assert (n, src) == (1, "affinity mask") and "ignoring MATKERN_NUM_THREADS='lots'" in err
 
 
@@ -213,8 +220,12 @@ def test_results_identical_for_any_thread_count(setting, tmp_path):
     src = os.path.dirname(os.path.dirname(os.path.abspath(matkern.__file__)))
     env["PYTHONPATH"] = os.pathsep.join([src, tests, env.get("PYTHONPATH", "")])
     out = tmp_path / "many.npz"
-    subprocess.run([sys.executable, os.path.join(tests, "thread_cases.py"), str(out)], env=env,
-                   check=True, timeout=300)
+    subprocess.run(
+        [sys.executable, os.path.join(tests, "thread_cases.py"), str(out)],
+        env=env,
+        check=True,
+        timeout=300,
+    )
     many = np.load(out)
     assert sorted(many.files) == sorted(one)
     for k in one:
@@ -228,8 +239,10 @@ def test_pool_many_callers_stay_correct(setting):
     """Eight Python threads at once, each with its own thread count, on a budget of 3: every
     product equals the one computed alone (bit for bit: rows never cross chunks)."""
     matkern.set_num_threads(3)
-    mats = [sp.random(2000 + 300 * i, 400, density=0.02, format="csr", random_state=i,
-                      dtype=np.float32) for i in range(8)]
+    mats = [
+        sp.random(2000 + 300 * i, 400, density=0.02, format="csr", random_state=i, dtype=np.float32)
+        for i in range(8)
+    ]
     B = np.random.default_rng(0).standard_normal((400, 40)).astype(np.float32)
     alone = [matkern.spmm(A, B) for A in mats]
 
@@ -237,6 +250,7 @@ def test_pool_many_callers_stay_correct(setting):
         def run():
             with matkern.threads(1 + i % 3):
                 return matkern.spmm(mats[i], B)
+
         return run
 
     from conftest import run_in_threads
@@ -277,6 +291,7 @@ assert os.WEXITSTATUS(status) == 0, status
 print("ok")
 """
     env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(matkern.__file__)))
-    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                       timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr

@@ -57,8 +57,7 @@ def cases():
     fj = matkern.FJLT(256, random_state=0).fit(Xd)
     yield "fjlt 2000x4096 k=256", (lambda: fj.transform(Xd))
     R = sp.random(20000, 2000, density=0.005, format="csr", random_state=0)
-    yield "svd fit 20000x2000 k=32", (
-        lambda: matkern.TruncatedSVD(32, random_state=0).fit(R))
+    yield "svd fit 20000x2000 k=32", (lambda: matkern.TruncatedSVD(32, random_state=0).fit(R))
 
 
 def block(fn, seconds):

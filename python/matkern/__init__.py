@@ -10,16 +10,15 @@ __version__ = "0.1.0"  # the one place: pyproject.toml reads it (metadata.versio
 
 from . import reference  # noqa: F401
 from ._config import backends, show_config  # noqa: F401
-from ._threads import get_num_threads, set_num_threads, threads  # noqa: F401
-from .hadamard import *  # noqa: F401,F403
 from ._spmm import *  # noqa: F401,F403
+from ._threads import _init_from_environment as _init_threads  # noqa: E402
+from ._threads import get_num_threads, set_num_threads, threads  # noqa: F401
+from .gram import *  # noqa: F401,F403
+from .hadamard import *  # noqa: F401,F403
 from .int8 import *  # noqa: F401,F403
 from .lut import *  # noqa: F401,F403
-from .gram import *  # noqa: F401,F403
 from .randproj import *  # noqa: F401,F403
 from .svd import *  # noqa: F401,F403
-
-from ._threads import _init_from_environment as _init_threads  # noqa: E402
 
 _init_threads()
 del _init_threads

@@ -138,8 +138,7 @@ def pick(fn: str, *arrays, backend: str | None = None) -> str:
             raise TypeError(f"{fn}(): {exc}") from None
     if len(devices) > 1:
         raise ValueError(
-            f"{fn}(): all arrays must be on one device; got both NumPy (cpu) and CuPy (cuda) "
-            "arrays"
+            f"{fn}(): all arrays must be on one device; got both NumPy (cpu) and CuPy (cuda) arrays"
         )
     dev = devices.pop() if devices else "cpu"
     if backend is None:

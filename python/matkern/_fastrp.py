@@ -63,8 +63,9 @@ def embed_cpu(walk, steps, n_steps, l2_normalize):
     indptr, indices, data = walk.indptr, walk.indices, walk.data
     emb = np.zeros((n, walk.dim), dtype=dtype)
     U = np.empty((n, walk.dim), dtype=dtype)
-    cpu.rp_sparse(indptr, indices, data, n, walk.inv, walk.colfac, walk.key, walk.table,
-                  walk.scale, U)
+    cpu.rp_sparse(
+        indptr, indices, data, n, walk.inv, walk.colfac, walk.key, walk.table, walk.scale, U
+    )
     V = np.empty_like(U) if n_steps > 1 else None
     # S = D^-1 A once, so every graph product is a plain CSR x dense on the SpMM family's
     # kernel (matkern::csr_spmm).
@@ -86,8 +87,18 @@ def embed_cuda(walk, steps, n_steps, l2_normalize, synchronize):
     n, dtype = walk.n, walk.dtype
     indptr, indices, data = walk.indptr, walk.indices, walk.data
     emb = xp.zeros((n, walk.dim), dtype=dtype)
-    U = gpu_project((indptr, indices, data), n, walk.key, walk.table, walk.dim, walk.scale,
-                    dtype=dtype, n=n, rowscale=walk.inv, colscale=walk.colfac)
+    U = gpu_project(
+        (indptr, indices, data),
+        n,
+        walk.key,
+        walk.table,
+        walk.dim,
+        walk.scale,
+        dtype=dtype,
+        n=n,
+        rowscale=walk.inv,
+        colscale=walk.colfac,
+    )
     V = xp.empty_like(U) if n_steps > 1 else None
     csr = None
     if V is not None and dtype == np.float32 and walk.dim <= _gpu_csr.MAX_K:
@@ -130,15 +141,19 @@ def _plain_progress(items, fn):
     t0 = time.perf_counter()
     for i, item in enumerate(items, 1):
         yield item
-        print(f"{fn}(): iteration {i}/{len(items)} done after {time.perf_counter() - t0:.1f} s",
-              file=sys.stderr, flush=True)
+        print(
+            f"{fn}(): iteration {i}/{len(items)} done after {time.perf_counter() - t0:.1f} s",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def with_progress(items, progress, nnz, fn):
     """(items, possibly wrapped in a progress bar on stderr; whether one is shown). tqdm is
     imported here only: it is not a dependency of matkern."""
-    if progress is False or (progress is None and (nnz < PROGRESS_MIN_NNZ
-                                                   or not stderr_is_terminal())):
+    if progress is False or (
+        progress is None and (nnz < PROGRESS_MIN_NNZ or not stderr_is_terminal())
+    ):
         return items, False
     try:
         from tqdm import tqdm

@@ -22,8 +22,12 @@ def row_segments(indptr):
     counts = np.diff(indptr)
     nseg = np.maximum(1, -(-counts // SEG))
     if counts.size == 0 or nseg.max() <= 1:
-        return (np.zeros(1, np.int64), np.zeros(1, np.int32), np.zeros(1, np.int32),
-                np.zeros(1, np.int32))
+        return (
+            np.zeros(1, np.int64),
+            np.zeros(1, np.int32),
+            np.zeros(1, np.int32),
+            np.zeros(1, np.int32),
+        )
     m = counts.size
     seg_row = np.repeat(np.arange(m), nseg)
     first = np.cumsum(nseg) - nseg  # index of each row's first segment
@@ -32,8 +36,12 @@ def row_segments(indptr):
     split = nseg > 1
     slot_of_row = np.full(m, -1, np.int32)
     slot_of_row[split] = np.arange(int(split.sum()), dtype=np.int32)
-    return (bounds, seg_row.astype(np.int32), slot_of_row[seg_row],
-            np.nonzero(split)[0].astype(np.int32))
+    return (
+        bounds,
+        seg_row.astype(np.int32),
+        slot_of_row[seg_row],
+        np.nonzero(split)[0].astype(np.int32),
+    )
 
 
 def plan(indptr, indices, data):
@@ -43,9 +51,12 @@ def plan(indptr, indices, data):
     cp = _dispatch.cupy_module()
     host_indptr = np.asarray(_dispatch.to_host(indptr))
     segs = row_segments(host_indptr.astype(np.int64, copy=False))
-    return (cp.asarray(indptr, dtype=cp.int64, order="C"),
-            cp.asarray(indices, dtype=cp.int32, order="C"),
-            cp.asarray(data, dtype=cp.float32, order="C"), tuple(cp.asarray(a) for a in segs))
+    return (
+        cp.asarray(indptr, dtype=cp.int64, order="C"),
+        cp.asarray(indices, dtype=cp.int32, order="C"),
+        cp.asarray(data, dtype=cp.float32, order="C"),
+        tuple(cp.asarray(a) for a in segs),
+    )
 
 
 def matmul(csr, B, out):
@@ -70,5 +81,6 @@ def run(csr, B, out, only_if_bad):
     if int(bounds.size) > 1:  # rows cut into segments (1-element placeholders: none are)
         part = cp.empty(int(split_rows.size) * B.shape[1], dtype=cp.float32)
         segs = (bounds, seg_row, seg_slot, split_rows, part)
-    _dispatch.cuda().spmm_csr(B.shape[0], ip, ix, dv, B, out, only_if_bad,
-                              _dispatch.stream_ptr(), *segs)
+    _dispatch.cuda().spmm_csr(
+        B.shape[0], ip, ix, dv, B, out, only_if_bad, _dispatch.stream_ptr(), *segs
+    )

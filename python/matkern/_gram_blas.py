@@ -13,8 +13,7 @@ from .reference.gram import MARGIN, certify_chain
 
 # The 64-bit type 32-bit input is widened to (here for the first WIDE_STEPS products; on
 # the GPU for every product of a large side, see _gram_cuda).
-WIDE = {np.dtype(np.float32): np.dtype(np.float64),
-        np.dtype(np.complex64): np.dtype(np.complex128)}
+WIDE = {np.dtype(np.float32): np.dtype(np.float64), np.dtype(np.complex64): np.dtype(np.complex128)}
 # complex64 inputs on the BLAS path run their first products in 64-bit: while the spectrum
 # is still flat, ||G_t||_F^2 / sigma_1(G_t)^2 is large (~n/5 for a square Gaussian matrix)
 # and so would be the float32 rounding margin (5% on a 2048 x 2048 matrix, against 0.9% for
@@ -34,8 +33,7 @@ def normalize(G, mirror, scale):
     f = np.zeros(1)
     r = np.zeros(1)
     real = G.view(G.real.dtype) if cplx else G
-    _dispatch.cpu().gram_normalize(real.reshape(-1), 1, rows, cols, cplx, mirror, scale, e, F,
-                                   f, r)
+    _dispatch.cpu().gram_normalize(real.reshape(-1), 1, rows, cols, cplx, mirror, scale, e, F, f, r)
     return int(e[0]), float(F[0]), float(f[0]), float(r[0])
 
 
@@ -46,8 +44,12 @@ def bound_blas(W, n_iter):
     m, n = W.shape
     c, k0 = min(m, n), max(m, n)
     cplx = W.dtype.kind == "c"
-    rks = {np.dtype(np.float32): blas.ssyrk, np.dtype(np.float64): blas.dsyrk,
-           np.dtype(np.complex64): blas.cherk, np.dtype(np.complex128): blas.zherk}
+    rks = {
+        np.dtype(np.float32): blas.ssyrk,
+        np.dtype(np.float64): blas.dsyrk,
+        np.dtype(np.complex64): blas.cherk,
+        np.dtype(np.complex128): blas.zherk,
+    }
     H = W.copy()
     e0, F0, f0, r0 = normalize(H, False, True)
     if F0 == 0.0:
@@ -90,5 +92,8 @@ def bound_blas(W, n_iter):
         conv.append(0.0)
         rows_are_c = True
     T = len(ks) or 1
-    return float(certify_chain([es[:T]], [fs[:T]], [F], ks, c, k0, W.dtype,
-                               step_dtypes=sdt or None, conv=conv[:T])[0])
+    return float(
+        certify_chain(
+            [es[:T]], [fs[:T]], [F], ks, c, k0, W.dtype, step_dtypes=sdt or None, conv=conv[:T]
+        )[0]
+    )

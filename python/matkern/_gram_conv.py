@@ -82,8 +82,10 @@ def check_memory(kernel, h, w, be, name, fn, held=0):
     need, have = needed_bytes(kernel, h, w, be), available_bytes()
     if need + held > have:
         also = f" (with {held / 2**30:.3g} GiB for the layers before it)" if held else ""
-        raise ValueError(f"{fn}(): {name} = {(h, w)} needs about {need / 2**30:.3g} GiB for a "
-                         f"{'x'.join(map(str, kernel.shape))} kernel (phase tables and "
-                         f"frequency matrices){also}, more than the {have / 2**30:.3g} GiB "
-                         f"of memory available")
+        raise ValueError(
+            f"{fn}(): {name} = {(h, w)} needs about {need / 2**30:.3g} GiB for a "
+            f"{'x'.join(map(str, kernel.shape))} kernel (phase tables and "
+            f"frequency matrices){also}, more than the {have / 2**30:.3g} GiB "
+            f"of memory available"
+        )
     return need

@@ -43,8 +43,7 @@ def bounds(kernel, h, w, n_iter, prune=False):
     # einsum's own loops, not BLAS: a threaded BLAS call leaves workers spinning on the cores
     # the kernel's threads need next (it made a 32x32x5x5 layer 2.5x slower).
     tap_gram = np.einsum("tp,up->tu", taps, taps)
-    fro2 = (np.einsum("ft,tu,fu->f", cs, tap_gram, cs)
-            + np.einsum("ft,tu,fu->f", sn, tap_gram, sn))
+    fro2 = np.einsum("ft,tu,fu->f", cs, tap_gram, cs) + np.einsum("ft,tu,fu->f", sn, tap_gram, sn)
     # Floored at 1e-6 of the largest possible norm (sum of the taps' norms): the quadratic
     # form's cancellation errs by ~1e-7 of that, so the true norm stays below ~2x the value
     # that sets the scale, and nothing overflows however small the matrix.
@@ -66,12 +65,30 @@ def bounds(kernel, h, w, n_iter, prune=False):
     out = np.empty(nk)
     if n_iter >= 1 and (2 * kh - 1) * (2 * kw - 1) <= FIRST_OFFSETS:
         gtaps, pt, pu, start, pc, ps, del64 = first_from_taps(k64, h, w, taps)
-        _dispatch.cpu().gram_conv_bound_batch_first(taps, cs, sn, fro, c_out, c_in, f32,
-                                                    not f32, n_iter, probe, out, gtaps, pt, pu,
-                                                    start, pc[keep], ps[keep], del64)
+        _dispatch.cpu().gram_conv_bound_batch_first(
+            taps,
+            cs,
+            sn,
+            fro,
+            c_out,
+            c_in,
+            f32,
+            not f32,
+            n_iter,
+            probe,
+            out,
+            gtaps,
+            pt,
+            pu,
+            start,
+            pc[keep],
+            ps[keep],
+            del64,
+        )
     else:
-        _dispatch.cpu().gram_conv_bound_batch(taps, cs, sn, fro, c_out, c_in, f32, not f32,
-                                              n_iter, probe, out)
+        _dispatch.cpu().gram_conv_bound_batch(
+            taps, cs, sn, fro, c_out, c_in, f32, not f32, n_iter, probe, out
+        )
     return out[np.searchsorted(keep, src)] + slack(k64, h, w, f32)
 
 
@@ -117,5 +134,5 @@ def first_from_taps(k64, h, w, taps=None):
     start = np.cumsum([0] + [len(pairs[d]) for d in order]).astype(np.int64)
     pc, ps = phases(h, w, [d[0] for d in offs], [d[1] for d in offs])
     nd = len(offs)
-    del64 = 2.0 * (T * ro + 2 * nd + 40) * 2.0**-53 * tap_l1_norm(k64)**2 * (1 + 1e-9)
+    del64 = 2.0 * (T * ro + 2 * nd + 40) * 2.0**-53 * tap_l1_norm(k64) ** 2 * (1 + 1e-9)
     return gtaps, pt, pu, start, pc, ps, del64

@@ -37,6 +37,7 @@ def _bounds_fused(A, n_iter, prune):
     cplx = A.dtype.kind == "c"
     real = A.view(A.real.dtype) if cplx else A
     out = np.empty(batch, dtype=np.float64)
-    _dispatch.cpu().gram_bound_batch(real.reshape(-1), batch, m, n, cplx, n_iter,
-                                     PRUNE_ITER if prune else 0, out)
+    _dispatch.cpu().gram_bound_batch(
+        real.reshape(-1), batch, m, n, cplx, n_iter, PRUNE_ITER if prune else 0, out
+    )
     return out

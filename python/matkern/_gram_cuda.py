@@ -19,11 +19,12 @@ SMALL_32 = 64  # above it, 32-bit input runs in 64-bit
 def bounds(A, n_iter):
     """float64 NumPy array (batch,) of certified bounds for the CuPy array A (batch, m, n)."""
     cp = _dispatch.cupy_module()
-    if os.environ.get("CUPY_TF32", "0") not in ("", "0") and A.dtype in (np.float32,
-                                                                          np.complex64):
+    if os.environ.get("CUPY_TF32", "0") not in ("", "0") and A.dtype in (np.float32, np.complex64):
         # TF32 products have a 10-bit mantissa: the float32 rounding margin would not hold.
-        raise RuntimeError("spectral_norm_bound(): CUPY_TF32 is set, so cuBLAS would multiply "
-                           "float32 in TF32 and the bound would not be certified; unset it")
+        raise RuntimeError(
+            "spectral_norm_bound(): CUPY_TF32 is set, so cuBLAS would multiply "
+            "float32 in TF32 and the bound would not be certified; unset it"
+        )
     cuda, stream = _dispatch.cuda(), _dispatch.stream_ptr()
     batch, m, n = A.shape
     c, k0 = min(m, n), max(m, n)
@@ -40,8 +41,9 @@ def bounds(A, n_iter):
         F = cp.zeros(batch, cp.float64)
         f = cp.zeros(batch, cp.float64)
         real = G.view(G.real.dtype) if cplx else G
-        cuda.gram_normalize(real.reshape(-1), batch, rows * cols * (2 if cplx else 1), scale,
-                            e, F, f, stream)
+        cuda.gram_normalize(
+            real.reshape(-1), batch, rows * cols * (2 if cplx else 1), scale, e, F, f, stream
+        )
         return e, F, f
 
     H = A.copy()

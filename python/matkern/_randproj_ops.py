@@ -57,7 +57,9 @@ def gpu_project(X, d, key, table, k, scale, *, dtype, n, rowscale=None, colscale
         indptr, comps, negs = generate("cuda", key, table, k, j0, j1, cp)
         if isinstance(X, tuple):
             xi, xj, xv = X
-            cuda.rp_sparse_accumulate(xi, xj, xv, colscale, indptr, comps, negs, j0, j1, out, stream)
+            cuda.rp_sparse_accumulate(
+                xi, xj, xv, colscale, indptr, comps, negs, j0, j1, out, stream
+            )
         else:
             # components of this chunk grouped by component: CSR (k x (j1-j0)) by a stable sort
             nnz = int(indptr[-1])

@@ -46,9 +46,7 @@ def check_indices_in(indices, bound, what, fn):
     if indices.size:
         lo, hi = _extent(indices)
         if lo < 0 or hi >= bound:
-            raise ValueError(
-                f"{fn}(): {what} must lie in [0, {bound}), got values in [{lo}, {hi}]"
-            )
+            raise ValueError(f"{fn}(): {what} must lie in [0, {bound}), got values in [{lo}, {hi}]")
 
 
 def check_compressed(indptr, indices, n_major, n_minor, name, fn, *, data=None, exact=False):
@@ -85,9 +83,7 @@ def check_compressed(indptr, indices, n_major, n_minor, name, fn, *, data=None, 
         if getattr(data, "ndim", 1) != 1:
             raise ValueError(f"{fn}(): {name}.data must be 1-dimensional, got shape {data.shape}")
         if data.size < last or (exact and data.size != last):
-            raise ValueError(
-                f"{fn}(): {name}.data has {data.size} entries; indptr[-1] says {last}"
-            )
+            raise ValueError(f"{fn}(): {name}.data has {data.size} entries; indptr[-1] says {last}")
     check_indices_in(indices[:last], n_minor, f"{name}.indices", fn)
     return last
 
@@ -113,15 +109,18 @@ def check_structure(X, name, fn):
             raise ValueError(f"{fn}(): {name}.blocksize {X.blocksize} must divide {shape}")
         nb = check_compressed(X.indptr, X.indices, m // r, n // c, name, fn)
         if X.data.ndim != 3 or X.data.shape[0] < nb or X.data.shape[1:] != (r, c):
-            raise ValueError(f"{fn}(): {name}.data must have shape (>= {nb}, {r}, {c}), got "
-                             f"{X.data.shape}")
+            raise ValueError(
+                f"{fn}(): {name}.data must have shape (>= {nb}, {r}, {c}), got {X.data.shape}"
+            )
     elif fmt == "coo":
         row, col = X.row, X.col
         _int_vector(row, f"{name}.row", fn)
         _int_vector(col, f"{name}.col", fn)
         if not (row.size == col.size == X.data.size):
-            raise ValueError(f"{fn}(): {name}.row, .col and .data must have the same length, "
-                             f"got {row.size}, {col.size} and {X.data.size}")
+            raise ValueError(
+                f"{fn}(): {name}.row, .col and .data must have the same length, "
+                f"got {row.size}, {col.size} and {X.data.size}"
+            )
         check_indices_in(row, m, f"{name}.row", fn)
         check_indices_in(col, n, f"{name}.col", fn)
     return X
@@ -172,8 +171,10 @@ def owned(arr, *sources, dtype=None):
     its results."""
     xp = _dispatch.array_module(arr)
     out = xp.ascontiguousarray(arr, dtype=dtype)
-    if any(s is not None and xp is _dispatch.array_module(s) and xp.may_share_memory(out, s)
-           for s in sources):
+    if any(
+        s is not None and xp is _dispatch.array_module(s) and xp.may_share_memory(out, s)
+        for s in sources
+    ):
         out = out.copy()
     if xp is np:
         out.flags.writeable = False

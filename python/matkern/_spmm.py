@@ -21,9 +21,11 @@ BLOCKED_MIN_FILL = 0.30  # measured on an H100: see SparseMatrix
 _CPU_DTYPES = (np.float32, np.float64)
 _GPU_DTYPES = (np.float32, np.float16)
 _REF_DTYPES = (np.float16, np.float32, np.float64)
-_DTYPE_SETS = {"cpu": frozenset(map(np.dtype, _CPU_DTYPES)),
-               "cuda": frozenset(map(np.dtype, _GPU_DTYPES)),
-               "reference": frozenset(map(np.dtype, _REF_DTYPES))}
+_DTYPE_SETS = {
+    "cpu": frozenset(map(np.dtype, _CPU_DTYPES)),
+    "cuda": frozenset(map(np.dtype, _GPU_DTYPES)),
+    "reference": frozenset(map(np.dtype, _REF_DTYPES)),
+}
 _PRECISIONS = (None, "tf32", "f16", "bf16", "fp32")
 _KERNELS = (None, "auto", "blocked", "csr")
 _MODE_ID = {"tf32": 0, "f16": 1, "bf16": 2}
@@ -162,7 +164,9 @@ class SparseMatrix:
         self.kernel_ = None
 
     def __repr__(self):
-        return f"<matkern.SparseMatrix {self.shape[0]}x{self.shape[1]}, nnz={self.nnz}, {self.dtype}>"
+        return (
+            f"<matkern.SparseMatrix {self.shape[0]}x{self.shape[1]}, nnz={self.nnz}, {self.dtype}>"
+        )
 
     def __matmul__(self, B):
         return spmm(self, B)
@@ -254,10 +258,16 @@ class SparseMatrix:
         rows, cols, nnz, reorder, block_counts, n_blocks, fill_ratio, kernel_auto."""
         with self._lock:
             self._reorder()
-        return {"rows": self.shape[0], "cols": self.shape[1], "nnz": self.nnz,
-                "reorder": self.reorder_, "block_counts": dict(self.block_counts_),
-                "n_blocks": self.n_blocks_, "fill_ratio": self.fill_ratio_,
-                "kernel_auto": "blocked" if self.fill_ratio_ >= BLOCKED_MIN_FILL else "csr"}
+        return {
+            "rows": self.shape[0],
+            "cols": self.shape[1],
+            "nnz": self.nnz,
+            "reorder": self.reorder_,
+            "block_counts": dict(self.block_counts_),
+            "n_blocks": self.n_blocks_,
+            "fill_ratio": self.fill_ratio_,
+            "kernel_auto": "blocked" if self.fill_ratio_ >= BLOCKED_MIN_FILL else "csr",
+        }
 
     # ---------------------------------------------------------------- products
     # spmm has checked B (dtype, shape, layout) and out (C-order (m, k) of B's dtype), and
@@ -303,8 +313,19 @@ class SparseMatrix:
             cuda.spmm_nonfinite(Bc, flag.data.ptr, stream)
             bad = flag.data.ptr
         m, n = self.shape
-        cuda.spmm_bsr(m, n, blk["block_ptr"], blk["block_col"], blk["values"], _MODE_ID[mode],
-                      blk["out_rows"], Bc, out, bad, stream)
+        cuda.spmm_bsr(
+            m,
+            n,
+            blk["block_ptr"],
+            blk["block_col"],
+            blk["values"],
+            _MODE_ID[mode],
+            blk["out_rows"],
+            Bc,
+            out,
+            bad,
+            stream,
+        )
         if guard:
             _gpu_csr.run(csr, Bc, out, bad)
         self.kernel_ = "cuda-blocked-" + mode
@@ -314,8 +335,10 @@ def _resolve_mode(dtype, precision, fn):
     _checks.check_choice(precision, "precision", fn, _PRECISIONS)
     if dtype == np.float16:
         if precision not in (None, "f16"):
-            raise ValueError(f"{fn}(): precision={precision!r} needs float32 B; float16 B "
-                             "runs with precision 'f16'")
+            raise ValueError(
+                f"{fn}(): precision={precision!r} needs float32 B; float16 B "
+                "runs with precision 'f16'"
+            )
         return "f16"
     if precision == "f16":
         raise ValueError(f"{fn}(): precision='f16' needs float16 B, got {dtype}")
@@ -386,8 +409,10 @@ def spmm(A, B, *, out=None, backend=None, precision=None, kernel=None):
         S._matmul_cpu(B, out)
         return out
     if k > _gpu_csr.MAX_K:
-        raise ValueError(f"{fn}(): B.shape[1] must be <= {_gpu_csr.MAX_K} on the GPU (grid "
-                         f"limit), got {k}; split B's columns")
+        raise ValueError(
+            f"{fn}(): B.shape[1] must be <= {_gpu_csr.MAX_K} on the GPU (grid "
+            f"limit), got {k}; split B's columns"
+        )
     S._matmul_cuda(B, out, mode, kernel)
     return out
 
@@ -397,14 +422,17 @@ def _check_product(S, B, out, be, precision, kernel, fn):
     the GPU precision mode ("tf32", "f16", "bf16" or "fp32"; None off the GPU)."""
     allowed = {"cpu": _CPU_DTYPES, "cuda": _GPU_DTYPES, "reference": _REF_DTYPES}[be]
     if B.dtype not in _DTYPE_SETS[be]:
-        raise TypeError(f"{fn}(): B must have dtype {_checks.dtype_names(allowed)} on backend "
-                        f"'{be}', got {B.dtype}")
+        raise TypeError(
+            f"{fn}(): B must have dtype {_checks.dtype_names(allowed)} on backend "
+            f"'{be}', got {B.dtype}"
+        )
     m, n = S.shape
     if B.shape[0] != n:
         raise ValueError(f"{fn}(): B must have {n} rows (A is {m}x{n}), got shape {B.shape}")
     if not (B.flags.c_contiguous or B.flags.f_contiguous):
-        raise ValueError(f"{fn}(): B must be C- or Fortran-contiguous, got a strided view of "
-                         f"shape {B.shape}")
+        raise ValueError(
+            f"{fn}(): B must be C- or Fortran-contiguous, got a strided view of shape {B.shape}"
+        )
     _checks.check_choice(kernel, "kernel", fn, _KERNELS)
     mode = _resolve_mode(B.dtype, precision, fn) if be == "cuda" else None
     if precision is not None and be != "cuda":

@@ -134,8 +134,13 @@ def build_blocks(indptr, indices, data, m, n, perm, mode):
         values = float32_to_bf16_bits(vals.astype(np.float32))
     out_rows = np.full(nbr * BS, -1, dtype=np.int32)
     out_rows[:m] = perm.astype(np.int32)
-    return {"block_ptr": block_ptr, "block_col": block_col, "values": values,
-            "out_rows": out_rows, "n_blocks": nb}
+    return {
+        "block_ptr": block_ptr,
+        "block_col": block_col,
+        "values": values,
+        "out_rows": out_rows,
+        "n_blocks": nb,
+    }
 
 
 def float32_to_bf16_bits(x):

@@ -39,7 +39,9 @@ class _Ops:
             return ref.svd_gather(Xt, B)
         xp = self.xp
         if Xt.shape[1] != B.shape[0]:
-            raise ValueError(f"svd gather: update has {Xt.shape[1]} columns, basis {B.shape[0]} rows")
+            raise ValueError(
+                f"svd gather: update has {Xt.shape[1]} columns, basis {B.shape[0]} rows"
+            )
         out = xp.empty((Xt.shape[0], B.shape[1]), dtype=np.float64)
         ip = Xt.indptr.astype(np.int64)
         if self.name == "cpu":
@@ -55,8 +57,14 @@ class _Ops:
         xp = self.xp
         c = Xt.shape[0]
         out = xp.empty((c, c), dtype=np.float64)
-        args = (Xt.indptr.astype(np.int64), Xt.indices, Xt.data, Xc.indptr.astype(np.int64),
-                Xc.indices.astype(np.int32), Xc.data)
+        args = (
+            Xt.indptr.astype(np.int64),
+            Xt.indices,
+            Xt.data,
+            Xc.indptr.astype(np.int64),
+            Xc.indices.astype(np.int32),
+            Xc.data,
+        )
         if self.name == "cpu":
             _dispatch.cpu().svd_gram(*args, out)
         else:
@@ -73,8 +81,7 @@ class _Ops:
         elif self.name == "cpu":
             _dispatch.cpu().svd_scatter(rows, indptr, indices, data, Y, B)
         else:
-            _dispatch.cuda().svd_scatter(rows, indptr, indices, data, Y, B,
-                                         _dispatch.stream_ptr())
+            _dispatch.cuda().svd_scatter(rows, indptr, indices, data, Y, B, _dispatch.stream_ptr())
 
     def compress_columns(self, Xc):
         """The columns of Xc (Xt in CSC form) that hold nonzeros, as (rows, indptr, indices,
@@ -93,8 +100,9 @@ def device_name(x) -> str:
         return "?"
 
 
-def as_update(x, name, fn, *, width=None, width_name="", device=None, allow_sparse=True,
-              height=None):
+def as_update(
+    x, name, fn, *, width=None, width_name="", device=None, allow_sparse=True, height=None
+):
     """Validate a 2-D update (dense or sparse) and return it as float64: a canonical CSR matrix
     when sparse, a C-contiguous array when dense. Errors name ``fn`` and ``name``."""
     dev = device_name(x)
@@ -115,8 +123,7 @@ def as_update(x, name, fn, *, width=None, width_name="", device=None, allow_spar
         if len(x.shape) != 2:
             raise ValueError(f"{fn}(): {name} must be 2-dimensional, got shape {x.shape}")
     else:
-        _checks.check_array(x, name, fn, dtypes=_FLOATS, ndim=2, contiguous=False,
-                            allow_empty=True)
+        _checks.check_array(x, name, fn, dtypes=_FLOATS, ndim=2, contiguous=False, allow_empty=True)
     rows, cols = x.shape
     if rows == 0 or cols == 0:
         raise ValueError(f"{fn}(): {name} must not be empty, got shape {tuple(x.shape)}")

@@ -80,7 +80,7 @@ def low_rank_update(ops, s, u, v, Dm, Em, method, *, rank, n_iter, rng):
     cu = complement(ops, u, Dt, method, rank=rank, n_iter=n_iter, rng=rng)
     cv = complement(ops, v, Et, method, rank=rank, n_iter=n_iter, rng=rng)
     k = len(s)
-    left = xp.concatenate([cu["P"], cu["R"]], axis=0)   # (k + rD) x c
+    left = xp.concatenate([cu["P"], cu["R"]], axis=0)  # (k + rD) x c
     right = xp.concatenate([cv["P"], cv["R"]], axis=0)  # (k + rE) x c
     M = left @ right.T
     M[:k, :k] += xp.diag(s)

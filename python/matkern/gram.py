@@ -56,35 +56,43 @@ def _check_iter(n_iter, fn):
 
 def _check_matrix_stack(W, name, fn):
     _checks.check_array(W, name, fn, dtypes=_DTYPES, min_ndim=2, finite=True)
-    _checks.check_index_range(W.shape[-1] * W.shape[-2],
-                              f"{name}.shape[-2] * {name}.shape[-1]", fn)
+    _checks.check_index_range(W.shape[-1] * W.shape[-2], f"{name}.shape[-2] * {name}.shape[-1]", fn)
     return W
 
 
 def _check_input_size(input_size, kernel, fn):
-    if (not isinstance(input_size, (tuple, list)) or len(input_size) != 2):
+    if not isinstance(input_size, (tuple, list)) or len(input_size) != 2:
         raise TypeError(f"{fn}(): input_size must be a pair (h, w), got {input_size!r}")
     h = _checks.check_int(input_size[0], "input_size[0]", fn, min_value=1)
     w = _checks.check_int(input_size[1], "input_size[1]", fn, min_value=1)
     kh, kw = kernel.shape[2:]
     if kh > h or kw > w:
-        raise ValueError(f"{fn}(): the kernel's spatial size ({kh}, {kw}) must not exceed "
-                         f"input_size, got {(h, w)}")
-    _checks.check_index_range(h * (w // 2 + 1) * kernel.shape[0] * kernel.shape[1],
-                              "number of frequency-matrix entries", fn)
+        raise ValueError(
+            f"{fn}(): the kernel's spatial size ({kh}, {kw}) must not exceed "
+            f"input_size, got {(h, w)}"
+        )
+    _checks.check_index_range(
+        h * (w // 2 + 1) * kernel.shape[0] * kernel.shape[1],
+        "number of frequency-matrix entries",
+        fn,
+    )
     return h, w
 
 
 def _check_layer_list(layers, input_sizes, fn):
     """input_sizes as a list with one entry per layer (None: all None)."""
     if not isinstance(layers, (list, tuple)) or len(layers) == 0:
-        raise TypeError(f"{fn}(): layers must be a non-empty list or tuple of arrays, got "
-                        f"{type(layers).__name__}")
+        raise TypeError(
+            f"{fn}(): layers must be a non-empty list or tuple of arrays, got "
+            f"{type(layers).__name__}"
+        )
     if input_sizes is None:
         input_sizes = [None] * len(layers)
     if not isinstance(input_sizes, (list, tuple)) or len(input_sizes) != len(layers):
-        raise ValueError(f"{fn}(): input_sizes must be a list with one entry per layer "
-                         f"({len(layers)}), got {input_sizes!r}")
+        raise ValueError(
+            f"{fn}(): input_sizes must be a list with one entry per layer "
+            f"({len(layers)}), got {input_sizes!r}"
+        )
     return input_sizes
 
 
@@ -94,8 +102,9 @@ def _check_layers(layers, input_sizes, fn):
     for i, (layer, size) in enumerate(zip(layers, input_sizes)):
         name = f"layers[{i}]"
         if getattr(layer, "ndim", None) == 4:
-            _checks.check_array(layer, name, fn, dtypes=(np.float32, np.float64), ndim=4,
-                                finite=True)
+            _checks.check_array(
+                layer, name, fn, dtypes=(np.float32, np.float64), ndim=4, finite=True
+            )
             if size is None:
                 raise ValueError(f"{fn}(): input_sizes[{i}] is required for the 4-D {name}")
             convs[i] = _check_input_size(size, layer, fn)
@@ -186,8 +195,7 @@ def conv_spectral_norm_bound(kernel, input_size, n_iter=6, *, backend=None):
     True
     """
     fn = "conv_spectral_norm_bound"
-    _checks.check_array(kernel, "kernel", fn, dtypes=(np.float32, np.float64), ndim=4,
-                        finite=True)
+    _checks.check_array(kernel, "kernel", fn, dtypes=(np.float32, np.float64), ndim=4, finite=True)
     h, w = _check_input_size(input_size, kernel, fn)
     n_iter = _check_iter(n_iter, fn)
     be = _dispatch.pick(fn, kernel, backend=backend)

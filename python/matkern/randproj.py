@@ -45,8 +45,9 @@ def _check_sparse(X, name, fn, dtypes=_FLOATS, square=False, cast=None):
     if cast is not None and X.dtype.kind in "biu":
         pass  # converted below, once the structure is known to be sound
     elif X.dtype not in [np.dtype(d) for d in dtypes]:
-        raise TypeError(f"{fn}(): {name} must have dtype {_checks.dtype_names(dtypes)}, got "
-                        f"{X.dtype}")
+        raise TypeError(
+            f"{fn}(): {name} must have dtype {_checks.dtype_names(dtypes)}, got {X.dtype}"
+        )
     n, d = shape
     if n == 0 or d == 0:
         raise ValueError(f"{fn}(): {name} must not be empty, got shape {shape}")
@@ -64,8 +65,9 @@ def _check_sparse_shape(X, name, fn):
     """fit() reads only the shape of a sparse X, but validates its structure all the same (a
     corrupted matrix is refused at the first call that sees it)."""
     if X.dtype not in [np.dtype(d) for d in _FLOATS]:
-        raise TypeError(f"{fn}(): {name} must have dtype {_checks.dtype_names(_FLOATS)}, got "
-                        f"{X.dtype}")
+        raise TypeError(
+            f"{fn}(): {name} must have dtype {_checks.dtype_names(_FLOATS)}, got {X.dtype}"
+        )
     _sparse_input.check_structure(X, name, fn)
     if 0 in tuple(X.shape):
         raise ValueError(f"{fn}(): {name} must not be empty, got shape {tuple(X.shape)}")
@@ -73,8 +75,9 @@ def _check_sparse_shape(X, name, fn):
 
 def _check_flag(value, name, fn):
     if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{fn}(): {name} must be True or False, got {type(value).__name__} "
-                        f"{value!r}")
+        raise TypeError(
+            f"{fn}(): {name} must be True or False, got {type(value).__name__} {value!r}"
+        )
     return bool(value)
 
 
@@ -96,18 +99,23 @@ def _n_components(n_components, eps, n, d, fn, *, limit=None):
             raise ValueError(
                 f"{fn}(): n_components='auto' with eps={eps} and n_samples={n} gives a target "
                 f"dimension of {k}, which is invalid (the Johnson-Lindenstrauss bound "
-                "4 log(n) / (eps^2/2 - eps^3/3) needs n_samples >= 2); pass an int n_components")
+                "4 log(n) / (eps^2/2 - eps^3/3) needs n_samples >= 2); pass an int n_components"
+            )
         if k > (d if limit is None else limit):
             raise ValueError(
                 f"{fn}(): n_components='auto' with eps={eps} and n_samples={n} gives a target "
                 f"dimension of {k}, larger than n_features = {d}: no reduction; pass an int "
-                "n_components or a larger eps")
+                "n_components or a larger eps"
+            )
         return k
     if isinstance(n_components, bool) or not isinstance(n_components, numbers.Integral):
-        raise TypeError(f"{fn}(): n_components must be an integer >= 1 or 'auto', got "
-                        f"{type(n_components).__name__} {n_components!r}")
-    return _checks.check_int(n_components, "n_components", fn, min_value=1,
-                             max_value=_checks.INT32_MAX)
+        raise TypeError(
+            f"{fn}(): n_components must be an integer >= 1 or 'auto', got "
+            f"{type(n_components).__name__} {n_components!r}"
+        )
+    return _checks.check_int(
+        n_components, "n_components", fn, min_value=1, max_value=_checks.INT32_MAX
+    )
 
 
 def _check_eps(eps, fn):
@@ -170,8 +178,16 @@ class SparseRandomProjection:
     True
     """
 
-    def __init__(self, n_components="auto", *, density="auto", eps=0.1, random_state=None,
-                 dense_output=True, backend=None):
+    def __init__(
+        self,
+        n_components="auto",
+        *,
+        density="auto",
+        eps=0.1,
+        random_state=None,
+        dense_output=True,
+        backend=None,
+    ):
         self.n_components = n_components
         self.density = density
         self.eps = eps
@@ -193,8 +209,9 @@ class SparseRandomProjection:
             _checks.check_choice(self.density, "density", fn, ("auto",))
             p = 1.0 / math.sqrt(d)
         else:
-            p = _checks.check_float(self.density, "density", fn, min_value=0.0, max_value=1.0,
-                                    strict=True)
+            p = _checks.check_float(
+                self.density, "density", fn, min_value=0.0, max_value=1.0, strict=True
+            )
         _check_flag(self.dense_output, "dense_output", fn)
         _check_backend(self.backend, fn)
         seed = _seed_of(self.random_state, fn)
@@ -237,23 +254,34 @@ class SparseRandomProjection:
             _checks.check_array(X, "X", fn, dtypes=_FLOATS, ndim=2)
         if X.shape[1] != self.n_features_in_:
             raise ValueError(
-                f"{fn}(): X must have {self.n_features_in_} columns (as fitted), got {X.shape[1]}")
+                f"{fn}(): X must have {self.n_features_in_} columns (as fitted), got {X.shape[1]}"
+            )
         be = _dispatch.pick(fn, X, backend=self.backend)
         n, k, d = X.shape[0], self.n_components_, self.n_features_in_
         if be == "reference":
-            Y = ref.sparse_random_projection(_dispatch.to_host(X), self._key, self._table, k,
-                                             self.scale_)
+            Y = ref.sparse_random_projection(
+                _dispatch.to_host(X), self._key, self._table, k, self.scale_
+            )
             out = _dispatch.reference_result(Y.astype(X.dtype), X)
         elif be == "cpu":
             out = np.empty((n, k), dtype=X.dtype)
             if sparse:
-                _dispatch.cpu().rp_sparse(indptr, indices, data, d, None, None, self._key,
-                                          self._table, self.scale_, out)
+                _dispatch.cpu().rp_sparse(
+                    indptr, indices, data, d, None, None, self._key, self._table, self.scale_, out
+                )
             else:
                 _dispatch.cpu().rp_dense(X, self._key, self._table, self.scale_, out)
         else:
-            out = gpu_project(X if not sparse else (indptr, indices, data), d, self._key,
-                              self._table, k, self.scale_, dtype=X.dtype, n=n)
+            out = gpu_project(
+                X if not sparse else (indptr, indices, data),
+                d,
+                self._key,
+                self._table,
+                k,
+                self.scale_,
+                dtype=X.dtype,
+                n=n,
+            )
         if sparse and not self.dense_output:
             return _to_csr(out)
         return out
@@ -273,9 +301,18 @@ def _to_csr(Y):
     return sp.csr_matrix(Y)
 
 
-def fastrp(adjacency, dim=128, iteration_weights=(0.0, 1.0, 1.0), normalization_strength=0.0,
-           l2_normalize=True, random_state=None, *, dtype=np.float32, backend=None,
-           progress=None):
+def fastrp(
+    adjacency,
+    dim=128,
+    iteration_weights=(0.0, 1.0, 1.0),
+    normalization_strength=0.0,
+    l2_normalize=True,
+    random_state=None,
+    *,
+    dtype=np.float32,
+    backend=None,
+    progress=None,
+):
     """FastRP node embeddings (Chen et al., CIKM 2019; as in github.com/GTmac/FastRP).
 
     With S = D^-1 A the transition matrix (D the diagonal of row sums; rows of nodes with
@@ -326,8 +363,16 @@ def fastrp(adjacency, dim=128, iteration_weights=(0.0, 1.0, 1.0), normalization_
     """
     fn = "fastrp"
     dtype, dim, weights, beta, l2_normalize = _check_fastrp_args(
-        adjacency, dim, iteration_weights, normalization_strength, l2_normalize, dtype,
-        backend, progress, fn)
+        adjacency,
+        dim,
+        iteration_weights,
+        normalization_strength,
+        l2_normalize,
+        dtype,
+        backend,
+        progress,
+        fn,
+    )
     # structure validated before any conversion (integer/bool weights cast after it)
     A, indptr, indices, data = _check_adjacency(adjacency, dtype, fn)
     progress = None if progress is None else bool(progress)
@@ -343,13 +388,24 @@ def fastrp(adjacency, dim=128, iteration_weights=(0.0, 1.0, 1.0), normalization_
     return _fastrp.embed_cuda(walk, steps, len(weights), l2_normalize, synchronize=shown)
 
 
-def _check_fastrp_args(adjacency, dim, iteration_weights, normalization_strength,
-                       l2_normalize, dtype, backend, progress, fn):
+def _check_fastrp_args(
+    adjacency,
+    dim,
+    iteration_weights,
+    normalization_strength,
+    l2_normalize,
+    dtype,
+    backend,
+    progress,
+    fn,
+):
     """fastrp's arguments other than the adjacency's contents, in the order they are checked:
     (dtype, dim, weights, beta, l2_normalize), validated and normalized."""
     if not _dispatch.is_sparse(adjacency):
-        raise TypeError(f"{fn}(): adjacency must be a scipy.sparse or cupyx.scipy.sparse matrix, "
-                        f"got {type(adjacency).__module__}.{type(adjacency).__name__}")
+        raise TypeError(
+            f"{fn}(): adjacency must be a scipy.sparse or cupyx.scipy.sparse matrix, "
+            f"got {type(adjacency).__module__}.{type(adjacency).__name__}"
+        )
     try:
         dtype = np.dtype(dtype)
     except TypeError:
@@ -362,24 +418,26 @@ def _check_fastrp_args(adjacency, dim, iteration_weights, normalization_strength
     l2_normalize = _check_flag(l2_normalize, "l2_normalize", fn)
     _check_backend(backend, fn)
     if progress is not None and not isinstance(progress, (bool, np.bool_)):
-        raise TypeError(f"{fn}(): progress must be None, True or False, got "
-                        f"{type(progress).__name__}")
+        raise TypeError(
+            f"{fn}(): progress must be None, True or False, got {type(progress).__name__}"
+        )
     return dtype, dim, weights, beta, l2_normalize
 
 
 def _check_adjacency(adjacency, dtype, fn):
     """(A, indptr, indices, data): the adjacency as canonical CSR with ``dtype`` weights,
     checked to be square, finite and nonnegative."""
-    A, indptr, indices, data = _check_sparse(adjacency, "adjacency", fn, square=True,
-                                             cast=dtype)
+    A, indptr, indices, data = _check_sparse(adjacency, "adjacency", fn, square=True, cast=dtype)
     if data.dtype != dtype:
         data = data.astype(dtype)
     xp = _dispatch.array_module(data)
     if data.size and not bool(xp.isfinite(data).all()):
         raise ValueError(f"{fn}(): adjacency must have finite weights, got NaN or Inf")
     if data.size and bool((data < 0).any()):
-        raise ValueError(f"{fn}(): adjacency must have nonnegative weights (a transition "
-                         "matrix is built from it), got a negative weight")
+        raise ValueError(
+            f"{fn}(): adjacency must have nonnegative weights (a transition "
+            "matrix is built from it), got a negative weight"
+        )
     return A, indptr, indices, data
 
 
@@ -387,15 +445,19 @@ def _check_weights(iteration_weights, fn):
     """A nonempty sequence of finite real numbers (not a string, not bools)."""
     name = "iteration_weights"
     if isinstance(iteration_weights, (str, bytes)) or not hasattr(iteration_weights, "__iter__"):
-        raise TypeError(f"{fn}(): {name} must be a sequence of real numbers, got "
-                        f"{type(iteration_weights).__name__} {iteration_weights!r}")
+        raise TypeError(
+            f"{fn}(): {name} must be a sequence of real numbers, got "
+            f"{type(iteration_weights).__name__} {iteration_weights!r}"
+        )
     weights = list(iteration_weights)
     if not weights:
         raise ValueError(f"{fn}(): {name} must not be empty")
     for i, w in enumerate(weights):
         if isinstance(w, (bool, np.bool_)) or not isinstance(w, numbers.Real):
-            raise TypeError(f"{fn}(): {name} must be a sequence of real numbers, got "
-                            f"{type(w).__name__} {w!r} at index {i}")
+            raise TypeError(
+                f"{fn}(): {name} must be a sequence of real numbers, got "
+                f"{type(w).__name__} {w!r} at index {i}"
+            )
         if not math.isfinite(float(w)):
             raise ValueError(f"{fn}(): {name} must be finite, got {float(w)} at index {i}")
     return [float(w) for w in weights]

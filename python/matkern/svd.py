@@ -91,9 +91,20 @@ class TruncatedSVD:
     True
     """
 
-    def __init__(self, n_components, method="auto", *, init="auto", update_rank=None,
-                 update_n_iter=2, sparse_density=0.05, n_iter=4, n_oversamples=10,
-                 random_state=None, backend=None):
+    def __init__(
+        self,
+        n_components,
+        method="auto",
+        *,
+        init="auto",
+        update_rank=None,
+        update_n_iter=2,
+        sparse_density=0.05,
+        n_iter=4,
+        n_oversamples=10,
+        random_state=None,
+        backend=None,
+    ):
         self.n_components = n_components
         self.method = method
         self.init = init
@@ -113,8 +124,7 @@ class TruncatedSVD:
         if self.update_rank is not None:
             _checks.check_int(self.update_rank, "update_rank", fn, min_value=1)
         _checks.check_int(self.update_n_iter, "update_n_iter", fn, min_value=0)
-        _checks.check_float(self.sparse_density, "sparse_density", fn, min_value=0.0,
-                            max_value=1.0)
+        _checks.check_float(self.sparse_density, "sparse_density", fn, min_value=0.0, max_value=1.0)
         _checks.check_int(self.n_iter, "n_iter", fn, min_value=0)
         _checks.check_int(self.n_oversamples, "n_oversamples", fn, min_value=0)
         if self.backend is not None:
@@ -243,8 +253,9 @@ class TruncatedSVD:
 
     # ---------------------------------------------------------------- updates
     def _prepare(self, X, name, fn, width, width_name, height=None):
-        X = as_update(X, name, fn, width=width, width_name=width_name, device=self._device,
-                      height=height)
+        X = as_update(
+            X, name, fn, width=width, width_name=width_name, device=self._device, height=height
+        )
         if self._backend == "reference" and self._device == "cuda":
             X = _dispatch.to_host(X)
         return X
@@ -264,8 +275,11 @@ class TruncatedSVD:
     def _update_options(self):
         # "gkl" / "rpi": vectors kept and power-iteration steps, and the estimator's random
         # numbers (read before the update changes the singular values)
-        return {"rank": self.update_rank or len(self._s), "n_iter": self.update_n_iter,
-                "rng": self._rng}
+        return {
+            "rank": self.update_rank or len(self._s),
+            "n_iter": self.update_n_iter,
+            "rng": self._rng,
+        }
 
     def _done(self, method):
         self.n_updates_ += 1
@@ -295,8 +309,9 @@ class TruncatedSVD:
         """Append the rows Xt (c x len(proj)) to ``grow``'s factor: add_rows, or add_columns
         with U and V swapped."""
         method = self._pick_method(Xt)
-        self._s = _svd_update.append(self._ops, self._s, grow, proj, Xt, method,
-                                     **self._update_options())
+        self._s = _svd_update.append(
+            self._ops, self._s, grow, proj, Xt, method, **self._update_options()
+        )
         self._done(method)
 
     def update(self, D, E):
@@ -307,20 +322,25 @@ class TruncatedSVD:
         Dm = self._prepare(D, "D", fn, None, "")
         Em = self._prepare(E, "E", fn, None, "")
         if Dm.shape[0] != self._u.n:
-            raise ValueError(f"{fn}(): D must have {self._u.n} rows (n_samples_), got shape "
-                             f"{Dm.shape}")
+            raise ValueError(
+                f"{fn}(): D must have {self._u.n} rows (n_samples_), got shape {Dm.shape}"
+            )
         if Em.shape[0] != self._v.n:
-            raise ValueError(f"{fn}(): E must have {self._v.n} rows (n_features_in_), got shape "
-                             f"{Em.shape}")
+            raise ValueError(
+                f"{fn}(): E must have {self._v.n} rows (n_features_in_), got shape {Em.shape}"
+            )
         if Dm.shape[1] != Em.shape[1]:
-            raise ValueError(f"{fn}(): D and E must have the same number of columns, got "
-                             f"{Dm.shape[1]} and {Em.shape[1]}")
+            raise ValueError(
+                f"{fn}(): D and E must have the same number of columns, got "
+                f"{Dm.shape[1]} and {Em.shape[1]}"
+            )
         method = self._pick_method(Dm) if self.method == "auto" else self.method
         if self.method == "auto" and method == "sparse" and density(Em) > self.sparse_density:
             method = "zha-simon"
         with self._blas_scope():
-            self._s = _svd_update.low_rank_update(self._ops, self._s, self._u, self._v, Dm, Em,
-                                                  method, **self._update_options())
+            self._s = _svd_update.low_rank_update(
+                self._ops, self._s, self._u, self._v, Dm, Em, method, **self._update_options()
+            )
         self._done(method)
         return self
 
@@ -330,6 +350,8 @@ def _check_seed(random_state, fn):
     (numpy's own message for a negative seed does not)."""
     if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
         if int(random_state) < 0:
-            raise ValueError(f"{fn}(): random_state must be None, a nonnegative int, a numpy "
-                             f"Generator or RandomState, got {int(random_state)}")
+            raise ValueError(
+                f"{fn}(): random_state must be None, a nonnegative int, a numpy "
+                f"Generator or RandomState, got {int(random_state)}"
+            )
     return _checks.check_random_state(random_state, fn)

@@ -4,10 +4,10 @@ Each family's reference lives in its own module (``matkern.reference.hadamard`` 
 public names are re-exported here, e.g. ``matkern.reference.fwht``.
 """
 
+from .gram import *  # noqa: F401,F403
 from .hadamard import fjlt, fwht  # noqa: F401
-from .spmm import *  # noqa: F401,F403
 from .int8 import *  # noqa: F401,F403
 from .lut import *  # noqa: F401,F403
-from .gram import *  # noqa: F401,F403
 from .randproj import *  # noqa: F401,F403
+from .spmm import *  # noqa: F401,F403
 from .svd import *  # noqa: F401,F403

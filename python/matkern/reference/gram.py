@@ -196,8 +196,7 @@ def gram_bound(W, n_iter=6, wide_steps=0, chunk=None):
     p = _max_exponent(W)
     under = math.sqrt(m * n) * _tiny(W.dtype) if p > 0 else 0.0
     b = _gram_bound_scaled(_ldexp(W, -p), n_iter, wide_steps, chunk)
-    return float(unscale_bound(np.array([b]), np.array([p]), np.array([under]),
-                               "gram_bound")[0])
+    return float(unscale_bound(np.array([b]), np.array([p]), np.array([under]), "gram_bound")[0])
 
 
 def unscale_bound(b, p, under, fn):
@@ -207,15 +206,19 @@ def unscale_bound(b, p, under, fn):
     raises OverflowError (an infinite bound is true but useless; every backend does the same)."""
     b = np.asarray(b, dtype=np.float64)
     if np.isnan(b).any() or (b < 0).any():  # never return what is not a bound
-        raise FloatingPointError(f"{fn}(): internal error, a bound came out {b.min()} (NaN "
-                                 f"or negative) instead of a certified value; please report")
+        raise FloatingPointError(
+            f"{fn}(): internal error, a bound came out {b.min()} (NaN "
+            f"or negative) instead of a certified value; please report"
+        )
     b = np.where(under > 0, np.nextafter(b + under, np.inf), b)
     with np.errstate(over="ignore", under="ignore"):
         out = np.ldexp(b, np.asarray(p, dtype=np.int64))
     if not np.all(np.isfinite(out)):
-        raise OverflowError(f"{fn}(): the certified bound exceeds the largest float64 "
-                            f"({np.finfo(np.float64).max:.4g}); the norm scales exactly with "
-                            f"the input, so bound the input times a power of two instead")
+        raise OverflowError(
+            f"{fn}(): the certified bound exceeds the largest float64 "
+            f"({np.finfo(np.float64).max:.4g}); the norm scales exactly with "
+            f"the input, so bound the input times a power of two instead"
+        )
     small = (out > 0) & (out < np.finfo(np.float64).tiny)
     return np.where(small, np.nextafter(out, np.inf), out)
 
@@ -257,5 +260,17 @@ def _gram_bound_scaled(W, n_iter, wide_steps, chunk):
         f.append(min(_fro(H), _row_sum_bound(H)) * math.sqrt(MARGIN))
         conv.append(0.0)
     T = len(ks) or 1
-    return float(certify_chain([e[:T]], [f[:T]], [F], ks, c, k0, W.dtype,
-                               step_dtypes=sdt or None, conv=conv[:T], gks=gks or None)[0])
+    return float(
+        certify_chain(
+            [e[:T]],
+            [f[:T]],
+            [F],
+            ks,
+            c,
+            k0,
+            W.dtype,
+            step_dtypes=sdt or None,
+            conv=conv[:T],
+            gks=gks or None,
+        )[0]
+    )

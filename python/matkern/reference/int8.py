@@ -69,8 +69,11 @@ def int8_matmul(X, codes, scale, threshold=6.0, bias=None):
     Xi[:, cols] = 0
     q, sx = int8_quantize_rowwise(Xi)
     C = q.astype(np.int64) @ codes.astype(np.int64).T
-    out = (C.astype(np.float64) * (sx.astype(np.float64)[:, None] * _INV127SQ)
-           * scale.astype(np.float64)[None, :]).astype(np.float32)
+    out = (
+        C.astype(np.float64)
+        * (sx.astype(np.float64)[:, None] * _INV127SQ)
+        * scale.astype(np.float64)[None, :]
+    ).astype(np.float32)
     if bias is not None:
         out = out + np.asarray(bias, np.float32)[None, :]
     if cols.size:

@@ -17,17 +17,34 @@ import numpy as np
 __all__ = ["lut_table", "lut_quantize_codes", "lut_dequantize_codes", "lut_matmul_codes"]
 
 # bitsandbytes' NormalFloat-4 table (quantiles of N(0, 1) scaled to [-1, 1], exact 0).
-NF4 = np.array([
-    -1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453,
-    -0.28444138169288635, -0.18477343022823334, -0.09105003625154495, 0.0,
-    0.07958029955625534, 0.16093020141124725, 0.24611230194568634, 0.33791524171829224,
-    0.44070982933044434, 0.5626170039176941, 0.7229568362236023, 1.0,
-], dtype=np.float32)
+NF4 = np.array(
+    [
+        -1.0,
+        -0.6961928009986877,
+        -0.5250730514526367,
+        -0.39491748809814453,
+        -0.28444138169288635,
+        -0.18477343022823334,
+        -0.09105003625154495,
+        0.0,
+        0.07958029955625534,
+        0.16093020141124725,
+        0.24611230194568634,
+        0.33791524171829224,
+        0.44070982933044434,
+        0.5626170039176941,
+        0.7229568362236023,
+        1.0,
+    ],
+    dtype=np.float32,
+)
 
 # fp4 e2m1 (OCP MX): sign, 2 exponent bits, 1 mantissa bit; codes 0-7 positive, 8-15 negative
 # (code 8 is -0.0).
-FP4 = np.array([0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0,
-                -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0], dtype=np.float32)
+FP4 = np.array(
+    [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0],
+    dtype=np.float32,
+)
 
 
 def lut_table(table, bits):
@@ -75,13 +92,17 @@ def check_quantizable(W, values, reach, fn="lut_quantize"):
         return
     mx = max(float(W.max()), -float(W.min()))  # two reductions, no temporary as large as W
     if mx > _F32_MAX:
-        raise ValueError(f"{fn}(): W must be within the float32 range (|W| <= {_F32_MAX:.8g}), "
-                         f"as its dequantized values are float32, got max |W| = {mx:.6g}")
+        raise ValueError(
+            f"{fn}(): W must be within the float32 range (|W| <= {_F32_MAX:.8g}), "
+            f"as its dequantized values are float32, got max |W| = {mx:.6g}"
+        )
     if mx / reach > _F32_MAX or np.isinf(np.float32(reach) * np.float32(mx / reach)):
-        raise ValueError(f"{fn}(): the group scale max|W_group| / max|table| must fit float32, "
-                         f"got max |W| = {mx:.6g} / max|table| = {reach:.6g} = "
-                         f"{mx / reach:.6g} (> {_F32_MAX:.8g}): scale W down or use a table "
-                         f"with a wider range")
+        raise ValueError(
+            f"{fn}(): the group scale max|W_group| / max|table| must fit float32, "
+            f"got max |W| = {mx:.6g} / max|table| = {reach:.6g} = "
+            f"{mx / reach:.6g} (> {_F32_MAX:.8g}): scale W down or use a table "
+            f"with a wider range"
+        )
 
 
 def _check_underflow(mx, reach, fn):
@@ -89,10 +110,12 @@ def _check_underflow(mx, reach, fn):
     bad = (mx >= _F32_TINY) & (reach * 2.0**-150 > mx * 2.0**-10)
     if bad.any():
         m = float(mx[bad].min())
-        raise ValueError(f"{fn}(): the group scale max|W_group| / max|table| must not "
-                         f"underflow float32, got max|W_group| = {m:.6g} / max|table| = "
-                         f"{reach:.6g} = {m / reach:.6g} (the scale would lose its precision "
-                         f"below {_F32_TINY:.6g}): use a table with a smaller range")
+        raise ValueError(
+            f"{fn}(): the group scale max|W_group| / max|table| must not "
+            f"underflow float32, got max|W_group| = {m:.6g} / max|table| = "
+            f"{reach:.6g} = {m / reach:.6g} (the scale would lose its precision "
+            f"below {_F32_TINY:.6g}): use a table with a smaller range"
+        )
 
 
 def quantize_rows(W, values, reach, group_size, fn="lut_quantize"):

@@ -60,8 +60,10 @@ def rp_generate(seed_key: int, table: np.ndarray, k: int, j0: int, j1: int):
     nr = j1 - j0
     rev = table[1:][::-1].copy()  # nondecreasing, for searchsorted
     with np.errstate(over="ignore"):
-        base = _mix(np.uint64(seed_key)
-                    + (np.arange(j0, j1, dtype=np.uint64) + np.uint64(1)) * np.uint64(C1))
+        base = _mix(
+            np.uint64(seed_key)
+            + (np.arange(j0, j1, dtype=np.uint64) + np.uint64(1)) * np.uint64(C1)
+        )
     pos = np.full(nr, -1, dtype=np.int64)
     rows = np.arange(nr)
     out_r, out_c, out_neg = [], [], []

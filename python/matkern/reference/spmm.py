@@ -29,10 +29,10 @@ def spmm_csr(data, indices, indptr, shape, B, dtype=None):
     nnz = int(indptr[-1] - indptr[0]) if m else 0
     if nnz and k:
         rows = np.repeat(np.arange(m), np.diff(indptr))
-        vals = np.asarray(data, dtype=np.float64)[indptr[0]: indptr[0] + nnz]
-        cols = np.asarray(indices)[indptr[0]: indptr[0] + nnz]
+        vals = np.asarray(data, dtype=np.float64)[indptr[0] : indptr[0] + nnz]
+        cols = np.asarray(indices)[indptr[0] : indptr[0] + nnz]
         Bd = B.astype(np.float64)
         step = max(1, (1 << 22) // k)  # bound the nnz x k temporary
         for s in range(0, nnz, step):
-            np.add.at(out, rows[s: s + step], vals[s: s + step, None] * Bd[cols[s: s + step]])
+            np.add.at(out, rows[s : s + step], vals[s : s + step, None] * Bd[cols[s : s + step]])
     return out.astype(dtype or B.dtype)
