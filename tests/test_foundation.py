@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 
 import matkern
-from matkern import _checks as C
-from matkern import _dispatch as D
+from matkern import _checks, _dispatch
 
 
 def test_backends_report_has_the_documented_keys():
@@ -41,59 +40,61 @@ def test_show_config_prints_every_line(capsys):
 
 
 def test_numpy_input_runs_on_cpu_by_default():
-    assert D.pick("f", np.zeros(3)) == "cpu"
+    assert _dispatch.pick("f", np.zeros(3)) == "cpu"
 
 
 def test_backend_argument_is_checked():
     with pytest.raises(ValueError, match="backend must be one of"):
-        D.pick("f", np.zeros(3), backend="tpu")
+        _dispatch.pick("f", np.zeros(3), backend="tpu")
 
 
 def test_cuda_backend_on_numpy_input_is_refused_or_unavailable():
     with pytest.raises((ValueError, RuntimeError), match="cuda"):
-        D.pick("f", np.zeros(3), backend="cuda")
+        _dispatch.pick("f", np.zeros(3), backend="cuda")
 
 
 def test_missing_gpu_gives_runtime_error_with_reason():
-    ok, why = D.gpu_status()
+    ok, why = _dispatch.gpu_status()
     if ok:
         pytest.skip("a GPU is usable here")
     with pytest.raises(RuntimeError, match="backend 'cuda' is not available"):
-        D.cuda()
+        _dispatch.cuda()
 
 
 def test_non_array_input_is_a_type_error():
     with pytest.raises(
         TypeError, match="f\\(\\): expected a NumPy or CuPy array, got builtins.list"
     ):
-        D.pick("f", [1, 2, 3])
+        _dispatch.pick("f", [1, 2, 3])
 
 
 def test_check_array_messages():
     x = np.zeros((4, 4), np.float32)
     with pytest.raises(TypeError, match=r"g\(\): a must have dtype float64, got float32"):
-        C.check_array(x, "a", "g", dtypes=(np.float64,))
+        _checks.check_array(x, "a", "g", dtypes=(np.float64,))
     with pytest.raises(ValueError, match=r"g\(\): a must be 1-dimensional, got shape \(4, 4\)"):
-        C.check_array(x, "a", "g", ndim=1)
+        _checks.check_array(x, "a", "g", ndim=1)
     with pytest.raises(ValueError, match="must be C-contiguous"):
-        C.check_array(x[:, ::2], "a", "g")
+        _checks.check_array(x[:, ::2], "a", "g")
     with pytest.raises(ValueError, match="must not be empty"):
-        C.check_array(np.zeros((0, 3)), "a", "g")
+        _checks.check_array(np.zeros((0, 3)), "a", "g")
     with pytest.raises(ValueError, match="must be finite"):
-        C.check_array(np.array([1.0, np.nan]), "a", "g", finite=True)
+        _checks.check_array(np.array([1.0, np.nan]), "a", "g", finite=True)
     with pytest.raises(TypeError, match="must be a NumPy or CuPy array"):
-        C.check_array("x", "a", "g")
+        _checks.check_array("x", "a", "g")
 
 
 def test_check_scalars():
     with pytest.raises(TypeError):
-        C.check_int(True, "n", "g")
+        _checks.check_int(True, "n", "g")
     with pytest.raises(ValueError, match=r"n must be >= 1, got 0"):
-        C.check_int(0, "n", "g", min_value=1)
+        _checks.check_int(0, "n", "g", min_value=1)
     with pytest.raises(ValueError):
-        C.check_float(float("nan"), "t", "g")
+        _checks.check_float(float("nan"), "t", "g")
     with pytest.raises(ValueError, match="overflows the 32-bit"):
-        C.check_index_range(2**31, "nnz", "g")
+        _checks.check_index_range(2**31, "nnz", "g")
     with pytest.raises(TypeError, match="random_state"):
-        C.check_random_state("seed", "g")
-    assert C.check_random_state(3, "g").integers(1000) == np.random.default_rng(3).integers(1000)
+        _checks.check_random_state("seed", "g")
+    assert _checks.check_random_state(3, "g").integers(1000) == np.random.default_rng(3).integers(
+        1000
+    )

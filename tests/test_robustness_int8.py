@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 import matkern
 from conftest import assert_no_crash, simd_runs
-from matkern import reference as R
+from matkern import reference
 
 F32_MAX = float(np.finfo(np.float32).max)
 SETTINGS = dict(
@@ -98,7 +98,7 @@ def test_property_cpu_equals_reference_and_bound(case):
     Wq = matkern.int8_quantize(W)
     codes, scale = Wq.codes, Wq.scale
     # the weight quantizer: codes as the reference's row quantizer, scale = absmax exactly
-    rc, rs = R.int8_quantize_rowwise(W)
+    rc, rs = reference.int8_quantize_rowwise(W)
     np.testing.assert_array_equal(codes, rc)
     np.testing.assert_array_equal(scale, np.abs(W).max(axis=1))
     yc = matkern.int8_matmul(X, Wq, threshold=0.0, backend="cpu")
@@ -189,7 +189,7 @@ def test_tiny_activation_rows(backend, m, tiny):
 
 def test_tiny_activation_codes():
     X = np.array([[1e-38, -(2.0**-149), 5e-39]], np.float32)
-    q, sx = R.int8_quantize_rowwise(X)
+    q, sx = reference.int8_quantize_rowwise(X)
     assert sx[0] == np.float32(1e-38)
     np.testing.assert_array_equal(q, [[127, 0, 64]])
 

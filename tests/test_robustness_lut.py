@@ -344,8 +344,8 @@ def test_quantize_memory_peak(dtype, bits, table, gs):
 def test_gpu_layout_packs_by_row_chunks(bits):
     """lut_quantize packs a CuPy W 16-row chunk by chunk: the GPU layout of the chunks, stacked,
     must equal that of the whole (host check; the GPU kernels cannot run here)."""
-    from matkern import _lut_layout as L
+    from matkern import _lut_layout
 
     c = np.random.default_rng(bits).integers(0, 1 << bits, (41, 192)).astype(np.uint8)
-    parts = np.concatenate([L.pack_gpu(c[r : r + 16], bits) for r in range(0, 41, 16)])
-    np.testing.assert_array_equal(parts, L.pack_gpu(c, bits))
+    parts = np.concatenate([_lut_layout.pack_gpu(c[r : r + 16], bits) for r in range(0, 41, 16)])
+    np.testing.assert_array_equal(parts, _lut_layout.pack_gpu(c, bits))

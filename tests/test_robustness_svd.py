@@ -124,8 +124,8 @@ def test_kernels_check_their_indices():
     """The compiled gather / Gram / scatter refuse out-of-range, negative and malformed index
     arrays themselves (ValueError from std::invalid_argument), whoever calls them."""
     code = r"""
-from matkern import _dispatch as D
-cpu = D.cpu()
+from matkern import _dispatch
+cpu = _dispatch.cpu()
 B = np.zeros((5, 3)); out = np.empty((2, 3))
 ip = np.array([0, 1, 2], np.int64); d = np.ones(2)
 def refused(f):

@@ -22,8 +22,7 @@ from hypothesis import strategies as st
 import matkern
 import matkern.generators as gen
 from conftest import DATA, backend_available, run_in_threads, to_backend, to_numpy
-from matkern import _gpu_csr, _spmm
-from matkern import _spmm_blocks as BL
+from matkern import _gpu_csr, _spmm, _spmm_blocks
 
 KS = [1, 8, 32, 128, 512]
 REAL = sorted(p.stem for p in (DATA / "matrices").glob("*.mtx"))
@@ -332,18 +331,18 @@ def test_block_layout_reconstructs_matrix(mode, name):
     the rounding of the mode). This checks on any machine what the GPU kernel reads."""
     A = GEN[name] if name in GEN else real(name)
     m, n = A.shape
-    perm, order, counts = BL.choose_order(A.indptr.astype(np.int64), A.indices, m, n)
+    perm, order, counts = _spmm_blocks.choose_order(A.indptr.astype(np.int64), A.indices, m, n)
     assert sorted(perm) == list(range(m)) and counts[order] == min(counts.values())
-    blk = BL.build_blocks(A.indptr.astype(np.int64), A.indices, A.data, m, n, perm, mode)
+    blk = _spmm_blocks.build_blocks(A.indptr.astype(np.int64), A.indices, A.data, m, n, perm, mode)
     vals = blk["values"]
-    vals = BL.bf16_bits_to_float32(vals) if mode == "bf16" else vals.astype(np.float64)
+    vals = _spmm_blocks.bf16_bits_to_float32(vals) if mode == "bf16" else vals.astype(np.float64)
     nbr = blk["block_ptr"].size - 1
     D = np.zeros((nbr * 16, -(-n // 16) * 16))
     for br in range(nbr):
         for b in range(blk["block_ptr"][br], blk["block_ptr"][br + 1]):
             c = blk["block_col"][b] * 16
             D[br * 16 : br * 16 + 16, c : c + 16] = vals[b * 256 : (b + 1) * 256][
-                BL.FRAG[mode]
+                _spmm_blocks.FRAG[mode]
             ].reshape(16, 16)
     rows = blk["out_rows"]
     assert np.all(rows[m:] == -1)
@@ -371,10 +370,12 @@ def test_reordering_helps_scrambled_band():
 
 def test_bf16_rounding_helper():
     x = np.array([1.0, 1.0 + 2**-8, 1.0 + 3 * 2**-9, -2.5, np.inf, 0.0], np.float32)
-    y = BL.bf16_bits_to_float32(BL.float32_to_bf16_bits(x))
+    y = _spmm_blocks.bf16_bits_to_float32(_spmm_blocks.float32_to_bf16_bits(x))
     np.testing.assert_array_equal(y, [1.0, 1.0, 1.0 + 2**-7, -2.5, np.inf, 0.0])
     assert np.isnan(
-        BL.bf16_bits_to_float32(BL.float32_to_bf16_bits(np.array([np.nan], np.float32)))
+        _spmm_blocks.bf16_bits_to_float32(
+            _spmm_blocks.float32_to_bf16_bits(np.array([np.nan], np.float32))
+        )
     )
 
 

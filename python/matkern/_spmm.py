@@ -111,7 +111,9 @@ class SparseMatrix:
     True
     """
 
-    __array_priority__ = 100  # so that NumPy defers ``ndarray @ S`` / ``S @ ndarray`` to us
+    # NumPy then returns NotImplemented for ``ndarray @ S`` instead of treating S as an object
+    # scalar; with no __rmatmul__ here, Python raises TypeError (dense @ sparse: not yet).
+    __array_priority__ = 100
 
     def __init__(self, A):
         self._init_from(A, "SparseMatrix")

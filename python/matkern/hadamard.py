@@ -56,11 +56,8 @@ def fwht(x, axis=-1, normalize=False, out=None, *, backend=None):
     _checks.check_out(out, x.shape, x.dtype, x, "out", fn)
     be = _dispatch.pick(fn, x, out, backend=backend)
     if be == "reference":
-        y = _dispatch.like(ref.fwht(_dispatch.to_host(x), axis=ax, normalize=bool(normalize)), x)
-        if out is None:
-            return y
-        out[...] = y
-        return out
+        y = ref.fwht(_dispatch.to_host(x), axis=ax, normalize=bool(normalize))
+        return _dispatch.reference_result(y, x, out)
     xp = _dispatch.array_module(x)
     if out is None:
         out = xp.empty(x.shape, dtype=x.dtype)
@@ -245,7 +242,9 @@ class FJLT:
             # sparse: never a dense k x d' array
             Pd = self._check_state(fn).astype(X.dtype)
             Xh = _dispatch.to_host(X)
-            return _dispatch.like(ref.fjlt(Xh, self.signs_.astype(X.dtype), Pd, self.scale_), X)
+            return _dispatch.reference_result(
+                ref.fjlt(Xh, self.signs_.astype(X.dtype), Pd, self.scale_), X
+            )
         xp = _dispatch.array_module(X)
         signs, indptr, indices, data = self._arrays(X.dtype, xp)
         out = xp.empty((X.shape[0], k), dtype=X.dtype)

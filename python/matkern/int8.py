@@ -415,7 +415,9 @@ def int8_gemm(A, B, *, backend=None):
     if m == 0 or n == 0 or k == 0:
         return xp.zeros((m, n), xp.int32)
     if be == "reference":
-        return _dispatch.like(ref.int8_gemm(_dispatch.to_host(A), _dispatch.to_host(B)), A)
+        return _dispatch.reference_result(
+            ref.int8_gemm(_dispatch.to_host(A), _dispatch.to_host(B)), A
+        )
     if be == "cpu":
         cpu = _dispatch.cpu()
         kp = _cpu_kpad(k)

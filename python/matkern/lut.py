@@ -387,7 +387,7 @@ def lut_matmul(X, qw, bias=None, *, compute=None, backend=None):
             _dispatch.to_host(qw.table),
             None if bias is None else _dispatch.to_host(bias),
         )
-        y = _dispatch.like(y.astype(X.dtype), X)
+        y = _dispatch.reference_result(y.astype(X.dtype), X)
     elif be == "cpu":
         xf = X2 if X2.dtype == np.float32 else X2.astype(np.float32)
         bf = None if bias is None else bias.astype(np.float32, copy=False)
