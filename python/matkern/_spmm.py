@@ -180,9 +180,7 @@ class SparseMatrix:
     def __setstate__(self, state):
         self.__dict__.update(state)
         for name in ("data", "indices", "indptr"):
-            arr = getattr(self, name)
-            if arr.flags.writeable and arr.flags.owndata:
-                arr.flags.writeable = False  # read-only, as the constructor leaves them
+            getattr(self, name).flags.writeable = False  # read-only, as the constructor leaves them
         self._init_caches()
 
     def _init_caches(self):
