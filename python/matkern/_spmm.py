@@ -83,7 +83,7 @@ class SparseMatrix:
 
     Attributes
     ----------
-    shape, nnz, dtype (of the values as given).
+    shape : (m, n).  nnz : stored entries.  dtype : of the values as given (float16/32/64).
     prepare_time_ : dict  seconds spent preparing, keyed "cpu/float32", "cuda/reorder",
         "cuda/blocks-tf32", "cuda/csr", ...
     reorder_ : str or None  row order chosen for the GPU blocks: "original",
@@ -92,6 +92,20 @@ class SparseMatrix:
     n_blocks_, fill_ratio_ : blocks of the chosen order, and nnz / (16 * 16 * n_blocks_).
     kernel_ : str or None  the kernel the last product ran: "cpu-csr-avx2+fma",
         "cpu-csr-portable", "cuda-blocked-tf32|f16|bf16", "cuda-csr" or "reference".
+
+    Operations (as a scipy.sparse array)
+    -------------------------------------
+    ``S @ B`` / ``S.dot(B)``: :func:`spmm`; B is a NumPy (CPU) or CuPy (GPU) array of shape
+    (n, k) or (n,), the result (m, k) or (m,). Its dtype is promoted as scipy does on the CPU:
+    float64 with float32 gives float64 (see :func:`spmm` for which operand is copied); on the
+    GPU it is B's dtype. ``B @ S`` for B of shape (k, m) or (m,): ``(S.T @ B.T).T``, shape
+    (k, n) or (n,) (the 2-D result is a transposed, Fortran-ordered view). ``S.T``: the n x m
+    transpose, a SparseMatrix whose CSR is built once on first use (host, O(nnz)).
+    ``S.toarray()``: dense NumPy. ``S.tocsr()``: a scipy.sparse.csr_array copy. Pickling
+    (pickle, joblib) keeps the matrix and drops the prepared device arrays. The data stay on
+    the host (there is no ``get()``); CuPy B is served from per-device caches.
+    ``np.asarray(S)`` and the elementwise operators (+, -, *, /, **, unary -) raise TypeError
+    naming the alternative (``S.toarray()`` or ``S.tocsr()``).
 
     GPU kernel rule (``kernel="auto"``): the block (tensor-core) kernel when ``fill_ratio_ >=
     BLOCKED_MIN_FILL`` (0.30), else the CSR kernel. Measured on an H100 (both kernels forced,
@@ -107,13 +121,17 @@ class SparseMatrix:
     >>> A = sp.random(1000, 500, density=0.01, format="csr", random_state=0)
     >>> S = matkern.SparseMatrix(A)
     >>> B = np.ones((500, 32), dtype=np.float32)
-    >>> np.allclose(S @ B, A @ B, rtol=1e-5, atol=1e-5)
+    >>> np.allclose(S @ B, A @ B, rtol=1e-5, atol=1e-5)  # float64 A: float64 result
     True
+    >>> (S @ B).dtype, (S @ B[:, 0]).shape, (np.ones((3, 1000)) @ S).shape, S.T.shape
+    (dtype('float64'), (1000,), (3, 500), (500, 1000))
     """
 
-    # NumPy then returns NotImplemented for ``ndarray @ S`` instead of treating S as an object
-    # scalar; with no __rmatmul__ here, Python raises TypeError (dense @ sparse: not yet).
+    # NumPy then returns NotImplemented for ``ndarray @ S`` (and every other binary operator
+    # or ufunc) instead of treating S as an object scalar: Python then calls __rmatmul__, or
+    # the refusing operator below.
     __array_priority__ = 100
+    __array_ufunc__ = None
 
     def __init__(self, A):
         self._init_from(A, "SparseMatrix")
@@ -154,6 +172,17 @@ class SparseMatrix:
     def _state(self):
         return {k: getattr(self, k) for k in ("shape", "nnz", "dtype", "data", "indices", "indptr")}
 
+    def __getstate__(self):
+        # The matrix only: the lock, the prepared per-device arrays (GPU ones live on one
+        # device) and the transpose are rebuilt lazily after unpickling.
+        return self._state()
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        for name in ("data", "indices", "indptr"):
+            getattr(self, name).flags.writeable = False  # read-only, as the constructor leaves them
+        self._init_caches()
+
     def _init_caches(self):
         self._lock = threading.Lock()
         self._cpu_cache = {}
@@ -164,6 +193,7 @@ class SparseMatrix:
         self.n_blocks_ = None
         self.fill_ratio_ = None
         self.kernel_ = None
+        self._transpose = None
 
     def __repr__(self):
         return (
@@ -171,13 +201,105 @@ class SparseMatrix:
         )
 
     def __matmul__(self, B):
+        if isinstance(B, SparseMatrix):
+            return _refuse("S1 @ S2", "S1.tocsr() @ S2.tocsr()")
         return spmm(self, B)
+
+    def __rmatmul__(self, B):
+        """``B @ S`` for a dense B of shape (..., m) (1-D or 2-D): ``(S.T @ B.T).T``, a view
+        of a C-order result (so F-ordered for 2-D), of the promoted dtype."""
+        if not (isinstance(B, np.ndarray) or _dispatch.is_cupy_array(B)):
+            return NotImplemented
+        if B.ndim not in (1, 2):
+            raise ValueError(f"B @ S: B must be 1- or 2-dimensional, got shape {B.shape}")
+        m, n = self.shape
+        if B.shape[-1] != m:
+            raise ValueError(f"B @ S: B must have {m} columns (S is {m}x{n}), got shape {B.shape}")
+        return spmm(self.T, B.T).T
+
+    def dot(self, B):
+        """``S @ B`` (as scipy's ``dot``): see :func:`spmm`."""
+        return self @ B
+
+    @property
+    def T(self):
+        """The transpose as a SparseMatrix (n x m, same dtype): its CSR is built on the first
+        use (a counting sort of the entries by column, on the host) and kept; ``S.T.T`` is S."""
+        t = self._transpose
+        if t is None:
+            with self._lock:
+                if self._transpose is None:
+                    self._transpose = self._build_transpose()
+                t = self._transpose
+        return t
+
+    def _build_transpose(self):
+        m, n = self.shape
+        rows = np.repeat(np.arange(m, dtype=np.int32), np.diff(self.indptr))
+        order = np.argsort(self.indices, kind="stable")
+        indptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(self.indices, minlength=n), out=indptr[1:])
+        t = SparseMatrix((self.data[order], rows[order], indptr, (n, m)))
+        t._transpose = self  # a cycle, collected as usual; dropped when pickled
+        return t
+
+    def toarray(self):
+        """The dense m x n NumPy array (duplicate entries summed), of the values' dtype."""
+        out = np.zeros(self.shape, dtype=self.dtype)
+        rows = np.repeat(np.arange(self.shape[0]), np.diff(self.indptr))
+        np.add.at(out, (rows, self.indices), self.data)
+        return out
+
+    def tocsr(self):
+        """A scipy.sparse.csr_array copy of the stored CSR (duplicates kept as stored)."""
+        import scipy.sparse as sp
+
+        return sp.csr_array(
+            (self.data.copy(), self.indices.copy(), self.indptr.copy()), shape=self.shape
+        )
 
     def toscipy(self):
         """The matrix as a scipy.sparse.csr_matrix (host copy of the stored CSR)."""
         import scipy.sparse as sp
 
         return sp.csr_matrix((self.data, self.indices, self.indptr), shape=self.shape)
+
+    # ---------------------------------------------------------------- refused operations
+    def __array__(self, dtype=None, copy=None):
+        raise TypeError(
+            "a matkern.SparseMatrix is not converted to a dense array implicitly: use "
+            "S.toarray() (dense NumPy) or S.tocsr() (scipy.sparse)"
+        )
+
+    def __add__(self, other):
+        return _refuse("S + X", "S.tocsr() + X")
+
+    def __radd__(self, other):
+        return _refuse("X + S", "X + S.tocsr()")
+
+    def __sub__(self, other):
+        return _refuse("S - X", "S.tocsr() - X")
+
+    def __rsub__(self, other):
+        return _refuse("X - S", "X - S.tocsr()")
+
+    def __mul__(self, other):
+        return _refuse("S * X", "S.tocsr() * X (elementwise) or S @ X (matrix product)")
+
+    def __rmul__(self, other):
+        return _refuse("X * S", "X * S.tocsr() (elementwise) or X @ S (matrix product)")
+
+    def __truediv__(self, other):
+        return _refuse("S / X", "S.tocsr() / X")
+
+    def __rtruediv__(self, other):
+        return _refuse("X / S", "X / S.tocsr().toarray()")
+
+    def __pow__(self, other):
+        return _refuse("S ** X", "S.tocsr() ** X")
+
+    def __neg__(self):
+        return _refuse("-S", "-S.tocsr()")
 
     # ---------------------------------------------------------------- preparation
     def _cpu_arrays(self, dtype):
@@ -333,6 +455,21 @@ class SparseMatrix:
         self.kernel_ = "cuda-blocked-" + mode
 
 
+def _refuse(what, alternative):
+    raise TypeError(
+        f"matkern.SparseMatrix does not support {what}; it offers @, .dot, .T, .toarray() "
+        f"and .tocsr(): use {alternative}"
+    )
+
+
+def _result_dtype(S, B, be):
+    """The dtype of ``S @ B``: scipy's promotion of A's and B's dtypes on the CPU and the
+    reference backends; B's dtype on the GPU (its kernels have no float64)."""
+    if be == "cuda":
+        return B.dtype
+    return np.result_type(S.dtype, B.dtype)
+
+
 def _resolve_mode(dtype, precision, fn):
     _checks.check_choice(precision, "precision", fn, _PRECISIONS)
     if dtype == np.float16:
@@ -354,13 +491,19 @@ def spmm(A, B, *, out=None, backend=None, precision=None, kernel=None):
     ----------
     A : SparseMatrix, or anything SparseMatrix accepts (then prepared for this call only;
         keep a SparseMatrix to reuse the preparation). Shape (m, n).
-    B : numpy.ndarray or cupy.ndarray, shape (n, k), C or Fortran order (other strides:
-        ValueError). CPU: float32 or float64. GPU: float32 or float16 (bfloat16: CuPy has no
-        such dtype, so pass float32 B with ``precision="bf16"``). A's values are converted to
-        B's dtype (cached per dtype). NaN/Inf in B propagate as in ``A @ B``.
+    B : numpy.ndarray or cupy.ndarray, shape (n, k) or (n,), C or Fortran order (other
+        strides: ValueError). CPU: float32 or float64. GPU: float32 or float16 (bfloat16: CuPy
+        has no such dtype, so pass float32 B with ``precision="bf16"``). NaN/Inf in B
+        propagate as in ``A @ B``.
+        Result dtype, as scipy on the CPU and reference backends: ``numpy.result_type(A's
+        dtype, B's dtype)``. On the CPU the operand of the smaller dtype is copied to it:
+        float64 A with float32 B copies B to float64 (per call), float32 A with float64 B
+        copies A's values to float64 (cached per dtype). On the GPU the result has B's dtype
+        (A's values converted to it; the GPU kernels have no float64).
     out : array, optional
-        C-contiguous, writable (m, k) array of B's dtype and array type to write into. It may
-        overlap B (``out=B`` when B is square): the product then goes through a temporary.
+        C-contiguous, writable array of the result's shape ((m, k), or (m,) for 1-D B), dtype
+        and array type to write into. It may overlap B (``out=B`` when B is square): the
+        product then goes through a temporary.
     backend : {"reference", "cpu", "cuda"}, optional
         By default NumPy B runs on the CPU and CuPy B on the GPU.
     precision : GPU only. None (default): float16 B -> "f16" (m16n8k16 half tensor cores),
@@ -373,42 +516,49 @@ def spmm(A, B, *, out=None, backend=None, precision=None, kernel=None):
 
     Returns
     -------
-    (m, k) C-order array of B's dtype and array type, in A's original row order (``out``
-    when given). Rows of A without nonzeros give zero rows; m, n or k = 0 give an empty or
+    (m, k) C-order array ((m,) for 1-D B) of the result dtype above and B's array type, in
+    A's original row order (``out`` when given). Rows of A without nonzeros give zero rows; m, n or k = 0 give an empty or
     all-zero result.
 
     Example
     -------
     >>> import numpy as np, scipy.sparse as sp, matkern
     >>> A = sp.csr_matrix(np.array([[1.0, 0.0], [0.0, 2.0]]))
-    >>> matkern.spmm(A, np.ones((2, 3), dtype=np.float32))
+    >>> matkern.spmm(A, np.ones((2, 3), dtype=np.float32))  # float64 A: promoted
     array([[1., 1., 1.],
-           [2., 2., 2.]], dtype=float32)
+           [2., 2., 2.]])
     """
     fn = "spmm"
     S = A if isinstance(A, SparseMatrix) else SparseMatrix._checked(A, fn)
-    _checks.check_array(B, "B", fn, ndim=2, contiguous=False, allow_empty=True)
+    _checks.check_array(B, "B", fn, contiguous=False, allow_empty=True)
+    if B.ndim not in (1, 2):
+        raise ValueError(f"{fn}(): B must be 1- or 2-dimensional, got shape {B.shape}")
+    if B.ndim == 1:
+        return _spmm_vector(S, B, out, backend, precision, kernel, fn)
     be = _dispatch.pick(fn, B, out, backend=backend)
     mode = _check_product(S, B, out, be, precision, kernel, fn)
     if _checks.may_overlap(out, B):
         # The kernels read B while they write out: compute into a temporary, then copy.
         out[...] = spmm(S, B, backend=be, precision=precision, kernel=kernel)
         return out
+    dtype = _result_dtype(S, B, be)
     if be == "reference":
         S.kernel_ = "reference"
-        y = ref.spmm_csr(S.data, S.indices, S.indptr, S.shape, _dispatch.to_host(B))
+        y = ref.spmm_csr(S.data, S.indices, S.indptr, S.shape, _dispatch.to_host(B), dtype)
         return _dispatch.reference_result(y, B, out)
     m, n = S.shape
     k = B.shape[1]
     if out is None:
-        out = _dispatch.array_module(B).empty((m, k), dtype=B.dtype)
+        out = _dispatch.array_module(B).empty((m, k), dtype=dtype)
     if m == 0 or k == 0:
         return out
     if n == 0 or S.nnz == 0:
         out.fill(0)
         return out
     if be == "cpu":
-        S._matmul_cpu(B, out)
+        # float64 A with float32 B: B is copied to float64 (A's float64 values are used as
+        # stored); float32 A with float64 B: A's values are copied to float64 (cached).
+        S._matmul_cpu(B.astype(dtype, copy=False), out)
         return out
     if k > _gpu_csr.MAX_K:
         raise ValueError(
@@ -417,6 +567,27 @@ def spmm(A, B, *, out=None, backend=None, precision=None, kernel=None):
         )
     S._matmul_cuda(B, out, mode, kernel)
     return out
+
+
+def _spmm_vector(S, b, out, backend, precision, kernel, fn):
+    """spmm for a 1-D B of shape (n,): the product with the (n, 1) view, returned 1-D."""
+    m, n = S.shape
+    if b.shape[0] != n:
+        raise ValueError(f"{fn}(): B must have {n} rows (A is {m}x{n}), got shape {b.shape}")
+    if out is not None:
+        _checks.check_array(out, "out", fn, allow_empty=True)
+        if out.ndim != 1 or out.shape[0] != m:
+            raise ValueError(f"{fn}(): out must have shape ({m},), got {out.shape}")
+    b = _dispatch.array_module(b).ascontiguousarray(b)  # a strided vector: copied
+    y = spmm(
+        S,
+        b[:, None],
+        out=None if out is None else out[:, None],
+        backend=backend,
+        precision=precision,
+        kernel=kernel,
+    )
+    return out if out is not None else y[:, 0]
 
 
 def _check_product(S, B, out, be, precision, kernel, fn):
@@ -441,7 +612,7 @@ def _check_product(S, B, out, be, precision, kernel, fn):
         _checks.check_choice(precision, "precision", fn, _PRECISIONS)
     k = B.shape[1]
     _checks.check_index_range(k, "B.shape[1]", fn)
-    _checks.check_out(out, (m, k), B.dtype, B, "out", fn)
+    _checks.check_out(out, (m, k), _result_dtype(S, B, be), B, "out", fn)
     if out is not None and not out.flags.c_contiguous:
         raise ValueError(f"{fn}(): out must be C-contiguous")
     return mode
