@@ -176,4 +176,26 @@ void parallel_chunks(int64_t n_chunks, int team, ChunkFn fn, void* ctx) {
   Pool::get().run(n_chunks, team, fn, ctx);
 }
 
+void parallel_ranges(int64_t n, int64_t grain, RangeFn fn, void* ctx) {
+  if (n <= 0) return;
+  const int team = call_team();
+  grain = grain < 1 ? 1 : grain;
+  int64_t pieces = (n + grain - 1) / grain;
+  if (pieces > int64_t(team) * 16) pieces = int64_t(team) * 16;
+  if (team <= 1 || pieces <= 1) {
+    fn(ctx, 0, n);
+    return;
+  }
+  struct Split {
+    RangeFn fn;
+    void* ctx;
+    int64_t n, pieces;
+  } split{fn, ctx, n, pieces};
+  auto piece = [](void* c, int64_t p) {
+    const Split& s = *static_cast<const Split*>(c);
+    s.fn(s.ctx, s.n * p / s.pieces, s.n * (p + 1) / s.pieces);
+  };
+  parallel_chunks(pieces, team, piece, &split);
+}
+
 }  // namespace matkern

@@ -37,20 +37,19 @@ void parallel_for_chunks(int64_t n_chunks, const F& body) {
   parallel_chunks(n_chunks, call_team(), thunk, const_cast<void*>(static_cast<const void*>(&body)));
 }
 
-// body(begin, end) over [0, n) in pieces of at least `grain` items, about 16 pieces per
-// thread of the team (fewer when n / grain is smaller: one piece runs on the caller alone).
+using RangeFn = void (*)(void* ctx, int64_t begin, int64_t end);
+
+// fn(ctx, begin, end) over [0, n) in pieces of at least `grain` items, about 16 pieces per
+// thread of the call's team (fewer when n / grain is smaller: one piece runs on the caller
+// alone). A plain function, so that files compiled with wider SIMD flags can call it without
+// instantiating a shared template (see randproj_kernels.inl).
+void parallel_ranges(int64_t n, int64_t grain, RangeFn fn, void* ctx);
+
+// body(begin, end) over [0, n), as parallel_ranges.
 template <typename F>
 void parallel_for_range(int64_t n, int64_t grain, const F& body) {
-  if (n <= 0) return;
-  const int team = call_team();
-  grain = grain < 1 ? 1 : grain;
-  int64_t pieces = (n + grain - 1) / grain;
-  if (pieces > int64_t(team) * 16) pieces = int64_t(team) * 16;
-  if (team <= 1 || pieces <= 1) {
-    body(int64_t(0), n);
-    return;
-  }
-  parallel_for_chunks(pieces, [&](int64_t p) { body(n * p / pieces, n * (p + 1) / pieces); });
+  auto thunk = [](void* ctx, int64_t b, int64_t e) { (*static_cast<const F*>(ctx))(b, e); };
+  parallel_ranges(n, grain, thunk, const_cast<void*>(static_cast<const void*>(&body)));
 }
 
 }  // namespace matkern

@@ -35,28 +35,13 @@ static inline int64_t rp_skip(const uint64_t* table, int64_t k, uint64_t u) {
   return lo - 1;
 }
 
-// body(b, e) over [0, n) in pieces of at least `grain` rows, about 16 per thread, on the
-// helper pool (parallel.hpp): a thread whose core is busy never holds the others up at a
-// barrier. Written here with parallel_chunks (a plain function) rather than the header's
-// parallel_for_range template, under the rule above.
+// body(b, e) over [0, n) in pieces of at least `grain` rows on the helper pool: a thread whose
+// core is busy never holds the others up at a barrier. Through parallel_ranges (a plain
+// function) rather than the header's parallel_for_range template, under the rule above.
 template <typename F>
 static void rp_for(int64_t n, int64_t grain, F&& body) {
-  if (n <= 0) return;
-  const int team = call_team();
-  int64_t pieces = (n + grain - 1) / grain;
-  if (pieces > int64_t(team) * 16) pieces = int64_t(team) * 16;
-  if (team <= 1 || pieces <= 1) {
-    body(int64_t(0), n);
-    return;
-  }
-  struct Ctx {
-    F* body;
-    int64_t n, pieces;
-  } ctx{&body, n, pieces};
-  parallel_chunks(pieces, team, [](void* c, int64_t p) {
-    const Ctx& x = *static_cast<Ctx*>(c);
-    (*x.body)(x.n* p / x.pieces, x.n * (p + 1) / x.pieces);
-  }, &ctx);
+  parallel_ranges(n, grain, [](void* c, int64_t b, int64_t e) { (*static_cast<F*>(c))(b, e); },
+                  &body);
 }
 
 // Visit the nonzeros (component, negative?) of feature row j. Returns the count.

@@ -58,28 +58,19 @@ def refused(f, what):
     raise AssertionError(f"no ValueError for {what}")
 """
 
+_COMPRESSED = [
+    "oob",
+    "neg",
+    "huge",
+    "huge64",
+    "decreasing",
+    "wrong_length",
+    "not_zero_start",
+    "past_end",
+]
 KINDS = {
-    "csr": [
-        "oob",
-        "neg",
-        "huge",
-        "huge64",
-        "decreasing",
-        "wrong_length",
-        "not_zero_start",
-        "past_end",
-        "float_indices",
-    ],
-    "csc": [
-        "oob",
-        "neg",
-        "huge",
-        "huge64",
-        "decreasing",
-        "wrong_length",
-        "not_zero_start",
-        "past_end",
-    ],
+    "csr": _COMPRESSED + ["float_indices"],
+    "csc": _COMPRESSED,
     "coo": ["oob", "neg", "huge", "row_oob", "row_neg", "short"],
 }
 

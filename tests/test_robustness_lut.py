@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 import matkern
 from conftest import assert_no_crash, simd_runs
 from matkern.reference import lut as ref
+from test_lut import CONFIGS  # every (bits, table) the API accepts
 
 F32_MAX = float(np.finfo(np.float32).max)
 SETTINGS = dict(
@@ -36,16 +37,6 @@ SETTINGS = dict(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-CONFIGS = [
-    (4, "int"),
-    (4, "fp4"),
-    (4, "nf4"),
-    (3, "int"),
-    (2, "int"),
-    (4, "custom"),
-    (3, "custom"),
-    (2, "custom"),
-]
 
 
 def table_of(bits, name, seed=0):
