@@ -224,7 +224,7 @@ class SparseMatrix:
     @property
     def T(self):
         """The transpose as a SparseMatrix (n x m, same dtype): its CSR is built on the first
-        use (a counting sort of the entries by column, on the host) and kept; ``S.T.T`` is S."""
+        use (a stable sort of the entries by column, on the host) and kept; ``S.T.T`` is S."""
         t = self._transpose
         if t is None:
             with self._lock:
