@@ -228,14 +228,15 @@ def format_table(results):
     return "\n".join(lines)
 
 
-def save_results(results, device, machine, quick):
-    os.makedirs(RESULTS_DIR, exist_ok=True)
+def save_results(results, device, machine, quick, results_dir=RESULTS_DIR):
+    """One JSON file per family and device in ``results_dir``."""
+    os.makedirs(results_dir, exist_ok=True)
     by_family = {}
     for r in results:
         by_family.setdefault(r["family"], []).append(r)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     for fam, rows in by_family.items():
-        path = os.path.join(RESULTS_DIR, f"{fam}_{device}.json")
+        path = os.path.join(results_dir, f"{fam}_{device}.json")
         with open(path, "w") as f:
             json.dump(
                 {
@@ -251,20 +252,20 @@ def save_results(results, device, machine, quick):
             )
 
 
-def load_all_results():
+def load_all_results(results_dir=RESULTS_DIR):
     out = []
-    if not os.path.isdir(RESULTS_DIR):
+    if not os.path.isdir(results_dir):
         return out
-    for name in sorted(os.listdir(RESULTS_DIR)):
+    for name in sorted(os.listdir(results_dir)):
         if name.endswith(".json"):
-            with open(os.path.join(RESULTS_DIR, name)) as f:
+            with open(os.path.join(results_dir, name)) as f:
                 out.append(json.load(f))
     return out
 
 
-def write_markdown(path):
+def write_markdown(path, results_dir=RESULTS_DIR):
     """BENCHMARKS.md from every stored result file (one section per family and device)."""
-    docs = load_all_results()
+    docs = load_all_results(results_dir)
     lines = [
         "# matkern benchmarks",
         "",
@@ -303,7 +304,7 @@ def write_markdown(path):
         f.write("\n".join(lines))
 
 
-def write_plots(outdir):
+def write_plots(outdir, results_dir=RESULTS_DIR):
     """One PNG per family and device: speedup over each anchor, log scale."""
     try:
         import matplotlib
@@ -315,7 +316,7 @@ def write_plots(outdir):
         return []
     os.makedirs(outdir, exist_ok=True)
     written = []
-    for d in load_all_results():
+    for d in load_all_results(results_dir):
         rows = [r for r in d["results"] if "error" not in r and ratios(r)]
         if not rows:
             continue

@@ -1,13 +1,16 @@
 """Run matkern's benchmarks: ``python -m bench [--quick] [--only NAME] [--device cpu|cuda]
-[--neighbour]``.
+[--neighbour] [--out DIR | --commit-results]``.
 
 ``--neighbour`` runs the CPU cases next to one busy process (a spinning loop at normal
-priority) and also times matkern pinned to one thread; results go to
-bench/results/<family>_cpu-neighbour.json.
+priority) and also times matkern pinned to one thread; results are stored as
+<family>_cpu-neighbour.json.
 
-Discovers every bench/<family>.py, runs its cases with the anchors timed in the same run,
-prints a table, stores bench/results/<family>_<device>.json, and writes BENCHMARKS.md and PNG
-plots (bench/plots/) from all stored results.
+Discovers every bench/<family>.py, runs its cases with the anchors timed in the same run and
+prints a table. By default the results, a BENCHMARKS.md of this run and its PNG plots go to a
+scratch folder (bench/scratch/, not tracked; ``--out DIR`` picks another): a run never
+overwrites the committed figures by accident. ``--commit-results`` stores
+bench/results/<family>_<device>.json and rewrites BENCHMARKS.md and bench/plots/ from all
+committed results: the figures the README quotes.
 """
 
 from __future__ import annotations
@@ -45,8 +48,17 @@ def main(argv=None):
         help="family name, or a substring of case names (repeatable)",
     )
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    p.add_argument("--markdown", default=os.path.join(ROOT, "BENCHMARKS.md"))
-    p.add_argument("--plots", default=os.path.join(HERE, "plots"))
+    p.add_argument(
+        "--out",
+        default=os.path.join(HERE, "scratch"),
+        help="folder for this run's results, BENCHMARKS.md and plots (default bench/scratch)",
+    )
+    p.add_argument(
+        "--commit-results",
+        action="store_true",
+        help="store into bench/results/ and rewrite BENCHMARKS.md and bench/plots/ "
+        "(the committed figures) instead of --out",
+    )
     p.add_argument("--no-save", action="store_true", help="print only; store nothing")
     p.add_argument(
         "--neighbour",
@@ -96,10 +108,18 @@ def main(argv=None):
     print(_runner.format_table(results))
     if not args.no_save:
         device = args.device + ("-neighbour" if args.neighbour else "")
-        _runner.save_results(results, device, machine, args.quick)
-        _runner.write_markdown(args.markdown)
-        plots = _runner.write_plots(args.plots)
-        print(f"wrote {args.markdown} and {len(plots)} plot(s) in {args.plots}")
+        if args.commit_results:
+            results_dir = _runner.RESULTS_DIR
+            markdown = os.path.join(ROOT, "BENCHMARKS.md")
+            plots_dir = os.path.join(HERE, "plots")
+        else:
+            results_dir = os.path.join(args.out, "results")
+            markdown = os.path.join(args.out, "BENCHMARKS.md")
+            plots_dir = os.path.join(args.out, "plots")
+        _runner.save_results(results, device, machine, args.quick, results_dir)
+        _runner.write_markdown(markdown, results_dir)
+        plots = _runner.write_plots(plots_dir, results_dir)
+        print(f"wrote {results_dir}, {markdown} and {len(plots)} plot(s) in {plots_dir}")
     return 1 if any("error" in r for r in results) else 0
 
 

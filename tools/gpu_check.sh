@@ -33,9 +33,10 @@ log "tests rc=${PIPESTATUS[0]} after $(( $(date +%s) - t0 )) s"
 # The families without GPU figures yet first ($FAMILIES overrides the order or the set).
 for fam in ${FAMILIES:-int8 randproj svd gram lut hadamard spmm}; do
   timeout ${BENCH_TIMEOUT:-40} $PY -m bench --device cuda --quick --only "$fam" \
-    --markdown "$OUT/BENCHMARKS_gpu.md" --plots "$OUT/plots" 2>&1 | grep -v '^bench:' | tee -a "$OUT/bench.log"
+    --out "$OUT/bench" 2>&1 | grep -v '^bench:' | tee -a "$OUT/bench.log"
   echo "-- bench $fam rc=${PIPESTATUS[0]}" | tee -a "$OUT/bench.log"
 done
 log "bench done after $(( $(date +%s) - t0 )) s"
-tar czf "$OUT/results.tgz" bench/results/*_cuda.json "$OUT"/plots 2>/dev/null
-rm -rf "$OUT/plots"
+# To commit the figures: copy $OUT/bench/results/*_cuda.json into bench/results/.
+tar czf "$OUT/results.tgz" -C "$OUT/bench" results BENCHMARKS.md plots 2>/dev/null
+rm -rf "$OUT/bench/plots"
