@@ -22,9 +22,27 @@ from bench._runner import Case
 _MKL = {"mod": None, "why": None}
 
 
+def _find_mkl_rt():
+    """The libmkl_rt that the `mkl` wheel put in this environment's lib/ folder, which the
+    dynamic loader does not search in a virtual environment: sparse_dot_mkl then needs it
+    named in MKL_RT (issue #24: the MKL anchor was skipped for everyone)."""
+    import glob
+    import sys
+
+    for prefix in dict.fromkeys([sys.prefix, sys.base_prefix, sys.exec_prefix]):
+        found = sorted(glob.glob(os.path.join(prefix, "lib", "libmkl_rt.so*")))
+        if found:
+            return found[-1]
+    return None
+
+
 def _mkl():
     if _MKL["mod"] is None and _MKL["why"] is None:
         os.environ.setdefault("MKL_THREADING_LAYER", "GNU")
+        if "MKL_RT" not in os.environ:
+            path = _find_mkl_rt()
+            if path is not None:
+                os.environ["MKL_RT"] = path
         try:
             from sparse_dot_mkl import dot_product_mkl
 

@@ -2,6 +2,8 @@
 #include "check.cuh"
 #include "launch.hpp"
 
+#include <string>
+
 namespace matkern::cuda {
 DeviceInfo device_info() {
   DeviceInfo info;
@@ -10,7 +12,21 @@ DeviceInfo device_info() {
   int count = 0;
   cudaError_t err = cudaGetDeviceCount(&count);
   if (err != cudaSuccess) {
-    info.error = cudaGetErrorString(err);
+    // With no driver at all the runtime reports "driver version is insufficient": say what
+    // is really missing (driver version 0 means no driver was found).
+    if (info.driver_version == 0) {
+      info.error = "no NVIDIA driver or GPU found";
+    } else if (err == cudaErrorInsufficientDriver) {
+      info.error = "the NVIDIA driver (CUDA " + std::to_string(info.driver_version / 1000) + "." +
+                   std::to_string(info.driver_version % 1000 / 10) +
+                   ") is older than the CUDA runtime matkern was built with (" +
+                   std::to_string(info.runtime_version / 1000) + "." +
+                   std::to_string(info.runtime_version % 1000 / 10) + ")";
+    } else if (err == cudaErrorNoDevice) {
+      info.error = "no NVIDIA GPU found";
+    } else {
+      info.error = cudaGetErrorString(err);
+    }
     cudaGetLastError();  // clear the sticky-free error so later calls start clean
     return info;
   }

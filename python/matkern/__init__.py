@@ -8,7 +8,7 @@ forces a backend; :mod:`matkern.reference` holds the plain NumPy definitions.
 
 __version__ = "0.1.0"  # the one place: pyproject.toml reads it (metadata.version)
 
-from . import reference  # noqa: F401
+from . import generators, reference  # noqa: F401
 from ._config import backends, show_config  # noqa: F401
 from ._spmm import *  # noqa: F401,F403
 from ._threads import _init_from_environment as _init_threads  # noqa: E402

@@ -54,8 +54,9 @@ def check_array(
     if not allow_empty and x.size == 0:
         raise ValueError(f"{fn}(): {name} must not be empty, got shape {x.shape}")
     if contiguous and not x.flags.c_contiguous:
+        layout = "a Fortran-ordered array" if x.flags.f_contiguous else "a strided view"
         raise ValueError(
-            f"{fn}(): {name} must be C-contiguous, got a strided view of shape {x.shape} "
+            f"{fn}(): {name} must be C-contiguous, got {layout} of shape {x.shape} "
             "(pass numpy.ascontiguousarray(x) / cupy.ascontiguousarray(x))"
         )
     if finite and x.size and not bool(array_module(x).isfinite(x).all()):
