@@ -36,6 +36,10 @@ class Case:
     device: str = "cpu"
     info: Callable[[dict], str] | None = None
     main: str = "matkern"  # the key of the timed matkern callable in make()'s dict
+    # {key: factor}: that callable's measured time is multiplied by factor before ratios are
+    # taken (an anchor that times a sample of a long sequence, extrapolated to all of it; the
+    # key's name must say so). Stored in the results as "time_scale".
+    time_scale: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -170,6 +174,10 @@ def run_cases(cases, quick, progress=True, neighbour=False):
             row["times"] = time_interleaved(
                 {k: f for k, f in fns.items() if not k.startswith("_")}, case.device, min_time
             )
+            for k, factor in case.time_scale.items():
+                row["times"][k] *= factor
+            if case.time_scale:
+                row["time_scale"] = dict(case.time_scale)
             if case.info is not None:
                 row["info"] = case.info(fns)
         except Exception as exc:  # a broken case is reported, not hidden
