@@ -13,6 +13,22 @@
 #include "simd.hpp"
 
 namespace matkern {
+namespace hadamard_portable {
+#include "hadamard_mixed.inc"
+
+void mixed_row_f32(float* x, int64_t m, int64_t p, const float* ht, int64_t mp, float* tmp,
+                   float scale) {
+  dense_blocks<float>(x, m, p, ht, mp, tmp);
+  butterflies<float>(x, m, p, scale);
+}
+
+void mixed_row_f64(double* x, int64_t m, int64_t p, const double* ht, int64_t mp, double* tmp,
+                   double scale) {
+  dense_blocks<double>(x, m, p, ht, mp, tmp);
+  butterflies<double>(x, m, p, scale);
+}
+}  // namespace hadamard_portable
+
 namespace {
 
 constexpr int64_t kBlock = 1 << 13;
@@ -240,6 +256,28 @@ void fwht_from(const T* src, T* dst, int64_t outer, int64_t n, int64_t inner, bo
   fwht<T>(dst, outer, n, inner, normalize);
 }
 
+template <typename T>
+using MixedRowFn = void (*)(T*, int64_t, int64_t, const T*, int64_t, T*, T);
+
+template <typename T>
+void fwht_mixed(T* data, int64_t outer, int64_t m, int64_t p, const T* ht, int64_t mp,
+                bool normalize) {
+  MixedRowFn<T> row;
+  if constexpr (std::is_same_v<T, float>)
+    row = simd_level() >= Simd::avx2 ? &avx2::mixed_row_f32 : &hadamard_portable::mixed_row_f32;
+  else row = simd_level() >= Simd::avx2 ? &avx2::mixed_row_f64 : &hadamard_portable::mixed_row_f64;
+  const T s = normalize ? T(1.0 / std::sqrt(double(m * p))) : T(1);
+  const int64_t n = m * p;
+  // ~64k multiply-adds per piece (the H_m stage costs m per element)
+  const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 16) / (n * (m + 1)));
+  parallel_for_range(outer, grain, [&](int64_t r0, int64_t r1) {
+    std::vector<T> tmp(static_cast<size_t>(4 * mp));  // the AVX2 stage tiles 4 blocks
+    for (int64_t r = r0; r < r1; ++r) row(data + r * n, m, p, ht, mp, tmp.data(), s);
+  });
+}
+
+template void fwht_mixed<float>(float*, int64_t, int64_t, int64_t, const float*, int64_t, bool);
+template void fwht_mixed<double>(double*, int64_t, int64_t, int64_t, const double*, int64_t, bool);
 template void fwht_from<float>(const float*, float*, int64_t, int64_t, int64_t, bool);
 template void fwht_from<double>(const double*, double*, int64_t, int64_t, int64_t, bool);
 template void fwht<float>(float*, int64_t, int64_t, int64_t, bool);

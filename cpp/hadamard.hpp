@@ -15,6 +15,13 @@ void fwht(T* data, int64_t outer, int64_t n, int64_t inner, bool normalize);
 template <typename T>
 void fwht_from(const T* src, T* dst, int64_t outer, int64_t n, int64_t inner, bool normalize);
 
+// In place on C-contiguous rows of length n = m * p (p a power of two): each row becomes
+// H_n x with H_n = H_p (Sylvester) kron H_m, times 1/sqrt(n) when normalize. ht holds H_m's
+// columns zero padded: ht[j * mp + i] = H[i][j] for i < m, mp = m rounded up to 8.
+template <typename T>
+void fwht_mixed(T* data, int64_t outer, int64_t m, int64_t p, const T* ht, int64_t mp,
+                bool normalize);
+
 // out[r, i] = scale * sum_p p_data[p] * H(pad(x[r] * signs))[p_indices[p]] for p in row i of the
 // CSR matrix P (k x dpad). x is (rows, d) C-contiguous, out is (rows, k).
 template <typename T>
@@ -23,6 +30,11 @@ void fjlt_transform(const T* x, int64_t rows, int64_t d, int64_t dpad, const T* 
                     double scale, T* out);
 
 namespace avx2 {
+// One row of the m * 2^k transform (cpp/hadamard_mixed.inc), tmp holding 4 * mp elements.
+void mixed_row_f32(float* x, int64_t m, int64_t p, const float* ht, int64_t mp, float* tmp,
+                   float scale);
+void mixed_row_f64(double* x, int64_t m, int64_t p, const double* ht, int64_t mp, double* tmp,
+                   double scale);
 // One contiguous row of length n (a power of two), in place, unnormalized.
 void fwht_row(float* x, int64_t n);
 void fwht_row(double* x, int64_t n);

@@ -190,5 +190,80 @@ void fjlt_block8(const float* x, int64_t d, int rows, int64_t dpad, const float*
 void fwht_row(float* x, int64_t n) { row(x, n); }
 void fwht_row(double* x, int64_t n) { row(x, n); }
 
+#include "hadamard_mixed.inc"
+
+namespace {
+
+// Stage 1 of the m * 2^k transform, register tiled like a GEMM micro-kernel: 4 blocks x 16
+// outputs (8 accumulators) per pass over j, each pair of column loads of ht shared by the 4
+// blocks (one broadcast of x[b][j] each). Outputs go to tmp (4 x mp) and back to x once the
+// 4 blocks are done, since every output of a block reads all of its inputs.
+void dense_blocks_f32(float* x, int64_t m, int64_t p, const float* ht, int64_t mp, float* tmp) {
+  int64_t b = 0;
+  for (; b + 4 <= p; b += 4) {
+    const float* x0 = x + b * m;
+    int64_t c = 0;
+    for (; c + 16 <= mp; c += 16) {
+      __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00,
+             a30 = a00, a31 = a00;
+      for (int64_t j = 0; j < m; ++j) {
+        const __m256 h0 = _mm256_loadu_ps(ht + j * mp + c);
+        const __m256 h1 = _mm256_loadu_ps(ht + j * mp + c + 8);
+        __m256 v = _mm256_broadcast_ss(x0 + j);
+        a00 = _mm256_fmadd_ps(v, h0, a00);
+        a01 = _mm256_fmadd_ps(v, h1, a01);
+        v = _mm256_broadcast_ss(x0 + m + j);
+        a10 = _mm256_fmadd_ps(v, h0, a10);
+        a11 = _mm256_fmadd_ps(v, h1, a11);
+        v = _mm256_broadcast_ss(x0 + 2 * m + j);
+        a20 = _mm256_fmadd_ps(v, h0, a20);
+        a21 = _mm256_fmadd_ps(v, h1, a21);
+        v = _mm256_broadcast_ss(x0 + 3 * m + j);
+        a30 = _mm256_fmadd_ps(v, h0, a30);
+        a31 = _mm256_fmadd_ps(v, h1, a31);
+      }
+      _mm256_storeu_ps(tmp + c, a00);
+      _mm256_storeu_ps(tmp + c + 8, a01);
+      _mm256_storeu_ps(tmp + mp + c, a10);
+      _mm256_storeu_ps(tmp + mp + c + 8, a11);
+      _mm256_storeu_ps(tmp + 2 * mp + c, a20);
+      _mm256_storeu_ps(tmp + 2 * mp + c + 8, a21);
+      _mm256_storeu_ps(tmp + 3 * mp + c, a30);
+      _mm256_storeu_ps(tmp + 3 * mp + c + 8, a31);
+    }
+    for (; c < mp; c += 8) {  // mp is a multiple of 8
+      __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+      for (int64_t j = 0; j < m; ++j) {
+        const __m256 h0 = _mm256_loadu_ps(ht + j * mp + c);
+        a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(x0 + j), h0, a0);
+        a1 = _mm256_fmadd_ps(_mm256_broadcast_ss(x0 + m + j), h0, a1);
+        a2 = _mm256_fmadd_ps(_mm256_broadcast_ss(x0 + 2 * m + j), h0, a2);
+        a3 = _mm256_fmadd_ps(_mm256_broadcast_ss(x0 + 3 * m + j), h0, a3);
+      }
+      _mm256_storeu_ps(tmp + c, a0);
+      _mm256_storeu_ps(tmp + mp + c, a1);
+      _mm256_storeu_ps(tmp + 2 * mp + c, a2);
+      _mm256_storeu_ps(tmp + 3 * mp + c, a3);
+    }
+    for (int k = 0; k < 4; ++k)
+      for (int64_t i = 0; i < m; ++i) x[(b + k) * m + i] = tmp[k * mp + i];
+  }
+  if (b < p) dense_blocks<float>(x + b * m, m, p - b, ht, mp, tmp);  // p < 4 blocks left
+}
+
+}  // namespace
+
+void mixed_row_f32(float* x, int64_t m, int64_t p, const float* ht, int64_t mp, float* tmp,
+                   float scale) {
+  dense_blocks_f32(x, m, p, ht, mp, tmp);
+  butterflies<float>(x, m, p, scale);
+}
+
+void mixed_row_f64(double* x, int64_t m, int64_t p, const double* ht, int64_t mp, double* tmp,
+                   double scale) {
+  dense_blocks<double>(x, m, p, ht, mp, tmp);
+  butterflies<double>(x, m, p, scale);
+}
+
 }  // namespace avx2
 }  // namespace matkern

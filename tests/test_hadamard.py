@@ -127,9 +127,9 @@ def test_fwht_nan_propagates(backend):
 
 def test_fwht_bad_input():
     with pytest.raises(
-        ValueError, match=r"fwht\(\): x must have a power-of-two length along axis -1, got 1000"
+        ValueError, match=r"fwht\(\): x must have a length m \* 2\^k along axis -1 .* got 1002"
     ):
-        matkern.fwht(np.zeros((2, 1000)))
+        matkern.fwht(np.zeros((2, 1002)))
     with pytest.raises(
         TypeError, match=r"fwht\(\): x must have dtype float32 or float64, got int64"
     ):

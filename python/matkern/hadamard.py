@@ -7,26 +7,37 @@ import numbers
 
 import numpy as np
 
-from . import _checks, _dispatch
+from . import _checks, _dispatch, _hadamard_orders
 from .reference import hadamard as ref
 
-__all__ = ["fwht", "FJLT", "fjlt", "johnson_lindenstrauss_min_dim"]
+__all__ = ["fwht", "hadamard_matrix", "FJLT", "fjlt", "johnson_lindenstrauss_min_dim"]
 
 _FLOATS = (np.float32, np.float64)
+# Largest base order m for which the CPU's one-pass kernel beats BLAS + the strided transform
+# (register-tiled H_m stage; at m = 108..344 the BLAS product was 1.3-5x faster, 2026-12-03).
+_MIXED_KERNEL_MAX_M = 64
 
 
 def fwht(x, axis=-1, normalize=False, out=None, *, backend=None):
-    """Walsh-Hadamard transform along one axis.
+    """Walsh-Hadamard transform along one axis, for lengths n = m * 2^k.
 
-    Computes ``y = H_n x`` along ``axis``, with ``H_n`` the n x n Hadamard matrix in
-    Sylvester (natural) order, entries +-1; ``normalize=True`` divides by sqrt(n) so that
-    the transform is orthonormal and its own inverse. Applying the unnormalized transform
-    twice multiplies by n.
+    Computes ``y = H_n x`` along ``axis``. For a power of two n, ``H_n`` is the n x n
+    Hadamard matrix in Sylvester (natural) order, entries +-1. For n = m * p (p a power of
+    two, m > 1 the base order chosen by :func:`hadamard_matrix`, e.g. 384 = 12 * 32,
+    11008 = 344 * 32), ``H_n = H_p (Sylvester) kron H_m`` with H_m a Paley matrix: the
+    length-n axis is read as (p, m), H_m is applied to each block of m (one matrix product,
+    m multiply-adds per element) and the fast transform across the blocks. Lengths without a
+    Hadamard matrix here (e.g. 6, 156, 172) are refused with ValueError.
+    ``normalize=True`` divides by sqrt(n) so that the transform is orthonormal; for powers of
+    two it is then its own inverse (``H_m`` need not be symmetric: the inverse of the
+    normalized transform is its transpose, see :class:`HadamardRotation`). Applying the
+    unnormalized power-of-two transform twice multiplies by n.
 
     Parameters
     ----------
     x : numpy.ndarray or cupy.ndarray, float32 or float64, any shape, any strides
-        The length along ``axis`` must be a power of two. NaN and Inf propagate.
+        The length along ``axis`` must be a power of two or m * 2^k as above. NaN and Inf
+        propagate.
     axis : int
         The axis to transform (default the last).
     normalize : bool
@@ -46,17 +57,30 @@ def fwht(x, axis=-1, normalize=False, out=None, *, backend=None):
     >>> import numpy as np, matkern
     >>> matkern.fwht(np.array([1.0, 0.0, 0.0, 0.0]))
     array([1., 1., 1., 1.])
+    >>> matkern.fwht(np.ones((2, 384), np.float32), normalize=True).shape
+    (2, 384)
     """
-    fn = "fwht"
+    return _fwht(x, axis, normalize, out, backend, transpose=False, fn="fwht")
+
+
+def _fwht(x, axis, normalize, out, backend, *, transpose, fn):
+    """fwht, or with ``transpose`` the transform by H_n^T (differs from H_n when H_m is not
+    symmetric)."""
     _checks.check_array(x, "x", fn, dtypes=_FLOATS, min_ndim=1, contiguous=False)
     ax = _checks.normalize_axis(axis, x.ndim, "axis", fn)
     n = x.shape[ax]
-    if not _checks.is_power_of_two(n):
-        raise ValueError(f"{fn}(): x must have a power-of-two length along axis {axis}, got {n}")
+    split = _hadamard_orders.split_order(n)
+    if split is None:
+        raise ValueError(
+            f"{fn}(): x must have a length m * 2^k along axis {axis} for which a Hadamard "
+            f"matrix is built here (powers of two, 12, 20, 24, 28, ...; see "
+            f"matkern.hadamard_matrix), got {n}"
+        )
+    m, p = split
     _checks.check_out(out, x.shape, x.dtype, x, "out", fn)
     be = _dispatch.pick(fn, x, out, backend=backend)
     if be == "reference":
-        y = ref.fwht(_dispatch.to_host(x), axis=ax, normalize=bool(normalize))
+        y = ref.fwht(_dispatch.to_host(x), axis=ax, normalize=bool(normalize), transpose=transpose)
         return _dispatch.reference_result(y, x, out)
     xp = _dispatch.array_module(x)
     if out is None:
@@ -64,19 +88,88 @@ def fwht(x, axis=-1, normalize=False, out=None, *, backend=None):
     outer = math.prod(x.shape[:ax])
     inner = math.prod(x.shape[ax + 1 :])
     flat = out.reshape(-1)
+    if m > 1 and be == "cpu" and inner == 1 and m <= _MIXED_KERNEL_MAX_M:
+        # One pass per row (cpp/hadamard_mixed.inc): H_m on each block, butterflies across.
+        if out is not x:
+            out[...] = x
+        ht = _hadamard_orders.padded_columns(m, x.dtype, transpose)
+        _dispatch.cpu().fwht_mixed_inplace(flat, outer, m, p, ht, bool(normalize))
+        return out
+    if m > 1:
+        # H_p kron H_m: the dense H_m over each block of m (a matrix product, BLAS/cuBLAS),
+        # then the fast transform across the p blocks with the block as its inner axis.
+        H = xp.asarray(_hadamard_orders.base_matrix(m, x.dtype))
+        if normalize:
+            H = H * x.dtype.type(1.0 / math.sqrt(m))
+        if not transpose:
+            H = H.T
+        src = x if x.flags.c_contiguous else xp.ascontiguousarray(x)
+        blocks = src.reshape(outer * p, m, inner)
+        # matmul without out= (NumPy's out= path skips BLAS for some shapes: 3x slower)
+        if inner == 1:
+            out[...] = (blocks.reshape(outer * p, m) @ H).reshape(x.shape)
+        else:
+            out[...] = xp.matmul(H.T, blocks).reshape(x.shape)
+        if p > 1:
+            _fwht_pow2_inplace(flat, outer, p, m * inner, normalize, be)
+        return out
     if be == "cpu" and x.flags.c_contiguous and not np.may_share_memory(x, out):
         # Out of place in one pass: each row is copied just before it is transformed.
         _dispatch.cpu().fwht_copy(x.reshape(-1), flat, outer, n, inner, bool(normalize))
         return out
     if out is not x:
         out[...] = x
+    _fwht_pow2_inplace(flat, outer, n, inner, normalize, be)
+    return out
+
+
+def _fwht_pow2_inplace(flat, outer, n, inner, normalize, be):
     if be == "cpu":
         _dispatch.cpu().fwht_inplace(flat, outer, n, inner, bool(normalize))
     else:
         _dispatch.cuda().fwht_inplace(
             flat, outer, n, inner, bool(normalize), _dispatch.stream_ptr()
         )
-    return out
+
+
+def hadamard_matrix(n, dtype=np.float64):
+    """The n x n Hadamard matrix that :func:`fwht` applies (entries +-1, H H^T = n I).
+
+    Built for every n = m * 2^k for which a Paley construction of some order m = o * 2^j
+    exists (o odd, q = m - 1 or m / 2 - 1 a prime, or the square or cube of one): all powers
+    of two, and 12, 20, 24, 28, 36, 40, 44, 52, 60, 108, 140, 384, 1536, 2560, 3072, 5120,
+    9984 (312 * 32), 11008 (344 * 32), 13824, 14336, ... ``H_n = H_(2^k) kron H_m`` with
+    H_(2^k) in Sylvester order and H_m the Paley matrix (see ``matkern._hadamard_orders``).
+    156 and 172 have no Paley construction and are refused (their multiples by 2^k, k >= 1,
+    use m = 312 and 344). Unlike :func:`scipy.linalg.hadamard` (powers of two only).
+
+    Parameters
+    ----------
+    n : int
+        The order.
+    dtype : numpy dtype
+        Of the result (default float64).
+
+    Returns
+    -------
+    numpy.ndarray (n, n), for tests and small sizes: use :func:`fwht` to apply it.
+
+    Example
+    -------
+    >>> import numpy as np, matkern
+    >>> H = matkern.hadamard_matrix(12)
+    >>> bool(np.array_equal(H @ H.T, 12 * np.eye(12)))
+    True
+    """
+    fn = "hadamard_matrix"
+    n = _checks.check_int(n, "n", fn, min_value=1)
+    split = _hadamard_orders.split_order(n)
+    if split is None:
+        raise ValueError(f"{fn}(): no Hadamard matrix of order {n} is built here")
+    m, p = split
+    _checks.check_memory(n * n * np.dtype(dtype).itemsize, "the dense matrix", fn)
+    Hp = ref.fwht(np.eye(p), axis=0)
+    return np.kron(Hp, _hadamard_orders.base_matrix(m)).astype(dtype)
 
 
 def johnson_lindenstrauss_min_dim(n_samples, eps=0.1):
