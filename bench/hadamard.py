@@ -90,7 +90,9 @@ def cases(ctx):
             bars={"sklearn GaussianRandomProjection": 3.0},
             info=fjlt_info,
         )
+        yield from _mixed_cases(ctx, matkern, np)
     else:
+        yield from _mixed_cases(ctx, matkern, ctx.cupy)
         cp = ctx.cupy
         for rows, n in [(4096, 4096), (64, 1 << 15), (16, 1 << 20)]:
 
@@ -114,3 +116,44 @@ def cases(ctx):
             }
 
         yield Case("hadamard", "FJLT 8192x16384 -> 256 f32", fjlt_gpu, device="cuda")
+
+
+def _mixed_cases(ctx, matkern, xp):
+    """Issue #20: the m * 2^k transform (a HadamardRotation, normalized, random signs) against
+    a dense rotation by BLAS (cuBLAS on the GPU: what projects without a kernel do; bar 5x),
+    and against the power-of-two transform of the next size per element (``time_scale``
+    rescales that anchor to this length; bar 0.5: within 2x, for m <= 28)."""
+    device = "cpu" if xp is np else "cuda"
+    rows_for = {384: 16384, 1536: 4096, 5120: 1024, 11008: 512}
+    if ctx.quick:
+        rows_for = {n: max(64, r // 4) for n, r in rows_for.items()}
+    for n, rows in rows_for.items():
+        pow2 = 1 << (n - 1).bit_length()
+        m = matkern._hadamard_orders.split_order(n)[0]
+
+        def make(n=n, rows=rows, pow2=pow2):
+            rng = np.random.default_rng(n)
+            X = xp.asarray(rng.standard_normal((rows, n), dtype=np.float32))
+            # a dense n x n matrix: the product costs the same as with an orthogonal one
+            Q = xp.asarray(rng.standard_normal((n, n), dtype=np.float32) / np.float32(n**0.5))
+            rot = matkern.HadamardRotation(n, random_state=0)
+            Xp = xp.asarray(rng.standard_normal((rows, pow2), dtype=np.float32))
+            rot2 = matkern.HadamardRotation(pow2, random_state=0)
+            return {
+                "matkern": lambda: rot.apply(X),
+                "dense rotation X @ Q (BLAS)": lambda: X @ Q,
+                f"power-of-two rotation ({pow2}, per element)": lambda: rot2.apply(Xp),
+            }
+
+        key = f"power-of-two rotation ({pow2}, per element)"
+        bars = {"dense rotation X @ Q (BLAS)": 5.0}
+        if m <= 28:
+            bars[key] = 0.5
+        yield Case(
+            "hadamard",
+            f"HadamardRotation {rows}x{n} f32 (m={m})",
+            make,
+            bars=bars,
+            device=device,
+            time_scale={key: n / pow2},
+        )
