@@ -1,7 +1,9 @@
 """matkern: fast C++/CUDA kernels for sparse, quantized and randomized linear algebra.
 
 Call the functions on NumPy arrays (C++ CPU kernels) or CuPy arrays (CUDA kernels): the
-result has the input's array type and device. ``backend="reference" | "cpu" | "cuda"``
+result has the input's array type and device. PyTorch tensors (CPU and CUDA), JAX arrays and
+other DLPack producers are taken too, without a copy (see :mod:`matkern._interop`; torch
+tensors come back as tensors). ``backend="reference" | "cpu" | "cuda"``
 forces a backend; :mod:`matkern.reference` holds the plain NumPy definitions.
 :func:`show_config` says what was built and what can run here.
 """

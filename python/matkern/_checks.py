@@ -38,6 +38,8 @@ def check_array(
     an empty dimension (unless ``allow_empty``), a non-C-contiguous layout (when
     ``contiguous``) and NaN/Inf (when ``finite``).
     """
+    if isinstance(x, np.ma.MaskedArray):  # its mask would be ignored (see _interop)
+        raise TypeError(f"{fn}(): {name} must not be a masked array (numpy.ma.MaskedArray)")
     if not (isinstance(x, np.ndarray) or is_cupy_array(x)):
         raise TypeError(
             f"{fn}(): {name} must be a NumPy or CuPy array, got {type(x).__module__}."

@@ -10,6 +10,7 @@ import time
 import numpy as np
 
 from . import _checks, _dispatch, _gpu_csr, _sparse_input, _spmm_blocks
+from ._interop import array_methods, arrays
 from .reference import spmm as ref
 
 __all__ = ["SparseMatrix", "spmm"]
@@ -62,6 +63,7 @@ def _csr_parts(A, fn):
     )
 
 
+@array_methods(init=True, array_like=True)
 class SparseMatrix:
     """A sparse m x n matrix prepared for fast products with dense matrices.
 
@@ -484,6 +486,7 @@ def _resolve_mode(dtype, precision, fn):
     return precision or "tf32"
 
 
+@arrays("B", "A", "out")
 def spmm(A, B, *, out=None, backend=None, precision=None, kernel=None):
     """Sparse x dense product ``A @ B``.
 

@@ -43,6 +43,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _checks, _dispatch, _gram_batch, _gram_conv, _gram_layers
+from ._interop import arrays
 
 __all__ = ["spectral_norm_bound", "conv_spectral_norm_bound", "spectral_norm_bounds"]
 
@@ -113,6 +114,7 @@ def _check_layers(layers, input_sizes, fn):
     return convs
 
 
+@arrays("W")
 def spectral_norm_bound(W, n_iter=6, *, backend=None):
     """Certified upper bound on the largest singular value of W, by Gram iteration.
 
@@ -158,6 +160,7 @@ def spectral_norm_bound(W, n_iter=6, *, backend=None):
     return _dispatch.like(out.reshape(W.shape[:-2]), W)
 
 
+@arrays("kernel")
 def conv_spectral_norm_bound(kernel, input_size, n_iter=6, *, backend=None):
     """Certified upper bound on the spectral norm of a 2-D convolution with circular padding.
 
@@ -203,6 +206,7 @@ def conv_spectral_norm_bound(kernel, input_size, n_iter=6, *, backend=None):
     return _gram_conv.bound(kernel, h, w, n_iter, be, fn)
 
 
+@arrays("layers")
 def spectral_norm_bounds(layers, input_sizes=None, n_iter=6, *, backend=None):
     """Certified bounds for many layers of mixed shapes in one call.
 

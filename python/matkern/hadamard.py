@@ -8,6 +8,7 @@ import numbers
 import numpy as np
 
 from . import _checks, _dispatch, _hadamard_orders
+from ._interop import array_methods, arrays
 from .reference import hadamard as ref
 
 __all__ = ["fwht", "hadamard_matrix", "FJLT", "fjlt", "johnson_lindenstrauss_min_dim"]
@@ -18,6 +19,7 @@ _FLOATS = (np.float32, np.float64)
 _MIXED_KERNEL_MAX_M = 64
 
 
+@arrays("x", "out")
 def fwht(x, axis=-1, normalize=False, out=None, *, backend=None):
     """Walsh-Hadamard transform along one axis, for lengths n = m * 2^k.
 
@@ -190,6 +192,7 @@ def johnson_lindenstrauss_min_dim(n_samples, eps=0.1):
     return int(4 * np.log(n_samples) / (eps**2 / 2 - eps**3 / 3))
 
 
+@array_methods
 class FJLT:
     """Fast Johnson-Lindenstrauss transform (Ailon-Chazelle): ``y = s · P · H · D · x``.
 
@@ -451,6 +454,7 @@ def _draw_projection(rng, k, dpad, q):
     return sp.csr_matrix((vals, cols, indptr), shape=(k, dpad))
 
 
+@arrays("X")
 def fjlt(X, n_components="auto", *, eps=0.1, density=None, random_state=None, backend=None):
     """Fast JL transform of the rows of X in one call: ``FJLT(...).fit_transform(X)``.
 

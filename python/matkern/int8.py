@@ -9,8 +9,9 @@ dp4a GEMV path for a few rows.
 Orientation: every product here is "linear layer" style, ``A (M, K) @ B.T`` with B (N, K).
 
 dtypes: X in float32 or float16 on both devices, the result in X's dtype (computed in float32).
-bfloat16 is not accepted: CuPy has no bfloat16 dtype to carry it (a torch tensor would have to
-come through DLPack, which this NumPy/CuPy API does not take); convert to float16 or float32.
+bfloat16 is not accepted: NumPy and CuPy have no bfloat16 dtype to carry it (torch tensors are
+taken through DLPack, see ``matkern._interop``, but a bfloat16 one is refused); convert to
+float16 or float32.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _checks, _dispatch
+from ._interop import array_methods, arrays
 from .reference import int8 as ref
 
 __all__ = ["Int8Weight", "int8_quantize", "int8_matmul", "Int8Linear", "int8_gemm"]
@@ -80,6 +82,7 @@ class Int8Weight:
         return f"Int8Weight(shape={self.shape}, device={self.device!r})"
 
 
+@arrays("W")
 def int8_quantize(W, *, backend=None):
     """Quantize a weight matrix to int8 with one absmax scale per output row.
 
@@ -181,6 +184,7 @@ def _outlier_columns(X2, threshold, xp):
     return xp.flatnonzero(hit).astype(xp.int64)
 
 
+@arrays("X", "bias")
 def int8_matmul(X, Wq, *, threshold=6.0, bias=None, backend=None):
     """LLM.int8() product X @ W.T with outlier decomposition.
 
@@ -323,6 +327,7 @@ def _cuda_matmul(X2, Wq, cols, b32, addend):
     return out
 
 
+@array_methods(init=True, array_like=True)
 class Int8Linear:
     """A linear layer y = x @ W.T + bias with W stored as int8 (LLM.int8()).
 
@@ -377,6 +382,7 @@ class Int8Linear:
         )
 
 
+@arrays("A", "B")
 def int8_gemm(A, B, *, backend=None):
     """Exact int32 product of two int8 matrices, linear-layer orientation: A @ B.T.
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _checks, _dispatch, _lut_layout
+from ._interop import arrays
 from .reference import lut as ref
 
 __all__ = ["LUTWeight", "lut_quantize", "lut_dequantize", "lut_matmul", "LUT_TABLES"]
@@ -151,6 +152,7 @@ def _check_table(table, bits, fn):
     return t
 
 
+@arrays("W", "table")
 def lut_quantize(W, bits=4, group_size=128, table="nf4"):
     """Quantize a weight matrix to ``bits``-bit codes into a lookup table with group scales.
 
@@ -306,6 +308,7 @@ def _splits(cp, n_tiles, m_blocks, chunks):
     return -(-chunks // per), per
 
 
+@arrays("X", "bias")
 def lut_matmul(X, qw, bias=None, *, compute=None, backend=None):
     """``X @ dequant(W).T (+ bias)`` with the weight dequantized inside the kernel.
 

@@ -16,6 +16,7 @@ import numbers
 import numpy as np
 
 from . import _checks, _dispatch, _fastrp, _sparse_input
+from ._interop import array_methods, arrays
 from ._randproj_ops import generate, gpu_project
 from .reference import randproj as ref
 
@@ -125,6 +126,7 @@ def _check_eps(eps, fn):
     return eps
 
 
+@array_methods
 class SparseRandomProjection:
     """Very sparse random projection (Achlioptas; Li, Hastie, Church), scikit-learn's
     distribution: each entry of ``components_`` (n_components x n_features) is
@@ -301,6 +303,7 @@ def _to_csr(Y):
     return sp.csr_matrix(Y)
 
 
+@arrays("adjacency")
 def fastrp(
     adjacency,
     dim=128,

@@ -16,6 +16,7 @@ import numbers
 import numpy as np
 
 from . import _checks, _dispatch, _hadamard_orders
+from ._interop import array_methods, arrays
 from .hadamard import _fwht
 from .reference import randproj as _rp
 
@@ -37,6 +38,7 @@ def _signs(seed, n):
     return np.where((h >> np.uint64(63)) == 0, 1.0, -1.0)  # fmt: skip
 
 
+@array_methods
 class HadamardRotation:
     """The orthogonal n x n rotation ``Q = D H_n^T / sqrt(n)`` applied in O(n log n).
 
@@ -157,6 +159,7 @@ class HadamardRotation:
         return (self.signs_[:, None] * H.T / math.sqrt(self.n)).astype(dtype)
 
 
+@arrays("X")
 def hadamard_standardize(X, *, random_state=None, backend=None):
     """PHI-S standardization: a Hadamard rotation that equalizes the per-dimension variance.
 
@@ -213,6 +216,7 @@ def hadamard_standardize(X, *, random_state=None, backend=None):
     U = U.astype(X.dtype)
     Z = rot.apply(Xc @ U, backend=backend) / X.dtype.type(sigma)
 
+    @arrays("Zs")
     def inverse(Zs):
         return rot.apply_transpose(Zs * Zs.dtype.type(sigma), backend=backend) @ U.T + mu
 

@@ -30,6 +30,7 @@ import numbers
 import numpy as np
 
 from . import _checks, _dispatch, _svd_update
+from ._interop import array_methods
 from ._svd_ops import _Ops, as_update, density
 from ._threads import single_blas_thread
 
@@ -39,6 +40,7 @@ METHODS = ("auto", "zha-simon", "gkl", "rpi", "sparse")
 INITS = ("auto", "lanczos", "randomized", "dense")
 
 
+@array_methods
 class TruncatedSVD:
     """Rank-k truncated SVD A ~ U diag(s) V^T that is updated as A grows or changes.
 
