@@ -124,3 +124,15 @@ def test_hadamard_standardize_on_real_activations():
     v = Z.var(axis=0, ddof=1)
     assert np.ptp(v) < 1e-6  # per-dimension variances equalized
     np.testing.assert_allclose(inverse(Z), X, atol=1e-8 * np.abs(X).max())
+
+
+def test_torch_tensors_round_trip():
+    torch = pytest.importorskip("torch", reason="torch is not installed")
+    rot = matkern.HadamardRotation(384, random_state=2)
+    X = np.random.default_rng(0).standard_normal((3, 384)).astype(np.float32)
+    Y = rot.apply(torch.from_numpy(X))
+    assert isinstance(Y, torch.Tensor) and np.array_equal(Y.numpy(), rot.apply(X))
+    back = rot.apply_transpose(Y)
+    assert isinstance(back, torch.Tensor)
+    Z, inverse = matkern.hadamard_standardize(torch.from_numpy(X.astype(np.float64)))
+    assert isinstance(Z, torch.Tensor) and isinstance(inverse(Z), torch.Tensor)
