@@ -340,17 +340,17 @@ class FJLT(
                 "FJLT.components_",
             )
             P = self._check_state("FJLT.components_")
-            out = np.empty((k, d), dtype=np.float64)
+            out = np.empty((k, d), dtype=self._fit_dtype)
             rows = max(1, min(k, (k * d) // (4 * dpad)))
-            signs = np.asarray(self.signs_, dtype=np.float64)
+            # signs are +-1: (block * signs) * scale == block * (signs * scale) exactly, and a
+            # float32 result is rounded once, from the float64 product
+            factor = np.asarray(self.signs_, dtype=np.float64) * self.scale_
             for r0 in range(0, k, rows):
                 r1 = min(k, r0 + rows)
                 block = P[r0:r1].toarray()
                 fwht(block, axis=-1, normalize=True, out=block)  # in place
-                np.multiply(block[:, :d], signs, out=out[r0:r1])
-                out[r0:r1] *= self.scale_
+                np.multiply(block[:, :d], factor, out=out[r0:r1])
                 del block
-            out = out.astype(self._fit_dtype, copy=False)
             out.flags.writeable = False
             self._components = out
         return self._components
