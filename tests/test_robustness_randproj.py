@@ -72,6 +72,7 @@ for backend in ("cpu", "reference"):
     refused(lambda: P.transform(bad(fmt, kind, (10, 20))), "SRP.transform")
     refused(lambda: P.transform(bad(fmt, kind, (10, 20), dtype=np.float32)), "SRP.transform f32")
     refused(lambda: P.fit_transform(bad(fmt, kind, (10, 20))), "SRP.fit_transform")
+    refused(lambda: P.inverse_transform(bad(fmt, kind, (10, 4))), "SRP.inverse_transform")
     for dt in (np.float32, np.float64, np.int64, np.bool_):
         refused(lambda: matkern.fastrp(bad(fmt, kind, (20, 20), dtype=dt), dim=8,
                                        backend=backend), f"fastrp {{dt}}")

@@ -17,8 +17,10 @@ Methods (all keep the rank-k factors A ~ U diag(s) V^T):
   ``sparse_density`` (default 0.05), else ``"zha-simon"``.
 
 All computations are in float64 (float32 input is converted): thousands of updates keep U and
-V orthonormal only with the 53-bit mantissa. The strategies themselves live in
-``_svd_update``; this module is the estimator.
+V orthonormal only with the 53-bit mantissa; results are presented in the dtype fitted on.
+The strategies themselves live in ``_svd_update``, the feature variances behind
+``explained_variance_ratio_`` in ``_svd_stats``; this module is the estimator, a scikit-learn
+transformer (``_estimator``).
 """
 
 from __future__ import annotations
