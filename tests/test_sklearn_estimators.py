@@ -317,3 +317,22 @@ def test_svd_copy_is_independent():
     assert b.n_samples_ == 50 and a.n_samples_ == 100
     b.partial_fit(X[50:])
     np.testing.assert_array_equal(a.singular_values_, b.singular_values_)
+
+
+def test_assume_finite_skips_the_nan_check():
+    """NaN/Inf are refused as scikit-learn refuses them; under its assume_finite setting the
+    check (a pass over X) is skipped and NaN propagates to the outputs whose projection rows
+    touch it, as before the estimators validated like scikit-learn."""
+    from sklearn import config_context
+
+    X = np.ones((2, 100))
+    X[0, 7] = np.nan
+    p = matkern.SparseRandomProjection(50, density=0.2, random_state=0).fit(np.ones((2, 100)))
+    with pytest.raises(ValueError, match="NaN"):
+        p.transform(X)
+    with config_context(assume_finite=True):
+        Y = p.transform(X)
+    touched = p.components_.toarray()[:, 7] != 0
+    assert touched.any() and not touched.all()
+    assert np.all(np.isnan(Y[0, touched])) and np.all(np.isfinite(Y[0, ~touched]))
+    assert np.all(np.isfinite(Y[1]))

@@ -17,6 +17,10 @@ Two matkern additions around it:
 - CuPy arrays and cupyx sparse matrices stay on the GPU: checked here (same rules: float32 /
   float64 kept, integer and bool converted to float64, 2-D, not empty, finite) with the same
   ``n_features_in_`` bookkeeping and scikit-learn's wording of the feature-count error.
+
+The NaN/Inf check is a pass over X (scikit-learn's: a sum, then an elementwise check only when
+the sum is not finite); ``sklearn.config_context(assume_finite=True)`` skips it on both
+devices, as it does for scikit-learn's own estimators.
 """
 
 from __future__ import annotations
@@ -95,7 +99,8 @@ def _validate_gpu(est, X, *, reset, fn, accept_sparse, name):
         raise ValueError(
             f"Found array with 0 feature(s) (shape=({n}, {d})) while a minimum of 1 is required."
         )
-    if data.size and not bool(xp.isfinite(data).all()):
+    # scikit-learn's assume_finite setting skips the check on the host; here too
+    if data.size and not get_config()["assume_finite"] and not bool(xp.isfinite(data).all()):
         raise ValueError(f"{fn}(): Input {name} contains NaN or infinity.")
     if reset:
         est.n_features_in_ = d
