@@ -39,6 +39,10 @@ pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
+# The property tests draw n_components above n_features on purpose (still a valid projection);
+# scikit-learn, and so matkern, warns about it (DataDimensionalityWarning).
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.DataDimensionalityWarning")
+
 needs_cpu = pytest.mark.skipif(not backend_available("cpu")[0], reason="cpu backend unavailable")
 
 # --------------------------------------------------------------------------- crash probes
@@ -68,11 +72,12 @@ for backend in ("cpu", "reference"):
     refused(lambda: P.transform(bad(fmt, kind, (10, 20))), "SRP.transform")
     refused(lambda: P.transform(bad(fmt, kind, (10, 20), dtype=np.float32)), "SRP.transform f32")
     refused(lambda: P.fit_transform(bad(fmt, kind, (10, 20))), "SRP.fit_transform")
+    refused(lambda: P.inverse_transform(bad(fmt, kind, (10, 4))), "SRP.inverse_transform")
     for dt in (np.float32, np.float64, np.int64, np.bool_):
         refused(lambda: matkern.fastrp(bad(fmt, kind, (20, 20), dtype=dt), dim=8,
                                        backend=backend), f"fastrp {{dt}}")
     Y = P.transform(sp.random(10, 20, density=0.3, format=fmt, random_state=1))
-    assert np.isfinite(Y).all()
+    assert np.isfinite(Y.toarray()).all()
     E = matkern.fastrp(sp.random(20, 20, density=0.3, format=fmt, random_state=2), dim=8,
                        backend=backend)
     assert np.isfinite(E).all()
@@ -340,7 +345,9 @@ def test_property_srp_caller_mutation(case):
     """Mutating X after fit/transform changes neither the fitted projection nor later results;
     sparse input is never modified by transform (duplicates summed on a copy)."""
     M, X = _rp_data(case)
-    p = matkern.SparseRandomProjection(case["k"], random_state=case["seed"]).fit(X)
+    p = matkern.SparseRandomProjection(case["k"], random_state=case["seed"], dense_output=True).fit(
+        X
+    )
     before = p.components_.toarray()
     snap = X.copy()
     Y = p.transform(X)
@@ -392,15 +399,20 @@ def test_property_fjlt_cpu_matches_reference_and_components(case):
     nnz_max = int(np.diff(P.indptr).max())
     tol = 8 * (math.log2(dpad) + nnz_max + 2) * eps * rownorm * sP + np.finfo(case["dtype"]).tiny
     assert np.all(np.abs(Yc.astype(np.float64) - Yr.astype(np.float64)) <= tol)
-    # components_ against the explicit formula (small d' only: a dense Hadamard matrix)
+    # components_ against the explicit formula (small d' only: a dense Hadamard matrix), in
+    # the fitted dtype (computed in float64, rounded once); the same P and signs_ for a
+    # float64 fit of the same seed
     if dpad <= 1024:
         H = scipy.linalg.hadamard(dpad) / math.sqrt(dpad)
         expect = cpu.scale_ * (P @ (H[:, : case["d"]] * cpu.signs_))
+        atol = 1e-12 * max(np.abs(expect).max(), 1e-300)
         got = cpu.components_
-        assert not got.flags.writeable
-        np.testing.assert_allclose(
-            got, expect, rtol=0, atol=1e-12 * max(np.abs(expect).max(), 1e-300)
-        )
+        assert not got.flags.writeable and got.dtype == case["dtype"]
+        np.testing.assert_allclose(got, expect.astype(case["dtype"]), rtol=0, atol=atol)
+        cpu = matkern.FJLT(case["k"], density=case["density"], random_state=case["seed"])
+        cpu.fit(X.astype(np.float64))
+        got = cpu.components_
+        np.testing.assert_allclose(got, expect, rtol=0, atol=atol)
         Y64 = cpu.transform(X.astype(np.float64))
         tol64 = 8 * (math.log2(dpad) + nnz_max + 2) * np.finfo(np.float64).eps * rownorm * sP
         assert np.all(np.abs(Y64 - X.astype(np.float64) @ got.T) <= 2 * tol64 + 1e-300)

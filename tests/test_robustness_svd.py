@@ -70,6 +70,7 @@ for method in ("sparse", "zha-simon", "gkl", "rpi", "auto"):
                 "fit")
     svd = matkern.TruncatedSVD(3, method=method, random_state=0).fit(A)
     refused(lambda: svd.add_rows(bad(fmt, kind, (4, 20))), "add_rows")
+    refused(lambda: svd.partial_fit(bad(fmt, kind, (4, 20))), "partial_fit")
     refused(lambda: svd.add_columns(bad(fmt, kind, (30, 4))), "add_columns")
     Dg = sp.random(30, 2, density=0.3, format="csr", random_state=1)
     Eg = sp.random(20, 2, density=0.3, format="csr", random_state=2)

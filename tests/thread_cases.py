@@ -34,7 +34,9 @@ def kernel_results():
         "gram_syrk": np.array([matkern.spectral_norm_bound(big)]),
         "gram_conv": np.array([matkern.conv_spectral_norm_bound(conv, (16, 16))]),
         "srp": matkern.SparseRandomProjection(32, random_state=0).fit_transform(X),
-        "srp_sparse": matkern.SparseRandomProjection(32, random_state=0).fit_transform(A),
+        "srp_sparse": matkern.SparseRandomProjection(
+            32, random_state=0, dense_output=True
+        ).fit_transform(A),
         "fjlt": matkern.FJLT(32, random_state=0).fit_transform(X),
         "fastrp": matkern.fastrp(sp.csr_matrix(A[:, :500][:500]), dim=16, random_state=0),
         "svd": matkern.TruncatedSVD(8, random_state=0).fit(D).singular_values_,

@@ -33,6 +33,10 @@ class _Ops:
             self.xp = np
             self.sp = ssp
 
+    def __reduce__(self):
+        # modules are not picklable: an _Ops is rebuilt from its backend's name
+        return (_Ops, (self.name,))
+
     # out (c x k) = Xt @ B
     def gather(self, Xt, B):
         if self.name == "reference":

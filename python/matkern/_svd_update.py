@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _dispatch
 from ._dispatch import is_sparse
 
 # Relative eigenvalue floor of the Jacobi-scaled Gram matrix of the update's complement: the
@@ -62,6 +63,23 @@ class Side:
             self.buf = new
         self.buf[self.n : need] = rows
         self.n = need
+
+    def __getstate__(self):
+        # the array module is not picklable: record which one (CuPy buffers pickle as CuPy)
+        state = {k: v for k, v in self.__dict__.items() if k != "xp"}
+        state["gpu"] = self.xp is not np
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        gpu = state.pop("gpu")
+        self.__dict__.update(state)
+        self.xp = _dispatch.cupy_module() if gpu else np
+        if not gpu:
+            # joblib.load(mmap_mode="r") gives read-only buffers: updates write in place
+            for name in ("buf", "K"):
+                if not getattr(self, name).flags.writeable:
+                    setattr(self, name, np.array(getattr(self, name)))
 
     def copy(self):
         out = Side.__new__(Side)

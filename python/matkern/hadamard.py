@@ -7,7 +7,7 @@ import numbers
 
 import numpy as np
 
-from . import _checks, _dispatch, _hadamard_orders
+from . import _checks, _dispatch, _estimator, _hadamard_orders
 from ._interop import array_methods, arrays
 from .reference import hadamard as ref
 
@@ -193,8 +193,14 @@ def johnson_lindenstrauss_min_dim(n_samples, eps=0.1):
 
 
 @array_methods
-class FJLT:
-    """Fast Johnson-Lindenstrauss transform (Ailon-Chazelle): ``y = s · P · H · D · x``.
+class FJLT(
+    _estimator.ClassNamePrefixFeaturesOutMixin,
+    _estimator.TransformerMixin,
+    _estimator.BaseEstimator,
+):
+    """Fast Johnson-Lindenstrauss transform (Ailon-Chazelle): ``y = s · P · H · D · x``, a
+    scikit-learn transformer (scikit-learn has no FJLT; it follows its random projections:
+    parameters, errors, warnings, dtypes, ``inverse_transform``).
 
     ``D`` flips the signs of the d features at random, ``H`` is the orthonormal
     Walsh-Hadamard transform of the features zero-padded to d' (the next power of two), ``P``
@@ -214,23 +220,33 @@ class FJLT:
     Parameters
     ----------
     n_components : int or "auto"
-        Output dimension k; "auto" uses :func:`johnson_lindenstrauss_min_dim` (n, eps).
+        Output dimension k; "auto" uses :func:`johnson_lindenstrauss_min_dim` (n, eps), which
+        must give 1 <= k <= n_features (ValueError otherwise, as in scikit-learn: one sample
+        gives k = 0). An int above n_features warns (``DataDimensionalityWarning``).
     eps : float
         Only used when ``n_components="auto"``.
     density : float in (0, 1], optional
         Probability that an entry of P is nonzero.
+    compute_inverse_components : bool, default False
+        Compute ``inverse_components_`` (pseudo-inverse of ``components_``) in fit.
     random_state : None, int or numpy Generator
     backend : {"reference", "cpu", "cuda"}, optional
 
+    Input: dense X (n, d): NumPy arrays, array-likes and pandas frames as scikit-learn
+    validates them (float32/float64 kept, integer and object data converted to float64, any
+    layout, NaN/Inf and sparse input refused), or CuPy arrays. The result's dtype is NumPy's
+    promotion of X's dtype and the fitted dtype, its array type X's.
+
     Attributes
     ----------
-    n_components_, n_features_in_, density_, padded_features_ (d'), signs_ (d,),
-    projection_ (scipy.sparse CSR, k x d'), scale_, and ``components_`` (the equivalent dense
-    k x d matrix, computed on first access, read-only).
+    n_components_, n_features_in_, feature_names_in_ (pandas input with string column names),
+    density_, padded_features_ (d'), signs_ (d,), projection_ (scipy.sparse CSR, k x d',
+    float64), scale_, ``components_`` (the equivalent dense k x d matrix in the dtype of the
+    data fitted on, computed on first access, read-only) and ``inverse_components_`` (when
+    ``compute_inverse_components``).
 
-    n_components="auto" must give 1 <= k <= n_features (ValueError otherwise, as in
-    scikit-learn: one sample gives k = 0). Sizes whose P or components_ would exceed the
-    machine's physical memory are refused with ValueError before allocating.
+    Sizes whose P or components_ would exceed the machine's physical memory are refused with
+    ValueError before allocating.
 
     Example
     -------
@@ -242,20 +258,45 @@ class FJLT:
     """
 
     def __init__(
-        self, n_components="auto", *, eps=0.1, density=None, random_state=None, backend=None
+        self,
+        n_components="auto",
+        *,
+        eps=0.1,
+        density=None,
+        compute_inverse_components=False,
+        random_state=None,
+        backend=None,
     ):
         self.n_components = n_components
         self.eps = eps
         self.density = density
+        self.compute_inverse_components = compute_inverse_components
         self.random_state = random_state
         self.backend = backend
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+    def __getstate__(self):
+        # the per-dtype kernel arrays and components_ are caches (possibly on the GPU): rebuilt
+        state = super().__getstate__()
+        if "_cache" in state:
+            state = {**state, "_cache": {}, "_components": None}
+        return state
+
+    @property
+    def _n_features_out(self):
+        """Output width, for get_feature_names_out (``fjlt0``, ``fjlt1``, ...)."""
+        return self.n_components_
 
     def fit(self, X, y=None):
         """Draw D and P for inputs shaped like X (n_samples x n_features). Returns self."""
         fn = "FJLT.fit"
-        _checks.check_array(X, "X", fn, dtypes=_FLOATS, ndim=2, contiguous=False)
+        X = _estimator.validate_X(self, X, reset=True, fn=fn, accept_sparse=False)
         n, d = X.shape
-        from .randproj import _check_backend, _n_components
+        from .randproj import _check_backend, _check_flag, _n_components, pinv, warn_no_reduction
 
         dpad = 1 << max(0, (d - 1).bit_length())
         # "auto" must give 1 <= k <= d, as scikit-learn's random projections require
@@ -267,7 +308,9 @@ class FJLT:
                 self.density, "density", fn, min_value=0.0, max_value=1.0, strict=True
             )
         _check_backend(self.backend, fn)
+        inverse = _check_flag(self.compute_inverse_components, "compute_inverse_components", fn)
         _checks.check_index_range(dpad, "padded n_features", fn)
+        warn_no_reduction(self.n_components, k, d)
         rng = _check_seed(self.random_state, fn)
         # Refuse what cannot fit before drawing: P's expected entries (12 bytes each in CSR),
         # with 6 standard deviations of slack.
@@ -279,12 +322,17 @@ class FJLT:
         signs *= 2.0
         signs -= 1.0
         P = _draw_projection(rng, k, dpad, q)
-        self.n_components_, self.n_features_in_ = k, d
+        self.n_components_ = k
         self.padded_features_, self.density_ = dpad, q
         self.signs_, self.projection_ = signs, P
         self.scale_ = 1.0 / math.sqrt(k * q)
+        self._fit_dtype = np.dtype(X.dtype)
         self._cache = {}
         self._components = None
+        if inverse:
+            self.inverse_components_ = pinv(self.components_)
+        elif hasattr(self, "inverse_components_"):
+            del self.inverse_components_
         return self
 
     def _check_state(self, fn):
@@ -322,16 +370,13 @@ class FJLT:
         return self._cache[key]
 
     def transform(self, X):
-        """Project the rows of X (n x d, float32/float64, C-contiguous) to n x k, same dtype
-        and array type."""
+        """Project the rows of X (n x d) to n x k (dtype and array type: see the class
+        docstring)."""
         fn = "FJLT.transform"
-        if not hasattr(self, "projection_"):
-            raise RuntimeError(f"{fn}(): call fit() first")
-        _checks.check_array(X, "X", fn, dtypes=_FLOATS, ndim=2)
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"{fn}(): X must have {self.n_features_in_} columns (as fitted), got {X.shape[1]}"
-            )
+        _estimator.check_fitted(self)
+        X = _estimator.validate_X(self, X, reset=False, fn=fn, accept_sparse=False)
+        X = _estimator.cast(X, _estimator.result_dtype(X.dtype, self._fit_dtype))
+        X = _dispatch.array_module(X).ascontiguousarray(X)
         be = _dispatch.pick(fn, X, backend=self.backend)
         k, dpad = self.n_components_, self.padded_features_
         if be == "reference":
@@ -360,19 +405,29 @@ class FJLT:
             )
         return out
 
-    def fit_transform(self, X, y=None):
-        """fit(X) then transform(X)."""
-        return self.fit(X).transform(X)
+    def inverse_transform(self, X):
+        """Map projected rows back: ``X @ inverse_components_.T``, (n, n_components) ->
+        (n, n_features), dense (the pseudo-inverse is computed here when
+        ``compute_inverse_components`` is False), as scikit-learn's random projections."""
+        from .randproj import inverse, pinv
+
+        fn = "FJLT.inverse_transform"
+        _estimator.check_fitted(self)
+        X = _estimator.validate_inverse_input(X, self.n_components_, fn)
+        inv = getattr(self, "inverse_components_", None)
+        if inv is None:
+            inv = pinv(self.components_)
+        return inverse(X, inv)
 
     @property
     def components_(self):
-        """The dense k x d matrix M with transform(X) == X @ M.T (NumPy, float64, read-only).
+        """The dense k x d matrix M with transform(X) == X @ M.T (NumPy, read-only, in the
+        dtype of the data fitted on; computed in float64).
 
         Row r of P·H is H·P_r (H is symmetric), so M = scale · (H P_r)[:d] · signs, row by
         row: a transform of P's rows in blocks whose scratch is at most about a quarter of M,
         never a d' x d' Hadamard or identity matrix."""
-        if not hasattr(self, "projection_"):
-            raise RuntimeError("FJLT.components_: call fit() first")
+        _estimator.check_fitted(self)
         if self._components is None:
             k, d, dpad = self.n_components_, self.n_features_in_, self.padded_features_
             _checks.check_memory(
@@ -381,15 +436,16 @@ class FJLT:
                 "FJLT.components_",
             )
             P = self._check_state("FJLT.components_")
-            out = np.empty((k, d), dtype=np.float64)
+            out = np.empty((k, d), dtype=self._fit_dtype)
             rows = max(1, min(k, (k * d) // (4 * dpad)))
-            signs = np.asarray(self.signs_, dtype=np.float64)
+            # signs are +-1: (block * signs) * scale == block * (signs * scale) exactly, and a
+            # float32 result is rounded once, from the float64 product
+            factor = np.asarray(self.signs_, dtype=np.float64) * self.scale_
             for r0 in range(0, k, rows):
                 r1 = min(k, r0 + rows)
                 block = P[r0:r1].toarray()
                 fwht(block, axis=-1, normalize=True, out=block)  # in place
-                np.multiply(block[:, :d], signs, out=out[r0:r1])
-                out[r0:r1] *= self.scale_
+                np.multiply(block[:, :d], factor, out=out[r0:r1])
                 del block
             out.flags.writeable = False
             self._components = out

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 
 import numpy as np
 
-from . import _checks, _dispatch, _fastrp, _sparse_input
+from . import _checks, _dispatch, _estimator, _fastrp, _sparse_input
 from ._interop import array_methods, arrays
 from ._randproj_ops import generate, gpu_project
 from .reference import randproj as ref
@@ -60,18 +61,6 @@ def _check_sparse(X, name, fn, dtypes=_FLOATS, square=False, cast=None):
     indptr = X.indptr.astype(xp.int64, copy=False)
     indices = X.indices.astype(xp.int32, copy=False)
     return X, indptr, indices, xp.ascontiguousarray(X.data)
-
-
-def _check_sparse_shape(X, name, fn):
-    """fit() reads only the shape of a sparse X, but validates its structure all the same (a
-    corrupted matrix is refused at the first call that sees it)."""
-    if X.dtype not in [np.dtype(d) for d in _FLOATS]:
-        raise TypeError(
-            f"{fn}(): {name} must have dtype {_checks.dtype_names(_FLOATS)}, got {X.dtype}"
-        )
-    _sparse_input.check_structure(X, name, fn)
-    if 0 in tuple(X.shape):
-        raise ValueError(f"{fn}(): {name} must not be empty, got shape {tuple(X.shape)}")
 
 
 def _check_flag(value, name, fn):
@@ -127,46 +116,64 @@ def _check_eps(eps, fn):
 
 
 @array_methods
-class SparseRandomProjection:
-    """Very sparse random projection (Achlioptas; Li, Hastie, Church), scikit-learn's
-    distribution: each entry of ``components_`` (n_components x n_features) is
-    ``+sqrt(1/(density*k))`` or ``-sqrt(1/(density*k))`` with probability ``density/2`` each,
-    else 0, independently; ``density="auto"`` is ``1/sqrt(n_features)``.
-    ``transform(X) == X @ components_.T``.
+class SparseRandomProjection(
+    _estimator.ClassNamePrefixFeaturesOutMixin,
+    _estimator.TransformerMixin,
+    _estimator.BaseEstimator,
+):
+    """Very sparse random projection (Achlioptas; Li, Hastie, Church): scikit-learn's
+    ``sklearn.random_projection.SparseRandomProjection`` (same parameters, attributes, errors,
+    warnings and dtypes), with the matrix generated on the fly.
 
-    The matrix is generated on the fly from ``random_state`` by a counter-based hash (the
-    same on every backend: one seed gives bit-identical matrices on the reference, the CPU and
-    the GPU), so that fitting stores only a 64-bit key and transforming needs memory only for
-    the output (plus generated chunks of at most a few MB on the CPU). The CPU kernels thread
-    over rows (OpenMP, AVX2 when present); the GPU kernels gather over the generated entries.
-    The matrices differ from scikit-learn's for the same seed (another generator); the
-    distribution is the same.
+    Each entry of ``components_`` (n_components x n_features) is ``+sqrt(1/(density*k))`` or
+    ``-sqrt(1/(density*k))`` with probability ``density/2`` each, else 0, independently;
+    ``density="auto"`` is ``1/sqrt(n_features)``. ``transform(X) == X @ components_.T``.
+
+    Where it differs from scikit-learn, deliberately: the matrix is not drawn from
+    ``random_state``'s stream but by a counter-based hash of (seed, feature) (the same on every
+    backend: one seed gives bit-identical matrices on the reference, the CPU and the GPU), so
+    that fitting stores only a 64-bit key and transforming needs memory only for the output
+    (plus generated chunks of at most a few MB on the CPU). The matrices therefore differ from
+    scikit-learn's for the same seed; the distribution is the same. ``components_`` is
+    generated on access (a property, not stored). ``backend`` is matkern's own parameter.
+    Sparse input with ``dense_output=False`` (the default, as scikit-learn) is projected
+    densely and the result converted to CSR.
 
     Parameters
     ----------
     n_components : int >= 1, or "auto"
         Output dimension k; "auto" uses ``johnson_lindenstrauss_min_dim(n_samples, eps)``,
         which must give 1 <= k <= n_features (ValueError otherwise, as scikit-learn: one
-        sample gives k = 0).
+        sample gives k = 0). An int above n_features warns (``DataDimensionalityWarning``).
     density : float in (0, 1], or "auto"
     eps : float in (0, 1), used by ``n_components="auto"`` only.
+    dense_output : bool, default False
+        Sparse input: False returns a CSR matrix (scipy's ``csr_matrix`` or ``csr_array`` as
+        scikit-learn's ``sparse_interface`` setting says; cupyx for cupyx input), True a dense
+        array. Dense input always gives a dense result.
+    compute_inverse_components : bool, default False
+        Compute ``inverse_components_`` (the pseudo-inverse of ``components_``, dense
+        n_features x k) in fit, for :meth:`inverse_transform`.
     random_state : None, int, numpy Generator or RandomState
         An int is the seed itself (equal ints give equal matrices).
-    dense_output : bool
-        For sparse input, ``False`` returns a scipy/cupyx CSR matrix (computed densely, then
-        converted); dense input always gives a dense result.
     backend : {"reference", "cpu", "cuda"}, optional
+        Force a backend; by default NumPy/scipy input runs the C++ kernels and CuPy/cupyx
+        input the CUDA kernels.
 
-    Input: X (n_samples, n_features) float32/float64, NumPy or CuPy array (C-contiguous), or a
-    scipy/cupyx sparse matrix (any format; its index structure validated in that format,
-    then converted to CSR, duplicate entries summed; X itself is never modified). The
-    result has X's dtype and array type. NaN/Inf in X propagate to the outputs whose
-    projection rows touch them.
+    Input: X (n_samples, n_features): NumPy arrays, array-likes, pandas frames and scipy
+    sparse matrices as scikit-learn validates them (float32/float64 kept, integer and object
+    data converted to float64, any memory layout, NaN/Inf refused with ValueError); CuPy
+    arrays or cupyx sparse matrices (stay on the GPU). A sparse matrix's index structure is
+    validated in its own format before anything converts it; X is never modified. The
+    result's dtype is NumPy's promotion of X's dtype and the fitted dtype (float32 for
+    float32 in and float32 fitted), its array type X's.
 
     Attributes
     ----------
-    n_components_, n_features_in_, density_, seed_, scale_ (the nonzero magnitude), and
-    ``components_`` (scipy CSR, float64, k x d; generated on access with the CPU generator).
+    n_components_, n_features_in_, feature_names_in_ (pandas input with string column names),
+    density_, seed_ (the 64-bit seed), scale_ (the nonzero magnitude), ``components_`` (scipy
+    CSR, k x d, in the dtype of the data fitted on; generated on access) and
+    ``inverse_components_`` (when ``compute_inverse_components``).
 
     Example
     -------
@@ -174,8 +181,8 @@ class SparseRandomProjection:
     >>> X = np.random.default_rng(0).standard_normal((100, 5000)).astype(np.float32)
     >>> p = matkern.SparseRandomProjection(64, random_state=0)
     >>> Y = p.fit_transform(X)
-    >>> Y.shape, Y.dtype
-    ((100, 64), dtype('float32'))
+    >>> Y.shape, Y.dtype, p.components_.dtype
+    ((100, 64), dtype('float32'), dtype('float32'))
     >>> bool(np.allclose(Y, X @ p.components_.T.toarray(), atol=1e-4))
     True
     """
@@ -186,24 +193,30 @@ class SparseRandomProjection:
         *,
         density="auto",
         eps=0.1,
+        dense_output=False,
+        compute_inverse_components=False,
         random_state=None,
-        dense_output=True,
         backend=None,
     ):
         self.n_components = n_components
         self.density = density
         self.eps = eps
-        self.random_state = random_state
         self.dense_output = dense_output
+        self.compute_inverse_components = compute_inverse_components
+        self.random_state = random_state
         self.backend = backend
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
     def fit(self, X, y=None):
-        """Choose k, the density and the seed for inputs shaped like X. Returns self."""
+        """Choose k, the density and the seed for inputs shaped like X (only X's shape and
+        dtype are used, after validation). ``y`` is ignored. Returns self."""
         fn = "SparseRandomProjection.fit"
-        if _dispatch.is_sparse(X):
-            _check_sparse_shape(X, "X", fn)
-        else:
-            _checks.check_array(X, "X", fn, dtypes=_FLOATS, ndim=2, contiguous=False)
+        X = _estimator.validate_X(self, X, reset=True, fn=fn)
         n, d = X.shape
         _checks.check_index_range(d, "n_features", fn)
         k = _n_components(self.n_components, self.eps, n, d, fn)
@@ -215,14 +228,26 @@ class SparseRandomProjection:
                 self.density, "density", fn, min_value=0.0, max_value=1.0, strict=True
             )
         _check_flag(self.dense_output, "dense_output", fn)
+        inverse = _check_flag(self.compute_inverse_components, "compute_inverse_components", fn)
         _check_backend(self.backend, fn)
+        warn_no_reduction(self.n_components, k, d)
         seed = _seed_of(self.random_state, fn)
-        self.n_components_, self.n_features_in_, self.density_ = k, d, p
+        self.n_components_, self.density_ = k, p
         self.seed_ = seed
         self.scale_ = math.sqrt(1.0 / (p * k))
         self._key = ref.rp_seed_key(self.seed_)
         self._table = ref.rp_table(p, k)
+        self._fit_dtype = np.dtype(X.dtype)
+        if inverse:
+            self.inverse_components_ = pinv(self.components_)
+        elif hasattr(self, "inverse_components_"):
+            del self.inverse_components_
         return self
+
+    @property
+    def _n_features_out(self):
+        """Output width, for get_feature_names_out (``sparserandomprojection0``, ...)."""
+        return self.n_components_
 
     def _generate(self, backend, j0=0, j1=None):
         xp = _dispatch.cupy_module() if backend == "cuda" else np
@@ -231,33 +256,32 @@ class SparseRandomProjection:
 
     @property
     def components_(self):
-        """The k x d projection as a scipy CSR matrix (float64, sorted indices)."""
-        if not hasattr(self, "_key"):
-            raise RuntimeError("SparseRandomProjection.components_: call fit() first")
+        """The k x d projection as a scipy CSR matrix (sorted indices) in the dtype of the data
+        fitted on, generated on access with the CPU generator (a new matrix each access)."""
+        _estimator.check_fitted(self)
         import scipy.sparse as sp
 
         be = "cpu" if _dispatch._cpu is not None else "reference"
         indptr, comps, neg = self._generate(be)
-        vals = np.where(neg == 1, -self.scale_, self.scale_)
+        vals = np.where(neg == 1, -self.scale_, self.scale_).astype(self._fit_dtype)
         R = sp.csr_matrix((vals, comps, indptr), shape=(self.n_features_in_, self.n_components_))
         M = R.T.tocsr()
         M.sort_indices()
         return M
 
     def transform(self, X):
-        """Project the rows of X: (n, n_features) -> (n, n_components), X's dtype and type."""
+        """Project the rows of X: (n, n_features) -> (n, n_components); dense for dense input
+        or ``dense_output=True``, else CSR (see the class docstring for dtypes and types)."""
         fn = "SparseRandomProjection.transform"
-        if not hasattr(self, "_key"):
-            raise RuntimeError(f"{fn}(): call fit() first")
+        _estimator.check_fitted(self)
+        X0 = X
+        X = _estimator.validate_X(self, X, reset=False, fn=fn)
+        X = _estimator.cast(X, _estimator.result_dtype(X.dtype, self._fit_dtype))
         sparse = _dispatch.is_sparse(X)
         if sparse:
             X, indptr, indices, data = _check_sparse(X, "X", fn)
         else:
-            _checks.check_array(X, "X", fn, dtypes=_FLOATS, ndim=2)
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"{fn}(): X must have {self.n_features_in_} columns (as fitted), got {X.shape[1]}"
-            )
+            X = _dispatch.array_module(X).ascontiguousarray(X)
         be = _dispatch.pick(fn, X, backend=self.backend)
         n, k, d = X.shape[0], self.n_components_, self.n_features_in_
         if be == "reference":
@@ -285,22 +309,54 @@ class SparseRandomProjection:
                 n=n,
             )
         if sparse and not self.dense_output:
-            return _to_csr(out)
+            return _estimator.sparse_like(out, X0)
         return out
 
-    def fit_transform(self, X, y=None):
-        """fit(X) then transform(X)."""
-        return self.fit(X).transform(X)
+    def inverse_transform(self, X):
+        """Map projected rows back: ``X @ inverse_components_.T``, (n, n_components) ->
+        (n, n_features), always dense (the pseudo-inverse is computed here when
+        ``compute_inverse_components`` is False), as scikit-learn."""
+        fn = "SparseRandomProjection.inverse_transform"
+        _estimator.check_fitted(self)
+        X = _estimator.validate_inverse_input(X, self.n_components_, fn)
+        inv = getattr(self, "inverse_components_", None)
+        if inv is None:
+            inv = pinv(self.components_)
+        return inverse(X, inv)
 
 
-def _to_csr(Y):
-    if _dispatch.is_cupy_array(Y):
-        import cupyx.scipy.sparse as csp
+def pinv(components):
+    """The pseudo-inverse (n_features x k) of a k x n_features projection (dense or sparse),
+    dense, in its dtype (scikit-learn's ``inverse_components_``)."""
+    import scipy.linalg
 
-        return csp.csr_matrix(Y)
-    import scipy.sparse as sp
+    if hasattr(components, "toarray"):
+        components = components.toarray()
+    return scipy.linalg.pinv(components, check_finite=False)
 
-    return sp.csr_matrix(Y)
+
+def inverse(X, inv):
+    """``X @ inv.T`` as a dense array on X's device (X dense or sparse)."""
+    if _dispatch.device_of(X) == "cuda":
+        inv = _dispatch.cupy_module().asarray(inv)
+    Y = X @ inv.T
+    if _dispatch.is_sparse(Y):
+        Y = Y.toarray()
+    return _dispatch.array_module(Y).asarray(Y)
+
+
+def warn_no_reduction(n_components, k, d):
+    """scikit-learn's DataDimensionalityWarning for an int n_components above n_features."""
+    if not isinstance(n_components, str) and k > d:
+        from sklearn.exceptions import DataDimensionalityWarning
+
+        warnings.warn(
+            "The number of components is higher than the number of features: "
+            f"n_features < n_components ({d} < {k}). The dimensionality of the problem will "
+            "not be reduced.",
+            DataDimensionalityWarning,
+            stacklevel=3,
+        )
 
 
 @arrays("adjacency")
