@@ -233,7 +233,9 @@ def test_random_projections():
     same(p.transform(X), expected)
     same(matkern.SparseRandomProjection(6, random_state=0).fit_transform(X), expected)
     Xs = X * (X > 1)
-    same(p.transform(Xs.to_sparse_csr()), p.transform(sp.csr_array(Xs.numpy())))
+    sparse = p.transform(Xs.to_sparse_csr())  # sparse in, sparse out (scikit-learn's default)
+    assert isinstance(sparse, torch.Tensor) and sparse.layout == torch.sparse_csr
+    same(sparse.to_dense(), p.transform(sp.csr_array(Xs.numpy())).toarray())
     G = _csr(40, 40, np.float32)
     G = G + G.T
     Gt = torch.from_numpy(G.toarray()).to_sparse_csr()

@@ -265,7 +265,23 @@ def _wrap(result, call, like):
         isinstance(result, np.ndarray) or _dispatch.is_cupy_array(result)
     ):
         return _to_torch(result)
+    if is_torch_tensor(like) and _dispatch.is_sparse(result):
+        return _sparse_to_torch(result)
     return result
+
+
+def _sparse_to_torch(result):
+    """A scipy/cupyx sparse result (e.g. SparseRandomProjection of sparse input, which stays
+    sparse as in scikit-learn) as a torch sparse CSR tensor on the result's device."""
+    import warnings
+
+    torch = _torch()
+    csr = result.tocsr()
+    parts = [_to_torch(a) for a in (csr.indptr, csr.indices, csr.data)]
+    with warnings.catch_warnings():  # torch's "sparse CSR support is in beta" notice
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support", category=UserWarning)
+        # the structure is ours (canonical CSR): no invariant check needed
+        return torch.sparse_csr_tensor(*parts, size=tuple(csr.shape), check_invariants=False)
 
 
 @contextlib.contextmanager
