@@ -9,5 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="python${PYTHONPATH:+:$PYTHONPATH}"
-python3 -m sphinx -W --keep-going -b html docs docs/_build/html "$@"
+# -E: read every page again (the local extensions in docs/_ext are no tracked dependency, and
+# a full build takes seconds).
+python3 -m sphinx -W --keep-going -E -b html docs docs/_build/html "$@"
 echo "docs: open docs/_build/html/index.html"

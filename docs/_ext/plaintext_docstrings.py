@@ -1,4 +1,4 @@
-"""Read matkern's docstrings, written to be read as plain text (``help()``), as reST.
+r"""Read matkern's docstrings, written to be read as plain text (``help()``), as reST.
 
 Two hooks on ``autodoc-process-docstring``, one on each side of napoleon's:
 
@@ -11,8 +11,9 @@ as prose (its first line no ``name : type`` line, e.g. "Returns" then a sentence
 rubric over paragraphs.
 
 After napoleon: outside inline literals, doctest and literal blocks, ``|`` is escaped (the
-docstrings write absolute values, ``|x|``, never reST substitutions) and so is the trailing
-underscore of fitted-attribute names (``n_blocks_`` is not a hyperlink reference).
+docstrings write absolute values, ``|x|``, never reST substitutions), and so are the trailing
+underscore of fitted-attribute names (``n_blocks_`` is not a hyperlink reference) and lone
+stars (the operators in "(+, -, \*, /)" are not emphasis).
 
 The docstrings themselves stay as they are; nothing here changes what ``help()`` shows.
 """
@@ -95,30 +96,43 @@ def end_field_sections(app, what, name, obj, options, lines):
     lines[:] = out
 
 
-_LITERAL = re.compile(r"(``.+?``)")
 _TRAILING_UNDERSCORE = re.compile(r"(?<=\w)_(?=$|[\s,.;:)\]])")
-_ROLE_OR_TARGET = re.compile(r":\w+:`[^`]*`")
+_ROLE = re.compile(r"(:\w+:`[^`]*`)")
+# A lone run of stars, e.g. the operators in "(+, -, *, /, **)": not emphasis.
+_LONE_STARS = re.compile(r"(?<![^\s(])(\*+)(?=[\s,;)]|$)")
+_IVAR_NAMES = re.compile(r"^(\s*:(?:ivar|vartype) )([^:]+):")
 
 
-def _escape(text):
-    parts = _LITERAL.split(text)
-    for k in range(0, len(parts), 2):  # even parts: outside ``literals``
-        piece = parts[k]
-        roles = _ROLE_OR_TARGET.findall(piece)
-        pieces = _ROLE_OR_TARGET.split(piece)
-        pieces = [_TRAILING_UNDERSCORE.sub(r"\\_", p.replace("|", r"\|")) for p in pieces]
-        merged = pieces[0]
-        for role, rest in zip(roles, pieces[1:]):
-            merged += role + rest
-        parts[k] = merged
-    return "".join(parts)
+def _escape_plain(text):
+    out = []
+    for k, piece in enumerate(_ROLE.split(text)):
+        if k % 2 == 0:  # outside :role:`...`
+            piece = piece.replace("|", r"\|")
+            piece = _TRAILING_UNDERSCORE.sub(r"\\_", piece)
+            piece = _LONE_STARS.sub(lambda m: "\\*" * len(m.group(1)), piece)
+        out.append(piece)
+    return "".join(out)
+
+
+def _escape(line, in_literal):
+    """The line escaped outside ``inline literals``; whether a literal is still open at its
+    end (they may run on to the next line of the paragraph)."""
+    parts = line.split("``")
+    for k, part in enumerate(parts):
+        if not in_literal:
+            parts[k] = _escape_plain(part)
+        if k < len(parts) - 1:
+            in_literal = not in_literal
+    return "``".join(parts), in_literal
 
 
 def escape_plain_text(app, what, name, obj, options, lines):
-    in_block, block_indent = False, 0
+    in_block, block_indent, in_literal = False, 0, False
     for i, line in enumerate(lines):
         stripped = line.lstrip()
         indent = len(line) - len(stripped)
+        if not stripped:
+            in_literal = False  # a literal never spans paragraphs
         if in_block:
             if not stripped or indent > block_indent:
                 continue
@@ -128,7 +142,12 @@ def escape_plain_text(app, what, name, obj, options, lines):
             continue
         if stripped.startswith(".. "):
             continue
-        lines[i] = _escape(line)
+        # ":ivar a, b:" / ":vartype a, b:": Sphinx would read "a," as b's type.
+        line = _IVAR_NAMES.sub(lambda m: m.group(1) + m.group(2).replace(", ", ",") + ":", line)
+        bullet = re.match(r"\s*(:[^:]+: )?[*-] ", line)  # a list item's marker stays one
+        head, line = (line[: bullet.end()], line[bullet.end() :]) if bullet else ("", line)
+        line, in_literal = _escape(line, in_literal)
+        lines[i] = head + line
         if line.rstrip().endswith("::"):
             in_block, block_indent = True, indent
     return None
