@@ -9,7 +9,8 @@ warning, so the ``-W`` build fails.
 
 At the end of reading, every public name (each public module's ``__all__``, and the names
 ``matkern`` re-exports) must have an API entry (autofunction / autoclass / autodata):
-a missing one is a warning. ``matkern_api_skip`` in conf.py lists modules left out.
+a missing one is a warning. ``matkern_api_skip`` in conf.py lists modules left out. After
+the build, a page that loads a script, style or image from the network is a warning too.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import importlib
 import os
 import pkgutil
+import re
 
 import benchdata
 from docutils import nodes
@@ -179,9 +181,26 @@ def check_api_coverage(app, env):
         )
 
 
+_EXTERNAL = re.compile(r"<(?:script|link|img)\b[^>]*(?:src|href)=\"(?:https?:)?//[^\"]*\"")
+
+
+def check_offline(app, exception):
+    """The pages must load nothing from the network (no CDN script, font or style)."""
+    if exception is not None or app.builder.format != "html":
+        return
+    for folder, _, files in os.walk(app.outdir):
+        for name in files:
+            if name.endswith(".html"):
+                with open(os.path.join(folder, name), encoding="utf-8") as f:
+                    found = _EXTERNAL.findall(f.read())
+                for tag in found:
+                    logger.warning("offline: %s loads %s", name, tag)
+
+
 def setup(app):
     app.add_directive("bench-table", BenchTable)
     app.add_directive("bench-plot", BenchPlot)
     app.add_config_value("matkern_api_skip", [], "env")
     app.connect("env-check-consistency", check_api_coverage)
+    app.connect("build-finished", check_offline)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
