@@ -47,6 +47,7 @@ class Int8Weight:
 
     Example
     -------
+    >>> import numpy as np, matkern
     >>> Wq = matkern.int8_quantize(np.float32([[1.0, -0.5], [0.0, 2.0]]))
     >>> Wq.shape, Wq.scales.tolist(), Wq.dequantize(np.float16).dtype
     ((2, 2), [1.0, 2.0], dtype('float16'))
