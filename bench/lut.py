@@ -25,14 +25,25 @@ def cases(ctx):
 
     if ctx.device == "cpu":
         combos = [(N, K, M, "nf4") for N, K in SHAPES for M in (1, 16)]
-        # "int" (and "fp4") tables are bfloat16-exact: the AVX2 kernel looks up 2 byte planes
-        # instead of 4
+        # "int" (and "fp4_e2m1") tables are bfloat16-exact: the AVX2 kernel looks up 2 byte
+        # planes instead of 4
         combos += [(N, K, 1, "int") for N, K in SHAPES]
-        for N, K, M, table in combos:
+        combos = [(N, K, M, table, 128) for N, K, M, table in combos]
+        # bitsandbytes-style weights: large blocks, one group per row, K ending in a partial
+        # group (4000 = 31 x 128 + 32) and K not a multiple of 32 (X padded): the same bars as
+        # the 128-column groups that divide K
+        combos += [
+            (4096, 4096, 1, "nf4", 4096),
+            (4096, 4096, 16, "fp4", 4096),
+            (4096, 4096, 1, "nf4", None),
+            (4096, 4000, 1, "nf4", 128),
+            (4096, 4001, 16, "nf4", 128),
+        ]
+        for N, K, M, table, gs in combos:
 
-            def make(N=N, K=K, M=M, table=table):
+            def make(N=N, K=K, M=M, table=table, gs=gs):
                 W = _weight(N, K)
-                qw = matkern.lut_quantize(W, bits=4, group_size=128, table=table)
+                qw = matkern.lut_quantize(W, bits=4, group_size=gs, table=table)
                 X = np.random.default_rng(1).standard_normal((M, K)).astype(np.float32)
                 x = X[0].copy()
                 out = {
@@ -56,9 +67,10 @@ def cases(ctx):
                 )
 
             anchor = "numpy f32 matvec" if M == 1 else "numpy f32 matmul"
+            g = "per-row" if gs is None else f"g{gs}"
             yield Case(
                 "lut",
-                f"lut_matmul M={M} {N}x{K} 4-bit g128 {table}",
+                f"lut_matmul M={M} {N}x{K} 4-bit {g} {table}",
                 make,
                 bars={anchor: 3.0 if M == 1 else 1.3},
                 info=info,
@@ -95,39 +107,39 @@ def cases(ctx):
         )
     else:
         cp = ctx.cupy
-        for N, K in SHAPES:
-            for M in (1, 4, 16, 64):
+        gpu_combos = [(N, K, M, 128) for N, K in SHAPES for M in (1, 4, 16, 64)]
+        # large groups and a partial last group (4000 = 31 x 128 + 32), bars as above
+        gpu_combos += [(4096, 4096, 1, 4096), (4096, 4000, 16, 128)]
+        for N, K, M, gs in gpu_combos:
 
-                def make_gpu(N=N, K=K, M=M):
-                    W = _weight(N, K)
-                    qw = matkern.lut_quantize(W, bits=4, group_size=128, table="nf4")
-                    qg = qw.to_device("cuda")
-                    W16 = cp.asarray(W.astype(np.float16))
-                    X = cp.asarray(
-                        np.random.default_rng(1).standard_normal((M, K)).astype(np.float16)
-                    )
-                    return {
-                        "matkern": lambda: matkern.lut_matmul(X, qg),
-                        "cuBLAS fp16": lambda: X @ W16.T,
-                        "dequantize-then-cuBLAS": lambda: (
-                            X @ matkern.lut_dequantize(qg).astype(cp.float16).T
-                        ),
-                        "_X": X,
-                        "_W": W,
-                        "_qg": qg,
-                    }
+            def make_gpu(N=N, K=K, M=M, gs=gs):
+                W = _weight(N, K)
+                qw = matkern.lut_quantize(W, bits=4, group_size=gs, table="nf4")
+                qg = qw.to_device("cuda")
+                W16 = cp.asarray(W.astype(np.float16))
+                X = cp.asarray(np.random.default_rng(1).standard_normal((M, K)).astype(np.float16))
+                return {
+                    "matkern": lambda: matkern.lut_matmul(X, qg),
+                    "cuBLAS fp16": lambda: X @ W16.T,
+                    "dequantize-then-cuBLAS": lambda: (
+                        X @ matkern.lut_dequantize(qg, dtype=cp.float16).T
+                    ),
+                    "_X": X,
+                    "_W": W,
+                    "_qg": qg,
+                }
 
-                def info_gpu(f):
-                    X = f["_X"]
-                    exact = cp.asnumpy(X).astype(np.float32) @ f["_W"].T
-                    y = cp.asnumpy(matkern.lut_matmul(X, f["_qg"])).astype(np.float32)
-                    return f"rel. error vs f32 {_rel_err(y, exact):.3f}"
+            def info_gpu(f):
+                X = f["_X"]
+                exact = cp.asnumpy(X).astype(np.float32) @ f["_W"].T
+                y = cp.asnumpy(matkern.lut_matmul(X, f["_qg"])).astype(np.float32)
+                return f"rel. error vs f32 {_rel_err(y, exact):.3f}"
 
-                yield Case(
-                    "lut",
-                    f"lut_matmul M={M} {N}x{K} 4-bit g128 nf4 fp16",
-                    make_gpu,
-                    bars={"cuBLAS fp16": 2.0} if M <= 16 else {},
-                    device="cuda",
-                    info=info_gpu,
-                )
+            yield Case(
+                "lut",
+                f"lut_matmul M={M} {N}x{K} 4-bit g{gs} nf4 fp16",
+                make_gpu,
+                bars={"cuBLAS fp16": 2.0} if M <= 16 else {},
+                device="cuda",
+                info=info_gpu,
+            )

@@ -5,18 +5,22 @@
 namespace matkern {
 namespace {
 
-// packed, scales and table of N rows of K weights: sizes as lut.hpp lays them out.
+// packed, scales and table of N rows of K weights (K: any; the packed rows hold ceil(K / 32)
+// blocks): sizes as lut.hpp lays them out.
 bool weight_sizes_ok(const carr<const uint32_t>& packed, const carr<const float>& scales,
                      const carr<const float>& table, int bits, int gs, int64_t N, int64_t K) {
-  return int64_t(packed.size()) == N * (K / 32) * bits && int64_t(scales.size()) == N * (K / gs) &&
-         int64_t(table.size()) == (int64_t(1) << bits) && K % gs == 0 && gs % 32 == 0;
+  if (gs < 32 || gs % 32 != 0 || (bits != 2 && bits != 3 && bits != 4)) return false;
+  const int64_t kp = (K + 31) / 32 * 32;
+  return int64_t(packed.size()) == N * (kp / 32) * bits &&
+         int64_t(scales.size()) == N * ((kp + gs - 1) / gs) &&
+         int64_t(table.size()) == (int64_t(1) << bits);
 }
 
 void matmul(carr<const float> x, carr<const uint32_t> packed, carr<const float> scales,
             carr<const float> table, int bits, int gs, std::optional<carr<const float>> bias,
             carr<float> out) {
   const int64_t M = x.shape(0), K = x.shape(1), N = out.shape(1);
-  if (out.shape(0) != size_t(M) || int64_t(packed.shape(0)) != N ||
+  if (out.shape(0) != size_t(M) || int64_t(packed.shape(0)) != N || K % 32 != 0 ||
       !weight_sizes_ok(packed, scales, table, bits, gs, N, K))
     throw std::invalid_argument("lut_matmul: inconsistent shapes");
   if (bias && int64_t(bias->size()) != N) throw std::invalid_argument("lut_matmul: bias size");

@@ -11,6 +11,15 @@
 
 namespace matkern {
 
+namespace {
+// Groups of gs columns per row of K columns (K and gs multiples of 32): the last may be partial.
+inline int64_t group_count(int64_t K, int64_t gs) { return (K + gs - 1) / gs; }
+// Blocks of 32 codes in group g: gs / 32, fewer in a partial last group.
+inline int64_t group_blocks(int64_t K, int64_t gs, int64_t g) {
+  return (std::min(K, (g + 1) * gs) - g * gs) / 32;
+}
+}  // namespace
+
 namespace portable {
 namespace {
 
@@ -52,10 +61,11 @@ float gemv_row(const float* x, const uint32_t* words, const float* scales, const
                int bits, int gs, int64_t K) {
   float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   uint8_t c[32];
-  const int64_t ngroups = K / gs;
+  const int64_t ngroups = group_count(K, gs);
   for (int64_t g = 0; g < ngroups; ++g) {
     float ga[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    for (int b = 0; b < gs / 32; ++b) {
+    const int64_t nb = group_blocks(K, gs, g);
+    for (int64_t b = 0; b < nb; ++b) {
       const int64_t k0 = g * gs + 32 * b;
       unpack_block(words, k0 / 32, K / 32, bits, c);
       for (int i = 0; i < 32; ++i) ga[i & 7] += x[k0 + i] * table[c[i]];
@@ -71,7 +81,7 @@ float gemv_row(const float* x, const uint32_t* words, const float* scales, const
 
 void gemv_rows(const float* x, const uint32_t* words, const float* scales, const float* table,
                int bits, int gs, int64_t K, int64_t nrows, const float* bias, float* out) {
-  const int64_t wpr = K / 32 * bits, ngroups = K / gs;
+  const int64_t wpr = K / 32 * bits, ngroups = group_count(K, gs);
   for (int64_t r = 0; r < nrows; ++r) {
     const float s = gemv_row(x, words + r * wpr, scales + r * ngroups, table, bits, gs, K);
     out[r] = bias ? s + bias[r] : s;
@@ -87,7 +97,8 @@ void decode_rows(const uint32_t* words, int64_t wpr, const float* scales, int64_
     for (int64_t gg = g; gg < g + ng; ++gg) {
       const float s = scales[r * ngroups + gg];
       float* o = buf + r * ldb + (gg - g) * gs;
-      for (int b = 0; b < gs / 32; ++b) {
+      const int64_t nb = group_blocks(nblocks * 32, gs, gg);
+      for (int64_t b = 0; b < nb; ++b) {
         unpack_block(words + r * wpr, gg * gs / 32 + b, nblocks, bits, c);
         for (int i = 0; i < 32; ++i) o[32 * b + i] = table[c[i]] * s;
       }
@@ -166,26 +177,34 @@ std::vector<float> repack_x(const float* x, int64_t M, int64_t K, int64_t span, 
 }
 
 // The packed weight, and its rows [n0, n0 + nrows) dequantized gpc groups (a chunk) at a
-// time into wbuf (row stride ldw), then f(g0, len, w) for each span of gps groups in the
-// chunk: len columns from group g0, at w in wbuf. Reading a chunk's codes row by row is
-// sequential, which the hardware prefetcher follows; span by span (runs of 128 bytes 2 KiB
-// apart) the decode had waited on memory even with software prefetch.
+// time into wbuf (row stride ldw), then f(k0, len, w) for each span of the chunk: len columns
+// from column k0, at w in wbuf. Spans end at the chunk's end and at multiples of kSpan (the
+// repacked X's blocks), so a span never leaves one block of X; with groups of 32..256 columns
+// a chunk is a multiple of kSpan and every span is kSpan long. Reading a chunk's codes row by
+// row is sequential, which the hardware prefetcher follows; span by span (runs of 128 bytes
+// 2 KiB apart) the decode had waited on memory even with software prefetch.
+constexpr int kSpan = 256;  // columns per register-tile pass (X's span rows stay in L1)
+
 struct Weight {
   const uint32_t* packed;
   const float* scales;
   const float* table;
   int bits, gs;
-  int64_t wpr, ngroups;
+  int64_t K, wpr, ngroups;
 
   template <class F>
-  void over_spans(const Kernels& kr, int64_t n0, int nrows, int64_t gpc, int64_t gps, float* wbuf,
-                  int64_t ldw, F&& f) const {
+  void over_spans(const Kernels& kr, int64_t n0, int nrows, int64_t gpc, float* wbuf, int64_t ldw,
+                  F&& f) const {
     for (int64_t c0 = 0; c0 < ngroups; c0 += gpc) {
       const int64_t c1 = std::min(ngroups, c0 + gpc);
       kr.decode_rows(packed + n0 * wpr, wpr, scales + n0 * ngroups, ngroups, table, bits, gs, c0,
                      c1 - c0, nrows, wbuf, ldw);
-      for (int64_t g0 = c0; g0 < c1; g0 += gps)
-        f(g0, int((std::min(c1, g0 + gps) - g0) * gs), wbuf + (g0 - c0) * gs);
+      const int64_t k_begin = c0 * gs, k_end = std::min(K, c1 * gs);
+      for (int64_t k0 = k_begin; k0 < k_end;) {
+        const int64_t k1 = std::min(k_end, (k0 / kSpan + 1) * kSpan);
+        f(k0, int(k1 - k0), wbuf + (k0 - k_begin));
+        k0 = k1;
+      }
     }
   }
 };
@@ -193,7 +212,6 @@ struct Weight {
 constexpr int kNR = 4;   // weight rows dequantized together (blocked path)
 constexpr int kMR = 3;   // rows of X per register tile
 constexpr int64_t kMC = 48;  // rows of X per pass over a weight row tile
-constexpr int kSpan = 256;   // columns per register-tile pass (X's span rows stay in L1)
 constexpr int64_t kChunk = 8192;  // weight columns dequantized at once (blocked path)
 
 // M = 2..31: 4 weight rows dequantized kChunk columns at a time (4 x 32 KiB, in L2; 7-19%
@@ -202,16 +220,14 @@ constexpr int64_t kChunk = 8192;  // weight columns dequantized at once (blocked
 void blocked(const Kernels& kr, const float* x, int64_t M, int64_t K, const uint32_t* packed,
              const float* scales, const float* table, int bits, int gs, int64_t N,
              const float* bias, float* out) {
-  const int64_t ngroups = K / gs;
-  const Weight wt{packed, scales, table, bits, gs, K / 32 * bits, ngroups};
+  const int64_t ngroups = group_count(K, gs);
+  const Weight wt{packed, scales, table, bits, gs, K, K / 32 * bits, ngroups};
   const int64_t ntiles = (N + kNR - 1) / kNR;
   const int64_t mchunks = (M + kMC - 1) / kMC;
-  const int64_t gps = std::max(1, kSpan / gs);  // groups per span
-  const int64_t span = gps * gs;
-  const int64_t ldx = span + 16;
-  const int64_t gpc = std::min(ngroups, kChunk / span * gps);  // groups per chunk
-  const int64_t ldw = gpc * gs + 16;  // padded: rows 32 KiB apart would share L1 sets
-  const std::vector<float> xp = repack_x(x, M, K, span, ldx);
+  const int64_t ldx = kSpan + 16;
+  const int64_t gpc = std::max<int64_t>(1, std::min(ngroups, kChunk / gs));  // groups per chunk
+  const int64_t ldw = std::min(K, gpc * gs) + 16;  // padded: rows 32 KiB apart share L1 sets
+  const std::vector<float> xp = repack_x(x, M, K, kSpan, ldx);
   struct WTag;
   struct PTag;
   // Jobs on the helper pool (parallel.hpp), one weight tile by up to kMC rows of X each:
@@ -226,13 +242,13 @@ void blocked(const Kernels& kr, const float* x, int64_t M, int64_t K, const uint
     const int64_t mc = std::min<int64_t>(kMC, M - m0);
     std::fill(part, part + kMC * kNR * 8, 0.0f);
     if (nrows < kNR) std::fill(wbuf, wbuf + kNR * ldw, 0.0f);
-    wt.over_spans(kr, n0, nrows, gpc, gps, wbuf, ldw, [&](int64_t g0, int len, const float* wb) {
+    wt.over_spans(kr, n0, nrows, gpc, wbuf, ldw, [&](int64_t k0, int len, const float* wb) {
       // register tiles of at most kMR rows of X, as even as possible (16 = 3+3+3+3+2+2)
+      const float* xs = xp.data() + (k0 / kSpan) * M * ldx + k0 % kSpan;
       int64_t tiles_left = (mc + kMR - 1) / kMR;
       for (int64_t i = 0; i < mc; --tiles_left) {
         const int mr = int((mc - i + tiles_left - 1) / tiles_left);
-        kr.tile_product(xp.data() + ((g0 / gps) * M + m0 + i) * ldx, ldx, mr, wb, ldw, len,
-                        part + i * kNR * 8);
+        kr.tile_product(xs + (m0 + i) * ldx, ldx, mr, wb, ldw, len, part + i * kNR * 8);
         i += mr;
       }
     });
@@ -258,28 +274,28 @@ constexpr int64_t kWideChunk = 2048;  // weight columns dequantized at once (16 
 void wide(const Kernels& kr, const float* x, int64_t M, int64_t K, const uint32_t* packed,
           const float* scales, const float* table, int bits, int gs, int64_t N, const float* bias,
           float* out) {
-  const int64_t ngroups = K / gs;
-  const Weight wt{packed, scales, table, bits, gs, K / 32 * bits, ngroups};
-  const int64_t gps = std::max(1, kSpan / gs), span = gps * gs, ldx = span + 16;
-  const std::vector<float> xp = repack_x(x, M, K, span, ldx);
+  const int64_t ngroups = group_count(K, gs);
+  const Weight wt{packed, scales, table, bits, gs, K, K / 32 * bits, ngroups};
+  const int64_t ldx = kSpan + 16;
+  const std::vector<float> xp = repack_x(x, M, K, kSpan, ldx);
   const int64_t npan = (N + 15) / 16, mchunks = (M + kWideMC - 1) / kWideMC;
-  const int64_t gpc = std::min(ngroups, kWideChunk / span * gps);  // groups per chunk
-  const int64_t ldw = gpc * gs + 16;
+  const int64_t gpc = std::max<int64_t>(1, std::min(ngroups, kWideChunk / gs));  // per chunk
+  const int64_t ldw = std::min(K, gpc * gs) + 16;
   struct WTag;
   struct BTag;
   struct CTag;
   parallel_for_chunks(npan * mchunks, [&](int64_t job) {  // on the pool, as blocked()
     float* wbuf = thread_scratch<WTag, float>(size_t(16 * ldw));
-    float* bt = thread_scratch<BTag, float>(size_t(16 * span));
+    float* bt = thread_scratch<BTag, float>(size_t(16 * kSpan));
     float* c = thread_scratch<CTag, float>(size_t(kWideMC * 16));
     const int64_t n0 = (job / mchunks) * 16, m0 = (job % mchunks) * kWideMC;
     const int nrows = int(std::min<int64_t>(16, N - n0));
     const int64_t mc = std::min<int64_t>(kWideMC, M - m0);
     std::fill(c, c + kWideMC * 16, 0.0f);
     if (nrows < 16) std::fill(wbuf, wbuf + 16 * ldw, 0.0f);
-    wt.over_spans(kr, n0, nrows, gpc, gps, wbuf, ldw, [&](int64_t g0, int len, const float* wb) {
+    wt.over_spans(kr, n0, nrows, gpc, wbuf, ldw, [&](int64_t k0, int len, const float* wb) {
       kr.transpose16(wb, ldw, len, bt);
-      const float* xs = xp.data() + ((g0 / gps) * M + m0) * ldx;
+      const float* xs = xp.data() + ((k0 / kSpan) * M + m0) * ldx + k0 % kSpan;
       for (int64_t i = 0; i < mc; i += 6)
         kr.panel_product(xs + i * ldx, ldx, int(std::min<int64_t>(6, mc - i)), bt, len, c + i * 16);
     });
@@ -296,7 +312,7 @@ void lut_matmul(const float* x, int64_t M, int64_t K, const uint32_t* packed, co
                 const float* table, int bits, int gs, int64_t N, const float* bias, float* out) {
   const Kernels kr = pick_kernels();
   if (M == 1) {
-    const int64_t wpr = K / 32 * bits, ngroups = K / gs, chunk = 32;
+    const int64_t wpr = K / 32 * bits, ngroups = group_count(K, gs), chunk = 32;
     // On the helper pool (parallel.hpp): a GEMV is short enough that an OpenMP team waiting
     // for a thread whose core is busy took 5x as long.
     parallel_for_chunks((N + chunk - 1) / chunk, [&](int64_t c) {
@@ -313,11 +329,18 @@ void lut_matmul(const float* x, int64_t M, int64_t K, const uint32_t* packed, co
 void lut_dequantize(const uint32_t* packed, const float* scales, const float* table, int bits,
                     int gs, int64_t N, int64_t K, float* out) {
   const Kernels kr = pick_kernels();
-  const int64_t wpr = K / 32 * bits, ngroups = K / gs;
+  const int64_t kp = (K + 31) / 32 * 32;  // the packed rows' columns
+  const int64_t wpr = kp / 32 * bits, ngroups = group_count(kp, gs);
+  struct RowTag;
   parallel_for_range(N, 16, [&](int64_t b, int64_t e) {
-    for (int64_t n = b; n < e; ++n)
+    // K not a multiple of 32: a row is decoded into a buffer of kp columns, then K copied
+    float* row = kp == K ? nullptr : thread_scratch<RowTag, float>(size_t(kp));
+    for (int64_t n = b; n < e; ++n) {
+      float* dst = row ? row : out + n * K;
       kr.decode_rows(packed + n * wpr, wpr, scales + n * ngroups, ngroups, table, bits, gs, 0,
-                     ngroups, 1, out + n * K, K);
+                     ngroups, 1, dst, kp);
+      if (row) std::copy(row, row + K, out + n * K);
+    }
   });
 }
 

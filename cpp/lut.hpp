@@ -8,19 +8,25 @@
 
 namespace matkern {
 
-// x (M, K) float32, packed (N, K*bits/32), scales (N, K/gs), table (2^bits), bias (N) or
-// nullptr, out (M, N). K % gs == 0, gs % 32 == 0.
+// Groups: gs consecutive columns of a row (gs % 32 == 0, any size: per-row weights pass K
+// rounded up to 32), ngroups = ceil(K / gs) scales per row; the last group of a row may be
+// partial (K % gs columns). The kernels take K % 32 == 0: lut_matmul's caller pads X with zero
+// columns (the packed codes past the true K are 0 and meet those zeros).
+// x (M, K) float32, packed (N, K*bits/32), scales (N, ngroups), table (2^bits), bias (N) or
+// nullptr, out (M, N).
 void lut_matmul(const float* x, int64_t M, int64_t K, const uint32_t* packed, const float* scales,
                 const float* table, int bits, int gs, int64_t N, const float* bias, float* out);
 
-// out (N, K) = dequantized matrix.
+// out (N, K) = dequantized matrix; here K is the true in_features (any K: the packed rows hold
+// ceil(K / 32) blocks, ngroups = ceil(ceil32(K) / gs)).
 void lut_dequantize(const uint32_t* packed, const float* scales, const float* table, int bits,
                     int gs, int64_t N, int64_t K, float* out);
 
 // The three inner kernels, one portable and one AVX2 copy of each (chosen at run time).
 // gemv_rows: out[r] = dot(x[0:K], dequant row r) (+ bias[r]) for nrows consecutive rows.
 // decode_rows: groups [g, g + ng) of `nrows` consecutive rows (row stride `wpr` words,
-//   `ngroups` scales per row), scaled, into buf[r * ldb + k] (k counted from group g).
+//   `ngroups` scales per row), scaled, into buf[r * ldb + k] (k counted from group g); the
+//   row's last group may be partial (wpr / bits * 32 columns in all).
 // tile_product: part[i][r][0:8] += x[i][k..] * buf[r][k..] summed over k in [0, len) by
 //   8-lane partial sums, for i < mr (x rows at stride ldx) and r < 4 (buf rows at stride ldb).
 // Wide path (larger M): transpose16: bt[k * 16 + r] = buf[r * ldb + k] for r < 16, k < len

@@ -129,15 +129,23 @@ inline float hsum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-// f(b, v) for each block b < nb of group g of a row (nblocks blocks in all), v its decoded
-// values. Whole 4-bit pairs share one load, and the codes 2 KiB ahead (the next row at
-// K = 4096) are prefetched: 7-10% faster on a weight past L2.
+// Groups of gs columns in a row of nblocks blocks of 32: ceil(nblocks * 32 / gs) groups, of
+// gs / 32 blocks except a partial last one.
+inline int64_t group_count(int64_t nblocks, int gs) { return (nblocks * 32 + gs - 1) / gs; }
+inline int group_blocks(int64_t nblocks, int gs, int64_t g) {
+  const int64_t per = gs / 32, j0 = g * per;
+  return int(nblocks - j0 < per ? nblocks - j0 : per);
+}
+
+// f(b, v) for each block b < nb of a group starting at block j0 of a row (nblocks blocks in
+// all), v its decoded values. Whole 4-bit pairs share one load, and the codes 2 KiB ahead
+// (the next row at K = 4096) are prefetched: 7-10% faster on a weight past L2.
 template <int BITS, bool HI, class F>
-inline void for_group_blocks(const uint32_t* row, int64_t g, int nb, int64_t nblocks,
+inline void for_group_blocks(const uint32_t* row, int64_t j0, int nb, int64_t nblocks,
                              const Table& t, F&& f) {
   __m256 v[4];
-  if (BITS == 4 && nb % 2 == 0) {
-    const uint32_t* wg = row + g * nb * 4;
+  if (BITS == 4 && nb % 2 == 0 && j0 % 2 == 0) {
+    const uint32_t* wg = row + j0 * 4;
     for (int b = 0; b < nb; b += 2) {
       __builtin_prefetch(wg + 4 * b + 512, 0, 3);
       const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wg + 4 * b));
@@ -148,7 +156,7 @@ inline void for_group_blocks(const uint32_t* row, int64_t g, int nb, int64_t nbl
     }
   } else {
     for (int b = 0; b < nb; ++b) {
-      decode_block<BITS, HI>(row, g * nb + b, nblocks, t, v);
+      decode_block<BITS, HI>(row, j0 + b, nblocks, t, v);
       f(b, v);
     }
   }
@@ -158,13 +166,14 @@ template <int BITS, bool HI = false>
 float gemv_row_t(const float* x, const uint32_t* words, const float* scales, const Table& t, int gs,
                  int64_t K) {
   __m256 acc = _mm256_setzero_ps();
-  const int64_t ngroups = K / gs, nblocks = K / 32;
-  const int nb = gs / 32;
+  const int64_t nblocks = K / 32, ngroups = group_count(nblocks, gs);
   for (int64_t g = 0; g < ngroups; ++g) {
     __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
                    _mm256_setzero_ps()};
     const float* xg = x + g * gs;
-    for_group_blocks<BITS, HI>(words, g, nb, nblocks, t, [&](int b, const __m256(&v)[4]) {
+    const int nb = group_blocks(nblocks, gs, g);
+    for_group_blocks<BITS, HI>(words, g * (gs / 32), nb, nblocks, t,
+                               [&](int b, const __m256(&v)[4]) {
 #pragma GCC unroll 4
       for (int q = 0; q < 4; ++q)
         a[q] = _mm256_fmadd_ps(_mm256_loadu_ps(xg + 32 * b + 8 * q), v[q], a[q]);
@@ -180,12 +189,12 @@ void decode_rows_t(const uint32_t* words, int64_t wpr, const float* scales, int6
                    const Table& t, int gs, int64_t g, int64_t ng, int nrows, float* buf,
                    int64_t ldb) {
   const int64_t nblocks = wpr / BITS;
-  const int nb = gs / 32;
   for (int r = 0; r < nrows; ++r)
     for (int64_t gg = g; gg < g + ng; ++gg) {
       const __m256 s = _mm256_set1_ps(scales[r * ngroups + gg]);
       float* o = buf + r * ldb + (gg - g) * gs;
-      for_group_blocks<BITS, HI>(words + r * wpr, gg, nb, nblocks, t,
+      const int nb = group_blocks(nblocks, gs, gg);
+      for_group_blocks<BITS, HI>(words + r * wpr, gg * (gs / 32), nb, nblocks, t,
                                  [&](int b, const __m256(&v)[4]) {
 #pragma GCC unroll 4
         for (int q = 0; q < 4; ++q) _mm256_storeu_ps(o + 32 * b + 8 * q, _mm256_mul_ps(v[q], s));
@@ -275,7 +284,7 @@ void panel_product(const float* x, int64_t ldx, int mr, const float* bt, int len
 void gemv_rows(const float* x, const uint32_t* words, const float* scales, const float* table,
                int bits, int gs, int64_t K, int64_t nrows, const float* bias, float* out) {
   const Table t = load_table(table, bits);
-  const int64_t wpr = K / 32 * bits, ngroups = K / gs;
+  const int64_t wpr = K / 32 * bits, ngroups = group_count(K / 32, gs);
   for (int64_t r = 0; r < nrows; ++r) {
     const uint32_t* w = words + r * wpr;
     const float* s = scales + r * ngroups;

@@ -25,10 +25,10 @@ void matmul(anydev x, darr<const uint32_t> packed, darr<const float> scales,
   const int64_t n_tiles = (N + 15) / 16, chunks = (K + 63) / 64;
   if (int64_t(x.shape(1)) != K || int64_t(out.shape(0)) != M || int64_t(out.shape(1)) != N ||
       int64_t(ws.shape(1)) != M || int64_t(ws.shape(2)) != N ||
-      int64_t(packed.size()) != n_tiles * chunks * bits * 32 ||
-      int64_t(scales.size()) != N * (K / gs) || int64_t(table.size()) != (int64_t(1) << bits) ||
-      K % gs != 0 || gs % 32 != 0 || per < 1 || splits != (chunks + per - 1) / per ||
-      (bias && int64_t(bias->size()) != N))
+      int64_t(packed.size()) != n_tiles * chunks * bits * 32 || gs < 32 || gs % 32 != 0 ||
+      K % 32 != 0 || int64_t(scales.size()) != N * ((K + gs - 1) / gs) ||
+      int64_t(table.size()) != (int64_t(1) << bits) || per < 1 ||
+      splits != (chunks + per - 1) / per || (bias && int64_t(bias->size()) != N))
     throw std::invalid_argument("lut_matmul: inconsistent shapes");
   const bool xh = is_half(x, "X"), oh = is_half(out, "out");
   lut_matmul(x.data(), xh, M, K, packed.data(), scales.data(), table.data(), bits, gs, N, tm, per,

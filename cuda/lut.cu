@@ -73,7 +73,7 @@ __global__ void __launch_bounds__(kWarps * 32)
   const int nt = job / splits, sp = job % splits;
   const int g = lane >> 2, t = lane & 3;
   const int copy = lane % PT::kCopies;
-  const int ngroups = K / gs;
+  const int ngroups = (K + gs - 1) / gs;  // the last group of a row may be partial
   const int row_lo = nt * 16 + g, row_hi = row_lo + 8;
   const int m0 = blockIdx.y * 8 * TM;
 
@@ -108,7 +108,8 @@ __global__ void __launch_bounds__(kWarps * 32)
       for (int i = 0; i < BITS; ++i) wnext[i] = __ldg(src + ((long long)(kc + 1) * BITS + i) * 32);
     }
     // group scales of rows row_lo / row_hi for the two 32-column halves of the chunk (groups
-    // hold a multiple of 32 columns, so a half never straddles two groups)
+    // hold a multiple of 32 columns, so a half never straddles two groups; K is a multiple of
+    // 32, so a half is either all inside K or all past it)
     uint32_t s_lo[2], s_hi[2];
 #pragma unroll
     for (int h = 0; h < 2; ++h) {

@@ -75,7 +75,8 @@ def movielens_users(path=None):
 # X (512 tokens) and weight W: the relative Frobenius error ||X Wq^T - X W^T||_F / ||X W^T||_F,
 # W the float32 weight and Wq its LUT-quantized version.
 
-LUT_CONFIGS = [(4, "nf4"), (4, "fp4"), (4, "int"), (3, "int"), (2, "int")]
+# "fp4" is bitsandbytes' fp4, "fp4_e2m1" the OCP grid (called "fp4" before 0.1.0)
+LUT_CONFIGS = [(4, "nf4"), (4, "fp4"), (4, "fp4_e2m1"), (4, "int"), (3, "int"), (2, "int")]
 MINILM_FAMILIES = ("attn_in", "attn_out_in", "ffn_in", "ffn_out_in")
 MINILM_LAYERS = (0, 2, 5)
 

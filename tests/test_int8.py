@@ -290,7 +290,7 @@ def test_int8_matmul_bad_input():
     X = np.ones((2, 8), np.float32)
     with pytest.raises(
         ValueError,
-        match=r"int8_matmul\(\): X must have 8 columns \(Wq.in_features\), got shape \(2, 7\)",
+        match=r"int8_matmul\(\): X must have 8 columns \(W.in_features\), got shape \(2, 7\)",
     ):
         matkern.int8_matmul(np.ones((2, 7), np.float32), Wq)
     with pytest.raises(
@@ -299,7 +299,7 @@ def test_int8_matmul_bad_input():
         matkern.int8_matmul(np.ones((2, 8)), Wq)
     with pytest.raises(TypeError, match=r"X must have dtype float32 or float16, got int8"):
         matkern.int8_matmul(np.ones((2, 8), np.int8), Wq)
-    with pytest.raises(TypeError, match=r"int8_matmul\(\): Wq must be an Int8Weight"):
+    with pytest.raises(TypeError, match=r"int8_matmul\(\): W must be an Int8Weight"):
         matkern.int8_matmul(X, W)
     with pytest.raises(ValueError, match=r"bias must have shape \(5,\), got \(4,\)"):
         matkern.int8_matmul(X, Wq, bias=np.ones(4, np.float32))
@@ -313,6 +313,63 @@ def test_int8_matmul_bad_input():
         matkern.int8_matmul([[1.0] * 8], Wq)
     with pytest.raises(ValueError, match=r"Int8Linear\(\): bias must have shape \(5,\)"):
         matkern.Int8Linear(W, bias=np.ones(3, np.float32))
+
+
+def test_int8_matmul_call_form():
+    """int8_matmul(X, W, *, bias=None, threshold=6.0, backend=None): the weight was Wq= before
+    0.1.0; a third positional argument or Wq= raises a TypeError naming the form."""
+    W = np.random.default_rng(3).standard_normal((5, 8)).astype(np.float32)
+    Wq = matkern.int8_quantize(W)
+    X, b = np.ones((2, 8), np.float32), np.ones(5, np.float32)
+    new = r"call int8_matmul\(X, W, \*, bias=None, threshold=6.0, backend=None\)"
+    with pytest.raises(TypeError, match="takes X and W positionally.*" + new):
+        matkern.int8_matmul(X, Wq, b)
+    with pytest.raises(TypeError, match=r"the weight argument is now W \(was Wq=\).*" + new):
+        matkern.int8_matmul(X, Wq=Wq)
+    np.testing.assert_array_equal(
+        matkern.int8_matmul(X, W=Wq, bias=b), matkern.int8_matmul(X, Wq) + 1
+    )
+
+
+def test_int8_weight_to_device_dequantize_and_linear_from_weight(backend):
+    """Int8Weight.scales is scale; dequantize(dtype) rounds the float32 value once;
+    to_device round-trips the codes and scales; Int8Linear.from_weight uses a weight as is."""
+    rng = np.random.default_rng(4)
+    W = rng.standard_normal((13, 40)).astype(np.float32)
+    Wq = matkern.int8_quantize(to_backend(W, backend))
+    assert Wq.scales is Wq.scale
+    d = to_numpy(Wq.dequantize())
+    np.testing.assert_array_equal(to_numpy(Wq.dequantize(np.float16)), d.astype(np.float16))
+    here = "cuda" if backend == "cuda" else "cpu"
+    assert Wq.to_device(here) is Wq
+    if backend != "cuda":
+        ok, _ = matkern._dispatch.gpu_status()
+        if ok:
+            back = Wq.to_device("cuda").to_device("cpu")
+            np.testing.assert_array_equal(back.codes, Wq.codes)
+            np.testing.assert_array_equal(back._packed, Wq._packed)
+    X = to_backend(rng.standard_normal((3, 40)).astype(np.float32), backend)
+    b = to_backend(rng.standard_normal(13).astype(np.float32), backend)
+    layer = matkern.Int8Linear.from_weight(Wq, b, 0.0, backend=backend)
+    np.testing.assert_array_equal(
+        to_numpy(layer(X)),
+        to_numpy(matkern.int8_matmul(X, Wq, bias=b, threshold=0.0, backend=backend)),
+    )
+    with pytest.raises(TypeError, match=r"Int8Linear.from_weight\(\): W must be an Int8Weight"):
+        matkern.Int8Linear.from_weight(W)
+
+
+def test_int8_weight_cpu_layout_round_trip():
+    """to_device's packing functions on the host: the CPU panels of _cpu_pack hold the codes
+    int8_quantize packs, and the GPU rows of _gpu_pack are the codes padded to 32 columns."""
+    from matkern import int8 as int8_mod
+
+    W = np.random.default_rng(5).standard_normal((13, 45)).astype(np.float32)
+    Wq = matkern.int8_quantize(W)
+    np.testing.assert_array_equal(int8_mod._cpu_pack(Wq.codes), Wq._packed)
+    g = int8_mod._gpu_pack(Wq.codes)
+    assert g.shape == (13, 64) and not g[:, 45:].any()
+    np.testing.assert_array_equal(g[:, :45], Wq.codes)
 
 
 @pytest.mark.gpu

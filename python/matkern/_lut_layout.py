@@ -9,7 +9,8 @@ CPU's 4-bit blocks, which are paired (below):
 On the CPU (AVX2) 2- and 3-bit codes index the table with 8-entry permutes and 4-bit codes
 with byte shuffles (below); on the GPU a byte (two codes) indexes a table of half2 pairs.
 
-CPU layout: uint32 (N, K*bits/32); block j of row n holds W[n, 32j .. 32j+31] in words
+CPU layout: uint32 (N, K32*bits/32), K32 = K rounded up to a multiple of 32 (codes past K are
+0 and the kernels multiply them by zero columns of X); block j of row n holds W[n, 32j .. 32j+31] in words
 j*bits .. (j+1)*bits - 1. For 4 bits the AVX2 kernel turns 32 one-byte indices (two 128-bit
 lanes) into floats: it looks up four byte planes of the float table with vpshufb and
 interleaves them back (unpack 8, then 16 bits), which yields code 8q + e of the block from
@@ -98,9 +99,18 @@ def _index_bytes(blocks):
     return out
 
 
+def k32(K):
+    """K rounded up to a multiple of 32: the columns a packed row holds."""
+    return -(-K // 32) * 32
+
+
 def pack_cpu(codes, bits):
-    """uint8 (N, K) codes, K % 32 == 0 -> uint32 (N, K*bits/32)."""
+    """uint8 (N, K) codes -> uint32 (N, k32(K)*bits/32) (zero codes past K)."""
     N, K = codes.shape
+    if K % 32:
+        padded = np.zeros((N, k32(K)), np.uint8)
+        padded[:, :K] = codes
+        codes, K = padded, k32(K)
     nb = K // 32
     blocks = codes.reshape(N, nb, 32)
     if bits != 4:
@@ -116,6 +126,9 @@ def pack_cpu(codes, bits):
 
 
 def unpack_cpu(packed, bits, K):
+    """uint32 (N, k32(K)*bits/32) -> uint8 (N, K) (NumPy or CuPy)."""
+    if K % 32:
+        return unpack_cpu(packed, bits, k32(K))[:, :K]
     xp = _xp(packed)
     N, nb = packed.shape[0], K // 32
     if bits != 4:

@@ -1,6 +1,6 @@
 """LLM.int8(): int8 matmul with mixed-precision outlier decomposition (bitsandbytes semantics).
 
-``int8_quantize(W)`` packs a weight once; ``int8_matmul(X, Wq)`` quantizes X per row on the fly,
+``int8_quantize(W)`` packs a weight once; ``int8_matmul(X, W)`` quantizes X per row on the fly,
 multiplies in int8 with exact int32 sums, scales, and adds the float product of the outlier
 feature columns. CPU: AVX2 vpmaddwd kernels (portable fallback) on the helper pool
 (cpp/parallel.hpp). GPU: int8 tensor cores (mma.sync m16n8k32) with a fused epilogue, and a
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _checks, _dispatch
+from . import _checks, _dispatch, _quant_api
 from ._interop import array_methods, arrays
 from .reference import int8 as ref
 
@@ -35,13 +35,24 @@ class Int8Weight:
     absmax scale per output row, W ~ codes * scale[:, None] / 127, stored in the layout the
     kernels of its device read (made by :func:`int8_quantize`; do not build it by hand).
 
+    The same attributes as :class:`matkern.LUTWeight`: ``shape``, ``device``, ``nbytes``,
+    ``codes``, ``scales``, ``to_device()``, ``dequantize()``.
+
     Attributes
     ----------
     shape : (N, K)
-    scale : float32 array (N,), NumPy or CuPy like the weight it came from
+    scales : float32 array (N,), the absmax of each row, NumPy or CuPy like the weight
+        (``scale`` is the same array, its name before 0.1.0)
     codes : int8 array (N, K): the codes (a view on the GPU, an unpacked copy on the CPU)
     device : "cpu" or "cuda"
     nbytes : bytes held (codes, padding and scales)
+
+    Example
+    -------
+    >>> import numpy as np, matkern
+    >>> Wq = matkern.int8_quantize(np.float32([[1.0, -0.5], [0.0, 2.0]]))
+    >>> Wq.shape, Wq.scales.tolist(), Wq.dequantize(np.float16).dtype
+    ((2, 2), [1.0, 2.0], dtype('float16'))
     """
 
     __slots__ = ("shape", "scale", "_packed", "device")
@@ -61,6 +72,10 @@ class Int8Weight:
         return self.shape[1]
 
     @property
+    def scales(self):
+        return self.scale
+
+    @property
     def codes(self):
         n, k = self.shape
         p = self._packed
@@ -73,13 +88,46 @@ class Int8Weight:
     def nbytes(self):
         return int(self._packed.nbytes + self.scale.nbytes)
 
-    def dequantize(self):
-        """The float32 weight the codes stand for, codes * scale / 127 (N, K)."""
+    def dequantize(self, dtype=np.float32):
+        """The weight the codes stand for, codes * scale / 127 (N, K), computed in float32 and
+        rounded once to ``dtype`` (float32 or float16), on the weight's device."""
+        dt = _quant_api.check_dequant_dtype(dtype, "Int8Weight.dequantize")
         xp = _dispatch.array_module(self.scale)
-        return ref.dequantize_rows(self.codes, self.scale, xp)
+        return ref.dequantize_rows(self.codes, self.scale, xp).astype(dt, copy=False)
+
+    def to_device(self, device):
+        """This weight on ``device`` ("cpu" or "cuda"), repacked for that device's kernels
+        (the same codes and scales)."""
+        fn = "Int8Weight.to_device"
+        _checks.check_choice(device, "device", fn, ("cpu", "cuda"))
+        if device == self.device:
+            return self
+        codes = _dispatch.to_host(self.codes)
+        scale = _dispatch.to_host(self.scale)
+        if device == "cuda":
+            cp = _dispatch.cupy_module()
+            return Int8Weight(self.shape, cp.asarray(scale), cp.asarray(_gpu_pack(codes)), "cuda")
+        return Int8Weight(self.shape, np.array(scale), _cpu_pack(codes), "cpu")
 
     def __repr__(self):
         return f"Int8Weight(shape={self.shape}, device={self.device!r})"
+
+
+def _cpu_pack(codes):
+    """int8 (N, K) codes -> the CPU kernels' panels (Np/8, Kp/2, 8, 2) (NumPy)."""
+    n, k = codes.shape
+    np8, kp = -(-n // 8) * 8, _cpu_kpad(k)
+    full = np.zeros((np8, kp), np.int8)
+    full[:n, :k] = codes
+    return np.ascontiguousarray(full.reshape(np8 // 8, 8, kp // 2, 2).transpose(0, 2, 1, 3))
+
+
+def _gpu_pack(codes):
+    """int8 (N, K) codes -> rows padded to K a multiple of 32 (NumPy)."""
+    n, k = codes.shape
+    full = np.zeros((n, -(-k // _GPU_KALIGN) * _GPU_KALIGN), np.int8)
+    full[:, :k] = codes
+    return full
 
 
 @arrays("W")
@@ -129,6 +177,7 @@ def int8_quantize(W, *, backend=None):
     np8, kp = -(-n // 8) * 8, _cpu_kpad(k)
     full = np.zeros((np8, kp), np.int8)
     _quantize_rows_into(W, full, scale, xp)
+    # the panel layout of _cpu_pack, from the padded codes already in place
     packed = np.ascontiguousarray(full.reshape(np8 // 8, 8, kp // 2, 2).transpose(0, 2, 1, 3))
     return Int8Weight((n, k), scale, packed, "cpu")
 
@@ -165,11 +214,11 @@ def _cpu_kpad(k):
     return kp + 32 if kp % 256 == 0 else kp
 
 
-def _check_weight(Wq, fn):
-    if not isinstance(Wq, Int8Weight):
+def _check_weight(W, fn):
+    if not isinstance(W, Int8Weight):
         raise TypeError(
-            f"{fn}(): Wq must be an Int8Weight (from matkern.int8_quantize), got "
-            f"{type(Wq).__module__}.{type(Wq).__name__}"
+            f"{fn}(): W must be an Int8Weight (from matkern.int8_quantize), got "
+            f"{type(W).__module__}.{type(W).__name__}"
         )
 
 
@@ -184,8 +233,9 @@ def _outlier_columns(X2, threshold, xp):
     return xp.flatnonzero(hit).astype(xp.int64)
 
 
+@_quant_api.call_form("int8_matmul(X, W, *, bias=None, threshold=6.0, backend=None)", ("Wq",))
 @arrays("X", "bias")
-def int8_matmul(X, Wq, *, threshold=6.0, bias=None, backend=None):
+def int8_matmul(X, W, *, bias=None, threshold=6.0, backend=None):
     """LLM.int8() product X @ W.T with outlier decomposition.
 
     X is quantized per row (token) by absmax on the fly; the feature columns of X holding any
@@ -196,19 +246,22 @@ def int8_matmul(X, Wq, *, threshold=6.0, bias=None, backend=None):
 
     Parameters
     ----------
-    X : array (..., K), float32 or float16 (NumPy -> CPU kernels, CuPy -> GPU kernels)
-        A row holding NaN or Inf outside the outlier columns gives a NaN output row; Inf in
+    X : array (..., K), float32 or float16 (NumPy -> CPU kernels, CuPy -> GPU kernels), any
+        strides (copied to a contiguous array only where the kernel needs one). A row holding NaN or Inf outside the outlier columns gives a NaN output row; Inf in
         an outlier column gives Inf/NaN in its row only. Other rows are unaffected. An empty
         batch (no rows) gives an empty result.
-    Wq : Int8Weight (N, K) on X's device
+    W : Int8Weight (N, K) on X's device
+    bias : array (N,), float32 or float16, optional (keyword only, as every argument after W)
     threshold : float >= 0
         Outlier threshold (6.0 as in transformers); 0 turns the decomposition off.
-    bias : array (N,), float32 or float16, optional
     backend : {"reference", "cpu", "cuda"}, optional
 
     Returns
     -------
     Array (..., N) of X's dtype and array type (computed in float32, then cast).
+
+    The weight argument was named ``Wq`` before 0.1.0: ``Wq=`` raises a TypeError showing this
+    form (the same as :func:`lut_matmul`'s).
 
     Example
     -------
@@ -221,19 +274,19 @@ def int8_matmul(X, Wq, *, threshold=6.0, bias=None, backend=None):
     """
     fn = "int8_matmul"
     _checks.check_array(X, "X", fn, dtypes=_XTYPES, min_ndim=1, contiguous=False, allow_empty=True)
-    _check_weight(Wq, fn)
+    _check_weight(W, fn)
     threshold = _checks.check_float(threshold, "threshold", fn, min_value=0.0)
-    n, k = Wq.shape
+    n, k = W.shape
     if X.shape[-1] != k:
-        raise ValueError(f"{fn}(): X must have {k} columns (Wq.in_features), got shape {X.shape}")
+        raise ValueError(f"{fn}(): X must have {k} columns (W.in_features), got shape {X.shape}")
     if bias is not None:
         _checks.check_array(bias, "bias", fn, dtypes=_XTYPES, ndim=1, contiguous=False)
         if bias.shape[0] != n:
             raise ValueError(f"{fn}(): bias must have shape ({n},), got {bias.shape}")
-    be = _dispatch.pick(fn, X, Wq.scale, bias, backend=backend)
-    if (be == "cuda") != (Wq.device == "cuda"):
+    be = _dispatch.pick(fn, X, W.scale, bias, backend=backend)
+    if (be == "cuda") != (W.device == "cuda"):
         raise ValueError(
-            f"{fn}(): Wq was quantized for {Wq.device!r} but X is on "
+            f"{fn}(): W was quantized for {W.device!r} but X is on "
             f"{'cuda' if _dispatch.is_cupy_array(X) else 'cpu'}"
         )
     lead = X.shape[:-1]
@@ -244,23 +297,23 @@ def int8_matmul(X, Wq, *, threshold=6.0, bias=None, backend=None):
         return xp.zeros(lead + (n,), X.dtype)
     X2 = X.reshape(m, k)
     if be == "reference":
-        codes = _dispatch.to_host(Wq.codes)
+        codes = _dispatch.to_host(W.codes)
         b = None if bias is None else _dispatch.to_host(bias)
         out = ref.int8_matmul(
-            _dispatch.to_host(X2), codes, _dispatch.to_host(Wq.scale), threshold, b
+            _dispatch.to_host(X2), codes, _dispatch.to_host(W.scale), threshold, b
         )
         return _dispatch.like(out, X).reshape(lead + (n,))
     cols = _outlier_columns(X2, threshold, xp)
     b32 = None if bias is None else xp.ascontiguousarray(bias, dtype=xp.float32)
     xo = wo = None
     if cols.size:
-        wo = ref.dequantize_rows(_codes_columns(Wq, cols), Wq.scale, xp)
+        wo = ref.dequantize_rows(_codes_columns(W, cols), W.scale, xp)
         xo = X2[:, cols].astype(xp.float32)
     if be == "cpu":
-        out = _cpu_matmul(X2, Wq, cols, b32, xo, wo)
+        out = _cpu_matmul(X2, W, cols, b32, xo, wo)
     else:
         addend = None if xo is None else xp.ascontiguousarray(xo @ wo.T)
-        out = _cuda_matmul(X2, Wq, cols, b32, addend)
+        out = _cuda_matmul(X2, W, cols, b32, addend)
     return out.reshape(lead + (n,))
 
 
@@ -333,9 +386,11 @@ class Int8Linear:
 
     Parameters
     ----------
-    W : array (out_features, in_features), float32 or float16, NumPy or CuPy
+    W : array (out_features, in_features), float32 or float16, NumPy or CuPy (an already
+        quantized :class:`Int8Weight`: :meth:`from_weight`)
     bias : array (out_features,), optional
     threshold : float, the outlier threshold (0 turns the decomposition off)
+    backend : {"reference", "cpu", "cuda"}, optional
 
     Calling it on X (..., in_features) float32/float16 on W's device returns (..., out_features)
     of X's dtype.
@@ -349,18 +404,7 @@ class Int8Linear:
     """
 
     def __init__(self, W, bias=None, threshold=6.0, *, backend=None):
-        self.weight = int8_quantize(W, backend=backend)
-        if bias is not None:
-            _checks.check_array(
-                bias, "bias", "Int8Linear", dtypes=_XTYPES, ndim=1, contiguous=False
-            )
-            if bias.shape[0] != W.shape[0]:
-                raise ValueError(
-                    f"Int8Linear(): bias must have shape ({W.shape[0]},), got {bias.shape}"
-                )
-        self.bias = bias
-        self.threshold = _checks.check_float(threshold, "threshold", "Int8Linear", min_value=0.0)
-        self.backend = backend
+        self._setup(int8_quantize(W, backend=backend), bias, threshold, backend)
 
     @property
     def in_features(self):
@@ -370,9 +414,31 @@ class Int8Linear:
     def out_features(self):
         return self.weight.out_features
 
+    @classmethod
+    def from_weight(cls, W, bias=None, threshold=6.0, *, backend=None):
+        """A layer on an already quantized :class:`Int8Weight` W (used as it is)."""
+        _check_weight(W, "Int8Linear.from_weight")
+        layer = cls.__new__(cls)
+        layer._setup(W, bias, threshold, backend)
+        return layer
+
+    def _setup(self, weight, bias, threshold, backend):
+        if bias is not None:
+            _checks.check_array(
+                bias, "bias", "Int8Linear", dtypes=_XTYPES, ndim=1, contiguous=False
+            )
+            if bias.shape[0] != weight.shape[0]:
+                raise ValueError(
+                    f"Int8Linear(): bias must have shape ({weight.shape[0]},), got {bias.shape}"
+                )
+        self.weight = weight
+        self.bias = bias
+        self.threshold = _checks.check_float(threshold, "threshold", "Int8Linear", min_value=0.0)
+        self.backend = backend
+
     def __call__(self, X):
         return int8_matmul(
-            X, self.weight, threshold=self.threshold, bias=self.bias, backend=self.backend
+            X, self.weight, bias=self.bias, threshold=self.threshold, backend=self.backend
         )
 
     def __repr__(self):

@@ -3,41 +3,47 @@ dequantized inside the matmul."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from . import _checks, _dispatch, _lut_layout
-from ._interop import arrays
+from . import _checks, _dispatch, _lut_bnb, _lut_layout, _quant_api
+from ._interop import array_methods, arrays
 from .reference import lut as ref
 
-__all__ = ["LUTWeight", "lut_quantize", "lut_dequantize", "lut_matmul", "LUT_TABLES"]
+__all__ = ["LUTWeight", "LUTLinear", "lut_quantize", "lut_dequantize", "lut_matmul", "LUT_TABLES"]
 
-LUT_TABLES = ("int", "fp4", "nf4")
+LUT_TABLES = ref.TABLE_NAMES  # ("int", "fp4", "fp4_e2m1", "nf4")
 _BITS = (2, 3, 4)
-_GROUPS = (32, 64, 128, 256)
+_GROUP_MAX = 4096
 _X_DTYPES = (np.float32, np.float16)
 
 
 class LUTWeight:
     """A weight matrix W (N out_features x K in_features) stored as ``bits``-bit codes into a
     table of 2**bits float32 values, with one float32 scale per group of ``group_size``
-    consecutive inputs of a row: ``W[n, k] ~ table[code[n, k]] * scales[n, k // group_size]``.
+    consecutive inputs of a row: ``W[n, k] ~ table[codes[n, k]] * scales[n, k // group_size]``
+    (the last group of a row holds the K % group_size rest when group_size does not divide K).
 
-    Made by :func:`lut_quantize`; used by :func:`lut_matmul` and :func:`lut_dequantize`. The
-    codes are packed in the order the kernels of its device read them (see
-    ``matkern._lut_layout``): a weight made from a NumPy array lives on the CPU, one made from
-    a CuPy array on the GPU (in the mma tile order); :meth:`to_device` converts.
+    Made by :func:`lut_quantize` or :meth:`from_bitsandbytes`; used by :func:`lut_matmul`,
+    :class:`LUTLinear` and :func:`lut_dequantize`. The codes are packed in the order the
+    kernels of its device read them (see ``matkern._lut_layout``): a weight made from a NumPy
+    array lives on the CPU, one made from a CuPy array on the GPU (in the mma tile order);
+    :meth:`to_device` converts. The same attributes as :class:`matkern.Int8Weight`: ``shape``,
+    ``device``, ``nbytes``, ``codes``, ``scales``, ``to_device()``, ``dequantize()``.
 
     Attributes
     ----------
     shape : (N, K)
     bits : 2, 3 or 4
-    group_size : 32, 64, 128 or 256
-    table_name : "int", "fp4", "nf4" or "custom"
+    group_size : int, columns per group (K for a weight quantized with one group per row)
+    table_name : "int", "fp4" (bitsandbytes'), "fp4_e2m1" (OCP), "nf4" or "custom"
     table : float32 array (2**bits,) on the weight's device
-    scales : float32 array (N, K // group_size) on the weight's device
+    scales : float32 array (N, ceil(K / group_size)) on the weight's device
+    codes : uint8 array (N, K), the unpacked codes (a new array on each access)
     packed : uint32 array, the packed codes (layout "cpu" or "gpu")
     device : "cpu" or "cuda"
-    nbytes : bytes of codes + scales + table
+    nbytes : bytes of the packed codes + scales + table
 
     Example
     -------
@@ -63,8 +69,22 @@ class LUTWeight:
         return "cuda" if self.layout == "gpu" else "cpu"
 
     @property
+    def out_features(self) -> int:
+        return self.shape[0]
+
+    @property
+    def in_features(self) -> int:
+        return self.shape[1]
+
+    @property
     def nbytes(self) -> int:
         return int(self.packed.nbytes + self.scales.nbytes + self.table.nbytes)
+
+    @property
+    def _kernel_gs(self) -> int:
+        """The group size the kernels take: a multiple of 32 (one group per row: K rounded up,
+        which still makes one group)."""
+        return _lut_layout.k32(self.group_size)
 
     def __repr__(self):
         return (
@@ -72,8 +92,10 @@ class LUTWeight:
             f"table={self.table_name!r}, device={self.device!r}, nbytes={self.nbytes})"
         )
 
+    @property
     def codes(self):
-        """The unpacked codes, uint8 (N, K), on the weight's device."""
+        """The unpacked codes, uint8 (N, K), on the weight's device (a property since 0.1.0;
+        it was the method ``codes()``)."""
         N, K = self.shape
         if self.layout == "gpu":
             return _lut_layout.unpack_gpu(self.packed, self.bits, N, K)
@@ -85,13 +107,154 @@ class LUTWeight:
         _checks.check_choice(device, "device", fn, ("cpu", "cuda"))
         if device == self.device:
             return self
-        codes = _dispatch.to_host(self.codes())
+        codes = _dispatch.to_host(self.codes)
         table, scales = _dispatch.to_host(self.table), _dispatch.to_host(self.scales)
         return _build(codes, scales, table, self.bits, self.group_size, self.table_name, device)
 
-    def dequantize(self):
-        """Float32 (N, K) matrix on the weight's device: see :func:`lut_dequantize`."""
-        return lut_dequantize(self)
+    def dequantize(self, dtype=np.float32):
+        """The (N, K) matrix ``table[code] * scale`` in ``dtype`` (float32 or float16) on the
+        weight's device: see :func:`lut_dequantize`."""
+        return lut_dequantize(self, dtype=dtype)
+
+    @classmethod
+    def from_bitsandbytes(cls, packed, absmax, shape, quant_type, blocksize):
+        """A weight already quantized by bitsandbytes (``bitsandbytes.functional.quantize_4bit``,
+        or a ``Linear4bit``'s ``weight.data`` and ``weight.quant_state``), without requantizing:
+        the same codes, the same float32 values ``table[code] * absmax`` when dequantized.
+
+        bitsandbytes flattens W (N, K) row by row and quantizes blocks of ``blocksize``
+        consecutive values with one absmax each, packing two codes per byte (first code in
+        the high nibble). Its blocks become this weight's per-row groups: blocksize dividing
+        K gives groups of blocksize, a multiple of K one group per row, otherwise groups of
+        gcd(K, blocksize) (which must be a multiple of 32; ValueError otherwise) with each
+        block's absmax repeated.
+
+        Parameters
+        ----------
+        packed : numpy or cupy uint8 array, ceil(N*K / 2) bytes (any shape; bitsandbytes'
+            (n/2, 1)). Stored with another ``quant_storage`` dtype: pass ``packed.view(uint8)``.
+            A torch tensor: ``t.cpu().numpy()``.
+        absmax : float32 (or float16/float64) array (ceil(N*K / blocksize),), finite, >= 0.
+            With ``compress_statistics=True`` (nested absmax) pass the dequantized absmax
+            (``bitsandbytes.functional.dequantize_blockwise(qs.absmax, qs.state2) + qs.offset``).
+        shape : (N, K), the weight's shape (``quant_state.shape``)
+        quant_type : "nf4" or "fp4" (bitsandbytes' fp4, this module's table "fp4")
+        blocksize : int > 0 (``quant_state.blocksize``)
+
+        Returns
+        -------
+        LUTWeight (bits 4, table quant_type) on packed's device.
+
+        Example
+        -------
+        >>> codes = np.arange(64, dtype=np.uint8) % 16
+        >>> packed = (codes[0::2] << 4 | codes[1::2]).astype(np.uint8)
+        >>> qw = matkern.LUTWeight.from_bitsandbytes(packed, np.float32([2.0]), (2, 32), "nf4", 64)
+        >>> qw.dequantize()[0, :2]  # nf4 codes 0, 1 times absmax 2
+        array([-2.       , -1.3923856], dtype=float32)
+        """
+        fn = "LUTWeight.from_bitsandbytes"
+        _checks.check_array(packed, "packed", fn, dtypes=(np.uint8,), contiguous=False)
+        _checks.check_array(
+            absmax, "absmax", fn, dtypes=(np.float16, np.float32, np.float64), contiguous=False
+        )
+        _checks.check_choice(quant_type, "quant_type", fn, _lut_bnb.QUANT_TYPES)
+        blocksize = _checks.check_int(blocksize, "blocksize", fn, min_value=1)
+        N, K = _check_shape(shape, fn)
+        n = N * K
+        if packed.size != -(-n // 2):
+            raise ValueError(
+                f"{fn}(): packed must hold ceil(N*K / 2) = {-(-n // 2)} bytes for shape "
+                f"{(N, K)}, got {packed.size}"
+            )
+        nblocks = -(-n // blocksize)
+        if absmax.size != nblocks:
+            raise ValueError(
+                f"{fn}(): absmax must have ceil(N*K / blocksize) = {nblocks} values for shape "
+                f"{(N, K)} and blocksize {blocksize}, got {absmax.size}"
+            )
+        am = np.asarray(_dispatch.to_host(absmax), np.float64).reshape(-1)
+        if not np.isfinite(am).all() or (am < 0).any() or am.max() > np.finfo(np.float32).max:
+            raise ValueError(f"{fn}(): absmax must be finite, >= 0 and within float32's range")
+        gs = _lut_bnb.group_size_for(K, blocksize)
+        if gs is None:
+            raise ValueError(
+                f"{fn}(): blocks of blocksize = {blocksize} over rows of K = {K} cannot be "
+                f"held in per-row groups: gcd(K, blocksize) = {math.gcd(K, blocksize)} is "
+                f"not a multiple of 32 (and blocksize is not a multiple of K)"
+            )
+        codes = _lut_bnb.unpack_nibbles(_dispatch.to_host(packed), n).reshape(N, K)
+        scales = _lut_bnb.scales_from_absmax(am.astype(np.float32), N, K, blocksize, gs)
+        table = ref.bnb_table(quant_type)
+        return _build(codes, scales, table, 4, gs, quant_type, _dispatch.device_of(packed))
+
+    def to_bitsandbytes(self, blocksize=None):
+        """This weight in bitsandbytes' 4-bit format: ``(packed, absmax, shape, quant_type,
+        blocksize)``, so that ``LUTWeight.from_bitsandbytes(*w.to_bitsandbytes())`` and
+        ``bitsandbytes.functional.dequantize_4bit`` read it back (NumPy arrays: packed uint8
+        (ceil(N*K / 2), 1), absmax float32 (ceil(N*K / blocksize),)).
+
+        Needs a bitsandbytes table ("nf4" or "fp4", ValueError otherwise) and a ``blocksize``
+        whose blocks of the flattened weight each fall in groups of one scale. Default: the
+        group size, when it divides K. An odd N*K is padded with the code of 0, as
+        bitsandbytes does.
+
+        Example
+        -------
+        >>> W = np.random.default_rng(0).standard_normal((8, 128)).astype(np.float32)
+        >>> packed, absmax, shape, qt, bs = matkern.lut_quantize(W, 4, 64, "nf4").to_bitsandbytes()
+        >>> packed.shape, absmax.shape, shape, qt, bs
+        ((512, 1), (16,), (8, 128), 'nf4', 64)
+        """
+        fn = "LUTWeight.to_bitsandbytes"
+        if self.table_name not in _lut_bnb.QUANT_TYPES:
+            raise ValueError(
+                f"{fn}(): bitsandbytes has the tables 'nf4' and 'fp4' only, this weight uses "
+                f"{self.table_name!r}"
+            )
+        N, K = self.shape
+        if blocksize is None:
+            if K % self.group_size:
+                raise ValueError(
+                    f"{fn}(): group_size = {self.group_size} does not divide K = {K}: pass a "
+                    f"blocksize whose blocks each fall in groups of one scale"
+                )
+            blocksize = self.group_size
+        blocksize = _checks.check_int(blocksize, "blocksize", fn, min_value=1)
+        scales = _dispatch.to_host(self.scales)
+        absmax = _lut_bnb.absmax_from_scales(scales, N, K, self.group_size, blocksize)
+        if absmax is None:
+            raise ValueError(
+                f"{fn}(): blocks of blocksize = {blocksize} would span groups of different "
+                f"scales (group_size = {self.group_size}, K = {K})"
+            )
+        table = _dispatch.to_host(self.table)
+        pad = int(np.flatnonzero(table == 0)[0])
+        packed = _lut_bnb.pack_nibbles(_dispatch.to_host(self.codes).reshape(-1), pad)
+        return packed, absmax, (N, K), self.table_name, blocksize
+
+
+def _check_shape(shape, fn):
+    if not (isinstance(shape, (tuple, list)) or hasattr(shape, "__len__")) or len(shape) != 2:
+        raise ValueError(f"{fn}(): shape must be (N, K), got {shape!r}")
+    N = _checks.check_int(shape[0], "shape[0]", fn, min_value=1)
+    K = _checks.check_int(shape[1], "shape[1]", fn, min_value=1)
+    return N, K
+
+
+def _check_group_size(group_size, K, fn):
+    """group_size: a multiple of 32 from 32 to 4096, or None / -1 (one group per row: K)."""
+    if group_size is None:
+        return K
+    group_size = _checks.check_int(group_size, "group_size", fn)
+    if group_size == -1:
+        return K
+    if group_size % 32 or not 32 <= group_size <= _GROUP_MAX:
+        raise ValueError(
+            f"{fn}(): group_size must be a multiple of 32 from 32 to {_GROUP_MAX}, or None "
+            f"(or -1) for one group per row, got {group_size}"
+        )
+    return group_size
 
 
 def _build(codes, scales, table, bits, group_size, table_name, device):
@@ -114,8 +277,8 @@ def _build(codes, scales, table, bits, group_size, table_name, device):
         bits,
         group_size,
         table_name,
-        table,
-        scales,
+        np.ascontiguousarray(table, np.float32),
+        np.ascontiguousarray(scales, np.float32),
         _lut_layout.pack_cpu(codes, bits),
         "cpu",
     )
@@ -124,7 +287,7 @@ def _build(codes, scales, table, bits, group_size, table_name, device):
 def _check_table(table, bits, fn):
     if isinstance(table, str):
         _checks.check_choice(table, "table", fn, LUT_TABLES)
-        if table in ("fp4", "nf4") and bits != 4:
+        if table != "int" and bits != 4:
             raise ValueError(
                 f"{fn}(): table {table!r} has 16 values and needs bits=4, got bits={bits}"
             )
@@ -156,30 +319,34 @@ def _check_table(table, bits, fn):
 def lut_quantize(W, bits=4, group_size=128, table="nf4"):
     """Quantize a weight matrix to ``bits``-bit codes into a lookup table with group scales.
 
-    Each row of W is cut into groups of ``group_size`` consecutive inputs; a group's scale is
+    Each row of W is cut into groups of ``group_size`` consecutive inputs (the last group
+    holds the rest when group_size does not divide K); a group's scale is
     ``max|W_group| / max|table|`` and each weight becomes the index of the table value nearest
-    ``W / scale`` (ties: the smaller value). Values exactly ``table[c] * scale`` come back
+    ``W / scale`` (ties: the smaller value; a negative weight nearest 0 takes the table's -0.0
+    where it has one, as bitsandbytes does). Values exactly ``table[c] * scale`` come back
     exactly. The quantization runs on the host (NumPy); a CuPy W is copied over and the result
     is packed for the GPU kernels.
 
     Parameters
     ----------
     W : numpy.ndarray or cupy.ndarray, float16, float32 or float64, shape (N, K)
-        out_features x in_features, finite (NaN/Inf: ValueError). Any strides. Each group
-        scale is max|W_group| / max|table| computed in float64 and rounded once to float32;
-        W beyond float32's range, a scale (or table value x scale) that overflows float32,
-        and a custom table whose scale would underflow far below float32's normal range are
-        refused (ValueError). Quantized a chunk of rows at a time: the call holds W, the packed
-        codes and the scales plus a few MiB.
+        out_features x in_features, any K, finite (NaN/Inf: ValueError). Any strides. Each
+        group scale is max|W_group| / max|table| computed in float64 and rounded once to
+        float32; W beyond float32's range, a scale (or table value x scale) that overflows
+        float32, and a custom table whose scale would underflow far below float32's normal
+        range are refused (ValueError). Quantized a chunk of rows at a time: the call holds W,
+        the packed codes and the scales plus a few MiB.
     bits : 2, 3 or 4
-    group_size : 32, 64, 128 or 256
-        K must be a multiple of it (ValueError otherwise: pad W with zero columns, and X with
-        zero columns, to use a K that is not).
-    table : "int", "fp4", "nf4" or array of 2**bits values
+    group_size : int, a multiple of 32 from 32 to 4096, or None (or -1): one group per row
+        (the weight's ``group_size`` is then K). Groups of 32..256 columns that divide K take
+        the kernels' fastest paths.
+    table : "int", "fp4", "fp4_e2m1", "nf4" or array of 2**bits values
         "int": the uniform symmetric grid j - (2**bits-1)/2 (4 bits: -7.5, -6.5, .., 7.5; no
-        exact zero, every code used); "fp4": e2m1 values
-        +-{0, .5, 1, 1.5, 2, 3, 4, 6}; "nf4": NormalFloat-4 (bitsandbytes); fp4/nf4 need
-        bits=4. A custom table is used in its given order (codes index it).
+        exact zero, every code used); "fp4": bitsandbytes' fp4 (its codes and values:
+        +-{0, 0.0625, 2, 3, 4, 6, 8, 12} / 12, the scale is the group's absmax);
+        "fp4_e2m1": the OCP MX e2m1 values +-{0, .5, 1, 1.5, 2, 3, 4, 6} ("fp4" before 0.1.0);
+        "nf4": NormalFloat-4 (bitsandbytes); the named 16-value tables need bits=4. A custom
+        table is used in its given order (codes index it).
 
     Returns
     -------
@@ -187,8 +354,8 @@ def lut_quantize(W, bits=4, group_size=128, table="nf4"):
 
     Example
     -------
-    >>> W = np.random.default_rng(0).standard_normal((128, 512)).astype(np.float32)
-    >>> qw = matkern.lut_quantize(W, bits=3, group_size=64, table="int")
+    >>> W = np.random.default_rng(0).standard_normal((128, 500)).astype(np.float32)
+    >>> qw = matkern.lut_quantize(W, bits=3, group_size=64, table="int")  # 8 groups, last 52
     >>> err = np.linalg.norm(matkern.lut_dequantize(qw) - W) / np.linalg.norm(W)  # ~0.1
     """
     fn = "lut_quantize"
@@ -203,17 +370,11 @@ def lut_quantize(W, bits=4, group_size=128, table="nf4"):
     )
     bits = _checks.check_int(bits, "bits", fn)
     _checks.check_choice(bits, "bits", fn, _BITS)
-    group_size = _checks.check_int(group_size, "group_size", fn)
-    _checks.check_choice(group_size, "group_size", fn, _GROUPS)
-    tab = _check_table(table, bits, fn)
     N, K = W.shape
-    if K % group_size:
-        raise ValueError(
-            f"{fn}(): W's in_features (K = {K}) must be a multiple of group_size "
-            f"= {group_size} (pad W and X with zero columns)"
-        )
+    group_size = _check_group_size(group_size, K, fn)
+    tab = _check_table(table, bits, fn)
     _checks.check_index_range(N, "N (out_features)", fn)
-    _checks.check_index_range(K, "K (in_features)", fn)
+    _checks.check_index_range(_lut_layout.k32(K), "K (in_features)", fn)
     values, reach = ref.lut_table(tab, bits)
     ref.check_quantizable(W, values, reach, fn)
     name = tab if isinstance(tab, str) else "custom"
@@ -222,11 +383,11 @@ def lut_quantize(W, bits=4, group_size=128, table="nf4"):
     # MiB), packed straight into the result: the call holds W, the packed codes and the
     # scales plus one chunk's temporaries (it peaked at 5x W when quantizing all of W at once).
     step = max(16, (1 << 18) // K // 16 * 16)
-    scales = np.empty((N, K // group_size), np.float32)
+    scales = np.empty((N, ref.n_groups(K, group_size)), np.float32)
     if device == "cuda":
         packed = np.empty((-(-N // 16), -(-K // 64), bits, 32), np.uint32)
     else:
-        packed = np.empty((N, K * bits // 32), np.uint32)
+        packed = np.empty((N, _lut_layout.k32(K) * bits // 32), np.uint32)
     for r0 in range(0, N, step):
         r1 = min(N, r0 + step)
         codes, scales[r0:r1] = ref.quantize_rows(
@@ -251,46 +412,64 @@ def lut_quantize(W, bits=4, group_size=128, table="nf4"):
     return LUTWeight((N, K), bits, group_size, name, values, scales, packed, "cpu")
 
 
-def _check_weight(qw, fn):
+def _check_weight(qw, fn, name="qw"):
     if not isinstance(qw, LUTWeight):
         raise TypeError(
-            f"{fn}(): qw must be a matkern.LUTWeight (from lut_quantize), got {type(qw).__name__}"
+            f"{fn}(): {name} must be a matkern.LUTWeight (from lut_quantize or "
+            f"LUTWeight.from_bitsandbytes), got {type(qw).__name__}"
         )
 
 
-def lut_dequantize(qw, *, backend=None):
-    """The float32 matrix ``table[code] * scale`` (N, K) that ``qw`` stands for.
+_DEQUANT_ROWS_BYTES = 4 << 20  # float16 output: float32 rows decoded this many bytes at a time
+
+
+def lut_dequantize(qw, *, dtype=np.float32, backend=None):
+    """The matrix ``table[code] * scale`` (N, K) that ``qw`` stands for.
 
     Parameters
     ----------
     qw : LUTWeight
+    dtype : float32 (default) or float16
+        Each value is computed in float32 (exact: one product) and rounded once to dtype;
+        float16 is made a block of rows at a time (no float32 copy of the whole matrix).
+        Values beyond float16's range become +-inf.
     backend : {"reference", "cpu", "cuda"}, optional (default: the weight's device)
 
     Returns
     -------
-    float32 (N, K), NumPy for a CPU weight, CuPy for a GPU weight.
+    dtype (N, K), NumPy for a CPU weight, CuPy for a GPU weight.
 
     Example
     -------
     >>> W = np.float32([[1, -2, 0.5, 0] * 8])
     >>> matkern.lut_dequantize(matkern.lut_quantize(W, 4, 32, "int"))[0, :4]  # doctest: +SKIP
+    >>> matkern.lut_dequantize(matkern.lut_quantize(W), dtype=np.float16).dtype
+    dtype('float16')
     """
     fn = "lut_dequantize"
     _check_weight(qw, fn)
+    dt = _quant_api.check_dequant_dtype(dtype, fn)
     be = _dispatch.pick(fn, qw.packed, backend=backend)
     N, K = qw.shape
     if be == "cpu":
-        out = np.empty((N, K), np.float32)
-        _dispatch.cpu().lut_dequantize(
-            qw.packed, qw.scales, qw.table, qw.bits, qw.group_size, K, out
-        )
+        out = np.empty((N, K), dt)
+        rows = N if dt == np.float32 else max(1, _DEQUANT_ROWS_BYTES // (4 * K))
+        for r0 in range(0, N, rows):
+            r1 = min(N, r0 + rows)
+            part = out[r0:r1] if dt == np.float32 else np.empty((r1 - r0, K), np.float32)
+            _dispatch.cpu().lut_dequantize(
+                qw.packed[r0:r1], qw.scales[r0:r1], qw.table, qw.bits, qw._kernel_gs, K, part
+            )
+            if dt != np.float32:
+                out[r0:r1] = part
         return out
     # reference and cuda: unpack with array ops on the weight's device (dequantization is an
     # offline step; the fused matmul never materializes this matrix)
     xp = _dispatch.array_module(qw.packed)
-    codes = qw.codes()
-    w = qw.table[codes.astype(xp.int64)].reshape(N, K // qw.group_size, qw.group_size)
-    return (w * qw.scales[..., None]).reshape(N, K).astype(xp.float32)
+    codes = qw.codes
+    group = xp.arange(K) // qw.group_size
+    w = qw.table[codes.astype(xp.int64)] * qw.scales[:, group]
+    return w.astype(xp.float32).astype(dt, copy=False)
 
 
 _SM_COUNT = {}
@@ -308,18 +487,19 @@ def _splits(cp, n_tiles, m_blocks, chunks):
     return -(-chunks // per), per
 
 
+@_quant_api.call_form("lut_matmul(X, W, *, bias=None, compute=None, backend=None)", ("qw",))
 @arrays("X", "bias")
-def lut_matmul(X, qw, bias=None, *, compute=None, backend=None):
+def lut_matmul(X, W, *, bias=None, compute=None, backend=None):
     """``X @ dequant(W).T (+ bias)`` with the weight dequantized inside the kernel.
 
     CPU: the codes are expanded in registers and fed to FMAs in float32. 4-bit: vpshufb
     looks up the table's four byte planes (two for bfloat16-exact tables such as "int" and
-    "fp4") and byte/word unpacks rebuild the floats; 2/3-bit: vpermps on the table held in a
-    register. A GEMV kernel for one row of X (group scale applied once per group), a blocked
-    kernel for up to 31 rows (4 weight rows dequantized 8192 columns at a time, then register
-    tiles of up to 3 x 4 dot products over 256-column spans), and from 32 rows a wide one (16
-    weight rows dequantized 2048 columns at a time and transposed span by span, then 6 x 16
-    register tiles as in a GEMM); threads over output rows.
+    "fp4_e2m1") and byte/word unpacks rebuild the floats; 2/3-bit: vpermps on the table held
+    in a register. A GEMV kernel for one row of X (group scale applied once per group), a
+    blocked kernel for up to 31 rows (4 weight rows dequantized 8192 columns at a time, then
+    register tiles of up to 3 x 4 dot products over 256-column spans), and from 32 rows a wide
+    one (16 weight rows dequantized 2048 columns at a time and transposed span by span, then
+    6 x 16 register tiles as in a GEMM); threads over output rows.
     The result equals the float32 product with the dequantized matrix up to float32 rounding.
     GPU: the table is kept as a half2 pair table in shared memory (8-32 copies against bank
     conflicts); codes are looked up in registers, scaled, and fed to ``mma.sync`` m16n8k16 with
@@ -327,10 +507,13 @@ def lut_matmul(X, qw, bias=None, *, compute=None, backend=None):
 
     Parameters
     ----------
-    X : numpy.ndarray or cupy.ndarray, float32 or float16, shape (M, K) or (K,)
-        C-contiguous, on qw's device. NaN/Inf propagate to the rows they touch.
-    qw : LUTWeight, shape (N, K)
-    bias : array (N,), float32 or float16, optional
+    X : numpy.ndarray or cupy.ndarray, float32 or float16, shape (..., K)
+        Any strides, on W's device (copied to a C-contiguous float32 array only where the
+        kernel needs one: strided X, float16 X on the CPU, and K not a multiple of 32, where X
+        is padded with zero columns). NaN/Inf propagate to the rows they touch. No rows gives
+        an empty result.
+    W : LUTWeight, shape (N, K)
+    bias : array (N,), float32 or float16, optional (keyword only)
     compute : {None, "float16", "bfloat16"}
         GPU only: the input type of the tensor-core products (accumulation is float32).
         None means "float16". CuPy has no bfloat16 dtype, so bfloat16 takes float32 X and
@@ -342,7 +525,10 @@ def lut_matmul(X, qw, bias=None, *, compute=None, backend=None):
 
     Returns
     -------
-    (M, N) or (N,) array of X's dtype and array type (float32 accumulation throughout).
+    (..., N) array of X's dtype and array type (float32 accumulation throughout).
+
+    Before 0.1.0 the call was ``lut_matmul(X, qw, bias)``: a third positional argument or
+    ``qw=`` raises a TypeError showing this form.
 
     Example
     -------
@@ -354,15 +540,17 @@ def lut_matmul(X, qw, bias=None, *, compute=None, backend=None):
     True
     """
     fn = "lut_matmul"
-    _check_weight(qw, fn)
-    _checks.check_array(X, "X", fn, dtypes=_X_DTYPES, ndim=(1, 2))
-    N, K = qw.shape
+    _check_weight(W, fn, "W")
+    _checks.check_array(
+        X, "X", fn, dtypes=_X_DTYPES, min_ndim=1, contiguous=False, allow_empty=True
+    )
+    N, K = W.shape
     if X.shape[-1] != K:
         raise ValueError(
-            f"{fn}(): X must have K = {K} columns (qw's in_features), got shape {X.shape}"
+            f"{fn}(): X must have K = {K} columns (W's in_features), got shape {X.shape}"
         )
     if bias is not None:
-        _checks.check_array(bias, "bias", fn, dtypes=_X_DTYPES, ndim=1)
+        _checks.check_array(bias, "bias", fn, dtypes=_X_DTYPES, ndim=1, contiguous=False)
         if bias.shape[0] != N:
             raise ValueError(f"{fn}(): bias must have shape ({N},), got {bias.shape}")
     if compute is not None:
@@ -372,57 +560,72 @@ def lut_matmul(X, qw, bias=None, *, compute=None, backend=None):
                 f"{fn}(): compute='bfloat16' takes float32 X (CuPy has no "
                 f"bfloat16 dtype), got {X.dtype}"
             )
-    if _dispatch.device_of(X) != qw.device:
+    if _dispatch.device_of(X) != W.device:
         raise ValueError(
-            f"{fn}(): X is on {_dispatch.device_of(X)} but qw on {qw.device} (use "
-            f"qw.to_device({_dispatch.device_of(X)!r}))"
+            f"{fn}(): X is on {_dispatch.device_of(X)} but W on {W.device} (use "
+            f"W.to_device({_dispatch.device_of(X)!r}))"
         )
-    be = _dispatch.pick(fn, X, bias, qw.packed, backend=backend)
-    X2 = X.reshape(1, K) if X.ndim == 1 else X
-    M = X2.shape[0]
+    be = _dispatch.pick(fn, X, bias, W.packed, backend=backend)
+    lead = X.shape[:-1]
+    M = int(np.prod(lead)) if lead else 1
     _checks.check_index_range(M, "M (rows of X)", fn)
+    xp = _dispatch.array_module(X)
+    if M == 0:
+        return xp.zeros(lead + (N,), X.dtype)
+    X2 = X.reshape(M, K)
     if be == "reference":
-        codes = _dispatch.to_host(qw.codes())
         y = ref.lut_matmul_codes(
             _dispatch.to_host(X2),
-            codes,
-            _dispatch.to_host(qw.scales),
-            _dispatch.to_host(qw.table),
+            _dispatch.to_host(W.codes),
+            _dispatch.to_host(W.scales),
+            _dispatch.to_host(W.table),
             None if bias is None else _dispatch.to_host(bias),
+            W.group_size,
         )
         y = _dispatch.reference_result(y.astype(X.dtype), X)
     elif be == "cpu":
-        xf = X2 if X2.dtype == np.float32 else X2.astype(np.float32)
-        bf = None if bias is None else bias.astype(np.float32, copy=False)
+        xf = _kernel_x(X2, np.float32, np)
+        bf = None if bias is None else np.ascontiguousarray(bias, np.float32)
         y = np.empty((M, N), np.float32)
-        _dispatch.cpu().lut_matmul(
-            xf, qw.packed, qw.scales, qw.table, qw.bits, qw.group_size, bf, y
-        )
+        _dispatch.cpu().lut_matmul(xf, W.packed, W.scales, W.table, W.bits, W._kernel_gs, bf, y)
         if X.dtype != np.float32:
             y = y.astype(X.dtype)
     else:
-        y = _matmul_cuda(X2, qw, bias, compute or "float16")
-    return y.reshape(N) if X.ndim == 1 else y
+        y = _matmul_cuda(_kernel_x(X2, X2.dtype, xp), W, bias, compute or "float16")
+    return y.reshape(lead + (N,))
+
+
+def _kernel_x(X2, dtype, xp):
+    """X (M, K) as the kernels read it: C-contiguous ``dtype``, K padded with zero columns to
+    a multiple of 32 (the packed codes past K are 0: zero columns add exact zeros). A copy only
+    where one of these is needed."""
+    M, K = X2.shape
+    kp = _lut_layout.k32(K)
+    if kp == K:
+        return xp.ascontiguousarray(X2, dtype=dtype)
+    xk = xp.zeros((M, kp), dtype)
+    xk[:, :K] = X2
+    return xk
 
 
 def _matmul_cuda(X, qw, bias, compute):
     cp = _dispatch.cupy_module()
-    N, K = qw.shape
-    M = X.shape[0]
+    N = qw.shape[0]
+    M, K = X.shape  # K: padded to a multiple of 32
     tm = 1 if M <= 8 else (2 if M <= 16 else 4)  # token tiles of 8 per warp
     m_blocks = -(-M // (8 * tm))
     n_tiles, chunks = qw.packed.shape[0], qw.packed.shape[1]
     splits, per = _splits(cp, n_tiles, m_blocks, chunks)
     ws = cp.empty((splits, M, N), cp.float32)
     out = cp.empty((M, N), X.dtype)
-    bf = None if bias is None else bias.astype(cp.float32, copy=False)
+    bf = None if bias is None else cp.ascontiguousarray(bias, dtype=cp.float32)
     _dispatch.cuda().lut_matmul(
         X,
         qw.packed,
         qw.scales,
         qw.table,
         qw.bits,
-        qw.group_size,
+        qw._kernel_gs,
         N,
         K,
         tm,
@@ -434,3 +637,90 @@ def _matmul_cuda(X, qw, bias, compute):
         _dispatch.stream_ptr(),
     )
     return out
+
+
+@array_methods(init=True, array_like=True)
+class LUTLinear:
+    """A linear layer y = x @ W.T + bias with W stored as LUT codes (see :func:`lut_quantize`),
+    the counterpart of :class:`matkern.Int8Linear`: the same constructor and call conventions.
+
+    Parameters
+    ----------
+    W : array (out_features, in_features), float16/float32/float64, NumPy or CuPy
+        Quantized with ``bits``, ``group_size`` and ``table`` on W's device. A weight that is
+        already quantized (a :class:`LUTWeight`, e.g. from ``LUTWeight.from_bitsandbytes``):
+        :meth:`from_weight`.
+    bias : array (out_features,), float32 or float16, optional
+    bits, group_size, table : as in :func:`lut_quantize` (keyword only; defaults 4, 128, "nf4")
+    compute : as in :func:`lut_matmul` (GPU only)
+    backend : {"reference", "cpu", "cuda"}, optional
+
+    Calling it on X (..., in_features) float32/float16 on the weight's device returns
+    (..., out_features) of X's dtype.
+
+    Example
+    -------
+    >>> import numpy as np, matkern
+    >>> layer = matkern.LUTLinear(np.eye(64, dtype=np.float32), bias=np.ones(64, np.float32))
+    >>> layer(np.arange(64, dtype=np.float32))[:3]  # nf4 keeps 0 and the group maxima exact
+    array([1., 2., 3.], dtype=float32)
+    """
+
+    def __init__(
+        self,
+        W,
+        bias=None,
+        *,
+        bits=4,
+        group_size=128,
+        table="nf4",
+        compute=None,
+        backend=None,
+    ):
+        self._setup(lut_quantize(W, bits, group_size, table), bias, compute, backend)
+
+    @classmethod
+    def from_weight(cls, W, bias=None, *, compute=None, backend=None):
+        """A layer on an already quantized :class:`LUTWeight` W (used as it is)."""
+        _check_weight(W, "LUTLinear.from_weight", "W")
+        layer = cls.__new__(cls)
+        layer._setup(W, bias, compute, backend)
+        return layer
+
+    def _setup(self, weight, bias, compute, backend):
+        fn = "LUTLinear"
+        if bias is not None:
+            _checks.check_array(bias, "bias", fn, dtypes=_X_DTYPES, ndim=1, contiguous=False)
+            if bias.shape[0] != weight.shape[0]:
+                raise ValueError(
+                    f"{fn}(): bias must have shape ({weight.shape[0]},), got {bias.shape}"
+                )
+        if compute is not None:
+            _checks.check_choice(compute, "compute", fn, ("float16", "bfloat16"))
+        if backend is not None:
+            _checks.check_choice(backend, "backend", fn, ("reference", "cpu", "cuda"))
+        self.weight = weight
+        self.bias = bias
+        self.compute = compute
+        self.backend = backend
+
+    @property
+    def in_features(self):
+        return self.weight.in_features
+
+    @property
+    def out_features(self):
+        return self.weight.out_features
+
+    def __call__(self, X):
+        return lut_matmul(
+            X, self.weight, bias=self.bias, compute=self.compute, backend=self.backend
+        )
+
+    def __repr__(self):
+        w = self.weight
+        return (
+            f"LUTLinear(in_features={self.in_features}, out_features={self.out_features}, "
+            f"bits={w.bits}, group_size={w.group_size}, table={w.table_name!r}, "
+            f"device={w.device!r})"
+        )

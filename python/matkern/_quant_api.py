@@ -1,0 +1,48 @@
+"""Pieces shared by the two quantized-weight families (int8.py, lut.py): the call form of their
+matmuls and the dtype a weight is dequantized to."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+DEQUANT_DTYPES = (np.float32, np.float16)
+
+
+def call_form(new_form, renamed=()):
+    """Decorator for ``fn(X, W, *, ...)``: a third positional argument or an old keyword name
+    for W (``renamed``) raises a TypeError that shows ``new_form``, instead of Python's
+    generic message (the old forms were ``lut_matmul(X, qw, bias)``, ``int8_matmul(X, Wq=..)``)."""
+
+    def wrap(f):
+        name = f.__name__
+
+        @functools.wraps(f)
+        def checked(*args, **kwargs):
+            if len(args) > 2:
+                raise TypeError(
+                    f"{name}() takes X and W positionally and the rest by keyword "
+                    f"({len(args)} positional arguments given): call {new_form}"
+                )
+            for old in renamed:
+                if old in kwargs:
+                    raise TypeError(
+                        f"{name}(): the weight argument is now W (was {old}=): call {new_form}"
+                    )
+            return f(*args, **kwargs)
+
+        return checked
+
+    return wrap
+
+
+def check_dequant_dtype(dtype, fn):
+    """np.float32 or np.float16 (as a dtype, type or name): the dtype a dequantized weight takes."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt is None or dt not in [np.dtype(d) for d in DEQUANT_DTYPES]:
+        raise TypeError(f"{fn}(): dtype must be float32 or float16, got {dtype!r}")
+    return dt
