@@ -240,6 +240,13 @@ void fwht_from(const T* src, T* dst, int64_t outer, int64_t n, int64_t inner, bo
   fwht<T>(dst, outer, n, inner, normalize);
 }
 
+template <typename T>
+void fwht_row_serial(T* x, int64_t n) {
+  pick_row_kernel<T>()(x, n);
+}
+
+template void fwht_row_serial<float>(float*, int64_t);
+template void fwht_row_serial<double>(double*, int64_t);
 template void fwht_from<float>(const float*, float*, int64_t, int64_t, int64_t, bool);
 template void fwht_from<double>(const double*, double*, int64_t, int64_t, int64_t, bool);
 template void fwht<float>(float*, int64_t, int64_t, int64_t, bool);

@@ -15,6 +15,11 @@ void fwht(T* data, int64_t outer, int64_t n, int64_t inner, bool normalize);
 template <typename T>
 void fwht_from(const T* src, T* dst, int64_t outer, int64_t n, int64_t inner, bool normalize);
 
+// One contiguous row of length n (a power of two), unnormalized, on the calling thread only
+// (the best row kernel for this CPU): for kernels that run their own parallel loop (sketch).
+template <typename T>
+void fwht_row_serial(T* x, int64_t n);
+
 // out[r, i] = scale * sum_p p_data[p] * H(pad(x[r] * signs))[p_indices[p]] for p in row i of the
 // CSR matrix P (k x dpad). x is (rows, d) C-contiguous, out is (rows, k).
 template <typename T>
