@@ -116,9 +116,12 @@ def as_mat(A, name, fn, *, allow_1d=False):
         _nonempty(A.shape, name, fn)
         csr = _sparse_input.canonical_csr(A, name, fn, dtype=cast, finite=True, nnz_limit=2**62)
         xp = _dispatch.array_module(csr.data)
-        indptr = _sparse_input.owned(csr.indptr, A.indptr, dtype=xp.int64)
-        indices = _sparse_input.owned(csr.indices, A.indices, dtype=xp.int32)
-        data = _sparse_input.owned(csr.data, A.data)
+        src = tuple(
+            getattr(A, a) for a in ("data", "indices", "indptr", "row", "col") if hasattr(A, a)
+        )
+        indptr = _sparse_input.owned(csr.indptr, *src, dtype=xp.int64)
+        indices = _sparse_input.owned(csr.indices, *src, dtype=xp.int32)
+        data = _sparse_input.owned(csr.data, *src)
         return Mat(tuple(csr.shape), data.dtype, xp, None, indptr, indices, data)
     _checks.check_array(
         A, name, fn, dtypes=FLOATS, ndim=(1, 2) if allow_1d else 2, contiguous=False, finite=True

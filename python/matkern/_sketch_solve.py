@@ -353,14 +353,23 @@ def lstsq(
     _checks.check_memory(
         8 * (2 * s * n + 3 * n * n) + M.dtype.itemsize * 6 * m * B.shape[1], "lstsq's sketch", fn
     )
-    S = _sketch_class(kind)(m, s, random_state=random_state, backend=backend)
     be = _dispatch.pick(fn, M.dense if not M.sparse else M.data, backend=backend)
-    SA = _sketch_ops.left(S, M, be).astype(np.float64)
-    SB = _sketch_ops.left(S, _sketch_ops.as_mat(B, "b", fn), be).astype(np.float64)
-    # SVD of the sketch through its QR: SA = (Q U) diag(sv) Vt
-    Qs, Rs = xp.linalg.qr(SA)
-    U, sv, Vt = xp.linalg.svd(Rs)
-    sv_max = float(sv[0])
+    Bm = _sketch_ops.as_mat(B, "b", fn)
+    attempts = [(kind, s)]
+    if kind != "srht" or s < mpad:
+        attempts.append(("srht", min(mpad, 2 * s)))
+    for kind, s in attempts:
+        S = _sketch_class(kind)(m, s, random_state=random_state, backend=backend)
+        SA = _sketch_ops.left(S, M, be).astype(np.float64)
+        # SVD of the sketch through its QR: SA = (Q U) diag(sv) Vt
+        Qs, Rs = xp.linalg.qr(SA)
+        U, sv, Vt = xp.linalg.svd(Rs)
+        sv_max = float(sv[0])
+        keep = int((sv > rcond * sv_max).sum()) if sv_max > 0 else 0
+        if keep in (0, n) or not _sketch_lost_rank(M, Vt[keep:], rcond * sv_max, xp):
+            break
+        # A has weight in directions the sketch lost (colliding rows of high leverage):
+        # once more with a larger SRHT, which mixes all rows before sampling
     if sv_max == 0.0:
         x = xp.zeros((n, B.shape[1]), dtype=M.dtype)
         res = _norms(B, xp)
@@ -368,7 +377,7 @@ def lstsq(
         return _finish(x, vector), LstsqInfo(
             method, kind, s, 0, _res_out(res, vector), math.inf, 0, True, tol
         )
-    keep = int((sv > rcond * sv_max).sum())
+    SB = _sketch_ops.left(S, Bm, be).astype(np.float64)
     cond = sv_max / float(sv[keep - 1]) if keep == n else math.inf
     if keep < n:
         warnings.warn(
@@ -417,6 +426,13 @@ def lstsq(
     return _finish(x, vector), LstsqInfo(
         method, kind, s, iters, _res_out(res, vector), cond, keep, converged, tol
     )
+
+
+def _sketch_lost_rank(M, Vd, cut, xp):
+    """True when A is not small on the directions the sketch found null (rows of Vd): the
+    sketch lost rank that A has (a true null direction gives ||A v|| ~ eps ||A||)."""
+    AV = M.matmul(xp.ascontiguousarray(Vd.T).astype(M.dtype))
+    return bool(float(_norms(AV, xp).max()) > 10 * cut)
 
 
 def _norms(X, xp):
