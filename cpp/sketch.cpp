@@ -66,24 +66,27 @@ void srht_left(const T* a, int64_t m, int64_t c, uint64_t key, const int64_t* ro
       1, std::min<int64_t>(line, (int64_t(32) << 20) / (mpad * int64_t(sizeof(T)))));
   const int64_t nblk = (c + width - 1) / width;
   const T sc = T(scale);
+  // Scratch rows 64 bytes apart from a multiple of 4 KiB: the w store streams of the
+  // transposing copy would otherwise all map to one cache set.
+  const int64_t ld = mpad + line;
   parallel_for_range(nblk, 1, [&](int64_t b0, int64_t b1) {
-    T* z = thread_scratch<SrhtScratch, T>(size_t(width * mpad));
+    T* z = thread_scratch<SrhtScratch, T>(size_t(width * ld));
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t c0 = b * width, w = std::min(width, c - c0);
       for (int64_t i = 0; i < m; ++i) {
         const T* ar = a + i * c + c0;
         const T s = sign[size_t(i)];
-        for (int64_t j = 0; j < w; ++j) z[j * mpad + i] = s * ar[j];
+        for (int64_t j = 0; j < w; ++j) z[j * ld + i] = s * ar[j];
       }
       for (int64_t j = 0; j < w; ++j) {
-        T* zj = z + j * mpad;
+        T* zj = z + j * ld;
         std::fill(zj + m, zj + mpad, T(0));
         fwht_row_serial<T>(zj, mpad);
       }
       for (int64_t r = 0; r < k; ++r) {
         const int64_t src = rows[r];
         T* o = out + r * c + c0;
-        for (int64_t j = 0; j < w; ++j) o[j] = sc * z[j * mpad + src];
+        for (int64_t j = 0; j < w; ++j) o[j] = sc * z[j * ld + src];
       }
     }
   });

@@ -123,9 +123,10 @@ def as_mat(A, name, fn, *, allow_1d=False):
         indices = _sparse_input.owned(csr.indices, *src, dtype=xp.int32)
         data = _sparse_input.owned(csr.data, *src)
         return Mat(tuple(csr.shape), data.dtype, xp, None, indptr, indices, data)
-    _checks.check_array(
-        A, name, fn, dtypes=FLOATS, ndim=(1, 2) if allow_1d else 2, contiguous=False, finite=True
-    )
+    _checks.check_array(A, name, fn, dtypes=FLOATS, contiguous=False, finite=True)
+    if A.ndim not in ((1, 2) if allow_1d else (2,)):
+        dims = "1- or 2-dimensional" if allow_1d else "2-dimensional"
+        raise ValueError(f"{fn}(): {name} must be {dims}, got shape {A.shape}")
     xp = _dispatch.array_module(A)
     vector = A.ndim == 1
     dense = xp.ascontiguousarray(A.reshape(-1, 1) if vector else A)

@@ -13,7 +13,7 @@ import warnings
 
 import numpy as np
 
-from . import _checks, _dispatch, _sketch_ops
+from . import _checks, _dispatch, _sketch_ops, _threads
 
 SKETCHES = ("srht", "countsketch", "gaussian")
 METHODS = ("blendenpik", "sketch-and-solve", "direct")
@@ -307,7 +307,9 @@ def lstsq(
             f"{fn}(): A must be tall (rows >= columns) for a sketched least-squares solve, got "
             f"shape {M.shape}; use numpy.linalg.lstsq for wide systems"
         )
-    _checks.check_array(b, "b", fn, ndim=(1, 2), contiguous=False, finite=True)
+    _checks.check_array(b, "b", fn, contiguous=False, finite=True)
+    if b.ndim not in (1, 2):
+        raise ValueError(f"{fn}(): b must be 1- or 2-dimensional, got shape {b.shape}")
     if b.dtype.kind != "f":
         raise TypeError(f"{fn}(): b must have a float dtype, got {b.dtype}")
     if b.shape[0] != m:
@@ -361,9 +363,12 @@ def lstsq(
     for kind, s in attempts:
         S = _sketch_class(kind)(m, s, random_state=random_state, backend=backend)
         SA = _sketch_ops.left(S, M, be).astype(np.float64)
-        # SVD of the sketch through its QR: SA = (Q U) diag(sv) Vt
-        Qs, Rs = xp.linalg.qr(SA)
-        U, sv, Vt = xp.linalg.svd(Rs)
+        SB = _sketch_ops.left(S, Bm, be).astype(np.float64)
+        with _threads.single_blas_thread():  # small dense steps: one BLAS thread
+            # R of [SA, SB] = [[R, Q^T SB], [0, .]]: Q never formed; then R = U diag(sv) Vt
+            Raug = xp.linalg.qr(xp.concatenate([SA, SB], axis=1), mode="r")
+            Rs, QtSB = Raug[:n, :n], Raug[:n, n:]
+            U, sv, Vt = xp.linalg.svd(Rs)
         sv_max = float(sv[0])
         keep = int((sv > rcond * sv_max).sum()) if sv_max > 0 else 0
         if keep in (0, n) or not _sketch_lost_rank(M, Vt[keep:], rcond * sv_max, xp):
@@ -377,7 +382,6 @@ def lstsq(
         return _finish(x, vector), LstsqInfo(
             method, kind, s, 0, _res_out(res, vector), math.inf, 0, True, tol
         )
-    SB = _sketch_ops.left(S, Bm, be).astype(np.float64)
     cond = sv_max / float(sv[keep - 1]) if keep == n else math.inf
     if keep < n:
         warnings.warn(
@@ -393,9 +397,9 @@ def lstsq(
             RuntimeWarning,
             stacklevel=2,
         )
-    Nmat = Vt[:keep].T / sv[:keep]  # n x keep
-    W = Qs @ U[:, :keep]  # s x keep
-    x0 = Nmat @ (W.T @ SB)  # sketch-and-solve
+    with _threads.single_blas_thread():
+        Nmat = Vt[:keep].T / sv[:keep]  # n x keep
+        x0 = Nmat @ (U[:, :keep].T @ QtSB)  # sketch-and-solve
     if method == "sketch-and-solve":
         x = x0.astype(M.dtype)
         res = _norms(B - M.matmul(x), xp)
@@ -405,11 +409,16 @@ def lstsq(
     Nc = Nmat.astype(M.dtype)
     NcT = xp.ascontiguousarray(Nc.T)
 
+    # The n x n products on one BLAS thread, the products with A on all
     def matvec(V):  # (A N) V
-        return M.matmul(Nc @ V.astype(M.dtype, copy=False))
+        with _threads.single_blas_thread():
+            t = Nc @ V.astype(M.dtype, copy=False)
+        return M.matmul(t)
 
     def rmatvec(Ur):  # (A N)^T U
-        return NcT @ M.rmatmul(Ur.astype(M.dtype, copy=False))
+        t = M.rmatmul(Ur.astype(M.dtype, copy=False))
+        with _threads.single_blas_thread():
+            return NcT @ t
 
     R0 = (B - M.matmul(x0.astype(M.dtype))).astype(np.float64)
     bnorm = _norms(B.astype(np.float64), xp)

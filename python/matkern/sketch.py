@@ -16,6 +16,7 @@ import numpy as np
 
 from . import _checks, _dispatch, _sketch_ops
 from ._sketch_solve import LstsqInfo, lstsq, randomized_svd
+from .hadamard import _check_seed
 from .randproj import _check_backend, _seed_of
 from .reference import randproj as ref_randproj
 from .reference import sketch as ref
@@ -45,6 +46,7 @@ class _Sketch:
         _check_backend(backend, fn)
         self.random_state = random_state
         self.backend = backend
+        _check_seed(random_state, fn)  # a negative int seed is refused by name
         self.seed_ = _seed_of(random_state, fn)
         self.key_ = ref_randproj.rp_seed_key(self.seed_)
         self._right = {}
