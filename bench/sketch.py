@@ -119,14 +119,15 @@ def _movielens_tall():
 
 
 def _generated_tall(m, n, nnz):
-    """Uniform random sparse m x n with the given nnz, columns scaled by 10^U(-2, 2) (features
-    in different units): the conditioning that unpreconditioned LSQR pays for."""
+    """Uniform random sparse m x n with the given nnz, columns scaled by 10^U(-1, 1) (features
+    in different units, cond ~ 100): the conditioning that unpreconditioned LSQR pays for
+    (10^U(-2, 2) took scipy's lsqr 3700 steps and 6 minutes at the quick size)."""
     import scipy.sparse as sp
 
     import matkern.generators as g
 
     A = g.uniform_random(m, n, density=nnz / (m * n), random_state=0)
-    scale = 10 ** np.random.default_rng(2).uniform(-2, 2, n)
+    scale = 10 ** np.random.default_rng(2).uniform(-1, 1, n)
     return (A @ sp.diags(scale)).tocsr()
 
 
@@ -191,9 +192,56 @@ def _dense_lowrank(m, n, seed=0):
     )
 
 
+def _cupy_gaussian_rsvd(cp, A, k, n_iter, p=10):
+    """The anchor on the GPU: Halko-Martinsson-Tropp with a dense Gaussian test matrix and
+    QR-normalized power steps in CuPy (what a CuPy user writes today)."""
+    G = cp.random.standard_normal((A.shape[1], k + p), dtype=A.dtype)
+    Q = A @ G
+    for _ in range(n_iter):
+        Q = cp.linalg.qr(Q)[0]
+        Q = cp.linalg.qr(A.T @ Q)[0]
+        Q = A @ Q
+    Q = cp.linalg.qr(Q)[0]
+    Uh, s, Vt = cp.linalg.svd(Q.T @ A, full_matrices=False)
+    return (Q @ Uh)[:, :k], s[:k], Vt[:k]
+
+
+def _gpu_cases(ctx):
+    import warnings
+
+    import matkern
+
+    cp = ctx.cupy
+    m, n = 100000, 400
+    for cond, label in ((1, "well-conditioned"), (1e10, "cond 1e10")):
+
+        def make(cond=cond):
+            A, b = _tall_dense(m, n, cond, 0)
+            Ad, bd = cp.asarray(A), cp.asarray(b)
+
+            def run():
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    return matkern.lstsq(Ad, bd, random_state=0)
+
+            return {"matkern": run, "cupy.linalg.lstsq": lambda: cp.linalg.lstsq(Ad, bd)}
+
+        yield Case("sketch", f"lstsq dense {m}x{n} f64 {label}", make, device="cuda")
+
+    def rsvd():
+        A = cp.asarray(_dense_lowrank(20000, 5000))
+        return {
+            "matkern": lambda: matkern.randomized_svd(A, 50, random_state=0),
+            "cupy Gaussian randomized SVD": lambda: _cupy_gaussian_rsvd(cp, A, 50, 7),
+        }
+
+    yield Case("sketch", "randomized_svd dense 20000x5000 f32 k=50", rsvd, device="cuda")
+
+
 def cases(ctx):
     q = ctx.quick
     if ctx.device != "cpu":
+        yield from _gpu_cases(ctx)
         return
     m, n = (20000, 200) if q else (100000, 400)
     yield _dense_lstsq_case(m, n, 1, "well-conditioned")

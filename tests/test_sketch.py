@@ -331,3 +331,57 @@ def test_randomized_svd_sparse_and_reference_algorithm():
     U, s, Vt = matkern.randomized_svd(A, k, n_iter=7, sketch="countsketch", random_state=0)
     np.testing.assert_allclose(s, s_exact, rtol=2e-2)  # a flat spectrum: no gap
     assert mref.randomized_svd is ref.randomized_svd
+
+
+def test_cuda_countsketch_index_replay():
+    """Host replay of cuda/sketch.cu's index arithmetic (the GPU kernels cannot run here):
+    the launcher's stream base, the device bucket_of, and each kernel's map from its thread
+    index to (row, column) and output offset, against the reference CountSketch."""
+    from matkern.reference.randproj import C1, G, _mix
+
+    seed = 3
+    key = matkern.CountSketch(1, 1, random_state=seed).key_
+    base = np.uint64(int(_mix(np.uint64((key + 2 * C1) % 2**64))))  # stream_base(key)
+
+    def bucket_of(i, k):
+        with np.errstate(over="ignore"):
+            h = _mix(base + (i.astype(np.uint64) + np.uint64(1)) * np.uint64(G))
+        return ((h >> np.uint64(32)) * np.uint64(k) >> np.uint64(32)).astype(np.int64), (
+            h & np.uint64(1)
+        ) == 1
+
+    rng = np.random.default_rng(0)
+    m, c, k = 57, 5, 9
+    A = rng.standard_normal((m, c))
+    As = sp.random(m, c, density=0.4, format="csr", random_state=1)
+    S = matkern.CountSketch(m, k, random_state=seed).toarray()
+    # left_dense_kernel: e < m*c, i = e / c, j = e - i*c, out[b(i)*c + j] += s(i) a[e]
+    e = np.arange(m * c)
+    i = e // c
+    j = e - i * c
+    b, neg = bucket_of(i, k)
+    out = np.zeros(k * c)
+    np.add.at(out, b * c + j, np.where(neg, -A.ravel(), A.ravel()))
+    np.testing.assert_allclose(out.reshape(k, c), S @ A, atol=1e-12)
+    # left_csr_kernel: row i's entries q: out[b(i)*c + indices[q]] += s(i) data[q]
+    rows = np.repeat(np.arange(m), np.diff(As.indptr))
+    b, neg = bucket_of(rows, k)
+    out = np.zeros(k * c)
+    np.add.at(out, b * c + As.indices, np.where(neg, -As.data, As.data))
+    np.testing.assert_allclose(out.reshape(k, c), S @ As.toarray(), atol=1e-12)
+    # right kernels: columns hashed, out[i*l + b(j)]; here A^T (c x m) so that S acts on m
+    St = matkern.CountSketch(m, k, random_state=seed)
+    At = np.ascontiguousarray(A.T)
+    e = np.arange(c * m)
+    i = e // m
+    j = e - i * m
+    b, neg = bucket_of(j, k)
+    out = np.zeros(c * k)
+    np.add.at(out, i * k + b, np.where(neg, -At.ravel(), At.ravel()))
+    np.testing.assert_allclose(out.reshape(c, k), St.apply_right(At), atol=1e-12)
+    Ats = As.T.tocsr()
+    rows = np.repeat(np.arange(c), np.diff(Ats.indptr))
+    b, neg = bucket_of(Ats.indices, k)
+    out = np.zeros(c * k)
+    np.add.at(out, rows * k + b, np.where(neg, -Ats.data, Ats.data))
+    np.testing.assert_allclose(out.reshape(c, k), St.apply_right(Ats), atol=1e-12)
