@@ -11,4 +11,5 @@ NB_MODULE(_cpu, m) {
   matkern::bind_gram(m);
   matkern::bind_randproj(m);
   matkern::bind_svd(m);
+  matkern::bind_sketch(m);
 }

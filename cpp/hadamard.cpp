@@ -278,6 +278,14 @@ void fwht_mixed(T* data, int64_t outer, int64_t m, int64_t p, const T* ht, int64
 
 template void fwht_mixed<float>(float*, int64_t, int64_t, int64_t, const float*, int64_t, bool);
 template void fwht_mixed<double>(double*, int64_t, int64_t, int64_t, const double*, int64_t, bool);
+
+template <typename T>
+void fwht_row_serial(T* x, int64_t n) {
+  pick_row_kernel<T>()(x, n);
+}
+
+template void fwht_row_serial<float>(float*, int64_t);
+template void fwht_row_serial<double>(double*, int64_t);
 template void fwht_from<float>(const float*, float*, int64_t, int64_t, int64_t, bool);
 template void fwht_from<double>(const double*, double*, int64_t, int64_t, int64_t, bool);
 template void fwht<float>(float*, int64_t, int64_t, int64_t, bool);

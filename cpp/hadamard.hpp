@@ -22,6 +22,11 @@ template <typename T>
 void fwht_mixed(T* data, int64_t outer, int64_t m, int64_t p, const T* ht, int64_t mp,
                 bool normalize);
 
+// One contiguous row of length n (a power of two), unnormalized, on the calling thread only
+// (the best row kernel for this CPU): for kernels that run their own parallel loop (sketch).
+template <typename T>
+void fwht_row_serial(T* x, int64_t n);
+
 // out[r, i] = scale * sum_p p_data[p] * H(pad(x[r] * signs))[p_indices[p]] for p in row i of the
 // CSR matrix P (k x dpad). x is (rows, d) C-contiguous, out is (rows, k).
 template <typename T>

@@ -21,6 +21,7 @@ from .int8 import *  # noqa: F401,F403
 from .lut import *  # noqa: F401,F403
 from .randproj import *  # noqa: F401,F403
 from .rotation import *  # noqa: F401,F403
+from .sketch import *  # noqa: F401,F403
 from .svd import *  # noqa: F401,F403
 
 _init_threads()

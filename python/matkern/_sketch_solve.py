@@ -1,0 +1,525 @@
+"""The solvers of the sketching family: :func:`randomized_svd` (Halko-Martinsson-Tropp with
+scikit-learn's conventions, the first product replaced by a structured sketch) and
+:func:`lstsq` (Blendenpik / LSRN: the SVD of a sketch of A preconditions LSQR, started from
+the sketch-and-solve answer), with a block LSQR that runs one LSQR per right-hand side in
+lockstep (one product with A and one with A^T per step for all of them).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+
+import numpy as np
+
+from . import _checks, _dispatch, _sketch_ops, _threads
+
+SKETCHES = ("srht", "countsketch", "gaussian")
+METHODS = ("blendenpik", "sketch-and-solve", "direct")
+
+
+@dataclasses.dataclass(frozen=True)
+class LstsqInfo:
+    """What :func:`lstsq` did.
+
+    Attributes
+    ----------
+    method : str  "blendenpik", "sketch-and-solve" or "direct".
+    sketch : str or None  the sketch used ("srht", "countsketch", "gaussian").
+    sketch_size : int  rows of the sketch (0 for "direct").
+    iterations : int  LSQR steps (the most over the right-hand sides; 0 without LSQR).
+    residual_norm : float or numpy.ndarray  ``||b - A x||`` (one per column of a 2-D b).
+    condition_number : float  cond(A) estimated from the sketch (exact for "direct").
+    rank : int  numerical rank used (columns of A kept by the preconditioner).
+    converged : bool  LSQR reached ``tol`` for every right-hand side (True without LSQR).
+    tol : float  the tolerance asked for.
+    """
+
+    method: str
+    sketch: str | None
+    sketch_size: int
+    iterations: int
+    residual_norm: object
+    condition_number: float
+    rank: int
+    converged: bool
+    tol: float
+
+
+def _sketch_class(kind):
+    from . import sketch
+
+    return {
+        "srht": sketch.SRHT,
+        "countsketch": sketch.CountSketch,
+        "gaussian": sketch.GaussianSketch,
+    }[kind]
+
+
+def _check_choice(value, name, fn, choices):
+    if not isinstance(value, str):
+        raise TypeError(f"{fn}(): {name} must be one of {choices}, got {type(value).__name__}")
+    return _checks.check_choice(value, name, fn, choices)
+
+
+# --------------------------------------------------------------------------- randomized SVD
+
+
+def randomized_svd(
+    A,
+    n_components,
+    *,
+    n_oversamples=10,
+    n_iter="auto",
+    power_iteration_normalizer="auto",
+    transpose="auto",
+    flip_sign=True,
+    sketch="srht",
+    random_state=None,
+    backend=None,
+):
+    """Truncated SVD by a randomized range finder, as ``sklearn.utils.extmath.randomized_svd``
+    (same arguments, same steps, same return and sign conventions), the Gaussian test matrix
+    replaced by a structured sketch of A's columns.
+
+    ``Y = A S^T`` (S an l x n sketch, l = n_components + n_oversamples; SRHT: the fused FJLT
+    kernel on A's rows, CountSketch: one pass over A's entries, Gaussian: a BLAS product), then
+    ``n_iter`` power steps ``Y = A (A^T Y)`` each product normalized ("LU" as scipy's
+    ``lu(permute_l=True)``, "QR", or "none"; "auto" is "none" for n_iter <= 2, else "LU"),
+    ``Q = qr(Y)``, ``B = Q^T A = U_B s V^T``, ``U = Q U_B``; svd_flip signs (the largest |U|
+    entry of each column is positive; with ``transpose`` the decision follows the same
+    rule as scikit-learn's). ``n_iter="auto"``: 7 if n_components < 0.1 min(m, n), else 4.
+    ``transpose="auto"``: work on A^T when m < n.
+
+    Parameters
+    ----------
+    A : (m, n) NumPy/CuPy array (float32/float64), scipy/cupyx sparse matrix or SparseMatrix
+        Sparse products run on matkern's threaded SpMM (CPU) or cuSPARSE (GPU).
+    n_components : int  1 <= n_components <= min(m, n).
+    n_oversamples, n_iter, power_iteration_normalizer, transpose, flip_sign : as scikit-learn.
+    sketch : {"srht", "countsketch", "gaussian"}
+    random_state : None, int, numpy Generator or RandomState
+    backend : {"reference", "cpu", "cuda"}, optional  for the sketch.
+
+    Returns
+    -------
+    U (m, n_components), s (n_components,), Vt (n_components, n): A's dtype (float32 stays
+    float32) and array type (NumPy for sparse host input, CuPy on the GPU).
+
+    Example
+    -------
+    >>> import numpy as np, matkern
+    >>> A = np.random.default_rng(0).standard_normal((300, 80)).astype(np.float32)
+    >>> U, s, Vt = matkern.randomized_svd(A, 5, random_state=0)
+    >>> U.shape, s.shape, Vt.shape, s.dtype
+    ((300, 5), (5,), (5, 80), dtype('float32'))
+    """
+    fn = "randomized_svd"
+    M = _sketch_ops.as_mat(A, "A", fn)
+    m, n = M.shape
+    k = _checks.check_int(n_components, "n_components", fn, min_value=1, max_value=min(m, n))
+    p = _checks.check_int(n_oversamples, "n_oversamples", fn, min_value=0)
+    if isinstance(n_iter, str):
+        _checks.check_choice(n_iter, "n_iter", fn, ("auto",))
+        n_iter = 7 if k < 0.1 * min(m, n) else 4
+    n_iter = _checks.check_int(n_iter, "n_iter", fn, min_value=0)
+    norm = _check_choice(
+        power_iteration_normalizer, "power_iteration_normalizer", fn, ("auto", "QR", "LU", "none")
+    )
+    if norm == "auto":
+        norm = "none" if n_iter <= 2 else "LU"
+    if isinstance(transpose, str):
+        _checks.check_choice(transpose, "transpose", fn, ("auto",))
+        transpose = m < n
+    elif not isinstance(transpose, (bool, np.bool_)):
+        raise TypeError(
+            f"{fn}(): transpose must be 'auto' or a bool, got {type(transpose).__name__}"
+        )
+    if not isinstance(flip_sign, (bool, np.bool_)):
+        raise TypeError(f"{fn}(): flip_sign must be a bool, got {type(flip_sign).__name__}")
+    kind = _check_choice(sketch, "sketch", fn, SKETCHES)
+    from .randproj import _check_backend
+
+    _check_backend(backend, fn)
+    mm, nn = (n, m) if transpose else (m, n)
+    l_ = min(k + p, nn) if kind == "srht" else k + p
+    _checks.check_memory(M.dtype.itemsize * (mm + nn) * (k + p) * 4, "randomized_svd's factors", fn)
+    xp = M.xp
+    op = _Transposed(M) if transpose else M
+    S = _sketch_class(kind)(nn, max(l_, 1), random_state=random_state, backend=backend)
+    if transpose:
+        # Y = A^T S^T = (S A)^T: the sketch of A's rows
+        be = _dispatch.pick(fn, M.dense if not M.sparse else M.data, backend=backend)
+        Y = xp.ascontiguousarray(_sketch_ops.left(S, M, be).T)
+    else:
+        be = _dispatch.pick(fn, M.dense if not M.sparse else M.data, backend=backend)
+        Y = _sketch_ops.right(S, M, be)
+    dtype = M.dtype
+    Y = Y.astype(dtype, copy=False)
+    # Y = A Omega is the first product of scikit-learn's loop (Q = A Q; Q = A^T Q) n_iter
+    # times, then Q = qr(A Q)
+    for i in range(n_iter):
+        if i:
+            Y = op.matmul(Y).astype(dtype, copy=False)
+        Y = _normalize(Y, norm, xp)
+        Y = _normalize(op.rmatmul(Y).astype(dtype, copy=False), norm, xp)
+    Q = _qr(op.matmul(Y).astype(dtype, copy=False) if n_iter else Y, xp)
+    B = op.rmatmul(Q).astype(dtype, copy=False).T  # Q^T A, (l x n)
+    Uh, s, Vt = _svd(B, xp)
+    with _threads.single_blas_thread():
+        U = Q @ Uh
+    if flip_sign:
+        if not transpose:
+            U, Vt = _svd_flip_u(U, Vt, xp)
+        else:
+            U, Vt = _svd_flip_v(U, Vt, xp)
+    if transpose:
+        return (
+            xp.ascontiguousarray(Vt[:k].T),
+            s[:k],
+            xp.ascontiguousarray(U[:, :k].T),
+        )
+    return xp.ascontiguousarray(U[:, :k]), s[:k], xp.ascontiguousarray(Vt[:k])
+
+
+class _Transposed:
+    """A^T of a Mat, for the products of the range finder."""
+
+    def __init__(self, M):
+        self.M = M
+
+    def matmul(self, X):
+        return self.M.rmatmul(X)
+
+    def rmatmul(self, Y):
+        return self.M.matmul(Y)
+
+
+# The factorizations of the thin m x l blocks run on one BLAS thread: LAPACK's panel steps
+# on these shapes gain nothing from a second thread and lose much when a neighbour holds
+# its core (a 1600 x 200 QR: 0.06-0.09 s on one thread, 0.7-2 s on two, on the shared
+# 2-core machine); the products with A keep every thread.
+
+
+def _normalize(Y, how, xp):
+    if how == "none":
+        return Y
+    if how == "QR":
+        return _qr(Y, xp)
+    if xp is np:
+        import scipy.linalg as la
+
+        with _threads.single_blas_thread():
+            return la.lu(Y, permute_l=True, check_finite=False)[0]
+    return _qr(Y, xp)  # CuPy has no LU with permute_l: QR, as scikit-learn's array API path
+
+
+def _qr(Y, xp):
+    if xp is np:
+        import scipy.linalg as la
+
+        with _threads.single_blas_thread():
+            return la.qr(Y, mode="economic", check_finite=False)[0]
+    return xp.linalg.qr(Y, mode="reduced")[0]
+
+
+def _svd(B, xp):
+    if xp is np:
+        import scipy.linalg as la
+
+        with _threads.single_blas_thread():
+            return la.svd(B, full_matrices=False, check_finite=False)
+    return xp.linalg.svd(B, full_matrices=False)
+
+
+def _svd_flip_u(U, Vt, xp):
+    i = xp.argmax(xp.abs(U), axis=0)
+    signs = xp.sign(U[i, xp.arange(U.shape[1])])
+    signs[signs == 0] = 1
+    return U * signs, Vt * signs[:, None]
+
+
+def _svd_flip_v(U, Vt, xp):
+    i = xp.argmax(xp.abs(Vt), axis=1)
+    signs = xp.sign(Vt[xp.arange(Vt.shape[0]), i])
+    signs[signs == 0] = 1
+    return U * signs, Vt * signs[:, None]
+
+
+# ----------------------------------------------------------------------------- least squares
+
+
+def lstsq(
+    A,
+    b,
+    *,
+    method="blendenpik",
+    sketch=None,
+    sketch_size=None,
+    tol=None,
+    maxiter=None,
+    rcond=None,
+    random_state=None,
+    backend=None,
+):
+    """Least squares ``min ||A x - b||`` for tall A, by a sketch: returns ``(x, info)``.
+
+    ``method="blendenpik"`` (Avron-Maymounkov-Toledo; LSRN's SVD form): sketch A and b with
+    one draw (SA, Sb), take the SVD of the sketch through its QR (``SA = Q R``,
+    ``R = U s V^T``), keep the singular values above ``rcond * s_max``, precondition with
+    ``N = V s^-1`` and run LSQR on ``A N`` from the sketch-and-solve answer until
+    ``||(AN)^T r|| <= tol ||AN|| ||r||`` or ``||r|| <= tol ||b||``. The preconditioned matrix
+    has condition number ~ (1 + sqrt(n/k)) / (1 - sqrt(n/k)), so LSQR needs a few tens of steps
+    whatever cond(A) is, and the answer is as accurate as a direct solve's (residual norms
+    agree to ~tol^2). Rank-deficient A (singular values below the cut) gives a warning and the
+    minimum-norm solution; cond(A) beyond ~1e-4 / eps a warning (the answer's forward error
+    grows with it); an LSQR that stops at ``maxiter`` a warning and ``info.converged=False``.
+    ``"sketch-and-solve"``: ``argmin ||S(A x - b)||`` only (fast, approximate: the residual
+    is within a factor ~(1 + sqrt(n/k)) of the optimum); ``sketch="gaussian"`` gives the dense
+    sketch of the l-infinity-guarantee analysis. ``"direct"``: numpy/cupy ``linalg.lstsq``
+    (sparse A densified).
+
+    Parameters
+    ----------
+    A : (m, n) with m >= n: NumPy/CuPy array (float32/float64), scipy/cupyx sparse, SparseMatrix
+    b : (m,) or (m, r) dense array of the same array type (any float dtype; used in A's dtype)
+    method : {"blendenpik", "sketch-and-solve", "direct"}
+    sketch : {"srht", "countsketch", "gaussian"} or None  default "srht" for dense A,
+        "countsketch" for sparse A (time proportional to nnz).
+    sketch_size : int, optional  default min(mpad, 8 n) for SRHT and Gaussian, 12 n for
+        CountSketch (at least n + 10).
+    tol : float, optional  LSQR's tolerance; default 1e-8 (float64), 1e-4 (float32).
+    maxiter : int, optional  LSQR steps; default 200.
+    rcond : float, optional  relative singular-value cut; default eps * max(m, n) as numpy.
+    random_state : None, int, numpy Generator or RandomState
+    backend : {"reference", "cpu", "cuda"}, optional  for the sketch.
+
+    Returns
+    -------
+    x : (n,) or (n, r), A's dtype and array type.
+    info : :class:`LstsqInfo`
+
+    Example
+    -------
+    >>> import numpy as np, matkern
+    >>> rng = np.random.default_rng(0)
+    >>> A, b = rng.standard_normal((2000, 50)), rng.standard_normal(2000)
+    >>> x, info = matkern.lstsq(A, b, random_state=0)
+    >>> bool(np.allclose(x, np.linalg.lstsq(A, b, rcond=None)[0])), info.converged
+    (True, True)
+    """
+    fn = "lstsq"
+    M = _sketch_ops.as_mat(A, "A", fn)
+    m, n = M.shape
+    if m < n:
+        raise ValueError(
+            f"{fn}(): A must be tall (rows >= columns) for a sketched least-squares solve, got "
+            f"shape {M.shape}; use numpy.linalg.lstsq for wide systems"
+        )
+    _checks.check_array(b, "b", fn, contiguous=False, finite=True)
+    if b.ndim not in (1, 2):
+        raise ValueError(f"{fn}(): b must be 1- or 2-dimensional, got shape {b.shape}")
+    if b.dtype.kind != "f":
+        raise TypeError(f"{fn}(): b must have a float dtype, got {b.dtype}")
+    if b.shape[0] != m:
+        raise ValueError(f"{fn}(): b must have {m} rows (as A), got shape {b.shape}")
+    if _dispatch.device_of(b) != ("cuda" if M.on_gpu else "cpu"):
+        raise ValueError(f"{fn}(): A and b must be on one device (both NumPy or both CuPy)")
+    method = _check_choice(method, "method", fn, METHODS)
+    kind = sketch
+    if kind is None:
+        kind = "countsketch" if M.sparse else "srht"
+    kind = _check_choice(kind, "sketch", fn, SKETCHES)
+    eps = float(np.finfo(M.dtype).eps)
+    if tol is None:
+        tol = 1e-8 if M.dtype == np.float64 else 1e-4
+    tol = _checks.check_float(tol, "tol", fn, min_value=0.0, strict=True)
+    maxiter = 200 if maxiter is None else _checks.check_int(maxiter, "maxiter", fn, min_value=0)
+    if rcond is None:
+        rcond = eps * max(m, n)
+    rcond = _checks.check_float(rcond, "rcond", fn, min_value=0.0)
+    from .randproj import _check_backend
+
+    _check_backend(backend, fn)
+    xp = M.xp
+    vector = b.ndim == 1
+    B = xp.ascontiguousarray(b.reshape(m, -1), dtype=M.dtype)
+    if method == "direct":
+        return _direct(M, B, vector, tol, fn)
+    mpad = 1 << max(0, (m - 1).bit_length())
+    if sketch_size is None:
+        s = 12 * n if kind == "countsketch" else 8 * n
+        s = max(s, n + 10)
+        if kind == "srht":
+            s = min(s, mpad)
+    else:
+        s = _checks.check_int(sketch_size, "sketch_size", fn, min_value=1)
+    if s < n:
+        raise ValueError(f"{fn}(): sketch_size must be >= n = {n} (A's columns), got {s}")
+    if kind == "srht" and s > mpad:
+        raise ValueError(
+            f"{fn}(): sketch_size must be <= {mpad} for the SRHT (rows padded to a power of "
+            f"two), got {s}"
+        )
+    _checks.check_memory(
+        8 * (2 * s * n + 3 * n * n) + M.dtype.itemsize * 6 * m * B.shape[1], "lstsq's sketch", fn
+    )
+    be = _dispatch.pick(fn, M.dense if not M.sparse else M.data, backend=backend)
+    Bm = _sketch_ops.as_mat(B, "b", fn)
+    attempts = [(kind, s)]
+    if kind != "srht" or s < mpad:
+        attempts.append(("srht", min(mpad, 2 * s)))
+    for kind, s in attempts:
+        S = _sketch_class(kind)(m, s, random_state=random_state, backend=backend)
+        SA = _sketch_ops.left(S, M, be).astype(np.float64)
+        SB = _sketch_ops.left(S, Bm, be).astype(np.float64)
+        with _threads.single_blas_thread():  # small dense steps: one BLAS thread
+            # R of [SA, SB] = [[R, Q^T SB], [0, .]]: Q never formed; then R = U diag(sv) Vt
+            Raug = xp.linalg.qr(xp.concatenate([SA, SB], axis=1), mode="r")
+            Rs, QtSB = Raug[:n, :n], Raug[:n, n:]
+            U, sv, Vt = xp.linalg.svd(Rs)
+        sv_max = float(sv[0])
+        keep = int((sv > rcond * sv_max).sum()) if sv_max > 0 else 0
+        if keep in (0, n) or not _sketch_lost_rank(M, Vt[keep:], rcond * sv_max, xp):
+            break
+        # A has weight in directions the sketch lost (colliding rows of high leverage):
+        # once more with a larger SRHT, which mixes all rows before sampling
+    if sv_max == 0.0:
+        x = xp.zeros((n, B.shape[1]), dtype=M.dtype)
+        res = _norms(B, xp)
+        warnings.warn(f"{fn}(): A is zero; returning x = 0", RuntimeWarning, stacklevel=2)
+        return _finish(x, vector), LstsqInfo(
+            method, kind, s, 0, _res_out(res, vector), math.inf, 0, True, tol
+        )
+    cond = sv_max / float(sv[keep - 1]) if keep == n else math.inf
+    if keep < n:
+        warnings.warn(
+            f"{fn}(): A is rank deficient (numerical rank {keep} of {n} columns at rcond="
+            f"{rcond:.3g}); returning the minimum-norm least-squares solution",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    elif cond * eps > 1e-4:
+        warnings.warn(
+            f"{fn}(): A is ill-conditioned (estimated condition number {cond:.3g}); the "
+            f"solution's forward error may be as large as cond * eps = {cond * eps:.2g}",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    with _threads.single_blas_thread():
+        Nmat = Vt[:keep].T / sv[:keep]  # n x keep
+        x0 = Nmat @ (U[:, :keep].T @ QtSB)  # sketch-and-solve
+    if method == "sketch-and-solve":
+        x = x0.astype(M.dtype)
+        res = _norms(B - M.matmul(x), xp)
+        return _finish(x, vector), LstsqInfo(
+            method, kind, s, 0, _res_out(res, vector), cond, keep, True, tol
+        )
+    Nc = Nmat.astype(M.dtype)
+    NcT = xp.ascontiguousarray(Nc.T)
+
+    # The n x n products on one BLAS thread, the products with A on all
+    def matvec(V):  # (A N) V
+        with _threads.single_blas_thread():
+            t = Nc @ V.astype(M.dtype, copy=False)
+        return M.matmul(t)
+
+    def rmatvec(Ur):  # (A N)^T U
+        t = M.rmatmul(Ur.astype(M.dtype, copy=False))
+        with _threads.single_blas_thread():
+            return NcT @ t
+
+    R0 = (B - M.matmul(x0.astype(M.dtype))).astype(np.float64)
+    bnorm = _norms(B.astype(np.float64), xp)
+    Y, iters, converged = _lsqr(matvec, rmatvec, R0, bnorm, tol, maxiter, xp)
+    x = (x0 + Nmat @ Y).astype(M.dtype)
+    res = _norms(B - M.matmul(x), xp)
+    if not converged:
+        warnings.warn(
+            f"{fn}(): LSQR did not reach tol={tol:.3g} in maxiter={maxiter} steps (estimated "
+            f"cond(A) {cond:.3g}); the solution is approximate (info.converged is False)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return _finish(x, vector), LstsqInfo(
+        method, kind, s, iters, _res_out(res, vector), cond, keep, converged, tol
+    )
+
+
+def _sketch_lost_rank(M, Vd, cut, xp):
+    """True when A is not small on the directions the sketch found null (rows of Vd): the
+    sketch lost rank that A has (a true null direction gives ||A v|| ~ eps ||A||)."""
+    AV = M.matmul(xp.ascontiguousarray(Vd.T).astype(M.dtype))
+    return bool(float(_norms(AV, xp).max()) > 10 * cut)
+
+
+def _norms(X, xp):
+    return xp.sqrt((X.astype(np.float64) ** 2).sum(axis=0))
+
+
+def _res_out(res, vector):
+    res = np.asarray(_dispatch.to_host(res), dtype=np.float64)
+    return float(res[0]) if vector else res
+
+
+def _finish(x, vector):
+    return x[:, 0].copy() if vector else x
+
+
+def _direct(M, B, vector, tol, fn):
+    xp = M.xp
+    if M.sparse:
+        _checks.check_memory(
+            M.dtype.itemsize * M.shape[0] * M.shape[1] * 3, "method='direct' (A densified)", fn
+        )
+        Ad = M.scipy().toarray()
+    else:
+        Ad = M.dense
+    x, _, rank, sv = xp.linalg.lstsq(Ad, B, rcond=None)
+    sv = np.asarray(_dispatch.to_host(sv))
+    cond = float(sv[0] / sv[-1]) if sv[-1] > 0 else math.inf
+    res = _norms(B - Ad @ x, xp)
+    return _finish(x, vector), LstsqInfo(
+        "direct", None, 0, 0, _res_out(res, vector), cond, int(rank), True, tol
+    )
+
+
+def _lsqr(matvec, rmatvec, B, bnorm, tol, maxiter, xp):
+    """LSQR (Paige-Saunders) for each column of B at once: min ||Abar y - B[:, j]||. Stops a
+    column when ||r|| <= tol ||b_j|| or ||Abar^T r|| <= tol ||Abar|| ||r|| (Abar's norm
+    estimated as LSQR does); returns (Y, steps, all converged)."""
+    r = B.shape[1]
+    beta = _norms(B, xp)
+    u = B / xp.where(beta > 0, beta, 1.0)
+    v = rmatvec(u).astype(np.float64)
+    alpha = _norms(v, xp)
+    v = v / xp.where(alpha > 0, alpha, 1.0)
+    w = v.copy()
+    y = xp.zeros((v.shape[0], r))
+    phibar, rhobar = beta.copy(), alpha.copy()
+    anorm = xp.zeros(r)
+    active = (beta > tol * bnorm) & (alpha > 0)
+    steps = 0
+    while bool(active.any()) and steps < maxiter:
+        steps += 1
+        u = matvec(v).astype(np.float64) - alpha * u
+        beta = _norms(u, xp)
+        u = u / xp.where(beta > 0, beta, 1.0)
+        anorm = xp.sqrt(anorm**2 + alpha**2 + beta**2)
+        v = rmatvec(u).astype(np.float64) - beta * v
+        alpha = _norms(v, xp)
+        v = v / xp.where(alpha > 0, alpha, 1.0)
+        rho = xp.sqrt(rhobar**2 + beta**2)
+        rho = xp.where(rho > 0, rho, 1.0)
+        c, sn = rhobar / rho, beta / rho
+        theta = sn * alpha
+        rhobar = -c * alpha
+        phi = c * phibar
+        phibar = sn * phibar
+        y += xp.where(active, phi / rho, 0.0) * w
+        w = v - (theta / rho) * w
+        arnorm = phibar * alpha * xp.abs(c)
+        done = (phibar <= tol * bnorm) | (arnorm <= tol * anorm * phibar) | (alpha == 0)
+        active = active & ~done
+    return y, steps, not bool(active.any())
