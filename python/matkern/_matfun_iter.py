@@ -103,7 +103,7 @@ def sqrtm(A, method, n_iter, scale, inverse, be):
     matrices: A^(1/2) or A^(-1/2) by coupled Newton-Schulz, Taylor or Pade."""
     xp = _dispatch.array_module(A)
     wd = work_dtype(A.dtype)
-    batch, n = A.shape[0], A.shape[-1]
+    batch = A.shape[0]
     Y, c = normalize(A.astype(wd, copy=False), scale, be)
     eye = _eye_like(Y, batch)
     zero = c <= 0
