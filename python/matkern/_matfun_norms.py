@@ -101,8 +101,15 @@ def lanczos_quadratic_forms(matvec, V, steps, f, xp):
     return vals * _dispatch.to_host(nrm).astype(np.float64) ** 2
 
 
-def spectral_sum(A, f, n_probes, lanczos_steps, rng):
-    """Hutch++ estimate of tr f(A^T A) (or of A A^T, the smaller side) for a dense A."""
+def spectral_sum(A, f, n_probes, lanczos_steps, rng, power_iter=2):
+    """Hutch++-style estimate of tr f(A^T A) (on the smaller Gram side M^T M) for a dense A
+    and f(0) = 0: Q an orthonormal basis of (M^T M)^q Omega (n_probes/3 columns, q =
+    ``power_iter`` steps, re-orthonormalized), the dominant part by Rayleigh-Ritz,
+    tr f(Q^T M^T M Q) = sum f(s_i^2) over the singular values of M Q, and the rest,
+    tr f(P M^T M P) with P = I - QQ^T, by Hutchinson on the remaining probes (projected into
+    range P) with Lanczos quadrature. Exact when Q spans an invariant subspace holding the
+    whole range; otherwise both parts lean high (sqrt is concave: the Rayleigh-Ritz and Gauss
+    quadrature values exceed the true ones), by a fraction of the part outside the sketch."""
     xp = _dispatch.array_module(A)
     M = A if A.shape[0] >= A.shape[1] else A.T  # M^T M is the smaller Gram matrix
     d = M.shape[1]
@@ -112,9 +119,9 @@ def spectral_sum(A, f, n_probes, lanczos_steps, rng):
 
     k = max(1, min(n_probes // 3, d))
     r = max(1, n_probes - 2 * k)
-    omega = xp.asarray(rng.standard_normal((d, k)).astype(A.dtype))
-    Q, _ = xp.linalg.qr(gram(omega))
-    # Rayleigh-Ritz on span(Q): f of the eigenvalues of Q^T M^T M Q = (MQ)^T (MQ)
+    Q = xp.asarray(rng.standard_normal((d, k)).astype(A.dtype))
+    for _ in range(max(1, power_iter)):
+        Q, _ = xp.linalg.qr(gram(Q))
     s = xp.linalg.svd(M @ Q, compute_uv=False)
     low = float(f(np.maximum(_dispatch.to_host(s).astype(np.float64), 0.0) ** 2).sum())
     if k >= d:
@@ -122,9 +129,8 @@ def spectral_sum(A, f, n_probes, lanczos_steps, rng):
     G = rademacher(rng, (d, r), A.dtype, xp)
     G = G - Q @ (Q.T @ G)
 
-    def proj_gram(V):  # (I - QQ^T) M^T M (I - QQ^T): Lanczos stays in the complement
+    def proj_gram(V):  # P M^T M P: Lanczos stays in range P
         W = gram(V)
         return W - Q @ (Q.T @ W)
 
-    forms = lanczos_quadratic_forms(proj_gram, G, lanczos_steps, f, xp)
-    return low + float(forms.mean())
+    return low + float(lanczos_quadratic_forms(proj_gram, G, lanczos_steps, f, xp).mean())

@@ -199,7 +199,7 @@ def _taylor_terms(k, inverse):
     return np.array(out)
 
 
-def _sqrtm_one(A, method, n_iter, scale, inverse):
+def _sqrtm_one(A, method, n_iter, scale, inverse, coefficients="polar", lower=1e-3):
     n = A.shape[0]
     work = A.dtype
     eye = np.eye(n, dtype=work)
@@ -208,9 +208,12 @@ def _sqrtm_one(A, method, n_iter, scale, inverse):
         return np.zeros_like(A) if not inverse else np.full_like(A, np.inf)
     Y = A / work.type(c)
     if method == "newton-schulz":
+        # M = Z Y, T = a I + b M + c M^2: on x = sqrt(eigenvalue) the step is x <- p(x), the
+        # polar iteration; "cubic" (1.5, -0.5, 0) is Higham's T = (3I - Z Y)/2
         Z = eye.copy()
-        for _ in range(n_iter):
-            T = 0.5 * (3 * eye - Z @ Y)
+        for a, b, c5 in ns_coefficients(coefficients, n_iter, lower):
+            M = Z @ Y
+            T = a * eye + b * M + c5 * (M @ M)
             Y, Z = Y @ T, T @ Z
         R = Z if inverse else Y
     elif method == "taylor":
@@ -231,24 +234,28 @@ def _sqrtm_one(A, method, n_iter, scale, inverse):
     return R * work.type(f)
 
 
-def sqrtm_psd(A, method="newton-schulz", n_iter=20, scale="gram"):
+def sqrtm_psd(A, method="newton-schulz", n_iter=20, scale="gram", coefficients="polar", lower=1e-3):
     """Square root of a symmetric positive semi-definite A (n, n) or stack, by the plain
     iteration of ``method`` (see :func:`matkern.sqrtm_psd`), one matrix at a time, in A's
     precision (float32 for float16)."""
-    return _sqrtm_stack(A, method, n_iter, scale, False)
+    return _sqrtm_stack(A, method, n_iter, scale, False, coefficients, lower)
 
 
-def inv_sqrtm_psd(A, method="newton-schulz", n_iter=20, scale="gram"):
+def inv_sqrtm_psd(
+    A, method="newton-schulz", n_iter=20, scale="gram", coefficients="polar", lower=1e-3
+):
     """A^(-1/2) by the plain iteration of ``method``, as :func:`sqrtm_psd`."""
-    return _sqrtm_stack(A, method, n_iter, scale, True)
+    return _sqrtm_stack(A, method, n_iter, scale, True, coefficients, lower)
 
 
-def _sqrtm_stack(A, method, n_iter, scale, inverse):
+def _sqrtm_stack(A, method, n_iter, scale, inverse, coefficients="polar", lower=1e-3):
     A = np.asarray(A)
     work = np.float64 if A.dtype == np.float64 else np.float32
     n = A.shape[-1]
     flat = A.reshape(-1, n, n).astype(work)
-    out = np.stack([_sqrtm_one(a, method, n_iter, scale, inverse) for a in flat])
+    out = np.stack(
+        [_sqrtm_one(a, method, n_iter, scale, inverse, coefficients, lower) for a in flat]
+    )
     return out.reshape(A.shape).astype(A.dtype)
 
 
