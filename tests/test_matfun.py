@@ -169,6 +169,10 @@ def test_orthogonalize_does_not_modify_input(backend):
     np.testing.assert_array_equal(to_numpy(Gb), G)
 
 
+def test_stored_polar_schedule_is_the_linear_programs():
+    np.testing.assert_allclose(ref._polar_full(1e-3), ref.POLAR_1E3, rtol=1e-6, atol=1e-6)
+
+
 def test_polar_schedule_properties():
     steps = ref.ns_coefficients("polar", 12, 1e-3)
     x = np.geomspace(1e-3, 1, 2000)
@@ -445,3 +449,12 @@ def test_mano_definition():
 def test_bad_input(call, exc, words):
     with pytest.raises(exc, match=words):
         call()
+
+
+def test_docstring_examples():
+    import doctest
+
+    from matkern import matfun
+
+    res = doctest.testmod(matfun, extraglobs={"np": np, "matkern": matkern}, verbose=False)
+    assert res.attempted >= 10 and res.failed == 0

@@ -31,7 +31,9 @@ def apply(op, V, be):
     if _dispatch.is_sparse(op):
         from . import _spmm
 
-        if op.dtype in (np.float32, np.float64) and V.dtype == op.dtype:
+        # matkern's GPU SpMM has no float64 kernels: cupyx's product there
+        ok = (np.float32,) if be == "cuda" else (np.float32, np.float64)
+        if op.dtype in ok and V.dtype == op.dtype:
             return _spmm.spmm(op, V, backend=be)
         return op @ V
     return op @ V

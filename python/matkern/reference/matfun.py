@@ -35,6 +35,17 @@ __all__ = [
 CUBIC = (1.5, -0.5, 0.0)
 MUON = (3.4445, -4.7750, 2.0315)  # Jordan et al. (Muon): fast, but sigma stays in ~[0.7, 1.2]
 QUINTIC = (15 / 8, -10 / 8, 3 / 8)  # p(1) = 1, p'(1) = p''(1) = 0: cubic convergence near 1
+# _polar_full(1e-3) as computed by _minimax_quintic (the default; tests check that the linear
+# program reproduces it), stored so that a first call does not wait ~1 s for the solver
+POLAR_1E3 = (
+    (8.386972563761418, -24.371890462391296, 17.726903611965298),
+    (4.1437841551466805, -3.0193791604771882, 0.5527987408026553),
+    (3.9338052759219457, -2.876010455788106, 0.5369615820904073),
+    (3.2891448138793917, -2.4211325621412847, 0.48701750480483275),
+    (2.2905178857282786, -1.6372108514837935, 0.40356288572962173),
+    (1.8828567440149624, -1.2491372078289484, 0.36660059705766435),
+    (1.8656712827852087, -1.2313971268201684, 0.3657259217852935),
+)
 
 
 # ----------------------------------------------------------------------- coefficient schedules
@@ -70,7 +81,7 @@ def _minimax_quintic(lo, hi):
 
 def _polar_schedule(n_iter, lower):
     """The first n_iter steps of ``_polar_full(lower)``."""
-    full = _polar_full(lower)
+    full = POLAR_1E3 if lower == 1e-3 else _polar_full(lower)
     return full[:n_iter] + (QUINTIC,) * max(0, n_iter - len(full))
 
 
