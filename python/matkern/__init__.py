@@ -19,6 +19,7 @@ from .gram import *  # noqa: F401,F403
 from .hadamard import *  # noqa: F401,F403
 from .int8 import *  # noqa: F401,F403
 from .lut import *  # noqa: F401,F403
+from .matfun import *  # noqa: F401,F403
 from .randproj import *  # noqa: F401,F403
 from .rotation import *  # noqa: F401,F403
 from .sketch import *  # noqa: F401,F403

@@ -8,6 +8,7 @@ from .gram import *  # noqa: F401,F403
 from .hadamard import fjlt, fwht  # noqa: F401
 from .int8 import *  # noqa: F401,F403
 from .lut import *  # noqa: F401,F403
+from .matfun import *  # noqa: F401,F403
 from .randproj import *  # noqa: F401,F403
 from .sketch import *  # noqa: F401,F403
 from .spmm import *  # noqa: F401,F403

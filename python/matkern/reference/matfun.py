@@ -1,0 +1,357 @@
+"""Reference matrix functions and norms: plain NumPy, one matrix at a time, the definition of
+correct for ``matkern.matfun``.
+
+Exact values come from LAPACK decompositions (``polar_factor`` by SVD, ``sqrtm_psd_eigh`` and
+``sqrtm_psd_backward`` by eigh, ``nuclear_norm(method="exact")`` by singular values); the
+iterations (Newton-Schulz orthogonalization, coupled Newton-Schulz square root, the Taylor and
+Pade polynomials of sqrt(I - Z), the Newton-Schulz sign iteration of the Lyapunov equation,
+Hutchinson and Hutch++ trace estimates) are written out for reading, each step on its own
+line. ``ns_coefficients`` turns a ``coefficients`` argument into the per-iteration (a, b, c)
+of X <- a X + b (X X^T) X + c (X X^T)^2 X; the fast routes use the same schedule.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from .gram import gram_bound
+
+__all__ = [
+    "polar_factor",
+    "orthogonalize",
+    "ns_coefficients",
+    "sqrtm_psd_eigh",
+    "sqrtm_psd",
+    "inv_sqrtm_psd",
+    "sqrtm_psd_backward",
+    "nuclear_norm",
+    "schatten_norm",
+    "trace_estimate",
+    "mano_score",
+]
+
+CUBIC = (1.5, -0.5, 0.0)
+MUON = (3.4445, -4.7750, 2.0315)  # Jordan et al. (Muon): fast, but sigma stays in ~[0.7, 1.2]
+QUINTIC = (15 / 8, -10 / 8, 3 / 8)  # p(1) = 1, p'(1) = p''(1) = 0: cubic convergence near 1
+# _polar_full(1e-3) as computed by _minimax_quintic (the default; tests check that the linear
+# program reproduces it), stored so that a first call does not wait ~1 s for the solver
+POLAR_1E3 = (
+    (8.386972563761418, -24.371890462391296, 17.726903611965298),
+    (4.1437841551466805, -3.0193791604771882, 0.5527987408026553),
+    (3.9338052759219457, -2.876010455788106, 0.5369615820904073),
+    (3.2891448138793917, -2.4211325621412847, 0.48701750480483275),
+    (2.2905178857282786, -1.6372108514837935, 0.40356288572962173),
+    (1.8828567440149624, -1.2491372078289484, 0.36660059705766435),
+    (1.8656712827852087, -1.2313971268201684, 0.3657259217852935),
+)
+
+
+# ----------------------------------------------------------------------- coefficient schedules
+
+
+def _minimax_quintic(lo, hi):
+    """(a, b, c, err, min p, max p): the odd quintic p(x) = a x + b x^3 + c x^5 minimising
+    max |1 - p| on [lo, hi] (a linear program on a grid) subject to p(x) >= x on (0, lo]:
+    singular values below the design interval keep growing and stay positive."""
+    from scipy.optimize import linprog
+
+    x = np.unique(np.concatenate([np.geomspace(lo, hi, 250), np.linspace(lo, hi, 250)]))
+    v = np.stack([x, x**3, x**5], axis=1)
+    # variables (a, b, c, t); minimise t with |1 - p(x_i)| <= t
+    ones = np.ones((len(x), 1))
+    a_ub = [np.hstack([v, -ones]), np.hstack([-v, -ones])]
+    b_ub = [np.ones(len(x)), -np.ones(len(x))]
+    xs = np.geomspace(lo * 1e-3, lo, 50)  # p(x) >= x below the interval
+    a_ub.append(np.hstack([-np.stack([xs, xs**3, xs**5], 1), 0 * xs[:, None]]))
+    b_ub.append(-xs)
+    res = linprog(
+        [0, 0, 0, 1],
+        A_ub=np.vstack(a_ub),
+        b_ub=np.concatenate(b_ub),
+        bounds=[(None, None)] * 3 + [(0, None)],
+        method="highs",
+    )
+    a, b, c, _ = res.x
+    xd = np.linspace(lo, hi, 20001)
+    p = a * xd + b * xd**3 + c * xd**5
+    return float(a), float(b), float(c), float(np.abs(1 - p).max()), float(p.min()), float(p.max())
+
+
+def _polar_schedule(n_iter, lower):
+    """The first n_iter steps of ``_polar_full(lower)``."""
+    full = POLAR_1E3 if lower == 1e-3 else _polar_full(lower)
+    return full[:n_iter] + (QUINTIC,) * max(0, n_iter - len(full))
+
+
+@functools.lru_cache(maxsize=32)
+def _polar_full(lower):
+    """Greedy minimax schedule (the Polar Express idea, Amsel et al. 2025, derived here by
+    linear programming): each step's quintic is the best one on the interval the previous
+    steps left, [lower, 1] at first; once the interval is within 1e-3 of 1 the fixed quintic
+    QUINTIC (cubic convergence) takes over."""
+    lo, hi, steps = lower, 1.0, []
+    while max(1 - lo, hi - 1) >= 1e-3 and len(steps) < 40:
+        # designed on [lo, 1.01 hi]: a margin for rounding above the interval's top
+        a, b, c, _, lo, hi = _minimax_quintic(lo, hi * 1.01)
+        steps.append((a, b, c))
+    return tuple(steps)
+
+
+def ns_coefficients(coefficients, n_iter, lower=1e-3):
+    """Per-iteration (a, b, c) for X <- a X + b (X X^T) X + c (X X^T)^2 X.
+
+    coefficients: "cubic" (1.5, -0.5, 0): classic Newton-Schulz, converges to the polar factor
+    for singular values in (0, sqrt(3)), quadratically near 1, slowly (x1.5 a step) for small
+    ones; "quintic" (15/8, -10/8, 3/8): converges for singular values in (0, ~1.6), cubically
+    near 1; "muon" (3.4445, -4.7750, 2.0315): Muon's coefficients, which lift small singular
+    values fast (x3.44 a step) but do NOT converge: singular values end in about [0.68, 1.13]
+    (orthogonality error ||Q^T Q - I||_2 about 0.5), by design; "polar": a per-iteration
+    minimax schedule for singular values in [lower, 1] (see ``_polar_schedule``), converging
+    to float precision; a tuple (a, b) or (a, b, c) used at every step; or a sequence of
+    n_iter such tuples."""
+    if isinstance(coefficients, str):
+        if coefficients == "polar":
+            return _polar_schedule(n_iter, float(lower))
+        fixed = {"cubic": CUBIC, "quintic": QUINTIC, "muon": MUON}[coefficients]
+        return (fixed,) * n_iter
+    seq = list(coefficients)
+    if seq and not isinstance(seq[0], (tuple, list, np.ndarray)):
+        seq = [seq] * n_iter
+    return tuple(tuple(float(v) for v in s) + (0.0,) * (3 - len(s)) for s in seq)
+
+
+# ----------------------------------------------------------------------------- orthogonalize
+
+
+def polar_factor(G):
+    """The polar factor U V^T of G = U diag(s) V^T (thin SVD, float64), for a matrix (m, n)
+    or a stack (..., m, n): the nearest matrix with orthonormal rows or columns."""
+    U, _, Vt = np.linalg.svd(np.asarray(G, dtype=np.float64), full_matrices=False)
+    return U @ Vt
+
+
+def _scale(X, scale, scale_iter):
+    """X divided by its Frobenius norm or by its certified Gram-iteration bound (X has its
+    largest |entry| 1, so neither overflows); 0 stays 0."""
+    if scale == "frobenius":
+        s = float(np.sqrt(np.sum(X.astype(np.float64) ** 2)))
+    else:
+        s = gram_bound(X, scale_iter)
+    return X / X.dtype.type(s) if s > 0 else X
+
+
+def orthogonalize(G, n_iter=5, coefficients="cubic", scale="gram", lower=1e-3, scale_iter=4):
+    """Newton-Schulz approximation of the polar factor of G (m, n) or of each matrix of a
+    stack (..., m, n); the result has G's dtype. Computed in float32 for float16/float32 input
+    (float64 for float64) on the Gram side: X = G (or G^T when m > n, so that X X^T is the
+    smaller square), X /= max|X|, X /= scale (Frobenius norm or the certified Gram bound),
+    then n_iter steps X <- a X + b (X X^T) X + c (X X^T)^2 X."""
+    G = np.asarray(G)
+    work = np.float64 if G.dtype == np.float64 else np.float32
+    steps = ns_coefficients(coefficients, n_iter, lower)
+    out = np.empty(G.shape, dtype=G.dtype)
+    m, n = G.shape[-2:]
+    flat_in, flat_out = G.reshape(-1, m, n), out.reshape(-1, m, n)
+    for i in range(flat_in.shape[0]):
+        X = flat_in[i].astype(work)
+        if m > n:
+            X = X.T.copy()
+        mx = np.abs(X).max()
+        if mx > 0:
+            X = X / mx
+        X = _scale(X, scale, scale_iter)
+        for a, b, c in steps:
+            A = X @ X.T
+            B = b * A + c * (A @ A)
+            X = a * X + B @ X
+        flat_out[i] = (X.T if m > n else X).astype(G.dtype)
+    return out
+
+
+# ----------------------------------------------------------------------------- square roots
+
+
+def sqrtm_psd_eigh(A, inverse=False):
+    """V diag(w^(1/2)) V^T (or w^(-1/2)) from A = V diag(w) V^T in float64, for a symmetric
+    matrix or a stack; eigenvalues below 0 (rounding) are clipped to 0 (inverse: to the
+    smallest positive float64, so a singular A gives huge, not infinite, entries)."""
+    w, V = np.linalg.eigh(np.asarray(A, dtype=np.float64))
+    w = np.maximum(w, 0.0)
+    f = 1 / np.sqrt(np.maximum(w, np.finfo(np.float64).tiny)) if inverse else np.sqrt(w)
+    return (V * f[..., None, :]) @ np.swapaxes(V, -1, -2)
+
+
+def _psd_scale(A, scale):
+    """c >= lambda_max(A): the trace, or the certified Gram bound of the spectral norm."""
+    if scale == "trace":
+        return float(np.trace(A.astype(np.float64)))
+    mx = np.abs(A).max()
+    return float(gram_bound(A / mx, 4)) * float(mx) if mx > 0 else 0.0
+
+
+def _pade_terms(m):
+    """(alpha_j, beta_j), j = 1..m: the [m/m] Pade approximant of sqrt(1 + x) is
+    1 + sum_j alpha_j x / (1 + beta_j x) (Higham, Functions of Matrices, eq. 6.? / the
+    Gauss-Legendre form), alpha_j = 2/(2m+1) sin^2(j pi/(2m+1)), beta_j = cos^2(...)."""
+    j = np.arange(1, m + 1)
+    t = j * np.pi / (2 * m + 1)
+    return 2 / (2 * m + 1) * np.sin(t) ** 2, np.cos(t) ** 2
+
+
+def _taylor_terms(k, inverse):
+    """Coefficients of z^1..z^k in the Taylor series of (1 - z)^(1/2) (or ^(-1/2))."""
+    e = -0.5 if inverse else 0.5
+    c, out = 1.0, []
+    for i in range(1, k + 1):
+        c *= (e - i + 1) / i
+        out.append(c * (-1) ** i)
+    return np.array(out)
+
+
+def _sqrtm_one(A, method, n_iter, scale, inverse, coefficients="polar", lower=1e-3):
+    n = A.shape[0]
+    work = A.dtype
+    eye = np.eye(n, dtype=work)
+    c = _psd_scale(A, scale)
+    if c <= 0:
+        return np.zeros_like(A) if not inverse else np.full_like(A, np.inf)
+    Y = A / work.type(c)
+    if method == "newton-schulz":
+        # M = Z Y, T = a I + b M + c M^2: on x = sqrt(eigenvalue) the step is x <- p(x), the
+        # polar iteration; "cubic" (1.5, -0.5, 0) is Higham's T = (3I - Z Y)/2
+        Z = eye.copy()
+        for a, b, c5 in ns_coefficients(coefficients, n_iter, lower):
+            M = Z @ Y
+            T = a * eye + b * M + c5 * (M @ M)
+            Y, Z = Y @ T, T @ Z
+        R = Z if inverse else Y
+    elif method == "taylor":
+        Zm = eye - Y  # sqrt(A/c) = sqrt(I - Zm), eigenvalues of Zm in [0, 1)
+        R, P = eye.copy(), eye.copy()
+        for coef in _taylor_terms(n_iter, inverse):
+            P = P @ Zm
+            R = R + work.type(coef) * P
+    else:  # pade: sqrt(I - Zm) = I - sum_j alpha_j Zm (I - beta_j Zm)^-1
+        Zm = eye - Y
+        alpha, beta = _pade_terms(n_iter)
+        R = eye.copy()
+        for a, b in zip(alpha, beta):
+            R = R - work.type(a) * np.linalg.solve(eye - work.type(b) * Zm, Zm)
+        if inverse:
+            R = np.linalg.solve(R, eye)
+    f = c ** (-0.5) if inverse else c**0.5
+    return R * work.type(f)
+
+
+def sqrtm_psd(A, method="newton-schulz", n_iter=20, scale="gram", coefficients="polar", lower=1e-3):
+    """Square root of a symmetric positive semi-definite A (n, n) or stack, by the plain
+    iteration of ``method`` (see :func:`matkern.sqrtm_psd`), one matrix at a time, in A's
+    precision (float32 for float16)."""
+    return _sqrtm_stack(A, method, n_iter, scale, False, coefficients, lower)
+
+
+def inv_sqrtm_psd(
+    A, method="newton-schulz", n_iter=20, scale="gram", coefficients="polar", lower=1e-3
+):
+    """A^(-1/2) by the plain iteration of ``method``, as :func:`sqrtm_psd`."""
+    return _sqrtm_stack(A, method, n_iter, scale, True, coefficients, lower)
+
+
+def _sqrtm_stack(A, method, n_iter, scale, inverse, coefficients="polar", lower=1e-3):
+    A = np.asarray(A)
+    work = np.float64 if A.dtype == np.float64 else np.float32
+    n = A.shape[-1]
+    flat = A.reshape(-1, n, n).astype(work)
+    out = np.stack(
+        [_sqrtm_one(a, method, n_iter, scale, inverse, coefficients, lower) for a in flat]
+    )
+    return out.reshape(A.shape).astype(A.dtype)
+
+
+def sqrtm_psd_backward(A, sqrtA, grad):
+    """dL/dA for L(sqrtm(A)) given dL/dS = grad: the X with S X + X S = grad, S = sqrtA,
+    from S = V diag(s) V^T: X = V ((V^T grad V) / (s_i + s_j)) V^T, in float64 (pairs with
+    s_i + s_j = 0, a singular A, give 0). A is not used (kept for the public signature)."""
+    S = np.asarray(sqrtA, dtype=np.float64)
+    s, V = np.linalg.eigh(S)
+    s = np.maximum(s, 0.0)
+    Vt = np.swapaxes(V, -1, -2)
+    den = s[..., :, None] + s[..., None, :]
+    H = Vt @ np.asarray(grad, dtype=np.float64) @ V
+    H = np.where(den > 0, H / np.where(den > 0, den, 1.0), 0.0)
+    return V @ H @ Vt
+
+
+# ----------------------------------------------------------------------------------- norms
+
+
+def nuclear_norm(A, method="exact"):
+    """Sum of the singular values of A (m, n), float64: "exact" from LAPACK's singular
+    values; "l12" the L_{1,2} approximation of Li et al. (Matrix Nuclear-Norm, EMNLP'25
+    Findings): the sum of the min(m, n) largest column norms (an upper bound when n <= m,
+    equal for orthogonal columns)."""
+    A = np.asarray(A, dtype=np.float64)
+    if method == "l12":
+        cols = np.sort(np.sqrt((A * A).sum(axis=0)))[::-1]
+        return float(cols[: min(A.shape)].sum())
+    return float(np.linalg.svd(A, compute_uv=False).sum())
+
+
+def schatten_norm(A, p):
+    """(sum_i s_i^p)^(1/p) from the singular values (float64); p = inf: the largest."""
+    s = np.linalg.svd(np.asarray(A, dtype=np.float64), compute_uv=False)
+    if np.isinf(p):
+        return float(s.max())
+    return float((s**p).sum() ** (1 / p))
+
+
+def trace_estimate(op, n, n_probes, method="hutchinson", seed=0):
+    """Hutchinson (mean of g^T op g over Rademacher probes g) or Hutch++ (Meyer et al.,
+    SOSA'21: tr(Q^T op Q) for Q an orthonormal basis of op S, S n_probes/3 probes, plus
+    Hutchinson on (I - QQ^T) op (I - QQ^T) with the remaining probes), the probes applied
+    one at a time. op: a square array or anything with ``@`` on vectors."""
+    rng = np.random.default_rng(seed)
+
+    def mv(v):
+        return np.asarray(op @ v, dtype=np.float64)
+
+    if method == "hutchinson":
+        g = rng.choice([-1.0, 1.0], size=(n_probes, n))
+        return float(np.mean([gi @ mv(gi) for gi in g]))
+    k = max(1, n_probes // 3)
+    S = rng.choice([-1.0, 1.0], size=(n, k))
+    Q, _ = np.linalg.qr(np.stack([mv(S[:, j]) for j in range(k)], axis=1))
+    low = sum(Q[:, j] @ mv(Q[:, j]) for j in range(Q.shape[1]))
+    r = max(1, n_probes - 2 * k)
+    g = rng.choice([-1.0, 1.0], size=(r, n))
+    rest = 0.0
+    for gi in g:
+        v = gi - Q @ (Q.T @ gi)
+        rest += v @ mv(v)
+    return float(low + rest / r)
+
+
+def mano_score(logits, p=4, normalization="auto", threshold=5.0):
+    """MaNo (Xie et al., NeurIPS'24): ||sigma(logits)||_p / (N K)^(1/p), entrywise p-norm of
+    the normalized (N, K) logits, in float64. sigma is softmax when the criterion
+    Phi = mean_i (logsumexp(q_i) - mean_k q_ik) (cross-entropy to the uniform label) exceeds
+    ``threshold`` ("auto"), else the order-2 Taylor normalization: v = 1 + q + q^2/2, minus
+    its row minimum, divided by its row sum (rows that become 0 stay 0)."""
+    q = np.asarray(logits, dtype=np.float64)
+    mx = q.max(axis=1, keepdims=True)
+    lse = mx[:, 0] + np.log(np.exp(q - mx).sum(axis=1))
+    phi = float(np.mean(lse - q.mean(axis=1)))
+    if normalization == "softmax" or (normalization == "auto" and phi > threshold):
+        e = np.exp(q - mx)
+        P = e / e.sum(axis=1, keepdims=True)
+    else:
+        v = 1 + q + q * q / 2
+        v = v - v.min(axis=1, keepdims=True)
+        s = v.sum(axis=1, keepdims=True)
+        P = v / np.maximum(s, 1e-12)
+    N, K = q.shape
+    if np.isinf(p):
+        return float(np.abs(P).max())
+    return float((np.abs(P) ** p).sum() ** (1 / p) / (N * K) ** (1 / p))

@@ -1,0 +1,460 @@
+"""Matrix functions and norms (issue #22): every backend against the reference and against
+LAPACK (numpy.linalg.svd / eigh, scipy.linalg.sqrtm); never-diverge cases; real data (the
+MiniLM weights, the digits CNN kernels reshaped); bad input.
+
+Tolerances, and why.
+- Backend vs reference, same iteration: the CPU/CUDA routes run the reference's steps on the
+  whole stack with BLAS products, which sum in another order: entries of O(1) results agree
+  to 2e-5 (float32: a few ulps times the ~10 products of a chain) and 1e-11 (float64).
+- Against the exact polar factor / square root (float64 SVD / eigh): a converged iteration
+  reaches the working precision times the growth of the chain, 2e-5 (float32, entries O(1))
+  and 1e-10 (float64); float16 input is rounded to 2^-11 = 5e-4 relative before it starts,
+  so its results agree to 5e-3 (results are float16 too: 2^-11 of rounding).
+- Pade / Taylor square roots converge with the degree, not to the working precision: tested
+  on well-conditioned matrices (condition 10), where degree 8 (Pade) gives 1.1e-5 and degree
+  40 (Taylor) 1.3e-3 relative Frobenius error (measured; the Taylor tail at the smallest
+  eigenvalue, z = 0.9, is sum_{k>40} |binom(1/2, k)| 0.9^k), checked at twice that; the
+  backends must also agree with the reference's same polynomial to 1e-9.
+- Hutch++ is random: exact when the sketch holds the whole range (rank <= n_probes/3), and
+  within 2% for the decaying spectra tested (the residual after the sketch is < 1% of the
+  norm, and the Lanczos quadrature on it is good to a few %), with fixed seeds.
+- MaNo is plain float64 arithmetic: 1e-12 against the reference.
+"""
+
+import numpy as np
+import pytest
+import scipy.linalg
+
+import matkern
+from conftest import DATA, to_backend, to_numpy
+from matkern import _matfun_iter
+from matkern.reference import matfun as ref
+
+TOL = {np.float32: 2e-5, np.float64: 1e-10}
+
+
+def _orth_err(Q):
+    Q = np.asarray(Q, dtype=np.float64)
+    if Q.shape[-2] < Q.shape[-1]:
+        Q = np.swapaxes(Q, -1, -2)
+    k = Q.shape[-1]
+    return float(np.abs(np.swapaxes(Q, -1, -2) @ Q - np.eye(k)).max())
+
+
+def _minilm_weight(i=0):
+    with np.load(DATA / "transformer" / "minilm_l6_layer0.npz") as d:
+        keys = sorted(k for k in d.files if k.endswith(".weight"))
+        return d[keys[i]].astype(np.float32)
+
+
+def _cnn_kernel():
+    d = np.load(DATA / "conv" / "digits_cnn.npz")
+    K = d["conv1.weight"].astype(np.float32)
+    return np.ascontiguousarray(K.reshape(K.shape[0], -1))  # (64, 288)
+
+
+# --------------------------------------------------------------------------- orthogonalize
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(40, 24), (24, 40), (3, 30, 30), (2, 2, 16, 20)])
+@pytest.mark.parametrize("coefficients", ["cubic", "muon", (2.0, -1.5, 0.5)])
+def test_orthogonalize_matches_reference(backend, dtype, shape, coefficients):
+    G = np.random.default_rng(0).standard_normal(shape).astype(dtype)
+    Q = matkern.orthogonalize(to_backend(G, backend), 6, coefficients, backend=backend)
+    R = ref.orthogonalize(G, 6, coefficients)
+    assert Q.dtype == dtype and Q.shape == shape
+    np.testing.assert_allclose(to_numpy(Q), R, atol=TOL[dtype], rtol=0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("coefficients", ["cubic", "quintic", "polar"])
+def test_orthogonalize_converges_to_polar_factor(backend, dtype, coefficients):
+    G = np.random.default_rng(1).standard_normal((4, 50, 30)).astype(dtype)
+    n = {"cubic": 14, "quintic": 10, "polar": 9}[coefficients]
+    Q = to_numpy(matkern.orthogonalize(to_backend(G, backend), n, coefficients, backend=backend))
+    np.testing.assert_allclose(Q, ref.polar_factor(G), atol=10 * TOL[dtype], rtol=0)
+    assert _orth_err(Q) < 10 * TOL[dtype]
+
+
+def test_orthogonalize_float16_accumulates_in_float32(backend):
+    G = np.random.default_rng(2).standard_normal((3, 32, 48)).astype(np.float16)
+    Q = matkern.orthogonalize(to_backend(G, backend), 12, backend=backend)
+    assert Q.dtype == np.float16
+    np.testing.assert_allclose(
+        to_numpy(Q).astype(np.float64), ref.polar_factor(G), atol=5e-3, rtol=0
+    )
+
+
+def test_muon_coefficients_do_not_converge_as_documented():
+    G = np.random.default_rng(3).standard_normal((64, 64)).astype(np.float32)
+    s = np.linalg.svd(matkern.orthogonalize(G, 10, "muon"), compute_uv=False)
+    assert (
+        0.6 < s.min() and s.max() < 1.2 and _orth_err(matkern.orthogonalize(G, 10, "muon")) > 1e-2
+    )
+
+
+@pytest.mark.parametrize(
+    "name, G",
+    [
+        ("minilm attn_in weight", _minilm_weight(0)),
+        ("digits conv1 reshaped", _cnn_kernel()),
+    ],
+)
+def test_gram_scale_saves_iterations_on_real_matrices(name, G):
+    """The certified bound is far tighter than the Frobenius norm on real layers: fewer cubic
+    steps reach orthogonality error 1e-2, and both converge (never diverge)."""
+
+    def steps(scale):
+        for n in range(1, 60):
+            if _orth_err(matkern.orthogonalize(G, n, "cubic", scale)) < 1e-2:
+                return n
+        return 99
+
+    g, f = steps("gram"), steps("frobenius")
+    assert g < f < 99, (name, g, f)
+
+
+def test_gram_scaled_singular_values_never_exceed_one():
+    """scale="gram" divides by a certified bound: every scaled singular value is <= 1
+    (the convergence region of every schedule), including flat spectra whose Frobenius
+    norm is far above the spectral norm, and matrices at the threshold (all singular
+    values equal, so the bound is attained)."""
+    rng = np.random.default_rng(4)
+    Q0, _ = np.linalg.qr(rng.standard_normal((128, 128)))
+    cases = [
+        rng.standard_normal((5, 64, 96)),
+        np.eye(256)[None] * 3.0,  # ||.||_F = 16 ||.||_2
+        Q0[None] * 1e30,  # at the threshold, near float32 overflow
+        Q0[None] * 1e-30,
+        _minilm_weight(1)[None],
+        _cnn_kernel()[None],
+    ]
+    for X in cases:
+        for dtype in (np.float32, np.float64):
+            Xn, s = _matfun_iter.normalize(X.astype(dtype), "gram", "cpu")
+            top = np.linalg.svd(Xn.astype(np.float64), compute_uv=False)[:, 0]
+            assert (top <= 1 + 4 * np.finfo(dtype).eps).all()
+            # and tight: the Gram bound's worst case after T = 4 products is rank^(1/2^(T+1))
+            assert (top >= min(X.shape[-2:]) ** (-1 / 32) * 0.99).all()
+
+
+@pytest.mark.parametrize("coefficients", ["cubic", "muon", "polar", "quintic"])
+def test_never_diverges_at_the_threshold(backend, coefficients):
+    """All singular values equal (the bound is attained): every schedule stays bounded; the
+    convergent ones return the polar factor. Large and tiny scales too."""
+    Q0, _ = np.linalg.qr(np.random.default_rng(5).standard_normal((48, 48)))
+    for c in (1e-30, 1.0, 3e30):
+        G = (Q0 * c).astype(np.float32)
+        Q = to_numpy(
+            matkern.orthogonalize(to_backend(G, backend), 8, coefficients, backend=backend)
+        )
+        assert np.isfinite(Q).all()
+        if coefficients != "muon":
+            np.testing.assert_allclose(Q, Q0, atol=1e-4)
+        else:
+            assert np.abs(Q).max() < 2
+
+
+def test_zero_matrix_gives_zero(backend):
+    G = np.zeros((2, 8, 5), np.float32)
+    Q = matkern.orthogonalize(to_backend(G, backend), backend=backend)
+    assert (to_numpy(Q) == 0).all()
+
+
+def test_orthogonalize_does_not_modify_input(backend):
+    G = np.random.default_rng(6).standard_normal((2, 20, 30)).astype(np.float32)
+    Gb = to_backend(G.copy(), backend)
+    matkern.orthogonalize(Gb, backend=backend)
+    np.testing.assert_array_equal(to_numpy(Gb), G)
+
+
+def test_stored_polar_schedule_is_the_linear_programs():
+    np.testing.assert_allclose(ref._polar_full(1e-3), ref.POLAR_1E3, rtol=1e-6, atol=1e-6)
+
+
+def test_polar_schedule_properties():
+    steps = ref.ns_coefficients("polar", 12, 1e-3)
+    x = np.geomspace(1e-3, 1, 2000)
+    for a, b, c in steps:
+        x = a * x + b * x**3 + c * x**5
+    assert np.abs(x - 1).max() < 1e-9
+    assert len(ref.ns_coefficients((1.5, -0.5), 4, 0.1)) == 4
+
+
+# ---------------------------------------------------------------------------- square roots
+
+
+def _spd(rng, batch, n, cond, dtype=np.float64):
+    Qs = np.linalg.qr(rng.standard_normal((batch, n, n)))[0]
+    w = np.geomspace(1.0, 1.0 / cond, n)
+    return ((Qs * w[None, None, :]) @ np.swapaxes(Qs, 1, 2)).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("scale", ["gram", "trace"])
+def test_sqrtm_newton_schulz_against_scipy(backend, dtype, scale):
+    A = _spd(np.random.default_rng(7), 3, 64, 1e3, dtype)
+    S = to_numpy(matkern.sqrtm_psd(to_backend(A, backend), scale=scale, backend=backend))
+    Si = to_numpy(matkern.inv_sqrtm_psd(to_backend(A, backend), scale=scale, backend=backend))
+    for a, s, si in zip(A.astype(np.float64), S, Si):
+        ex = np.real(scipy.linalg.sqrtm(a))
+        assert np.linalg.norm(s - ex) / np.linalg.norm(ex) < (
+            5e-6 if dtype == np.float32 else 1e-11
+        )
+        exi = np.linalg.inv(ex)
+        # the inverse root carries the condition number (1e3 -> sqrt: 32) times the rounding
+        assert np.linalg.norm(si - exi) / np.linalg.norm(exi) < (
+            2e-4 if dtype == np.float32 else 1e-10
+        )
+    assert S.dtype == dtype
+
+
+@pytest.mark.parametrize("method, n_iter, tol", [("pade", 8, 2.5e-5), ("taylor", 40, 2.6e-3)])
+def test_sqrtm_polynomials_well_conditioned(backend, method, n_iter, tol):
+    A = _spd(np.random.default_rng(8), 2, 32, 10.0)
+    for inverse in (False, True):
+        f = matkern.inv_sqrtm_psd if inverse else matkern.sqrtm_psd
+        S = to_numpy(f(to_backend(A, backend), method, n_iter, backend=backend))
+        ex = ref.sqrtm_psd_eigh(A, inverse)
+        assert np.linalg.norm(S - ex) / np.linalg.norm(ex) < tol
+        R = ref.inv_sqrtm_psd(A, method, n_iter) if inverse else ref.sqrtm_psd(A, method, n_iter)
+        np.testing.assert_allclose(S, R, rtol=1e-9, atol=1e-12)
+
+
+def test_sqrtm_float16_and_zero(backend):
+    A = _spd(np.random.default_rng(9), 2, 16, 10.0).astype(np.float16)
+    S = matkern.sqrtm_psd(to_backend(A, backend), backend=backend)
+    assert S.dtype == np.float16
+    ex = ref.sqrtm_psd_eigh(A.astype(np.float64))
+    assert np.abs(to_numpy(S) - ex).max() < 5e-3
+    Z = np.zeros((2, 4, 4), np.float32)
+    assert (to_numpy(matkern.sqrtm_psd(to_backend(Z, backend), backend=backend)) == 0).all()
+
+
+def test_sqrtm_real_covariance():
+    """Covariance pooling: the (regularized) covariance of MiniLM activations, 256 features."""
+    with np.load(DATA / "transformer" / "minilm_l6_layer2.npz") as d:
+        X = d["layer2.attn_in.x"].astype(np.float64)[:, :256]
+    C = np.cov(X, rowvar=False) + 1e-3 * np.eye(256)
+    S = matkern.sqrtm_psd(C.astype(np.float32))
+    ex = ref.sqrtm_psd_eigh(C)
+    assert np.linalg.norm(S - ex) / np.linalg.norm(ex) < 1e-5
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sqrtm_backward_against_eigh(backend, dtype):
+    rng = np.random.default_rng(10)
+    A = _spd(rng, 3, 40, 100.0)
+    S = ref.sqrtm_psd_eigh(A)
+    G = rng.standard_normal(A.shape)
+    ex = ref.sqrtm_psd_backward(A, S, G)
+    np.testing.assert_allclose(S @ ex + ex @ S, G, atol=1e-10)
+    args = [to_backend(x.astype(dtype), backend) for x in (A, S, G)]
+    X = to_numpy(matkern.sqrtm_psd_backward(*args, backend=backend))
+    assert X.dtype == dtype
+    rel = np.linalg.norm(X - ex) / np.linalg.norm(ex)
+    assert rel < (1e-4 if dtype == np.float32 else 1e-10)
+
+
+def test_sqrtm_backward_is_the_gradient():
+    """Finite differences of L(A) = <W, sqrtm(A)> along a symmetric direction E."""
+    rng = np.random.default_rng(11)
+    A = _spd(rng, 1, 12, 10.0)[0]
+    W = rng.standard_normal((12, 12))
+    E = rng.standard_normal((12, 12))
+    E = E + E.T
+    X = matkern.sqrtm_psd_backward(A, ref.sqrtm_psd_eigh(A), W)
+    h = 1e-6
+    fd = (np.sum(W * ref.sqrtm_psd_eigh(A + h * E)) - np.sum(W * ref.sqrtm_psd_eigh(A - h * E))) / (
+        2 * h
+    )
+    assert abs(np.sum(X * E) - fd) < 1e-6 * max(1, abs(fd))
+
+
+# ----------------------------------------------------------------------------------- norms
+
+
+def _decaying(rng, m, n, rate=0.85, dtype=np.float64):
+    U = np.linalg.qr(rng.standard_normal((m, n)))[0]
+    V = np.linalg.qr(rng.standard_normal((n, n)))[0]
+    return ((U * rate ** np.arange(n)) @ V.T).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nuclear_and_schatten_exact(backend, dtype):
+    A = np.random.default_rng(12).standard_normal((60, 40)).astype(dtype)
+    s = np.linalg.svd(A.astype(np.float64), compute_uv=False)
+    Ab = to_backend(A, backend)
+    rt = 1e-5 if dtype == np.float32 else 1e-12
+    assert matkern.nuclear_norm(Ab, backend=backend) == pytest.approx(s.sum(), rel=rt)
+    assert matkern.schatten_norm(Ab, 1, backend=backend) == pytest.approx(s.sum(), rel=rt)
+    assert matkern.schatten_norm(Ab, 2, backend=backend) == pytest.approx(
+        np.sqrt((s**2).sum()), rel=rt
+    )
+    assert matkern.schatten_norm(Ab, 3.5, backend=backend) == pytest.approx(
+        (s**3.5).sum() ** (1 / 3.5), rel=rt
+    )
+    assert matkern.schatten_norm(Ab, np.inf, backend=backend) == pytest.approx(s[0], rel=rt)
+
+
+def test_l12_definition_and_bound(backend):
+    rng = np.random.default_rng(13)
+    A = rng.standard_normal((50, 30))
+    cols = np.linalg.norm(A, axis=0)
+    v = matkern.nuclear_norm(to_backend(A, backend), "l12", backend=backend)
+    assert v == pytest.approx(cols.sum(), rel=1e-12)
+    assert v >= np.linalg.svd(A, compute_uv=False).sum()  # n <= m: an upper bound
+    W = A.T.copy()  # wide: the min(m, n) = 30 largest of the 50 column norms
+    cw = np.sort(np.linalg.norm(W, axis=0))[::-1][:30].sum()
+    assert matkern.nuclear_norm(to_backend(W, backend), "l12", backend=backend) == pytest.approx(cw)
+    Q = np.linalg.qr(rng.standard_normal((50, 30)))[0] * np.arange(1, 31)  # orthogonal cols
+    assert matkern.nuclear_norm(Q, "l12") == pytest.approx(matkern.nuclear_norm(Q), rel=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nuclear_hutchpp_decaying_spectrum(backend, dtype):
+    A = _decaying(np.random.default_rng(14), 400, 150, 0.9, dtype)
+    ex = np.linalg.svd(A.astype(np.float64), compute_uv=False).sum()
+    est = matkern.nuclear_norm(
+        to_backend(A, backend), "hutchpp", n_probes=60, random_state=0, backend=backend
+    )
+    assert abs(est - ex) / ex < 0.02
+    s3 = matkern.schatten_norm(
+        to_backend(A.T.copy(), backend), 3, "hutchpp", random_state=1, backend=backend
+    )
+    assert s3 == pytest.approx(ref.schatten_norm(A, 3), rel=0.02)
+
+
+def test_nuclear_hutchpp_exact_for_low_rank():
+    rng = np.random.default_rng(15)
+    A = rng.standard_normal((200, 8)) @ rng.standard_normal((8, 100))
+    ex = np.linalg.svd(A, compute_uv=False).sum()
+    assert matkern.nuclear_norm(A, "hutchpp", n_probes=30, random_state=0) == pytest.approx(
+        ex, rel=1e-6
+    )
+
+
+def test_trace_estimate_operators(backend):
+    import scipy.sparse as sp
+    import scipy.sparse.linalg as sla
+
+    rng = np.random.default_rng(16)
+    n = 120
+    B = _decaying(rng, n, n, 0.8)
+    C = B @ B.T
+    tr = np.trace(C)
+    for method in ("hutchpp", "hutchinson"):
+        est = matkern.trace_estimate(
+            to_backend(C, backend), n, 60, method, random_state=0, backend=backend
+        )
+        assert est == pytest.approx(tr, rel=0.02 if method == "hutchpp" else 0.5)
+    if backend == "cuda":
+        return
+    calls = []
+
+    class Op(sla.LinearOperator):
+        def __init__(self):
+            super().__init__(np.float64, (n, n))
+
+        def _matvec(self, v):
+            return C @ v
+
+        def _matmat(self, V):
+            calls.append(V.shape[1])
+            return C @ V
+
+    est = matkern.trace_estimate(Op(), n, 30, random_state=0)
+    assert est == pytest.approx(tr, rel=0.02)
+    assert len(calls) == 2 and sum(calls) == 30  # the sketch, then Q and the probes together
+    S = sp.csr_matrix(np.diag(np.arange(1.0, n + 1)))
+    # Rademacher probes make Hutchinson exact on a diagonal matrix
+    assert matkern.trace_estimate(S, n, 30, "hutchinson", random_state=0) == pytest.approx(
+        n * (n + 1) / 2
+    )
+    low = np.diag(np.r_[np.arange(1.0, 9.0), np.zeros(n - 8)])  # rank 8 <= n_probes/3
+    assert matkern.trace_estimate(low, n, 30, random_state=0) == pytest.approx(36.0, rel=1e-10)
+
+
+@pytest.mark.parametrize("normalization", ["auto", "softmax", "taylor"])
+@pytest.mark.parametrize("scale", [0.3, 30.0])
+@pytest.mark.parametrize("p", [1, 4, np.inf])
+def test_mano_against_reference(backend, normalization, scale, p):
+    L = np.random.default_rng(17).standard_normal((300, 10)) * scale
+    v = matkern.mano_score(to_backend(L, backend), p, normalization=normalization, backend=backend)
+    assert v == pytest.approx(ref.mano_score(L, p, normalization), rel=1e-12)
+    assert 0 <= v <= 1
+
+
+def test_mano_definition():
+    L = np.array([[2.0, 0.0, -1.0], [0.0, 0.5, 0.0]])
+    e = np.exp(L - L.max(1, keepdims=True))
+    P = e / e.sum(1, keepdims=True)
+    want = (P**4).sum() ** 0.25 / 6**0.25
+    assert matkern.mano_score(L, normalization="softmax") == pytest.approx(want, rel=1e-14)
+    v = 1 + L + L**2 / 2
+    v -= v.min(1, keepdims=True)
+    P = v / v.sum(1, keepdims=True)
+    want = (P**4).sum() ** 0.25 / 6**0.25
+    # small logits: Phi = cross-entropy to uniform ~ log 3 < 5, so "auto" is Taylor
+    assert matkern.mano_score(L) == pytest.approx(want, rel=1e-14)
+    big = L * 100  # Phi > 5: softmax
+    assert matkern.mano_score(big) == pytest.approx(
+        matkern.mano_score(big, normalization="softmax")
+    )
+
+
+# ------------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    "call, exc, words",
+    [
+        (lambda: matkern.orthogonalize(np.ones(4)), ValueError, "G must have at least 2"),
+        (lambda: matkern.orthogonalize(np.ones((3, 3), np.int32)), TypeError, "G must have dtype"),
+        (lambda: matkern.orthogonalize(np.full((3, 3), np.nan)), ValueError, "G must be finite"),
+        (lambda: matkern.orthogonalize(np.ones((4, 4))[:, ::2]), ValueError, "C-contiguous"),
+        (lambda: matkern.orthogonalize(np.ones((3, 3)), -1), ValueError, "n_iter must be >= 0"),
+        (lambda: matkern.orthogonalize(np.ones((3, 3)), 2, "fast"), ValueError, "coefficients"),
+        (lambda: matkern.orthogonalize(np.ones((3, 3)), 2, [(1, 2)]), ValueError, "n_iter=2"),
+        (lambda: matkern.orthogonalize(np.ones((3, 3)), 2, (1, "x")), ValueError, "coefficients"),
+        (lambda: matkern.orthogonalize(np.ones((3, 3)), scale="max"), ValueError, "scale"),
+        (lambda: matkern.orthogonalize(np.ones((3, 3)), lower=0.0), ValueError, "lower"),
+        (lambda: matkern.orthogonalize([[1.0]]), TypeError, "G must be a NumPy or CuPy"),
+        (lambda: matkern.sqrtm_psd(np.ones((3, 4))), ValueError, "A must be square"),
+        (lambda: matkern.sqrtm_psd(np.eye(3), "svd"), ValueError, "method"),
+        (lambda: matkern.sqrtm_psd(np.eye(3), n_iter=0), ValueError, "n_iter"),
+        (lambda: matkern.inv_sqrtm_psd(np.eye(3), scale="fro"), ValueError, "scale"),
+        (
+            lambda: matkern.sqrtm_psd_backward(np.eye(3), np.eye(3), np.eye(4)),
+            ValueError,
+            "grad must",
+        ),
+        (
+            lambda: matkern.sqrtm_psd_backward(np.eye(3), np.eye(3), np.eye(3, dtype=np.float32)),
+            TypeError,
+            "grad must have",
+        ),
+        (lambda: matkern.nuclear_norm(np.ones((2, 2, 2))), ValueError, "A must be 2-dim"),
+        (lambda: matkern.nuclear_norm(np.eye(3), "svd"), ValueError, "method"),
+        (lambda: matkern.nuclear_norm(np.eye(3), "hutchpp", n_probes=1), ValueError, "n_probes"),
+        (lambda: matkern.schatten_norm(np.eye(3), 0.5), ValueError, "p must be"),
+        (lambda: matkern.trace_estimate(np.eye(3), 4), ValueError, "op must have shape"),
+        (lambda: matkern.trace_estimate("op", 4), TypeError, "op must be"),
+        (lambda: matkern.mano_score(np.ones(3)), ValueError, "logits must be 2-dim"),
+        (lambda: matkern.mano_score(np.ones((3, 2)), 0), ValueError, "p must be"),
+        (lambda: matkern.mano_score(np.ones((3, 2)), normalization="x"), ValueError, "normaliz"),
+    ],
+)
+def test_bad_input(call, exc, words):
+    with pytest.raises(exc, match=words):
+        call()
+
+
+def test_docstring_examples():
+    import doctest
+
+    from matkern import matfun
+
+    res = doctest.testmod(matfun, extraglobs={"np": np, "matkern": matkern}, verbose=False)
+    assert res.attempted >= 10 and res.failed == 0
