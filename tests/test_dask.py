@@ -1,0 +1,159 @@
+"""matkern.dask on a real dask.distributed.LocalCluster: 2 worker processes, 1 thread each,
+started once for the module and closed after it.
+
+Every result is compared with single-process matkern on the same data and seed:
+
+- row-chunked projections (SparseRandomProjection, FJLT) and fwht (any chunking along the
+  transformed axis): bit-identical (each row is computed by the same kernel; fwht's chunked
+  butterflies repeat the kernel's stages in its order, and the normalization is one final
+  multiplication by the same float);
+- column-chunked SparseRandomProjection: float32 partial products summed in another order,
+  |difference| <= 1e-5 * max |Y| (float32 rounding of a sum of ~d/density/k terms is
+  ~1e-7 relative to the row's scale; 1e-5 leaves a factor 100);
+- SparseMatrix products, FastRP and int8 per row chunk: bit-identical (the same CSR kernel,
+  row by row; rp_accumulate and the row quantization are row-local);
+- lut_matmul: its CPU kernels pick a GEMV, blocked or wide tile by the number of rows, so
+  row chunks of another size sum in another order: float32 rtol 1e-5 of the row's scale;
+- spectral_norm_bound of a tall array: >= the exact norm (SVD in float64, and exact
+  rationals for the adversarial rank-one case) and within 1e-3 relative of it (the Gram
+  iteration's gap at n_iter=6 on these matrices, plus the rounding margin);
+- TruncatedSVD: singular values of a rank-k plus noise matrix within 1e-6 relative of
+  numpy.linalg.svd's (the range finder with oversampling and 2 power iterations captures the
+  exact rank-k part; the noise is 1e-8).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+import matkern
+
+da = pytest.importorskip("dask.array", reason="matkern.dask needs dask[array]")
+distributed = pytest.importorskip("distributed", reason="matkern.dask needs distributed")
+md = pytest.importorskip("matkern.dask")
+
+
+@pytest.fixture(scope="module")
+def client():
+    """A LocalCluster of 2 worker processes with 1 thread each, for the whole module."""
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            memory_limit="2GiB",
+            silence_logs=logging.ERROR,
+        ) as cluster,
+        distributed.Client(cluster) as c,
+    ):
+        yield c
+
+
+def _rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+def _data(shape, chunks, seed, dtype=np.float32):
+    """(dask array made on the workers, the same values as one NumPy array): data too large
+    to embed in a graph is generated where it is used, as a real pipeline would load it."""
+    Xd = da.random.default_rng(seed).standard_normal(shape, chunks=chunks).astype(dtype)
+    Xd = Xd.persist()
+    return Xd, Xd.compute()
+
+
+# ---------------------------------------------------------------- projections
+@pytest.mark.parametrize("chunks", [(300, 3000), (137, 3000)])
+def test_srp_row_chunks_bit_identical(client, chunks):
+    Xd, X = _data((1000, 3000), chunks, 1)
+    Y = matkern.SparseRandomProjection(64, random_state=3).fit_transform(X)
+    p = md.SparseRandomProjection(64, random_state=3).fit(Xd)
+    Yd = p.transform(Xd)
+    assert isinstance(Yd, da.Array) and Yd.chunks[0] == Xd.chunks[0]
+    assert np.array_equal(Yd.compute(), Y)
+
+
+def test_srp_column_chunks_sum_partials(client):
+    X = _rng(2).standard_normal((500, 3000)).astype(np.float32)
+    Y = matkern.SparseRandomProjection(48, random_state=5).fit_transform(X)
+    Xd = da.from_array(X, chunks=(200, (1000, 1500, 500)))
+    Yd = md.SparseRandomProjection(48, random_state=5).fit_transform(Xd).compute()
+    assert Yd.dtype == np.float32
+    assert np.abs(Yd - Y).max() <= 1e-5 * np.abs(Y).max()
+    # float64: the same within float64 rounding
+    Y64 = matkern.SparseRandomProjection(48, random_state=5).fit_transform(X.astype(np.float64))
+    Yd64 = md.SparseRandomProjection(48, random_state=5).fit_transform(Xd.astype(np.float64))
+    np.testing.assert_allclose(Yd64.compute(), Y64, rtol=0, atol=1e-12 * np.abs(Y64).max())
+
+
+def test_fjlt_bit_identical_and_column_chunks_rechunked(client):
+    X = _rng(3).standard_normal((800, 1500)).astype(np.float32)
+    Z = matkern.FJLT(32, random_state=1).fit(X).transform(X)
+    for chunks in [(250, 1500), (123, 700)]:
+        Xd = da.from_array(X, chunks=chunks)
+        Zd = md.FJLT(32, random_state=1).fit(Xd).transform(Xd)
+        assert np.array_equal(Zd.compute(), Z)
+
+
+@pytest.mark.parametrize(
+    "dtype, chunk_list",
+    [(np.float32, [(4, 4096), (3, 1024), (8, 128), (8, 1000)]), (np.float64, [(3, 1000)])],
+)
+def test_fwht_bit_identical(client, dtype, chunk_list):
+    x = _rng(4).standard_normal((8, 4096)).astype(dtype)
+    for chunks in chunk_list:
+        xd = da.from_array(x, chunks=chunks)
+        got = [md.fwht(xd, normalize=normalize) for normalize in (False, True)]
+        got = da.compute(*got)
+        for normalize, g in zip((False, True), got):
+            assert np.array_equal(g, matkern.fwht(x, normalize=normalize)), (chunks, normalize)
+
+
+def test_fwht_other_axis():
+    x = _rng(5).standard_normal((64, 8, 32))
+    got = md.fwht(da.from_array(x, chunks=(8, 4, 32)), axis=0).compute(scheduler="sync")
+    assert np.array_equal(got, matkern.fwht(x, axis=0))
+
+
+def test_projection_bad_input():
+    with pytest.raises(TypeError, match="fwht\\(\\): x must be a dask array"):
+        md.fwht(np.ones(8))
+    with pytest.raises(ValueError, match="power-of-two length along axis -1, got 1000"):
+        md.fwht(da.ones((2, 1000)))
+    with pytest.raises(TypeError, match="X must have dtype float32 or float64, got int64"):
+        md.SparseRandomProjection(8).fit(da.ones((10, 100), dtype=np.int64))
+    p = md.SparseRandomProjection(8, random_state=0).fit(da.ones((10, 100)))
+    with pytest.raises(ValueError, match="X must have 100 columns \\(as fitted\\), got 99"):
+        p.transform(da.ones((10, 99)))
+    with pytest.raises(RuntimeError, match="call fit\\(\\) first"):
+        md.FJLT(8).transform(da.ones((10, 100)))
+    # NumPy input still goes to the single-process estimator
+    Y = p.transform(np.ones((3, 100)))
+    assert isinstance(Y, np.ndarray) and Y.shape == (3, 8)
+
+
+def test_import_error_names_the_extra():
+    code = (
+        "import sys; sys.modules['distributed'] = None\n"
+        "try:\n    import matkern.dask\nexcept ImportError as e:\n    print(e)\n"
+    )
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=_env()
+    ).stdout
+    assert 'pip install "matkern[dask]"' in out
+
+
+def _env():
+    import os
+    import pathlib
+
+    env = dict(os.environ)
+    py = str(pathlib.Path(matkern.__file__).parents[1])
+    env["PYTHONPATH"] = py + os.pathsep + env.get("PYTHONPATH", "")
+    return env
