@@ -157,3 +157,103 @@ def _env():
     py = str(pathlib.Path(matkern.__file__).parents[1])
     env["PYTHONPATH"] = py + os.pathsep + env.get("PYTHONPATH", "")
     return env
+
+
+# ---------------------------------------------------------------- sparse products
+@pytest.fixture(scope="module")
+def condmat():
+    """ca-CondMat (23133 x 23133, 186936 entries): a real collaboration network."""
+    import scipy.io
+    import scipy.sparse as sp
+
+    from datasets import data_dir
+
+    return sp.csr_matrix(scipy.io.mmread(data_dir() / "matrices" / "ca-CondMat.mtx"))
+
+
+def test_spmm_real_matrix_numpy_and_dask_B(client, condmat):
+    A = condmat
+    S = md.SparseMatrix.from_scipy(A, 5000)
+    assert S.shape == A.shape and S.nnz == A.nnz and S.row_chunks == (5000,) * 4 + (3133,)
+    B = _rng(6).standard_normal((A.shape[1], 24)).astype(np.float32)
+    local = matkern.SparseMatrix(A)
+    ref = local @ B
+    Y = S @ B
+    assert Y.chunks == (S.row_chunks, (24,)) and Y.dtype == ref.dtype == np.float64
+    Bd = da.from_array(B, chunks=(4000, 16))
+    Yd = S @ Bd
+    assert Yd.chunks == (S.row_chunks, (16, 8))
+    b = np.ascontiguousarray(B[:, 0])
+    y, yd, y1 = da.compute(Y, Yd, S.dot(b))
+    assert np.array_equal(y, ref) and np.array_equal(yd, ref)
+    assert np.array_equal(y1, local @ b)
+
+
+def test_spmm_from_dask_chunks(client, condmat):
+    A = condmat.astype(np.float32)
+    X = da.from_array(A, chunks=(6000, 10000), asarray=False)  # scipy CSR chunks
+    S = md.SparseMatrix.from_dask(X)
+    assert S.nnz == A.nnz and S.row_chunks == X.chunks[0] and S.dtype == np.float32
+    B = _rng(7).standard_normal((A.shape[1], 8)).astype(np.float32)
+    assert np.array_equal((S @ B).compute(), matkern.SparseMatrix(A) @ B)
+
+
+def test_spmm_bad_input(client):
+    import scipy.sparse as sp
+
+    A = sp.random(50, 40, density=0.1, format="csr", random_state=0)
+    with pytest.raises(TypeError, match="A must be a scipy.sparse matrix, got numpy.ndarray"):
+        md.SparseMatrix.from_scipy(A.toarray(), 10)
+    with pytest.raises(ValueError, match="row_chunks must be positive sizes summing to the 50"):
+        md.SparseMatrix.from_scipy(A, (10, 10))
+    S = md.SparseMatrix.from_scipy(A, 20)
+    with pytest.raises(ValueError, match="B must have 40 rows"):
+        S @ np.ones((41, 3))
+    with pytest.raises(TypeError, match="B must have dtype float16, float32 or float64"):
+        S @ np.ones((40, 3), dtype=np.int64)
+    bad = sp.csr_matrix(A)
+    bad.indices[3] = 1000  # corrupted: refused before scipy touches it
+    with pytest.raises(ValueError, match="must lie in \\[0, 40\\)"):
+        md.SparseMatrix.from_scipy(bad, 20)
+
+
+# ---------------------------------------------------------------- FastRP
+FASTRP_ARGS = dict(dim=64, iteration_weights=(0.0, 1.0, 1.0, 2.0), normalization_strength=-0.5)
+
+
+@pytest.fixture(scope="module")
+def blogcatalog():
+    from datasets import blogcatalog
+
+    return blogcatalog()
+
+
+def test_fastrp_blogcatalog_bit_identical(client, blogcatalog):
+    E = matkern.fastrp(blogcatalog, random_state=1, **FASTRP_ARGS)
+    Ed = md.fastrp(blogcatalog, random_state=1, row_chunks=3000, **FASTRP_ARGS)
+    assert Ed.chunks[0] == (3000, 3000, 3000, 1312)
+    assert np.array_equal(Ed.compute(), E)
+
+
+def test_fastrp_random_graph_float64_no_l2(client):
+    import scipy.sparse as sp
+
+    A = sp.random(700, 700, density=0.02, format="coo", random_state=3)
+    A = (A + A.T).tocsr()
+    kw = dict(dim=16, iteration_weights=(0.5, 1.0), l2_normalize=False, dtype=np.float64)
+    E = matkern.fastrp(A, random_state=4, **kw)
+    S = md.SparseMatrix.from_scipy(A, (100, 250, 350))
+    assert np.array_equal(md.fastrp(S, random_state=4, **kw).compute(), E)
+
+
+def test_fastrp_bad_input(client):
+    import scipy.sparse as sp
+
+    with pytest.raises(TypeError, match="adjacency must be a matkern.dask.SparseMatrix"):
+        md.fastrp(np.eye(3))
+    with pytest.raises(ValueError, match="adjacency must be square"):
+        md.fastrp(sp.random(10, 12, density=0.3, format="csr"), row_chunks=5)
+    neg = sp.csr_matrix(-np.eye(6))
+    E = md.fastrp(neg, dim=4, row_chunks=3)  # values are checked by the tasks
+    with pytest.raises(ValueError, match="nonnegative weights"):
+        E.compute()

@@ -26,6 +26,8 @@ except ImportError as e:  # pragma: no cover - exercised in a fresh interpreter 
         f'({e}): pip install "matkern[dask]"'
     ) from e
 
+from ._fastrp import fastrp  # noqa: E402
 from ._projection import FJLT, SparseRandomProjection, fwht  # noqa: E402
+from ._sparse import SparseMatrix  # noqa: E402
 
-__all__ = ["SparseRandomProjection", "FJLT", "fwht"]
+__all__ = ["SparseRandomProjection", "FJLT", "fwht", "SparseMatrix", "fastrp"]
