@@ -257,3 +257,101 @@ def test_fastrp_bad_input(client):
     E = md.fastrp(neg, dim=4, row_chunks=3)  # values are checked by the tasks
     with pytest.raises(ValueError, match="nonnegative weights"):
         E.compute()
+
+
+# ---------------------------------------------------------------- quantized inference
+def test_int8_matmul_per_chunk_and_whole(client):
+    rng = _rng(8)
+    W = rng.standard_normal((96, 256)).astype(np.float32)
+    X = rng.standard_normal((1000, 256)).astype(np.float32)
+    X[5, 7], X[700, 9] = 20.0, -30.0  # outlier columns that differ between chunks
+    Wq, b = matkern.int8_quantize(W), rng.standard_normal(96).astype(np.float32)
+    Xd = da.from_array(X, chunks=(300, 128))  # column chunks merged: rows must be whole
+    Y, Y0 = da.compute(md.int8_matmul(Xd, Wq, bias=b), md.int8_matmul(Xd, Wq, threshold=0))
+    for r0 in range(0, 1000, 300):
+        r1 = min(1000, r0 + 300)
+        assert np.array_equal(Y[r0:r1], matkern.int8_matmul(X[r0:r1], Wq, bias=b))
+    assert np.array_equal(Y0, matkern.int8_matmul(X, Wq, threshold=0))
+    X3 = X.reshape(10, 100, 256).astype(np.float16)
+    Y3 = md.int8_matmul(da.from_array(X3, chunks=(3, 100, 256)), Wq, threshold=0)
+    assert Y3.dtype == np.float16
+    assert np.array_equal(Y3.compute(), matkern.int8_matmul(X3, Wq, threshold=0))
+
+
+def test_lut_matmul(client):
+    rng = _rng(9)
+    W = rng.standard_normal((96, 256)).astype(np.float32)
+    X = rng.standard_normal((500, 256)).astype(np.float32)
+    qw, b = matkern.lut_quantize(W, bits=4, group_size=128), np.ones(96, np.float32)
+    Yd = md.lut_matmul(da.from_array(X, chunks=(20, 256)), qw, b).compute()  # blocked tiles
+    ref = matkern.lut_matmul(X, qw, b)  # wide tiles
+    assert np.abs(Yd - ref).max() <= 1e-5 * np.abs(ref).max()
+    assert np.array_equal(Yd[:20], matkern.lut_matmul(X[:20], qw, b))
+
+
+def test_quant_bad_input():
+    Wq = matkern.int8_quantize(np.ones((4, 8), np.float32))
+    with pytest.raises(ValueError, match="X must have 8 columns"):
+        md.int8_matmul(da.ones((3, 9), dtype=np.float32), Wq)
+    with pytest.raises(TypeError, match="X must have dtype float32 or float16, got float64"):
+        md.int8_matmul(da.ones((3, 8)), Wq)
+    with pytest.raises(TypeError, match="qw must be a LUTWeight"):
+        md.lut_matmul(da.ones((3, 8), dtype=np.float32), Wq)
+    with pytest.raises(ValueError, match="bias must have shape \\(4,\\)"):
+        md.int8_matmul(da.ones((3, 8), dtype=np.float32), Wq, bias=np.ones(5, np.float32))
+
+
+# ---------------------------------------------------------------- certified norms
+def test_spectral_norm_bound_tall(client):
+    Ad, A = _data((20000, 40), (3000, 40), 10)
+    b = md.spectral_norm_bound(Ad)
+    exact = np.linalg.norm(A.astype(np.float64), 2)
+    assert exact <= b <= exact * (1 + 1e-2)  # Gram iteration's gap at n_iter=6, rank 40
+    assert b == pytest.approx(matkern.spectral_norm_bound(A), rel=1e-3)
+    assert md.spectral_norm_bound(Ad, n_iter=0) >= np.linalg.norm(A.astype(np.float64))
+    assert md.spectral_norm_bound(da.zeros((10, 3), chunks=5)) == 0.0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_spectral_norm_bound_adversarial_rounding(client, dtype):
+    """Chunks [1, s, s, ..., s] with s^2 = 2^-54: a float sum adds each s^2 to 1 and rounds it
+    away (ties to even), so the plain Gram value falls below the exact norm; the margin must
+    cover it at every scale (float64 also at 2^+-1000, beyond float32's range)."""
+    from fractions import Fraction
+
+    m = 1 << 14
+    col = np.full(m, 2.0**-27)
+    col[0] = 1.0
+    A = np.tile(col, 8)[:, None]
+    exact0 = 8 * (1 + (m - 1) * Fraction(1, 2**54))  # the squares, summed exactly
+    assert Fraction(float((A.T @ A)[0, 0])) < exact0  # the float sum falls below
+    scales = (0, 60) if dtype == np.float32 else (0, 1000, -1000)
+    for sc in scales:
+        As = np.ldexp(A, sc).astype(dtype)  # exact: powers of two in range
+        exact = exact0 * Fraction(2) ** (2 * sc)
+        b = md.spectral_norm_bound(da.from_array(As, chunks=(m, 1)))
+        assert exact <= Fraction(b) ** 2 <= exact * (1 + Fraction(1, 10**8)), sc
+    # mixed scales across chunks: rescaling the small chunks underflows, still an upper bound
+    B = _rng(11).standard_normal((4000, 5))
+    B[:2000] *= 2.0**-900
+    B[2000:] *= 2.0**500
+    exact = np.linalg.norm(np.ldexp(B, -500), 2)
+    b = np.ldexp(md.spectral_norm_bound(da.from_array(B, chunks=(1000, 5))), -500)
+    assert exact <= b <= exact * (1 + 1e-2)
+
+
+def test_spectral_norm_bounds_layers(client):
+    rng = _rng(12)
+    layers = [
+        np.diag([2.0, 1.0]),
+        rng.standard_normal((30, 20)).astype(np.float32),
+        rng.standard_normal((4, 3, 3, 3)),
+        rng.standard_normal((30, 20)).astype(np.float32),
+    ]
+    sizes = [None, None, (8, 8), None]
+    got = md.spectral_norm_bounds(layers, sizes)
+    assert np.array_equal(got, matkern.spectral_norm_bounds(layers, sizes))
+    with pytest.raises(ValueError, match="input_sizes\\[2\\] is required"):
+        md.spectral_norm_bounds(layers)
+    with pytest.raises(ValueError, match="A must have at most 16384 columns"):
+        md.spectral_norm_bound(da.ones((2, 16385), chunks=(2, 16385)))

@@ -27,7 +27,19 @@ except ImportError as e:  # pragma: no cover - exercised in a fresh interpreter 
     ) from e
 
 from ._fastrp import fastrp  # noqa: E402
+from ._norms import spectral_norm_bound, spectral_norm_bounds  # noqa: E402
 from ._projection import FJLT, SparseRandomProjection, fwht  # noqa: E402
+from ._quant import int8_matmul, lut_matmul  # noqa: E402
 from ._sparse import SparseMatrix  # noqa: E402
 
-__all__ = ["SparseRandomProjection", "FJLT", "fwht", "SparseMatrix", "fastrp"]
+__all__ = [
+    "SparseRandomProjection",
+    "FJLT",
+    "fwht",
+    "SparseMatrix",
+    "fastrp",
+    "int8_matmul",
+    "lut_matmul",
+    "spectral_norm_bound",
+    "spectral_norm_bounds",
+]
