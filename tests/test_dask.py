@@ -355,3 +355,65 @@ def test_spectral_norm_bounds_layers(client):
         md.spectral_norm_bounds(layers)
     with pytest.raises(ValueError, match="A must have at most 16384 columns"):
         md.spectral_norm_bound(da.ones((2, 16385), chunks=(2, 16385)))
+
+
+# ---------------------------------------------------------------- truncated SVD
+def _low_rank(n, d, k, seed, chunks):
+    """(dask, NumPy) rank-k matrix (singular values ~ 10 ... 1) plus 1e-8 noise, made on the
+    workers."""
+    basis = np.linalg.qr(_rng(seed).standard_normal((d, k)))[0].T
+    rng = da.random.default_rng(seed)
+    A = (rng.standard_normal((n, k), chunks=(chunks[0], k)) * np.geomspace(10, 1, k)) @ basis
+    A = (A + 1e-8 * rng.standard_normal((n, d), chunks=chunks)).persist()
+    return A, A.compute()
+
+
+def test_truncated_svd_fit_and_add_rows(client):
+    k = 6
+    Ad, A = _low_rank(6000, 128, k, 13, (1500, 64))
+    U, s, Vt = np.linalg.svd(A, full_matrices=False)
+    svd = md.TruncatedSVD(k, n_iter=1, random_state=0).fit(Ad)
+    np.testing.assert_allclose(svd.singular_values_, s[:k], rtol=1e-6)
+    cos_v = np.abs(np.sum(svd.components_ * Vt[:k], axis=1))
+    cos_u = np.abs(np.sum(svd.U_.compute() * U[:, :k], axis=0))
+    np.testing.assert_allclose(cos_v, 1.0, atol=1e-6)
+    np.testing.assert_allclose(cos_u, 1.0, atol=1e-6)
+    merged = md.TruncatedSVD(k).partial_fit(Ad[:2500]).add_rows(Ad[2500:])
+    np.testing.assert_allclose(merged.singular_values_, s[:k], rtol=1e-6)
+    assert merged.n_samples_ == 6000 and merged.U_.shape == (6000, k)
+    assert svd.transform(Ad).shape == (6000, k)
+
+
+def test_truncated_svd_bad_input():
+    with pytest.raises(ValueError, match="n_components must be <= min\\(A.shape\\) = 5"):
+        md.TruncatedSVD(6).fit(da.ones((100, 5)))
+    svd = md.TruncatedSVD(2).partial_fit(da.ones((100, 5)))
+    with pytest.raises(ValueError, match="A must have 5 columns \\(as fitted\\), got 4"):
+        svd.add_rows(da.ones((10, 4)))
+
+
+# ---------------------------------------------------------------- a worker lost mid-way
+def test_worker_killed_during_fastrp(client, blogcatalog):
+    """One worker process is killed (SIGKILL) once the hops have started: the scheduler
+    recomputes what it held (graph blocks included) on the other and the restarted worker;
+    the embedding is still complete and bit-identical (no block lost or counted twice)."""
+    import os
+    import signal
+    import time
+
+    kw = dict(FASTRP_ARGS, iteration_weights=(0.0, 1.0, 1.0, 1.0, 1.0, 2.0))
+    E = matkern.fastrp(blogcatalog, random_state=2, **kw)
+    Ed = md.fastrp(blogcatalog, random_state=2, row_chunks=1300, **kw)
+    future = client.compute(Ed)
+    deadline = time.monotonic() + 60
+    victim = None
+    while victim is None and time.monotonic() < deadline and not future.done():
+        for addr, keys in client.has_what().items():
+            if any("_hop" in str(key) for key in keys):
+                victim = addr
+                break
+        time.sleep(0.005)
+    assert victim is not None and not future.done(), "the hops ended before a worker was killed"
+    pid = client.run(os.getpid, workers=[victim])[victim]
+    os.kill(pid, signal.SIGKILL)
+    assert np.array_equal(future.result(timeout=120), E)

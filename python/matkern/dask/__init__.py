@@ -31,6 +31,7 @@ from ._norms import spectral_norm_bound, spectral_norm_bounds  # noqa: E402
 from ._projection import FJLT, SparseRandomProjection, fwht  # noqa: E402
 from ._quant import int8_matmul, lut_matmul  # noqa: E402
 from ._sparse import SparseMatrix  # noqa: E402
+from ._svd import TruncatedSVD  # noqa: E402
 
 __all__ = [
     "SparseRandomProjection",
@@ -42,4 +43,5 @@ __all__ = [
     "lut_matmul",
     "spectral_norm_bound",
     "spectral_norm_bounds",
+    "TruncatedSVD",
 ]
