@@ -44,7 +44,7 @@ def client():
             n_workers=2,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",  # a free port: never a clash with another cluster
             memory_limit="2GiB",
             silence_logs=logging.ERROR,
         ) as cluster,
