@@ -1,11 +1,12 @@
 """Benchmarks of matkern.dask on a LocalCluster of worker processes started for each case.
 
 - Dask's overhead: one worker process (with every core as its threads) against single-process
-  matkern, for the sparse projection of a 400000 x 4096 float32 array (k = 256; 100000 rows
+  matkern, for the sparse projection of a 400000 x 4096 float32 array (k = 256; 50000 rows
   with --quick) and FastRP on the 1M-node / 10M-edge power-law graph of the randproj bench
   (200k / 2M with --quick). Bar: the single worker at least 0.8x the single-process speed
   (ratio = single-process time / Dask time >= 0.8).
-- Scaling: 2 worker processes x 1 thread against 1 worker x 1 thread (on a 2-core machine the
+- Scaling: 2 worker processes x 1 thread against 1 worker x 1 thread, projection of 100000
+  rows (25000 with --quick) and the same FastRP graph (on a 2-core machine the
   ideal is 2x; no bar).
 
 The data is made on the workers and persisted before timing (it never passes through the
@@ -77,7 +78,7 @@ def cases(ctx):
         return
     q = ctx.quick
     cores = os.cpu_count() or 1
-    n, d, k = (100_000, 4096, 256) if q else (400_000, 4096, 256)
+    n, d, k = (50_000, 4096, 256) if q else (400_000, 4096, 256)
     rows = 25_000
 
     def projection(n_rows, layouts):

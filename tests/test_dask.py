@@ -65,6 +65,25 @@ def _data(shape, chunks, seed, dtype=np.float32):
     return Xd, Xd.compute()
 
 
+# ---------------------------------------------------------------- threads
+def _kernel_threads_seen():
+    from matkern.dask import _tasks
+
+    with _tasks.kernel_threads():
+        return matkern.get_num_threads()
+
+
+def test_tasks_use_the_workers_thread_count(client):
+    """A task's kernels get the worker's nthreads (1 here), whatever the machine's core count
+    or the nanny's OMP_NUM_THREADS; tasks of Dask's local threaded scheduler get 1 thread."""
+    seen = client.run(_kernel_threads_seen)
+    assert sorted(seen.values()) == [1, 1]
+    assert client.submit(_kernel_threads_seen, pure=False).result() == 1
+    import dask
+
+    assert dask.delayed(_kernel_threads_seen)().compute(scheduler="threads") == 1
+
+
 # ---------------------------------------------------------------- projections
 @pytest.mark.parametrize("chunks", [(300, 3000), (137, 3000)])
 def test_srp_row_chunks_bit_identical(client, chunks):

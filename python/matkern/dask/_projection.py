@@ -113,7 +113,9 @@ class SparseRandomProjection(randproj.SparseRandomProjection):
             raise RuntimeError(f"{fn}(): call fit() first")
         _check_fitted_input(self, X, fn)
         k = self.n_components_
-        est = _tasks.shared(self, "srp", token=(self.seed_, k, self.n_features_in_, self.density_))
+        est = _tasks.shared(
+            self, "srp", token=(self.seed_, k, self.n_features_in_, self.density_, self.backend)
+        )
         out_meta = _dense_meta(X, 2, X.dtype)
         if len(X.chunks[1]) == 1:
             return da.blockwise(
@@ -170,7 +172,7 @@ class FJLT(hadamard.FJLT):
         self._check_state(fn)
         X = _tasks.one_chunk_along(X, 1)
         P = self.projection_
-        token = (self.signs_, P.data, P.indices, P.indptr, self.scale_)
+        token = (self.signs_, P.data, P.indices, P.indptr, self.scale_, self.backend)
         est = _tasks.shared(self, "fjlt", token=token)
         return da.blockwise(
             _transform_rows, "ik", X, "ij", est, None,
