@@ -6,7 +6,8 @@ A family's bench file (bench/<family>.py) only declares cases:
         yield Case("hadamard", "fwht 4096x4096 f32", make, bars={"numpy.fft.rfft": 2.0})
 
 ``make()`` builds the inputs and returns {"matkern": fn, "<anchor>": fn, ...} of zero-argument
-callables (keys starting with "_" carry data for ``info`` and are not timed); every anchor is timed in the same process right beside matkern, and each figure is
+callables (keys starting with "_" carry data for ``info`` and are not timed; a callable
+"_close" is called once the case is done, e.g. to stop a cluster the case started); every anchor is timed in the same process right beside matkern, and each figure is
 reported as a speedup ratio anchor_time / matkern_time (> 1: matkern is faster). ``bars`` gives
 the ratio each anchor must reach (the issue's goal); ``info(results)`` may add notes (accuracy,
 sizes) shown beside the figures.
@@ -165,6 +166,7 @@ def run_cases(cases, quick, progress=True, neighbour=False):
             "bars": case.bars,
             "main": case.main,
         }
+        fns = {}
         try:
             fns = case.make()
             if neighbour:
@@ -182,6 +184,10 @@ def run_cases(cases, quick, progress=True, neighbour=False):
                 row["info"] = case.info(fns)
         except Exception as exc:  # a broken case is reported, not hidden
             row["error"] = f"{type(exc).__name__}: {exc}"
+        finally:
+            # "_close": what the case started for itself (e.g. a Dask cluster), stopped here
+            if callable(fns.get("_close")):
+                fns["_close"]()
         results.append(row)
         if bar is not None:
             bar.update(1)

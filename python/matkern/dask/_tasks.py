@@ -1,0 +1,120 @@
+"""What every matkern task on a Dask worker shares: the thread count its kernels may use, the
+one-per-graph keys of objects sent to every worker once, and the meta (empty) arrays that
+tell Dask the chunk type (NumPy or CuPy) of a result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import threading
+
+import dask
+import numpy as np
+from dask.array.utils import meta_from_array
+
+from .. import _threads
+
+# pid of the worker process whose process-wide matkern budget was set to its nthreads
+_budget_pid = [None]
+_budget_lock = threading.Lock()
+
+
+def worker_nthreads():
+    """The thread count of the Dask worker running this task, or None outside a worker."""
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):
+        return None
+    state = getattr(worker, "state", None)
+    n = getattr(state, "nthreads", None) or getattr(worker, "nthreads", None)
+    return int(n) if n else None
+
+
+@contextlib.contextmanager
+def kernel_threads():
+    """Run the body with matkern's CPU kernels limited to the worker's own thread count.
+
+    A worker with nthreads = t runs up to t tasks at once; matkern's process-wide budget is
+    set (once per worker process) to t, so the tasks running at once share t threads instead
+    of each starting a full team (the nanny also starts workers with OMP_NUM_THREADS=1, which
+    would otherwise hold every kernel to one thread). Outside a distributed worker: one thread
+    in a thread of Dask's local threaded scheduler (which already runs one task per core),
+    matkern's own setting in the main thread (the synchronous scheduler)."""
+    n = worker_nthreads()
+    if n is None:
+        if threading.current_thread() is threading.main_thread():
+            yield
+            return
+        n = 1
+    else:
+        with _budget_lock:
+            if _budget_pid[0] != os.getpid():
+                _threads.set_num_threads(n)
+                _budget_pid[0] = os.getpid()
+    with _threads.threads(n):
+        yield
+
+
+def in_worker(fn):
+    """Decorator: ``fn`` runs under :func:`kernel_threads` (every task body of this package)."""
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        with kernel_threads():
+            return fn(*args, **kwargs)
+
+    return run
+
+
+def shared(obj, name, token=None):
+    """One graph key holding ``obj``: every task that takes it depends on that key, so each
+    worker receives it once, however many of its tasks use it. ``token``: what identifies
+    obj (default: obj itself), so that equal objects share the key."""
+    token = dask.base.tokenize(obj if token is None else token)
+    return dask.delayed(obj, pure=True, name=f"matkern-{name}-{token}")
+
+
+def meta(x, ndim, dtype):
+    """An empty array of x's chunk type (NumPy or CuPy) with ``ndim`` dimensions."""
+    return meta_from_array(x, ndim=ndim, dtype=np.dtype(dtype))
+
+
+def is_dask_array(x):
+    import dask.array as da
+
+    return isinstance(x, da.Array)
+
+
+def check_dask_array(x, name, fn, *, dtypes=None, ndim=None):
+    """A dask array of known shape with the given dtype(s) and number of dimensions."""
+    from .. import _checks
+
+    if not is_dask_array(x):
+        raise TypeError(
+            f"{fn}(): {name} must be a dask array, got {type(x).__module__}.{type(x).__name__}"
+        )
+    if dtypes is not None and x.dtype not in [np.dtype(d) for d in dtypes]:
+        raise TypeError(
+            f"{fn}(): {name} must have dtype {_checks.dtype_names(dtypes)}, got {x.dtype}"
+        )
+    if ndim is not None and x.ndim != ndim:
+        raise ValueError(f"{fn}(): {name} must be {ndim}-dimensional, got shape {x.shape}")
+    if any(np.isnan(s) for s in x.shape):
+        raise ValueError(
+            f"{fn}(): {name} must have known chunk sizes, got shape {x.shape} "
+            "(call x.compute_chunk_sizes() first)"
+        )
+    if x.size == 0:
+        raise ValueError(f"{fn}(): {name} must not be empty, got shape {x.shape}")
+    return x
+
+
+def one_chunk_along(x, axis):
+    """x with a single chunk along ``axis`` (rechunked only when it has several)."""
+    if len(x.chunks[axis]) == 1:
+        return x
+    return x.rechunk({axis: -1})
