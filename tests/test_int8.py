@@ -166,8 +166,8 @@ def test_int8_quantize_matches_reference(backend, dtype):
 def test_int8_quantize_bad_input():
     with pytest.raises(ValueError, match=r"int8_quantize\(\): W must be finite"):
         matkern.int8_quantize(np.array([[1.0, np.nan]], np.float32))
-    with pytest.raises(TypeError, match=r"W must have dtype float32 or float16, got float64"):
-        matkern.int8_quantize(np.ones((2, 2)))
+    with pytest.raises(TypeError, match=r"W must have dtype float32 or float16, got int64"):
+        matkern.int8_quantize(np.ones((2, 2), np.int64))
     with pytest.raises(ValueError, match="must be 2-dimensional"):
         matkern.int8_quantize(np.ones(3, np.float32))
     with pytest.raises(ValueError, match="must not be empty"):
@@ -294,9 +294,9 @@ def test_int8_matmul_bad_input():
     ):
         matkern.int8_matmul(np.ones((2, 7), np.float32), Wq)
     with pytest.raises(
-        TypeError, match=r"int8_matmul\(\): X must have dtype float32 or float16, got float64"
+        TypeError, match=r"int8_matmul\(\): X must have dtype float32 or float16, got int64"
     ):
-        matkern.int8_matmul(np.ones((2, 8)), Wq)
+        matkern.int8_matmul(np.ones((2, 8), np.int64), Wq)
     with pytest.raises(TypeError, match=r"X must have dtype float32 or float16, got int8"):
         matkern.int8_matmul(np.ones((2, 8), np.int8), Wq)
     with pytest.raises(TypeError, match=r"int8_matmul\(\): W must be an Int8Weight"):
@@ -507,3 +507,15 @@ def test_every_simd_level_gives_the_portable_results(level):
         np.testing.assert_array_equal(got[key], portable[key], err_msg=key)
         if key.startswith("C"):
             np.testing.assert_array_equal(got[key], got["E" + key[1:]], err_msg=key)
+
+
+def test_float64_is_converted_to_float32():
+    """NumPy's default dtype is taken (#24): a float32 copy, the same result as float32 input."""
+    rng = np.random.default_rng(0)
+    W, X, b = rng.standard_normal((16, 32)), rng.standard_normal((3, 32)), rng.standard_normal(16)
+    Wq = matkern.int8_quantize(W)
+    assert np.array_equal(Wq.codes, matkern.int8_quantize(W.astype(np.float32)).codes)
+    Y = matkern.int8_matmul(X, Wq, bias=b)
+    assert Y.dtype == np.float32
+    f32 = matkern.int8_matmul(X.astype(np.float32), Wq, bias=b.astype(np.float32))
+    assert np.array_equal(Y, f32)

@@ -531,8 +531,10 @@ def test_matmul_bad_input():
     X = np.ones((2, 128), np.float32)
     with pytest.raises(TypeError, match=r"lut_matmul\(\): W must be a matkern.LUTWeight"):
         matkern.lut_matmul(X, np.ones((8, 128), np.float32))
-    with pytest.raises(TypeError, match="X must have dtype float32 or float16, got float64"):
-        matkern.lut_matmul(X.astype(np.float64), qw)
+    with pytest.raises(TypeError, match="X must have dtype float32 or float16, got int32"):
+        matkern.lut_matmul(X.astype(np.int32), qw)
+    y64 = matkern.lut_matmul(X.astype(np.float64), qw)  # float64: a float32 copy (#24)
+    assert y64.dtype == np.float32 and np.array_equal(y64, matkern.lut_matmul(X, qw))
     with pytest.raises(ValueError, match=r"X must have K = 128 columns .* got shape \(2, 64\)"):
         matkern.lut_matmul(np.ones((2, 64), np.float32), qw)
     with pytest.raises(ValueError, match="X must have at least 1 dimension"):

@@ -46,3 +46,13 @@ def check_dequant_dtype(dtype, fn):
     if dt is None or dt not in [np.dtype(d) for d in DEQUANT_DTYPES]:
         raise TypeError(f"{fn}(): dtype must be float32 or float16, got {dtype!r}")
     return dt
+
+
+def float64_to_float32(x):
+    """float64 input (NumPy's default) as float32, the quantized kernels' compute type: a
+    converted copy, so the result is float32 too. Anything else is returned as it is, for
+    the argument checks to judge. The same rule in int8_quantize, int8_matmul and lut_matmul
+    (lut_quantize converts its float64 weight the same way)."""
+    if getattr(x, "dtype", None) == np.float64 and hasattr(x, "astype"):
+        return x.astype(np.float32)
+    return x

@@ -8,7 +8,9 @@ dp4a GEMV path for a few rows.
 
 Orientation: every product here is "linear layer" style, ``A (M, K) @ B.T`` with B (N, K).
 
-dtypes: X in float32 or float16 on both devices, the result in X's dtype (computed in float32).
+dtypes: X in float32 or float16 on both devices, the result in X's dtype (computed in float32);
+float64 X, W or bias (NumPy's default) is converted to float32 first (a copy; the result is
+float32), as ``lut_quantize`` / ``lut_matmul`` do.
 bfloat16 is not accepted: NumPy and CuPy have no bfloat16 dtype to carry it (torch tensors are
 taken through DLPack, see ``matkern._interop``, but a bfloat16 one is refused); convert to
 float16 or float32.
@@ -158,6 +160,7 @@ def int8_quantize(W, *, backend=None):
            [  0, 127]], dtype=int8), array([1., 2.], dtype=float32))
     """
     fn = "int8_quantize"
+    W = _quant_api.float64_to_float32(W)
     _checks.check_array(W, "W", fn, dtypes=_XTYPES, ndim=2, contiguous=False, finite=True)
     n, k = W.shape
     _checks.check_index_range(n, "W.shape[0]", fn)
@@ -273,6 +276,7 @@ def int8_matmul(X, W, *, bias=None, threshold=6.0, backend=None):
     True
     """
     fn = "int8_matmul"
+    X, bias = _quant_api.float64_to_float32(X), _quant_api.float64_to_float32(bias)
     _checks.check_array(X, "X", fn, dtypes=_XTYPES, min_ndim=1, contiguous=False, allow_empty=True)
     _check_weight(W, fn)
     threshold = _checks.check_float(threshold, "threshold", fn, min_value=0.0)

@@ -541,6 +541,8 @@ def lut_matmul(X, W, *, bias=None, compute=None, backend=None):
     """
     fn = "lut_matmul"
     _check_weight(W, fn, "W")
+    # float64 (NumPy's default) is converted to float32, a copy (as in int8_matmul)
+    X, bias = _quant_api.float64_to_float32(X), _quant_api.float64_to_float32(bias)
     _checks.check_array(
         X, "X", fn, dtypes=_X_DTYPES, min_ndim=1, contiguous=False, allow_empty=True
     )
