@@ -56,3 +56,31 @@ def float64_to_float32(x):
     if getattr(x, "dtype", None) == np.float64 and hasattr(x, "astype"):
         return x.astype(np.float32)
     return x
+
+
+def check_rotation(rotation, k, fn):
+    """None, or a :class:`matkern.HadamardRotation` of dimension k (the weight's in_features)."""
+    if rotation is None:
+        return None
+    from .rotation import HadamardRotation
+
+    if not isinstance(rotation, HadamardRotation):
+        raise TypeError(
+            f"{fn}(): rotation must be None or a matkern.HadamardRotation, "
+            f"got {type(rotation).__name__}"
+        )
+    if rotation.n != k:
+        raise ValueError(
+            f"{fn}(): rotation must have n = {k} (the weight's in_features), got n = {rotation.n}"
+        )
+    return rotation
+
+
+def rotate(x, rotation):
+    """``x @ Q`` for the rows of x (..., K): float32/float64 as they are; float16 rotated in
+    float32 and rounded back to float16 (the matmul then quantizes it as any float16 input)."""
+    if rotation is None:
+        return x
+    if x.dtype == np.float16:
+        return rotation.apply(x.astype(np.float32)).astype(np.float16)
+    return rotation.apply(x)

@@ -57,13 +57,14 @@ class Int8Weight:
     ((2, 2), [1.0, 2.0], dtype('float16'))
     """
 
-    __slots__ = ("shape", "scale", "_packed", "device")
+    __slots__ = ("shape", "scale", "_packed", "device", "rotation")
 
-    def __init__(self, shape, scale, packed, device):
+    def __init__(self, shape, scale, packed, device, rotation=None):
         self.shape = tuple(int(s) for s in shape)
         self.scale = scale
         self._packed = packed
         self.device = device
+        self.rotation = rotation
 
     @property
     def out_features(self):
@@ -92,10 +93,14 @@ class Int8Weight:
 
     def dequantize(self, dtype=np.float32):
         """The weight the codes stand for, codes * scale / 127 (N, K), computed in float32 and
-        rounded once to ``dtype`` (float32 or float16), on the weight's device."""
+        rounded once to ``dtype`` (float32 or float16), on the weight's device. A rotated
+        weight (``rotation`` set) is rotated back: the result approximates the original W."""
         dt = _quant_api.check_dequant_dtype(dtype, "Int8Weight.dequantize")
         xp = _dispatch.array_module(self.scale)
-        return ref.dequantize_rows(self.codes, self.scale, xp).astype(dt, copy=False)
+        W = ref.dequantize_rows(self.codes, self.scale, xp)
+        if self.rotation is not None:
+            W = self.rotation.apply_transpose(W)
+        return W.astype(dt, copy=False)
 
     def to_device(self, device):
         """This weight on ``device`` ("cpu" or "cuda"), repacked for that device's kernels
@@ -108,8 +113,10 @@ class Int8Weight:
         scale = _dispatch.to_host(self.scale)
         if device == "cuda":
             cp = _dispatch.cupy_module()
-            return Int8Weight(self.shape, cp.asarray(scale), cp.asarray(_gpu_pack(codes)), "cuda")
-        return Int8Weight(self.shape, np.array(scale), _cpu_pack(codes), "cpu")
+            return Int8Weight(
+                self.shape, cp.asarray(scale), cp.asarray(_gpu_pack(codes)), "cuda", self.rotation
+            )
+        return Int8Weight(self.shape, np.array(scale), _cpu_pack(codes), "cpu", self.rotation)
 
     def __repr__(self):
         return f"Int8Weight(shape={self.shape}, device={self.device!r})"
@@ -133,20 +140,26 @@ def _gpu_pack(codes):
 
 
 @arrays("W")
-def int8_quantize(W, *, backend=None):
+def int8_quantize(W, *, rotation=None, backend=None):
     """Quantize a weight matrix to int8 with one absmax scale per output row.
 
     Parameters
     ----------
     W : numpy.ndarray or cupy.ndarray, (out_features N, in_features K), float32 or float16
         Must be finite (ValueError otherwise); K <= 133,144 (127 * 127 * K < 2^31).
+    rotation : matkern.HadamardRotation of dimension K, optional
+        Quantize the rotated weight ``W @ Q`` instead (QuaRot-style: the rotation spreads
+        outlier features, so plain per-row int8 fits better) and keep Q with the weight:
+        :func:`int8_matmul` then rotates X the same way, so ``X @ W.T`` is unchanged up to
+        the quantization error. With a rotation, use ``threshold=0`` (no outliers are left
+        to decompose).
     backend : {"reference", "cpu", "cuda"}, optional
         Only checks the device here: the packed layout follows W's device (NumPy: the CPU
         kernels' panels of 8 rows x pairs of inputs; CuPy: rows padded to K multiple of 32).
 
     Returns
     -------
-    Int8Weight on W's device: codes = rint(W * 127 / absmax_row), scale = absmax_row. Rows
+    Int8Weight on W's device (its ``rotation`` attribute holds the rotation): codes = rint(W * 127 / absmax_row), scale = absmax_row. Rows
     whose absmax is below 2^-64 are multiplied by 2^100 (exactly) before 127 / absmax is
     taken, so tiny rows keep their codes (127 / absmax overflows float32 below ~3.7e-37).
     Works a block of rows at a time: no float32 copy of W.
@@ -163,6 +176,8 @@ def int8_quantize(W, *, backend=None):
     W = _quant_api.float64_to_float32(W)
     _checks.check_array(W, "W", fn, dtypes=_XTYPES, ndim=2, contiguous=False, finite=True)
     n, k = W.shape
+    rotation = _quant_api.check_rotation(rotation, k, fn)
+    W = _quant_api.rotate(W, rotation)
     _checks.check_index_range(n, "W.shape[0]", fn)
     _checks.check_index_range(k, "W.shape[1]", fn)
     if k > _QUANT_KMAX:
@@ -176,13 +191,13 @@ def int8_quantize(W, *, backend=None):
         kp = -(-k // _GPU_KALIGN) * _GPU_KALIGN
         packed = xp.zeros((n, kp), xp.int8)
         _quantize_rows_into(W, packed, scale, xp)
-        return Int8Weight((n, k), scale, packed, "cuda")
+        return Int8Weight((n, k), scale, packed, "cuda", rotation)
     np8, kp = -(-n // 8) * 8, _cpu_kpad(k)
     full = np.zeros((np8, kp), np.int8)
     _quantize_rows_into(W, full, scale, xp)
     # the panel layout of _cpu_pack, from the padded codes already in place
     packed = np.ascontiguousarray(full.reshape(np8 // 8, 8, kp // 2, 2).transpose(0, 2, 1, 3))
-    return Int8Weight((n, k), scale, packed, "cpu")
+    return Int8Weight((n, k), scale, packed, "cpu", rotation)
 
 
 _BLOCK_BYTES = 4 << 20  # float32 rows quantized at a time: the temporaries stay ~2 such blocks
@@ -299,6 +314,9 @@ def int8_matmul(X, W, *, bias=None, threshold=6.0, backend=None):
     xp = _dispatch.array_module(X)
     if m == 0:
         return xp.zeros(lead + (n,), X.dtype)
+    # a rotated weight: X @ W.T = (X Q)(W Q)^T; one fast transform of X (not yet fused with
+    # the activation quantization)
+    X = _quant_api.rotate(X, W.rotation)
     X2 = X.reshape(m, k)
     if be == "reference":
         codes = _dispatch.to_host(W.codes)
@@ -394,6 +412,8 @@ class Int8Linear:
         quantized :class:`Int8Weight`: :meth:`from_weight`)
     bias : array (out_features,), optional
     threshold : float, the outlier threshold (0 turns the decomposition off)
+    rotation : matkern.HadamardRotation of dimension in_features, optional (keyword only):
+        store the rotated weight (see :func:`int8_quantize`); calls rotate X to match
     backend : {"reference", "cpu", "cuda"}, optional
 
     Calling it on X (..., in_features) float32/float16 on W's device returns (..., out_features)
@@ -407,8 +427,8 @@ class Int8Linear:
     array([[2., 3., 4.]], dtype=float32)
     """
 
-    def __init__(self, W, bias=None, threshold=6.0, *, backend=None):
-        self._setup(int8_quantize(W, backend=backend), bias, threshold, backend)
+    def __init__(self, W, bias=None, threshold=6.0, *, rotation=None, backend=None):
+        self._setup(int8_quantize(W, rotation=rotation, backend=backend), bias, threshold, backend)
 
     @property
     def in_features(self):

@@ -63,6 +63,7 @@ class LUTWeight:
         self.scales = scales
         self.packed = packed
         self.layout = layout
+        self.rotation = None  # a HadamardRotation when made by lut_quantize(..., rotation=)
 
     @property
     def device(self) -> str:
@@ -109,12 +110,18 @@ class LUTWeight:
             return self
         codes = _dispatch.to_host(self.codes)
         table, scales = _dispatch.to_host(self.table), _dispatch.to_host(self.scales)
-        return _build(codes, scales, table, self.bits, self.group_size, self.table_name, device)
+        moved = _build(codes, scales, table, self.bits, self.group_size, self.table_name, device)
+        moved.rotation = self.rotation
+        return moved
 
     def dequantize(self, dtype=np.float32):
         """The (N, K) matrix ``table[code] * scale`` in ``dtype`` (float32 or float16) on the
-        weight's device: see :func:`lut_dequantize`."""
-        return lut_dequantize(self, dtype=dtype)
+        weight's device: see :func:`lut_dequantize`. A rotated weight (``rotation`` set) is
+        rotated back: the result approximates the original W."""
+        if self.rotation is None:
+            return lut_dequantize(self, dtype=dtype)
+        dt = _quant_api.check_dequant_dtype(dtype, "LUTWeight.dequantize")
+        return self.rotation.apply_transpose(lut_dequantize(self)).astype(dt, copy=False)
 
     @classmethod
     def from_bitsandbytes(cls, packed, absmax, shape, quant_type, blocksize):
@@ -316,7 +323,7 @@ def _check_table(table, bits, fn):
 
 
 @arrays("W", "table")
-def lut_quantize(W, bits=4, group_size=128, table="nf4"):
+def lut_quantize(W, bits=4, group_size=128, table="nf4", *, rotation=None):
     """Quantize a weight matrix to ``bits``-bit codes into a lookup table with group scales.
 
     Each row of W is cut into groups of ``group_size`` consecutive inputs (the last group
@@ -347,6 +354,10 @@ def lut_quantize(W, bits=4, group_size=128, table="nf4"):
         "fp4_e2m1": the OCP MX e2m1 values +-{0, .5, 1, 1.5, 2, 3, 4, 6} ("fp4" before 0.1.0);
         "nf4": NormalFloat-4 (bitsandbytes); the named 16-value tables need bits=4. A custom
         table is used in its given order (codes index it).
+    rotation : matkern.HadamardRotation of dimension K, optional (keyword only)
+        Quantize the rotated weight ``W @ Q`` instead (QuaRot-style) and keep Q with the
+        weight (its ``rotation`` attribute): :func:`lut_matmul` rotates X the same way, so
+        ``X @ W.T`` is unchanged up to the quantization error; ``dequantize()`` rotates back.
 
     Returns
     -------
@@ -371,6 +382,12 @@ def lut_quantize(W, bits=4, group_size=128, table="nf4"):
     bits = _checks.check_int(bits, "bits", fn)
     _checks.check_choice(bits, "bits", fn, _BITS)
     N, K = W.shape
+    rotation = _quant_api.check_rotation(rotation, K, fn)
+    if rotation is not None:
+        W = _quant_api.rotate(W, rotation)
+        qw = lut_quantize(W, bits, group_size, table)
+        qw.rotation = rotation
+        return qw
     group_size = _check_group_size(group_size, K, fn)
     tab = _check_table(table, bits, fn)
     _checks.check_index_range(N, "N (out_features)", fn)
@@ -567,6 +584,8 @@ def lut_matmul(X, W, *, bias=None, compute=None, backend=None):
             f"{fn}(): X is on {_dispatch.device_of(X)} but W on {W.device} (use "
             f"W.to_device({_dispatch.device_of(X)!r}))"
         )
+    # a rotated weight: X @ W.T = (X Q)(W Q)^T (one fast transform of X, not yet fused)
+    X = _quant_api.rotate(X, W.rotation)
     be = _dispatch.pick(fn, X, bias, W.packed, backend=backend)
     lead = X.shape[:-1]
     M = int(np.prod(lead)) if lead else 1
@@ -654,6 +673,7 @@ class LUTLinear:
         :meth:`from_weight`.
     bias : array (out_features,), float32 or float16, optional
     bits, group_size, table : as in :func:`lut_quantize` (keyword only; defaults 4, 128, "nf4")
+    rotation : matkern.HadamardRotation, optional (keyword only): see :func:`lut_quantize`
     compute : as in :func:`lut_matmul` (GPU only)
     backend : {"reference", "cpu", "cuda"}, optional
 
@@ -676,10 +696,12 @@ class LUTLinear:
         bits=4,
         group_size=128,
         table="nf4",
+        rotation=None,
         compute=None,
         backend=None,
     ):
-        self._setup(lut_quantize(W, bits, group_size, table), bias, compute, backend)
+        qw = lut_quantize(W, bits, group_size, table, rotation=rotation)
+        self._setup(qw, bias, compute, backend)
 
     @classmethod
     def from_weight(cls, W, bias=None, *, compute=None, backend=None):
