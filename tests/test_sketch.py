@@ -202,9 +202,9 @@ def test_lstsq_matches_numpy(kind, sparse):
     if kind != "ill":
         assert np.linalg.norm(A @ (x - x0)) <= 1e-6 * r0
     if kind == "well":
-        assert info.condition_number < 10
+        assert info.condition_number < 40  # 1-norm estimate, cond_2 ~ 2
     if kind == "ill" and not sparse:
-        assert 1e9 < info.condition_number < 1e11
+        assert 1e9 < info.condition_number < 1e12  # a 1-norm estimate: within n of cond_2
 
 
 def test_lstsq_options():

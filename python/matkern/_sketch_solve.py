@@ -288,7 +288,8 @@ def lstsq(
     sketch : {"srht", "countsketch", "gaussian"} or None  default "srht" for dense A,
         "countsketch" for sparse A (time proportional to nnz).
     sketch_size : int, optional  default min(mpad, 8 n) for SRHT and Gaussian, 12 n for
-        CountSketch (at least n + 10).
+        CountSketch when nnz(A) >= 4 n^2, else 4 n (the sketch's QR would cost more than the
+        LSQR steps a larger sketch saves); at least n + 10.
     tol : float, optional  LSQR's tolerance; default 1e-8 (float64), 1e-4 (float32).
     maxiter : int, optional  LSQR steps; default 200.
     rcond : float, optional  relative singular-value cut; default eps * max(m, n) as numpy.
@@ -349,7 +350,11 @@ def lstsq(
         return _direct(M, B, vector, tol, fn)
     mpad = 1 << max(0, (m - 1).bit_length())
     if sketch_size is None:
-        s = 12 * n if kind == "countsketch" else 8 * n
+        # A larger sketch costs 2 s n^2 more in its QR and saves LSQR steps of ~4 (nnz + n^2):
+        # worth it only when A has several n^2 entries (MovieLens 9724 x 610, nnz 1e5: 4 n
+        # rows took 0.23 s, 12 n 0.59 s; uniform 2e5 x 200, nnz 1e6: 12 n the faster)
+        nnz = int(M.indptr[-1]) if M.sparse else m * n
+        s = (12 * n if kind == "countsketch" else 8 * n) if nnz >= 4 * n * n else 4 * n
         s = max(s, n + 10)
         if kind == "srht":
             s = min(s, mpad)
@@ -375,24 +380,33 @@ def lstsq(
         SA = _sketch_ops.left(S, M, be).astype(np.float64)
         SB = _sketch_ops.left(S, Bm, be).astype(np.float64)
         with _threads.single_blas_thread():  # small dense steps: one BLAS thread
-            # R of [SA, SB] = [[R, Q^T SB], [0, .]]: Q never formed; then R = U diag(sv) Vt
+            # R of [SA, SB] = [[R, Q^T SB], [0, .]]: Q never formed
             Raug = xp.linalg.qr(xp.concatenate([SA, SB], axis=1), mode="r")
             Rs, QtSB = Raug[:n, :n], Raug[:n, n:]
-            U, sv, Vt = xp.linalg.svd(Rs)
+            cond = _triangular_cond(Rs, xp)
+            if cond * rcond < 1.0:  # full rank: precondition by R^-1 (Blendenpik)
+                svd = None
+                break
+            # maybe rank deficient: decide on the SVD R = U diag(sv) Vt (LSRN)
+            svd = xp.linalg.svd(Rs)
+        U, sv, Vt = svd
         sv_max = float(sv[0])
         keep = int((sv > rcond * sv_max).sum()) if sv_max > 0 else 0
         if keep in (0, n) or not _sketch_lost_rank(M, Vt[keep:], rcond * sv_max, xp):
             break
         # A has weight in directions the sketch lost (colliding rows of high leverage):
         # once more with a larger SRHT, which mixes all rows before sampling
-    if sv_max == 0.0:
-        x = xp.zeros((n, B.shape[1]), dtype=M.dtype)
-        res = _norms(B, xp)
-        warnings.warn(f"{fn}(): A is zero; returning x = 0", RuntimeWarning, stacklevel=2)
-        return _finish(x, vector), LstsqInfo(
-            method, kind, s, 0, _res_out(res, vector), math.inf, 0, True, tol
-        )
-    cond = sv_max / float(sv[keep - 1]) if keep == n else math.inf
+    if svd is None:
+        keep = n
+    else:
+        if sv_max == 0.0:
+            x = xp.zeros((n, B.shape[1]), dtype=M.dtype)
+            res = _norms(B, xp)
+            warnings.warn(f"{fn}(): A is zero; returning x = 0", RuntimeWarning, stacklevel=2)
+            return _finish(x, vector), LstsqInfo(
+                method, kind, s, 0, _res_out(res, vector), math.inf, 0, True, tol
+            )
+        cond = sv_max / float(sv[keep - 1]) if keep == n else math.inf
     if keep < n:
         warnings.warn(
             f"{fn}(): A is rank deficient (numerical rank {keep} of {n} columns at rcond="
@@ -407,33 +421,32 @@ def lstsq(
             RuntimeWarning,
             stacklevel=2,
         )
+    N, NT = _preconditioner(Rs, svd, keep, xp)  # y -> N y (keep -> n), t -> N^T t
     with _threads.single_blas_thread():
-        Nmat = Vt[:keep].T / sv[:keep]  # n x keep
-        x0 = Nmat @ (U[:, :keep].T @ QtSB)  # sketch-and-solve
+        x0 = N(QtSB if svd is None else U[:, :keep].T @ QtSB)  # sketch-and-solve
     if method == "sketch-and-solve":
         x = x0.astype(M.dtype)
         res = _norms(B - M.matmul(x), xp)
         return _finish(x, vector), LstsqInfo(
             method, kind, s, 0, _res_out(res, vector), cond, keep, True, tol
         )
-    Nc = Nmat.astype(M.dtype)
-    NcT = xp.ascontiguousarray(Nc.T)
 
-    # The n x n products on one BLAS thread, the products with A on all
+    # The n x n steps on one BLAS thread, the products with A on all
     def matvec(V):  # (A N) V
         with _threads.single_blas_thread():
-            t = Nc @ V.astype(M.dtype, copy=False)
+            t = N(V).astype(M.dtype, copy=False)
         return M.matmul(t)
 
     def rmatvec(Ur):  # (A N)^T U
         t = M.rmatmul(Ur.astype(M.dtype, copy=False))
         with _threads.single_blas_thread():
-            return NcT @ t
+            return NT(t.astype(np.float64, copy=False))
 
     R0 = (B - M.matmul(x0.astype(M.dtype))).astype(np.float64)
     bnorm = _norms(B.astype(np.float64), xp)
     Y, iters, converged = _lsqr(matvec, rmatvec, R0, bnorm, tol, maxiter, xp)
-    x = (x0 + Nmat @ Y).astype(M.dtype)
+    with _threads.single_blas_thread():
+        x = (x0 + N(Y)).astype(M.dtype)
     res = _norms(B - M.matmul(x), xp)
     if not converged:
         warnings.warn(
@@ -445,6 +458,42 @@ def lstsq(
     return _finish(x, vector), LstsqInfo(
         method, kind, s, iters, _res_out(res, vector), cond, keep, converged, tol
     )
+
+
+def _triangular_cond(R, xp):
+    """cond(R) of the upper-triangular R: LAPACK's 1-norm estimate (trcon, O(n^2), within a
+    factor n of the 2-norm one) on the host; the exact 2-norm value from the singular values
+    on the GPU. inf for a singular R."""
+    if xp is not np:
+        sv = xp.linalg.svd(R, compute_uv=False)
+        return float(sv[0] / sv[-1]) if float(sv[-1]) > 0 else math.inf
+    from scipy.linalg import lapack
+
+    if not np.all(np.diag(R)):
+        return math.inf
+    rc, info = lapack.dtrcon(R, norm="1", uplo="U", diag="N")
+    return 1.0 / rc if info == 0 and rc > 0 else math.inf
+
+
+def _preconditioner(R, svd, keep, xp):
+    """(N, N^T) as functions on float64 blocks: N = R^-1 (triangular solves), or
+    N = V_keep diag(1/sv_keep) from the SVD of R (rank-deficient case: the min-norm answer)."""
+    if svd is None:
+        from scipy.linalg import solve_triangular
+
+        Rc = np.ascontiguousarray(R)
+
+        def n_apply(V):
+            return solve_triangular(Rc, V, lower=False, check_finite=False)
+
+        def nt_apply(T):
+            return solve_triangular(Rc, T, trans="T", lower=False, check_finite=False)
+
+        return n_apply, nt_apply
+    _, sv, Vt = svd
+    Nmat = Vt[:keep].T / sv[:keep]  # n x keep
+    NmatT = xp.ascontiguousarray(Nmat.T)
+    return (lambda V: Nmat @ V), (lambda T: NmatT @ T)
 
 
 def _sketch_lost_rank(M, Vd, cut, xp):
