@@ -302,10 +302,10 @@ def test_lut_matmul(client):
     W = rng.standard_normal((96, 256)).astype(np.float32)
     X = rng.standard_normal((500, 256)).astype(np.float32)
     qw, b = matkern.lut_quantize(W, bits=4, group_size=128), np.ones(96, np.float32)
-    Yd = md.lut_matmul(da.from_array(X, chunks=(20, 256)), qw, b).compute()  # blocked tiles
-    ref = matkern.lut_matmul(X, qw, b)  # wide tiles
+    Yd = md.lut_matmul(da.from_array(X, chunks=(20, 256)), qw, bias=b).compute()  # blocked tiles
+    ref = matkern.lut_matmul(X, qw, bias=b)  # wide tiles
     assert np.abs(Yd - ref).max() <= 1e-5 * np.abs(ref).max()
-    assert np.array_equal(Yd[:20], matkern.lut_matmul(X[:20], qw, b))
+    assert np.array_equal(Yd[:20], matkern.lut_matmul(X[:20], qw, bias=b))
 
 
 def test_quant_bad_input():
@@ -314,7 +314,7 @@ def test_quant_bad_input():
         md.int8_matmul(da.ones((3, 9), dtype=np.float32), Wq)
     with pytest.raises(TypeError, match="X must have dtype float32 or float16, got float64"):
         md.int8_matmul(da.ones((3, 8)), Wq)
-    with pytest.raises(TypeError, match="qw must be a LUTWeight"):
+    with pytest.raises(TypeError, match="W must be a LUTWeight"):
         md.lut_matmul(da.ones((3, 8), dtype=np.float32), Wq)
     with pytest.raises(ValueError, match="bias must have shape \\(4,\\)"):
         md.int8_matmul(da.ones((3, 8), dtype=np.float32), Wq, bias=np.ones(5, np.float32))

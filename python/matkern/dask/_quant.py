@@ -30,7 +30,7 @@ def _int8_rows(block, weight, threshold):
 @_tasks.in_worker
 def _lut_rows(block, weight, compute):
     qw, bias = weight
-    return lut.lut_matmul(block, qw, bias, compute=compute)
+    return lut.lut_matmul(block, qw, bias=bias, compute=compute)
 
 
 def _map_rows(fn, X, weight, n_out, *args):
@@ -44,7 +44,7 @@ def _map_rows(fn, X, weight, n_out, *args):
     )  # fmt: skip
 
 
-def int8_matmul(X, Wq, *, threshold=6.0, bias=None):
+def int8_matmul(X, W, *, bias=None, threshold=6.0):
     """LLM.int8() product ``X @ W.T`` (:func:`matkern.int8_matmul`) of a dask array of
     activations.
 
@@ -52,7 +52,7 @@ def int8_matmul(X, Wq, *, threshold=6.0, bias=None):
     ----------
     X : dask array (..., K), float32 or float16, NumPy (CPU) or CuPy (GPU) chunks; chunks
         along K are merged (each row must be whole)
-    Wq : Int8Weight (N, K) on the chunks' device, sent to each worker once (one graph key,
+    W : Int8Weight (N, K) on the chunks' device, sent to each worker once (one graph key,
         with ``bias``)
     threshold, bias : as in :func:`matkern.int8_matmul`
 
@@ -74,28 +74,26 @@ def int8_matmul(X, Wq, *, threshold=6.0, bias=None):
     """
     fn = "int8_matmul"
     _tasks.check_dask_array(X, "X", fn, dtypes=(np.float32, np.float16))
-    if not isinstance(Wq, int8.Int8Weight):
-        raise TypeError(
-            f"{fn}(): Wq must be an Int8Weight (int8_quantize), got {type(Wq).__name__}"
-        )
+    if not isinstance(W, int8.Int8Weight):
+        raise TypeError(f"{fn}(): W must be an Int8Weight (int8_quantize), got {type(W).__name__}")
     threshold = _checks.check_float(threshold, "threshold", fn, min_value=0.0)
-    n, k = Wq.shape
+    n, k = W.shape
     if X.shape[-1] != k:
-        raise ValueError(f"{fn}(): X must have {k} columns (Wq.in_features), got shape {X.shape}")
+        raise ValueError(f"{fn}(): X must have {k} columns (W.in_features), got shape {X.shape}")
     _check_bias(bias, n, fn)
-    weight = _tasks.shared((Wq, bias), "int8-weight", token=_token(Wq._packed, Wq.scale, bias))
+    weight = _tasks.shared((W, bias), "int8-weight", token=_token(W._packed, W.scale, bias))
     return _map_rows(_int8_rows, X, weight, n, threshold)
 
 
-def lut_matmul(X, qw, bias=None, *, compute=None):
+def lut_matmul(X, W, *, bias=None, compute=None):
     """``X @ dequant(W).T (+ bias)`` (:func:`matkern.lut_matmul`) of a dask array of
     activations.
 
     Parameters
     ----------
-    X : dask array (M, K), float32 or float16, NumPy or CuPy chunks (on qw's device); chunks
+    X : dask array (M, K), float32 or float16, NumPy or CuPy chunks (on W's device); chunks
         along K are merged
-    qw : LUTWeight (N, K), sent to each worker once (one graph key, with ``bias``)
+    W : LUTWeight (N, K), sent to each worker once (one graph key, with ``bias``)
     bias, compute : as in :func:`matkern.lut_matmul`
 
     Returns
@@ -108,25 +106,25 @@ def lut_matmul(X, qw, bias=None, *, compute=None):
 
     Example
     -------
-    >>> qw = matkern.lut_quantize(np.random.default_rng(0).standard_normal((256, 512), "float32"))
+    >>> W = matkern.lut_quantize(np.random.default_rng(0).standard_normal((256, 512), "float32"))
     >>> X = da.ones((1000, 512), chunks=(250, 512), dtype="float32")
-    >>> matkern.dask.lut_matmul(X, qw).chunks
+    >>> matkern.dask.lut_matmul(X, W).chunks
     ((250, 250, 250, 250), (256,))
     """
     fn = "lut_matmul"
     _tasks.check_dask_array(X, "X", fn, dtypes=(np.float32, np.float16), ndim=2)
-    if not isinstance(qw, lut.LUTWeight):
-        raise TypeError(f"{fn}(): qw must be a LUTWeight (lut_quantize), got {type(qw).__name__}")
-    n, k = qw.shape
+    if not isinstance(W, lut.LUTWeight):
+        raise TypeError(f"{fn}(): W must be a LUTWeight (lut_quantize), got {type(W).__name__}")
+    n, k = W.shape
     if X.shape[-1] != k:
         raise ValueError(
-            f"{fn}(): X must have K = {k} columns (qw's in_features), got shape {X.shape}"
+            f"{fn}(): X must have K = {k} columns (W's in_features), got shape {X.shape}"
         )
     _check_bias(bias, n, fn)
     if compute is not None:
         _checks.check_choice(compute, "compute", fn, ("float16", "bfloat16"))
-    token = _token(qw.packed, qw.scales, qw.table, qw.bits, qw.group_size, bias)
-    weight = _tasks.shared((qw, bias), "lut-weight", token=token)
+    token = _token(W.packed, W.scales, W.table, W.bits, W.group_size, bias)
+    weight = _tasks.shared((W, bias), "lut-weight", token=token)
     return _map_rows(_lut_rows, X, weight, n, compute)
 
 
