@@ -72,7 +72,8 @@ def section_orthogonalize(quick):
                 for scale in ("gram", "frobenius"):
                     s = steps_to(G, target, coef, scale)
                     cells.append("-" if s is None else str(s))
-            print(f"| {name} {G.shape[0]}x{G.shape[1]} | {coef} | " + " | ".join(cells) + " |")
+            label = name if "x" in name.split()[-1] else f"{name} {G.shape[0]}x{G.shape[1]}"
+            print(f"| {label} | {coef} | " + " | ".join(cells) + " |")
     print("\nError after n cubic steps (Gaussian 512x256 and the first MiniLM weight):\n")
     print(
         "| matrix | n | orth. err gram | orth. err frobenius | dist. to UV^T gram | dist. frob. |"
