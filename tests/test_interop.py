@@ -449,3 +449,14 @@ def test_producer_devices():
     except RuntimeError:
         with pytest.raises(RuntimeError, match=r"fwht\(\): x .* is on a CUDA device and CuPy"):
             matkern.fwht(FakeDevice(x, 2))
+
+
+def test_types_passed_as_arguments_are_not_arrays():
+    """dtype=np.float32 (a class with an ``__array__`` attribute) reaches the function as it
+    is (it was once converted to an object array: SparseMatrix.prepare(dtype=np.float32))."""
+    import scipy.sparse as sparse
+
+    S = matkern.SparseMatrix(sparse.random(20, 20, density=0.2, format="csr", random_state=0))
+    assert S.prepare("cpu", np.float32) is S
+    assert not matkern._interop.is_foreign(np.float32)
+    assert not matkern._interop.is_foreign(np.float64)

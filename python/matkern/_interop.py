@@ -82,6 +82,8 @@ def is_foreign(x, array_like: bool = True) -> bool:
         return isinstance(x, (np.matrix, np.ma.MaskedArray))
     if t.__module__.partition(".")[0] in _NATIVE_PACKAGES:
         return False
+    if isinstance(x, type):  # a class (dtype=np.float32, torch.Tensor): no array
+        return False
     return hasattr(x, "__dlpack__") or (array_like and hasattr(x, "__array__"))
 
 
