@@ -1,6 +1,8 @@
 // Build and run-time facts for matkern.show_config().
 #include <omp.h>
 
+#include <optional>
+
 #include "bind_common.hpp"
 #include "parallel.hpp"
 #include "simd.hpp"
@@ -10,7 +12,23 @@
 #endif
 
 namespace matkern {
+namespace {
+// A thread grant held from Python (python/matkern/_threads.thread_grant): for work that runs
+// its own threads outside a kernel call (matfun's pieces of a stack) and must take them from
+// the same budget as the kernels. Released explicitly, on the OS thread that took it.
+struct PyThreadGrant {
+  std::optional<ThreadGrant> grant;
+  PyThreadGrant() { grant.emplace(); }
+  int granted() const { return grant ? grant->granted() : 0; }
+  void release() { grant.reset(); }
+};
+}  // namespace
+
 void bind_info(nb::module_& m) {
+  nb::class_<PyThreadGrant>(m, "ThreadGrant")
+      .def(nb::init<>())
+      .def_prop_ro("granted", &PyThreadGrant::granted)
+      .def("release", &PyThreadGrant::release);
   m.def("compiler", [] { return std::string(MATKERN_COMPILER); });
   m.def("simd_level", [] { return std::string(simd_name(simd_level())); });
   m.def("avx2_compiled", [] {

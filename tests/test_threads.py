@@ -295,3 +295,19 @@ print("ok")
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
     )
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+def test_python_level_work_takes_its_threads_from_the_budget():
+    """matfun's stack pieces run in Python threads: they hold a grant from the same budget as
+    the kernels, so a second grant while the first is held gets what is left (at least 1)."""
+    from matkern import _dispatch, _threads
+
+    cpu = _dispatch.cpu()
+    with matkern.threads(2):
+        before = cpu.threads_in_use()
+        with _threads.thread_grant() as first:
+            assert first == min(2, matkern.get_num_threads())
+            assert cpu.threads_in_use() == before + first
+            with _threads.thread_grant() as second:
+                assert second == max(1, min(2, matkern.get_num_threads()) - first)
+        assert cpu.threads_in_use() == before

@@ -41,13 +41,18 @@ def map_chunks(fn, *stacks):
     maxed. CuPy stacks run whole (one batched launch per product)."""
     xp = _dispatch.array_module(stacks[0])
     batch = stacks[0].shape[0]
-    nt = min(_threads.get_num_threads(), batch)
-    if xp is not np or nt <= 1:
+    if xp is not np or batch <= 1 or _threads.get_num_threads() <= 1:
         return fn(*stacks)
-    bounds = np.linspace(0, batch, nt + 1).astype(int)
-    pieces = [tuple(s[a:b] for s in stacks) for a, b in zip(bounds[:-1], bounds[1:])]
-    with _threads.single_blas_thread(), ThreadPoolExecutor(nt) as pool:
-        done = list(pool.map(lambda p: fn(*p), pieces))
+    # the threads come from matkern's budget, shared with concurrent calls and kernels
+    with _threads.thread_grant() as granted:
+        nt = min(granted, batch)
+        if nt <= 1:  # the budget is taken by concurrent calls: one thread, BLAS's too
+            with _threads.single_blas_thread():
+                return fn(*stacks)
+        bounds = np.linspace(0, batch, nt + 1).astype(int)
+        pieces = [tuple(s[a:b] for s in stacks) for a, b in zip(bounds[:-1], bounds[1:])]
+        with _threads.single_blas_thread(), ThreadPoolExecutor(nt) as pool:
+            done = list(pool.map(lambda p: fn(*p), pieces))
     return np.concatenate([d[0] for d in done]), max(d[1] for d in done)
 
 

@@ -178,6 +178,23 @@ def _cpu():
     return _dispatch.cpu()
 
 
+@contextlib.contextmanager
+def thread_grant():
+    """Take a team from matkern's thread budget for Python-level parallel work (as a kernel
+    call does for its duration) and yield its size (at least 1); given back on exit. Calls
+    running at once from several Python threads share the budget instead of each starting
+    get_num_threads() threads."""
+    try:
+        grant = _cpu().ThreadGrant()
+    except RuntimeError:  # no CPU module: the setting alone
+        yield get_num_threads()
+        return
+    try:
+        yield grant.granted
+    finally:
+        grant.release()
+
+
 def _init_from_environment():
     """Called once at import: the default setting goes into the CPU module, and threadpoolctl
     learns to see it."""
