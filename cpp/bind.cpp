@@ -12,4 +12,5 @@ NB_MODULE(_cpu, m) {
   matkern::bind_randproj(m);
   matkern::bind_svd(m);
   matkern::bind_sketch(m);
+  matkern::bind_rotate(m);
 }

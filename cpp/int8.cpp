@@ -194,6 +194,10 @@ void int8_quantize_rows(const float* x, int64_t m, int64_t k, int64_t kp,
   });
 }
 
+void int8_quantize_row(const float* x, int64_t k, int64_t kp, int16_t* q, float* scale) {
+  pick_quant()(x, k, kp, q, scale);
+}
+
 void int8_widen(const int8_t* a, int64_t m, int64_t k, int64_t kp, int16_t* q) {
   const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(k, 1));
   parallel_for_range(m, grain, [&](int64_t i0, int64_t i1) {

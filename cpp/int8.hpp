@@ -44,6 +44,10 @@ void int8_gemm_packed(const int16_t* xq, int64_t m, int64_t kp, const int8_t* wp
 void int8_quantize_rows(const float* x, int64_t m, int64_t k, int64_t kp,
                         const int64_t* outlier_cols, int64_t n_out, int16_t* q, float* scale);
 
+// One row of int8_quantize_rows (no outlier columns), on the calling thread: the rotated
+// activations (rotate_quant.cpp) are quantized by the same code as the plain ones.
+void int8_quantize_row(const float* x, int64_t k, int64_t kp, int16_t* q, float* scale);
+
 // int8 (M, K) -> int16 (M, Kp), zero padded (the left operand of int8_gemm).
 void int8_widen(const int8_t* a, int64_t m, int64_t k, int64_t kp, int16_t* q);
 

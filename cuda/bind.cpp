@@ -12,4 +12,5 @@ NB_MODULE(_cuda, m) {
   matkern::cuda::bind_randproj(m);
   matkern::cuda::bind_svd(m);
   matkern::cuda::bind_sketch(m);
+  matkern::cuda::bind_rotate(m);
 }

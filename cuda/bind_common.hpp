@@ -63,4 +63,5 @@ void bind_gram(nb::module_& m);
 void bind_randproj(nb::module_& m);
 void bind_svd(nb::module_& m);
 void bind_sketch(nb::module_& m);
+void bind_rotate(nb::module_& m);
 }  // namespace matkern::cuda

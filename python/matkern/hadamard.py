@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 
@@ -203,7 +204,9 @@ class FJLT(
     parameters, errors, warnings, dtypes, ``inverse_transform``).
 
     ``D`` flips the signs of the d features at random, ``H`` is the orthonormal
-    Walsh-Hadamard transform of the features zero-padded to d' (the next power of two), ``P``
+    Hadamard transform of the features zero-padded to d' (the next power of two; with
+    ``padding="hadamard"`` the smallest d' >= d with an m * 2^k transform, often d itself:
+    384, 768, 1536, ... are not padded to 512, 1024, 2048), ``P``
     is a sparse k x d' matrix whose entries are N(0, 1) with probability ``density`` and 0
     otherwise, and ``s = 1 / sqrt(k · density)`` so that squared norms are preserved in
     expectation. ``density`` defaults to ``min(1, log(n)^2 / d')`` for n fitted samples
@@ -215,7 +218,10 @@ class FJLT(
     entries) in O(nnz) memory; since the fix of issue #15 a given seed gives a
     different P than before (``signs_`` is unchanged). ``random_state``: None, a nonnegative
     int, a numpy Generator or RandomState. CPU: one fused pass per row (sign, pad, FWHT, sparse
-    gather) with threads over rows. GPU: batched FWHT then a sparse gather kernel.
+    gather) with threads over rows; an m * 2^k length runs the same fused pass with the
+    mixed transform (H_m on blocks of m, butterflies across; the sign flip and padding fused
+    into its first stage). GPU: batched FWHT then a sparse gather kernel (m * 2^k: fwht then
+    a sparse product).
 
     Parameters
     ----------
@@ -230,6 +236,11 @@ class FJLT(
     compute_inverse_components : bool, default False
         Compute ``inverse_components_`` (pseudo-inverse of ``components_``) in fit.
     random_state : None, int or numpy Generator
+    padding : {"power_of_two", "hadamard"}, default "power_of_two"
+        The transform length d': the next power of two, or the smallest length >= d with an
+        m * 2^k Hadamard transform of base order m <= 64 (:func:`hadamard_matrix`), which
+        pads 384 to 384 instead of 512. H is then H_(2^k) kron H_m, not symmetric: the
+        padding changes the transform, so the same seed gives different results.
     backend : {"reference", "cpu", "cuda"}, optional
 
     Input: dense X (n, d): NumPy arrays, array-likes and pandas frames as scikit-learn
@@ -265,6 +276,7 @@ class FJLT(
         density=None,
         compute_inverse_components=False,
         random_state=None,
+        padding="power_of_two",
         backend=None,
     ):
         self.n_components = n_components
@@ -272,6 +284,7 @@ class FJLT(
         self.density = density
         self.compute_inverse_components = compute_inverse_components
         self.random_state = random_state
+        self.padding = padding
         self.backend = backend
 
     def __sklearn_tags__(self):
@@ -298,7 +311,8 @@ class FJLT(
         n, d = X.shape
         from .randproj import _check_backend, _check_flag, _n_components, pinv, warn_no_reduction
 
-        dpad = 1 << max(0, (d - 1).bit_length())
+        _checks.check_choice(self.padding, "padding", fn, ("power_of_two", "hadamard"))
+        dpad = _padded_length(d, self.padding)
         # "auto" must give 1 <= k <= d, as scikit-learn's random projections require
         k = _n_components(self.n_components, self.eps, n, d, fn)
         if self.density is None:
@@ -391,6 +405,9 @@ class FJLT(
         out = xp.empty((X.shape[0], k), dtype=X.dtype)
         # The kernels run the unnormalized FWHT: fold its 1/sqrt(d') into the final scale.
         scale = self.scale_ / math.sqrt(dpad)
+        m, p = _hadamard_orders.split_order(dpad)
+        if m > 1:
+            return self._transform_mixed(X, be, (signs, indptr, indices, data), m, p, scale, out)
         if be == "cpu":
             _dispatch.cpu().fjlt_transform(X, signs, indptr, indices, data, dpad, scale, out)
             return out
@@ -403,6 +420,30 @@ class FJLT(
             cuda.fjlt_transform(
                 xs, signs, indptr, indices, data, dpad, scale, scratch, out[r0 : r0 + step], stream
             )
+        return out
+
+    def _transform_mixed(self, X, be, arrays, m, p, scale, out):
+        """transform for d' = m * p, m > 1 (padding="hadamard"): on the CPU one fused pass per
+        row (cpp/rotate_quant.cpp: sign flip and padding, the mixed transform, the sparse
+        gather); on the GPU the padded rows through fwht, then P as a sparse product."""
+        signs, indptr, indices, data = arrays
+        if be == "cpu":
+            ht = _hadamard_orders.padded_columns(m, X.dtype)
+            _dispatch.cpu().fjlt_mixed_transform(
+                X, signs, ht, m, p, indptr, indices, data, scale, out
+            )
+            return out
+        import cupyx.scipy.sparse as csp
+
+        xp = _dispatch.array_module(X)
+        d, dpad = X.shape[1], m * p
+        P = csp.csr_matrix((data, indices, indptr), shape=(self.n_components_, dpad))
+        step = max(1, (256 << 20) // (dpad * X.dtype.itemsize))
+        for r0 in range(0, X.shape[0], step):
+            z = xp.zeros((min(step, X.shape[0] - r0), dpad), dtype=X.dtype)
+            z[:, :d] = X[r0 : r0 + step] * signs
+            fwht(z, axis=-1, out=z)
+            out[r0 : r0 + step] = (P @ z.T).T * X.dtype.type(scale)
         return out
 
     def inverse_transform(self, X):
@@ -424,8 +465,8 @@ class FJLT(
         """The dense k x d matrix M with transform(X) == X @ M.T (NumPy, read-only, in the
         dtype of the data fitted on; computed in float64).
 
-        Row r of P·H is H·P_r (H is symmetric), so M = scale · (H P_r)[:d] · signs, row by
-        row: a transform of P's rows in blocks whose scratch is at most about a quarter of M,
+        Row r of P·H is H^T·P_r (H^T = H for powers of two), so M = scale ·
+        (H^T P_r)[:d] · signs, row by row: a transform of P's rows in blocks whose scratch is at most about a quarter of M,
         never a d' x d' Hadamard or identity matrix."""
         _estimator.check_fitted(self)
         if self._components is None:
@@ -444,12 +485,37 @@ class FJLT(
             for r0 in range(0, k, rows):
                 r1 = min(k, r0 + rows)
                 block = P[r0:r1].toarray()
-                fwht(block, axis=-1, normalize=True, out=block)  # in place
+                _fwht(block, -1, True, block, None, transpose=True, fn="FJLT.components_")
                 np.multiply(block[:, :d], factor, out=out[r0:r1])
                 del block
             out.flags.writeable = False
             self._components = out
         return self._components
+
+
+def _padded_length(d, padding):
+    """FJLT's transform length d' for d features: the next power of two, or with
+    ``padding="hadamard"`` the smallest length >= d whose Hadamard transform runs the fused
+    m * 2^k row kernel (base order m <= _MIXED_KERNEL_MAX_M); the next power of two is such a
+    length, so the search ends there at the latest."""
+    pow2 = 1 << max(0, (d - 1).bit_length())
+    if padding == "power_of_two":
+        return pow2
+    best = pow2
+    for m in _small_bases():  # m * 2^j >= d, the smallest j; split_order(n) then has m' <= m
+        n = m << max(0, (-(-d // m) - 1).bit_length())
+        best = min(best, n)
+    return best
+
+
+@functools.lru_cache(maxsize=1)
+def _small_bases():
+    """The base orders 1 < m <= _MIXED_KERNEL_MAX_M with a Hadamard matrix here."""
+    return tuple(
+        m
+        for m in range(2, _MIXED_KERNEL_MAX_M + 1)
+        if _hadamard_orders.split_order(m) == (m, 1)
+    )
 
 
 def _check_seed(random_state, fn):

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _checks, _dispatch, _quant_api
+from . import _checks, _dispatch, _quant_api, _rotate_quant
 from ._interop import array_methods, arrays
 from .reference import int8 as ref
 
@@ -314,8 +314,12 @@ def int8_matmul(X, W, *, bias=None, threshold=6.0, backend=None):
     xp = _dispatch.array_module(X)
     if m == 0:
         return xp.zeros(lead + (n,), X.dtype)
-    # a rotated weight: X @ W.T = (X Q)(W Q)^T; one fast transform of X (not yet fused with
-    # the activation quantization)
+    # a rotated weight: X @ W.T = (X Q)(W Q)^T. Rotate and quantize X in one pass
+    # (_rotate_quant); otherwise, or when outliers remain, one fast transform of X first.
+    if _rotate_quant.fusable(W.rotation, be):
+        out = _rotate_quant.int8_matmul(X.reshape(m, k), W, bias, threshold, be)
+        if out is not None:
+            return out.reshape(lead + (n,))
     X = _quant_api.rotate(X, W.rotation)
     X2 = X.reshape(m, k)
     if be == "reference":

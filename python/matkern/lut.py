@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from . import _checks, _dispatch, _lut_bnb, _lut_layout, _quant_api
+from . import _checks, _dispatch, _lut_bnb, _lut_layout, _quant_api, _rotate_quant
 from ._interop import array_methods, arrays
 from .reference import lut as ref
 
@@ -584,9 +584,12 @@ def lut_matmul(X, W, *, bias=None, compute=None, backend=None):
             f"{fn}(): X is on {_dispatch.device_of(X)} but W on {W.device} (use "
             f"W.to_device({_dispatch.device_of(X)!r}))"
         )
-    # a rotated weight: X @ W.T = (X Q)(W Q)^T (one fast transform of X, not yet fused)
-    X = _quant_api.rotate(X, W.rotation)
     be = _dispatch.pick(fn, X, bias, W.packed, backend=backend)
+    # a rotated weight: X @ W.T = (X Q)(W Q)^T. X rotated straight into the padded rows the
+    # kernel reads (_rotate_quant); otherwise one fast transform of X first.
+    fused = _rotate_quant.fusable(W.rotation, be)
+    if not fused:
+        X = _quant_api.rotate(X, W.rotation)
     lead = X.shape[:-1]
     M = int(np.prod(lead)) if lead else 1
     _checks.check_index_range(M, "M (rows of X)", fn)
@@ -605,14 +608,22 @@ def lut_matmul(X, W, *, bias=None, compute=None, backend=None):
         )
         y = _dispatch.reference_result(y.astype(X.dtype), X)
     elif be == "cpu":
-        xf = _kernel_x(X2, np.float32, np)
+        if fused:
+            xf = _rotate_quant.lut_rows(X2, W.rotation, _lut_layout.k32(K), be)
+        else:
+            xf = _kernel_x(X2, np.float32, np)
         bf = None if bias is None else np.ascontiguousarray(bias, np.float32)
         y = np.empty((M, N), np.float32)
         _dispatch.cpu().lut_matmul(xf, W.packed, W.scales, W.table, W.bits, W._kernel_gs, bf, y)
         if X.dtype != np.float32:
             y = y.astype(X.dtype)
     else:
-        y = _matmul_cuda(_kernel_x(X2, X2.dtype, xp), W, bias, compute or "float16")
+        xk = (
+            _rotate_quant.lut_rows(X2, W.rotation, _lut_layout.k32(K), be)
+            if fused
+            else _kernel_x(X2, X2.dtype, xp)
+        )
+        y = _matmul_cuda(xk, W, bias, compute or "float16")
     return y.reshape(lead + (N,))
 
 

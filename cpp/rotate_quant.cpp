@@ -1,0 +1,162 @@
+// Rotate, then quantize, one row at a time (rotate_quant.hpp). The transform of a row runs in
+// a per-thread scratch row (n floats: 16 KiB at n = 4096, in L1/L2) by the row kernels that
+// fwht uses, chosen the same way, so each value is computed exactly as in the unfused path.
+#include "rotate_quant.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <type_traits>
+
+#include "hadamard.hpp"
+#include "int8.hpp"
+#include "parallel.hpp"
+#include "scratch.hpp"
+#include "simd.hpp"
+
+namespace matkern {
+namespace {
+
+struct RotateScratchTag {};
+struct FjltScratchTag {};
+
+// v rounded to float16 precision (round to nearest, ties to even) and back: what
+// numpy's astype(float16).astype(float32) gives, without F16C. NaN and Inf stay.
+inline float round_to_f16(float v) {
+  uint32_t u;
+  std::memcpy(&u, &v, 4);
+  const uint32_t a = u & 0x7fffffffu;
+  if (a >= 0x7f800000u) return v;
+  float av;
+  std::memcpy(&av, &a, 4);
+  float r;
+  if (av >= 65520.0f) {  // rounds past float16's largest finite value, 65504
+    r = INFINITY;
+  } else if (av < 0x1p-14f) {  // float16 subnormals: multiples of 2^-24; av + 0.5 has that ulp
+    volatile float t = av + 0.5f;  // volatile: the two roundings must not be folded away
+    r = t - 0.5f;
+  } else {  // keep 10 of the 23 mantissa bits, ties to even (a carry may bump the exponent)
+    uint32_t b = a + 0xfffu + ((a >> 13) & 1u);
+    b &= ~0x1fffu;
+    std::memcpy(&r, &b, 4);
+  }
+  return (u >> 31) ? -r : r;
+}
+
+template <typename T>
+using MixedRowFn = void (*)(T*, int64_t, int64_t, const T*, int64_t, T*, T);
+
+template <typename T>
+MixedRowFn<T> pick_mixed_row() {
+  if constexpr (std::is_same_v<T, float>)
+    return simd_level() >= Simd::avx2 ? &avx2::mixed_row_f32 : &hadamard_portable::mixed_row_f32;
+  else
+    return simd_level() >= Simd::avx2 ? &avx2::mixed_row_f64 : &hadamard_portable::mixed_row_f64;
+}
+
+// The rotation of one row, prepared once per call: the row kernel and the scale.
+template <typename T>
+struct RowKernel {
+  RowRotation<T> r;
+  int64_t n;
+  T s;
+  MixedRowFn<T> mixed;
+
+  explicit RowKernel(const RowRotation<T>& rot)
+      : r(rot),
+        n(rot.m * rot.p),
+        s(rot.normalize ? T(1.0 / std::sqrt(double(rot.m * rot.p))) : T(1)),
+        mixed(rot.m > 1 ? pick_mixed_row<T>() : nullptr) {}
+
+  // Scratch floats per thread: the row and the H_m stage's 4 blocks.
+  size_t scratch() const { return size_t(n + 4 * r.mp); }
+
+  // z (n) = the rotated row of x (length d <= n, zero padded); tmp: 4 * mp scratch.
+  void operator()(const T* x, int64_t d, T* z, T* tmp) const {
+    if (r.signs) {
+      for (int64_t j = 0; j < d; ++j) z[j] = x[j] * r.signs[j];
+    } else {
+      std::copy(x, x + d, z);
+    }
+    std::fill(z + d, z + n, T(0));
+    if (mixed) {
+      mixed(z, r.m, r.p, r.ht, r.mp, tmp, s);
+    } else {
+      fwht_row_serial<T>(z, n);
+      if (s != T(1))
+        for (int64_t i = 0; i < n; ++i) z[i] *= s;
+    }
+    if constexpr (std::is_same_v<T, float>)
+      if (r.round_f16)
+        for (int64_t i = 0; i < n; ++i) z[i] = round_to_f16(z[i]);
+  }
+};
+
+// Rows per piece of the parallel loop: ~64k multiply-adds (the H_m stage costs m + log2 p per
+// element), as fwht_mixed's grain.
+int64_t rows_grain(int64_t n, int64_t m) {
+  return std::max<int64_t>(1, (int64_t(1) << 16) / (n * (m + 8)));
+}
+
+}  // namespace
+
+void rotate_quantize_int8(const float* x, int64_t m_rows, int64_t k, int64_t kp,
+                          const RowRotation<float>& r, int16_t* q, float* scale) {
+  const RowKernel<float> rk(r);
+  parallel_for_range(m_rows, rows_grain(rk.n, r.m), [&](int64_t i0, int64_t i1) {
+    float* z = thread_scratch<RotateScratchTag, float>(rk.scratch());
+    for (int64_t i = i0; i < i1; ++i) {
+      rk(x + i * k, k, z, z + rk.n);
+      int8_quantize_row(z, k, kp, q + i * kp, scale + i);
+    }
+  });
+}
+
+void rotate_rows_padded(const float* x, int64_t m_rows, int64_t k, int64_t ldo,
+                        const RowRotation<float>& r, float* out) {
+  const RowKernel<float> rk(r);
+  parallel_for_range(m_rows, rows_grain(rk.n, r.m), [&](int64_t i0, int64_t i1) {
+    float* tmp = thread_scratch<RotateScratchTag, float>(size_t(4 * r.mp));
+    for (int64_t i = i0; i < i1; ++i) {  // transformed in place in the output row
+      float* o = out + i * ldo;
+      rk(x + i * k, k, o, tmp);
+      std::fill(o + k, o + ldo, 0.0f);
+    }
+  });
+}
+
+template <typename T>
+void fjlt_mixed_transform(const T* x, int64_t rows, int64_t d, const RowRotation<T>& r,
+                          const int64_t* p_indptr, const int32_t* p_indices, const T* p_data,
+                          int64_t k, double scale, T* out) {
+  const RowKernel<T> rk(r);
+  const T sc = T(scale);
+  parallel_for_range(rows, rows_grain(rk.n, r.m), [&](int64_t r0, int64_t r1) {
+    T* z = thread_scratch<FjltScratchTag, T>(rk.scratch());
+    for (int64_t row = r0; row < r1; ++row) {
+      rk(x + row * d, d, z, z + rk.n);
+      T* o = out + row * k;
+      for (int64_t i = 0; i < k; ++i) {  // the sparse gather, two chains (as fjlt_transform)
+        T acc0 = 0, acc1 = 0;
+        int64_t p = p_indptr[i];
+        const int64_t e = p_indptr[i + 1];
+        for (; p + 1 < e; p += 2) {
+          acc0 += p_data[p] * z[p_indices[p]];
+          acc1 += p_data[p + 1] * z[p_indices[p + 1]];
+        }
+        if (p < e) acc0 += p_data[p] * z[p_indices[p]];
+        o[i] = sc * (acc0 + acc1);
+      }
+    }
+  });
+}
+
+template void fjlt_mixed_transform<float>(const float*, int64_t, int64_t,
+                                          const RowRotation<float>&, const int64_t*,
+                                          const int32_t*, const float*, int64_t, double, float*);
+template void fjlt_mixed_transform<double>(const double*, int64_t, int64_t,
+                                           const RowRotation<double>&, const int64_t*,
+                                           const int32_t*, const double*, int64_t, double,
+                                           double*);
+
+}  // namespace matkern
