@@ -91,8 +91,10 @@ def cases(ctx):
             info=fjlt_info,
         )
         yield from _mixed_cases(ctx, matkern, np)
+        yield from _rotated_matmul_cases(ctx, matkern, np)
     else:
         yield from _mixed_cases(ctx, matkern, ctx.cupy)
+        yield from _rotated_matmul_cases(ctx, matkern, ctx.cupy)
         cp = ctx.cupy
         for rows, n in [(4096, 4096), (64, 1 << 15), (16, 1 << 20)]:
 
@@ -157,3 +159,46 @@ def _mixed_cases(ctx, matkern, xp):
             device=device,
             time_scale={key: n / pow2},
         )
+
+
+UNROTATED = "unrotated call"
+
+
+def _rotated_matmul_cases(ctx, matkern, xp):
+    """Issue #20: int8_matmul (threshold 0: a rotated call has no outliers left to decompose)
+    and lut_matmul (nf4, groups of 128) with a rotated weight against the same call with an
+    unrotated weight of the same shape, at M = 1, 16, 256 and the shapes (N, K) of LLaMA and
+    MiniLM. The rotated call rotates X on the fly, fused with the activation pass
+    (_rotate_quant): bar 1/1.15 (the rotated call at most 1.15x the unrotated one's time)."""
+    device = "cpu" if xp is np else "cuda"
+    dt = np.float32 if xp is np else np.float16
+    for kind in ("int8", "lut"):
+        for n, k in ((4096, 4096), (11008, 4096), (1536, 384)):
+            for m in (1, 16, 256):
+
+                def make(kind=kind, n=n, k=k, m=m):
+                    rng = np.random.default_rng(n + k + m)
+                    W = xp.asarray(rng.standard_normal((n, k), dtype=np.float32) * 0.05)
+                    X = xp.asarray(rng.standard_normal((m, k), dtype=np.float32)).astype(dt)
+                    rot = matkern.HadamardRotation(k, random_state=0)
+                    if kind == "int8":
+                        Wr, Wp = matkern.int8_quantize(W, rotation=rot), matkern.int8_quantize(W)
+                        return {
+                            "matkern": lambda: matkern.int8_matmul(X, Wr, threshold=0.0),
+                            UNROTATED: lambda: matkern.int8_matmul(X, Wp, threshold=0.0),
+                        }
+                    Wr = matkern.lut_quantize(W, 4, 128, "nf4", rotation=rot)
+                    Wp = matkern.lut_quantize(W, 4, 128, "nf4")
+                    return {
+                        "matkern": lambda: matkern.lut_matmul(X, Wr),
+                        UNROTATED: lambda: matkern.lut_matmul(X, Wp),
+                    }
+
+                name = "int8_matmul" if kind == "int8" else "lut_matmul nf4"
+                yield Case(
+                    "hadamard",
+                    f"rotated {name} M={m} N={n} K={k} {np.dtype(dt).name}",
+                    make,
+                    bars={UNROTATED: 1 / 1.15},
+                    device=device,
+                )

@@ -21,26 +21,28 @@ struct RotateScratchTag {};
 struct FjltScratchTag {};
 
 // v rounded to float16 precision (round to nearest, ties to even) and back: what
-// numpy's astype(float16).astype(float32) gives, without F16C. NaN and Inf stay.
+// numpy's astype(float16).astype(float32) gives, without F16C. NaN and Inf stay. Branch free
+// (selects), so that the loop over a row vectorizes.
 inline float round_to_f16(float v) {
   uint32_t u;
   std::memcpy(&u, &v, 4);
   const uint32_t a = u & 0x7fffffffu;
-  if (a >= 0x7f800000u) return v;
-  float av;
+  // normal float16 range: keep 10 of the 23 mantissa bits, ties to even (a carry may bump
+  // the exponent, up to 65536 = 0x47800000, which the overflow select replaces by Inf)
+  const uint32_t nb = (a + 0xfffu + ((a >> 13) & 1u)) & ~0x1fffu;
+  float av, nr;
   std::memcpy(&av, &a, 4);
-  float r;
-  if (av >= 65520.0f) {  // rounds past float16's largest finite value, 65504
-    r = INFINITY;
-  } else if (av < 0x1p-14f) {  // float16 subnormals: multiples of 2^-24; av + 0.5 has that ulp
-    volatile float t = av + 0.5f;  // volatile: the two roundings must not be folded away
-    r = t - 0.5f;
-  } else {  // keep 10 of the 23 mantissa bits, ties to even (a carry may bump the exponent)
-    uint32_t b = a + 0xfffu + ((a >> 13) & 1u);
-    b &= ~0x1fffu;
-    std::memcpy(&r, &b, 4);
-  }
-  return (u >> 31) ? -r : r;
+  std::memcpy(&nr, &nb, 4);
+  // float16 subnormals (|v| < 2^-14): multiples of 2^-24, which is the ulp of av + 0.5
+  const float sr = (av + 0.5f) - 0.5f;
+  float r = a < 0x38800000u ? sr : nr;
+  r = a >= 0x477ff000u ? INFINITY : r;  // from 65520 on: past float16's largest, 65504
+  r = a >= 0x7f800000u ? av : r;        // NaN and Inf as they are
+  uint32_t rb;
+  std::memcpy(&rb, &r, 4);
+  rb |= u & 0x80000000u;
+  std::memcpy(&r, &rb, 4);
+  return r;
 }
 
 template <typename T>
@@ -71,24 +73,29 @@ struct RowKernel {
   // Scratch floats per thread: the row and the H_m stage's 4 blocks.
   size_t scratch() const { return size_t(n + 4 * r.mp); }
 
-  // z (n) = the rotated row of x (length d <= n, zero padded); tmp: 4 * mp scratch.
-  void operator()(const T* x, int64_t d, T* z, T* tmp) const {
-    if (r.signs) {
-      for (int64_t j = 0; j < d; ++j) z[j] = x[j] * r.signs[j];
+  // z (n) = the rotated row of x (length d <= n, zero padded); tmp: 4 * mp scratch. The
+  // members are read into locals first: z might alias them otherwise, and the loops would
+  // reload them every step instead of vectorizing.
+  void operator()(const T* __restrict x, int64_t d, T* __restrict z, T* tmp) const {
+    const T* __restrict signs = r.signs;
+    const int64_t len = n;
+    const T sc = s;
+    if (signs) {
+      for (int64_t j = 0; j < d; ++j) z[j] = x[j] * signs[j];
     } else {
-      std::copy(x, x + d, z);
+      for (int64_t j = 0; j < d; ++j) z[j] = x[j];
     }
-    std::fill(z + d, z + n, T(0));
+    for (int64_t j = d; j < len; ++j) z[j] = T(0);
     if (mixed) {
-      mixed(z, r.m, r.p, r.ht, r.mp, tmp, s);
+      mixed(z, r.m, r.p, r.ht, r.mp, tmp, sc);
     } else {
-      fwht_row_serial<T>(z, n);
-      if (s != T(1))
-        for (int64_t i = 0; i < n; ++i) z[i] *= s;
+      fwht_row_serial<T>(z, len);
+      if (sc != T(1))
+        for (int64_t i = 0; i < len; ++i) z[i] *= sc;
     }
     if constexpr (std::is_same_v<T, float>)
       if (r.round_f16)
-        for (int64_t i = 0; i < n; ++i) z[i] = round_to_f16(z[i]);
+        for (int64_t i = 0; i < len; ++i) z[i] = round_to_f16(z[i]);
   }
 };
 
