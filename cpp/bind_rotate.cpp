@@ -19,7 +19,9 @@ RowRotation<T> make_rotation(const std::optional<carr<const T>>& signs,
   r.mp = (m + 7) / 8 * 8;
   r.normalize = normalize;
   r.round_f16 = round_f16;
-  const auto fail = [fn] { throw std::invalid_argument(std::string(fn) + ": inconsistent shapes"); };
+  const auto fail = [fn] {
+    throw std::invalid_argument(std::string(fn) + ": inconsistent shapes");
+  };
   if (m < 1 || p < 1 || (p & (p - 1)) != 0) fail();
   if (m > 1 && (!ht || int64_t(ht->size()) != m * r.mp)) fail();
   if (signs && int64_t(signs->size()) != m * p) fail();
@@ -79,8 +81,8 @@ void def_fjlt(nb::module_& mod) {
 void bind_rotate(nb::module_& mod) {
   mod.def("rotate_quantize_int8", &rotate_quantize, kKernelCall, "x"_a, "signs"_a.none(),
           "ht"_a.none(), "m"_a, "p"_a, "round_f16"_a, "q"_a, "scale"_a);
-  mod.def("rotate_rows_padded", &rotate_padded, kKernelCall, "x"_a, "signs"_a.none(),
-          "ht"_a.none(), "m"_a, "p"_a, "round_f16"_a, "out"_a);
+  mod.def("rotate_rows_padded", &rotate_padded, kKernelCall, "x"_a, "signs"_a.none(), "ht"_a.none(),
+          "m"_a, "p"_a, "round_f16"_a, "out"_a);
   def_fjlt<float>(mod);
   def_fjlt<double>(mod);
 }

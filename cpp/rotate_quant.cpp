@@ -52,8 +52,7 @@ template <typename T>
 MixedRowFn<T> pick_mixed_row() {
   if constexpr (std::is_same_v<T, float>)
     return simd_level() >= Simd::avx2 ? &avx2::mixed_row_f32 : &hadamard_portable::mixed_row_f32;
-  else
-    return simd_level() >= Simd::avx2 ? &avx2::mixed_row_f64 : &hadamard_portable::mixed_row_f64;
+  else return simd_level() >= Simd::avx2 ? &avx2::mixed_row_f64 : &hadamard_portable::mixed_row_f64;
 }
 
 // The rotation of one row, prepared once per call: the row kernel and the scale.
@@ -158,12 +157,11 @@ void fjlt_mixed_transform(const T* x, int64_t rows, int64_t d, const RowRotation
   });
 }
 
-template void fjlt_mixed_transform<float>(const float*, int64_t, int64_t,
-                                          const RowRotation<float>&, const int64_t*,
-                                          const int32_t*, const float*, int64_t, double, float*);
+template void fjlt_mixed_transform<float>(const float*, int64_t, int64_t, const RowRotation<float>&,
+                                          const int64_t*, const int32_t*, const float*, int64_t,
+                                          double, float*);
 template void fjlt_mixed_transform<double>(const double*, int64_t, int64_t,
                                            const RowRotation<double>&, const int64_t*,
-                                           const int32_t*, const double*, int64_t, double,
-                                           double*);
+                                           const int32_t*, const double*, int64_t, double, double*);
 
 }  // namespace matkern

@@ -29,11 +29,11 @@ void rotate_quantize(darr<const T> x, opt_f32 signs, opt_f32 ht, int64_t m, int6
     throw std::invalid_argument(error);
   const float* h = m > 1 ? ht->data() : nullptr;
   if constexpr (sizeof(T) == 4)
-    rotate_quantize_int8_f32(x.data(), rows, m, p, data_or_null(signs), h, round_f16, kp,
-                             q.data(), scale.data(), stream);
+    rotate_quantize_int8_f32(x.data(), rows, m, p, data_or_null(signs), h, round_f16, kp, q.data(),
+                             scale.data(), stream);
   else
-    rotate_quantize_int8_f16(x.data(), rows, m, p, data_or_null(signs), h, round_f16, kp,
-                             q.data(), scale.data(), stream);
+    rotate_quantize_int8_f16(x.data(), rows, m, p, data_or_null(signs), h, round_f16, kp, q.data(),
+                             scale.data(), stream);
 }
 
 template <typename T>

@@ -21,6 +21,8 @@ def kernel_results():
     big = rng.standard_normal((600, 530)).astype(np.float32)  # the chunked float32 SYRK
     conv = rng.standard_normal((16, 12, 3, 3)).astype(np.float32)
     D = sp.random(400, 300, density=0.05, format="csr", random_state=2, dtype=np.float64)
+    Xr, Wr = X[:, :384] * np.float32(0.1), W[:64, :384]
+    rot = matkern.HadamardRotation(384, random_state=0)
     return {
         "spmm": matkern.spmm(A, B),
         "fwht": matkern.fwht(X),
@@ -40,6 +42,10 @@ def kernel_results():
         "fjlt": matkern.FJLT(32, random_state=0).fit_transform(X),
         "fastrp": matkern.fastrp(sp.csr_matrix(A[:, :500][:500]), dim=16, random_state=0),
         "svd": matkern.TruncatedSVD(8, random_state=0).fit(D).singular_values_,
+        # the fused rotate + quantize routes (m = 12: 384) and the m * 2^k FJLT
+        "int8_rotated": matkern.int8_matmul(Xr, matkern.int8_quantize(Wr, rotation=rot)),
+        "lut_rotated": matkern.lut_matmul(Xr, matkern.lut_quantize(Wr, rotation=rot)),
+        "fjlt_mixed": matkern.FJLT(16, random_state=0, padding="hadamard").fit_transform(Xr),
     }
 
 

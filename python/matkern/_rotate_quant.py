@@ -21,7 +21,6 @@ import numpy as np
 
 from . import _dispatch, _hadamard_orders, hadamard
 
-
 # The GPU kernel holds a row in shared memory: n <= this (cuda/rotate_quant.hpp kRotateMaxN).
 _GPU_MAX_N = 12288
 
@@ -99,7 +98,9 @@ def int8_cuda(X2, Wq, b32, threshold):
     if threshold > 0 and not bool(sx.max() < np.float32(threshold)):
         return None
     out = cp.empty((m, n), x.dtype)
-    cu.int8_gemm_scaled(q, Wq._packed, sx, Wq.scale, b32, None, out.view(cp.uint16) if half else out, s)
+    cu.int8_gemm_scaled(
+        q, Wq._packed, sx, Wq.scale, b32, None, out.view(cp.uint16) if half else out, s
+    )
     return out
 
 

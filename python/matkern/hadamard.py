@@ -512,9 +512,7 @@ def _padded_length(d, padding):
 def _small_bases():
     """The base orders 1 < m <= _MIXED_KERNEL_MAX_M with a Hadamard matrix here."""
     return tuple(
-        m
-        for m in range(2, _MIXED_KERNEL_MAX_M + 1)
-        if _hadamard_orders.split_order(m) == (m, 1)
+        m for m in range(2, _MIXED_KERNEL_MAX_M + 1) if _hadamard_orders.split_order(m) == (m, 1)
     )
 
 

@@ -152,7 +152,10 @@ def int8_quantize(W, *, rotation=None, backend=None):
         outlier features, so plain per-row int8 fits better) and keep Q with the weight:
         :func:`int8_matmul` then rotates X the same way, so ``X @ W.T`` is unchanged up to
         the quantization error. With a rotation, use ``threshold=0`` (no outliers are left
-        to decompose).
+        to decompose). The matmul's rotation of X is fused with its activation quantization
+        (one pass per row: sign flip, transform, absmax, rounding; CPU and GPU) where the
+        base order m <= 64 (every power of two, 384, 1536, ...); with ``threshold > 0`` it
+        falls back to rotating X first when a rotated row reaches the threshold.
     backend : {"reference", "cpu", "cuda"}, optional
         Only checks the device here: the packed layout follows W's device (NumPy: the CPU
         kernels' panels of 8 rows x pairs of inputs; CuPy: rows padded to K multiple of 32).

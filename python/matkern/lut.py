@@ -358,6 +358,8 @@ def lut_quantize(W, bits=4, group_size=128, table="nf4", *, rotation=None):
         Quantize the rotated weight ``W @ Q`` instead (QuaRot-style) and keep Q with the
         weight (its ``rotation`` attribute): :func:`lut_matmul` rotates X the same way, so
         ``X @ W.T`` is unchanged up to the quantization error; ``dequantize()`` rotates back.
+        The matmul writes the rotated rows of X straight into the buffer its kernel reads
+        (one pass, CPU and GPU) where the base order m <= 64.
 
     Returns
     -------
