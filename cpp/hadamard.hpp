@@ -22,6 +22,13 @@ template <typename T>
 void fwht_mixed(T* data, int64_t outer, int64_t m, int64_t p, const T* ht, int64_t mp,
                 bool normalize);
 
+// One row of the m * 2^k transform on the calling thread (x, m, p, ht, mp, tmp of 4 * mp, scale),
+// the best kernel for this CPU: fwht_mixed's and the fused rotations' (rotate_quant.cpp).
+template <typename T>
+using MixedRowFn = void (*)(T*, int64_t, int64_t, const T*, int64_t, T*, T);
+template <typename T>
+MixedRowFn<T> pick_mixed_row();
+
 // One contiguous row of length n (a power of two), unnormalized, on the calling thread only
 // (the best row kernel for this CPU): for kernels that run their own parallel loop (sketch).
 template <typename T>

@@ -45,16 +45,6 @@ inline float round_to_f16(float v) {
   return r;
 }
 
-template <typename T>
-using MixedRowFn = void (*)(T*, int64_t, int64_t, const T*, int64_t, T*, T);
-
-template <typename T>
-MixedRowFn<T> pick_mixed_row() {
-  if constexpr (std::is_same_v<T, float>)
-    return simd_level() >= Simd::avx2 ? &avx2::mixed_row_f32 : &hadamard_portable::mixed_row_f32;
-  else return simd_level() >= Simd::avx2 ? &avx2::mixed_row_f64 : &hadamard_portable::mixed_row_f64;
-}
-
 // The rotation of one row, prepared once per call: the row kernel and the scale.
 template <typename T>
 struct RowKernel {

@@ -40,11 +40,4 @@ void fjlt_mixed_transform(const T* x, int64_t rows, int64_t d, const RowRotation
                           const int64_t* p_indptr, const int32_t* p_indices, const T* p_data,
                           int64_t k, double scale, T* out);
 
-namespace hadamard_portable {  // defined in hadamard.cpp
-void mixed_row_f32(float* x, int64_t m, int64_t p, const float* ht, int64_t mp, float* tmp,
-                   float scale);
-void mixed_row_f64(double* x, int64_t m, int64_t p, const double* ht, int64_t mp, double* tmp,
-                   double scale);
-}  // namespace hadamard_portable
-
 }  // namespace matkern

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import matkern
-from conftest import simd_level_run, to_backend, to_numpy
+from conftest import _backend_params, simd_level_run, to_backend, to_numpy
 from matkern import _quant_api, _rotate_quant
 from matkern.int8 import Int8Weight
 
@@ -188,3 +188,31 @@ def test_the_fused_routes_rotate_no_separate_array(monkeypatch):
     matkern.lut_matmul(X, qw)
     with pytest.raises(AssertionError, match="unfused"):
         matkern.int8_matmul(X * np.float32(100), Wq)  # outliers: the unfused route
+
+
+GPU = [p for p in _backend_params() if p.values[0] == "cuda"]
+
+
+@pytest.mark.parametrize("device", GPU)
+@pytest.mark.parametrize("k,m", [(384, 1), (384, 19), (4096, 3), (96, 2)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_gpu_fused_routes_match_the_cpu(device, k, m, dtype):
+    """The GPU kernel transforms in the CPU kernels' order (H_m sums j ascending, the same
+    butterflies), so its rotated rows and int8 codes equal the CPU's; what is left is the
+    GEMMs' float rounding (int8: the same exact int32 sums and double epilogue; LUT:
+    float16 tensor-core products): rtol 1e-6 (int8, float32 out) / 2e-3 (float16 out, LUT)."""
+    X, W = _data(k, m, dtype, seed=4)
+    rot = matkern.HadamardRotation(k, random_state=6)
+    Wq = matkern.int8_quantize(W, rotation=rot)
+    qw = matkern.lut_quantize(W, 4, min(128, k), "nf4", rotation=rot)
+    cpu_int8 = matkern.int8_matmul(X, Wq, threshold=0.0).astype(np.float64)
+    cpu_lut = matkern.lut_matmul(X, qw).astype(np.float64)
+    Xb = to_backend(X, device)
+    got_int8 = to_numpy(matkern.int8_matmul(Xb, Wq.to_device(device), threshold=0.0)).astype(
+        np.float64
+    )
+    got_lut = to_numpy(matkern.lut_matmul(Xb, qw.to_device(device))).astype(np.float64)
+    scale = np.abs(cpu_int8).max()
+    tol = 1e-6 if dtype == np.float32 else 2e-3
+    np.testing.assert_allclose(got_int8, cpu_int8, rtol=tol, atol=tol * scale)
+    np.testing.assert_allclose(got_lut, cpu_lut, rtol=2e-3, atol=2e-3 * np.abs(cpu_lut).max())

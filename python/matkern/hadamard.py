@@ -437,7 +437,15 @@ class FJLT(
 
         xp = _dispatch.array_module(X)
         d, dpad = X.shape[1], m * p
-        P = csp.csr_matrix((data, indices, indptr), shape=(self.n_components_, dpad))
+        # cupyx's CSR takes int32 index arrays
+        if int(indptr[-1]) > _checks.INT32_MAX:
+            raise ValueError(
+                f"FJLT.transform(): projection_ has {int(indptr[-1])} nonzeros, more than the "
+                f"GPU's sparse product takes with padding='hadamard' ({_checks.INT32_MAX})"
+            )
+        P = csp.csr_matrix(
+            (data, indices, indptr.astype(xp.int32)), shape=(self.n_components_, dpad)
+        )
         step = max(1, (256 << 20) // (dpad * X.dtype.itemsize))
         for r0 in range(0, X.shape[0], step):
             z = xp.zeros((min(step, X.shape[0] - r0), dpad), dtype=X.dtype)
