@@ -216,7 +216,8 @@ def test_matmul_shapes(backend, M, N):
 )
 @pytest.mark.parametrize("M,N,kmul", [(32, 17, 3), (100, 40, 5), (203, 16, 1), (300, 17, 2)])
 def test_matmul_wide_path(bits, gs, table, M, N, kmul):
-    """M >= 32 takes the wide CPU path (16 weight rows transposed, 6 x 16 register tiles):
+    """M >= 32 takes the wide CPU path (AVX2: 16 weight rows transposed, 6 x 16 register tiles;
+    AVX-512, 4-bit g64k: 32 rows decoded k-major, 12 x 32 tiles):
     every table and bit width, group sizes below and above the 256-column span, K not a
     multiple of the span, N not a multiple of 16, M past one 288-row chunk, with bias."""
     rng = np.random.default_rng(M + N + bits)
