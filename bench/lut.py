@@ -1,6 +1,7 @@
 """Benchmarks of the LUT matmul (FLUTE): 4-bit / group-128 weights on LLaMA layer shapes
-against the float32 NumPy product (CPU) or cuBLAS fp16 and dequantize-then-cuBLAS (GPU), and
-the quantization error on the real MiniLM layers."""
+against the float32 NumPy product and PyTorch's 4-bit CPU matmul (``_weight_int4pack_mm_for_cpu``,
+bf16 activations) and float32 ``F.linear`` (CPU), or cuBLAS fp16 and dequantize-then-cuBLAS
+(GPU), and the quantization error on the real MiniLM layers."""
 
 import numpy as np
 
@@ -20,11 +21,49 @@ def _rel_err(y, exact):
     return float(np.linalg.norm(y - exact) / np.linalg.norm(exact))
 
 
+TORCH_INT4 = "torch int4pack mm (bf16 X)"
+TORCH_F32 = "torch f32 F.linear"
+NO_TORCH = "torch not installed (bench extra): its peers skipped"
+
+
+def _torch_peers(W, X, group_size=128):
+    """PyTorch's peers of a 4-bit g128 product X @ W.T at matkern's thread count (issue #25):
+    ``_weight_int4pack_mm_for_cpu`` on W quantized by torch's own asymmetric 4-bit scheme
+    (per group: w = (q - 8) * scale + zero, scale and zero in bf16; X in bf16), and float32
+    ``F.linear`` on W. None where torch is not importable."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    import matkern
+
+    torch.set_num_threads(matkern.get_num_threads())  # equal thread counts
+    N, K = W.shape
+    G = W.reshape(N, K // group_size, group_size)
+    lo, hi = G.min(axis=2), G.max(axis=2)
+    scale = np.maximum(hi - lo, 1e-12) / 15
+    q = np.clip(np.rint((G - lo[..., None]) / scale[..., None]), 0, 15).astype(np.int32)
+    packed = torch._convert_weight_to_int4pack_for_cpu(torch.from_numpy(q.reshape(N, K)), 1)
+    sz = np.stack([scale, lo + 8 * scale], axis=-1).transpose(1, 0, 2)  # (K / G, N, 2)
+    sz = torch.from_numpy(np.ascontiguousarray(sz)).to(torch.bfloat16)
+    xb, xt, wt = torch.from_numpy(X).to(torch.bfloat16), torch.from_numpy(X), torch.from_numpy(W)
+
+    def int4():
+        with torch.inference_mode():
+            return torch._weight_int4pack_mm_for_cpu(xb, packed, group_size, sz)
+
+    def f32():
+        with torch.inference_mode():
+            return torch.nn.functional.linear(xt, wt)
+
+    return {TORCH_INT4: int4, TORCH_F32: f32}
+
+
 def cases(ctx):
     import matkern
 
     if ctx.device == "cpu":
-        combos = [(N, K, M, "nf4") for N, K in SHAPES for M in (1, 16)]
+        combos = [(N, K, M, "nf4") for N, K in SHAPES for M in (1, 16, 256)]
         # "int" (and "fp4_e2m1") tables are bfloat16-exact: the AVX2 kernel looks up 2 byte
         # planes instead of 4
         combos += [(N, K, 1, "int") for N, K in SHAPES]
@@ -55,24 +94,31 @@ def cases(ctx):
                     out["numpy f32 matvec"] = lambda: W @ x
                 else:
                     out["numpy f32 matmul"] = lambda: X @ W.T
-                out.update(_X=X, _W=W, _qw=qw)
+                peers = _torch_peers(W, X) if gs == 128 and table == "nf4" else None
+                if peers is not None:  # issue #25's peers: int4pack up to M = 16, f32 at 256
+                    out.update({TORCH_INT4: peers[TORCH_INT4]} if M <= 16 else peers)
+                out.update(_X=X, _W=W, _qw=qw, _torch=peers is not None)
                 return out
 
             def info(f, M=M):
                 X, W, qw = f["_X"], f["_W"], f["_qw"]
                 err = _rel_err(matkern.lut_matmul(X, qw), X @ W.T)
-                return (
+                s = (
                     f"weights {qw.nbytes / 2**20:.1f} MiB vs {W.nbytes / 2**20:.0f} MiB "
                     f"f32; rel. error vs f32 {err:.3f}"
                 )
+                return s if f["_torch"] else f"{s}; {NO_TORCH}"
 
             anchor = "numpy f32 matvec" if M == 1 else "numpy f32 matmul"
             g = "per-row" if gs is None else f"g{gs}"
+            bars = {anchor: 3.0 if M == 1 else (1.3 if M <= 16 else 1.0)}
+            if gs == 128 and table == "nf4":  # issue #25: 1.2x int4pack, at M = 256 1x f32
+                bars.update({TORCH_INT4: 1.2} if M <= 16 else {TORCH_F32: 1.0})
             yield Case(
                 "lut",
                 f"lut_matmul M={M} {N}x{K} 4-bit {g} {table}",
                 make,
-                bars={anchor: 3.0 if M == 1 else 1.3},
+                bars=bars,
                 info=info,
             )
 

@@ -306,10 +306,131 @@ void wide(const Kernels& kr, const float* x, int64_t M, int64_t K, const uint32_
   });
 }
 
+#ifdef MATKERN_BUILD_AVX512
+// AVX-512, 4-bit codes whose pairs of blocks lie in one group (lut.hpp's avx512 kernels).
+bool avx512_fits(int bits, int gs, int64_t K) {
+  return bits == 4 && gs % 64 == 0 && K % 64 == 0 && simd_level() >= Simd::avx512_vnni;
+}
+
+// x permuted pair by pair (64 columns) to the order avx512::lut4_gemv reads codes in: lane m
+// of its vectors looks up index byte 4 (m % 4) + m / 4 (+16 for the pair's second 16 bytes),
+// low nibbles (the even block) first, then high nibbles (the odd block, 32 columns on).
+std::vector<float> permute_x_pairs(const float* x, int64_t K) {
+  std::vector<float> xq(static_cast<size_t>(K));
+  for (int64_t p = 0; p < K / 64; ++p)
+    for (int half = 0; half < 2; ++half)
+      for (int m = 0; m < 16; ++m) {
+        const int q = 16 * half + 4 * (m & 3) + (m >> 2);  // index byte (_lut_layout.CPU_POS)
+        const int col = q < 16 ? (q >> 2) * 8 + (q & 3) : ((q - 16) >> 2) * 8 + 4 + (q & 3);
+        xq[size_t(64 * p + 32 * half + m)] = x[64 * p + col];
+        xq[size_t(64 * p + 32 * half + 16 + m)] = x[64 * p + 32 + col];
+      }
+  return xq;
+}
+
+// M = 1: row by row (each row's codes one sequential stream), 32 rows a chunk on the pool.
+void gemv512(const float* x, int64_t K, const uint32_t* packed, const float* scales,
+             const float* table, int gs, int64_t N, const float* bias, float* out) {
+  const int64_t wpr = K / 8, ngroups = group_count(K, gs), chunk = 32;
+  const std::vector<float> xq = permute_x_pairs(x, K);
+  parallel_for_chunks((N + chunk - 1) / chunk, [&](int64_t c) {
+    const int64_t n0 = c * chunk;
+    const int nr = int(std::min<int64_t>(chunk, N - n0));
+    avx512::lut4_gemv(xq.data(), packed + n0 * wpr, wpr, scales + n0 * ngroups, ngroups, table, gs,
+                      K, nr, out + n0);
+    if (bias)
+      for (int r = 0; r < nr; ++r) out[n0 + r] += bias[n0 + r];
+  });
+}
+
+constexpr int64_t k512Span = 128;  // columns per decoded unit (bt: 128 x 32 floats, 16 KiB)
+constexpr int64_t k512MR = 12;     // rows of X per register tile (24 accumulators)
+constexpr int64_t k512Tiles = 24;  // register tiles per pass over a panel (288 rows of X)
+constexpr int64_t kXScratch = int64_t(1) << 22;  // packed X up to 16 MiB: reused per thread
+
+// Register tiles of X: nt = ceil(M / 12) tiles as even as possible (16 = 8 + 8); tile t
+// holds rows [tile_row(t), tile_row(t + 1)).
+inline int64_t tile_row(int64_t t, int64_t nt, int64_t M) { return t * M / nt; }
+
+// X (M, K) packed span by span and tile by tile, k-major inside a tile: span s, tile t at
+// (s * M + tile_row(t)) * k512Span, element (k, i) at k * mr + i. The tile's broadcasts then
+// read one stream at constant offsets (12 rows at a stride had taken 12 address registers).
+void pack_x_tiles(const float* x, int64_t M, int64_t K, int64_t nt, float* xp) {
+  const int64_t nsp = (K + k512Span - 1) / k512Span;
+  parallel_for_range(nsp * nt, 16, [&](int64_t b, int64_t e) {
+    for (int64_t st = b; st < e; ++st) {
+      const int64_t sp = st / nt, t = st % nt, r0 = tile_row(t, nt, M);
+      const int64_t mr = tile_row(t + 1, nt, M) - r0, k0 = sp * k512Span;
+      const int64_t len = std::min(k512Span, K - k0);
+      float* d = xp + (sp * M + r0) * k512Span;
+      for (int64_t k = 0; k < len; ++k)
+        for (int64_t i = 0; i < mr; ++i) d[k * mr + i] = x[(r0 + i) * K + k0 + k];
+    }
+  });
+}
+
+// M >= 2: panels of 32 weight rows decoded 128 columns at a time, k-major (bt), into the
+// operand of a 12 x 32 register tile (12 broadcasts of X, two loads, 24 FMAs per column);
+// each tile's sums over a unit (or a 64-column half, where a group boundary can cut a unit)
+// are scaled by the rows' scales once. Each output sums the reference's products in another
+// order.
+void gemm512(const float* x, int64_t M, int64_t K, const uint32_t* packed, const float* scales,
+             const float* table, int gs, int64_t N, const float* bias, float* out) {
+  const int64_t wpr = K / 8, ngroups = group_count(K, gs);
+  const int64_t nt = (M + k512MR - 1) / k512MR;
+  const int64_t xn = (K + k512Span - 1) / k512Span * M * k512Span;
+  // the calling thread's buffer (no fresh pages per call: 4 MiB of them had cost 6% at M = 256)
+  struct XTag;
+  std::vector<float> own;
+  float* xp =
+      xn <= kXScratch ? thread_scratch<XTag, float>(size_t(xn)) : (own.resize(xn), own.data());
+  pack_x_tiles(x, M, K, nt, xp);
+  const int64_t npan = (N + 31) / 32, mchunks = (nt + k512Tiles - 1) / k512Tiles;
+  const int64_t sub = gs % k512Span == 0 ? k512Span : 64;  // columns sharing one scale
+  struct BTag;
+  struct CTag;
+  parallel_for_chunks(npan * mchunks, [&](int64_t job) {
+    float* bt = thread_scratch<BTag, float>(size_t(k512Span * 32));
+    float* c = thread_scratch<CTag, float>(size_t(k512Tiles * k512MR * 32));
+    alignas(64) float s[32];
+    const int64_t n0 = (job / mchunks) * 32, t0 = (job % mchunks) * k512Tiles;
+    const int64_t t1 = std::min(nt, t0 + k512Tiles);
+    const int64_t m0 = tile_row(t0, nt, M), mc = tile_row(t1, nt, M) - m0;
+    const int nrows = int(std::min<int64_t>(32, N - n0));
+    std::fill(c, c + mc * 32, 0.0f);
+    std::fill(s, s + 32, 0.0f);
+    for (int64_t k0 = 0; k0 < K; k0 += k512Span) {
+      const int len = int(std::min<int64_t>(k512Span, K - k0));
+      avx512::lut4_decode_panel(packed + n0 * wpr, wpr, table, k0, len, nrows, bt);
+      for (int64_t u = 0; u < len; u += sub) {
+        const int64_t g = (k0 + u) / gs;
+        for (int r = 0; r < nrows; ++r) s[r] = scales[(n0 + r) * ngroups + g];
+        const int ulen = int(std::min<int64_t>(sub, len - u));
+        for (int64_t t = t0; t < t1; ++t) {
+          const int64_t r0 = tile_row(t, nt, M);
+          const int mr = int(tile_row(t + 1, nt, M) - r0);
+          avx512::lut4_panel_product(xp + (k0 / k512Span * M + r0) * k512Span + u * mr, mr,
+                                     bt + u * 32, ulen, s, c + (r0 - m0) * 32);
+        }
+      }
+    }
+    for (int64_t i = 0; i < mc; ++i)
+      for (int r = 0; r < nrows; ++r)
+        out[(m0 + i) * N + n0 + r] = bias ? c[i * 32 + r] + bias[n0 + r] : c[i * 32 + r];
+  });
+}
+#endif
+
 }  // namespace
 
 void lut_matmul(const float* x, int64_t M, int64_t K, const uint32_t* packed, const float* scales,
                 const float* table, int bits, int gs, int64_t N, const float* bias, float* out) {
+#ifdef MATKERN_BUILD_AVX512
+  if (avx512_fits(bits, gs, K)) {
+    if (M == 1) return gemv512(x, K, packed, scales, table, gs, N, bias, out);
+    return gemm512(x, M, K, packed, scales, table, gs, N, bias, out);
+  }
+#endif
   const Kernels kr = pick_kernels();
   if (M == 1) {
     const int64_t wpr = K / 32 * bits, ngroups = group_count(K, gs), chunk = 32;

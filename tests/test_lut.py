@@ -26,7 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import matkern
-from conftest import DATA, run_in_threads, simd_runs, to_backend, to_numpy
+from conftest import DATA, run_in_threads, simd_level_run, simd_runs, to_backend, to_numpy
 from datasets import error_table, format_table, minilm_layers
 from matkern import _lut_layout
 from matkern._mma_layout import a_m16n8k16, c_m16n8
@@ -216,7 +216,8 @@ def test_matmul_shapes(backend, M, N):
 )
 @pytest.mark.parametrize("M,N,kmul", [(32, 17, 3), (100, 40, 5), (203, 16, 1), (300, 17, 2)])
 def test_matmul_wide_path(bits, gs, table, M, N, kmul):
-    """M >= 32 takes the wide CPU path (16 weight rows transposed, 6 x 16 register tiles):
+    """M >= 32 takes the wide CPU path (AVX2: 16 weight rows transposed, 6 x 16 register tiles;
+    AVX-512, 4-bit g64k: 32 rows decoded k-major, 12 x 32 tiles):
     every table and bit width, group sizes below and above the 256-column span, K not a
     multiple of the span, N not a multiple of 16, M past one 288-row chunk, with bias."""
     rng = np.random.default_rng(M + N + bits)
@@ -443,6 +444,45 @@ def test_simd_and_portable_paths_agree():
     )
     portable, default = simd_runs(code, ".npy")
     np.testing.assert_allclose(portable, default, rtol=1e-4, atol=1e-4)
+
+
+# (group_size, K, N): 4-bit weights the AVX-512 kernels take (groups of 64, 128, 192: a group
+# boundary inside a 128-column unit; one group per row; K % 128 == 64: a last half unit) and
+# ones they leave to AVX2 (group 32, K % 64 == 32), N not a multiple of 16 or 32
+_LEVEL_WEIGHTS = ((64, 448, 45), (128, 1024, 67), (192, 576, 33), (None, 320, 20), (32, 96, 19))
+_LEVEL_MS = (1, 2, 13, 16, 40, 301)  # GEMV; tiles of 1, 7 + 6, 8 + 8 rows; past 24 tiles
+_LEVEL_CODE = (
+    "import sys, numpy as np, matkern; rng = np.random.default_rng(11); out = {}\n"
+    f"for gs, K, N in {_LEVEL_WEIGHTS!r}:\n"
+    "    qw = matkern.lut_quantize(rng.standard_normal((N, K)), 4, gs, 'nf4')\n"
+    "    b = rng.standard_normal(N).astype(np.float32)\n"
+    f"    for m in {_LEVEL_MS!r}:\n"
+    "        X = rng.standard_normal((m, K)).astype(np.float32)\n"
+    "        out[f'{gs}_{K}_{m}'] = matkern.lut_matmul(X, qw, bias=b)\n"
+    "print(matkern.backends()['simd']); np.savez(sys.argv[1], **out)\n"
+)
+
+
+@pytest.mark.parametrize("level", ["portable", "avx2", "avx512_vnni"])
+def test_every_simd_level_within_the_bound(level):
+    """Each SIMD level (MATKERN_SIMD, a fresh interpreter) against float64 X @ dequant(W).T
+    + bias within the stated bound: the AVX-512 4-bit GEMV and 12 x 32 tiles (group
+    boundaries inside a unit, a last half unit, partial panels and tiles, two passes of 288
+    rows) and the AVX2 kernels it leaves the other weights to. The levels sum in different
+    orders, so they are compared with the reference, not bit for bit."""
+    got = simd_level_run(level, _LEVEL_CODE, ".npz")
+    rng = np.random.default_rng(11)  # the same draws as the subprocess
+    for gs, K, N in _LEVEL_WEIGHTS:
+        qw = matkern.lut_quantize(rng.standard_normal((N, K)), 4, gs, "nf4")
+        b = rng.standard_normal(N).astype(np.float32)
+        Wd = matkern.lut_dequantize(qw, backend="reference").astype(np.float64)
+        for m in _LEVEL_MS:
+            X = rng.standard_normal((m, K)).astype(np.float32)
+            y = got[f"{gs}_{K}_{m}"]
+            exact = X.astype(np.float64) @ Wd.T + b
+            bound = cpu_bound(X, Wd) + np.abs(b) * U32
+            err = np.abs(y - exact)
+            assert np.all(err <= bound), (gs, K, m, float((err / bound).max()))
 
 
 # ------------------------------------------------------------------------------ real data
