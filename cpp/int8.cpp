@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -192,6 +193,63 @@ void int8_quantize_rows(const float* x, int64_t m, int64_t k, int64_t kp,
       qf(src, k, kp, q + i * kp, scale + i);
     }
   });
+}
+
+bool int8_vnni_enabled() {
+#ifdef MATKERN_BUILD_AVX512
+  const char* tile = std::getenv("MATKERN_INT8_TILE");
+  return simd_level() >= Simd::avx512_vnni && !(tile && std::strcmp(tile, "vpdpwssd") == 0);
+#else
+  return false;
+#endif
+}
+
+void int8_quantize_rows_u8(const float* x, int64_t m, int64_t k, int64_t ldx,
+                           const int64_t* outlier_cols, int64_t n_out, uint8_t* q, float* scale) {
+#ifdef MATKERN_BUILD_AVX512
+  const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 15) / std::max<int64_t>(k, 1));
+  parallel_for_range(m, grain, [&](int64_t i0, int64_t i1) {
+    std::vector<float> row(n_out > 0 ? size_t(k) : 0);
+    for (int64_t i = i0; i < i1; ++i) {
+      const float* src = x + i * k;
+      if (n_out > 0) {  // the outlier columns go through the float path: zero them here
+        std::memcpy(row.data(), src, size_t(k) * sizeof(float));
+        for (int64_t c = 0; c < n_out; ++c) row[size_t(outlier_cols[c])] = 0.0f;
+        src = row.data();
+      }
+      avx512::quantize_row_u8(src, k, ldx, q + i * ldx, scale + i);
+    }
+  });
+#else
+  (void)x, (void)m, (void)k, (void)ldx, (void)outlier_cols, (void)n_out, (void)q, (void)scale;
+#endif
+}
+
+void int8_offset_rows(const int8_t* a, int64_t m, int64_t k, int64_t ldx, uint8_t* q) {
+  const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(k, 1));
+  parallel_for_range(m, grain, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      for (int64_t j = 0; j < k; ++j) q[i * ldx + j] = uint8_t(a[i * k + j] ^ 0x80);
+      for (int64_t j = k; j < ldx; ++j) q[i * ldx + j] = 128;
+    }
+  });
+}
+
+void int8_gemm_vnni(const Int8VnniGemm& g, const Int8Epilogue& ep) {
+#ifdef MATKERN_BUILD_AVX512
+  // Tasks: super-panels x chunks of rows of equal size (a multiple of the tile's 6 rows, at
+  // most kInt8VnniRowChunk); consecutive tasks share a chunk, whose rows then stay in L2.
+  const int64_t nsp = (g.n + kInt8VnniCols - 1) / kInt8VnniCols;
+  const int64_t nchunks = (g.m + kInt8VnniRowChunk - 1) / kInt8VnniRowChunk;
+  const int64_t per = (g.m + nchunks - 1) / nchunks;
+  const int64_t rows = (per + kInt8VnniMr - 1) / kInt8VnniMr * kInt8VnniMr;
+  parallel_for_chunks(nsp * nchunks, [&](int64_t t) {
+    const int64_t sp = t % nsp, r0 = (t / nsp) * rows;
+    if (r0 < g.m) avx512::vnni_task(g, ep, sp, r0, std::min(g.m, r0 + rows));
+  });
+#else
+  (void)g, (void)ep;
+#endif
 }
 
 void int8_widen(const int8_t* a, int64_t m, int64_t k, int64_t kp, int16_t* q) {

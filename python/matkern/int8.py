@@ -57,7 +57,7 @@ class Int8Weight:
     ((2, 2), [1.0, 2.0], dtype('float16'))
     """
 
-    __slots__ = ("shape", "scale", "_packed", "device", "rotation")
+    __slots__ = ("shape", "scale", "_packed", "device", "rotation", "_vnni")
 
     def __init__(self, shape, scale, packed, device, rotation=None):
         self.shape = tuple(int(s) for s in shape)
@@ -65,6 +65,14 @@ class Int8Weight:
         self._packed = packed
         self.device = device
         self.rotation = rotation
+        self._vnni = None  # (packed, corr) of the AVX-512 VNNI path, made once when used
+
+    def _vnni_layout(self):
+        """The vpdpbusd kernels' layout (_vnni_pack) of a CPU weight, made on first use and
+        kept: a weight quantized where that path runs has it from int8_quantize on."""
+        if self._vnni is None:
+            self._vnni = _vnni_pack(self.codes)
+        return self._vnni
 
     @property
     def out_features(self):
@@ -89,7 +97,8 @@ class Int8Weight:
 
     @property
     def nbytes(self):
-        return int(self._packed.nbytes + self.scale.nbytes)
+        extra = 0 if self._vnni is None else self._vnni[0].nbytes + self._vnni[1].nbytes
+        return int(self._packed.nbytes + self.scale.nbytes + extra)
 
     def dequantize(self, dtype=np.float32):
         """The weight the codes stand for, codes * scale / 127 (N, K), computed in float32 and
@@ -129,6 +138,31 @@ def _cpu_pack(codes):
     full = np.zeros((np8, kp), np.int8)
     full[:n, :k] = codes
     return np.ascontiguousarray(full.reshape(np8 // 8, 8, kp // 2, 2).transpose(0, 2, 1, 3))
+
+
+_VNNI_COLS = 64  # output columns per super-panel of the vpdpbusd layout (cpp/int8.hpp)
+
+
+def _vnni_pack(codes):
+    """int8 (N, K) codes -> the AVX-512 VNNI (vpdpbusd) kernels' layout (cpp/int8.hpp): the
+    codes padded to (N16, Kq) in super-panels of 64 columns x quads of inputs, flat int8, and
+    corr (N16,) int32 = -128 * the row sums (modulo 2^32: the kernel's sums wrap the same
+    way, and the result is exact wherever it fits int32)."""
+    n, k = codes.shape
+    n16, kq = -(-n // 16) * 16, -(-k // 4) * 4
+    full = np.zeros((n16, kq), np.int8)
+    full[:n, :k] = codes
+    sums = full.sum(axis=1, dtype=np.int64) * -128
+    corr = (sums & 0xFFFFFFFF).astype(np.uint32).view(np.int32)
+    out = np.empty(n16 * kq, np.int8)
+    nfull = n16 // _VNNI_COLS * _VNNI_COLS
+    if nfull:
+        blocks = full[:nfull].reshape(nfull // _VNNI_COLS, _VNNI_COLS, kq // 4, 4)
+        out[: nfull * kq] = blocks.transpose(0, 2, 1, 3).reshape(-1)
+    if n16 > nfull:
+        tail = full[nfull:].reshape(n16 - nfull, kq // 4, 4)
+        out[nfull * kq :] = tail.transpose(1, 0, 2).reshape(-1)
+    return out, corr
 
 
 def _gpu_pack(codes):
@@ -197,7 +231,10 @@ def int8_quantize(W, *, rotation=None, backend=None):
     _quantize_rows_into(W, full, scale, xp)
     # the panel layout of _cpu_pack, from the padded codes already in place
     packed = np.ascontiguousarray(full.reshape(np8 // 8, 8, kp // 2, 2).transpose(0, 2, 1, 3))
-    return Int8Weight((n, k), scale, packed, "cpu", rotation)
+    Wq = Int8Weight((n, k), scale, packed, "cpu", rotation)
+    if be == "cpu" and _dispatch.cpu().int8_vnni_enabled():
+        Wq._vnni = _vnni_pack(full[:n, :k])
+    return Wq
 
 
 _BLOCK_BYTES = 4 << 20  # float32 rows quantized at a time: the temporaries stay ~2 such blocks
@@ -359,12 +396,15 @@ def _cpu_matmul(X2, Wq, cols, b32, xo, wo):
     cpu = _dispatch.cpu()
     m = X2.shape[0]
     n = Wq.shape[0]
-    kp = Wq._packed.shape[1] * 2
     xf = np.ascontiguousarray(X2, dtype=np.float32)
-    q = np.empty((m, kp), np.int16)
-    sx = np.empty(m, np.float32)
-    cpu.int8_quantize_rows(xf, np.ascontiguousarray(cols, dtype=np.int64), q, sx)
+    cols = np.ascontiguousarray(cols, dtype=np.int64)
     out = np.empty((m, n), np.float32)
+    vnni = cpu.int8_vnni_enabled()
+    if not vnni:
+        kp = Wq._packed.shape[1] * 2
+        q = np.empty((m, kp), np.int16)
+        sx = np.empty(m, np.float32)
+        cpu.int8_quantize_rows(xf, cols, q, sx)
     addend = wot = None
     if xo is not None and xo.shape[1] <= _FUSED_OUTLIERS and xo.size <= _FUSED_WORK:
         # Few outlier columns: multiplied in the kernel's epilogue. A BLAS call here (even
@@ -376,7 +416,11 @@ def _cpu_matmul(X2, Wq, cols, b32, xo, wo):
         # entry, before overwriting it).
         np.matmul(xo, wo.T, out=out)
         addend, xo = out, None
-    cpu.int8_gemm_f32(q, Wq._packed.reshape(-1), n, sx, Wq.scale, b32, addend, xo, wot, out)
+    if vnni:  # AVX-512 VNNI: quantization, vpdpbusd product and epilogue in one call
+        wv, corr = Wq._vnni_layout()
+        cpu.int8_matmul_vnni(xf, cols, wv, corr, n, Wq.scale, b32, addend, xo, wot, out)
+    else:
+        cpu.int8_gemm_f32(q, Wq._packed.reshape(-1), n, sx, Wq.scale, b32, addend, xo, wot, out)
     return out if X2.dtype == np.float32 else out.astype(X2.dtype)
 
 
@@ -516,6 +560,11 @@ def int8_gemm(A, B, *, backend=None):
         )
     if be == "cpu":
         cpu = _dispatch.cpu()
+        if cpu.int8_vnni_enabled():
+            out = np.empty((m, n), np.int32)
+            wv, corr = _vnni_pack(B)
+            cpu.int8_gemm_vnni_i32(np.ascontiguousarray(A), wv, corr, n, out)
+            return out
         kp = _cpu_kpad(k)
         aq = np.empty((m, kp), np.int16)
         cpu.int8_widen(np.ascontiguousarray(A), aq)
