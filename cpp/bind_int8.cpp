@@ -4,6 +4,7 @@
 #include "int8.hpp"
 
 #include <memory>
+#include <vector>
 #include <utility>
 
 namespace matkern {
@@ -140,6 +141,35 @@ void gemm_vnni_i32(carr<const int8_t> a, carr<const int8_t> wv, carr<const int32
   int8_gemm_vnni(g, ep);
 }
 
+nb::ndarray<nb::numpy, int64_t> outlier_columns(carr<const float> x, float threshold) {
+  const int64_t m = x.shape(0), k = x.shape(1);
+  std::vector<uint8_t> hit(size_t(k > 0 ? k : 0));
+  {
+    KernelScope scope;
+    if (threshold > 0 && m > 0) int8_outlier_flags(x.data(), m, k, threshold, hit.data());
+  }
+  int64_t count = 0;
+  for (uint8_t h : hit) count += h;
+  auto* cols = new int64_t[size_t(count > 0 ? count : 1)];
+  nb::capsule owner(cols, [](void* p) noexcept { delete[] static_cast<int64_t*>(p); });
+  for (int64_t j = 0, c = 0; j < k; ++j)
+    if (hit[size_t(j)]) cols[c++] = j;
+  return nb::ndarray<nb::numpy, int64_t>(cols, {size_t(count)}, owner);
+}
+
+void vnni_columns(carr<const int8_t> wv, int64_t n, carr<const float> scale,
+                  carr<const int64_t> cols, carr<float> wot) {
+  const int64_t n16 = (n + 15) / 16 * 16, n_cols = int64_t(cols.size());
+  if (n < 1 || int64_t(wv.size()) % n16 || scale.size() != size_t(n) ||
+      int64_t(wot.size()) != n_cols * n)
+    throw std::invalid_argument("int8_vnni_columns: inconsistent shapes");
+  const int64_t kq = int64_t(wv.size()) / n16;
+  for (int64_t c = 0; c < n_cols; ++c)
+    if (cols.data()[c] < 0 || cols.data()[c] >= kq)
+      throw std::invalid_argument("int8_vnni_columns: column out of range");
+  int8_vnni_columns(wv.data(), kq, n, scale.data(), cols.data(), n_cols, wot.data());
+}
+
 }  // namespace
 
 void bind_int8(nb::module_& m) {
@@ -150,6 +180,9 @@ void bind_int8(nb::module_& m) {
         "col_scale"_a, "bias"_a.none(), "addend"_a.none(), "xo"_a.none(), "wot"_a.none(), "out"_a);
   m.def("int8_gemm_i32", &gemm_i32, kKernelCall, "xq"_a, "wp"_a, "n"_a, "out"_a);
   m.def("int8_vnni_enabled", &int8_vnni_enabled);
+  m.def("int8_outlier_columns", &outlier_columns, "x"_a, "threshold"_a);
+  m.def("int8_vnni_columns", &vnni_columns, kKernelCall, "wv"_a, "n"_a, "scale"_a, "cols"_a,
+        "wot"_a);
   m.def("int8_matmul_vnni", &matmul_vnni, kKernelCall, "x"_a, "outlier_cols"_a, "wv"_a, "corr"_a,
         "n"_a, "col_scale"_a, "bias"_a.none(), "addend"_a.none(), "xo"_a.none(), "wot"_a.none(),
         "out"_a);

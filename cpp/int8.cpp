@@ -252,6 +252,38 @@ void int8_gemm_vnni(const Int8VnniGemm& g, const Int8Epilogue& ep) {
 #endif
 }
 
+void int8_outlier_flags(const float* x, int64_t m, int64_t k, float threshold, uint8_t* hit) {
+  // Blocks of 1024 columns, each over all rows (1 KiB-long runs): the flags of a block are
+  // written by one piece only.
+  constexpr int64_t kBlock = 1024;
+  const int64_t blocks = (k + kBlock - 1) / kBlock;
+  const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 15) / std::max<int64_t>(m * kBlock, 1));
+  parallel_for_range(blocks, grain, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t j0 = b * kBlock, j1 = std::min(k, j0 + kBlock);
+      uint8_t* h = hit + j0;
+      std::fill(h, h + (j1 - j0), uint8_t(0));
+      for (int64_t i = 0; i < m; ++i) {
+        const float* xr = x + i * k;
+        for (int64_t j = j0; j < j1; ++j) h[j - j0] |= uint8_t(std::fabs(xr[j]) >= threshold);
+      }
+    }
+  });
+}
+
+void int8_vnni_columns(const int8_t* w, int64_t kq, int64_t n, const float* scale,
+                       const int64_t* cols, int64_t n_cols, float* wot) {
+  const int64_t n16 = (n + 15) / 16 * 16;
+  for (int64_t c = 0; c < n_cols; ++c) {
+    const int64_t k = cols[c];
+    for (int64_t r = 0; r < n; ++r) {
+      const int64_t s = r / kInt8VnniCols, width = std::min<int64_t>(kInt8VnniCols, n16 - s * kInt8VnniCols);
+      const int8_t code = w[s * kInt8VnniCols * kq + (k / 4) * width * 4 + (r % kInt8VnniCols) * 4 + k % 4];
+      wot[c * n + r] = float(double(code) * (double(scale[r]) / 127.0));
+    }
+  }
+}
+
 void int8_widen(const int8_t* a, int64_t m, int64_t k, int64_t kp, int16_t* q) {
   const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(k, 1));
   parallel_for_range(m, grain, [&](int64_t i0, int64_t i1) {

@@ -103,6 +103,15 @@ void int8_offset_rows(const int8_t* a, int64_t m, int64_t k, int64_t ldx, uint8_
 // chunks of rows.
 void int8_gemm_vnni(const Int8VnniGemm& g, const Int8Epilogue& ep);
 
+// hit[j] = 1 where column j of x (M, K) holds any |x| >= threshold (NaN never does), else 0.
+void int8_outlier_flags(const float* x, int64_t m, int64_t k, float threshold, uint8_t* hit);
+
+// The dequantized weight at columns cols (n_cols) from the vpdpbusd layout:
+// wot[c * n + r] = float(double(W[r, cols[c]]) * (double(scale[r]) / 127)), as
+// reference.int8.dequantize_rows computes it.
+void int8_vnni_columns(const int8_t* w, int64_t kq, int64_t n, const float* scale,
+                       const int64_t* cols, int64_t n_cols, float* wot);
+
 namespace avx512 {
 // One task of int8_gemm_vnni: super-panel sp, rows [r0, r1) (r1 - r0 <= kInt8VnniRowChunk).
 void vnni_task(const Int8VnniGemm& g, const Int8Epilogue& ep, int64_t sp, int64_t r0, int64_t r1);

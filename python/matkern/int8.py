@@ -18,6 +18,8 @@ float16 or float32.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import _checks, _dispatch, _quant_api
@@ -147,21 +149,24 @@ def _vnni_pack(codes):
     """int8 (N, K) codes -> the AVX-512 VNNI (vpdpbusd) kernels' layout (cpp/int8.hpp): the
     codes padded to (N16, Kq) in super-panels of 64 columns x quads of inputs, flat int8, and
     corr (N16,) int32 = -128 * the row sums (modulo 2^32: the kernel's sums wrap the same
-    way, and the result is exact wherever it fits int32)."""
+    way, and the result is exact wherever it fits int32). Packed 1024 rows at a time (no
+    padded copy of the whole weight)."""
     n, k = codes.shape
     n16, kq = -(-n // 16) * 16, -(-k // 4) * 4
-    full = np.zeros((n16, kq), np.int8)
-    full[:n, :k] = codes
-    sums = full.sum(axis=1, dtype=np.int64) * -128
-    corr = (sums & 0xFFFFFFFF).astype(np.uint32).view(np.int32)
+    corr = np.zeros(n16, np.int32)
+    sums = codes.sum(axis=1, dtype=np.int64) * -128
+    corr[:n] = (sums & 0xFFFFFFFF).astype(np.uint32).view(np.int32)
     out = np.empty(n16 * kq, np.int8)
-    nfull = n16 // _VNNI_COLS * _VNNI_COLS
-    if nfull:
-        blocks = full[:nfull].reshape(nfull // _VNNI_COLS, _VNNI_COLS, kq // 4, 4)
-        out[: nfull * kq] = blocks.transpose(0, 2, 1, 3).reshape(-1)
-    if n16 > nfull:
-        tail = full[nfull:].reshape(n16 - nfull, kq // 4, 4)
-        out[nfull * kq :] = tail.transpose(1, 0, 2).reshape(-1)
+    group = 16 * _VNNI_COLS
+    for r0 in range(0, n16, group):
+        r1 = min(n16, r0 + group)
+        blk = np.zeros((r1 - r0, kq), np.int8)
+        blk[: max(0, min(n, r1) - r0), :k] = codes[r0:r1]
+        nf = (r1 - r0) // _VNNI_COLS * _VNNI_COLS  # full super-panels; a narrower last one
+        full = blk[:nf].reshape(nf // _VNNI_COLS, _VNNI_COLS, kq // 4, 4).transpose(0, 2, 1, 3)
+        out[r0 * kq : (r0 + nf) * kq] = full.reshape(-1)
+        tail = blk[nf:].reshape(r1 - r0 - nf, kq // 4, 4).transpose(1, 0, 2)
+        out[(r0 + nf) * kq : r1 * kq] = tail.reshape(-1)
     return out, corr
 
 
@@ -346,7 +351,7 @@ def int8_matmul(X, W, *, bias=None, threshold=6.0, backend=None):
             f"{'cuda' if _dispatch.is_cupy_array(X) else 'cpu'}"
         )
     lead = X.shape[:-1]
-    m = int(np.prod(lead)) if lead else 1
+    m = math.prod(lead)  # 1 for a single row
     _checks.check_index_range(m, "the number of rows of X", fn)
     xp = _dispatch.array_module(X)
     if m == 0:
@@ -362,18 +367,16 @@ def int8_matmul(X, W, *, bias=None, threshold=6.0, backend=None):
             _dispatch.to_host(X2), codes, _dispatch.to_host(W.scale), threshold, b
         )
         return _dispatch.like(out, X).reshape(lead + (n,))
-    cols = _outlier_columns(X2, threshold, xp)
     b32 = None if bias is None else xp.ascontiguousarray(bias, dtype=xp.float32)
+    if be == "cpu":
+        return _cpu_matmul(X2, W, threshold, b32).reshape(lead + (n,))
+    cols = _outlier_columns(X2, threshold, xp)
     xo = wo = None
     if cols.size:
         wo = ref.dequantize_rows(_codes_columns(W, cols), W.scale, xp)
         xo = X2[:, cols].astype(xp.float32)
-    if be == "cpu":
-        out = _cpu_matmul(X2, W, cols, b32, xo, wo)
-    else:
-        addend = None if xo is None else xp.ascontiguousarray(xo @ wo.T)
-        out = _cuda_matmul(X2, W, cols, b32, addend)
-    return out.reshape(lead + (n,))
+    addend = None if xo is None else xp.ascontiguousarray(xo @ wo.T)
+    return _cuda_matmul(X2, W, cols, b32, addend).reshape(lead + (n,))
 
 
 def _codes_columns(Wq, cols):
@@ -392,34 +395,41 @@ _FUSED_OUTLIERS = 64
 _FUSED_WORK = 16384
 
 
-def _cpu_matmul(X2, Wq, cols, b32, xo, wo):
+def _cpu_matmul(X2, Wq, threshold, b32):
     cpu = _dispatch.cpu()
     m = X2.shape[0]
     n = Wq.shape[0]
     xf = np.ascontiguousarray(X2, dtype=np.float32)
-    cols = np.ascontiguousarray(cols, dtype=np.int64)
-    out = np.empty((m, n), np.float32)
+    # the outlier columns (the reference's rule: any |x| >= threshold), found in one pass
+    cols = cpu.int8_outlier_columns(xf, float(threshold))
     vnni = cpu.int8_vnni_enabled()
-    if not vnni:
+    wv = corr = xo = wot = None
+    if vnni:
+        wv, corr = Wq._vnni_layout()
+    if cols.size:
+        xo = xf[:, cols]
+        if vnni:  # straight from the vpdpbusd layout, as dequantize_rows computes them
+            wot = np.empty((cols.size, n), np.float32)
+            cpu.int8_vnni_columns(wv, n, Wq.scale, cols, wot)
+        else:
+            wot = np.ascontiguousarray(ref.dequantize_rows(_codes_columns(Wq, cols), Wq.scale).T)
+    out = np.empty((m, n), np.float32)
+    addend = None
+    if xo is not None and not (xo.shape[1] <= _FUSED_OUTLIERS and xo.size <= _FUSED_WORK):
+        # Many outlier columns: a BLAS product into out, which the epilogue reads as its
+        # addend (entry by entry, before overwriting it). Few: multiplied in the kernel's
+        # epilogue; a BLAS call here (even a thin one) left its threads spinning for ~0.1 s on
+        # the cores that the int8 kernel's threads needed next: 76 -> 47 ms at M=256,
+        # N=K=4096.
+        np.matmul(xo, np.ascontiguousarray(wot.T).T, out=out)
+        addend, xo, wot = out, None, None
+    if vnni:  # AVX-512 VNNI: quantization, vpdpbusd product and epilogue in one call
+        cpu.int8_matmul_vnni(xf, cols, wv, corr, n, Wq.scale, b32, addend, xo, wot, out)
+    else:
         kp = Wq._packed.shape[1] * 2
         q = np.empty((m, kp), np.int16)
         sx = np.empty(m, np.float32)
         cpu.int8_quantize_rows(xf, cols, q, sx)
-    addend = wot = None
-    if xo is not None and xo.shape[1] <= _FUSED_OUTLIERS and xo.size <= _FUSED_WORK:
-        # Few outlier columns: multiplied in the kernel's epilogue. A BLAS call here (even
-        # this thin one) left its threads spinning for ~0.1 s on the cores that the int8
-        # kernel's threads needed next: 76 -> 47 ms at M=256, N=K=4096.
-        xo, wot = np.ascontiguousarray(xo), np.ascontiguousarray(wo.T)
-    elif xo is not None:
-        # Many: a BLAS product into out, which the epilogue reads as its addend (entry by
-        # entry, before overwriting it).
-        np.matmul(xo, wo.T, out=out)
-        addend, xo = out, None
-    if vnni:  # AVX-512 VNNI: quantization, vpdpbusd product and epilogue in one call
-        wv, corr = Wq._vnni_layout()
-        cpu.int8_matmul_vnni(xf, cols, wv, corr, n, Wq.scale, b32, addend, xo, wot, out)
-    else:
         cpu.int8_gemm_f32(q, Wq._packed.reshape(-1), n, sx, Wq.scale, b32, addend, xo, wot, out)
     return out if X2.dtype == np.float32 else out.astype(X2.dtype)
 
