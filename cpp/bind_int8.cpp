@@ -4,8 +4,8 @@
 #include "int8.hpp"
 
 #include <memory>
-#include <vector>
 #include <utility>
+#include <vector>
 
 namespace matkern {
 namespace {
@@ -77,8 +77,8 @@ void gemm_i32(carr<const int16_t> xq, carr<const int8_t> wp, int64_t n, carr<int
 // The vpdpbusd path's operands: the packed weight (N16 * Kq bytes) and corr (N16); returns
 // Kq and the activation row stride (Kq, or Kq + 64 where Kq is a multiple of 1 KiB, so that
 // the six rows a tile reads at once do not share L1 sets).
-std::pair<int64_t, int64_t> check_vnni(const carr<const int8_t>& wv, const carr<const int32_t>& corr,
-                                       int64_t n, int64_t k) {
+std::pair<int64_t, int64_t> check_vnni(const carr<const int8_t>& wv,
+                                       const carr<const int32_t>& corr, int64_t n, int64_t k) {
   const int64_t n16 = (n + 15) / 16 * 16;
   if (n < 1 || int64_t(corr.size()) != n16 || int64_t(wv.size()) % n16)
     throw std::invalid_argument("int8_vnni: inconsistent weight shapes");
@@ -125,8 +125,8 @@ void matmul_vnni(carr<const float> x, carr<const int64_t> outlier_cols, carr<con
   int8_gemm_vnni(g, ep);
 }
 
-void gemm_vnni_i32(carr<const int8_t> a, carr<const int8_t> wv, carr<const int32_t> corr,
-                   int64_t n, carr<int32_t> out) {
+void gemm_vnni_i32(carr<const int8_t> a, carr<const int8_t> wv, carr<const int32_t> corr, int64_t n,
+                   carr<int32_t> out) {
   if (!int8_vnni_enabled()) throw std::invalid_argument("int8_gemm_vnni_i32: path not enabled");
   const int64_t m = a.shape(0), k = a.shape(1);
   const auto [kq, ldx] = check_vnni(wv, corr, n, k);
@@ -186,8 +186,7 @@ void bind_int8(nb::module_& m) {
   m.def("int8_matmul_vnni", &matmul_vnni, kKernelCall, "x"_a, "outlier_cols"_a, "wv"_a, "corr"_a,
         "n"_a, "col_scale"_a, "bias"_a.none(), "addend"_a.none(), "xo"_a.none(), "wot"_a.none(),
         "out"_a);
-  m.def("int8_gemm_vnni_i32", &gemm_vnni_i32, kKernelCall, "a"_a, "wv"_a, "corr"_a, "n"_a,
-        "out"_a);
+  m.def("int8_gemm_vnni_i32", &gemm_vnni_i32, kKernelCall, "a"_a, "wv"_a, "corr"_a, "n"_a, "out"_a);
 }
 
 }  // namespace matkern

@@ -277,8 +277,10 @@ void int8_vnni_columns(const int8_t* w, int64_t kq, int64_t n, const float* scal
   for (int64_t c = 0; c < n_cols; ++c) {
     const int64_t k = cols[c];
     for (int64_t r = 0; r < n; ++r) {
-      const int64_t s = r / kInt8VnniCols, width = std::min<int64_t>(kInt8VnniCols, n16 - s * kInt8VnniCols);
-      const int8_t code = w[s * kInt8VnniCols * kq + (k / 4) * width * 4 + (r % kInt8VnniCols) * 4 + k % 4];
+      const int64_t s = r / kInt8VnniCols,
+                    width = std::min<int64_t>(kInt8VnniCols, n16 - s * kInt8VnniCols);
+      const int8_t code =
+          w[s * kInt8VnniCols * kq + (k / 4) * width * 4 + (r % kInt8VnniCols) * 4 + k % 4];
       wot[c * n + r] = float(double(code) * (double(scale[r]) / 127.0));
     }
   }

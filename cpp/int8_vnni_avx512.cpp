@@ -86,8 +86,8 @@ void vnni_tile(const uint8_t* x, int64_t ldx, const int8_t* w, int64_t quads, in
   // clang-format on
 }
 
-using TileFn = void (*)(const uint8_t*, int64_t, const int8_t*, int64_t, int32_t*,
-                        const int32_t*, bool);
+using TileFn = void (*)(const uint8_t*, int64_t, const int8_t*, int64_t, int32_t*, const int32_t*,
+                        bool);
 #define MK_ROW(r) {vnni_tile<r, 1>, vnni_tile<r, 2>, vnni_tile<r, 3>, vnni_tile<r, 4>}
 const TileFn kTiles[kMr][4] = {MK_ROW(1), MK_ROW(2), MK_ROW(3), MK_ROW(4), MK_ROW(5), MK_ROW(6)};
 #undef MK_ROW
@@ -135,8 +135,7 @@ void epilogue(const int32_t* acc, int64_t m0, int mr, int64_t n0, int nc, int64_
 
 }  // namespace
 
-void vnni_task(const Int8VnniGemm& g, const Int8Epilogue& ep, int64_t sp, int64_t r0,
-               int64_t r1) {
+void vnni_task(const Int8VnniGemm& g, const Int8Epilogue& ep, int64_t sp, int64_t r0, int64_t r1) {
   const int64_t n0 = sp * kCols;
   const int nc = int(g.n - n0 < kCols ? g.n - n0 : kCols);
   const int nb = (nc + 15) / 16;

@@ -137,16 +137,23 @@ def test_outlier_columns_follow_the_reference():
     assert cpu.int8_outlier_columns(X, 0.0).size == 0
 
 
-def test_weight_packed_once_and_counted():
-    """A weight quantized where the path runs carries its layout from the start (no packing
-    at the first call), and nbytes counts it."""
+def test_weight_holds_one_layout_and_makes_the_other_once():
+    """A weight quantized where the path runs carries only its layout (no packing at the
+    first call; nbytes counts what is held); its codes, and the int16-pair panels made from
+    them on first use (other tiles, to_device), are the quantized codes."""
     _vnni_or_skip()
-    Wq = matkern.int8_quantize(np.ones((20, 9), np.float32))
-    assert Wq._vnni is not None
+    rng = np.random.default_rng(1)
+    W = rng.standard_normal((130, 9)).astype(np.float32)
+    Wq = matkern.int8_quantize(W)
+    assert Wq._pairs is None and Wq._vnni is not None
     layout = Wq._vnni
     matkern.int8_matmul(np.ones((2, 9), np.float32), Wq)
-    assert Wq._vnni is layout
-    assert Wq.nbytes == Wq._packed.nbytes + Wq.scale.nbytes + 32 * 12 + 32 * 4
+    assert Wq._vnni is layout and Wq._pairs is None
+    assert Wq.nbytes == Wq.scale.nbytes + 144 * 12 + 144 * 4
+    codes = matkern.reference.int8_quantize_rowwise(W)[0]
+    np.testing.assert_array_equal(Wq.codes, codes)
+    np.testing.assert_array_equal(Wq._packed, int8_mod._cpu_pack(codes))
+    assert Wq.nbytes == Wq.scale.nbytes + 144 * 12 + 144 * 4 + Wq._pairs.nbytes
 
 
 _TILE_CODE = (

@@ -2,8 +2,9 @@
 
 ``int8_quantize(W)`` packs a weight once; ``int8_matmul(X, W)`` quantizes X per row on the fly,
 multiplies in int8 with exact int32 sums, scales, and adds the float product of the outlier
-feature columns. CPU: AVX2 vpmaddwd kernels (portable fallback) on the helper pool
-(cpp/parallel.hpp). GPU: int8 tensor cores (mma.sync m16n8k32) with a fused epilogue, and a
+feature columns. CPU: AVX-512 VNNI vpdpbusd kernels where the CPU has them (their own weight
+layout, ``Int8Weight._vnni``), else AVX2 vpmaddwd (portable fallback), on the helper pool
+(cpp/parallel.hpp); the same int32 sums and float results on every level. GPU: int8 tensor cores (mma.sync m16n8k32) with a fused epilogue, and a
 dp4a GEMV path for a few rows.
 
 Orientation: every product here is "linear layer" style, ``A (M, K) @ B.T`` with B (N, K).
@@ -59,15 +60,26 @@ class Int8Weight:
     ((2, 2), [1.0, 2.0], dtype('float16'))
     """
 
-    __slots__ = ("shape", "scale", "_packed", "device", "rotation", "_vnni")
+    __slots__ = ("shape", "scale", "_pairs", "device", "rotation", "_vnni")
 
-    def __init__(self, shape, scale, packed, device, rotation=None):
+    def __init__(self, shape, scale, packed, device, rotation=None, vnni=None):
         self.shape = tuple(int(s) for s in shape)
         self.scale = scale
-        self._packed = packed
+        # CPU: the int16-pair panels (AVX2, portable, vpdpwssd) and/or the vpdpbusd layout
+        # (packed, corr); a weight quantized where vpdpbusd runs holds only the latter, and
+        # either is made from the other once, when first needed (one copy of the codes).
+        self._pairs = packed
+        self._vnni = vnni
         self.device = device
         self.rotation = rotation
-        self._vnni = None  # (packed, corr) of the AVX-512 VNNI path, made once when used
+
+    @property
+    def _packed(self):
+        """The device's main layout: CUDA's padded rows, or the CPU's int16-pair panels
+        (Np/8, Kp/2, 8, 2), made from the vpdpbusd layout on first use."""
+        if self._pairs is None:
+            self._pairs = _cpu_pack(self.codes)
+        return self._pairs
 
     def _vnni_layout(self):
         """The vpdpbusd kernels' layout (_vnni_pack) of a CPU weight, made on first use and
@@ -91,16 +103,19 @@ class Int8Weight:
     @property
     def codes(self):
         n, k = self.shape
-        p = self._packed
         if self.device == "cuda":
-            return p[:, :k]
+            return self._pairs[:, :k]
+        if self._pairs is None:
+            return _vnni_unpack(self._vnni[0], n, k)
+        p = self._pairs
         np_, kp = p.shape[0] * 8, p.shape[1] * 2  # packed: (Np/8, Kp/2, 8, 2)
         return p.transpose(0, 2, 1, 3).reshape(np_, kp)[:n, :k]
 
     @property
     def nbytes(self):
-        extra = 0 if self._vnni is None else self._vnni[0].nbytes + self._vnni[1].nbytes
-        return int(self._packed.nbytes + self.scale.nbytes + extra)
+        held = [self.scale] + ([] if self._pairs is None else [self._pairs])
+        held += [] if self._vnni is None else list(self._vnni)
+        return int(sum(a.nbytes for a in held))
 
     def dequantize(self, dtype=np.float32):
         """The weight the codes stand for, codes * scale / 127 (N, K), computed in float32 and
@@ -170,6 +185,18 @@ def _vnni_pack(codes):
     return out, corr
 
 
+def _vnni_unpack(wv, n, k):
+    """The (N, K) codes held in a _vnni_pack layout (a view of an unpacked copy)."""
+    n16 = -(-n // 16) * 16
+    kq = wv.size // n16
+    full = np.empty((n16, kq), np.int8)
+    nf = n16 // _VNNI_COLS * _VNNI_COLS
+    blocks = wv[: nf * kq].reshape(nf // _VNNI_COLS, kq // 4, _VNNI_COLS, 4)
+    full[:nf] = blocks.transpose(0, 2, 1, 3).reshape(nf, kq)
+    full[nf:] = wv[nf * kq :].reshape(kq // 4, n16 - nf, 4).transpose(1, 0, 2).reshape(-1, kq)
+    return full[:n, :k]
+
+
 def _gpu_pack(codes):
     """int8 (N, K) codes -> rows padded to K a multiple of 32 (NumPy)."""
     n, k = codes.shape
@@ -234,12 +261,11 @@ def int8_quantize(W, *, rotation=None, backend=None):
     np8, kp = -(-n // 8) * 8, _cpu_kpad(k)
     full = np.zeros((np8, kp), np.int8)
     _quantize_rows_into(W, full, scale, xp)
+    if be == "cpu" and _dispatch.cpu().int8_vnni_enabled():  # only the layout that runs here
+        return Int8Weight((n, k), scale, None, "cpu", rotation, vnni=_vnni_pack(full[:n, :k]))
     # the panel layout of _cpu_pack, from the padded codes already in place
     packed = np.ascontiguousarray(full.reshape(np8 // 8, 8, kp // 2, 2).transpose(0, 2, 1, 3))
-    Wq = Int8Weight((n, k), scale, packed, "cpu", rotation)
-    if be == "cpu" and _dispatch.cpu().int8_vnni_enabled():
-        Wq._vnni = _vnni_pack(full[:n, :k])
-    return Wq
+    return Int8Weight((n, k), scale, packed, "cpu", rotation)
 
 
 _BLOCK_BYTES = 4 << 20  # float32 rows quantized at a time: the temporaries stay ~2 such blocks
