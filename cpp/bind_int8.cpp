@@ -141,12 +141,14 @@ void gemm_vnni_i32(carr<const int8_t> a, carr<const int8_t> wv, carr<const int32
   int8_gemm_vnni(g, ep);
 }
 
-nb::ndarray<nb::numpy, int64_t> outlier_columns(carr<const float> x, float threshold) {
+// The threshold arrives as Python's double: "no decomposition" is decided on it (as the
+// reference does), the comparison made with its float32 rounding.
+nb::ndarray<nb::numpy, int64_t> outlier_columns(carr<const float> x, double threshold) {
   const int64_t m = x.shape(0), k = x.shape(1);
   std::vector<uint8_t> hit(size_t(k > 0 ? k : 0));
   {
     KernelScope scope;
-    if (threshold > 0 && m > 0) int8_outlier_flags(x.data(), m, k, threshold, hit.data());
+    if (threshold > 0 && m > 0) int8_outlier_flags(x.data(), m, k, float(threshold), hit.data());
   }
   int64_t count = 0;
   for (uint8_t h : hit) count += h;

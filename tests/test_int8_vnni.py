@@ -121,7 +121,7 @@ def test_matmul_identical_to_the_vpdpwssd_tile(threshold, n_out, monkeypatch):
 
 def test_outlier_columns_follow_the_reference():
     """The columns the CPU path leaves to the float product: any |x| >= threshold (equality
-    included), NaN never, one row or many."""
+    included, compared in float32), NaN never, one row or many."""
     cpu = _cpu_or_skip()
     X = np.zeros((3, 2100), np.float32)
     X[0, 5], X[1, 2099], X[2, 7], X[0, 1500] = (
@@ -135,6 +135,10 @@ def test_outlier_columns_follow_the_reference():
         got = cpu.int8_outlier_columns(np.ascontiguousarray(rows), 6.0)
         np.testing.assert_array_equal(got, matkern.reference.int8_outlier_columns(rows, 6.0))
     assert cpu.int8_outlier_columns(X, 0.0).size == 0
+    # a threshold that is positive but rounds to float32 zero: every non-NaN column
+    np.testing.assert_array_equal(
+        cpu.int8_outlier_columns(X, 1e-50), matkern.reference.int8_outlier_columns(X, 1e-50)
+    )
 
 
 def test_weight_holds_one_layout_and_makes_the_other_once():
