@@ -3,6 +3,10 @@
 #include "bind_common.hpp"
 #include "int8.hpp"
 
+#include <memory>
+#include <utility>
+#include <vector>
+
 namespace matkern {
 namespace {
 
@@ -70,6 +74,104 @@ void gemm_i32(carr<const int16_t> xq, carr<const int8_t> wp, int64_t n, carr<int
   int8_gemm_packed(xq.data(), xq.shape(0), xq.shape(1), wp.data(), n, ep);
 }
 
+// The vpdpbusd path's operands: the packed weight (N16 * Kq bytes) and corr (N16); returns
+// Kq and the activation row stride (Kq, or Kq + 64 where Kq is a multiple of 1 KiB, so that
+// the six rows a tile reads at once do not share L1 sets).
+std::pair<int64_t, int64_t> check_vnni(const carr<const int8_t>& wv,
+                                       const carr<const int32_t>& corr, int64_t n, int64_t k) {
+  const int64_t n16 = (n + 15) / 16 * 16;
+  if (n < 1 || int64_t(corr.size()) != n16 || int64_t(wv.size()) % n16)
+    throw std::invalid_argument("int8_vnni: inconsistent weight shapes");
+  const int64_t kq = int64_t(wv.size()) / n16;
+  if (kq % 4 || kq < k || kq >= k + 4) throw std::invalid_argument("int8_vnni: weight K");
+  return {kq, kq % 1024 ? kq : kq + 64};
+}
+
+void matmul_vnni(carr<const float> x, carr<const int64_t> outlier_cols, carr<const int8_t> wv,
+                 carr<const int32_t> corr, int64_t n, carr<const float> col_scale, opt_f32 bias,
+                 opt_f32 addend, opt_f32 xo, opt_f32 wot, carr<float> out) {
+  if (!int8_vnni_enabled()) throw std::invalid_argument("int8_matmul_vnni: path not enabled");
+  const int64_t m = x.shape(0), k = x.shape(1);
+  const auto [kq, ldx] = check_vnni(wv, corr, n, k);
+  if (int64_t(out.shape(0)) != m || int64_t(out.shape(1)) != n || col_scale.size() != size_t(n))
+    throw std::invalid_argument("int8_matmul_vnni: inconsistent shapes");
+  if (bias && bias->size() != size_t(n)) throw std::invalid_argument("int8_matmul_vnni: bias size");
+  if (addend && addend->size() != size_t(m * n))
+    throw std::invalid_argument("int8_matmul_vnni: addend size");
+  const int64_t* cols = outlier_cols.data();
+  const int64_t n_out = int64_t(outlier_cols.size());
+  for (int64_t c = 0; c < n_out; ++c)
+    if (cols[c] < 0 || cols[c] >= k)
+      throw std::invalid_argument("int8_matmul_vnni: outlier column out of range");
+  Int8Epilogue ep;
+  if (xo || wot) {
+    if (!xo || !wot || xo->ndim() != 2 || wot->ndim() != 2 || int64_t(xo->shape(0)) != m ||
+        int64_t(wot->shape(1)) != n || xo->shape(1) != wot->shape(0) || addend)
+      throw std::invalid_argument("int8_matmul_vnni: outlier operand shapes");
+    ep.xo = xo->data();
+    ep.wot = wot->data();
+    ep.n_out = int64_t(xo->shape(1));
+  }
+  std::unique_ptr<uint8_t[]> q(new uint8_t[size_t(m * ldx)]);
+  std::unique_ptr<float[]> sx(new float[size_t(m)]);
+  int8_quantize_rows_u8(x.data(), m, k, ldx, cols, n_out, q.get(), sx.get());
+  ep.row_scale = sx.get();
+  ep.col_scale = col_scale.data();
+  ep.bias = data_or_null(bias);
+  ep.addend = data_or_null(addend);
+  ep.out_f32 = out.data();
+  Int8VnniGemm g;
+  g.xq = q.get(), g.ldx = ldx, g.m = m, g.w = wv.data(), g.kq = kq, g.n = n, g.corr = corr.data();
+  int8_gemm_vnni(g, ep);
+}
+
+void gemm_vnni_i32(carr<const int8_t> a, carr<const int8_t> wv, carr<const int32_t> corr, int64_t n,
+                   carr<int32_t> out) {
+  if (!int8_vnni_enabled()) throw std::invalid_argument("int8_gemm_vnni_i32: path not enabled");
+  const int64_t m = a.shape(0), k = a.shape(1);
+  const auto [kq, ldx] = check_vnni(wv, corr, n, k);
+  if (int64_t(out.shape(0)) != m || int64_t(out.shape(1)) != n)
+    throw std::invalid_argument("int8_gemm_vnni_i32: inconsistent shapes");
+  std::unique_ptr<uint8_t[]> q(new uint8_t[size_t(m * ldx)]);
+  int8_offset_rows(a.data(), m, k, ldx, q.get());
+  Int8Epilogue ep;
+  ep.out_i32 = out.data();
+  Int8VnniGemm g;
+  g.xq = q.get(), g.ldx = ldx, g.m = m, g.w = wv.data(), g.kq = kq, g.n = n, g.corr = corr.data();
+  int8_gemm_vnni(g, ep);
+}
+
+// The threshold arrives as Python's double: "no decomposition" is decided on it (as the
+// reference does), the comparison made with its float32 rounding.
+nb::ndarray<nb::numpy, int64_t> outlier_columns(carr<const float> x, double threshold) {
+  const int64_t m = x.shape(0), k = x.shape(1);
+  std::vector<uint8_t> hit(size_t(k > 0 ? k : 0));
+  {
+    KernelScope scope;
+    if (threshold > 0 && m > 0) int8_outlier_flags(x.data(), m, k, float(threshold), hit.data());
+  }
+  int64_t count = 0;
+  for (uint8_t h : hit) count += h;
+  auto* cols = new int64_t[size_t(count > 0 ? count : 1)];
+  nb::capsule owner(cols, [](void* p) noexcept { delete[] static_cast<int64_t*>(p); });
+  for (int64_t j = 0, c = 0; j < k; ++j)
+    if (hit[size_t(j)]) cols[c++] = j;
+  return nb::ndarray<nb::numpy, int64_t>(cols, {size_t(count)}, owner);
+}
+
+void vnni_columns(carr<const int8_t> wv, int64_t n, carr<const float> scale,
+                  carr<const int64_t> cols, carr<float> wot) {
+  const int64_t n16 = (n + 15) / 16 * 16, n_cols = int64_t(cols.size());
+  if (n < 1 || int64_t(wv.size()) % n16 || scale.size() != size_t(n) ||
+      int64_t(wot.size()) != n_cols * n)
+    throw std::invalid_argument("int8_vnni_columns: inconsistent shapes");
+  const int64_t kq = int64_t(wv.size()) / n16;
+  for (int64_t c = 0; c < n_cols; ++c)
+    if (cols.data()[c] < 0 || cols.data()[c] >= kq)
+      throw std::invalid_argument("int8_vnni_columns: column out of range");
+  int8_vnni_columns(wv.data(), kq, n, scale.data(), cols.data(), n_cols, wot.data());
+}
+
 }  // namespace
 
 void bind_int8(nb::module_& m) {
@@ -79,6 +181,14 @@ void bind_int8(nb::module_& m) {
   m.def("int8_gemm_f32", &gemm_f32, kKernelCall, "xq"_a, "wp"_a, "n"_a, "row_scale"_a,
         "col_scale"_a, "bias"_a.none(), "addend"_a.none(), "xo"_a.none(), "wot"_a.none(), "out"_a);
   m.def("int8_gemm_i32", &gemm_i32, kKernelCall, "xq"_a, "wp"_a, "n"_a, "out"_a);
+  m.def("int8_vnni_enabled", &int8_vnni_enabled);
+  m.def("int8_outlier_columns", &outlier_columns, "x"_a, "threshold"_a);
+  m.def("int8_vnni_columns", &vnni_columns, kKernelCall, "wv"_a, "n"_a, "scale"_a, "cols"_a,
+        "wot"_a);
+  m.def("int8_matmul_vnni", &matmul_vnni, kKernelCall, "x"_a, "outlier_cols"_a, "wv"_a, "corr"_a,
+        "n"_a, "col_scale"_a, "bias"_a.none(), "addend"_a.none(), "xo"_a.none(), "wot"_a.none(),
+        "out"_a);
+  m.def("int8_gemm_vnni_i32", &gemm_vnni_i32, kKernelCall, "a"_a, "wv"_a, "corr"_a, "n"_a, "out"_a);
 }
 
 }  // namespace matkern

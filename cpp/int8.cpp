@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -196,6 +197,97 @@ void int8_quantize_rows(const float* x, int64_t m, int64_t k, int64_t kp,
 
 void int8_quantize_row(const float* x, int64_t k, int64_t kp, int16_t* q, float* scale) {
   pick_quant()(x, k, kp, q, scale);
+}
+
+bool int8_vnni_enabled() {
+#ifdef MATKERN_BUILD_AVX512
+  const char* tile = std::getenv("MATKERN_INT8_TILE");
+  return simd_level() >= Simd::avx512_vnni && !(tile && std::strcmp(tile, "vpdpwssd") == 0);
+#else
+  return false;
+#endif
+}
+
+void int8_quantize_rows_u8(const float* x, int64_t m, int64_t k, int64_t ldx,
+                           const int64_t* outlier_cols, int64_t n_out, uint8_t* q, float* scale) {
+#ifdef MATKERN_BUILD_AVX512
+  const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 15) / std::max<int64_t>(k, 1));
+  parallel_for_range(m, grain, [&](int64_t i0, int64_t i1) {
+    std::vector<float> row(n_out > 0 ? size_t(k) : 0);
+    for (int64_t i = i0; i < i1; ++i) {
+      const float* src = x + i * k;
+      if (n_out > 0) {  // the outlier columns go through the float path: zero them here
+        std::memcpy(row.data(), src, size_t(k) * sizeof(float));
+        for (int64_t c = 0; c < n_out; ++c) row[size_t(outlier_cols[c])] = 0.0f;
+        src = row.data();
+      }
+      avx512::quantize_row_u8(src, k, ldx, q + i * ldx, scale + i);
+    }
+  });
+#else
+  (void)x, (void)m, (void)k, (void)ldx, (void)outlier_cols, (void)n_out, (void)q, (void)scale;
+#endif
+}
+
+void int8_offset_rows(const int8_t* a, int64_t m, int64_t k, int64_t ldx, uint8_t* q) {
+  const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(k, 1));
+  parallel_for_range(m, grain, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      for (int64_t j = 0; j < k; ++j) q[i * ldx + j] = uint8_t(a[i * k + j] ^ 0x80);
+      for (int64_t j = k; j < ldx; ++j) q[i * ldx + j] = 128;
+    }
+  });
+}
+
+void int8_gemm_vnni(const Int8VnniGemm& g, const Int8Epilogue& ep) {
+#ifdef MATKERN_BUILD_AVX512
+  // Tasks: super-panels x chunks of rows of equal size (a multiple of the tile's 6 rows, at
+  // most kInt8VnniRowChunk); consecutive tasks share a chunk, whose rows then stay in L2.
+  const int64_t nsp = (g.n + kInt8VnniCols - 1) / kInt8VnniCols;
+  const int64_t nchunks = (g.m + kInt8VnniRowChunk - 1) / kInt8VnniRowChunk;
+  const int64_t per = (g.m + nchunks - 1) / nchunks;
+  const int64_t rows = (per + kInt8VnniMr - 1) / kInt8VnniMr * kInt8VnniMr;
+  parallel_for_chunks(nsp * nchunks, [&](int64_t t) {
+    const int64_t sp = t % nsp, r0 = (t / nsp) * rows;
+    if (r0 < g.m) avx512::vnni_task(g, ep, sp, r0, std::min(g.m, r0 + rows));
+  });
+#else
+  (void)g, (void)ep;
+#endif
+}
+
+void int8_outlier_flags(const float* x, int64_t m, int64_t k, float threshold, uint8_t* hit) {
+  // Blocks of 1024 columns, each over all rows (1 KiB-long runs): the flags of a block are
+  // written by one piece only.
+  constexpr int64_t kBlock = 1024;
+  const int64_t blocks = (k + kBlock - 1) / kBlock;
+  const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 15) / std::max<int64_t>(m * kBlock, 1));
+  parallel_for_range(blocks, grain, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t j0 = b * kBlock, j1 = std::min(k, j0 + kBlock);
+      uint8_t* h = hit + j0;
+      std::fill(h, h + (j1 - j0), uint8_t(0));
+      for (int64_t i = 0; i < m; ++i) {
+        const float* xr = x + i * k;
+        for (int64_t j = j0; j < j1; ++j) h[j - j0] |= uint8_t(std::fabs(xr[j]) >= threshold);
+      }
+    }
+  });
+}
+
+void int8_vnni_columns(const int8_t* w, int64_t kq, int64_t n, const float* scale,
+                       const int64_t* cols, int64_t n_cols, float* wot) {
+  const int64_t n16 = (n + 15) / 16 * 16;
+  for (int64_t c = 0; c < n_cols; ++c) {
+    const int64_t k = cols[c];
+    for (int64_t r = 0; r < n; ++r) {
+      const int64_t s = r / kInt8VnniCols,
+                    width = std::min<int64_t>(kInt8VnniCols, n16 - s * kInt8VnniCols);
+      const int8_t code =
+          w[s * kInt8VnniCols * kq + (k / 4) * width * 4 + (r % kInt8VnniCols) * 4 + k % 4];
+      wot[c * n + r] = float(double(code) * (double(scale[r]) / 127.0));
+    }
+  }
 }
 
 void int8_widen(const int8_t* a, int64_t m, int64_t k, int64_t kp, int16_t* q) {

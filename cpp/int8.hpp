@@ -70,4 +70,57 @@ void gemm_tile(const int16_t* x, int64_t ldx, int mr, const int8_t* w, int64_t p
                int64_t pairs, int32_t* tile, bool accumulate);
 }  // namespace avx512
 
+// The AVX-512 VNNI path (vpdpbusd, int8_vnni_avx512.cpp), on a layout of its own made by the
+// Python layer when the weight is quantized on a CPU that runs this path:
+//   the codes (N, K) zero padded to (N16, Kq), N16 a multiple of 16 and Kq of 4, stored as
+//   super-panels of 64 output columns (the last one 16, 32, 48 or 64 wide, w columns); in
+//   super-panel s, for each quad of inputs k / 4, the w columns' four codes:
+//     w_packed[s * 64 * Kq + (k / 4) * w * 4 + (n % 64) * 4 + k % 4] = W[n, k]
+//   corr (N16) int32 = -128 * sum_k W[n, k] (modulo 2^32).
+// The activations are u8 = code + 128, rows ldx bytes apart (ldx >= Kq, a multiple of 4).
+constexpr int kInt8VnniCols = 64;        // columns per super-panel
+constexpr int kInt8VnniMr = 6;           // rows per register tile (6 x 64: 24 accumulators)
+constexpr int kInt8VnniRowChunk = 96;    // rows per task at most (16 tiles)
+
+struct Int8VnniGemm {
+  const uint8_t* xq = nullptr;  // (M, ldx) activations + 128
+  int64_t ldx = 0, m = 0;
+  const int8_t* w = nullptr;  // packed weight, (N16 * Kq) bytes
+  int64_t kq = 0, n = 0;
+  const int32_t* corr = nullptr;  // (N16)
+};
+
+// True when the int8 kernels take the vpdpbusd path now: the CPU runs AVX-512 VNNI
+// (simd_level(), so MATKERN_SIMD can turn it off) and MATKERN_INT8_TILE is not "vpdpwssd"
+// (which keeps the int16-pair layout and its vpdpwssd tile, for A/B runs and tests).
+bool int8_vnni_enabled();
+
+// Row-wise absmax quantization as int8_quantize_rows, into u8 codes + 128 (M, ldx); columns
+// K..ldx-1 get 128 (code 0).
+void int8_quantize_rows_u8(const float* x, int64_t m, int64_t k, int64_t ldx,
+                           const int64_t* outlier_cols, int64_t n_out, uint8_t* q, float* scale);
+
+// int8 (M, K) -> u8 (M, ldx) = a + 128, padded with 128 (the left operand of int8_gemm).
+void int8_offset_rows(const int8_t* a, int64_t m, int64_t k, int64_t ldx, uint8_t* q);
+
+// C = (Xq - 128) . W^T -> epilogue (int8_vnni_enabled() only). Threads over super-panels and
+// chunks of rows.
+void int8_gemm_vnni(const Int8VnniGemm& g, const Int8Epilogue& ep);
+
+// hit[j] = 1 where column j of x (M, K) holds any |x| >= threshold (NaN never does), else 0.
+void int8_outlier_flags(const float* x, int64_t m, int64_t k, float threshold, uint8_t* hit);
+
+// The dequantized weight at columns cols (n_cols) from the vpdpbusd layout:
+// wot[c * n + r] = float(double(W[r, cols[c]]) * (double(scale[r]) / 127)), as
+// reference.int8.dequantize_rows computes it.
+void int8_vnni_columns(const int8_t* w, int64_t kq, int64_t n, const float* scale,
+                       const int64_t* cols, int64_t n_cols, float* wot);
+
+namespace avx512 {
+// One task of int8_gemm_vnni: super-panel sp, rows [r0, r1) (r1 - r0 <= kInt8VnniRowChunk).
+void vnni_task(const Int8VnniGemm& g, const Int8Epilogue& ep, int64_t sp, int64_t r0, int64_t r1);
+// One row of int8_quantize_rows_u8 (no outlier columns).
+bool quantize_row_u8(const float* x, int64_t k, int64_t kq, uint8_t* q, float* absmax);
+}  // namespace avx512
+
 }  // namespace matkern

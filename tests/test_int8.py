@@ -497,7 +497,8 @@ _LEVEL_CODE = (
 
 @pytest.mark.parametrize("level", ["avx2", "avx512_vnni"])
 def test_every_simd_level_gives_the_portable_results(level):
-    """Each SIMD level's tile (AVX2 vpmaddwd, AVX-512 VNNI vpdpwssd) against the portable one,
+    """Each SIMD level's tile (AVX2 vpmaddwd; AVX-512 VNNI: vpdpbusd, see test_int8_vnni.py for
+    the vpdpwssd tile) against the portable one,
     bit for bit: GEMV, K over several 512-input blocks (the accumulating path), 8- and
     16-column panels, row counts that are not multiples of the 6-row tile. int8_gemm is
     also checked against NumPy's exact int64 product."""

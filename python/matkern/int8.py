@@ -2,8 +2,9 @@
 
 ``int8_quantize(W)`` packs a weight once; ``int8_matmul(X, W)`` quantizes X per row on the fly,
 multiplies in int8 with exact int32 sums, scales, and adds the float product of the outlier
-feature columns. CPU: AVX2 vpmaddwd kernels (portable fallback) on the helper pool
-(cpp/parallel.hpp). GPU: int8 tensor cores (mma.sync m16n8k32) with a fused epilogue, and a
+feature columns. CPU: AVX-512 VNNI vpdpbusd kernels where the CPU has them (their own weight
+layout, ``Int8Weight._vnni``), else AVX2 vpmaddwd (portable fallback), on the helper pool
+(cpp/parallel.hpp); the same int32 sums and float results on every level. GPU: int8 tensor cores (mma.sync m16n8k32) with a fused epilogue, and a
 dp4a GEMV path for a few rows.
 
 Orientation: every product here is "linear layer" style, ``A (M, K) @ B.T`` with B (N, K).
@@ -17,6 +18,8 @@ float16 or float32.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -57,14 +60,33 @@ class Int8Weight:
     ((2, 2), [1.0, 2.0], dtype('float16'))
     """
 
-    __slots__ = ("shape", "scale", "_packed", "device", "rotation")
+    __slots__ = ("shape", "scale", "_pairs", "device", "rotation", "_vnni")
 
-    def __init__(self, shape, scale, packed, device, rotation=None):
+    def __init__(self, shape, scale, packed, device, rotation=None, vnni=None):
         self.shape = tuple(int(s) for s in shape)
         self.scale = scale
-        self._packed = packed
+        # CPU: the int16-pair panels (AVX2, portable, vpdpwssd) and/or the vpdpbusd layout
+        # (packed, corr); a weight quantized where vpdpbusd runs holds only the latter, and
+        # either is made from the other once, when first needed (one copy of the codes).
+        self._pairs = packed
+        self._vnni = vnni
         self.device = device
         self.rotation = rotation
+
+    @property
+    def _packed(self):
+        """The device's main layout: CUDA's padded rows, or the CPU's int16-pair panels
+        (Np/8, Kp/2, 8, 2), made from the vpdpbusd layout on first use."""
+        if self._pairs is None:
+            self._pairs = _cpu_pack(self.codes)
+        return self._pairs
+
+    def _vnni_layout(self):
+        """The vpdpbusd kernels' layout (_vnni_pack) of a CPU weight, made on first use and
+        kept: a weight quantized where that path runs has it from int8_quantize on."""
+        if self._vnni is None:
+            self._vnni = _vnni_pack(self.codes)
+        return self._vnni
 
     @property
     def out_features(self):
@@ -81,15 +103,19 @@ class Int8Weight:
     @property
     def codes(self):
         n, k = self.shape
-        p = self._packed
         if self.device == "cuda":
-            return p[:, :k]
+            return self._pairs[:, :k]
+        if self._pairs is None:
+            return _vnni_unpack(self._vnni[0], n, k)
+        p = self._pairs
         np_, kp = p.shape[0] * 8, p.shape[1] * 2  # packed: (Np/8, Kp/2, 8, 2)
         return p.transpose(0, 2, 1, 3).reshape(np_, kp)[:n, :k]
 
     @property
     def nbytes(self):
-        return int(self._packed.nbytes + self.scale.nbytes)
+        held = [self.scale] + ([] if self._pairs is None else [self._pairs])
+        held += [] if self._vnni is None else list(self._vnni)
+        return int(sum(a.nbytes for a in held))
 
     def dequantize(self, dtype=np.float32):
         """The weight the codes stand for, codes * scale / 127 (N, K), computed in float32 and
@@ -129,6 +155,46 @@ def _cpu_pack(codes):
     full = np.zeros((np8, kp), np.int8)
     full[:n, :k] = codes
     return np.ascontiguousarray(full.reshape(np8 // 8, 8, kp // 2, 2).transpose(0, 2, 1, 3))
+
+
+_VNNI_COLS = 64  # output columns per super-panel of the vpdpbusd layout (cpp/int8.hpp)
+
+
+def _vnni_pack(codes):
+    """int8 (N, K) codes -> the AVX-512 VNNI (vpdpbusd) kernels' layout (cpp/int8.hpp): the
+    codes padded to (N16, Kq) in super-panels of 64 columns x quads of inputs, flat int8, and
+    corr (N16,) int32 = -128 * the row sums (modulo 2^32: the kernel's sums wrap the same
+    way, and the result is exact wherever it fits int32). Packed 1024 rows at a time (no
+    padded copy of the whole weight)."""
+    n, k = codes.shape
+    n16, kq = -(-n // 16) * 16, -(-k // 4) * 4
+    corr = np.zeros(n16, np.int32)
+    sums = codes.sum(axis=1, dtype=np.int64) * -128
+    corr[:n] = (sums & 0xFFFFFFFF).astype(np.uint32).view(np.int32)
+    out = np.empty(n16 * kq, np.int8)
+    group = 16 * _VNNI_COLS
+    for r0 in range(0, n16, group):
+        r1 = min(n16, r0 + group)
+        blk = np.zeros((r1 - r0, kq), np.int8)
+        blk[: max(0, min(n, r1) - r0), :k] = codes[r0:r1]
+        nf = (r1 - r0) // _VNNI_COLS * _VNNI_COLS  # full super-panels; a narrower last one
+        full = blk[:nf].reshape(nf // _VNNI_COLS, _VNNI_COLS, kq // 4, 4).transpose(0, 2, 1, 3)
+        out[r0 * kq : (r0 + nf) * kq] = full.reshape(-1)
+        tail = blk[nf:].reshape(r1 - r0 - nf, kq // 4, 4).transpose(1, 0, 2)
+        out[(r0 + nf) * kq : r1 * kq] = tail.reshape(-1)
+    return out, corr
+
+
+def _vnni_unpack(wv, n, k):
+    """The (N, K) codes held in a _vnni_pack layout (a view of an unpacked copy)."""
+    n16 = -(-n // 16) * 16
+    kq = wv.size // n16
+    full = np.empty((n16, kq), np.int8)
+    nf = n16 // _VNNI_COLS * _VNNI_COLS
+    blocks = wv[: nf * kq].reshape(nf // _VNNI_COLS, kq // 4, _VNNI_COLS, 4)
+    full[:nf] = blocks.transpose(0, 2, 1, 3).reshape(nf, kq)
+    full[nf:] = wv[nf * kq :].reshape(kq // 4, n16 - nf, 4).transpose(1, 0, 2).reshape(-1, kq)
+    return full[:n, :k]
 
 
 def _gpu_pack(codes):
@@ -198,6 +264,8 @@ def int8_quantize(W, *, rotation=None, backend=None):
     np8, kp = -(-n // 8) * 8, _cpu_kpad(k)
     full = np.zeros((np8, kp), np.int8)
     _quantize_rows_into(W, full, scale, xp)
+    if be == "cpu" and _dispatch.cpu().int8_vnni_enabled():  # only the layout that runs here
+        return Int8Weight((n, k), scale, None, "cpu", rotation, vnni=_vnni_pack(full[:n, :k]))
     # the panel layout of _cpu_pack, from the padded codes already in place
     packed = np.ascontiguousarray(full.reshape(np8 // 8, 8, kp // 2, 2).transpose(0, 2, 1, 3))
     return Int8Weight((n, k), scale, packed, "cpu", rotation)
@@ -312,7 +380,7 @@ def int8_matmul(X, W, *, bias=None, threshold=6.0, backend=None):
             f"{'cuda' if _dispatch.is_cupy_array(X) else 'cpu'}"
         )
     lead = X.shape[:-1]
-    m = int(np.prod(lead)) if lead else 1
+    m = math.prod(lead)  # 1 for a single row
     _checks.check_index_range(m, "the number of rows of X", fn)
     xp = _dispatch.array_module(X)
     if m == 0:
@@ -332,18 +400,16 @@ def int8_matmul(X, W, *, bias=None, threshold=6.0, backend=None):
             _dispatch.to_host(X2), codes, _dispatch.to_host(W.scale), threshold, b
         )
         return _dispatch.like(out, X).reshape(lead + (n,))
-    cols = _outlier_columns(X2, threshold, xp)
     b32 = None if bias is None else xp.ascontiguousarray(bias, dtype=xp.float32)
+    if be == "cpu":
+        return _cpu_matmul(X2, W, threshold, b32).reshape(lead + (n,))
+    cols = _outlier_columns(X2, threshold, xp)
     xo = wo = None
     if cols.size:
         wo = ref.dequantize_rows(_codes_columns(W, cols), W.scale, xp)
         xo = X2[:, cols].astype(xp.float32)
-    if be == "cpu":
-        out = _cpu_matmul(X2, W, cols, b32, xo, wo)
-    else:
-        addend = None if xo is None else xp.ascontiguousarray(xo @ wo.T)
-        out = _cuda_matmul(X2, W, cols, b32, addend)
-    return out.reshape(lead + (n,))
+    addend = None if xo is None else xp.ascontiguousarray(xo @ wo.T)
+    return _cuda_matmul(X2, W, cols, b32, addend).reshape(lead + (n,))
 
 
 def _codes_columns(Wq, cols):
@@ -362,28 +428,42 @@ _FUSED_OUTLIERS = 64
 _FUSED_WORK = 16384
 
 
-def _cpu_matmul(X2, Wq, cols, b32, xo, wo):
+def _cpu_matmul(X2, Wq, threshold, b32):
     cpu = _dispatch.cpu()
     m = X2.shape[0]
     n = Wq.shape[0]
-    kp = Wq._packed.shape[1] * 2
     xf = np.ascontiguousarray(X2, dtype=np.float32)
-    q = np.empty((m, kp), np.int16)
-    sx = np.empty(m, np.float32)
-    cpu.int8_quantize_rows(xf, np.ascontiguousarray(cols, dtype=np.int64), q, sx)
+    # the outlier columns (the reference's rule: any |x| >= threshold), found in one pass
+    cols = cpu.int8_outlier_columns(xf, float(threshold))
+    vnni = cpu.int8_vnni_enabled()
+    wv = corr = xo = wot = None
+    if vnni:
+        wv, corr = Wq._vnni_layout()
+    if cols.size:
+        xo = xf[:, cols]
+        if vnni:  # straight from the vpdpbusd layout, as dequantize_rows computes them
+            wot = np.empty((cols.size, n), np.float32)
+            cpu.int8_vnni_columns(wv, n, Wq.scale, cols, wot)
+        else:
+            wot = np.ascontiguousarray(ref.dequantize_rows(_codes_columns(Wq, cols), Wq.scale).T)
     out = np.empty((m, n), np.float32)
-    addend = wot = None
-    if xo is not None and xo.shape[1] <= _FUSED_OUTLIERS and xo.size <= _FUSED_WORK:
-        # Few outlier columns: multiplied in the kernel's epilogue. A BLAS call here (even
-        # this thin one) left its threads spinning for ~0.1 s on the cores that the int8
-        # kernel's threads needed next: 76 -> 47 ms at M=256, N=K=4096.
-        xo, wot = np.ascontiguousarray(xo), np.ascontiguousarray(wo.T)
-    elif xo is not None:
-        # Many: a BLAS product into out, which the epilogue reads as its addend (entry by
-        # entry, before overwriting it).
-        np.matmul(xo, wo.T, out=out)
-        addend, xo = out, None
-    cpu.int8_gemm_f32(q, Wq._packed.reshape(-1), n, sx, Wq.scale, b32, addend, xo, wot, out)
+    addend = None
+    if xo is not None and not (xo.shape[1] <= _FUSED_OUTLIERS and xo.size <= _FUSED_WORK):
+        # Many outlier columns: a BLAS product into out, which the epilogue reads as its
+        # addend (entry by entry, before overwriting it). Few: multiplied in the kernel's
+        # epilogue; a BLAS call here (even a thin one) left its threads spinning for ~0.1 s on
+        # the cores that the int8 kernel's threads needed next: 76 -> 47 ms at M=256,
+        # N=K=4096.
+        np.matmul(xo, np.ascontiguousarray(wot.T).T, out=out)
+        addend, xo, wot = out, None, None
+    if vnni:  # AVX-512 VNNI: quantization, vpdpbusd product and epilogue in one call
+        cpu.int8_matmul_vnni(xf, cols, wv, corr, n, Wq.scale, b32, addend, xo, wot, out)
+    else:
+        kp = Wq._packed.shape[1] * 2
+        q = np.empty((m, kp), np.int16)
+        sx = np.empty(m, np.float32)
+        cpu.int8_quantize_rows(xf, cols, q, sx)
+        cpu.int8_gemm_f32(q, Wq._packed.reshape(-1), n, sx, Wq.scale, b32, addend, xo, wot, out)
     return out if X2.dtype == np.float32 else out.astype(X2.dtype)
 
 
@@ -523,6 +603,11 @@ def int8_gemm(A, B, *, backend=None):
         )
     if be == "cpu":
         cpu = _dispatch.cpu()
+        if cpu.int8_vnni_enabled():
+            out = np.empty((m, n), np.int32)
+            wv, corr = _vnni_pack(B)
+            cpu.int8_gemm_vnni_i32(np.ascontiguousarray(A), wv, corr, n, out)
+            return out
         kp = _cpu_kpad(k)
         aq = np.empty((m, kp), np.int16)
         cpu.int8_widen(np.ascontiguousarray(A), aq)
