@@ -67,14 +67,12 @@ void bind_info(nb::module_& m) {
     d["guard"] = p.guard;
     return d;
   });
-  m.def(
-      "set_pool_policy",
-      [](int64_t helper_spin_us, int64_t caller_spin_us, bool helper_batch, bool guard) {
-        if (helper_spin_us < 0 || caller_spin_us < 0)
-          throw nb::value_error("set_pool_policy(): spin times must be >= 0 microseconds");
-        set_pool_policy({helper_spin_us, caller_spin_us, helper_batch, guard});
-      },
-      "helper_spin_us"_a, "caller_spin_us"_a, "helper_batch"_a, "guard"_a);
+  m.def("set_pool_policy",
+        [](int64_t helper_spin_us, int64_t caller_spin_us, bool helper_batch, bool guard) {
+    if (helper_spin_us < 0 || caller_spin_us < 0)
+      throw nb::value_error("set_pool_policy(): spin times must be >= 0 microseconds");
+    set_pool_policy({helper_spin_us, caller_spin_us, helper_batch, guard});
+  }, "helper_spin_us"_a, "caller_spin_us"_a, "helper_batch"_a, "guard"_a);
   m.def("pool_contended", [] { return pool_contended(); });
   m.def("pool_stats", [] {
     const PoolStats s = pool_stats();
@@ -83,16 +81,17 @@ void bind_info(nb::module_& m) {
     d["caller_chunks"] = s.caller_chunks;
     d["helper_chunks"] = s.helper_chunks;
     d["caller_sleeps"] = s.caller_sleeps;
+    d["seats_taken"] = s.seats_taken;
     d["late_helpers"] = s.late_helpers;
     d["guarded_jobs"] = s.guarded_jobs;
     d["backoffs"] = s.backoffs;
     return d;
   });
-  m.def("set_pool_helper_stall", [](double seconds) {
+  m.def("set_pool_helper_stall", [](double seconds, bool in_chunk) {
     if (!(seconds >= 0.0 && seconds <= 60.0))
       throw nb::value_error("set_pool_helper_stall(): seconds must be in [0, 60]");
-    set_pool_helper_stall_us(int64_t(seconds * 1e6));
-  }, "seconds"_a);
+    set_pool_helper_stall_us(int64_t(seconds * 1e6), in_chunk);
+  }, "seconds"_a, "in_chunk"_a = false);
   m.def("parallel_runtime",
         [] { return std::string(parallel_runtime_is_openmp() ? "openmp" : "pool"); });
   // A kernel-shaped call for the tests: holds a grant for `seconds` with the GIL released

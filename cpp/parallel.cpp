@@ -15,9 +15,10 @@
 // - Contention guard: each call weighs what its helpers saved (their chunks, at the caller's
 //   own time per chunk) against what it lost waiting for them after its own last chunk.
 //   When the recent balance turns negative (a neighbour holds the cores: a helper holding a
-//   chunk was descheduled), the calls of the next backoff period run on the caller alone
-//   (the same chunks, so the same results); the period doubles while the probe calls after
-//   it keep losing (1 ms to 64 ms) and is reset by a call whose helpers pay off.
+//   chunk was descheduled), the calls of the next period run on the caller alone (the same
+//   chunks, so the same results). The period is at least 4x the time the call lost; it
+//   doubles while the probe calls after it keep losing (1 ms to 250 ms) and is reset by a
+//   call whose helpers pay off.
 #include <omp.h>
 #include <pthread.h>
 #ifdef __linux__
@@ -53,12 +54,13 @@ std::atomic<int64_t> g_helper_spin_us{300};
 std::atomic<int64_t> g_caller_spin_us{50};
 std::atomic<bool> g_helper_batch{false};
 std::atomic<int64_t> g_stall_us{0};
+std::atomic<bool> g_stall_in_chunk{false};
 std::atomic<bool> g_guard{true};
 // The first few microseconds of any spin only pause (no system call): a job that follows at
 // once, as the next layer's or the next kernel's does, is found without a yield's latency.
 constexpr auto kPauseSpin = std::chrono::microseconds(5);
 constexpr int kMaxHelpers = 255;
-constexpr int64_t kMinBackoffNs = 1'000'000, kMaxBackoffNs = 64'000'000;
+constexpr int64_t kMinBackoffNs = 1'000'000, kMaxBackoffNs = 250'000'000;
 
 int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
@@ -80,7 +82,7 @@ Guard g_guard_state;
 
 struct Counters {
   std::atomic<int64_t> jobs{0}, caller_chunks{0}, helper_chunks{0}, caller_sleeps{0},
-      late_helpers{0}, guarded_jobs{0}, backoffs{0};
+      seats_taken{0}, late_helpers{0}, guarded_jobs{0}, backoffs{0};
 };
 Counters g_count;
 
@@ -94,8 +96,10 @@ void Guard::record(int64_t saved, int64_t lost, int64_t t) {
     if (gain > 0) backoff_ns.store(kMinBackoffNs, std::memory_order_relaxed);
     return;
   }
+  // Alone for at least 4x what this call lost (a probe after it costs at most a fifth).
   const int64_t back = backoff_ns.load(std::memory_order_relaxed);
-  serial_until_ns.store(t + back, std::memory_order_relaxed);
+  serial_until_ns.store(t + std::min(kMaxBackoffNs, std::max(back, 4 * lost)),
+                        std::memory_order_relaxed);
   backoff_ns.store(std::min(2 * back, kMaxBackoffNs), std::memory_order_relaxed);
   balance_ns.store(0, std::memory_order_relaxed);
   g_count.backoffs.fetch_add(1, std::memory_order_relaxed);
@@ -107,6 +111,7 @@ struct Job {
   std::atomic<bool> caller_sleeps{false};
   int64_t n = 0;
   int seats = 0;  // helpers that may still join (guarded by Pool::mu_)
+  int team = 0;
   ChunkFn fn = nullptr;
   void* ctx = nullptr;
   std::mutex mu;  // with `done`: the caller's sleep until `finished` reaches n
@@ -153,6 +158,7 @@ class Pool {
     job->fn = fn;
     job->ctx = ctx;
     job->seats = int(std::min<int64_t>(std::min(team, kMaxHelpers + 1) - 1, n - 1));
+    job->team = job->seats + 1;
     int wake;
     {
       std::lock_guard<std::mutex> lk(mu_);
@@ -177,8 +183,12 @@ class Pool {
     if (job->finished.fetch_add(mine) + mine != n) wait_for_helpers(*job);
     if (guard) {
       const int64_t t2 = now_ns();
+      // What the helpers' chunks would have cost the caller, at its own time per chunk, and
+      // at most (team - 1) x its own time (a caller descheduled inside its chunks would
+      // otherwise credit the helpers with its lost time).
       const int64_t busy = t1 - t0;
-      const int64_t saved = mine > 0 ? busy / mine * (n - mine) : busy;
+      const int64_t cap = int64_t(job->team - 1) * busy;
+      const int64_t saved = mine > 0 ? std::min(cap, busy / mine * (n - mine)) : cap;
       g_guard_state.record(saved, t2 - t1, t2);
     }
   }
@@ -220,18 +230,20 @@ class Pool {
 
   // A helper's share of a job: claims chunks until none are left. Each finished chunk is
   // counted at once, so the caller never waits on a helper between chunks.
-  static void work(Job& job) {
-    int64_t mine = 0;
+  static void work(Job& job, int64_t stall_us) {
+    bool any = false;
     for (int64_t c = job.next.fetch_add(1); c < job.n; c = job.next.fetch_add(1)) {
+      if (stall_us > 0 && !any) std::this_thread::sleep_for(std::chrono::microseconds(stall_us));
       job.fn(job.ctx, c);
-      ++mine;
+      any = true;
+      // counted before the chunk is reported finished: a caller sees it when it returns
+      g_count.helper_chunks.fetch_add(1, std::memory_order_relaxed);
       if (job.finished.fetch_add(1) + 1 == job.n && job.caller_sleeps.load()) {
         std::lock_guard<std::mutex> lk(job.mu);
         job.done.notify_one();
       }
     }
-    if (mine > 0) g_count.helper_chunks.fetch_add(mine, std::memory_order_relaxed);
-    else g_count.late_helpers.fetch_add(1, std::memory_order_relaxed);
+    if (!any) g_count.late_helpers.fetch_add(1, std::memory_order_relaxed);
   }
 
   static void apply_batch(bool batch) {
@@ -261,11 +273,13 @@ class Pool {
         job = take();
       }
       if (!job) continue;
+      g_count.seats_taken.fetch_add(1, std::memory_order_relaxed);
       const bool want_batch = g_helper_batch.load(std::memory_order_relaxed);
       if (want_batch != batch) apply_batch(batch = want_batch);
-      if (const int64_t us = g_stall_us.load(std::memory_order_relaxed))
-        std::this_thread::sleep_for(std::chrono::microseconds(us));
-      work(*job);
+      const int64_t stall = g_stall_us.load(std::memory_order_relaxed);
+      const bool in_chunk = g_stall_in_chunk.load(std::memory_order_relaxed);
+      if (stall > 0 && !in_chunk) std::this_thread::sleep_for(std::chrono::microseconds(stall));
+      work(*job, in_chunk ? stall : 0);
     }
   }
 
@@ -297,11 +311,14 @@ bool pool_contended() { return g_guard.load() && g_guard_state.holds(now_ns()); 
 
 PoolStats pool_stats() {
   return {g_count.jobs.load(),          g_count.caller_chunks.load(), g_count.helper_chunks.load(),
-          g_count.caller_sleeps.load(), g_count.late_helpers.load(),  g_count.guarded_jobs.load(),
-          g_count.backoffs.load()};
+          g_count.caller_sleeps.load(), g_count.seats_taken.load(),   g_count.late_helpers.load(),
+          g_count.guarded_jobs.load(),  g_count.backoffs.load()};
 }
 
-void set_pool_helper_stall_us(int64_t us) { g_stall_us.store(std::max<int64_t>(0, us)); }
+void set_pool_helper_stall_us(int64_t us, bool in_chunk) {
+  g_stall_in_chunk.store(in_chunk);
+  g_stall_us.store(std::max<int64_t>(0, us));
+}
 
 int call_team() { return omp_get_max_threads(); }
 

@@ -20,6 +20,7 @@ struct PoolStats {
   int64_t caller_chunks;  // chunks those calls ran on the calling thread
   int64_t helper_chunks;  // chunks run by helpers
   int64_t caller_sleeps;  // waits for a helper's chunk that ended in a sleep, not a spin
+  int64_t seats_taken;   // helpers that joined a call (took a seat in its job)
   int64_t late_helpers;  // helpers that took a seat and found every chunk already claimed
   int64_t guarded_jobs;  // calls the contention guard ran on the caller alone
   int64_t backoffs;  // times the guard stopped waking helpers
@@ -34,8 +35,10 @@ PoolStats pool_stats();
 // parallel work (matfun's stacks) asks it too.
 bool pool_contended();
 
-// Test hook: every helper sleeps this long after taking its seat in a job and before it
-// claims a chunk (a helper whose core was taken by another process). 0: off.
-void set_pool_helper_stall_us(int64_t us);
+// Test hooks: every helper sleeps `us` after taking its seat in a job, before it claims a
+// chunk (a helper whose core was taken by another process: the call must not wait for it),
+// or, with in_chunk, after claiming its first chunk of a job and before running it (a helper
+// descheduled inside a chunk: the call waits, and the contention guard must react). 0: off.
+void set_pool_helper_stall_us(int64_t us, bool in_chunk);
 
 }  // namespace matkern
