@@ -122,3 +122,30 @@ def test_pool_policy_checks_its_arguments(pool):
         pool.set_pool_policy(helper_spin_us=-1, caller_spin_us=0, helper_batch=False, guard=True)
     with pytest.raises(ValueError, match=r"seconds must be in \[0, 60\]"):
         pool.set_pool_helper_stall(-1.0)
+
+
+def test_python_pieces_never_wait_for_a_worker_that_has_not_started():
+    """_threads.run_pieces (matfun's stacks): with every worker thread busy elsewhere, the
+    caller computes all pieces itself and returns; a worker that comes later claims none."""
+    import threading
+
+    from matkern import _threads
+
+    pool = _threads._executor()
+    release = threading.Event()
+    blockers = [pool.submit(release.wait, 30) for _ in range(pool._max_workers)]
+    try:
+        caller = threading.get_ident()
+        t0 = time.perf_counter()
+        got = _threads.run_pieces(lambda i: (i * i, threading.get_ident()), 12, 4)
+        assert time.perf_counter() - t0 < 5.0
+        assert [g[0] for g in got] == [i * i for i in range(12)]
+        assert all(g[1] == caller for g in got)
+    finally:
+        release.set()
+    for b in blockers:
+        b.result(timeout=30)
+    # with free workers the pieces still all come back, in order
+    assert [g[0] for g in _threads.run_pieces(lambda i: (i, 0), 40, 2)] == list(range(40))
+    with pytest.raises(ZeroDivisionError):
+        _threads.run_pieces(lambda i: 1 / (i - 5), 10, 2)
