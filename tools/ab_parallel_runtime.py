@@ -210,6 +210,7 @@ def variants(mode):
         "no guard": lambda: policy(guard=False),
         "no guard, caller never sleeps": lambda: policy(guard=False, caller_spin_us=10**9),
         "helpers SCHED_BATCH": lambda: policy(helper_batch=True),
+        "helpers spin 3 ms": lambda: policy(helper_spin_us=3000),
     }
 
 
