@@ -180,9 +180,12 @@ class Pool {
     g_count.jobs.fetch_add(1, std::memory_order_relaxed);
     g_count.caller_chunks.fetch_add(mine, std::memory_order_relaxed);
     // Every chunk is claimed now; wait for those that helpers are still running.
-    if (job->finished.fetch_add(mine) + mine != n) wait_for_helpers(*job);
+    const bool waited = job->finished.fetch_add(mine) + mine != n;
+    if (waited) wait_for_helpers(*job);
     if (guard) {
-      const int64_t t2 = now_ns();
+      // A call that did not wait lost nothing: helpers that never joined (small or quick
+      // jobs) must not stop the pool for the calls after it.
+      const int64_t t2 = waited ? now_ns() : t1;
       // What the helpers' chunks would have cost the caller, at its own time per chunk, and
       // at most (team - 1) x its own time (a caller descheduled inside its chunks would
       // otherwise credit the helpers with its lost time).
