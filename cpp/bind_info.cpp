@@ -5,6 +5,7 @@
 
 #include "bind_common.hpp"
 #include "parallel.hpp"
+#include "pool_tuning.hpp"
 #include "simd.hpp"
 
 #ifndef MATKERN_COMPILER
@@ -56,6 +57,41 @@ void bind_info(nb::module_& m) {
       throw nb::value_error("set_parallel_runtime(): name must be 'pool' or 'openmp'");
     set_parallel_runtime(name == "openmp");
   });
+  // The pool's wait policy and counters (pool_tuning.hpp): for A/B runs and the tests.
+  m.def("pool_policy", [] {
+    const PoolPolicy p = pool_policy();
+    nb::dict d;
+    d["helper_spin_us"] = p.helper_spin_us;
+    d["caller_spin_us"] = p.caller_spin_us;
+    d["helper_batch"] = p.helper_batch;
+    d["guard"] = p.guard;
+    return d;
+  });
+  m.def("set_pool_policy",
+        [](int64_t helper_spin_us, int64_t caller_spin_us, bool helper_batch, bool guard) {
+    if (helper_spin_us < 0 || caller_spin_us < 0)
+      throw nb::value_error("set_pool_policy(): spin times must be >= 0 microseconds");
+    set_pool_policy({helper_spin_us, caller_spin_us, helper_batch, guard});
+  }, "helper_spin_us"_a, "caller_spin_us"_a, "helper_batch"_a, "guard"_a);
+  m.def("pool_contended", [] { return pool_contended(); });
+  m.def("pool_stats", [] {
+    const PoolStats s = pool_stats();
+    nb::dict d;
+    d["jobs"] = s.jobs;
+    d["caller_chunks"] = s.caller_chunks;
+    d["helper_chunks"] = s.helper_chunks;
+    d["caller_sleeps"] = s.caller_sleeps;
+    d["seats_taken"] = s.seats_taken;
+    d["late_helpers"] = s.late_helpers;
+    d["guarded_jobs"] = s.guarded_jobs;
+    d["backoffs"] = s.backoffs;
+    return d;
+  });
+  m.def("set_pool_helper_stall", [](double seconds, bool in_chunk) {
+    if (!(seconds >= 0.0 && seconds <= 60.0))
+      throw nb::value_error("set_pool_helper_stall(): seconds must be in [0, 60]");
+    set_pool_helper_stall_us(int64_t(seconds * 1e6), in_chunk);
+  }, "seconds"_a, "in_chunk"_a = false);
   m.def("parallel_runtime",
         [] { return std::string(parallel_runtime_is_openmp() ? "openmp" : "pool"); });
   // A kernel-shaped call for the tests: holds a grant for `seconds` with the GIL released

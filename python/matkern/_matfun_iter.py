@@ -14,7 +14,6 @@ convergence region), the Frobenius norm, or the trace (PSD matrices).
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -33,26 +32,38 @@ def work_dtype(dtype):
 
 def map_chunks(fn, *stacks):
     """fn applied to pieces of the stacks (batch, ...) and the results joined: on the CPU a
-    stack of several matrices is cut into one piece per thread, each piece's products run
-    with single-threaded BLAS (``_threads.single_blas_thread``) in a thread of its own (NumPy
-    releases the GIL in matmul). OpenBLAS splitting every small product over its own threads
-    was 10x slower on this machine's 2 busy cores (0.43 s against 0.046 s for 256 products of
-    128 x 128); a single matrix keeps BLAS's threads. fn returns (array, int); the ints are
-    maxed. CuPy stacks run whole (one batched launch per product)."""
+    stack of several matrices is cut into pieces (4 per thread, at least one matrix each)
+    claimed one at a time by the calling thread and the granted worker threads
+    (``_threads.run_pieces``: a worker whose core another process holds is never waited for
+    unless it is inside a piece), each piece's products on single-threaded BLAS
+    (``_threads.single_blas_thread``; NumPy releases the GIL in matmul). OpenBLAS splitting
+    every small product over its own threads was 10x slower on this machine's 2 busy cores
+    (0.43 s against 0.046 s for 256 products of 128 x 128); a single matrix keeps BLAS's
+    threads. Every matrix's iteration is its own (per-matrix stopping), so the cut changes
+    no result. When the helper pool's contention guard holds (``_threads.pool_contended``)
+    the stack runs on the caller alone, as it does on one matkern thread (BLAS's products
+    then on one thread too: orthogonalize on 32 x 128 x 128 took 4.6 s with OpenBLAS's own
+    two threads against 0.3 s on two matkern threads, on the loaded 2-core machine). fn returns (array, int); the ints are maxed. CuPy
+    stacks run whole (one batched launch per product)."""
     xp = _dispatch.array_module(stacks[0])
     batch = stacks[0].shape[0]
-    if xp is not np or batch <= 1 or _threads.get_num_threads() <= 1:
+    if xp is not np or batch <= 1:
         return fn(*stacks)
+    if _threads.get_num_threads() <= 1:  # a stack on one thread: BLAS's products too
+        with _threads.single_blas_thread():
+            return fn(*stacks)
     # the threads come from matkern's budget, shared with concurrent calls and kernels
     with _threads.thread_grant() as granted:
         nt = min(granted, batch)
-        if nt <= 1:  # the budget is taken by concurrent calls: one thread, BLAS's too
+        if nt <= 1 or _threads.pool_contended():  # one thread, BLAS's too
             with _threads.single_blas_thread():
                 return fn(*stacks)
-        bounds = np.linspace(0, batch, nt + 1).astype(int)
-        pieces = [tuple(s[a:b] for s in stacks) for a, b in zip(bounds[:-1], bounds[1:])]
-        with _threads.single_blas_thread(), ThreadPoolExecutor(nt) as pool:
-            done = list(pool.map(lambda p: fn(*p), pieces))
+        n = min(batch, 4 * nt)
+        bounds = np.linspace(0, batch, n + 1).astype(int)
+        with _threads.single_blas_thread():
+            done = _threads.run_pieces(
+                lambda i: fn(*(s[bounds[i] : bounds[i + 1]] for s in stacks)), n, nt
+            )
     return np.concatenate([d[0] for d in done]), max(d[1] for d in done)
 
 

@@ -195,6 +195,66 @@ def thread_grant():
         grant.release()
 
 
+def pool_contended():
+    """Whether the helper pool's contention guard keeps its helpers back now (recent
+    parallel calls lost more time waiting for helpers whose cores were taken than the helpers
+    saved): Python-level parallel work then runs on the calling thread too."""
+    try:
+        return bool(_cpu().pool_contended())
+    except RuntimeError:  # no CPU module
+        return False
+
+
+_workers = {"pool": None, "pid": None}
+
+
+def _executor():
+    from concurrent.futures import ThreadPoolExecutor
+
+    if _workers["pid"] != os.getpid():  # none yet, or inherited through fork (no threads)
+        _workers["pool"] = ThreadPoolExecutor(max(1, (os.cpu_count() or 1) - 1))
+        _workers["pid"] = os.getpid()
+    return _workers["pool"]
+
+
+def run_pieces(fn, n, threads):
+    """[fn(0), ..., fn(n - 1)] computed on the calling thread and up to ``threads - 1`` worker
+    threads, as the CPU kernels' helper pool does it: pieces are claimed one at a time, the
+    caller starts at once and waits only for pieces a worker has claimed, never for a worker
+    that has not started (its core taken by another process). The first exception raised by
+    a piece is raised here, after every claimed piece has finished."""
+    results = [None] * n
+    errors = []
+    claim = iter(range(n)).__next__  # one piece per call, atomic under the GIL
+    cond = threading.Condition()
+    done = [0]
+
+    def work():
+        while True:
+            try:
+                i = claim()
+            except StopIteration:
+                return
+            try:
+                results[i] = fn(i)
+            except BaseException as exc:  # reported by the caller
+                errors.append(exc)
+            with cond:
+                done[0] += 1
+                cond.notify_all()
+
+    if threads > 1 and n > 1:
+        pool = _executor()
+        for _ in range(min(threads, n) - 1):
+            pool.submit(work)
+    work()
+    with cond:
+        cond.wait_for(lambda: done[0] == n)
+    if errors:
+        raise errors[0]
+    return results
+
+
 def _init_from_environment():
     """Called once at import: the default setting goes into the CPU module, and threadpoolctl
     learns to see it."""
