@@ -207,6 +207,36 @@ def test_lstsq_matches_numpy(kind, sparse):
         assert 1e9 < info.condition_number < 1e12  # a 1-norm estimate: within n of cond_2
 
 
+@pytest.mark.parametrize("cond", [1e4, 1e7])
+def test_lstsq_preconditioner_from_gram_cholesky_or_qr(cond):
+    """The sketch's R comes from the Cholesky factor of its Gram matrix up to cond(R) ~ 1e5
+    (_CHOL_COND), from its QR beyond: both answers agree with LAPACK to 1e-10."""
+    import warnings
+
+    from matkern import _sketch_solve
+
+    rng = np.random.default_rng(3)
+    m, n = 3000, 40
+    U = np.linalg.qr(rng.standard_normal((m, n)))[0]
+    V = np.linalg.qr(rng.standard_normal((n, n)))[0]
+    A = (U * np.logspace(0, -np.log10(cond), n)) @ V.T
+    b = A @ rng.standard_normal(n) + rng.standard_normal(m)
+    SA = rng.standard_normal((4 * n, m)) @ A
+    chol = _sketch_solve._gram_cholesky(SA, SA[:, :1], np)
+    assert (chol is not None) == (cond < _sketch_solve._CHOL_COND)
+    if chol is not None:  # R^T R = SA^T SA, Q^T SB = R^-T SA^T SB
+        R, QtSB, _ = chol
+        np.testing.assert_allclose(
+            R.T @ R, SA.T @ SA, rtol=0, atol=1e-12 * np.abs(SA).max() ** 2 * m
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        x, info = matkern.lstsq(A, b, random_state=0)
+    x0 = np.linalg.lstsq(A, b, rcond=None)[0]
+    r, r0 = np.linalg.norm(A @ x - b), np.linalg.norm(A @ x0 - b)
+    assert abs(r - r0) / r0 <= 1e-10 and info.converged, (r, r0, info)
+
+
 def test_lstsq_options():
     A, b = _problem("well", m=2000, n=30, seed=3)
     B = np.stack([b, 2 * b + 1, np.zeros_like(b)], axis=1)
