@@ -428,7 +428,7 @@ def test_worker_killed_during_fastrp(client, blogcatalog):
     victim = None
     while victim is None and time.monotonic() < deadline and not future.done():
         for addr, keys in client.has_what().items():
-            if any("_hop" in str(key) for key in keys):
+            if any("_step" in str(key) for key in keys):
                 victim = addr
                 break
         time.sleep(0.005)
