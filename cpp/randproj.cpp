@@ -71,11 +71,11 @@ template void sparse<double>(const int64_t*, const int32_t*, const double*, int6
                              const double*, const double*, uint64_t, const uint64_t*, int64_t,
                              double, double*);
 template int64_t sparse_csr<float>(const int64_t*, const int32_t*, const float*, int64_t, int64_t,
-                                   uint64_t, const uint64_t*, int64_t, double, int64_t*,
-                                   int32_t**, float**);
-template int64_t sparse_csr<double>(const int64_t*, const int32_t*, const double*, int64_t,
-                                    int64_t, uint64_t, const uint64_t*, int64_t, double,
-                                    int64_t*, int32_t**, double**);
+                                   uint64_t, const uint64_t*, int64_t, double, int64_t*, int32_t**,
+                                   float**);
+template int64_t sparse_csr<double>(const int64_t*, const int32_t*, const double*, int64_t, int64_t,
+                                    uint64_t, const uint64_t*, int64_t, double, int64_t*, int32_t**,
+                                    double**);
 template void accumulate<float>(const float*, int64_t, int64_t, double, bool, float*);
 template void accumulate<double>(const double*, int64_t, int64_t, double, bool, double*);
 }  // namespace rp

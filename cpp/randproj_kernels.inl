@@ -298,8 +298,8 @@ static int64_t rp_csr_pack(const T* o, int64_t k, int32_t* idx, T* val) {
 
 template <typename T>
 int64_t rp_sparse_csr(const int64_t* indptr, const int32_t* indices, const T* data, int64_t n,
-                      int64_t d, uint64_t seed_key, const uint64_t* table, int64_t k,
-                      double scale, int64_t* out_indptr, int32_t** out_indices, T** out_data) {
+                      int64_t d, uint64_t seed_key, const uint64_t* table, int64_t k, double scale,
+                      int64_t* out_indptr, int32_t** out_indices, T** out_data) {
   *out_indices = nullptr;
   *out_data = nullptr;
   const int64_t room = n * k > 0 ? n * k : 1;
@@ -319,8 +319,7 @@ int64_t rp_sparse_csr(const int64_t* indptr, const int32_t* indices, const T* da
   }
   if (dense)
     rp_sparse<T>(indptr, indices, data, n, d, nullptr, nullptr, seed_key, table, k, scale, dense);
-  else
-    rp_chunk_make(ch, seed_key, table, k, 0, d);
+  else rp_chunk_make(ch, seed_key, table, k, 0, d);
   const int64_t nblocks = (n + kRpCsrRows - 1) / kRpCsrRows;
   int failed = 0;
   rp_for(nblocks, 1, [&](int64_t b0, int64_t b1) {
@@ -400,8 +399,8 @@ template void rp_sparse<double>(const int64_t*, const int32_t*, const double*, i
                                 const double*, const double*, uint64_t, const uint64_t*, int64_t,
                                 double, double*);
 template int64_t rp_sparse_csr<float>(const int64_t*, const int32_t*, const float*, int64_t,
-                                      int64_t, uint64_t, const uint64_t*, int64_t, double,
-                                      int64_t*, int32_t**, float**);
+                                      int64_t, uint64_t, const uint64_t*, int64_t, double, int64_t*,
+                                      int32_t**, float**);
 template int64_t rp_sparse_csr<double>(const int64_t*, const int32_t*, const double*, int64_t,
                                        int64_t, uint64_t, const uint64_t*, int64_t, double,
                                        int64_t*, int32_t**, double**);

@@ -188,9 +188,7 @@ def fastrp(
     # projection, then each hop with its share of the embedding added), and one gather of
     # the iterate per hop; the last iteration's tasks are the result array's chunks.
     # 2 + q tasks per block and q - 1 gathers for q iterations.
-    token = dask.base.tokenize(
-        [b.key for b in S.blocks], dtype, dim, weights, beta, l2, key
-    )
+    token = dask.base.tokenize([b.key for b in S.blocks], dtype, dim, weights, beta, l2, key)
     name = f"matkern-fastrp-{token}"
     q = len(weights)
     delayed = dask.delayed
@@ -199,11 +197,11 @@ def fastrp(
     colfac = delayed(_column_factors, pure=True)(degrees, beta, dtype)
     chunk_keys = [(name, b, 0) for b in range(len(walks))]
     last = q == 1
+    first_args = (colfac, n, dim, key, table, scale, dtype)
     steps = [
         delayed(_first, pure=True)(
-            w, colfac, n, dim, key, table, scale, dtype, weights[0], l2, not last,
-            dask_key_name=chunk_keys[b] if last else None,
-        )  # fmt: skip
+            w, *first_args, weights[0], l2, not last, dask_key_name=chunk_keys[b] if last else None
+        )
         for b, w in enumerate(walks)
     ]
     for i in range(1, q):
@@ -211,9 +209,14 @@ def fastrp(
         U_all = delayed(_gather, pure=True)(*steps)
         steps = [
             delayed(_step, pure=True)(
-                w, U_all, prev, weights[i], l2, not last,
+                w,
+                U_all,
+                prev,
+                weights[i],
+                l2,
+                not last,
                 dask_key_name=chunk_keys[b] if last else None,
-            )  # fmt: skip
+            )
             for b, (w, prev) in enumerate(zip(walks, steps))
         ]
     if all(w == 0.0 for w in weights):  # every chunk None: zeros, as fastrp gives
