@@ -2,6 +2,9 @@
 #include "bind_common.hpp"
 #include "randproj.hpp"
 
+#include <cstdlib>
+#include <new>
+
 namespace matkern {
 namespace {
 
@@ -50,6 +53,44 @@ void sparse(carr<const int64_t> indptr, carr<const int32_t> indices, carr<const 
                 data_or_null(colscale), seed_key, table.data(), k, scale, out.data());
 }
 
+// malloc'd memory handed to NumPy: the array frees it when it goes.
+template <typename T>
+nb::ndarray<nb::numpy, T, nb::ndim<1>> owned_array(T* p, int64_t size) {
+  nb::capsule owner(p, [](void* q) noexcept { std::free(q); });
+  return nb::ndarray<nb::numpy, T, nb::ndim<1>>(p, {size_t(size)}, owner);
+}
+
+// rp_sparse (no row or column scale) returning CSR (indptr int64, indices int32, data T)
+// with explicit zeros dropped. Not under kKernelCall: the result's size is known only after
+// the kernel, and its NumPy arrays are made with the GIL held, after the KernelScope.
+template <typename T>
+nb::tuple sparse_csr(carr<const int64_t> indptr, carr<const int32_t> indices, carr<const T> data,
+                     int64_t d, int64_t k, uint64_t seed_key, carr<const uint64_t> table,
+                     double scale) {
+  check_table(table, k);
+  const char* error = "rp_sparse_csr: inconsistent sizes";
+  const Csr x = check_csr(indptr, indices, data, error);
+  if (x.end() != x.nnz || k < 1 || d < 1) throw std::invalid_argument(error);
+  const int64_t n = x.rows;
+  auto* out_indptr = static_cast<int64_t*>(std::malloc(sizeof(int64_t) * (n + 1)));
+  if (!out_indptr) throw std::bad_alloc();
+  int32_t* out_indices = nullptr;
+  T* out_data = nullptr;
+  int64_t nnz = 0;
+  try {
+    KernelScope scope;
+    nnz = rp::sparse_csr<T>(x.indptr, x.indices, data.data(), n, d, seed_key, table.data(), k,
+                            scale, out_indptr, &out_indices, &out_data);
+  } catch (...) {
+    std::free(out_indptr);
+    throw;
+  }
+  auto a = owned_array(out_indptr, n + 1);
+  auto b = owned_array(out_indices, nnz);
+  auto c = owned_array(out_data, nnz);
+  return nb::make_tuple(a, b, c);
+}
+
 template <typename T>
 void accumulate(carr<const T> u, double weight, bool l2, carr<T> emb) {
   if (u.shape(0) != emb.shape(0) || u.shape(1) != emb.shape(1))
@@ -63,6 +104,8 @@ void def_typed(nb::module_& m) {
   m.def("rp_sparse", &sparse<T>, kKernelCall, "indptr"_a, "indices"_a, "data"_a, "d"_a,
         "rowscale"_a.none(), "colscale"_a.none(), "seed_key"_a, "table"_a, "scale"_a, "out"_a);
   m.def("rp_accumulate", &accumulate<T>, kKernelCall, "u"_a, "weight"_a, "l2"_a, "emb"_a);
+  m.def("rp_sparse_csr", &sparse_csr<T>, "indptr"_a, "indices"_a, "data"_a, "d"_a, "k"_a,
+        "seed_key"_a, "table"_a, "scale"_a);
 }
 
 }  // namespace

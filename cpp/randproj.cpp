@@ -4,6 +4,8 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
+#include <new>
 
 #include "simd.hpp"
 
@@ -47,6 +49,12 @@ void sparse(const int64_t* ip, const int32_t* ix, const T* v, int64_t n, int64_t
   MATKERN_RP_CALL(rp_sparse<T>, ip, ix, v, n, d, rs, cs, s, t, k, scale, out);
 }
 template <typename T>
+int64_t sparse_csr(const int64_t* ip, const int32_t* ix, const T* v, int64_t n, int64_t d,
+                   uint64_t s, const uint64_t* t, int64_t k, double scale, int64_t* oip,
+                   int32_t** oix, T** ov) {
+  return MATKERN_RP_CALL(rp_sparse_csr<T>, ip, ix, v, n, d, s, t, k, scale, oip, oix, ov);
+}
+template <typename T>
 void accumulate(const T* u, int64_t n, int64_t k, double w, bool l2, T* emb) {
   MATKERN_RP_CALL(accumulate_rows<T>, u, n, k, w, l2, emb);
 }
@@ -62,6 +70,12 @@ template void sparse<float>(const int64_t*, const int32_t*, const float*, int64_
 template void sparse<double>(const int64_t*, const int32_t*, const double*, int64_t, int64_t,
                              const double*, const double*, uint64_t, const uint64_t*, int64_t,
                              double, double*);
+template int64_t sparse_csr<float>(const int64_t*, const int32_t*, const float*, int64_t, int64_t,
+                                   uint64_t, const uint64_t*, int64_t, double, int64_t*, int32_t**,
+                                   float**);
+template int64_t sparse_csr<double>(const int64_t*, const int32_t*, const double*, int64_t, int64_t,
+                                    uint64_t, const uint64_t*, int64_t, double, int64_t*, int32_t**,
+                                    double**);
 template void accumulate<float>(const float*, int64_t, int64_t, double, bool, float*);
 template void accumulate<double>(const double*, int64_t, int64_t, double, bool, double*);
 }  // namespace rp

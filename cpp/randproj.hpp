@@ -6,19 +6,23 @@
 
 namespace matkern {
 
-#define MATKERN_RP_DECLS                                                                        \
-  void rp_count(uint64_t seed_key, const uint64_t* table, int64_t k, int64_t j0, int64_t nrows, \
-                int64_t* counts);                                                               \
-  void rp_fill(uint64_t seed_key, const uint64_t* table, int64_t k, int64_t j0, int64_t nrows,  \
-               const int64_t* indptr, int32_t* comps, int8_t* negs);                            \
-  template <typename T>                                                                         \
-  void rp_dense(const T* x, int64_t n, int64_t d, uint64_t seed_key, const uint64_t* table,     \
-                int64_t k, double scale, T* out);                                               \
-  template <typename T>                                                                         \
-  void rp_sparse(const int64_t* indptr, const int32_t* indices, const T* data, int64_t n,       \
-                 int64_t d, const T* rowscale, const T* colscale, uint64_t seed_key,            \
-                 const uint64_t* table, int64_t k, double scale, T* out);                       \
-  template <typename T>                                                                         \
+#define MATKERN_RP_DECLS                                                                         \
+  void rp_count(uint64_t seed_key, const uint64_t* table, int64_t k, int64_t j0, int64_t nrows,  \
+                int64_t* counts);                                                                \
+  void rp_fill(uint64_t seed_key, const uint64_t* table, int64_t k, int64_t j0, int64_t nrows,   \
+               const int64_t* indptr, int32_t* comps, int8_t* negs);                             \
+  template <typename T>                                                                          \
+  void rp_dense(const T* x, int64_t n, int64_t d, uint64_t seed_key, const uint64_t* table,      \
+                int64_t k, double scale, T* out);                                                \
+  template <typename T>                                                                          \
+  void rp_sparse(const int64_t* indptr, const int32_t* indices, const T* data, int64_t n,        \
+                 int64_t d, const T* rowscale, const T* colscale, uint64_t seed_key,             \
+                 const uint64_t* table, int64_t k, double scale, T* out);                        \
+  template <typename T>                                                                          \
+  int64_t rp_sparse_csr(const int64_t* indptr, const int32_t* indices, const T* data, int64_t n, \
+                        int64_t d, uint64_t seed_key, const uint64_t* table, int64_t k,          \
+                        double scale, int64_t* out_indptr, int32_t** out_indices, T** out_data); \
+  template <typename T>                                                                          \
   void accumulate_rows(const T* u, int64_t n, int64_t k, double weight, bool l2, T* emb);
 
 namespace rp_portable {
@@ -42,6 +46,12 @@ template <typename T>
 void sparse(const int64_t* indptr, const int32_t* indices, const T* data, int64_t n, int64_t d,
             const T* rowscale, const T* colscale, uint64_t seed_key, const uint64_t* table,
             int64_t k, double scale, T* out);
+// rp_sparse's result (no row or column scale) as CSR: out_indptr (n + 1) filled, the
+// indices and values malloc'd (the caller frees them with std::free); returns nnz.
+template <typename T>
+int64_t sparse_csr(const int64_t* indptr, const int32_t* indices, const T* data, int64_t n,
+                   int64_t d, uint64_t seed_key, const uint64_t* table, int64_t k, double scale,
+                   int64_t* out_indptr, int32_t** out_indices, T** out_data);
 template <typename T>
 void accumulate(const T* u, int64_t n, int64_t k, double weight, bool l2, T* emb);
 }  // namespace rp

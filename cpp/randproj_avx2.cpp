@@ -1,6 +1,8 @@
 // AVX2/FMA copies of the randproj kernels (this file alone is compiled with -mavx2 -mfma).
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
+#include <new>
 
 #include "parallel.hpp"
 #include "randproj.hpp"

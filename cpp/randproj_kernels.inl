@@ -189,6 +189,26 @@ void rp_dense(const T* x, int64_t n, int64_t d, uint64_t seed_key, const uint64_
   rp_chunk_free(ch);
 }
 
+// Row i of the one-chunk sparse projection (R's feature rows [0, d) in ptr/comp/val): o (k) =
+// scale * rowscale[i] * sum_q data[q] colscale[j] R[j], in the order of i's entries. Shared by
+// rp_sparse and rp_sparse_csr, so that both give the same bits.
+template <typename T>
+static inline void rp_sparse_row(const int64_t* indptr, const int32_t* indices, const T* data,
+                                 int64_t i, const T* rowscale, const T* colscale,
+                                 const int64_t* ptr, const int32_t* comp, const float* val,
+                                 int64_t k, double scale, T* o) {
+  for (int64_t c = 0; c < k; ++c) o[c] = T(0);
+  for (int64_t q = indptr[i], qe = indptr[i + 1]; q < qe; ++q) {
+    const int64_t j = indices[q];
+    T xv = data[q];
+    if (colscale) xv *= colscale[j];
+    const int64_t a = ptr[j], b = ptr[j + 1];
+    for (int64_t p = a; p < b; ++p) o[comp[p]] += T(val[p]) * xv;
+  }
+  const T s = T(scale) * (rowscale ? rowscale[i] : T(1));
+  for (int64_t c = 0; c < k; ++c) o[c] *= s;
+}
+
 // out (n x k) = scale * diag(rowscale) X diag(colscale) R for X in CSR (sorted indices);
 // rowscale/colscale may be null (ones). Threads over rows; features in chunks, each row keeping
 // a cursor into its sorted column indices.
@@ -219,9 +239,11 @@ void rp_sparse(const int64_t* indptr, const int32_t* indices, const T* data, int
     rp_for(n, 64, [&](int64_t i0, int64_t i1) {
       for (int64_t i = i0; i < i1; ++i) {
         T* o = out + i * k;
-        if (pass_scale)
-          for (int64_t c = 0; c < k; ++c) o[c] = T(0);
-        int64_t q = cursor ? cursor[i] : indptr[i];
+        if (pass_scale) {  // one chunk: the whole row at once
+          rp_sparse_row(indptr, indices, data, i, rowscale, colscale, ptr, comp, val, k, scale, o);
+          continue;
+        }
+        int64_t q = cursor[i];
         const int64_t qe = indptr[i + 1];
         for (; q < qe && indices[q] < j1; ++q) {
           const int64_t j = indices[q];
@@ -230,11 +252,7 @@ void rp_sparse(const int64_t* indptr, const int32_t* indices, const T* data, int
           const int64_t a = ptr[j - j0], b = ptr[j - j0 + 1];
           for (int64_t p = a; p < b; ++p) o[comp[p]] += T(val[p]) * xv;
         }
-        if (cursor) cursor[i] = q;
-        if (pass_scale) {
-          const T s = T(scale) * (rowscale ? rowscale[i] : T(1));
-          for (int64_t c = 0; c < k; ++c) o[c] *= s;
-        }
+        cursor[i] = q;
       }
     });
   }
@@ -247,6 +265,107 @@ void rp_sparse(const int64_t* indptr, const int32_t* indices, const T* data, int
     });
   std::free(cursor);
   rp_chunk_free(ch);
+}
+
+// rp_sparse's result as CSR (rowscale and colscale none): the nonzeros of each row in
+// column order, explicit zeros dropped (scipy's conversion of the dense result, bit for bit),
+// without the dense n x k array when R's rows fit one chunk (the usual case). The indices and
+// values are malloc'd with room for n x k entries (address space only: a page is touched when
+// an entry lands on it) and handed to the caller (who frees them) shrunk to nnz (at least 1).
+// Rows go in fixed blocks of kRpCsrRows (whatever the team): block b computes each row into
+// a scratch row and packs its nonzeros from entry b * kRpCsrRows * k on, writing the row's
+// count into out_indptr[i + 1]; a prefix sum gives out_indptr, and the blocks are moved down
+// to their places in block order (each block's place is at or below its packed start).
+// Returns nnz; throws std::bad_alloc (nothing left allocated) when memory runs out. When R
+// needs several chunks, the rows come from rp_sparse's dense result.
+static constexpr int64_t kRpCsrRows = 256;
+
+// Packs the nonzeros of o (k) at idx / val (room for k); returns their count. Branch-free:
+// each entry is written at the next free place, which advances only past a nonzero (a quarter
+// of a projection's entries may be zero, in no pattern a branch predicts). NaN stays (it is
+// nonzero), -0.0 goes: as numpy.nonzero.
+template <typename T>
+static int64_t rp_csr_pack(const T* o, int64_t k, int32_t* idx, T* val) {
+  int64_t m = 0;
+  for (int64_t c = 0; c < k; ++c) {
+    const T v = o[c];
+    idx[m] = int32_t(c);
+    val[m] = v;
+    m += v != T(0) ? 1 : 0;
+  }
+  return m;
+}
+
+template <typename T>
+int64_t rp_sparse_csr(const int64_t* indptr, const int32_t* indices, const T* data, int64_t n,
+                      int64_t d, uint64_t seed_key, const uint64_t* table, int64_t k, double scale,
+                      int64_t* out_indptr, int32_t** out_indices, T** out_data) {
+  *out_indices = nullptr;
+  *out_data = nullptr;
+  const int64_t room = n * k > 0 ? n * k : 1;
+  auto* idx = static_cast<int32_t*>(std::malloc(sizeof(int32_t) * room));
+  T* val = idx ? static_cast<T*>(std::malloc(sizeof(T) * room)) : nullptr;
+  const int64_t fc = rp_chunk_rows(table, k, d);
+  T* dense = nullptr;  // several chunks of R: rows from rp_sparse's dense result
+  RpChunk ch;
+  if (val && fc < d) dense = static_cast<T*>(std::malloc(sizeof(T) * room));
+  else if (val) ch.ptr = static_cast<int64_t*>(std::malloc(sizeof(int64_t) * (d + 1)));
+  if (!val || (fc < d ? !dense : !ch.ptr)) {
+    std::free(idx);
+    std::free(val);
+    std::free(dense);
+    std::free(ch.ptr);
+    throw std::bad_alloc();
+  }
+  if (dense)
+    rp_sparse<T>(indptr, indices, data, n, d, nullptr, nullptr, seed_key, table, k, scale, dense);
+  else rp_chunk_make(ch, seed_key, table, k, 0, d);
+  const int64_t nblocks = (n + kRpCsrRows - 1) / kRpCsrRows;
+  int failed = 0;
+  rp_for(nblocks, 1, [&](int64_t b0, int64_t b1) {
+    T* row = dense ? nullptr : static_cast<T*>(std::malloc(sizeof(T) * (k > 0 ? k : 1)));
+    if (!dense && !row) {
+      __atomic_store_n(&failed, 1, __ATOMIC_RELAXED);
+      return;
+    }
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t r0 = b * kRpCsrRows, r1 = r0 + kRpCsrRows < n ? r0 + kRpCsrRows : n;
+      int64_t at = r0 * k;
+      for (int64_t i = r0; i < r1; ++i) {
+        const T* o = row;
+        if (dense) o = dense + i * k;
+        else
+          rp_sparse_row(indptr, indices, data, i, static_cast<const T*>(nullptr),
+                        static_cast<const T*>(nullptr), ch.ptr, ch.comp, ch.val, k, scale, row);
+        const int64_t m = rp_csr_pack(o, k, idx + at, val + at);
+        out_indptr[i + 1] = m;
+        at += m;
+      }
+    }
+    std::free(row);
+  });
+  std::free(dense);
+  rp_chunk_free(ch);
+  if (failed) {
+    std::free(idx);
+    std::free(val);
+    throw std::bad_alloc();
+  }
+  out_indptr[0] = 0;
+  for (int64_t i = 0; i < n; ++i) out_indptr[i + 1] += out_indptr[i];
+  const int64_t nnz = out_indptr[n];
+  for (int64_t b = 1; b < nblocks; ++b) {  // block 0 is in place
+    const int64_t r0 = b * kRpCsrRows, r1 = r0 + kRpCsrRows < n ? r0 + kRpCsrRows : n;
+    const int64_t to = out_indptr[r0], m = out_indptr[r1] - to;
+    std::memmove(idx + to, idx + r0 * k, sizeof(int32_t) * m);
+    std::memmove(val + to, val + r0 * k, sizeof(T) * m);
+  }
+  const int64_t keep = nnz > 0 ? nnz : 1;  // shrinking keeps the data (mremap for large ones)
+  auto* idx_fit = static_cast<int32_t*>(std::realloc(idx, sizeof(int32_t) * keep));
+  T* val_fit = static_cast<T*>(std::realloc(val, sizeof(T) * keep));
+  *out_indices = idx_fit ? idx_fit : idx;
+  *out_data = val_fit ? val_fit : val;
+  return nnz;
 }
 
 // emb += weight * (l2 ? u_i / ||u_i|| : u_i) row by row (zero rows stay zero).
@@ -279,5 +398,11 @@ template void rp_sparse<float>(const int64_t*, const int32_t*, const float*, int
 template void rp_sparse<double>(const int64_t*, const int32_t*, const double*, int64_t, int64_t,
                                 const double*, const double*, uint64_t, const uint64_t*, int64_t,
                                 double, double*);
+template int64_t rp_sparse_csr<float>(const int64_t*, const int32_t*, const float*, int64_t,
+                                      int64_t, uint64_t, const uint64_t*, int64_t, double, int64_t*,
+                                      int32_t**, float**);
+template int64_t rp_sparse_csr<double>(const int64_t*, const int32_t*, const double*, int64_t,
+                                       int64_t, uint64_t, const uint64_t*, int64_t, double,
+                                       int64_t*, int32_t**, double**);
 template void accumulate_rows<float>(const float*, int64_t, int64_t, double, bool, float*);
 template void accumulate_rows<double>(const double*, int64_t, int64_t, double, bool, double*);

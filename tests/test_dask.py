@@ -84,6 +84,43 @@ def test_tasks_use_the_workers_thread_count(client):
     assert dask.delayed(_kernel_threads_seen)().compute(scheduler="threads") == 1
 
 
+def _grant_under_the_nanny():
+    from matkern import _threads
+    from matkern.dask import _tasks
+
+    cpu = _threads._cpu()
+    before, old = cpu.omp_max_threads(), matkern.get_num_threads()
+    _threads.set_num_threads(2)
+    try:
+        with _threads.threads(2), _tasks._openmp_limit(2), _threads.thread_grant() as g:
+            inside = g
+    finally:
+        _threads.set_num_threads(old)
+    return before, inside, cpu.omp_max_threads()
+
+
+def test_task_threads_are_not_capped_by_the_nannys_openmp_limit(client):
+    """Workers start with OMP_NUM_THREADS=1, which caps matkern's grant: a task's OpenMP
+    limit is raised to its share (here 2) for the task and restored after."""
+    assert client.submit(_grant_under_the_nanny, pure=False).result() == (1, 2, 1)
+
+
+def test_balanced_row_blocks():
+    """from_scipy without row_chunks: blocks of about equal stored entries (a power-law
+    graph's hub rows come first), sizes summing to the rows."""
+    from matkern.dask._sparse import _balanced_row_chunks
+
+    rng = _rng(7)
+    counts = (1000 / np.arange(1, 2001) ** 0.8).astype(np.int64) + rng.integers(0, 3, 2000)
+    indptr = np.concatenate(([0], np.cumsum(counts)))
+    sizes = _balanced_row_chunks(indptr, 8, "t")
+    assert sum(sizes) == 2000 and len(sizes) == 8
+    bounds = np.concatenate(([0], np.cumsum(sizes)))
+    per_block = np.diff(indptr[bounds])
+    assert per_block.max() <= 1.2 * indptr[-1] / 8 + counts.max()
+    assert _balanced_row_chunks(np.array([0, 5, 5]), 8, "t") == (1, 1)
+
+
 # ---------------------------------------------------------------- projections
 @pytest.mark.parametrize("chunks", [(300, 3000), (137, 3000)])
 def test_srp_row_chunks_bit_identical(client, chunks):
@@ -428,7 +465,7 @@ def test_worker_killed_during_fastrp(client, blogcatalog):
     victim = None
     while victim is None and time.monotonic() < deadline and not future.done():
         for addr, keys in client.has_what().items():
-            if any("_hop" in str(key) for key in keys):
+            if any("_step" in str(key) for key in keys):
                 victim = addr
                 break
         time.sleep(0.005)

@@ -27,7 +27,7 @@ from sklearn.exceptions import NotFittedError
 
 import matkern
 from conftest import DATA, run_in_threads, to_backend, to_numpy
-from matkern import _fastrp, _gpu_csr
+from matkern import _estimator, _fastrp, _gpu_csr
 from matkern.reference import randproj as ref
 
 # The property tests draw n_components above n_features on purpose (still a valid projection);
@@ -188,6 +188,64 @@ def test_dense_output_false_gives_sparse():
     p = matkern.SparseRandomProjection(16, random_state=0, dense_output=False)
     Y = p.fit_transform(X)
     assert sp.issparse(Y)
+    np.testing.assert_allclose(Y.toarray(), (X @ p.components_.T).toarray(), atol=1e-12)
+
+
+def _assert_same_csr(Y, R):
+    """Y is R entry for entry: values, structure and dtypes (scipy's own canonical CSR)."""
+    assert type(Y) is type(R)
+    assert Y.shape == R.shape and Y.has_sorted_indices
+    for a, b in ((Y.indptr, R.indptr), (Y.indices, R.indices), (Y.data, R.data)):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize(
+    "n, d, k, density",
+    [
+        (700, 2000, 200, "auto"),  # ~1/4 of the entries zero, blocks of 256 rows and a tail
+        (40, 9000, 256, 1.0),  # R in several chunks: rows from the dense result
+        (300, 300, 64, "auto"),  # mostly empty rows
+        (1, 10, 5, "auto"),
+    ],
+)
+def test_csr_output_is_scipys_conversion_of_the_dense_result(dtype, n, d, k, density):
+    """The kernel's CSR (dense_output=False) is exactly scipy's CSR of the dense result: same
+    values, explicit zeros dropped, sorted indices, int32 indices, of the kind scikit-learn's
+    setting asks for."""
+    X = sp.random(n, d, density=0.01, format="lil", random_state=n, dtype=dtype)
+    X[0] = 0  # an empty input row: an empty output row
+    X = X.tocsr()
+    p = matkern.SparseRandomProjection(k, density=density, random_state=3).fit(X)
+    q = matkern.SparseRandomProjection(k, density=density, random_state=3, dense_output=True)
+    D = q.fit(X).transform(X)
+    _assert_same_csr(p.transform(X), sp.csr_matrix(D))
+    Xa = sp.csr_array(X)  # the kind scikit-learn's sparse_interface setting asks for
+    _assert_same_csr(p.transform(Xa), _estimator._csr_class(Xa)(D))
+    with matkern.threads(1):  # rows in fixed blocks: the same whatever the team
+        _assert_same_csr(p.transform(X), sp.csr_matrix(D))
+
+
+def test_csr_output_drops_zeros_and_keeps_nan_as_scipy():
+    """A row whose terms cancel gives no stored entry; -0.0 is a zero (numpy.nonzero)."""
+    X = sp.csr_matrix(np.array([[1.0, 0.0], [0.0, 0.0], [2.0, 0.0]]))
+    p = matkern.SparseRandomProjection(8, density=1.0, random_state=0).fit(X)
+    Y = p.transform(X)
+    assert Y.indptr.tolist() == [0, 8, 8, 16]
+    Z = p.transform(sp.csr_matrix(np.array([[-0.0, 0.0]]) + 0 * X[:1].toarray()))
+    assert Z.nnz == 0
+
+
+def test_csr_output_matches_sklearn_semantics():
+    """The same output type, dtype and shape as scikit-learn's transform of sparse input, and
+    the same product as X @ components_.T (float64)."""
+    from sklearn.random_projection import SparseRandomProjection as SkSRP
+
+    X = sp.random(200, 3000, density=0.01, format="csr", random_state=5)
+    p = matkern.SparseRandomProjection(50, random_state=0).fit(X)
+    s = SkSRP(50, random_state=0).fit(X)
+    Y, Ys = p.transform(X), s.transform(X)
+    assert type(Y) is type(Ys) and Y.dtype == Ys.dtype and Y.shape == Ys.shape
     np.testing.assert_allclose(Y.toarray(), (X @ p.components_.T).toarray(), atol=1e-12)
 
 

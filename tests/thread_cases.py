@@ -39,6 +39,7 @@ def kernel_results():
         "srp_sparse": matkern.SparseRandomProjection(
             32, random_state=0, dense_output=True
         ).fit_transform(A),
+        "srp_csr": matkern.SparseRandomProjection(32, random_state=0).fit_transform(A).toarray(),
         "fjlt": matkern.FJLT(32, random_state=0).fit_transform(X),
         "fastrp": matkern.fastrp(sp.csr_matrix(A[:, :500][:500]), dim=16, random_state=0),
         "svd": matkern.TruncatedSVD(8, random_state=0).fit(D).singular_values_,

@@ -149,12 +149,30 @@ def sparse_like(Y, X):
         import cupyx.scipy.sparse as csp
 
         return csp.csr_matrix(Y)
+    return _dense_to_csr(Y, _csr_class(X))
+
+
+def _csr_class(X):
+    """scipy's ``csr_matrix`` or ``csr_array`` for a result from scipy input X, as
+    scikit-learn's ``sparse_interface`` setting asks (when it has one), else X's own kind."""
     import scipy.sparse as sp
 
     interface = get_config().get("sparse_interface")
     if interface is None:
         interface = "spmatrix" if sp.isspmatrix(X) else "sparray"
-    return _dense_to_csr(Y, sp.csr_matrix if interface == "spmatrix" else sp.csr_array)
+    return sp.csr_matrix if interface == "spmatrix" else sp.csr_array
+
+
+def csr_result(parts, shape, X):
+    """A CSR result from a kernel's (indptr int64, indices int32, data) arrays, of the kind
+    :func:`sparse_like` gives for X, with the index dtype scipy's conversion of the dense
+    result has (int32 while nnz and the shape fit it)."""
+    indptr, indices, data = parts
+    if int(indptr[-1]) <= np.iinfo(np.int32).max and max(shape) <= np.iinfo(np.int32).max:
+        indptr = indptr.astype(np.int32)
+    else:
+        indices = indices.astype(np.int64)
+    return _csr_class(X)((data, indices, indptr), shape=shape)
 
 
 def _dense_to_csr(Y, cls):

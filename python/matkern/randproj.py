@@ -136,8 +136,9 @@ class SparseRandomProjection(
     (plus generated chunks of at most a few MB on the CPU). The matrices therefore differ from
     scikit-learn's for the same seed; the distribution is the same. ``components_`` is
     generated on access (a property, not stored). ``backend`` is matkern's own parameter.
-    Sparse input with ``dense_output=False`` (the default, as scikit-learn) is projected
-    densely and the result converted to CSR.
+    Sparse input with ``dense_output=False`` (the default, as scikit-learn) gives the CSR
+    matrix scipy makes of the dense result (explicit zeros dropped, sorted indices): on the
+    CPU the kernel compacts each row's nonzeros as it computes the row (no dense n x k array).
 
     Parameters
     ----------
@@ -289,6 +290,12 @@ class SparseRandomProjection(
                 _dispatch.to_host(X), self._key, self._table, k, self.scale_
             )
             out = _dispatch.reference_result(Y.astype(X.dtype), X)
+        elif be == "cpu" and sparse and not self.dense_output:
+            # CSR straight from the kernel: each row's nonzeros compacted as it is computed
+            parts = _dispatch.cpu().rp_sparse_csr(
+                indptr, indices, data, d, k, self._key, self._table, self.scale_
+            )
+            return _estimator.csr_result(parts, (n, k), X0)
         elif be == "cpu":
             out = np.empty((n, k), dtype=X.dtype)
             if sparse:

@@ -66,8 +66,7 @@ def _column_factors(degrees, beta, dtype):
     return ref.degree_power(np.concatenate(degrees), beta).astype(dtype)
 
 
-@_tasks.in_worker
-def _first(walk, colfac, n, dim, key, table, scale, dtype):
+def _project(walk, colfac, n, dim, key, table, scale, dtype):
     """U_1 of one block: the projection of D_b^-1 A_b diag(colfac), R made from the seed."""
     indptr, indices, data, _, inv, _ = walk
     U = np.empty((indptr.shape[0] - 1, dim), dtype=dtype)
@@ -75,26 +74,44 @@ def _first(walk, colfac, n, dim, key, table, scale, dtype):
     return U
 
 
-@_tasks.in_worker
-def _hop(walk, U_all):
-    """U_i of one block: (D^-1 A)_b U_{i-1}, U_{i-1} the whole previous iterate."""
-    indptr, indices, _, s_data, _, _ = walk
-    V = np.empty((indptr.shape[0] - 1, U_all.shape[1]), dtype=U_all.dtype)
-    _dispatch.cpu().spmm_csr(U_all.shape[0], indptr, indices, s_data, U_all, V)
-    return V
-
-
-@_tasks.in_worker
-def _accumulate(emb, U, weight, l2):
-    """emb + w normalize(U) for one block, into a copy (a task never changes its inputs, so a
-    recomputed task after a worker failure adds nothing twice)."""
+def _add(emb, U, weight, l2):
+    """emb + w normalize(U) in a new array (a task never changes its inputs, so a task
+    recomputed after a worker failure adds nothing twice); emb None: zeros."""
     emb = np.zeros_like(U) if emb is None else emb.copy()
     _dispatch.cpu().rp_accumulate(U, weight, l2, emb)
     return emb
 
 
-def _gather(*blocks):
-    return np.concatenate(blocks, axis=0)
+@_tasks.in_worker
+def _first(walk, colfac, n, dim, key, table, scale, dtype, weight, l2, keep_u):
+    """Iteration 1 of one block: (U_1, emb after it), or emb alone when no hop follows."""
+    U = _project(walk, colfac, n, dim, key, table, scale, dtype)
+    emb = _add(None, U, weight, l2) if weight != 0.0 else None
+    return (U, emb) if keep_u else emb
+
+
+@_tasks.in_worker
+def _step(walk, U_all, prev, weight, l2, keep_u):
+    """One hop of one block, its contribution to the embedding added in the same task:
+    U_i[b] = (D^-1 A)_b U_{i-1} (U_{i-1} the whole previous iterate), then (U_i[b], emb), or
+    emb alone after the last hop (the array's chunk)."""
+    indptr, indices, _, s_data, _, _ = walk
+    V = np.empty((indptr.shape[0] - 1, U_all.shape[1]), dtype=U_all.dtype)
+    _dispatch.cpu().spmm_csr(U_all.shape[0], indptr, indices, s_data, U_all, V)
+    emb = prev[1]
+    if weight != 0.0:
+        emb = _add(emb, V, weight, l2)
+    return (V, emb) if keep_u else emb
+
+
+def _gather(*steps):
+    """U_{i-1} of the whole graph from the blocks' (U, emb) pairs: one key per hop, which
+    every block's next step reads (fetched once per worker)."""
+    return np.concatenate([s[0] for s in steps], axis=0)
+
+
+def _zeros_if_none(emb, rows, dim, dtype):
+    return np.zeros((rows, dim), dtype=dtype) if emb is None else emb
 
 
 def fastrp(
@@ -114,8 +131,8 @@ def fastrp(
     Parameters
     ----------
     adjacency : matkern.dask.SparseMatrix (n x n, row blocks on the workers) or a scipy
-        sparse matrix (then split into ``row_chunks`` rows per block, default n / 8
-        rounded up, with :meth:`SparseMatrix.from_scipy`)
+        sparse matrix (then split into ``row_chunks`` rows per block with
+        :meth:`SparseMatrix.from_scipy`; default: 8 blocks of about equal stored entries)
     row_chunks : int or sequence of block sizes, for scipy input only
 
     Returns
@@ -141,10 +158,7 @@ def fastrp(
             raise ValueError(f"{fn}(): row_chunks is for scipy input only (S is already split)")
         S = adjacency
     elif _dispatch.is_sparse(adjacency) and not _dispatch.is_cupyx_sparse(adjacency):
-        n0 = adjacency.shape[0]
-        S = SparseMatrix.from_scipy(
-            adjacency, row_chunks if row_chunks is not None else max(1, -(-n0 // 8))
-        )
+        S = SparseMatrix.from_scipy(adjacency, row_chunks)
     else:
         raise TypeError(
             f"{fn}(): adjacency must be a matkern.dask.SparseMatrix or a scipy.sparse matrix, "
@@ -170,24 +184,49 @@ def fastrp(
     table = ref.rp_table(density, dim)
     scale = math.sqrt(1.0 / (density * dim))
 
-    walks = [dask.delayed(_walk_block, pure=True)(blk, dtype) for blk in S.blocks]
-    degrees = [dask.delayed(_degrees, pure=True)(w) for w in walks]
-    colfac = dask.delayed(_column_factors, pure=True)(degrees, beta, dtype)
-    U = [
-        dask.delayed(_first, pure=True)(w, colfac, n, dim, key, table, scale, dtype) for w in walks
+    # The graph: per block a walk task, its degrees, then one task per iteration (the
+    # projection, then each hop with its share of the embedding added), and one gather of
+    # the iterate per hop; the last iteration's tasks are the result array's chunks.
+    # 2 + q tasks per block and q - 1 gathers for q iterations.
+    token = dask.base.tokenize([b.key for b in S.blocks], dtype, dim, weights, beta, l2, key)
+    name = f"matkern-fastrp-{token}"
+    q = len(weights)
+    delayed = dask.delayed
+    walks = [delayed(_walk_block, pure=True)(blk, dtype) for blk in S.blocks]
+    degrees = [delayed(_degrees, pure=True)(w) for w in walks]
+    colfac = delayed(_column_factors, pure=True)(degrees, beta, dtype)
+    chunk_keys = [(name, b, 0) for b in range(len(walks))]
+    last = q == 1
+    first_args = (colfac, n, dim, key, table, scale, dtype)
+    steps = [
+        delayed(_first, pure=True)(
+            w, *first_args, weights[0], l2, not last, dask_key_name=chunk_keys[b] if last else None
+        )
+        for b, w in enumerate(walks)
     ]
-    emb = [None] * len(walks)
-    for i, weight in enumerate(weights):
-        if i:
-            U_all = dask.delayed(_gather, pure=True)(*U)
-            U = [dask.delayed(_hop, pure=True)(w, U_all) for w in walks]
-        if weight != 0.0:
-            emb = [dask.delayed(_accumulate, pure=True)(e, u, weight, l2) for e, u in zip(emb, U)]
+    for i in range(1, q):
+        last = i == q - 1
+        U_all = delayed(_gather, pure=True)(*steps)
+        steps = [
+            delayed(_step, pure=True)(
+                w,
+                U_all,
+                prev,
+                weights[i],
+                l2,
+                not last,
+                dask_key_name=chunk_keys[b] if last else None,
+            )
+            for b, (w, prev) in enumerate(zip(walks, steps))
+        ]
+    if all(w == 0.0 for w in weights):  # every chunk None: zeros, as fastrp gives
+        steps = [
+            delayed(_zeros_if_none, pure=True)(
+                st, rows, dim, dtype, dask_key_name=(name + "-zeros", b, 0)
+            )
+            for b, (st, rows) in enumerate(zip(steps, S.row_chunks))
+        ]
+        name += "-zeros"
+    graph = dask.highlevelgraph.HighLevelGraph.merge(*[st.dask for st in steps])
     meta = np.empty((0, 0), dtype=dtype)
-    pieces = [
-        da.zeros((rows, dim), dtype=dtype, chunks=(rows, dim))
-        if e is None
-        else da.from_delayed(e, shape=(rows, dim), dtype=dtype, meta=meta)
-        for e, rows in zip(emb, S.row_chunks)
-    ]
-    return da.concatenate(pieces, axis=0)
+    return da.Array(graph, name, (tuple(S.row_chunks), (dim,)), meta=meta)

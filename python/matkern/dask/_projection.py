@@ -30,6 +30,16 @@ def _shape_proxy(shape, dtype):
     return np.lib.stride_tricks.as_strided(np.zeros(1, dtype=dtype), shape=shape, strides=(0, 0))
 
 
+def _fit_shape(fit, X):
+    """``fit`` (the single-process one) of a shape proxy of X, without scikit-learn's NaN/Inf
+    pass: over the proxy it is a sum of n x d zeros on the client (0.5 s of CPU for
+    400000 x 4096) that says nothing about X's values (each chunk's transform checks them)."""
+    from sklearn import config_context
+
+    with config_context(assume_finite=True):
+        return fit(_shape_proxy(X.shape, X.dtype))
+
+
 def _dense_meta(X, ndim, dtype):
     """The result's meta: X's chunk type for dense chunks, NumPy for scipy sparse chunks."""
     if _dispatch.is_sparse(X._meta):
@@ -102,7 +112,7 @@ class SparseRandomProjection(randproj.SparseRandomProjection):
         if not _tasks.is_dask_array(X):
             return super().fit(X, y)
         _tasks.check_dask_array(X, "X", "SparseRandomProjection.fit", dtypes=_FLOATS, ndim=2)
-        return super().fit(_shape_proxy(X.shape, X.dtype))
+        return _fit_shape(super().fit, X)
 
     def transform(self, X):
         """Project the rows of X: (n, n_features) -> (n, n_components), lazily for dask X."""
@@ -159,7 +169,7 @@ class FJLT(hadamard.FJLT):
         if not _tasks.is_dask_array(X):
             return super().fit(X, y)
         _tasks.check_dask_array(X, "X", "FJLT.fit", dtypes=_FLOATS, ndim=2)
-        return super().fit(_shape_proxy(X.shape, X.dtype))
+        return _fit_shape(super().fit, X)
 
     def transform(self, X):
         """Project the rows of X: (n, d) -> (n, k), lazily for dask X."""

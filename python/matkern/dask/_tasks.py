@@ -21,17 +21,36 @@ _budget_pid = [None]
 _budget_lock = threading.Lock()
 
 
-def worker_nthreads():
-    """The thread count of the Dask worker running this task, or None outside a worker."""
+def _current_worker():
     try:
         from distributed import get_worker
 
-        worker = get_worker()
+        return get_worker()
     except (ImportError, ValueError):
+        return None
+
+
+def worker_nthreads():
+    """The thread count of the Dask worker running this task, or None outside a worker."""
+    worker = _current_worker()
+    if worker is None:
         return None
     state = getattr(worker, "state", None)
     n = getattr(state, "nthreads", None) or getattr(worker, "nthreads", None)
     return int(n) if n else None
+
+
+def task_share(nthreads):
+    """Threads for the task starting now in a worker of ``nthreads`` threads: those not
+    running another task (at least 1). While the worker runs nthreads tasks each gets one,
+    so the tasks never hold more threads than the worker has; a task running alone (a
+    gather, the last block of a hop) gets them all."""
+    state = getattr(_current_worker(), "state", None)
+    try:
+        others = max(0, int(state.executing_count) - 1)
+    except (AttributeError, TypeError):
+        others = 0
+    return max(1, nthreads - others)
 
 
 @contextlib.contextmanager
@@ -39,9 +58,11 @@ def kernel_threads():
     """Run the body with matkern's CPU kernels limited to the worker's own thread count.
 
     A worker with nthreads = t runs up to t tasks at once; matkern's process-wide budget is
-    set (once per worker process) to t, so the tasks running at once share t threads instead
-    of each starting a full team (the nanny also starts workers with OMP_NUM_THREADS=1, which
-    would otherwise hold every kernel to one thread). Outside a distributed worker: one thread
+    set (once per worker process) to t, and a task gets the threads no other task of the
+    worker is running on (:func:`task_share`): the tasks running at once share t threads
+    instead of each starting a full team; this OS thread's OpenMP limit is raised to that
+    (the nanny starts workers with OMP_NUM_THREADS=1, which caps matkern's grant: every
+    kernel ran on one thread before). Outside a distributed worker: one thread
     in a thread of Dask's local threaded scheduler (which already runs one task per core),
     matkern's own setting in the main thread (the synchronous scheduler)."""
     n = worker_nthreads()
@@ -55,8 +76,42 @@ def kernel_threads():
             if _budget_pid[0] != os.getpid():
                 _threads.set_num_threads(n)
                 _budget_pid[0] = os.getpid()
-    with _threads.threads(n):
+        n = task_share(n)
+    with _threads.threads(n), _openmp_limit(n):
         yield
+
+
+def _openmp_controllers():
+    """threadpoolctl's controllers of the OpenMP runtimes loaded in this process (found once
+    per process: the scan takes milliseconds)."""
+    if _omp_libs[0] is None:
+        ctl = _threads._controller()
+        _omp_libs[0] = [lc for lc in ctl.lib_controllers if lc.user_api == "openmp"] if ctl else []
+    return _omp_libs[0]
+
+
+_omp_libs = [None]
+
+
+@contextlib.contextmanager
+def _openmp_limit(n):
+    """This OS thread's OpenMP limit set to n for the body, then restored.
+
+    matkern's thread grant is capped by OpenMP's limit of the calling thread, and the nanny
+    starts workers with OMP_NUM_THREADS=1 (so that libraries do not start a team per task):
+    without this, every kernel in a worker of t threads ran on one thread. The limit is
+    per OS thread, so other tasks and other libraries in the worker keep the nanny's."""
+    libs = _openmp_controllers() if n > 1 else []
+    saved = [lc.get_num_threads() for lc in libs]
+    for lc, s in zip(libs, saved):
+        if s != n:
+            lc.set_num_threads(n)
+    try:
+        yield
+    finally:
+        for lc, s in zip(libs, saved):
+            if s != n:
+                lc.set_num_threads(s)
 
 
 def in_worker(fn):
