@@ -1,0 +1,108 @@
+"""The benchmark runner's timing rules (bench/_runner.time_interleaved), on fake callables.
+
+The callables count their calls and advance a fake clock (``time.perf_counter`` and
+``time.sleep`` are replaced in the runner's module), so the rounds each rule allows are
+counted exactly and the test takes no real time: ``--quick``'s budget (a callable timed by
+its warm-up call alone when that call took the budget, fewer rounds for long calls, blocks
+rounded up to the block length, no pause after matkern's own calls), and the full run's
+rules unchanged (at least ``min_rounds`` alternating rounds for every callable, each after
+a pause and an untimed call).
+"""
+
+import importlib.util
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _load_runner():
+    spec = importlib.util.spec_from_file_location(
+        "bench_runner_timing", os.path.join(ROOT, "bench", "_runner.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+class Clock:
+    """A fake clock: calls and sleeps advance it; ``log`` records (event, key)."""
+
+    def __init__(self):
+        self.now = 0.0
+        self.log = []
+
+    def perf_counter(self):
+        return self.now
+
+    def sleep(self, s):
+        self.now += s
+        self.log.append(("sleep", s))
+
+    def callable(self, key, seconds):
+        def fn():
+            self.now += seconds
+            self.log.append(("call", key))
+
+        return fn
+
+    def calls(self, key):
+        return sum(1 for e in self.log if e == ("call", key))
+
+
+@pytest.fixture
+def timing(monkeypatch):
+    runner = _load_runner()
+    clock = Clock()
+    monkeypatch.setattr(runner.time, "perf_counter", clock.perf_counter)
+    monkeypatch.setattr(runner.time, "sleep", clock.sleep)
+    return runner, clock
+
+
+def test_quick_long_warmup_is_the_measurement(timing):
+    runner, clock = timing
+    fns = {"matkern": clock.callable("matkern", 0.01), "slow anchor": clock.callable("slow", 3.0)}
+    rounds = {}
+    t = runner.time_interleaved(fns, "cpu", 0.15, budget=2.5, rounds_out=rounds)
+    assert clock.calls("slow") == 1  # the warm-up call only
+    assert t["slow anchor"] == pytest.approx(3.0)
+    assert rounds["slow anchor"] == 1
+    assert rounds["matkern"] >= 3  # the fast one keeps its alternating rounds
+    assert t["matkern"] == pytest.approx(0.01)
+
+
+def test_quick_rounds_fit_the_budget(timing):
+    runner, clock = timing
+    fns = {"matkern": clock.callable("matkern", 0.2), "anchor": clock.callable("anchor", 1.0)}
+    rounds = {}
+    runner.time_interleaved(fns, "cpu", 0.15, budget=2.5, rounds_out=rounds)
+    # 1.0 s calls: 2 timed blocks in a 2.5 s budget, plus the warm-up call (no second
+    # estimate, no untimed call before a block of one long call)
+    assert rounds["anchor"] == 2 and clock.calls("anchor") == 3
+    assert rounds["matkern"] == 3 and clock.calls("matkern") == 4
+
+
+def test_quick_blocks_round_up_and_skip_pauses_after_matkern(timing):
+    runner, clock = timing
+    fns = {"matkern": clock.callable("matkern", 0.03), "anchor": clock.callable("anchor", 0.03)}
+    rounds = {}
+    runner.time_interleaved(fns, "cpu", 0.15, budget=2.5, rounds_out=rounds)
+    # blocks of 2 calls (0.06 s >= 0.05 s): 3 rounds reach 0.15 s (rounded down: 5 rounds)
+    assert rounds == {"matkern": 3, "anchor": 3}
+    sleeps = sum(1 for e in clock.log if e[0] == "sleep")
+    assert sleeps == 3  # before matkern's blocks only (after an anchor's or first)
+
+
+def test_full_run_keeps_its_rounds(timing):
+    runner, clock = timing
+    fns = {"matkern": clock.callable("matkern", 0.5), "anchor": clock.callable("anchor", 5.0)}
+    rounds = {}
+    t = runner.time_interleaved(fns, "cpu", 0.6, rounds_out=rounds)
+    assert rounds == {"matkern": 3, "anchor": 3}
+    # 2 estimate calls, then per round an untimed call and a block of one call
+    assert clock.calls("anchor") == 2 + 3 * 2
+    assert sum(1 for e in clock.log if e[0] == "sleep") == 6
+    assert t == {"matkern": pytest.approx(0.5), "anchor": pytest.approx(5.0)}
