@@ -40,7 +40,12 @@ def family_modules():
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="smaller sizes and shorter timing")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="smaller sizes, fewer cases, each callable's timed calls capped at "
+        f"{_runner.QUICK_BUDGET:g} s a case (see README)",
+    )
     p.add_argument(
         "--only",
         action="append",
