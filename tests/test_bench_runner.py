@@ -106,3 +106,24 @@ def test_full_run_keeps_its_rounds(timing):
     assert clock.calls("anchor") == 2 + 3 * 2
     assert sum(1 for e in clock.log if e[0] == "sleep") == 6
     assert t == {"matkern": pytest.approx(0.5), "anchor": pytest.approx(5.0)}
+
+
+def test_run_cases_records_rounds_walls_and_the_case_pause(timing):
+    runner, clock = timing
+
+    def make():
+        return {
+            "matkern": clock.callable("matkern", 0.2),
+            "anchor": clock.callable("anchor", 0.2),
+            "_data": 1,
+        }
+
+    case = runner.Case("fam", "case", make, quick_settle=0.03)
+    (row,) = runner.run_cases([case], quick=True, progress=False)
+    assert row["rounds"] == {"matkern": 3, "anchor": 3}
+    pauses = {e[1] for e in clock.log if e[0] == "sleep"}
+    assert pauses == {0.03}
+    assert row["wall_s"]["timing"] == pytest.approx(row["wall_s"]["total"])
+    assert runner.family_walls([row]) == {"fam": row["wall_s"]["total"]}
+    runner.run_cases([case], quick=False, progress=False)
+    assert {e[1] for e in clock.log if e[0] == "sleep"} == {0.03, 0.15}  # full: the default
