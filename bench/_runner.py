@@ -23,6 +23,7 @@ import os
 import platform
 import statistics
 import sys
+import threading
 import time
 from typing import Callable
 
@@ -42,9 +43,6 @@ class Case:
     # taken (an anchor that times a sample of a long sequence, extrapolated to all of it; the
     # key's name must say so). Stored in the results as "time_scale".
     time_scale: dict = dataclasses.field(default_factory=dict)
-    # --quick: the pause before a block, for a case none of whose callables leaves threads
-    # spinning for long (the runner's default pause waits out OpenBLAS's ~0.1 s); None: that
-    quick_settle: float | None = None
 
 
 @dataclasses.dataclass
@@ -108,8 +106,9 @@ def time_interleaved(
     timed by that call alone. Blocks are rounded up to ``block`` seconds of calls, not down;
     blocks of one call longer than ``settle`` skip the untimed call before them (the pause
     lets the previous library's threads stop; a cache warmed by one call matters little to a
-    call that long), and a block that follows one of matkern's (a key starting "matkern")
-    skips the pause. ``rounds_out``, a dict, receives the number of timed blocks per key."""
+    call that long). The pause lasts until the process's other threads are idle
+    (:func:`wait_for_idle_threads`, at most 2 x ``settle``) instead of ``settle`` seconds.
+    ``rounds_out``, a dict, receives the number of timed blocks per key."""
     block = min_time / min_rounds
     per_call, rounds, times = {}, {}, {key: [] for key in fns}
     for key, fn in fns.items():
@@ -133,7 +132,6 @@ def time_interleaved(
             rounds[key] = max(1, min(max_rounds, int(budget // per_call[key])))
     spent = dict.fromkeys(fns, 0.0)
     done = dict.fromkeys(fns, 0)
-    prev = None
     for r in range(max_rounds):
         live = [k for k in per_call if done[k] < rounds[k]]
         if not live or (r >= min_rounds and all(spent[k] >= min_time for k in live)):
@@ -145,10 +143,10 @@ def time_interleaved(
             fit = block / per_call[key]
             n = max(1, min(10000, math.ceil(fit) if budget is not None else int(fit)))
             if len(fns) > 1:
-                # --quick: no pause after matkern's own calls (its helper threads look for
-                # work 300 us, then sleep: cpp/parallel.cpp), only after an anchor's
-                if budget is None or prev is None or not prev.startswith("matkern"):
+                if budget is None:
                     time.sleep(settle)
+                else:
+                    wait_for_idle_threads(2 * settle)
                 if budget is None or n > 1 or per_call[key] < settle:
                     fn()
                     _sync(device)
@@ -160,10 +158,48 @@ def time_interleaved(
             times[key].append(dt / n)
             spent[key] += dt
             done[key] += 1
-            prev = key
     if rounds_out is not None:
         rounds_out.update({k: max(1, done[k]) for k in fns})
     return {key: statistics.median(v) for key, v in times.items()}
+
+
+def _other_threads_cpu_ns():
+    """CPU time (ns) the threads of this process other than the caller have run, from
+    /proc/self/task/*/schedstat; None where that is not readable (not Linux)."""
+    me = threading.get_native_id()
+    total = 0
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return None
+    for tid in tids:
+        if tid == str(me):
+            continue
+        try:
+            with open(f"/proc/self/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue  # a thread that ended meanwhile
+    return total
+
+
+def wait_for_idle_threads(max_wait, poll=0.01, quiet_polls=2):
+    """Sleep until no other thread of this process has run for ``quiet_polls`` polls in a
+    row (``poll`` seconds each), at most ``max_wait`` seconds; without /proc, sleep
+    max_wait / 2. What the pause before a timed block waits for: OpenBLAS's workers spin
+    about 0.15 s after a call (measured here), GNU OpenMP's a few ms, matkern's helpers
+    0.3 ms; a fixed pause long enough for the first wastes it after the others."""
+    before = _other_threads_cpu_ns()
+    if before is None:
+        time.sleep(max_wait / 2)
+        return
+    deadline = time.perf_counter() + max_wait
+    quiet = 0
+    while quiet < quiet_polls and time.perf_counter() < deadline:
+        time.sleep(poll)
+        now = _other_threads_cpu_ns()
+        quiet = quiet + 1 if now == before else 0
+        before = now
 
 
 def _wall(t_start, marks, t_end):
@@ -242,16 +278,12 @@ def run_cases(cases, quick, progress=True, neighbour=False):
                 row["bars"] = {k: 1.0 for k in fns if k != case.main and not k.startswith("_")}
             # "_name" entries are data for info(), not timed
             rounds = {}
-            pause = {}
-            if quick and case.quick_settle is not None:
-                pause["settle"] = case.quick_settle
             row["times"] = time_interleaved(
                 {k: f for k, f in fns.items() if not k.startswith("_")},
                 case.device,
                 min_time,
                 budget=budget,
                 rounds_out=rounds,
-                **pause,
             )
             row["rounds"] = rounds
             marks["timing"] = time.perf_counter()

@@ -136,10 +136,6 @@ def _cpu_case(label, load, k):
         make,
         bars={"scipy.sparse": 3.0, "MKL (sparse_dot_mkl)": 1.0},
         info=info,
-        # no OpenBLAS here (its threads spin ~0.1 s): scipy's sparse product is one thread,
-        # MKL's GNU OpenMP threads spin GOMP_SPINCOUNT's default 300000 pauses (1-20 ms),
-        # matkern's helpers 300 us
-        quick_settle=0.03,
     )
 
 

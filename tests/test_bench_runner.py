@@ -4,7 +4,7 @@ The callables count their calls and advance a fake clock (``time.perf_counter`` 
 ``time.sleep`` are replaced in the runner's module), so the rounds each rule allows are
 counted exactly and the test takes no real time: ``--quick``'s budget (a callable timed by
 its warm-up call alone when that call took the budget, fewer rounds for long calls, blocks
-rounded up to the block length, no pause after matkern's own calls), and the full run's
+rounded up to the block length, a case's own pause), and the full run's
 rules unchanged (at least ``min_rounds`` alternating rounds for every callable, each after
 a pause and an untimed call).
 """
@@ -59,6 +59,10 @@ def timing(monkeypatch):
     clock = Clock()
     monkeypatch.setattr(runner.time, "perf_counter", clock.perf_counter)
     monkeypatch.setattr(runner.time, "sleep", clock.sleep)
+    # --quick's pause (wait_for_idle_threads) logged as one ("idle", max_wait) event
+    monkeypatch.setattr(
+        runner, "wait_for_idle_threads", lambda max_wait: clock.log.append(("idle", max_wait))
+    )
     return runner, clock
 
 
@@ -85,15 +89,15 @@ def test_quick_rounds_fit_the_budget(timing):
     assert rounds["matkern"] == 3 and clock.calls("matkern") == 4
 
 
-def test_quick_blocks_round_up_and_skip_pauses_after_matkern(timing):
+def test_quick_blocks_round_up(timing):
     runner, clock = timing
     fns = {"matkern": clock.callable("matkern", 0.03), "anchor": clock.callable("anchor", 0.03)}
     rounds = {}
     runner.time_interleaved(fns, "cpu", 0.15, budget=2.5, rounds_out=rounds)
     # blocks of 2 calls (0.06 s >= 0.05 s): 3 rounds reach 0.15 s (rounded down: 5 rounds)
     assert rounds == {"matkern": 3, "anchor": 3}
-    sleeps = sum(1 for e in clock.log if e[0] == "sleep")
-    assert sleeps == 3  # before matkern's blocks only (after an anchor's or first)
+    # a pause before every block: until the other threads are idle, at most 2 x 0.15 s
+    assert [e for e in clock.log if e[0] != "call"] == [("idle", 0.3)] * 6
 
 
 def test_full_run_keeps_its_rounds(timing):
@@ -108,7 +112,7 @@ def test_full_run_keeps_its_rounds(timing):
     assert t == {"matkern": pytest.approx(0.5), "anchor": pytest.approx(5.0)}
 
 
-def test_run_cases_records_rounds_walls_and_the_case_pause(timing):
+def test_run_cases_records_rounds_and_walls(timing):
     runner, clock = timing
 
     def make():
@@ -118,12 +122,27 @@ def test_run_cases_records_rounds_walls_and_the_case_pause(timing):
             "_data": 1,
         }
 
-    case = runner.Case("fam", "case", make, quick_settle=0.03)
+    case = runner.Case("fam", "case", make)
     (row,) = runner.run_cases([case], quick=True, progress=False)
     assert row["rounds"] == {"matkern": 3, "anchor": 3}
-    pauses = {e[1] for e in clock.log if e[0] == "sleep"}
-    assert pauses == {0.03}
     assert row["wall_s"]["timing"] == pytest.approx(row["wall_s"]["total"])
     assert runner.family_walls([row]) == {"fam": row["wall_s"]["total"]}
+    assert not any(e[0] == "sleep" for e in clock.log)  # quick: idle-thread pauses only
     runner.run_cases([case], quick=False, progress=False)
-    assert {e[1] for e in clock.log if e[0] == "sleep"} == {0.03, 0.15}  # full: the default
+    assert ("sleep", 0.15) in clock.log  # full: the fixed pause
+
+
+def test_wait_for_idle_threads_waits_for_quiet_polls(monkeypatch):
+    runner = _load_runner()
+    clock = Clock()
+    monkeypatch.setattr(runner.time, "perf_counter", clock.perf_counter)
+    monkeypatch.setattr(runner.time, "sleep", clock.sleep)
+    readings = iter([0, 5, 9, 9, 12, 12, 12, 99])  # other threads' CPU ns at each poll
+    monkeypatch.setattr(runner, "_other_threads_cpu_ns", lambda: next(readings))
+    runner.wait_for_idle_threads(1.0, poll=0.01)
+    assert clock.now == pytest.approx(0.06)  # ran until 12, 12, 12: two quiet polls
+    readings = iter(range(0, 10**6, 7))  # never idle: the cap
+    clock.now = 0.0
+    runner.wait_for_idle_threads(0.1, poll=0.01)
+    assert 0.1 - 1e-9 <= clock.now <= 0.11 + 1e-9  # the cap, give or take one poll
+    assert isinstance(_load_runner()._other_threads_cpu_ns(), int | type(None))
