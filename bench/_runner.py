@@ -233,7 +233,7 @@ def _one_thread(fn):
 
 
 ONE_THREAD = "matkern 1 thread"
-QUICK_BUDGET = 2.5  # seconds of timed calls per callable and case with --quick
+QUICK_BUDGET = 2.0  # seconds of timed calls per callable and case with --quick
 
 
 def run_cases(cases, quick, progress=True, neighbour=False):
@@ -241,7 +241,7 @@ def run_cases(cases, quick, progress=True, neighbour=False):
     :func:`busy_neighbour`); each case then also times matkern pinned to one thread, and
     every anchor's goal becomes 1.0 (as fast as the anchor, and as fast as not
     parallelising, under the same conditions)."""
-    min_time = 0.15 if quick else 0.6
+    min_time = 0.1 if quick else 0.6
     # --quick: a callable's timed calls are capped at QUICK_BUDGET seconds (fewer rounds for
     # long calls, see time_interleaved); the full run keeps its rounds
     budget = QUICK_BUDGET if quick else None
