@@ -404,8 +404,8 @@ def write_markdown(path, results_dir=RESULTS_DIR):
         "calls at "
         f"{QUICK_BUDGET:g} s a case: a long call gets fewer rounds (noted beside the case when "
         "under 3), and one whose warm-up call took that long is timed by that call alone. "
-        "Regenerate with `python -m bench`; "
-        "`python -m bench --only FAMILY` refreshes one family.",
+        "Regenerate with `python -m bench --commit-results` (with `--only FAMILY`, one "
+        "family).",
         "",
     ]
     for d in docs:
