@@ -18,10 +18,12 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import math
 import os
 import platform
 import statistics
 import sys
+import threading
 import time
 from typing import Callable
 
@@ -85,7 +87,9 @@ def _sync(device):
         cupy.cuda.get_current_stream().synchronize()
 
 
-def time_interleaved(fns, device, min_time, min_rounds=3, max_rounds=20, settle=0.15):
+def time_interleaved(
+    fns, device, min_time, min_rounds=3, max_rounds=20, settle=0.15, budget=None, rounds_out=None
+):
     """{key: median wall time per call} of the zero-argument callables ``fns``, timed in
     rounds: each round times every callable once over a block of calls lasting about
     min_time / min_rounds (its mean per call taken), so that matkern and its anchors share
@@ -94,27 +98,58 @@ def time_interleaved(fns, device, min_time, min_rounds=3, max_rounds=20, settle=
     sleeps ``settle`` seconds and makes one untimed call: the previous library's threads
     (OpenBLAS spins for about 0.1 s after a call) would otherwise take the cores from the next
     one. At least ``min_rounds`` rounds, and more until each callable has run ``min_time``
-    seconds in all (at most ``max_rounds``)."""
+    seconds in all (at most ``max_rounds``).
+
+    ``budget`` (seconds; ``--quick``): the timed calls one callable may take. A callable whose
+    calls are long gets fewer rounds, max(1, budget // its time per call), at least
+    ``min_rounds`` where they fit; one whose first (warm-up) call already took ``budget`` is
+    timed by that call alone. Blocks are rounded up to ``block`` seconds of calls, not down;
+    blocks of one call longer than ``settle`` skip the untimed call before them (the pause
+    lets the previous library's threads stop; a cache warmed by one call matters little to a
+    call that long). The pause lasts until the process's other threads are idle
+    (:func:`wait_for_idle_threads`, at most 2 x ``settle``) instead of ``settle`` seconds.
+    ``rounds_out``, a dict, receives the number of timed blocks per key."""
     block = min_time / min_rounds
-    per_call = {}
+    per_call, rounds, times = {}, {}, {key: [] for key in fns}
     for key, fn in fns.items():
-        fn()
-        _sync(device)
         t0 = time.perf_counter()
         fn()
         _sync(device)
-        per_call[key] = max(time.perf_counter() - t0, 1e-9)
-    times = {key: [] for key in fns}
+        first = max(time.perf_counter() - t0, 1e-9)
+        if budget is not None and first >= budget:
+            times[key].append(first)  # the warm-up call is the measurement
+            rounds[key] = 0
+            continue
+        if budget is not None and first >= 2 * block:
+            per_call[key] = first  # one call a block either way: no second estimate
+        else:
+            t0 = time.perf_counter()
+            fn()
+            _sync(device)
+            per_call[key] = max(time.perf_counter() - t0, 1e-9)
+        rounds[key] = max_rounds
+        if budget is not None:
+            rounds[key] = max(1, min(max_rounds, int(budget // per_call[key])))
     spent = dict.fromkeys(fns, 0.0)
+    done = dict.fromkeys(fns, 0)
     for r in range(max_rounds):
-        if r >= min_rounds and all(v >= min_time for v in spent.values()):
+        live = [k for k in per_call if done[k] < rounds[k]]
+        if not live or (r >= min_rounds and all(spent[k] >= min_time for k in live)):
             break
-        for key, fn in fns.items():
-            n = max(1, min(10000, int(block / per_call[key])))
+        for key in live:
+            fn = fns[key]
+            # --quick: blocks of at least ``block`` seconds (rounded up), so that min_rounds
+            # rounds reach min_time (rounded down, a 0.03 s call took 5 rounds of pauses)
+            fit = block / per_call[key]
+            n = max(1, min(10000, math.ceil(fit) if budget is not None else int(fit)))
             if len(fns) > 1:
-                time.sleep(settle)
-                fn()
-                _sync(device)
+                if budget is None:
+                    time.sleep(settle)
+                else:
+                    wait_for_idle_threads(2 * settle)
+                if budget is None or n > 1 or per_call[key] < settle:
+                    fn()
+                    _sync(device)
             t0 = time.perf_counter()
             for _ in range(n):
                 fn()
@@ -122,7 +157,69 @@ def time_interleaved(fns, device, min_time, min_rounds=3, max_rounds=20, settle=
             dt = time.perf_counter() - t0
             times[key].append(dt / n)
             spent[key] += dt
+            done[key] += 1
+    if rounds_out is not None:
+        rounds_out.update({k: max(1, done[k]) for k in fns})
     return {key: statistics.median(v) for key, v in times.items()}
+
+
+def _other_threads_cpu_ns():
+    """CPU time (ns) the threads of this process other than the caller have run, from
+    /proc/self/task/*/schedstat; None where that is not readable (not Linux)."""
+    me = threading.get_native_id()
+    total = 0
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return None
+    for tid in tids:
+        if tid == str(me):
+            continue
+        try:
+            with open(f"/proc/self/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue  # a thread that ended meanwhile
+    return total
+
+
+def wait_for_idle_threads(max_wait, poll=0.01, quiet_polls=2):
+    """Sleep until no other thread of this process has run for ``quiet_polls`` polls in a
+    row (``poll`` seconds each), at most ``max_wait`` seconds; without /proc, sleep
+    max_wait / 2. What the pause before a timed block waits for: OpenBLAS's workers spin
+    about 0.15 s after a call (measured here), GNU OpenMP's a few ms, matkern's helpers
+    0.3 ms; a fixed pause long enough for the first wastes it after the others."""
+    before = _other_threads_cpu_ns()
+    if before is None:
+        time.sleep(max_wait / 2)
+        return
+    deadline = time.perf_counter() + max_wait
+    quiet = 0
+    while quiet < quiet_polls and time.perf_counter() < deadline:
+        time.sleep(poll)
+        now = _other_threads_cpu_ns()
+        quiet = quiet + 1 if now == before else 0
+        before = now
+
+
+def _wall(t_start, marks, t_end):
+    """{"setup", "timing", "info", "total"} seconds of one case (the stages it reached)."""
+    out, prev = {}, t_start
+    for stage in ("setup", "timing"):
+        if stage in marks:
+            out[stage] = round(marks[stage] - prev, 2)
+            prev = marks[stage]
+    out["info"] = round(t_end - prev, 2)
+    out["total"] = round(t_end - t_start, 2)
+    return out
+
+
+def family_walls(results):
+    """{family: seconds} the run spent on each family's cases, in run order."""
+    out = {}
+    for r in results:
+        out[r["family"]] = out.get(r["family"], 0.0) + r.get("wall_s", {}).get("total", 0.0)
+    return out
 
 
 def _one_thread(fn):
@@ -136,6 +233,7 @@ def _one_thread(fn):
 
 
 ONE_THREAD = "matkern 1 thread"
+QUICK_BUDGET = 2.0  # seconds of timed calls per callable and case with --quick
 
 
 def run_cases(cases, quick, progress=True, neighbour=False):
@@ -143,7 +241,10 @@ def run_cases(cases, quick, progress=True, neighbour=False):
     :func:`busy_neighbour`); each case then also times matkern pinned to one thread, and
     every anchor's goal becomes 1.0 (as fast as the anchor, and as fast as not
     parallelising, under the same conditions)."""
-    min_time = 0.15 if quick else 0.6
+    min_time = 0.1 if quick else 0.6
+    # --quick: a callable's timed calls are capped at QUICK_BUDGET seconds (fewer rounds for
+    # long calls, see time_interleaved); the full run keeps its rounds
+    budget = QUICK_BUDGET if quick else None
     results = []
     bar = None
     if progress:
@@ -167,15 +268,25 @@ def run_cases(cases, quick, progress=True, neighbour=False):
             "main": case.main,
         }
         fns = {}
+        t_start = time.perf_counter()
+        marks = {}
         try:
             fns = case.make()
+            marks["setup"] = time.perf_counter()
             if neighbour:
                 fns[ONE_THREAD] = _one_thread(fns[case.main])
                 row["bars"] = {k: 1.0 for k in fns if k != case.main and not k.startswith("_")}
             # "_name" entries are data for info(), not timed
+            rounds = {}
             row["times"] = time_interleaved(
-                {k: f for k, f in fns.items() if not k.startswith("_")}, case.device, min_time
+                {k: f for k, f in fns.items() if not k.startswith("_")},
+                case.device,
+                min_time,
+                budget=budget,
+                rounds_out=rounds,
             )
+            row["rounds"] = rounds
+            marks["timing"] = time.perf_counter()
             for k, factor in case.time_scale.items():
                 row["times"][k] *= factor
             if case.time_scale:
@@ -188,6 +299,8 @@ def run_cases(cases, quick, progress=True, neighbour=False):
             # "_close": what the case started for itself (e.g. a Dask cluster), stopped here
             if callable(fns.get("_close")):
                 fns["_close"]()
+        # where the run's time went (the quick budget is kept per case: see README)
+        row["wall_s"] = _wall(t_start, marks, time.perf_counter())
         results.append(row)
         if bar is not None:
             bar.update(1)
@@ -287,8 +400,12 @@ def write_markdown(path, results_dir=RESULTS_DIR):
         "timed in the same run on the machine named: the median over alternating rounds, "
         "each of which times matkern and every anchor over a block of calls (after a pause "
         "and an untimed call, so that one library's idle threads do not slow the next). "
-        "> 1 means matkern is faster. Regenerate with `python -m bench`; "
-        "`python -m bench --only FAMILY` refreshes one family.",
+        "> 1 means matkern is faster. Quick runs (`--quick`) cap each callable's timed "
+        "calls at "
+        f"{QUICK_BUDGET:g} s a case: a long call gets fewer rounds (noted beside the case when "
+        "under 3), and one whose warm-up call took that long is timed by that call alone. "
+        "Regenerate with `python -m bench --commit-results` (with `--only FAMILY`, one "
+        "family).",
         "",
     ]
     for d in docs:
@@ -310,9 +427,15 @@ def write_markdown(path, results_dir=RESULTS_DIR):
                 g = "" if goal is None else f" (goal {goal:g}: {'met' if v >= goal else 'missed'})"
                 parts.append(f"{k} {v:.2f}x{g}")
             t = r["times"].get(r["main"], float("nan"))
-            lines.append(
-                f"| {r['name']} | {t * 1e3:.2f} ms | {'; '.join(parts)} | {r.get('info', '')} |"
-            )
+            notes = r.get("info", "")
+            few = {k: n for k, n in r.get("rounds", {}).items() if n < 3}
+            if few:
+                notes += (
+                    ("; " if notes else "")
+                    + "timed in "
+                    + ", ".join(f"{n} round{'s' if n > 1 else ''} ({k})" for k, n in few.items())
+                )
+            lines.append(f"| {r['name']} | {t * 1e3:.2f} ms | {'; '.join(parts)} | {notes} |")
         lines.append("")
     with open(path, "w") as f:
         f.write("\n".join(lines))

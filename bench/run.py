@@ -40,7 +40,12 @@ def family_modules():
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="smaller sizes and shorter timing")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="smaller sizes, fewer cases, each callable's timed calls capped at "
+        f"{_runner.QUICK_BUDGET:g} s a case (see README)",
+    )
     p.add_argument(
         "--only",
         action="append",
@@ -106,6 +111,12 @@ def main(argv=None):
     else:
         results = _runner.run_cases(cases, args.quick)
     print(_runner.format_table(results))
+    walls = _runner.family_walls(results)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(
+        f"wall time {sum(walls.values()):.0f} s (load average {load:.1f} at the end): "
+        + ", ".join(f"{fam} {t:.0f} s" for fam, t in walls.items())
+    )
     if not args.no_save:
         device = args.device + ("-neighbour" if args.neighbour else "")
         if args.commit_results:
