@@ -4,6 +4,8 @@
 #include <optional>
 
 #include "bind_common.hpp"
+#include "int8.hpp"
+#include "lut.hpp"
 #include "parallel.hpp"
 #include "pool_tuning.hpp"
 #include "simd.hpp"
@@ -46,6 +48,8 @@ void bind_info(nb::module_& m) {
     return false;
 #endif
   });
+  m.def("int8_tile", [] { return std::string(int8_tile_name()); });
+  m.def("lut_kernel", [] { return std::string(lut_kernel_name()); });
   m.def("omp_max_threads", [] { return omp_get_max_threads(); });
   m.def("get_num_threads", [] { return matkern_get_num_threads(); });
   m.def("set_num_threads", [](int n) { matkern_set_num_threads(n); });

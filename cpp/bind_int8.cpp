@@ -75,8 +75,7 @@ void gemm_i32(carr<const int16_t> xq, carr<const int8_t> wp, int64_t n, carr<int
 }
 
 // The vpdpbusd path's operands: the packed weight (N16 * Kq bytes) and corr (N16); returns
-// Kq and the activation row stride (Kq, or Kq + 64 where Kq is a multiple of 1 KiB, so that
-// the six rows a tile reads at once do not share L1 sets).
+// Kq and the activation row stride (int8_vnni_ldx).
 std::pair<int64_t, int64_t> check_vnni(const carr<const int8_t>& wv,
                                        const carr<const int32_t>& corr, int64_t n, int64_t k) {
   const int64_t n16 = (n + 15) / 16 * 16;
@@ -84,7 +83,7 @@ std::pair<int64_t, int64_t> check_vnni(const carr<const int8_t>& wv,
     throw std::invalid_argument("int8_vnni: inconsistent weight shapes");
   const int64_t kq = int64_t(wv.size()) / n16;
   if (kq % 4 || kq < k || kq >= k + 4) throw std::invalid_argument("int8_vnni: weight K");
-  return {kq, kq % 1024 ? kq : kq + 64};
+  return {kq, int8_vnni_ldx(kq)};
 }
 
 void matmul_vnni(carr<const float> x, carr<const int64_t> outlier_cols, carr<const int8_t> wv,

@@ -208,6 +208,18 @@ bool int8_vnni_enabled() {
 #endif
 }
 
+const char* int8_tile_name() {
+  if (int8_vnni_enabled()) return "vpdpbusd";
+  const TileFn f = pick_tile(kMr + 1).fn;  // the tile of a product of more than 6 rows
+#ifdef MATKERN_BUILD_AVX512
+  if (f == &avx512::gemm_tile) return "vpdpwssd";
+#endif
+#ifdef MATKERN_BUILD_AVX2
+  if (f == &avx2::gemm_tile) return "avx2";
+#endif
+  return "portable";
+}
+
 void int8_quantize_rows_u8(const float* x, int64_t m, int64_t k, int64_t ldx,
                            const int64_t* outlier_cols, int64_t n_out, uint8_t* q, float* scale) {
 #ifdef MATKERN_BUILD_AVX512

@@ -95,6 +95,16 @@ struct Int8VnniGemm {
 // (which keeps the int16-pair layout and its vpdpwssd tile, for A/B runs and tests).
 bool int8_vnni_enabled();
 
+// The activation row stride of the vpdpbusd GEMM for a weight of Kq inputs: Kq, or Kq + 64
+// where Kq is a multiple of 1 KiB, so that the six rows a tile reads at once do not share L1
+// sets.
+inline int64_t int8_vnni_ldx(int64_t kq) { return kq % 1024 ? kq : kq + 64; }
+
+// The int8 GEMM tile that runs now for more than 6 rows (show_config): "vpdpbusd" (the VNNI
+// layout), "vpdpwssd" (the AVX-512 tile on the int16-pair panels; 6 rows or fewer run the
+// AVX2 tile), "avx2" or "portable".
+const char* int8_tile_name();
+
 // Row-wise absmax quantization as int8_quantize_rows, into u8 codes + 128 (M, ldx); columns
 // K..ldx-1 get 128 (code 0).
 void int8_quantize_rows_u8(const float* x, int64_t m, int64_t k, int64_t ldx,

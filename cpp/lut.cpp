@@ -423,6 +423,13 @@ void gemm512(const float* x, int64_t M, int64_t K, const uint32_t* packed, const
 
 }  // namespace
 
+const char* lut_kernel_name() {
+#ifdef MATKERN_BUILD_AVX512
+  if (avx512_fits(4, 64, 64)) return "avx512";
+#endif
+  return pick_kernels().gemv_rows == &portable::gemv_rows ? "portable" : "avx2";
+}
+
 void lut_matmul(const float* x, int64_t M, int64_t K, const uint32_t* packed, const float* scales,
                 const float* table, int bits, int gs, int64_t N, const float* bias, float* out) {
 #ifdef MATKERN_BUILD_AVX512

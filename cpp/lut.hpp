@@ -8,6 +8,10 @@
 
 namespace matkern {
 
+// The LUT kernels' level now (show_config): "avx512" (4-bit weights with groups and K
+// multiples of 64; the others run the AVX2 kernels), "avx2" or "portable".
+const char* lut_kernel_name();
+
 // Groups: gs consecutive columns of a row (gs % 32 == 0, any size: per-row weights pass K
 // rounded up to 32), ngroups = ceil(K / gs) scales per row; the last group of a row may be
 // partial (K % gs columns). The kernels take K % 32 == 0: lut_matmul's caller pads X with zero

@@ -108,6 +108,22 @@ void rotate_quantize_int8(const float* x, int64_t m_rows, int64_t k, int64_t kp,
   });
 }
 
+void rotate_quantize_int8_u8(const float* x, int64_t m_rows, int64_t k, int64_t ldx,
+                             const RowRotation<float>& r, uint8_t* q, float* scale) {
+#ifdef MATKERN_BUILD_AVX512
+  const RowKernel<float> rk(r);
+  parallel_for_range(m_rows, rows_grain(rk.n, r.m), [&](int64_t i0, int64_t i1) {
+    float* z = thread_scratch<RotateScratchTag, float>(rk.scratch());
+    for (int64_t i = i0; i < i1; ++i) {
+      rk(x + i * k, k, z, z + rk.n);
+      avx512::quantize_row_u8(z, k, ldx, q + i * ldx, scale + i);
+    }
+  });
+#else
+  (void)x, (void)m_rows, (void)k, (void)ldx, (void)r, (void)q, (void)scale;
+#endif
+}
+
 void rotate_rows_padded(const float* x, int64_t m_rows, int64_t k, int64_t ldo,
                         const RowRotation<float>& r, float* out) {
   const RowKernel<float> rk(r);

@@ -27,6 +27,11 @@ struct RowRotation {
 void rotate_quantize_int8(const float* x, int64_t m_rows, int64_t k, int64_t kp,
                           const RowRotation<float>& r, int16_t* q, float* scale);
 
+// The same codes for the AVX-512 VNNI (vpdpbusd) GEMM: u8 = code + 128 in q (M, ldx), columns
+// k..ldx-1 128 (code 0), as int8_quantize_rows_u8 writes them (int8_vnni_enabled() only).
+void rotate_quantize_int8_u8(const float* x, int64_t m_rows, int64_t k, int64_t ldx,
+                             const RowRotation<float>& r, uint8_t* q, float* scale);
+
 // x (M, k) float32 rows -> out (M, ldo) float32 rotated rows, columns k..ldo-1 zero (the
 // padded rows lut_matmul's kernel reads).
 void rotate_rows_padded(const float* x, int64_t m_rows, int64_t k, int64_t ldo,

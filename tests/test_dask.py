@@ -332,6 +332,8 @@ def test_int8_matmul_per_chunk_and_whole(client):
     Y3 = md.int8_matmul(da.from_array(X3, chunks=(3, 100, 256)), Wq, threshold=0)
     assert Y3.dtype == np.float16
     assert np.array_equal(Y3.compute(), matkern.int8_matmul(X3, Wq, threshold=0))
+    if matkern._dispatch.cpu().int8_vnni_enabled():  # the token is made from the layout held:
+        assert Wq._pairs is None  # the int16-pair panels are never built for it
 
 
 def test_lut_matmul(client):

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import matkern
+from conftest import simd_level_run
 from matkern import _checks, _dispatch
 
 
@@ -37,6 +38,37 @@ def test_show_config_prints_every_line(capsys):
     text = capsys.readouterr().out
     for word in ("matkern", "SIMD", "OpenMP", "CUDA module", "GPU usable"):
         assert word in text
+
+
+@pytest.mark.parametrize(
+    "level,tile,lut",
+    [
+        ("portable", "portable", "portable"),
+        ("avx2", "avx2", "avx2"),
+        ("avx512_vnni", "vpdpbusd", "avx512"),
+    ],
+)
+def test_show_config_names_the_int8_tile_and_lut_level(level, tile, lut):
+    """backends() names the int8 tile and LUT kernel level that run at each SIMD level (a
+    fresh interpreter per level), and show_config prints them."""
+    code = (
+        "import io, sys, numpy as np, matkern\n"
+        "b = matkern.backends(); f = io.StringIO(); matkern.show_config(file=f)\n"
+        "t = f.getvalue()\n"
+        "ok = f'int8 tile  : {b[\"int8_tile\"]}' in t and f'LUT kernels: {b[\"lut_kernel\"]}' in t\n"
+        "np.save(sys.argv[1], np.array([b['int8_tile'], b['lut_kernel'], str(ok)]))\n"
+        "print(b['simd'])\n"
+    )
+    assert simd_level_run(level, code).tolist() == [tile, lut, "True"]
+
+
+def test_show_config_int8_tile_follows_the_tile_setting(monkeypatch):
+    """MATKERN_INT8_TILE=vpdpwssd (read per call) turns the vpdpbusd path off: reported."""
+    if matkern.backends()["int8_tile"] != "vpdpbusd":
+        pytest.skip("this CPU or build has no AVX-512 VNNI")
+    monkeypatch.setenv("MATKERN_INT8_TILE", "vpdpwssd")
+    assert matkern.backends()["int8_tile"] == "vpdpwssd"
+    assert not _dispatch.cpu().int8_vnni_enabled()
 
 
 def test_numpy_input_runs_on_cpu_by_default():

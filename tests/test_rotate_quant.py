@@ -35,8 +35,9 @@ def _data(k, m, dtype, seed=0):
 
 
 def _unrotated(Wq):
-    """The same codes and scales without the rotation (the unfused composition's weight)."""
-    return Int8Weight(Wq.shape, Wq.scale, Wq._packed, Wq.device, None)
+    """The same codes and scales without the rotation (the unfused composition's weight),
+    sharing the layouts Wq holds (none is built)."""
+    return Int8Weight(Wq.shape, Wq.scale, Wq._pairs, Wq.device, None, vnni=Wq._vnni)
 
 
 @pytest.mark.parametrize("k,m", SHAPES)
@@ -100,17 +101,64 @@ def test_fused_equals_the_composition_at_every_simd_level(level):
         "    W = rng.standard_normal((24, k)).astype(np.float32)\n"
         "    rot = matkern.HadamardRotation(k, random_state=1)\n"
         "    Wq = matkern.int8_quantize(W, rotation=rot)\n"
-        "    plain = Int8Weight(Wq.shape, Wq.scale, Wq._packed, 'cpu', None)\n"
+        "    plain = Int8Weight(Wq.shape, Wq.scale, Wq._pairs, 'cpu', None, vnni=Wq._vnni)\n"
         "    Y = matkern.int8_matmul(X, Wq, threshold=0.0)\n"
+        "    vnni = matkern._dispatch.cpu().int8_vnni_enabled()\n"
+        "    only_held = (Wq._pairs is None) if vnni else (Wq._vnni is None)\n"
         "    M = matkern.int8_matmul(rot.apply(X), plain, threshold=0.0)\n"
         "    qw = matkern.lut_quantize(W, 4, 32, 'nf4', rotation=rot)\n"
         "    L = matkern.lut_matmul(X, qw)\n"
         "    qw.rotation = None\n"
-        "    out.append([np.array_equal(Y, M), np.array_equal(L, matkern.lut_matmul(rot.apply(X), qw))])\n"
+        "    L2 = matkern.lut_matmul(rot.apply(X), qw)\n"
+        "    out.append([np.array_equal(Y, M), np.array_equal(L, L2), only_held])\n"
         "np.save(sys.argv[1], np.array(out))\n"
         "print(matkern.backends()['simd'])\n"
     )
     assert simd_level_run(level, code).all()
+
+
+def _vnni_or_skip():
+    if not matkern._dispatch.cpu().int8_vnni_enabled():
+        pytest.skip("this CPU or build has no AVX-512 VNNI (or MATKERN_INT8_TILE=vpdpwssd)")
+
+
+@pytest.mark.parametrize("k,m", [(384, 7), (4096, 2), (80, 13), (1024, 3)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_int8_fused_vnni_route_builds_no_pair_layout(k, m, dtype):
+    """Where vpdpbusd runs, the fused rotated call quantizes into u8 codes for the weight's
+    VNNI layout: the int16-pair panels are never built (the weight's bytes stay the same), and
+    the result equals the composition bit for bit (k = 1024, 4096: the padded row stride)."""
+    _vnni_or_skip()
+    X, W = _data(k, m, dtype, seed=2)
+    rot = matkern.HadamardRotation(k, random_state=4)
+    Wq = matkern.int8_quantize(W, rotation=rot)
+    held = Wq.nbytes
+    assert Wq._pairs is None
+    bias = np.linspace(-2, 2, 40).astype(np.float32)
+    Y = matkern.int8_matmul(X, Wq, bias=bias, threshold=0.0)
+    Y6 = matkern.int8_matmul(X * dtype(0.01), Wq, threshold=6.0)  # fused: no rotated outlier
+    assert Wq._pairs is None and Wq.nbytes == held
+    manual = matkern.int8_matmul(_quant_api.rotate(X, rot), _unrotated(Wq), bias=bias, threshold=0)
+    manual6 = matkern.int8_matmul(_quant_api.rotate(X * dtype(0.01), rot), _unrotated(Wq))
+    assert np.array_equal(Y, manual) and np.array_equal(Y6, manual6)
+    assert Wq._pairs is None and Wq.nbytes == held
+
+
+def test_int8_fused_pair_route_under_the_vpdpwssd_tile(monkeypatch):
+    """MATKERN_INT8_TILE=vpdpwssd (read per call) on a weight that holds only the VNNI layout:
+    the fused call takes the int16 route (building the pair panels) and still equals the
+    composition."""
+    _vnni_or_skip()
+    X, W = _data(384, 5, np.float32, seed=3)
+    rot = matkern.HadamardRotation(384, random_state=6)
+    Wq = matkern.int8_quantize(W, rotation=rot)
+    monkeypatch.setenv("MATKERN_INT8_TILE", "vpdpwssd")
+    Y = matkern.int8_matmul(X, Wq, threshold=0.0)
+    assert Wq._pairs is not None
+    manual = matkern.int8_matmul(rot.apply(X), _unrotated(Wq), threshold=0.0)
+    monkeypatch.delenv("MATKERN_INT8_TILE")
+    assert np.array_equal(Y, manual)
+    assert np.array_equal(matkern.int8_matmul(X, Wq, threshold=0.0), Y)
 
 
 def test_float16_rounding_matches_numpy():

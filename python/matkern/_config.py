@@ -12,8 +12,13 @@ def backends() -> dict:
     """Facts about this build and machine, as a dict.
 
     Keys: ``version``, ``compiler``, ``simd`` (the widest CPU kernels in use: "avx512_vnni",
-    "avx2+fma" or "portable"; at "avx512_vnni" only the int8 GEMM tile has a 512-bit
-    version, the other kernels run their AVX2 code), ``avx2_compiled`` / ``avx512_compiled``, ``omp_threads``, ``threads`` (matkern's thread count for this thread, see
+    "avx2+fma" or "portable"; at "avx512_vnni" the int8 GEMM and the 4-bit LUT kernels have
+    512-bit versions, the other kernels run their AVX2 code), ``int8_tile`` (the int8 GEMM tile that
+    runs now: "vpdpbusd", "vpdpwssd" (products of 6 rows or fewer run "avx2"), "avx2" or
+    "portable"; MATKERN_SIMD and MATKERN_INT8_TILE=vpdpwssd change it), ``lut_kernel`` (the
+    LUT matmul kernels' level: "avx512" for 4-bit weights with groups and K multiples of 64,
+    the others "avx2"; or "avx2", "portable"), ``avx2_compiled`` / ``avx512_compiled``,
+    ``omp_threads``, ``threads`` (matkern's thread count for this thread, see
     :func:`matkern.get_num_threads`) and ``threads_source`` (where the setting came from),
     ``cpu`` (bool, module importable), ``cuda_built`` (bool), ``cuda_architectures`` (list of
     ints), ``gpu_usable`` (bool) and ``gpu_reason`` (why or why not), ``cupy`` (version or
@@ -34,6 +39,8 @@ def backends() -> dict:
         "cpu": _dispatch._cpu is not None,
         "compiler": None,
         "simd": None,
+        "int8_tile": None,
+        "lut_kernel": None,
         "avx2_compiled": False,
         "avx512_compiled": False,
         "omp_threads": None,
@@ -53,6 +60,8 @@ def backends() -> dict:
         info.update(
             compiler=c.compiler(),
             simd=c.simd_level(),
+            int8_tile=c.int8_tile(),
+            lut_kernel=c.lut_kernel(),
             avx2_compiled=c.avx2_compiled(),
             avx512_compiled=c.avx512_compiled(),
             omp_threads=c.omp_max_threads(),
@@ -74,9 +83,16 @@ def backends() -> dict:
     return info
 
 
+_INT8_NOTES = {
+    "vpdpbusd": " (AVX-512 VNNI, u8 x s8 layout)",
+    "vpdpwssd": " (AVX-512 VNNI on int16 pairs, > 6 rows; fewer: avx2)",
+}
+_LUT_NOTES = {"avx512": " (4-bit, groups and K multiples of 64; other weights: avx2)"}
+
+
 def show_config(file=None) -> None:
-    """Print :func:`backends` as a short report: version, compiler, SIMD level, OpenMP
-    threads, CUDA build and architectures, and whether a GPU is usable now (and why not).
+    """Print :func:`backends` as a short report: version, compiler, SIMD level, the int8 tile
+    and LUT kernel level that run, OpenMP threads, CUDA build and architectures, and whether a GPU is usable now (and why not).
 
     Example
     -------
@@ -92,6 +108,8 @@ def show_config(file=None) -> None:
         f"  SIMD       : {b['simd']} (AVX2 kernels compiled: {b['avx2_compiled']};"
         f" AVX-512 VNNI: {b['avx512_compiled']};"
         f" MATKERN_SIMD={os.environ.get('MATKERN_SIMD', '') or 'unset'})",
+        f"  int8 tile  : {b['int8_tile']}{_INT8_NOTES.get(b['int8_tile'], '')}",
+        f"  LUT kernels: {b['lut_kernel']}{_LUT_NOTES.get(b['lut_kernel'], '')}",
         f"  threads    : {b['threads']} (from {b['threads_source']}; OpenMP's own limit"
         f" {b['omp_threads']})",
         f"  CUDA module: {'yes, ' + b['cuda_compiler'] if b['cuda_built'] else 'not built'}",

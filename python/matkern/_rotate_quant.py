@@ -61,18 +61,27 @@ def int8_matmul(X2, Wq, bias, threshold, be):
 
 def int8_cpu(X2, Wq, b32, threshold):
     """int8_matmul's CPU route for a rotated weight: rotate + quantize X2 (M, K) in one pass,
-    then the int8 GEMM. Returns None when ``threshold`` > 0 and some rotated row's absmax
+    then the int8 GEMM: where vpdpbusd runs (int8_vnni_enabled) into u8 codes for the
+    weight's VNNI layout, in one call; else into int16 codes for the int16-pair panels. Returns None when ``threshold`` > 0 and some rotated row's absmax
     reaches it (or is not finite): then outlier columns may exist and the caller takes the
     unfused route, which decomposes them exactly as before."""
     cpu = _dispatch.cpu()
     m = X2.shape[0]
     n = Wq.shape[0]
-    kp = Wq._packed.shape[1] * 2
     signs, ht, bm, p = kernel_arrays(Wq.rotation, np.float32)
     xf = np.ascontiguousarray(X2, dtype=np.float32)
+    half = X2.dtype == np.float16
+    if cpu.int8_vnni_enabled():  # vpdpbusd: u8 codes, the weight's VNNI layout (no _packed)
+        wv, corr = Wq._vnni_layout()
+        out = np.empty((m, n), np.float32)
+        args = (xf, signs, ht, bm, p, half, float(threshold), wv, corr, n, Wq.scale, b32, out)
+        if not cpu.rotate_int8_matmul_vnni(*args):
+            return None
+        return out if X2.dtype == np.float32 else out.astype(X2.dtype)
+    kp = Wq._packed.shape[1] * 2
     q = np.empty((m, kp), np.int16)
     sx = np.empty(m, np.float32)
-    cpu.rotate_quantize_int8(xf, signs, ht, bm, p, X2.dtype == np.float16, q, sx)
+    cpu.rotate_quantize_int8(xf, signs, ht, bm, p, half, q, sx)
     # every |x| < threshold in every row <=> no outlier column (NaN compares False)
     if threshold > 0 and not sx.max() < np.float32(threshold):
         return None

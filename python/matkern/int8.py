@@ -88,6 +88,11 @@ class Int8Weight:
             self._vnni = _vnni_pack(self.codes)
         return self._vnni
 
+    def _stored(self):
+        """The arrays of the layout this weight holds (no layout is built): the vpdpbusd
+        layout (packed, corr) where held, else the int16-pair panels (CPU) or CUDA's rows."""
+        return self._vnni if self._vnni is not None else (self._pairs,)
+
     @property
     def out_features(self):
         return self.shape[0]

@@ -81,7 +81,7 @@ def int8_matmul(X, W, *, bias=None, threshold=6.0):
     if X.shape[-1] != k:
         raise ValueError(f"{fn}(): X must have {k} columns (W.in_features), got shape {X.shape}")
     _check_bias(bias, n, fn)
-    weight = _tasks.shared((W, bias), "int8-weight", token=_token(W._packed, W.scale, bias))
+    weight = _tasks.shared((W, bias), "int8-weight", token=_token(*W._stored(), W.scale, bias))
     return _map_rows(_int8_rows, X, weight, n, threshold)
 
 
