@@ -347,6 +347,24 @@ def test_lut_matmul(client):
     assert np.array_equal(Yd[:20], matkern.lut_matmul(X[:20], qw, bias=b))
 
 
+def test_weight_token_counts_the_rotation():
+    """Equal codes under different rotations are different weights: their cache keys differ,
+    so a worker never reuses one weight's shared copy for the other."""
+    import dask.base
+
+    from matkern.dask import _quant
+
+    codes, scale = np.arange(8, dtype=np.int8), np.ones(2, np.float32)
+    r1 = matkern.HadamardRotation(64, random_state=1)
+    r2 = matkern.HadamardRotation(64, random_state=2)
+
+    def key(rotation=None):
+        return dask.base.tokenize(_quant._token(codes, scale, rotation=rotation))
+
+    assert key() == key() and key(r1) == key(r1)
+    assert len({key(), key(r1), key(r2)}) == 3
+
+
 def test_quant_bad_input():
     Wq = matkern.int8_quantize(np.ones((4, 8), np.float32))
     with pytest.raises(ValueError, match="X must have 8 columns"):

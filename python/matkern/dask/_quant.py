@@ -14,10 +14,12 @@ from . import _tasks
 __all__ = ["int8_matmul", "lut_matmul"]
 
 
-def _token(*arrays):
-    """What identifies a weight: its host arrays, else (device arrays) a fresh token."""
+def _token(*arrays, rotation=None):
+    """What identifies a weight: its host arrays and rotation, else (device arrays) a fresh
+    token. The rotation counts: equal codes rotated differently are different weights."""
     if all(isinstance(a, np.ndarray) or a is None or np.isscalar(a) for a in arrays):
-        return arrays
+        rot = None if rotation is None else (rotation.n, rotation.seed, rotation.randomized)
+        return (*arrays, rot)
     return uuid.uuid4().hex
 
 
@@ -81,7 +83,9 @@ def int8_matmul(X, W, *, bias=None, threshold=6.0):
     if X.shape[-1] != k:
         raise ValueError(f"{fn}(): X must have {k} columns (W.in_features), got shape {X.shape}")
     _check_bias(bias, n, fn)
-    weight = _tasks.shared((W, bias), "int8-weight", token=_token(*W._stored(), W.scale, bias))
+    weight = _tasks.shared(
+        (W, bias), "int8-weight", token=_token(*W._stored(), W.scale, bias, rotation=W.rotation)
+    )
     return _map_rows(_int8_rows, X, weight, n, threshold)
 
 
@@ -123,7 +127,15 @@ def lut_matmul(X, W, *, bias=None, compute=None):
     _check_bias(bias, n, fn)
     if compute is not None:
         _checks.check_choice(compute, "compute", fn, ("float16", "bfloat16"))
-    token = _token(W.packed, W.scales, W.table, W.bits, W.group_size, bias)
+    token = _token(
+        W.packed,
+        W.scales,
+        W.table,
+        W.bits,
+        W.group_size,
+        bias,
+        rotation=W.rotation,
+    )
     weight = _tasks.shared((W, bias), "lut-weight", token=token)
     return _map_rows(_lut_rows, X, weight, n, compute)
 
