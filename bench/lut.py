@@ -103,8 +103,10 @@ def cases(ctx):
             first.setdefault(c[:2], len(first))
         combos.sort(key=lambda c: first[c[:2]])
         for N, K, M, table, gs in combos:
+            # torch's int4pack peers take whole groups of 128 only
+            with_peers = gs == 128 and table == "nf4" and K % 128 == 0
 
-            def make(N=N, K=K, M=M, table=table, gs=gs):
+            def make(N=N, K=K, M=M, table=table, gs=gs, with_peers=with_peers):
                 W, qw = _quantized(N, K, table, gs)
                 X = np.random.default_rng(1).standard_normal((M, K)).astype(np.float32)
                 x = X[0].copy()
@@ -117,10 +119,10 @@ def cases(ctx):
                     out["numpy f32 matvec"] = lambda: W @ x
                 else:
                     out["numpy f32 matmul"] = lambda: X @ W.T
-                peers = _torch_peers(W, X) if gs == 128 and table == "nf4" else None
+                peers = _torch_peers(W, X) if with_peers else None
                 if peers is not None:  # issue #25's peers: int4pack up to M = 16, f32 at 256
                     out.update({TORCH_INT4: peers[TORCH_INT4]} if M <= 16 else peers)
-                out.update(_X=X, _W=W, _qw=qw, _torch=peers is not None)
+                out.update(_X=X, _W=W, _qw=qw, _torch=peers is not None or not with_peers)
                 return out
 
             def info(f, M=M):
@@ -135,7 +137,7 @@ def cases(ctx):
             anchor = "numpy f32 matvec" if M == 1 else "numpy f32 matmul"
             g = "per-row" if gs is None else f"g{gs}"
             bars = {anchor: 3.0 if M == 1 else (1.3 if M <= 16 else 1.0)}
-            if gs == 128 and table == "nf4":  # issue #25: 1.2x int4pack, at M = 256 1x f32
+            if with_peers:  # issue #25: 1.2x int4pack, at M = 256 1x f32
                 bars.update({TORCH_INT4: 1.2} if M <= 16 else {TORCH_F32: 1.0})
             yield Case(
                 "lut",
