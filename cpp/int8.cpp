@@ -176,22 +176,35 @@ void int8_gemm_packed(const int16_t* xq, int64_t m, int64_t kp, const int8_t* wp
   }
 }
 
-void int8_quantize_rows(const float* x, int64_t m, int64_t k, int64_t kp,
-                        const int64_t* outlier_cols, int64_t n_out, int16_t* q, float* scale) {
-  const QuantFn qf = pick_quant();
+namespace {
+// Quantizes the m rows of x (row length k) by quant_row(i, row) on the pool, the outlier
+// columns zeroed first (they go through the float path).
+template <class QuantRow>
+void quantize_rows_without_outliers(const float* x, int64_t m, int64_t k,
+                                    const int64_t* outlier_cols, int64_t n_out,
+                                    const QuantRow& quant_row) {
   // Rows of at least ~32k values per piece: a smaller quantization stays on the caller.
   const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 15) / std::max<int64_t>(k, 1));
   parallel_for_range(m, grain, [&](int64_t i0, int64_t i1) {
     std::vector<float> row(n_out > 0 ? size_t(k) : 0);
     for (int64_t i = i0; i < i1; ++i) {
       const float* src = x + i * k;
-      if (n_out > 0) {  // the outlier columns go through the float path: zero them here
+      if (n_out > 0) {
         std::memcpy(row.data(), src, size_t(k) * sizeof(float));
         for (int64_t c = 0; c < n_out; ++c) row[size_t(outlier_cols[c])] = 0.0f;
         src = row.data();
       }
-      qf(src, k, kp, q + i * kp, scale + i);
+      quant_row(i, src);
     }
+  });
+}
+}  // namespace
+
+void int8_quantize_rows(const float* x, int64_t m, int64_t k, int64_t kp,
+                        const int64_t* outlier_cols, int64_t n_out, int16_t* q, float* scale) {
+  const QuantFn qf = pick_quant();
+  quantize_rows_without_outliers(x, m, k, outlier_cols, n_out, [&](int64_t i, const float* src) {
+    qf(src, k, kp, q + i * kp, scale + i);
   });
 }
 
@@ -223,18 +236,8 @@ const char* int8_tile_name() {
 void int8_quantize_rows_u8(const float* x, int64_t m, int64_t k, int64_t ldx,
                            const int64_t* outlier_cols, int64_t n_out, uint8_t* q, float* scale) {
 #ifdef MATKERN_BUILD_AVX512
-  const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 15) / std::max<int64_t>(k, 1));
-  parallel_for_range(m, grain, [&](int64_t i0, int64_t i1) {
-    std::vector<float> row(n_out > 0 ? size_t(k) : 0);
-    for (int64_t i = i0; i < i1; ++i) {
-      const float* src = x + i * k;
-      if (n_out > 0) {  // the outlier columns go through the float path: zero them here
-        std::memcpy(row.data(), src, size_t(k) * sizeof(float));
-        for (int64_t c = 0; c < n_out; ++c) row[size_t(outlier_cols[c])] = 0.0f;
-        src = row.data();
-      }
-      avx512::quantize_row_u8(src, k, ldx, q + i * ldx, scale + i);
-    }
+  quantize_rows_without_outliers(x, m, k, outlier_cols, n_out, [&](int64_t i, const float* src) {
+    avx512::quantize_row_u8(src, k, ldx, q + i * ldx, scale + i);
   });
 #else
   (void)x, (void)m, (void)k, (void)ldx, (void)outlier_cols, (void)n_out, (void)q, (void)scale;
