@@ -355,8 +355,25 @@ def format_table(results):
     return "\n".join(lines)
 
 
-def save_results(results, device, machine, quick, results_dir=RESULTS_DIR):
-    """One JSON file per family and device in ``results_dir``."""
+def _merged_rows(path, rows, machine, quick):
+    """The rows of a family that ran only in part (``--only`` picked some of its cases): the
+    file's other rows are kept, in their places, when they come from the same machine and
+    mode; a row that ran replaces its namesake."""
+    try:
+        with open(path) as f:
+            old = json.load(f)
+    except (OSError, ValueError):
+        return rows
+    if old.get("machine") != machine or old.get("quick") != quick:
+        return rows
+    new = {r["name"]: r for r in rows}
+    merged = [new.pop(r["name"], r) for r in old.get("results", [])]
+    return merged + list(new.values())
+
+
+def save_results(results, device, machine, quick, results_dir=RESULTS_DIR, partial=()):
+    """One JSON file per family and device in ``results_dir``. ``partial``: the families of
+    which only some cases ran; their files keep the cases that did not run."""
     os.makedirs(results_dir, exist_ok=True)
     by_family = {}
     for r in results:
@@ -364,6 +381,8 @@ def save_results(results, device, machine, quick, results_dir=RESULTS_DIR):
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     for fam, rows in by_family.items():
         path = os.path.join(results_dir, f"{fam}_{device}.json")
+        if fam in partial:
+            rows = _merged_rows(path, rows, machine, quick)
         with open(path, "w") as f:
             json.dump(
                 {

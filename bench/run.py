@@ -73,7 +73,7 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     ctx = _runner.Context(quick=args.quick, device=args.device)
-    cases = []
+    cases, partial = [], set()
     for name in family_modules():
         mod = importlib.import_module(f"bench.{name}")
         if not hasattr(mod, "cases"):
@@ -82,6 +82,7 @@ def main(argv=None):
             if case.device != args.device:
                 continue
             if args.only and not any(o == case.family or o in case.name for o in args.only):
+                partial.add(case.family)  # its file keeps the cases left out
                 continue
             cases.append(case)
     if not cases:
@@ -127,7 +128,7 @@ def main(argv=None):
             results_dir = os.path.join(args.out, "results")
             markdown = os.path.join(args.out, "BENCHMARKS.md")
             plots_dir = os.path.join(args.out, "plots")
-        _runner.save_results(results, device, machine, args.quick, results_dir)
+        _runner.save_results(results, device, machine, args.quick, results_dir, partial=partial)
         _runner.write_markdown(markdown, results_dir)
         plots = _runner.write_plots(plots_dir, results_dir)
         print(f"wrote {results_dir}, {markdown} and {len(plots)} plot(s) in {plots_dir}")

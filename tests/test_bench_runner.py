@@ -146,3 +146,26 @@ def test_wait_for_idle_threads_waits_for_quiet_polls(monkeypatch):
     runner.wait_for_idle_threads(0.1, poll=0.01)
     assert 0.1 - 1e-9 <= clock.now <= 0.11 + 1e-9  # the cap, give or take one poll
     assert isinstance(_load_runner()._other_threads_cpu_ns(), int | type(None))
+
+
+def test_partial_run_keeps_the_family_cases_it_did_not_run(tmp_path):
+    """``--only`` with a case-name substring runs part of a family: its committed file keeps
+    the other cases in place (a run of ``--only lut`` once replaced the hadamard results by
+    its rotated-LUT cases alone); a whole-family run or another machine's file is replaced."""
+    runner = _load_runner()
+    d = str(tmp_path)
+
+    def row(name, t):
+        return {"family": "fam", "name": name, "t": t}
+
+    runner.save_results([row("a", 1), row("b", 1), row("c", 1)], "cpu", "m1", True, d)
+    runner.save_results([row("b", 2), row("new", 2)], "cpu", "m1", True, d, partial={"fam"})
+
+    def rows():
+        return [r for f in runner.load_all_results(d) for r in f["results"]]
+
+    assert [(r["name"], r["t"]) for r in rows()] == [("a", 1), ("b", 2), ("c", 1), ("new", 2)]
+    runner.save_results([row("b", 3)], "cpu", "m2", True, d, partial={"fam"})  # other machine
+    assert [(r["name"], r["t"]) for r in rows()] == [("b", 3)]
+    runner.save_results([row("x", 4)], "cpu", "m2", True, d)  # the whole family ran
+    assert [r["name"] for r in rows()] == ["x"]
