@@ -56,6 +56,16 @@ void cs_right_csr(carr<const int64_t> indptr, carr<const int32_t> indices, carr<
 }
 
 template <typename T>
+void gram_csr(carr<const int64_t> indptr, carr<const int32_t> indices, carr<const T> data,
+              carr<double> out) {
+  const Csr a = check_csr(indptr, indices, data, "csr_gram: inconsistent shapes");
+  if (out.ndim() != 2 || out.shape(0) != out.shape(1)) throw std::invalid_argument("csr_gram: out");
+  const int64_t n = int64_t(out.shape(0));
+  a.check_structure("csr_gram", n);
+  csr_gram<T>(a.indptr, a.indices, data.data(), a.rows, n, out.data());
+}
+
+template <typename T>
 void def_typed(nb::module_& m) {
   m.def("srht_left", &srht<T>, kKernelCall, "a"_a, "key"_a, "rows"_a, "mpad"_a, "scale"_a, "out"_a);
   m.def("countsketch_left_dense", &cs_left_dense<T>, kKernelCall, "a"_a, "key"_a, "out"_a);
@@ -64,6 +74,7 @@ void def_typed(nb::module_& m) {
   m.def("countsketch_right_dense", &cs_right_dense<T>, kKernelCall, "a"_a, "key"_a, "out"_a);
   m.def("countsketch_right_csr", &cs_right_csr<T>, kKernelCall, "indptr"_a, "indices"_a, "data"_a,
         "n"_a, "key"_a, "out"_a);
+  m.def("csr_gram", &gram_csr<T>, kKernelCall, "indptr"_a, "indices"_a, "data"_a, "out"_a);
 }
 
 }  // namespace

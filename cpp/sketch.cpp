@@ -176,6 +176,68 @@ void countsketch_right_csr(const int64_t* indptr, const int32_t* indices, const 
   });
 }
 
+template <typename T>
+void csr_gram(const int64_t* indptr, const int32_t* indices, const T* data, int64_t m, int64_t n,
+              double* out) {
+  // Work of output row j (the products a_ij a_ik, k >= j, of the rows holding column j): the
+  // pieces below own balanced ranges of output rows. Rows whose indices are not strictly
+  // increasing (unsorted or repeated columns) are marked and take the general loop.
+  std::vector<double> work(static_cast<size_t>(n) + 1, 0.0);
+  std::vector<uint8_t> sorted(static_cast<size_t>(m), 1);
+  for (int64_t i = 0; i < m; ++i) {
+    const int64_t s = indptr[i], e = indptr[i + 1];
+    for (int64_t q = s + 1; q < e; ++q)
+      if (indices[q] <= indices[q - 1]) sorted[size_t(i)] = 0;
+    const bool ok = sorted[size_t(i)];
+    for (int64_t q = s; q < e; ++q) work[size_t(indices[q]) + 1] += double(ok ? e - q : e - s);
+  }
+  for (int64_t j = 0; j < n; ++j) work[size_t(j) + 1] += work[size_t(j)] + 1.0;  // + its zeroing
+  // A few pieces per thread: each one scans every row's index range, so many more pieces
+  // would cost more scanning than the balance they buy.
+  const int64_t pieces = std::max<int64_t>(1, std::min<int64_t>(n, 4 * int64_t(call_team())));
+  std::vector<int64_t> bound(static_cast<size_t>(pieces) + 1, n);
+  bound[0] = 0;
+  for (int64_t p = 1, j = 0; p < pieces; ++p) {
+    const double target = work[size_t(n)] * double(p) / double(pieces);
+    while (j < n && work[size_t(j)] < target) ++j;
+    bound[size_t(p)] = std::max(j, bound[size_t(p) - 1]);
+  }
+  parallel_for_chunks(pieces, [&](int64_t p) {
+    const int32_t lo = int32_t(bound[size_t(p)]), hi = int32_t(bound[size_t(p) + 1]);
+    if (lo >= hi) return;
+    std::fill(out + int64_t(lo) * n, out + int64_t(hi) * n, 0.0);
+    for (int64_t i = 0; i < m; ++i) {
+      const int32_t* first = indices + indptr[i];
+      const int32_t* last = indices + indptr[i + 1];
+      if (first == last) continue;
+      const T* val = data + indptr[i];
+      if (sorted[size_t(i)]) {
+        if (last[-1] < lo || *first >= hi) continue;
+        for (const int32_t* qa = std::lower_bound(first, last, lo); qa < last && *qa < hi; ++qa) {
+          const double va = double(val[qa - first]);
+          double* g = out + int64_t(*qa) * n;
+          for (const int32_t* qb = qa; qb < last; ++qb) g[*qb] += va * double(val[qb - first]);
+        }
+        continue;
+      }
+      // Every ordered pair (a, b) with col_b >= col_a: repeated columns then add up as the
+      // summed entry's products do ((u + v)^2 on the diagonal).
+      for (const int32_t* qa = first; qa < last; ++qa) {
+        if (*qa < lo || *qa >= hi) continue;
+        const double va = double(val[qa - first]);
+        double* g = out + int64_t(*qa) * n;
+        for (const int32_t* qb = first; qb < last; ++qb)
+          if (*qb >= *qa) g[*qb] += va * double(val[qb - first]);
+      }
+    }
+  });
+  // The lower triangle from the upper one.
+  parallel_for_range(n, 64, [&](int64_t j0, int64_t j1) {
+    for (int64_t j = j0; j < j1; ++j)
+      for (int64_t k = 0; k < j; ++k) out[j * n + k] = out[k * n + j];
+  });
+}
+
 #define MATKERN_SKETCH_INSTANTIATE(T)                                                          \
   template void srht_left<T>(const T*, int64_t, int64_t, uint64_t, const int64_t*, int64_t,    \
                              int64_t, double, T*);                                             \
@@ -184,7 +246,8 @@ void countsketch_right_csr(const int64_t* indptr, const int32_t* indices, const 
                                         int64_t, uint64_t, int64_t, T*);                       \
   template void countsketch_right_dense<T>(const T*, int64_t, int64_t, uint64_t, int64_t, T*); \
   template void countsketch_right_csr<T>(const int64_t*, const int32_t*, const T*, int64_t,    \
-                                         int64_t, uint64_t, int64_t, T*);
+                                         int64_t, uint64_t, int64_t, T*);                      \
+  template void csr_gram<T>(const int64_t*, const int32_t*, const T*, int64_t, int64_t, double*);
 MATKERN_SKETCH_INSTANTIATE(float)
 MATKERN_SKETCH_INSTANTIATE(double)
 #undef MATKERN_SKETCH_INSTANTIATE

@@ -44,4 +44,11 @@ template <typename T>
 void countsketch_right_csr(const int64_t* indptr, const int32_t* indices, const T* data, int64_t m,
                            int64_t n, uint64_t key, int64_t l, T* out);
 
+// out (n x n, float64, C order) = a^T a for CSR a (m x n; rows in any column order, repeated
+// columns summed), in time proportional to the sum over rows of nnz(row)^2. Each output row
+// is summed by one piece over a's rows in order: the result does not depend on the team size.
+template <typename T>
+void csr_gram(const int64_t* indptr, const int32_t* indices, const T* data, int64_t m, int64_t n,
+              double* out);
+
 }  // namespace matkern

@@ -198,7 +198,13 @@ def test_lstsq_matches_numpy(kind, sparse):
         assert abs(r - r0) / r0 <= 1e-10, (r, r0, info)
     assert info.converged and info.rank == A.shape[1] and 0 < info.iterations < 100
     assert abs(info.residual_norm - r) <= 1e-9 * r
-    assert info.sketch == ("countsketch" if sparse else "srht")
+    if info.preconditioner == "gram":  # sparse, A^T A cheaper than a sketch's Gram, cond ok
+        assert sparse and info.sketch is None, info
+        assert info.iterations <= 3  # cond(A R^-1) = 1 + O(eps cond(A)^2)
+    else:  # dense A, or cond(A) beyond _CHOL_COND: the sketch
+        assert info.sketch == ("countsketch" if sparse else "srht"), info
+        assert info.preconditioner in ("sketch-gram", "sketch-qr"), info
+    assert info.preconditioner == "gram" or not (sparse and kind == "well"), info
     if kind != "ill":
         assert np.linalg.norm(A @ (x - x0)) <= 1e-6 * r0
     if kind == "well":
@@ -284,6 +290,66 @@ def test_lstsq_rank_deficient_gives_min_norm_and_warns():
     with pytest.warns(RuntimeWarning, match="A is zero"):
         x, info = matkern.lstsq(np.zeros((50, 3)), np.ones(50))
     assert not x.any() and info.rank == 0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_csr_gram_kernel(dtype):
+    """csr_gram (A^T A of a CSR matrix, float64 out) against scipy: sorted rows, unsorted
+    rows and repeated columns (summed, as scipy sums them), empty rows; the same bits at
+    every thread count (each output row summed by one piece in row order)."""
+    from matkern import _dispatch
+
+    cpu = _dispatch.cpu()
+    A = sp.random(500, 37, density=0.1, format="lil", random_state=2, dtype=dtype)
+    A[7] = 0  # an empty row
+    A = A.tocsr()
+    # unsorted and repeated columns: reverse two rows' entries, add a duplicate to one
+    indptr, indices, data = A.indptr.copy(), A.indices.copy(), A.data.copy()
+    for i in (3, 11):
+        s, e = indptr[i], indptr[i + 1]
+        indices[s:e], data[s:e] = indices[s:e][::-1].copy(), data[s:e][::-1].copy()
+    s = indptr[20]
+    indices = np.insert(indices, s, indices[s])
+    data = np.insert(data, s, dtype(0.5))
+    indptr[21:] += 1
+    messy = sp.csr_matrix((data, indices, indptr), shape=A.shape)
+    for X in (A, messy):
+        ref = (X.astype(np.float64).T @ X.astype(np.float64)).toarray()  # scipy sums repeats
+        outs = []
+        for t in (1, 2, 5):
+            G = np.empty((37, 37))
+            with matkern.threads(t):
+                cpu.csr_gram(X.indptr.astype(np.int64), X.indices.astype(np.int32), X.data, G)
+            outs.append(G)
+        np.testing.assert_allclose(outs[0], ref, rtol=1e-13, atol=1e-13 * np.abs(ref).max())
+        assert np.array_equal(outs[0], outs[0].T)
+        assert all(np.array_equal(outs[0], G) for G in outs[1:])
+
+
+def test_lstsq_sparse_exact_gram_route():
+    """Sparse A of short rows: R from A^T A (info.preconditioner "gram"), one or two LSQR
+    steps, residual agreement 1e-10 with LAPACK, for scipy input, a SparseMatrix with
+    unsorted rows and several right-hand sides; an explicit sketch= keeps the sketch."""
+    rng = np.random.default_rng(8)
+    A = sp.random(4000, 60, density=0.05, format="csr", random_state=8)
+    A = (A @ sp.diags(10 ** rng.uniform(-1, 1, 60))).tocsr()  # cond ~ 1e2-1e3
+    B = np.stack([A @ rng.standard_normal(60) + rng.standard_normal(4000), np.ones(4000)], 1)
+    X0 = np.linalg.lstsq(A.toarray(), B, rcond=None)[0]
+    R0 = np.linalg.norm(A @ X0 - B, axis=0)
+    rev = A.copy()
+    for i in range(0, 4000, 3):  # reverse every third row's entries
+        s, e = rev.indptr[i], rev.indptr[i + 1]
+        rev.indices[s:e], rev.data[s:e] = rev.indices[s:e][::-1].copy(), rev.data[s:e][::-1].copy()
+    for form in (A, matkern.SparseMatrix(rev)):
+        X, info = matkern.lstsq(form, B, random_state=0)
+        assert info.preconditioner == "gram" and info.sketch is None and info.sketch_size == 0
+        assert info.converged and 1 <= info.iterations <= 3, info
+        R = np.linalg.norm(A @ X - B, axis=0)
+        assert (np.abs(R - R0) / R0 <= 1e-10).all(), (R, R0)
+    x, info = matkern.lstsq(A, B[:, 0], sketch="countsketch", random_state=0)
+    assert info.sketch == "countsketch" and info.preconditioner == "sketch-gram"
+    r = np.linalg.norm(A @ x - B[:, 0])
+    assert abs(r - R0[0]) / R0[0] <= 1e-10
 
 
 def test_lstsq_sparse_forms():

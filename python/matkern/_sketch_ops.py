@@ -40,6 +40,8 @@ class Mat:
     vector: bool = False
     _sm: object = None  # SparseMatrix (host CSR), built on first use
     _gpu_t: object = None  # cupyx CSR of the transpose, built on first use
+    _host_t: object = None  # SparseMatrix of the transpose (host), built on first use
+    user_sm: bool = False  # _sm is the caller's SparseMatrix: its own cached .T is used
 
     @property
     def sparse(self):
@@ -82,7 +84,16 @@ class Mat:
             if self._gpu_t is None:
                 self._gpu_t = self.scipy().T.tocsr()
             return self._gpu_t @ Y
-        return self.spmatrix().T @ Y
+        if self.user_sm:
+            return self._sm.T @ Y  # built once and kept by the caller's SparseMatrix
+        if self._host_t is None:
+            # scipy's CSR -> CSC conversion (a counting sort, O(nnz)) is A^T's CSR: 10-20x
+            # faster than SparseMatrix.T's stable argsort for a matrix used in one call
+            from ._spmm import SparseMatrix
+
+            t = self.scipy().tocsc()
+            self._host_t = SparseMatrix((t.data, t.indices, t.indptr, self.shape[::-1]))
+        return self._host_t @ Y
 
     def host_scipy(self):
         """A as a host scipy CSR matrix, or the dense host array."""
@@ -106,7 +117,7 @@ def as_mat(A, name, fn, *, allow_1d=False):
             raise TypeError(f"{fn}(): {name} must have dtype float32 or float64, got {A.dtype}")
         _nonempty(A.shape, name, fn)
         _finite(A.data, name, fn)
-        return Mat(A.shape, A.dtype, np, None, A.indptr, A.indices, A.data, _sm=A)
+        return Mat(A.shape, A.dtype, np, None, A.indptr, A.indices, A.data, _sm=A, user_sm=True)
     if _dispatch.is_sparse(A):
         if len(A.shape) != 2:
             raise ValueError(f"{fn}(): {name} must be 2-dimensional, got shape {A.shape}")
