@@ -29,6 +29,16 @@ void fwht_mixed_inplace(carr<T> x, int64_t outer, int64_t m, int64_t p, carr<con
   fwht_mixed<T>(x.data(), outer, m, p, ht.data(), mp, normalize);
 }
 
+template <typename T>
+void fwht_mixed_copy(carr<const T> src, carr<T> dst, int64_t outer, int64_t m, int64_t p,
+                     carr<const T> ht, bool normalize) {
+  const int64_t mp = (m + 7) / 8 * 8;
+  if (m < 1 || p < 1 || (p & (p - 1)) != 0 || int64_t(src.size()) != outer * m * p ||
+      dst.size() != src.size() || int64_t(ht.size()) != m * mp)
+    throw std::invalid_argument("fwht_mixed: size mismatch");
+  fwht_mixed_from<T>(src.data(), dst.data(), outer, m, p, ht.data(), mp, normalize);
+}
+
 // P (k x dpad) as CSR: indptr, indices, pdata.
 template <typename T>
 void fjlt(carr<const T> x, carr<const T> signs, carr<const int64_t> indptr,
@@ -50,6 +60,8 @@ void def_typed(nb::module_& m) {
         "normalize"_a);
   m.def("fwht_mixed_inplace", &fwht_mixed_inplace<T>, kKernelCall, "x"_a, "outer"_a, "m"_a, "p"_a,
         "ht"_a, "normalize"_a);
+  m.def("fwht_mixed_copy", &fwht_mixed_copy<T>, kKernelCall, "src"_a, "dst"_a, "outer"_a, "m"_a,
+        "p"_a, "ht"_a, "normalize"_a);
   m.def("fjlt_transform", &fjlt<T>, kKernelCall, "x"_a, "signs"_a, "indptr"_a, "indices"_a,
         "pdata"_a, "dpad"_a, "scale"_a, "out"_a);
 }

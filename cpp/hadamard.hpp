@@ -22,12 +22,22 @@ template <typename T>
 void fwht_mixed(T* data, int64_t outer, int64_t m, int64_t p, const T* ht, int64_t mp,
                 bool normalize);
 
+// The same from src into dst (C-contiguous, same shape; src == dst: in place), in one pass.
+template <typename T>
+void fwht_mixed_from(const T* src, T* dst, int64_t outer, int64_t m, int64_t p, const T* ht,
+                     int64_t mp, bool normalize);
+
 // One row of the m * 2^k transform on the calling thread (x, m, p, ht, mp, tmp of 4 * mp, scale),
 // the best kernel for this CPU: fwht_mixed's and the fused rotations' (rotate_quant.cpp).
 template <typename T>
 using MixedRowFn = void (*)(T*, int64_t, int64_t, const T*, int64_t, T*, T);
 template <typename T>
 MixedRowFn<T> pick_mixed_row();
+
+// True when avx512::mixed_rows16 serves the m * p transform (float32) on this CPU: AVX-512,
+// m a multiple of 4 (every Hadamard order m > 2), n = m * p small enough that 16 rows stay in
+// L1/L2. It computes every value exactly as the row kernels do (same operations, same order).
+bool mixed_rows16_enabled(int64_t m, int64_t p);
 
 // One contiguous row of length n (a power of two), unnormalized, on the calling thread only
 // (the best row kernel for this CPU): for kernels that run their own parallel loop (sketch).
@@ -56,5 +66,16 @@ void fjlt_block8(const float* x, int64_t d, int rows, int64_t dpad, const float*
                  const int64_t* indptr, const int32_t* indices, const float* pdata, int64_t k,
                  float scale, float* zt, float* ot, float* out);
 }  // namespace avx2
+
+namespace avx512 {
+// Floats of scratch mixed_rows16 needs (any alignment: it aligns its own start).
+int64_t mixed_rows16_scratch(int64_t m, int64_t p);
+// Up to 16 rows of the m * p transform at once (m a multiple of 4, n = m * p): out[i, :n] =
+// scale * H_n (signs * x[i, :d] zero padded to n) for i < rows; x rows ldx apart, out rows ldo
+// apart (out == x with ldo == ldx: in place). signs (d entries) may be null.
+void mixed_rows16(const float* x, int64_t ldx, int64_t d, int rows, const float* signs, int64_t m,
+                  int64_t p, const float* ht, int64_t mp, float scale, float* scratch, float* out,
+                  int64_t ldo);
+}  // namespace avx512
 
 }  // namespace matkern

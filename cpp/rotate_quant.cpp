@@ -45,22 +45,35 @@ inline float round_to_f16(float v) {
   return r;
 }
 
-// The rotation of one row, prepared once per call: the row kernel and the scale.
+// The rotation of one row, prepared once per call: the row kernel and the scale; for float32
+// where it runs (mixed_rows16_enabled), the AVX-512 kernel that rotates 16 rows at once.
 template <typename T>
 struct RowKernel {
   RowRotation<T> r;
   int64_t n;
   T s;
   MixedRowFn<T> mixed;
+  bool rows16;
 
   explicit RowKernel(const RowRotation<T>& rot)
       : r(rot),
         n(rot.m * rot.p),
         s(rot.normalize ? T(1.0 / std::sqrt(double(rot.m * rot.p))) : T(1)),
-        mixed(rot.m > 1 ? pick_mixed_row<T>() : nullptr) {}
+        mixed(rot.m > 1 ? pick_mixed_row<T>() : nullptr),
+        rows16(std::is_same_v<T, float> && mixed_rows16_enabled(rot.m, rot.p)) {}
 
-  // Scratch floats per thread: the row and the H_m stage's 4 blocks.
-  size_t scratch() const { return size_t(n + 4 * r.mp); }
+  // Rows per call of rows().
+  int64_t batch() const { return rows16 ? 16 : 1; }
+
+  // Scratch elements per thread for rows(): the batch of rotated rows (batch() x n) and the
+  // kernels' own (the 16-row kernel's, or the H_m stage's 4 blocks).
+  size_t scratch() const {
+    size_t work = size_t(4 * r.mp);
+#ifdef MATKERN_BUILD_AVX512
+    if (rows16) work = std::max(work, size_t(avx512::mixed_rows16_scratch(r.m, r.p)));
+#endif
+    return size_t(batch() * n) + work;
+  }
 
   // z (n) = the rotated row of x (length d <= n, zero padded); tmp: 4 * mp scratch. The
   // members are read into locals first: z might alias them otherwise, and the loops would
@@ -82,16 +95,51 @@ struct RowKernel {
       if (sc != T(1))
         for (int64_t i = 0; i < len; ++i) z[i] *= sc;
     }
+    round_row(z);
+  }
+
+  // out rows [0, rows) (ldo apart, n long) = the rotated rows of x (ldx apart, d <= n long),
+  // rows <= batch(); work: the kernels' scratch (see scratch()). The 16-row kernel takes
+  // groups of 4 rows or more (fewer cost it as much as 16); every value is the same either way.
+  void rows(const T* x, int64_t ldx, int64_t d, int64_t nrows, T* out, int64_t ldo, T* work) const {
+#ifdef MATKERN_BUILD_AVX512
+    if constexpr (std::is_same_v<T, float>) {
+      if (rows16 && nrows >= 4) {
+        avx512::mixed_rows16(x, ldx, d, int(nrows), r.signs, r.m, r.p, r.ht, r.mp, s, work, out,
+                             ldo);
+        for (int64_t i = 0; i < nrows; ++i) round_row(out + i * ldo);
+        return;
+      }
+    }
+#endif
+    for (int64_t i = 0; i < nrows; ++i) (*this)(x + i * ldx, d, out + i * ldo, work);
+  }
+
+ private:
+  void round_row(T* z) const {
     if constexpr (std::is_same_v<T, float>)
       if (r.round_f16)
-        for (int64_t i = 0; i < len; ++i) z[i] = round_to_f16(z[i]);
+        for (int64_t i = 0; i < n; ++i) z[i] = round_to_f16(z[i]);
   }
 };
 
 // Rows per piece of the parallel loop: ~64k multiply-adds (the H_m stage costs m + log2 p per
-// element), as fwht_mixed's grain.
-int64_t rows_grain(int64_t n, int64_t m) {
-  return std::max<int64_t>(1, (int64_t(1) << 16) / (n * (m + 8)));
+// element), as fwht_mixed's grain; in whole batches.
+template <typename T>
+int64_t groups_grain(const RowKernel<T>& rk) {
+  const int64_t rows = std::max<int64_t>(1, (int64_t(1) << 16) / (rk.n * (rk.r.m + 8)));
+  return std::max<int64_t>(1, rows / rk.batch());
+}
+
+// body(i0, nrows, z, work) for each batch of rows [i0, i0 + nrows) on the pool, z holding
+// batch() rows of n for it (per-thread scratch, tag Tag).
+template <typename Tag, typename T, typename F>
+void for_row_batches(const RowKernel<T>& rk, int64_t m_rows, const F& body) {
+  const int64_t b = rk.batch();
+  parallel_for_range((m_rows + b - 1) / b, groups_grain(rk), [&](int64_t g0, int64_t g1) {
+    T* z = thread_scratch<Tag, T>(rk.scratch());
+    for (int64_t g = g0; g < g1; ++g) body(g * b, std::min(b, m_rows - g * b), z, z + b * rk.n);
+  });
 }
 
 }  // namespace
@@ -99,12 +147,10 @@ int64_t rows_grain(int64_t n, int64_t m) {
 void rotate_quantize_int8(const float* x, int64_t m_rows, int64_t k, int64_t kp,
                           const RowRotation<float>& r, int16_t* q, float* scale) {
   const RowKernel<float> rk(r);
-  parallel_for_range(m_rows, rows_grain(rk.n, r.m), [&](int64_t i0, int64_t i1) {
-    float* z = thread_scratch<RotateScratchTag, float>(rk.scratch());
-    for (int64_t i = i0; i < i1; ++i) {
-      rk(x + i * k, k, z, z + rk.n);
-      int8_quantize_row(z, k, kp, q + i * kp, scale + i);
-    }
+  for_row_batches<RotateScratchTag>(rk, m_rows, [&](int64_t i0, int64_t nr, float* z, float* w) {
+    rk.rows(x + i0 * k, k, k, nr, z, rk.n, w);
+    for (int64_t i = 0; i < nr; ++i)
+      int8_quantize_row(z + i * rk.n, k, kp, q + (i0 + i) * kp, scale + i0 + i);
   });
 }
 
@@ -112,12 +158,10 @@ void rotate_quantize_int8_u8(const float* x, int64_t m_rows, int64_t k, int64_t 
                              const RowRotation<float>& r, uint8_t* q, float* scale) {
 #ifdef MATKERN_BUILD_AVX512
   const RowKernel<float> rk(r);
-  parallel_for_range(m_rows, rows_grain(rk.n, r.m), [&](int64_t i0, int64_t i1) {
-    float* z = thread_scratch<RotateScratchTag, float>(rk.scratch());
-    for (int64_t i = i0; i < i1; ++i) {
-      rk(x + i * k, k, z, z + rk.n);
-      avx512::quantize_row_u8(z, k, ldx, q + i * ldx, scale + i);
-    }
+  for_row_batches<RotateScratchTag>(rk, m_rows, [&](int64_t i0, int64_t nr, float* z, float* w) {
+    rk.rows(x + i0 * k, k, k, nr, z, rk.n, w);
+    for (int64_t i = 0; i < nr; ++i)
+      avx512::quantize_row_u8(z + i * rk.n, k, ldx, q + (i0 + i) * ldx, scale + i0 + i);
   });
 #else
   (void)x, (void)m_rows, (void)k, (void)ldx, (void)r, (void)q, (void)scale;
@@ -127,13 +171,12 @@ void rotate_quantize_int8_u8(const float* x, int64_t m_rows, int64_t k, int64_t 
 void rotate_rows_padded(const float* x, int64_t m_rows, int64_t k, int64_t ldo,
                         const RowRotation<float>& r, float* out) {
   const RowKernel<float> rk(r);
-  parallel_for_range(m_rows, rows_grain(rk.n, r.m), [&](int64_t i0, int64_t i1) {
-    float* tmp = thread_scratch<RotateScratchTag, float>(size_t(4 * r.mp));
-    for (int64_t i = i0; i < i1; ++i) {  // transformed in place in the output row
-      float* o = out + i * ldo;
-      rk(x + i * k, k, o, tmp);
-      std::fill(o + k, o + ldo, 0.0f);
-    }
+  // transformed straight into the output rows (z unused)
+  for_row_batches<RotateScratchTag>(rk, m_rows, [&](int64_t i0, int64_t nr, float*, float* w) {
+    rk.rows(x + i0 * k, k, k, nr, out + i0 * ldo, ldo, w);
+    if (ldo > k)
+      for (int64_t i = i0; i < i0 + nr; ++i)
+        std::fill(out + i * ldo + k, out + (i + 1) * ldo, 0.0f);
   });
 }
 
@@ -143,10 +186,10 @@ void fjlt_mixed_transform(const T* x, int64_t rows, int64_t d, const RowRotation
                           int64_t k, double scale, T* out) {
   const RowKernel<T> rk(r);
   const T sc = T(scale);
-  parallel_for_range(rows, rows_grain(rk.n, r.m), [&](int64_t r0, int64_t r1) {
-    T* z = thread_scratch<FjltScratchTag, T>(rk.scratch());
-    for (int64_t row = r0; row < r1; ++row) {
-      rk(x + row * d, d, z, z + rk.n);
+  for_row_batches<FjltScratchTag>(rk, rows, [&](int64_t r0, int64_t nr, T* zb, T* w) {
+    rk.rows(x + r0 * d, d, d, nr, zb, rk.n, w);
+    for (int64_t row = r0; row < r0 + nr; ++row) {
+      const T* z = zb + (row - r0) * rk.n;
       T* o = out + row * k;
       for (int64_t i = 0; i < k; ++i) {  // the sparse gather, two chains (as fjlt_transform)
         T acc0 = 0, acc1 = 0;

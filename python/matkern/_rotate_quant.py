@@ -138,3 +138,14 @@ def lut_cpu_rows(X2, rotation, kp):
     out = np.empty((X2.shape[0], kp), np.float32)
     _dispatch.cpu().rotate_rows_padded(xf, signs, ht, bm, p, X2.dtype == np.float16, out)
     return out
+
+
+def rotate_cpu(X, rotation):
+    """``rotation.apply(X)`` for float32 NumPy X (..., n) in one kernel pass (sign flip and
+    transform, cpp/rotate_quant.cpp): a new C-contiguous array, bit-identical to the unfused
+    sign flip followed by fwht."""
+    signs, ht, bm, p = kernel_arrays(rotation, np.float32)
+    x2 = np.ascontiguousarray(X).reshape(-1, rotation.n)
+    out = np.empty(x2.shape, np.float32)
+    _dispatch.cpu().rotate_rows_padded(x2, signs, ht, bm, p, False, out)
+    return out.reshape(X.shape)

@@ -92,10 +92,15 @@ def _fwht(x, axis, normalize, out, backend, *, transpose, fn):
     inner = math.prod(x.shape[ax + 1 :])
     flat = out.reshape(-1)
     if m > 1 and be == "cpu" and inner == 1 and m <= _MIXED_KERNEL_MAX_M:
-        # One pass per row (cpp/hadamard_mixed.inc): H_m on each block, butterflies across.
+        # One pass per row (cpp/hadamard_mixed.inc): H_m on each block, butterflies across;
+        # with AVX-512, 16 rows at a time (cpp/hadamard_avx512.cpp). Read from x and written
+        # to out in that one pass when they share no memory.
+        ht = _hadamard_orders.padded_columns(m, x.dtype, transpose)
+        if out is not x and x.flags.c_contiguous and not np.may_share_memory(x, out):
+            _dispatch.cpu().fwht_mixed_copy(x.reshape(-1), flat, outer, m, p, ht, bool(normalize))
+            return out
         if out is not x:
             out[...] = x
-        ht = _hadamard_orders.padded_columns(m, x.dtype, transpose)
         _dispatch.cpu().fwht_mixed_inplace(flat, outer, m, p, ht, bool(normalize))
         return out
     if m > 1:

@@ -15,7 +15,7 @@ import numbers
 
 import numpy as np
 
-from . import _checks, _dispatch, _hadamard_orders
+from . import _checks, _dispatch, _hadamard_orders, _rotate_quant
 from ._interop import array_methods, arrays
 from .hadamard import _fwht
 from .reference import randproj as _rp
@@ -138,6 +138,11 @@ class HadamardRotation:
         NumPy or CuPy; returns a new array of X's shape, dtype and array type."""
         fn = "HadamardRotation.apply"
         self._check(X, fn)
+        if self.randomized and X.dtype == np.float32 and X.size:
+            be = _dispatch.pick(fn, X, backend=backend)
+            if _rotate_quant.fusable(self, be) and be == "cpu":
+                # sign flip fused into the transform's pass (the same values as below)
+                return _rotate_quant.rotate_cpu(X, self)
         Z = X * self._signs_like(X) if self.randomized else X.copy()
         return _fwht(Z, -1, True, Z, backend, transpose=False, fn=fn)
 
