@@ -53,7 +53,7 @@ def test_layout_holds_the_codes():
 
 
 # M: GEMV, one tile (6), several tiles, around the 96-row task chunk; K: not a multiple of
-# 4, across the 512-input K block; N: not a multiple of 16 or 64
+# 4, across the 256-input K block; N: not a multiple of 16 or 64
 @pytest.mark.parametrize(
     "m,k,n",
     [
@@ -67,6 +67,7 @@ def test_layout_holds_the_codes():
         (95, 129, 49),
         (97, 600, 81),
         (193, 61, 16),
+        (30, 1300, 150),
     ],
 )
 def test_int8_gemm_exact_at_edges(m, k, n):
