@@ -103,7 +103,8 @@ def time_interleaved(
     ``budget`` (seconds; ``--quick``): the timed calls one callable may take. A callable whose
     calls are long gets fewer rounds, max(1, budget // its time per call), at least
     ``min_rounds`` where they fit; one whose first (warm-up) call already took ``budget`` is
-    timed by that call alone. Blocks are rounded up to ``block`` seconds of calls, not down;
+    timed by one more call (never by the warm-up call, which pays first-touch page faults
+    and lazy set-up the later calls do not). Blocks are rounded up to ``block`` seconds of calls, not down;
     blocks of one call longer than ``settle`` skip the untimed call before them (the pause
     lets the previous library's threads stop; a cache warmed by one call matters little to a
     call that long). The pause lasts until the process's other threads are idle
@@ -116,10 +117,6 @@ def time_interleaved(
         fn()
         _sync(device)
         first = max(time.perf_counter() - t0, 1e-9)
-        if budget is not None and first >= budget:
-            times[key].append(first)  # the warm-up call is the measurement
-            rounds[key] = 0
-            continue
         if budget is not None and first >= 2 * block:
             per_call[key] = first  # one call a block either way: no second estimate
         else:
@@ -422,7 +419,7 @@ def write_markdown(path, results_dir=RESULTS_DIR):
         "> 1 means matkern is faster. Quick runs (`--quick`) cap each callable's timed "
         "calls at "
         f"{QUICK_BUDGET:g} s a case: a long call gets fewer rounds (noted beside the case when "
-        "under 3), and one whose warm-up call took that long is timed by that call alone. "
+        "under 3), and one whose warm-up call took that long is timed by one more call. "
         "Regenerate with `python -m bench --commit-results` (with `--only FAMILY`, one "
         "family).",
         "",
