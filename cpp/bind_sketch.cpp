@@ -66,6 +66,19 @@ void gram_csr(carr<const int64_t> indptr, carr<const int32_t> indices, carr<cons
 }
 
 template <typename T>
+void lsqr_pass(carr<const T> a, carr<const double> t, carr<const double> w, carr<const double> c,
+               carr<double> y, carr<double> z) {
+  if (a.ndim() != 2 || t.ndim() != 2 || w.ndim() != 2 || y.ndim() != 2 || z.ndim() != 2)
+    throw std::invalid_argument("dense_lsqr_pass: arrays must be 2-D");
+  const size_t m = a.shape(0), n = a.shape(1), r = t.shape(0);
+  if (t.shape(1) != n || w.shape(0) != m || w.shape(1) != r || y.shape(0) != m || y.shape(1) != r ||
+      z.shape(0) != r || z.shape(1) != n || c.ndim() != 1 || c.shape(0) != r)
+    throw std::invalid_argument("dense_lsqr_pass: inconsistent shapes");
+  dense_lsqr_pass<T>(a.data(), int64_t(m), int64_t(n), t.data(), int64_t(r), w.data(), c.data(),
+                     y.data(), z.data());
+}
+
+template <typename T>
 void def_typed(nb::module_& m) {
   m.def("srht_left", &srht<T>, kKernelCall, "a"_a, "key"_a, "rows"_a, "mpad"_a, "scale"_a, "out"_a);
   m.def("countsketch_left_dense", &cs_left_dense<T>, kKernelCall, "a"_a, "key"_a, "out"_a);
@@ -75,6 +88,7 @@ void def_typed(nb::module_& m) {
   m.def("countsketch_right_csr", &cs_right_csr<T>, kKernelCall, "indptr"_a, "indices"_a, "data"_a,
         "n"_a, "key"_a, "out"_a);
   m.def("csr_gram", &gram_csr<T>, kKernelCall, "indptr"_a, "indices"_a, "data"_a, "out"_a);
+  m.def("dense_lsqr_pass", &lsqr_pass<T>, kKernelCall, "a"_a, "t"_a, "w"_a, "c"_a, "y"_a, "z"_a);
 }
 
 }  // namespace

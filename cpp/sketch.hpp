@@ -51,4 +51,23 @@ template <typename T>
 void csr_gram(const int64_t* indptr, const int32_t* indices, const T* data, int64_t m, int64_t n,
               double* out);
 
+// One LSQR step's two products with a dense A in one pass over A (the solver is bound by
+// reading A): y[:, k] = A t[k] + c[k] w[:, k] and z[k] = A^T y[:, k], where a is (m x n)
+// C-contiguous, t (r x n) holds r right-hand sides as rows, c has r entries, w and y are
+// (m x r), z is (r x n); all but a are float64 and sums run in float64. Each row of A is read once
+// from memory and used twice from L1. Rows are summed in fixed pieces whose count depends on m
+// only, added in piece order: the result does not depend on the team size.
+template <typename T>
+void dense_lsqr_pass(const T* a, int64_t m, int64_t n, const double* t, int64_t r, const double* w,
+                     const double* c, double* y, double* z);
+
+#ifdef MATKERN_BUILD_AVX2
+namespace avx2 {  // rows [i0, i1) of the pass into zp (r x n, zeroed here): sketch_lsqr_avx2.cpp
+void lsqr_piece(const float* a, int64_t i0, int64_t i1, int64_t n, const double* t, int64_t r,
+                const double* w, const double* c, double* y, double* zp);
+void lsqr_piece(const double* a, int64_t i0, int64_t i1, int64_t n, const double* t, int64_t r,
+                const double* w, const double* c, double* y, double* zp);
+}  // namespace avx2
+#endif
+
 }  // namespace matkern

@@ -326,6 +326,93 @@ def test_csr_gram_kernel(dtype):
         assert all(np.array_equal(outs[0], G) for G in outs[1:])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1, 1), (3, 7), (513, 13), (5003, 40)])
+@pytest.mark.parametrize("r", [1, 3])
+def test_dense_lsqr_pass_kernel(dtype, shape, r):
+    """dense_lsqr_pass (y = A t + c w, z = A^T y in one pass over A, float64 sums) against
+    NumPy in float64: rows not a multiple of the 4-row block or the pieces, n below and
+    above the 8 dot-product lanes, several right-hand sides with their own c; the same bits
+    at every thread count (pieces set by m, added in order). Tolerance: float64 dots of
+    length <= 5003 with |terms| ~ 1, 1e-12 relative to the sums of |terms|."""
+    from matkern import _dispatch
+
+    cpu = _dispatch.cpu()
+    m, n = shape
+    rng = np.random.default_rng(m + n + r)
+    A = rng.standard_normal((m, n)).astype(dtype)
+    T = rng.standard_normal((r, n))
+    W = rng.standard_normal((m, r))
+    c = rng.standard_normal(r)
+    A64 = A.astype(np.float64)
+    y_ref = A64 @ T.T + c * W
+    z_ref = (A64.T @ y_ref).T
+    y_scale = np.abs(A64) @ np.abs(T.T) + np.abs(c * W)
+    z_scale = (np.abs(A64).T @ y_scale).T
+    outs = []
+    for t in (1, 2, 3):
+        Y, Z = np.empty((m, r)), np.empty((r, n))
+        with matkern.threads(t):
+            cpu.dense_lsqr_pass(A, T, W, c, Y, Z)
+        outs.append((Y, Z))
+    Y, Z = outs[0]
+    assert np.all(np.abs(Y - y_ref) <= 1e-12 * y_scale)
+    assert np.all(np.abs(Z - z_ref) <= 1e-12 * z_scale)
+    assert all(np.array_equal(Y, Yt) and np.array_equal(Z, Zt) for Yt, Zt in outs[1:])
+    with pytest.raises(ValueError, match="inconsistent shapes"):
+        cpu.dense_lsqr_pass(A, T, W[: m - 1] if m > 1 else W[:0], c, Y, Z)
+
+
+def test_dense_lsqr_pass_portable_and_simd_agree():
+    """The portable rows and the AVX2/FMA rows of dense_lsqr_pass (fresh interpreters, one
+    with MATKERN_SIMD=portable) both match NumPy's float64 products to 1e-12 relative to the
+    sums of |terms| (not bit for bit: FMA rounds once where the portable loop rounds twice)."""
+    from conftest import simd_runs
+
+    code = """
+import sys, numpy as np, matkern
+from matkern import _dispatch
+rng = np.random.default_rng(5)
+A = rng.standard_normal((1031, 45)).astype(np.float32)
+T, W, c = rng.standard_normal((2, 45)), rng.standard_normal((1031, 2)), rng.standard_normal(2)
+Y, Z = np.empty((1031, 2)), np.empty((2, 45))
+_dispatch.cpu().dense_lsqr_pass(A, T, W, c, Y, Z)
+np.save(sys.argv[1], np.concatenate([Y.ravel(), Z.ravel()]))
+print(matkern.backends()["simd"])
+"""
+    rng = np.random.default_rng(5)
+    A = rng.standard_normal((1031, 45)).astype(np.float32).astype(np.float64)
+    T, W, c = rng.standard_normal((2, 45)), rng.standard_normal((1031, 2)), rng.standard_normal(2)
+    y = A @ T.T + c * W
+    ref = np.concatenate([y.ravel(), (A.T @ y).T.ravel()])
+    ys = np.abs(A) @ np.abs(T.T) + np.abs(c * W)
+    scale = np.concatenate([ys.ravel(), (np.abs(A).T @ ys).T.ravel()])
+    for out in simd_runs(code):
+        assert np.all(np.abs(out - ref) <= 1e-12 * scale)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lstsq_dense_fused_pass_matches_unfused(dtype):
+    """Dense A on the CPU runs LSQR with the fused pass; the reference backend with NumPy's
+    two products. Same problem, several right-hand sides: both reach LAPACK's residual
+    (float64 1e-10 relative, float32 1e-4: its default tol) and take the same steps to
+    within one."""
+    A, b = _problem("well")
+    A = A.astype(dtype)
+    B = np.stack([b, 2 * b + 1, -b], axis=1).astype(dtype)
+    xs = {}
+    for be in ("cpu", "reference"):
+        xs[be] = matkern.lstsq(A, B, random_state=0, backend=be)
+    A64, B64 = A.astype(np.float64), B.astype(np.float64)
+    r0 = np.linalg.norm(A64 @ np.linalg.lstsq(A64, B64, rcond=None)[0] - B64, axis=0)
+    rtol = 1e-10 if dtype == np.float64 else 1e-4
+    for be, (x, info) in xs.items():
+        r = np.linalg.norm(A64 @ x.astype(np.float64) - B64, axis=0)
+        assert np.all(np.abs(r - r0) <= rtol * r0), (be, r, r0)
+        assert info.converged and x.dtype == dtype
+    assert abs(xs["cpu"][1].iterations - xs["reference"][1].iterations) <= 1
+
+
 def test_lstsq_sparse_exact_gram_route():
     """Sparse A of short rows: R from A^T A (info.preconditioner "gram"), one or two LSQR
     steps, residual agreement 1e-10 with LAPACK, for scipy input, a SparseMatrix with

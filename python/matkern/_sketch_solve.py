@@ -274,7 +274,8 @@ def lstsq(
     ``R = U s V^T``; a well-conditioned sketch, cond(R) <= 1e5, gets R from the Cholesky
     factor of ``SA^T SA`` instead: one SYRK, a quarter of the QR's time), keep the singular values above ``rcond * s_max``, precondition with
     ``N = V s^-1`` and run LSQR on ``A N`` from the sketch-and-solve answer until
-    ``||(AN)^T r|| <= tol ||AN|| ||r||`` or ``||r|| <= tol ||b||``. The preconditioned matrix
+    ``||(AN)^T r|| <= tol ||AN|| ||r||`` or ``||r|| <= tol ||b||`` (dense A on the CPU: both
+    products of a step from one pass over A, matkern's threads). The preconditioned matrix
     has condition number ~ (1 + sqrt(n/k)) / (1 - sqrt(n/k)), so LSQR needs a few tens of steps
     whatever cond(A) is, and the answer is as accurate as a direct solve's (residual norms
     agree to ~tol^2). Rank-deficient A (singular values below the cut) gives a warning and the
@@ -464,13 +465,18 @@ def lstsq(
         with _threads.single_blas_thread():
             return NT(t.astype(np.float64, copy=False))
 
-    R0 = (B - M.matmul(x0.astype(M.dtype))).astype(np.float64)
     bnorm = _norms(B.astype(np.float64), xp)
-    if M.sparse and not M.on_gpu:  # products on matkern's SpMM threads: BLAS has only small steps
+    fused = _fused_pass(M, be)
+    if fused is not None:  # dense A on the host: one pass over A a step, matkern's threads
         with _threads.single_blas_thread():
-            Y, iters, converged = _lsqr(matvec, rmatvec, R0, bnorm, tol, maxiter, xp)
+            Y, iters, converged = _lsqr_fused(fused, N, NT, x0, B, bnorm, tol, maxiter)
     else:
-        Y, iters, converged = _lsqr(matvec, rmatvec, R0, bnorm, tol, maxiter, xp)
+        R0 = (B - M.matmul(x0.astype(M.dtype))).astype(np.float64)
+        if M.sparse and not M.on_gpu:  # products on SpMM threads: BLAS has only small steps
+            with _threads.single_blas_thread():
+                Y, iters, converged = _lsqr(matvec, rmatvec, R0, bnorm, tol, maxiter, xp)
+        else:
+            Y, iters, converged = _lsqr(matvec, rmatvec, R0, bnorm, tol, maxiter, xp)
     with _threads.single_blas_thread():
         x = (x0 + N(Y)).astype(M.dtype)
     res = _norms(B - M.matmul(x), xp)
@@ -625,14 +631,58 @@ def _direct(M, B, vector, tol, fn):
     )
 
 
-def _lsqr(matvec, rmatvec, B, bnorm, tol, maxiter, xp):
+def _fused_pass(M, be):
+    """The CPU kernel ``(T, W, c) -> (A T + c W, A^T (A T + c W))`` (float64 blocks, T (n, r),
+    W (m, r), c (r,)) that reads a dense host A once for both products of an LSQR step, or
+    None (sparse A: the products are SpMM calls; GPU A: cuBLAS's two GEMVs)."""
+    if M.sparse or M.on_gpu or be != "cpu":
+        return None
+    A = M.dense
+    m, n = A.shape
+    kernel = _dispatch.cpu().dense_lsqr_pass
+
+    def run(T, W, c):
+        r = T.shape[1]
+        Y, Z = np.empty((m, r)), np.empty((r, n))
+        kernel(
+            A,
+            np.ascontiguousarray(T.T, dtype=np.float64),
+            np.ascontiguousarray(W, dtype=np.float64),
+            np.ascontiguousarray(c, dtype=np.float64).reshape(r),
+            Y,
+            Z,
+        )
+        return Y, Z.T
+
+    return run
+
+
+def _lsqr_fused(fused, N, NT, x0, B, bnorm, tol, maxiter):
+    """_lsqr on Abar = A N with both products of a step from one pass over A: the pass
+    returns y = Abar v - alpha u and A^T y together, and u = y / beta, Abar^T u = N^T A^T y /
+    beta (the same LSQR, with the division by beta after the product instead of before)."""
+    Y0, Z0 = fused(x0, B, -np.ones(B.shape[1]))  # A x0 - B = -R0 and -A^T R0
+
+    def step(v, u, alpha):
+        y, z = fused(N(v), u, -alpha)
+        return y, NT(z)
+
+    return _lsqr(None, None, -Y0, bnorm, tol, maxiter, np, step=step, first=-NT(Z0))
+
+
+def _lsqr(matvec, rmatvec, B, bnorm, tol, maxiter, xp, step=None, first=None):
     """LSQR (Paige-Saunders) for each column of B at once: min ||Abar y - B[:, j]||. Stops a
     column when ||r|| <= tol ||b_j|| or ||Abar^T r|| <= tol ||Abar|| ||r|| (Abar's norm
-    estimated as LSQR does); returns (Y, steps, all converged)."""
+    estimated as LSQR does); returns (Y, steps, all converged). ``step(v, u, alpha)``, when
+    given, returns ``(y, Abar^T y)`` for ``y = Abar v - alpha u`` in place of matvec and
+    rmatvec, and ``first`` is then ``Abar^T B``."""
     r = B.shape[1]
     beta = _norms(B, xp)
     u = B / xp.where(beta > 0, beta, 1.0)
-    v = rmatvec(u).astype(np.float64)
+    if first is None:
+        v = rmatvec(u).astype(np.float64)
+    else:
+        v = first / xp.where(beta > 0, beta, 1.0)
     alpha = _norms(v, xp)
     v = v / xp.where(alpha > 0, alpha, 1.0)
     w = v.copy()
@@ -643,11 +693,18 @@ def _lsqr(matvec, rmatvec, B, bnorm, tol, maxiter, xp):
     steps = 0
     while bool(active.any()) and steps < maxiter:
         steps += 1
-        u = matvec(v).astype(np.float64) - alpha * u
-        beta = _norms(u, xp)
-        u = u / xp.where(beta > 0, beta, 1.0)
+        if step is None:
+            u = matvec(v).astype(np.float64) - alpha * u
+            beta = _norms(u, xp)
+            u = u / xp.where(beta > 0, beta, 1.0)
+            atu = rmatvec(u).astype(np.float64)
+        else:
+            u, aty = step(v, u, alpha)
+            beta = _norms(u, xp)
+            bs = xp.where(beta > 0, beta, 1.0)
+            u, atu = u / bs, aty / bs
         anorm = xp.sqrt(anorm**2 + alpha**2 + beta**2)
-        v = rmatvec(u).astype(np.float64) - beta * v
+        v = atu - beta * v
         alpha = _norms(v, xp)
         v = v / xp.where(alpha > 0, alpha, 1.0)
         rho = xp.sqrt(rhobar**2 + beta**2)
