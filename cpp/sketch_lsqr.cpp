@@ -14,7 +14,6 @@ namespace matkern {
 namespace {
 
 constexpr int kLanes = 8;  // independent partial sums per dot product (vectorizable)
-constexpr int kRows = 4;   // rows whose updates of z share one load and store of z
 
 // Dots of rows a[0..R) (length n) with t, each summed in kLanes lanes then lane by lane:
 // a fixed order, the same on every machine.
@@ -33,39 +32,17 @@ inline void dots(const T* const* rows, const double* t, int64_t n, double* out) 
   }
 }
 
-template <typename T>
-void piece_portable(const T* a, int64_t i0, int64_t i1, int64_t n, const double* t, int64_t r,
-                    const double* w, const double* c, double* y, double* zp) {
-  std::fill(zp, zp + r * n, 0.0);
-  int64_t i = i0;
-  for (; i + kRows <= i1; i += kRows) {
-    const T* rows[kRows];
-    for (int q = 0; q < kRows; ++q) rows[q] = a + (i + q) * n;
-    for (int64_t k = 0; k < r; ++k) {
-      double d[kRows];
-      dots<kRows>(rows, t + k * n, n, d);
-      for (int q = 0; q < kRows; ++q) {
-        d[q] += c[k] * w[(i + q) * r + k];
-        y[(i + q) * r + k] = d[q];
-      }
-      double* zk = zp + k * n;
-      for (int64_t j = 0; j < n; ++j)
-        zk[j] += (d[0] * double(rows[0][j]) + d[1] * double(rows[1][j])) +
-                 (d[2] * double(rows[2][j]) + d[3] * double(rows[3][j]));
-    }
-  }
-  for (; i < i1; ++i) {
-    const T* row = a + i * n;
-    for (int64_t k = 0; k < r; ++k) {
-      double d;
-      dots<1>(&row, t + k * n, n, &d);
-      d += c[k] * w[i * r + k];
-      y[i * r + k] = d;
-      double* zk = zp + k * n;
-      for (int64_t j = 0; j < n; ++j) zk[j] += d * double(row[j]);
-    }
+// z += sum_q d[q] rows[q], added in q order (as the AVX2 copy's FMA chain).
+template <int R, typename T>
+inline void axpys(const T* const* rows, const double* d, int64_t n, double* z) {
+  for (int64_t j = 0; j < n; ++j) {
+    double s = z[j];
+    for (int q = 0; q < R; ++q) s += d[q] * double(rows[q][j]);
+    z[j] = s;
   }
 }
+
+#include "sketch_lsqr_rows.inl"
 
 }  // namespace
 
@@ -86,7 +63,7 @@ void dense_lsqr_pass(const T* a, int64_t m, int64_t n, const double* t, int64_t 
 #ifdef MATKERN_BUILD_AVX2
     if (wide) return avx2::lsqr_piece(a, i0, i1, n, t, r, w, c, y, zp);
 #endif
-    piece_portable(a, i0, i1, n, t, r, w, c, y, zp);
+    lsqr_rows(a, i0, i1, n, t, r, w, c, y, zp);
   });
   std::memcpy(z, partial.data(), sizeof(double) * size_t(r * n));
   for (int64_t p = 1; p < pieces; ++p) {

@@ -56,46 +56,17 @@ inline void axpys(const T* const* rows, const double* d, int64_t n, double* z) {
     for (int q = 0; q < R; ++q) z[j] += d[q] * double(rows[q][j]);
 }
 
-template <typename T>
-void piece(const T* a, int64_t i0, int64_t i1, int64_t n, const double* t, int64_t r,
-           const double* w, const double* c, double* y, double* zp) {
-  for (int64_t j = 0; j < r * n; ++j) zp[j] = 0.0;
-  constexpr int R = 4;
-  int64_t i = i0;
-  for (; i + R <= i1; i += R) {
-    const T* rows[R];
-    for (int q = 0; q < R; ++q) rows[q] = a + (i + q) * n;
-    for (int64_t k = 0; k < r; ++k) {
-      double d[R];
-      dots<R>(rows, t + k * n, n, d);
-      for (int q = 0; q < R; ++q) {
-        d[q] += c[k] * w[(i + q) * r + k];
-        y[(i + q) * r + k] = d[q];
-      }
-      axpys<R>(rows, d, n, zp + k * n);
-    }
-  }
-  for (; i < i1; ++i) {
-    const T* row = a + i * n;
-    for (int64_t k = 0; k < r; ++k) {
-      double d;
-      dots<1>(&row, t + k * n, n, &d);
-      d += c[k] * w[i * r + k];
-      y[i * r + k] = d;
-      axpys<1>(&row, &d, n, zp + k * n);
-    }
-  }
-}
+#include "sketch_lsqr_rows.inl"
 
 }  // namespace
 
 void lsqr_piece(const float* a, int64_t i0, int64_t i1, int64_t n, const double* t, int64_t r,
                 const double* w, const double* c, double* y, double* zp) {
-  piece(a, i0, i1, n, t, r, w, c, y, zp);
+  lsqr_rows(a, i0, i1, n, t, r, w, c, y, zp);
 }
 void lsqr_piece(const double* a, int64_t i0, int64_t i1, int64_t n, const double* t, int64_t r,
                 const double* w, const double* c, double* y, double* zp) {
-  piece(a, i0, i1, n, t, r, w, c, y, zp);
+  lsqr_rows(a, i0, i1, n, t, r, w, c, y, zp);
 }
 
 }  // namespace matkern::avx2
