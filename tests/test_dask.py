@@ -121,6 +121,28 @@ def test_balanced_row_blocks():
     assert _balanced_row_chunks(np.array([0, 5, 5]), 8, "t") == (1, 1)
 
 
+def _owns_its_rows(block, *args):
+    return np.full(block.shape[:-1] + (2,), float(block.flags.owndata), block.dtype)
+
+
+def test_map_rows_passes_each_chunk_uncopied():
+    """The row-chunk tasks (projections, int8/lut) receive the chunk itself: a blockwise
+    contraction with concatenate=True passed numpy.concatenate([chunk]), a copy of every
+    chunk. Chunks of a dask array made from a NumPy array are views of it (owndata False); a
+    column-chunked X is rechunked to whole rows first, then those rows are passed as they
+    are; the output has n_out columns per row chunk."""
+    from matkern.dask import _tasks
+
+    X = np.ones((40, 6), np.float32)
+    for chunks in ((10, 6), (10, 3)):
+        Y = _tasks.map_rows(_owns_its_rows, da.from_array(X, chunks=chunks), 7, n_out=2)
+        assert Y.chunks == ((10,) * 4, (2,))
+        out = Y.compute(scheduler="sync")
+        assert out.shape == (40, 2) and out.dtype == np.float32
+        if chunks[1] == 6:
+            assert not out.any()
+
+
 # ---------------------------------------------------------------- projections
 @pytest.mark.parametrize("chunks", [(300, 3000), (137, 3000)])
 def test_srp_row_chunks_bit_identical(client, chunks):

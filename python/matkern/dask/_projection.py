@@ -56,6 +56,7 @@ def _check_fitted_input(est, X, fn):
 
 
 @_tasks.in_worker
+@_tasks.in_worker
 def _transform_rows(block, est):
     """One row chunk through the single-process estimator (CPU or GPU by the chunk's type)."""
     return est.transform(block)
@@ -128,10 +129,7 @@ class SparseRandomProjection(randproj.SparseRandomProjection):
         )
         out_meta = _dense_meta(X, 2, X.dtype)
         if len(X.chunks[1]) == 1:
-            return da.blockwise(
-                _transform_rows, "ik", X, "ij", est, None,
-                new_axes={"k": k}, concatenate=True, dtype=X.dtype, meta=out_meta,
-            )  # fmt: skip
+            return _tasks.map_rows(_transform_rows, X, est, n_out=k, out_meta=out_meta)
         starts = np.cumsum((0,) + X.chunks[1][:-1])
         offsets = da.from_array(starts, chunks=1)
         parts = da.blockwise(
@@ -184,11 +182,7 @@ class FJLT(hadamard.FJLT):
         P = self.projection_
         token = (self.signs_, P.data, P.indices, P.indptr, self.scale_, self.backend)
         est = _tasks.shared(self, "fjlt", token=token)
-        return da.blockwise(
-            _transform_rows, "ik", X, "ij", est, None,
-            new_axes={"k": self.n_components_}, concatenate=True, dtype=X.dtype,
-            meta=_tasks.meta(X._meta, 2, X.dtype),
-        )  # fmt: skip
+        return _tasks.map_rows(_transform_rows, X, est, n_out=self.n_components_)
 
     def fit_transform(self, X, y=None):
         """fit(X) then transform(X)."""

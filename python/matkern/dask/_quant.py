@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 
-import dask.array as da
 import numpy as np
 
 from .. import _checks, int8, lut
@@ -37,13 +36,7 @@ def _lut_rows(block, weight, compute):
 
 def _map_rows(fn, X, weight, n_out, *args):
     """fn(chunk, weight, *args) over the row chunks of X (..., K) -> (..., n_out)."""
-    X = _tasks.one_chunk_along(X, X.ndim - 1)
-    idx = "abcdefgh"[: X.ndim - 1]
-    return da.blockwise(
-        fn, idx + "z", X, idx + "y", weight, None, *sum(((a, None) for a in args), ()),
-        new_axes={"z": n_out}, concatenate=True, dtype=X.dtype,
-        meta=_tasks.meta(X._meta, X.ndim, X.dtype),
-    )  # fmt: skip
+    return _tasks.map_rows(fn, X, weight, *args, n_out=n_out)
 
 
 def int8_matmul(X, W, *, bias=None, threshold=6.0):

@@ -173,3 +173,23 @@ def one_chunk_along(x, axis):
     if len(x.chunks[axis]) == 1:
         return x
     return x.rechunk({axis: -1})
+
+
+def map_rows(fn, X, *args, n_out, dtype=None, out_meta=None):
+    """``fn(chunk, *args)`` for each row chunk of X (..., K) -> a dask array (..., n_out)
+    chunked like X along the leading axes; X is first given one chunk along its last axis.
+    ``args`` are passed whole to every task (Delayed objects from :func:`shared` included).
+
+    No axis is contracted, so each task receives the chunk itself: a blockwise contraction
+    with ``concatenate=True`` passes ``numpy.concatenate([chunk])``, a copy of every chunk
+    (a 25000 x 4096 float32 chunk: 400 MB and ~0.1 s a task)."""
+    import dask.array as da
+
+    X = one_chunk_along(X, X.ndim - 1)
+    dtype = X.dtype if dtype is None else np.dtype(dtype)
+    idx = "abcdefgh"[: X.ndim]
+    return da.blockwise(
+        fn, idx, X, idx, *sum(((a, None) for a in args), ()),
+        adjust_chunks={idx[-1]: n_out}, dtype=dtype,
+        meta=meta(X._meta, X.ndim, dtype) if out_meta is None else out_meta,
+    )  # fmt: skip
