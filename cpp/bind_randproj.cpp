@@ -53,6 +53,27 @@ void sparse(carr<const int64_t> indptr, carr<const int32_t> indices, carr<const 
                 data_or_null(colscale), seed_key, table.data(), k, scale, out.data());
 }
 
+// rp_sparse with R's rows given (ptr d + 1, comp in [0, k), val): every index is checked,
+// since the kernel writes out[i][comp] and reads ptr[indices].
+template <typename T>
+void sparse_given(carr<const int64_t> indptr, carr<const int32_t> indices, carr<const T> data,
+                  std::optional<carr<const T>> rowscale, std::optional<carr<const T>> colscale,
+                  carr<const int64_t> ptr, carr<const int32_t> comp, carr<const float> val,
+                  double scale, carr<T> out) {
+  const int64_t n = out.shape(0), k = out.shape(1);
+  const char* error = "rp_sparse_given: inconsistent sizes";
+  const Csr x = check_csr(indptr, indices, data, error);
+  const Csr r = check_csr(ptr, comp, val, error);
+  if (out.ndim() != 2 || x.rows != n || (rowscale && int64_t(rowscale->size()) != n) ||
+      (colscale && int64_t(colscale->size()) != r.rows))
+    throw std::invalid_argument(error);
+  x.check_structure("rp_sparse_given (X)", r.rows);
+  r.check_structure("rp_sparse_given (R)", k);
+  rp::sparse_given<T>(x.indptr, x.indices, data.data(), n, data_or_null(rowscale),
+                      data_or_null(colscale), r.indptr, r.indices, val.data(), k, scale,
+                      out.data());
+}
+
 // malloc'd memory handed to NumPy: the array frees it when it goes.
 template <typename T>
 nb::ndarray<nb::numpy, T, nb::ndim<1>> owned_array(T* p, int64_t size) {
@@ -103,6 +124,8 @@ void def_typed(nb::module_& m) {
   m.def("rp_dense", &dense<T>, kKernelCall, "x"_a, "seed_key"_a, "table"_a, "scale"_a, "out"_a);
   m.def("rp_sparse", &sparse<T>, kKernelCall, "indptr"_a, "indices"_a, "data"_a, "d"_a,
         "rowscale"_a.none(), "colscale"_a.none(), "seed_key"_a, "table"_a, "scale"_a, "out"_a);
+  m.def("rp_sparse_given", &sparse_given<T>, kKernelCall, "indptr"_a, "indices"_a, "data"_a,
+        "rowscale"_a.none(), "colscale"_a.none(), "ptr"_a, "comp"_a, "val"_a, "scale"_a, "out"_a);
   m.def("rp_accumulate", &accumulate<T>, kKernelCall, "u"_a, "weight"_a, "l2"_a, "emb"_a);
   m.def("rp_sparse_csr", &sparse_csr<T>, "indptr"_a, "indices"_a, "data"_a, "d"_a, "k"_a,
         "seed_key"_a, "table"_a, "scale"_a);

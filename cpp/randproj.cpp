@@ -55,6 +55,12 @@ int64_t sparse_csr(const int64_t* ip, const int32_t* ix, const T* v, int64_t n, 
   return MATKERN_RP_CALL(rp_sparse_csr<T>, ip, ix, v, n, d, s, t, k, scale, oip, oix, ov);
 }
 template <typename T>
+void sparse_given(const int64_t* ip, const int32_t* ix, const T* v, int64_t n, const T* rs,
+                  const T* cs, const int64_t* ptr, const int32_t* comp, const float* val, int64_t k,
+                  double scale, T* out) {
+  MATKERN_RP_CALL(rp_sparse_given<T>, ip, ix, v, n, rs, cs, ptr, comp, val, k, scale, out);
+}
+template <typename T>
 void accumulate(const T* u, int64_t n, int64_t k, double w, bool l2, T* emb) {
   MATKERN_RP_CALL(accumulate_rows<T>, u, n, k, w, l2, emb);
 }
@@ -76,6 +82,12 @@ template int64_t sparse_csr<float>(const int64_t*, const int32_t*, const float*,
 template int64_t sparse_csr<double>(const int64_t*, const int32_t*, const double*, int64_t, int64_t,
                                     uint64_t, const uint64_t*, int64_t, double, int64_t*, int32_t**,
                                     double**);
+template void sparse_given<float>(const int64_t*, const int32_t*, const float*, int64_t,
+                                  const float*, const float*, const int64_t*, const int32_t*,
+                                  const float*, int64_t, double, float*);
+template void sparse_given<double>(const int64_t*, const int32_t*, const double*, int64_t,
+                                   const double*, const double*, const int64_t*, const int32_t*,
+                                   const float*, int64_t, double, double*);
 template void accumulate<float>(const float*, int64_t, int64_t, double, bool, float*);
 template void accumulate<double>(const double*, int64_t, int64_t, double, bool, double*);
 }  // namespace rp

@@ -23,6 +23,10 @@ namespace matkern {
                         int64_t d, uint64_t seed_key, const uint64_t* table, int64_t k,          \
                         double scale, int64_t* out_indptr, int32_t** out_indices, T** out_data); \
   template <typename T>                                                                          \
+  void rp_sparse_given(const int64_t* indptr, const int32_t* indices, const T* data, int64_t n,  \
+                       const T* rowscale, const T* colscale, const int64_t* ptr,                 \
+                       const int32_t* comp, const float* val, int64_t k, double scale, T* out);  \
+  template <typename T>                                                                          \
   void accumulate_rows(const T* u, int64_t n, int64_t k, double weight, bool l2, T* emb);
 
 namespace rp_portable {
@@ -52,6 +56,11 @@ template <typename T>
 int64_t sparse_csr(const int64_t* indptr, const int32_t* indices, const T* data, int64_t n,
                    int64_t d, uint64_t seed_key, const uint64_t* table, int64_t k, double scale,
                    int64_t* out_indptr, int32_t** out_indices, T** out_data);
+// sparse() with R's rows (ptr, comp, val; as rp_fill generates them, val +-1) given.
+template <typename T>
+void sparse_given(const int64_t* indptr, const int32_t* indices, const T* data, int64_t n,
+                  const T* rowscale, const T* colscale, const int64_t* ptr, const int32_t* comp,
+                  const float* val, int64_t k, double scale, T* out);
 template <typename T>
 void accumulate(const T* u, int64_t n, int64_t k, double weight, bool l2, T* emb);
 }  // namespace rp

@@ -209,6 +209,20 @@ static inline void rp_sparse_row(const int64_t* indptr, const int32_t* indices, 
   for (int64_t c = 0; c < k; ++c) o[c] *= s;
 }
 
+// rp_sparse with R's feature rows [0, d) given (ptr d + 1, comp, val: as rp_chunk_make
+// writes them) instead of generated: the Dask layer makes R once per graph and every row
+// block of the adjacency uses it. The rows are rp_sparse_row's, so the bits are rp_sparse's.
+template <typename T>
+void rp_sparse_given(const int64_t* indptr, const int32_t* indices, const T* data, int64_t n,
+                     const T* rowscale, const T* colscale, const int64_t* ptr, const int32_t* comp,
+                     const float* val, int64_t k, double scale, T* out) {
+  rp_for(n, 64, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i)
+      rp_sparse_row(indptr, indices, data, i, rowscale, colscale, ptr, comp, val, k, scale,
+                    out + i * k);
+  });
+}
+
 // out (n x k) = scale * diag(rowscale) X diag(colscale) R for X in CSR (sorted indices);
 // rowscale/colscale may be null (ones). Threads over rows; features in chunks, each row keeping
 // a cursor into its sorted column indices.
@@ -404,5 +418,11 @@ template int64_t rp_sparse_csr<float>(const int64_t*, const int32_t*, const floa
 template int64_t rp_sparse_csr<double>(const int64_t*, const int32_t*, const double*, int64_t,
                                        int64_t, uint64_t, const uint64_t*, int64_t, double,
                                        int64_t*, int32_t**, double**);
+template void rp_sparse_given<float>(const int64_t*, const int32_t*, const float*, int64_t,
+                                     const float*, const float*, const int64_t*, const int32_t*,
+                                     const float*, int64_t, double, float*);
+template void rp_sparse_given<double>(const int64_t*, const int32_t*, const double*, int64_t,
+                                      const double*, const double*, const int64_t*, const int32_t*,
+                                      const float*, int64_t, double, double*);
 template void accumulate_rows<float>(const float*, int64_t, int64_t, double, bool, float*);
 template void accumulate_rows<double>(const double*, int64_t, int64_t, double, bool, double*);

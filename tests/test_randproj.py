@@ -641,3 +641,32 @@ def test_bad_input_fastrp():
             matkern.fastrp(A, progress=bad_progress)
     with pytest.raises(ValueError, match="backend='cuda' needs CuPy"):
         matkern.fastrp(A, backend="cuda")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rp_sparse_given_matches_rp_sparse(dtype):
+    """rp_sparse_given (R's rows made once, as the Dask FastRP shares them) gives rp_sparse's
+    bits, with and without row and column scales; a component or feature index out of range
+    is a ValueError, never a write outside the output."""
+    from matkern import _dispatch, _randproj_ops
+
+    cpu = _dispatch.cpu()
+    n, d, k = 300, 5000, 64
+    X = sp.random(n, d, density=0.01, format="csr", random_state=4, dtype=dtype)
+    ip, ix = X.indptr.astype(np.int64), X.indices.astype(np.int32)
+    key, table = ref.rp_seed_key(11), ref.rp_table(1 / np.sqrt(d), k)
+    ptr, comps, negs = _randproj_ops.generate("cpu", key, table, k, 0, d, np)
+    vals = np.where(negs == 1, np.float32(-1), np.float32(1))
+    rng = np.random.default_rng(0)
+    rs, cs = rng.random(n).astype(dtype), rng.random(d).astype(dtype)
+    for rowscale, colscale in ((None, None), (rs, cs)):
+        want, got = np.empty((n, k), dtype), np.empty((n, k), dtype)
+        cpu.rp_sparse(ip, ix, X.data, d, rowscale, colscale, key, table, 0.5, want)
+        cpu.rp_sparse_given(ip, ix, X.data, rowscale, colscale, ptr, comps, vals, 0.5, got)
+        assert np.array_equal(got, want)
+    bad = comps.copy()
+    bad[len(bad) // 2] = k
+    with pytest.raises(ValueError, match="index out of range"):
+        cpu.rp_sparse_given(ip, ix, X.data, None, None, ptr, bad, vals, 0.5, got)
+    with pytest.raises(ValueError, match="index out of range"):  # X's features beyond R's rows
+        cpu.rp_sparse_given(ip, ix, X.data, None, None, ptr[:100], comps, vals, 0.5, got)
