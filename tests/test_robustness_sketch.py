@@ -189,3 +189,59 @@ def test_sketch_property(kind, m, c, k, dtype, scale, sparse, seed):
     out = S.apply(Ain)
     assert out.dtype == dtype
     np.testing.assert_allclose(out.astype(np.float64), exact, rtol=0, atol=tol)
+
+
+@needs_cpu
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    m=st.integers(1, 300),
+    c=st.integers(120, 700),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    threads=st.sampled_from([1, 2]),
+    seed=st.integers(0, 2**63 - 1),
+)
+def test_srht_wide_blocks_property(m, c, dtype, threads, seed):
+    """Wide A (the blocks of four cache lines of columns, chosen by width and team size):
+    the SRHT matches its dense definition, and its bits do not depend on the thread count."""
+    mpad = 1 << max(0, (m - 1).bit_length())
+    k = min(mpad, 17)
+    A = np.random.default_rng(seed % 1000).standard_normal((m, c)).astype(dtype)
+    S = matkern.SRHT(m, k, random_state=seed)
+    D = S.toarray()
+    eps = np.finfo(dtype).eps
+    tol = (np.log2(mpad) + 8) * eps * (np.abs(D) @ np.abs(A.astype(np.float64))).max()
+    with matkern.threads(threads):
+        out = S.apply(A)
+    np.testing.assert_allclose(out.astype(np.float64), D @ A.astype(np.float64), rtol=0, atol=tol)
+    with matkern.threads(3 - threads):
+        assert np.array_equal(S.apply(A), out)
+
+
+@needs_cpu
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    m=st.integers(1, 2000),
+    n=st.integers(1, 40),
+    r=st.integers(1, 3),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    scale=st.sampled_from([1e-150, 1.0, 1e150]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_dense_lsqr_pass_property(m, n, r, dtype, scale, seed):
+    """The fused LSQR pass (y = A t + c w, z = A^T y) against NumPy's float64 products over
+    shapes around its 4-row blocks, 8 lanes and pieces, and magnitudes near float64's range
+    (float32 A stays in range): 1e-12 relative to the sums of |terms|."""
+    from matkern import _dispatch
+
+    if dtype == np.float32:
+        scale = min(scale, 1e30)
+    rng = np.random.default_rng(seed)
+    A = (rng.standard_normal((m, n)) * scale).astype(dtype)
+    T, W, c = rng.standard_normal((r, n)), rng.standard_normal((m, r)), rng.standard_normal(r)
+    Y, Z = np.empty((m, r)), np.empty((r, n))
+    _dispatch.cpu().dense_lsqr_pass(A, T, W, c, Y, Z)
+    A64 = A.astype(np.float64)
+    y = A64 @ T.T + c * W
+    ys = np.abs(A64) @ np.abs(T.T) + np.abs(c * W)
+    assert np.all(np.abs(Y - y) <= 1e-12 * ys)
+    assert np.all(np.abs(Z - (A64.T @ y).T) <= 1e-12 * (np.abs(A64).T @ ys).T + 1e-300)
