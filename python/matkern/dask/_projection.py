@@ -56,7 +56,6 @@ def _check_fitted_input(est, X, fn):
 
 
 @_tasks.in_worker
-@_tasks.in_worker
 def _transform_rows(block, est):
     """One row chunk through the single-process estimator (CPU or GPU by the chunk's type)."""
     return est.transform(block)
