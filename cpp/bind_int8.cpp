@@ -3,7 +3,10 @@
 #include "bind_common.hpp"
 #include "int8.hpp"
 
+#include <algorithm>
+#include <cstring>
 #include <memory>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -86,15 +89,44 @@ std::pair<int64_t, int64_t> check_vnni(const carr<const int8_t>& wv,
   return {kq, int8_vnni_ldx(kq)};
 }
 
+// Quantizes x (without its outlier columns), multiplies on the vpdpbusd path and runs the
+// epilogue into out; ep carries the bias, addend or outlier operands. GIL released.
+void run_vnni(const carr<const float>& x, const int64_t* cols, int64_t n_out,
+              const carr<const int8_t>& wv, const carr<const int32_t>& corr, int64_t n, int64_t kq,
+              int64_t ldx, Int8Epilogue& ep) {
+  const int64_t m = x.shape(0), k = x.shape(1);
+  std::unique_ptr<uint8_t[]> q(new uint8_t[size_t(m * ldx)]);
+  std::unique_ptr<float[]> sx(new float[size_t(m)]);
+  int8_quantize_rows_u8(x.data(), m, k, ldx, cols, n_out, q.get(), sx.get());
+  ep.row_scale = sx.get();
+  Int8VnniGemm g;
+  g.xq = q.get(), g.ldx = ldx, g.m = m, g.w = wv.data(), g.kq = kq, g.n = n, g.corr = corr.data();
+  int8_gemm_vnni(g, ep);
+}
+
+// The checks int8_matmul_vnni and int8_matmul_vnni_auto share; returns (Kq, ldx).
+std::pair<int64_t, int64_t> check_matmul_vnni(const char* fn, const carr<const float>& x,
+                                              const carr<const int8_t>& wv,
+                                              const carr<const int32_t>& corr, int64_t n,
+                                              const carr<const float>& col_scale,
+                                              const opt_f32& bias, const carr<float>& out) {
+  if (!int8_vnni_enabled())
+    throw std::invalid_argument(std::string(fn) + ": path not enabled");
+  const int64_t m = x.shape(0), k = x.shape(1);
+  const auto kq_ldx = check_vnni(wv, corr, n, k);
+  if (int64_t(out.shape(0)) != m || int64_t(out.shape(1)) != n || col_scale.size() != size_t(n))
+    throw std::invalid_argument(std::string(fn) + ": inconsistent shapes");
+  if (bias && bias->size() != size_t(n))
+    throw std::invalid_argument(std::string(fn) + ": bias size");
+  return kq_ldx;
+}
+
 void matmul_vnni(carr<const float> x, carr<const int64_t> outlier_cols, carr<const int8_t> wv,
                  carr<const int32_t> corr, int64_t n, carr<const float> col_scale, opt_f32 bias,
                  opt_f32 addend, opt_f32 xo, opt_f32 wot, carr<float> out) {
-  if (!int8_vnni_enabled()) throw std::invalid_argument("int8_matmul_vnni: path not enabled");
+  const auto [kq, ldx] =
+      check_matmul_vnni("int8_matmul_vnni", x, wv, corr, n, col_scale, bias, out);
   const int64_t m = x.shape(0), k = x.shape(1);
-  const auto [kq, ldx] = check_vnni(wv, corr, n, k);
-  if (int64_t(out.shape(0)) != m || int64_t(out.shape(1)) != n || col_scale.size() != size_t(n))
-    throw std::invalid_argument("int8_matmul_vnni: inconsistent shapes");
-  if (bias && bias->size() != size_t(n)) throw std::invalid_argument("int8_matmul_vnni: bias size");
   if (addend && addend->size() != size_t(m * n))
     throw std::invalid_argument("int8_matmul_vnni: addend size");
   const int64_t* cols = outlier_cols.data();
@@ -111,17 +143,78 @@ void matmul_vnni(carr<const float> x, carr<const int64_t> outlier_cols, carr<con
     ep.wot = wot->data();
     ep.n_out = int64_t(xo->shape(1));
   }
-  std::unique_ptr<uint8_t[]> q(new uint8_t[size_t(m * ldx)]);
-  std::unique_ptr<float[]> sx(new float[size_t(m)]);
-  int8_quantize_rows_u8(x.data(), m, k, ldx, cols, n_out, q.get(), sx.get());
-  ep.row_scale = sx.get();
   ep.col_scale = col_scale.data();
   ep.bias = data_or_null(bias);
   ep.addend = data_or_null(addend);
   ep.out_f32 = out.data();
-  Int8VnniGemm g;
-  g.xq = q.get(), g.ldx = ldx, g.m = m, g.w = wv.data(), g.kq = kq, g.n = n, g.corr = corr.data();
-  int8_gemm_vnni(g, ep);
+  run_vnni(x, cols, n_out, wv, corr, n, kq, ldx, ep);
+}
+
+// The columns of x (M, K) holding any |x| >= threshold (none when threshold <= 0: the
+// reference's rule, decided on Python's double, compared in float32).
+std::vector<int64_t> outlier_cols_of(const carr<const float>& x, double threshold) {
+  const int64_t m = x.shape(0), k = x.shape(1);
+  std::vector<int64_t> cols;
+  if (!(threshold > 0) || m <= 0 || k <= 0) return cols;
+  std::vector<uint8_t> hit(static_cast<size_t>(k));
+  int8_outlier_flags(x.data(), m, k, float(threshold), hit.data());
+  int64_t j = 0;
+  for (; j + 8 <= k; j += 8) {  // eight flags a word: most are zero
+    uint64_t word;
+    std::memcpy(&word, hit.data() + j, 8);
+    if (word == 0) continue;
+    for (int64_t t = j; t < j + 8; ++t)
+      if (hit[size_t(t)]) cols.push_back(t);
+  }
+  for (; j < k; ++j)
+    if (hit[size_t(j)]) cols.push_back(j);
+  return cols;
+}
+
+nb::ndarray<nb::numpy, int64_t> index_array(const std::vector<int64_t>& v) {
+  auto* cols = new int64_t[v.empty() ? 1 : v.size()];
+  nb::capsule owner(cols, [](void* p) noexcept { delete[] static_cast<int64_t*>(p); });
+  std::copy(v.begin(), v.end(), cols);
+  return nb::ndarray<nb::numpy, int64_t>(cols, {v.size()}, owner);
+}
+
+// int8_matmul on the vpdpbusd path in one call with the GIL released: the outlier columns
+// (threshold), their float operands (x's columns, the weight's dequantized from its layout),
+// quantization, product and epilogue into out; returns None. Where the outlier part is too
+// large for the epilogue (more than max_cols columns, or rows x columns above max_work), out is
+// left alone and the columns are returned: the caller multiplies them by BLAS and passes that
+// product to int8_matmul_vnni as its addend.
+nb::object matmul_vnni_auto(carr<const float> x, double threshold, int64_t max_cols,
+                            int64_t max_work, carr<const int8_t> wv, carr<const int32_t> corr,
+                            int64_t n, carr<const float> col_scale, opt_f32 bias,
+                            carr<float> out) {
+  std::vector<int64_t> cols;
+  bool done = false;
+  {
+    KernelScope scope;
+    const auto [kq, ldx] =
+        check_matmul_vnni("int8_matmul_vnni_auto", x, wv, corr, n, col_scale, bias, out);
+    const int64_t m = x.shape(0), k = x.shape(1);
+    cols = outlier_cols_of(x, threshold);
+    const int64_t n_out = int64_t(cols.size());
+    if (n_out <= max_cols && m * n_out <= max_work) {
+      std::vector<float> xo(size_t(m * n_out)), wot(size_t(n_out * n));
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t c = 0; c < n_out; ++c) xo[size_t(i * n_out + c)] = x.data()[i * k + cols[c]];
+      int8_vnni_columns(wv.data(), kq, n, col_scale.data(), cols.data(), n_out, wot.data());
+      Int8Epilogue ep;
+      ep.xo = n_out ? xo.data() : nullptr;
+      ep.wot = n_out ? wot.data() : nullptr;
+      ep.n_out = n_out;
+      ep.col_scale = col_scale.data();
+      ep.bias = data_or_null(bias);
+      ep.out_f32 = out.data();
+      run_vnni(x, cols.data(), n_out, wv, corr, n, kq, ldx, ep);
+      done = true;
+    }
+  }
+  if (done) return nb::none();
+  return nb::cast(index_array(cols));
 }
 
 void gemm_vnni_i32(carr<const int8_t> a, carr<const int8_t> wv, carr<const int32_t> corr, int64_t n,
@@ -143,19 +236,12 @@ void gemm_vnni_i32(carr<const int8_t> a, carr<const int8_t> wv, carr<const int32
 // The threshold arrives as Python's double: "no decomposition" is decided on it (as the
 // reference does), the comparison made with its float32 rounding.
 nb::ndarray<nb::numpy, int64_t> outlier_columns(carr<const float> x, double threshold) {
-  const int64_t m = x.shape(0), k = x.shape(1);
-  std::vector<uint8_t> hit(size_t(k > 0 ? k : 0));
+  std::vector<int64_t> cols;
   {
     KernelScope scope;
-    if (threshold > 0 && m > 0) int8_outlier_flags(x.data(), m, k, float(threshold), hit.data());
+    cols = outlier_cols_of(x, threshold);
   }
-  int64_t count = 0;
-  for (uint8_t h : hit) count += h;
-  auto* cols = new int64_t[size_t(count > 0 ? count : 1)];
-  nb::capsule owner(cols, [](void* p) noexcept { delete[] static_cast<int64_t*>(p); });
-  for (int64_t j = 0, c = 0; j < k; ++j)
-    if (hit[size_t(j)]) cols[c++] = j;
-  return nb::ndarray<nb::numpy, int64_t>(cols, {size_t(count)}, owner);
+  return index_array(cols);
 }
 
 void vnni_columns(carr<const int8_t> wv, int64_t n, carr<const float> scale,
@@ -187,6 +273,8 @@ void bind_int8(nb::module_& m) {
   m.def("int8_matmul_vnni", &matmul_vnni, kKernelCall, "x"_a, "outlier_cols"_a, "wv"_a, "corr"_a,
         "n"_a, "col_scale"_a, "bias"_a.none(), "addend"_a.none(), "xo"_a.none(), "wot"_a.none(),
         "out"_a);
+  m.def("int8_matmul_vnni_auto", &matmul_vnni_auto, "x"_a, "threshold"_a, "max_cols"_a,
+        "max_work"_a, "wv"_a, "corr"_a, "n"_a, "col_scale"_a, "bias"_a.none(), "out"_a);
   m.def("int8_gemm_vnni_i32", &gemm_vnni_i32, kKernelCall, "a"_a, "wv"_a, "corr"_a, "n"_a, "out"_a);
 }
 

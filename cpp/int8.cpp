@@ -280,18 +280,33 @@ void int8_outlier_flags(const float* x, int64_t m, int64_t k, float threshold, u
   parallel_for_range(blocks, grain, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t j0 = b * kBlock, j1 = std::min(k, j0 + kBlock);
-      uint8_t* h = hit + j0;
-      std::fill(h, h + (j1 - j0), uint8_t(0));
-      for (int64_t i = 0; i < m; ++i) {
-        const float* xr = x + i * k;
-        for (int64_t j = j0; j < j1; ++j) h[j - j0] |= uint8_t(std::fabs(xr[j]) >= threshold);
+#ifdef MATKERN_BUILD_AVX512
+      if (simd_level() >= Simd::avx512_vnni) {
+        avx512::outlier_flag_block(x + j0, m, k, j1 - j0, threshold, hit + j0);
+        continue;
       }
+#endif
+      // the largest |x| of each column (NaN never compares greater, so it is never kept):
+      // a select per entry, which vectorizes where a byte OR of compares did not
+      float mx[kBlock];
+      std::fill(mx, mx + (j1 - j0), 0.0f);
+      for (int64_t i = 0; i < m; ++i) {
+        const float* xr = x + i * k + j0;
+        for (int64_t j = 0; j < j1 - j0; ++j) {
+          const float a = std::fabs(xr[j]);
+          mx[j] = a > mx[j] ? a : mx[j];
+        }
+      }
+      for (int64_t j = 0; j < j1 - j0; ++j) hit[j0 + j] = uint8_t(mx[j] >= threshold);
     }
   });
 }
 
 void int8_vnni_columns(const int8_t* w, int64_t kq, int64_t n, const float* scale,
                        const int64_t* cols, int64_t n_cols, float* wot) {
+#ifdef MATKERN_BUILD_AVX512
+  if (simd_level() >= Simd::avx512_vnni) return avx512::vnni_columns(w, kq, n, scale, cols, n_cols, wot);
+#endif
   const int64_t n16 = (n + 15) / 16 * 16;
   for (int64_t c = 0; c < n_cols; ++c) {
     const int64_t k = cols[c];

@@ -129,6 +129,13 @@ void int8_vnni_columns(const int8_t* w, int64_t kq, int64_t n, const float* scal
 namespace avx512 {
 // One task of int8_gemm_vnni: super-panel sp, rows [r0, r1) (r1 - r0 <= kInt8VnniRowChunk).
 void vnni_task(const Int8VnniGemm& g, const Int8Epilogue& ep, int64_t sp, int64_t r0, int64_t r1);
+// hit[j] = any |x[i * ldx + j]| >= threshold over i < m, for j < w <= 1024 (a block of
+// int8_outlier_flags).
+void outlier_flag_block(const float* x, int64_t m, int64_t ldx, int64_t w, float threshold,
+                        uint8_t* hit);
+// int8_vnni_columns by 512-bit loads: the same floats.
+void vnni_columns(const int8_t* w, int64_t kq, int64_t n, const float* scale, const int64_t* cols,
+                  int64_t n_cols, float* wot);
 // One row of int8_quantize_rows_u8 (no outlier columns).
 bool quantize_row_u8(const float* x, int64_t k, int64_t kq, uint8_t* q, float* absmax);
 }  // namespace avx512

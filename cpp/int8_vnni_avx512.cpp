@@ -193,6 +193,67 @@ void vnni_task(const Int8VnniGemm& g, const Int8Epilogue& ep, int64_t sp, int64_
   }
 }
 
+void vnni_columns(const int8_t* w, int64_t kq, int64_t n, const float* scale, const int64_t* cols,
+                  int64_t n_cols, float* wot) {
+  // Super-panels outer: a panel's 64 scales / 127 (double, as the portable loop divides) are
+  // made once for all columns; a column's 64 codes in a panel are one 256-byte run of dwords
+  // (byte k % 4 of each), four loads.
+  const int64_t n16 = (n + 15) / 16 * 16;
+  const __m512d inv127 = _mm512_set1_pd(127.0);
+  for (int64_t s = 0; s * kCols < n16; ++s) {
+    const int64_t r0 = s * kCols;
+    const int64_t width = n16 - r0 < kCols ? n16 - r0 : kCols;
+    __m512d ds[kCols / 8];
+    for (int64_t j = 0; j < width; j += 8) {
+      const int64_t left = n - r0 - j;  // rows of the scale that exist (padding reads none)
+      const __mmask8 mk = left >= 8 ? __mmask8(0xff) : __mmask8(left > 0 ? (1u << left) - 1 : 0);
+      ds[j / 8] = _mm512_div_pd(_mm512_cvtps_pd(_mm256_maskz_loadu_ps(mk, scale + r0 + j)), inv127);
+    }
+    for (int64_t c = 0; c < n_cols; ++c) {
+      const int64_t k = cols[c];
+      const int8_t* run = w + r0 * kq + (k / 4) * width * 4;
+      const __m128i sh = _mm_cvtsi32_si128(int(24 - 8 * (k % 4)));
+      for (int64_t j = 0; j < width; j += 16) {
+        const int64_t left = n - r0 - j;
+        if (left <= 0) break;
+        // byte k % 4 of each dword, sign-extended: shift it to the top, then back down
+        const __m512i d = _mm512_sra_epi32(
+            _mm512_sll_epi32(_mm512_loadu_si512(run + j * 4), sh), _mm_cvtsi32_si128(24));
+        const __m512d lo = _mm512_mul_pd(_mm512_cvtepi32_pd(_mm512_castsi512_si256(d)), ds[j / 8]);
+        const __m512d hi =
+            _mm512_mul_pd(_mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(d, 1)), ds[j / 8 + 1]);
+        const __mmask16 mk = left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
+        float* o = wot + c * n + r0 + j;
+        _mm256_mask_storeu_ps(o, __mmask8(mk), _mm512_cvtpd_ps(lo));
+        _mm256_mask_storeu_ps(o + 8, __mmask8(mk >> 8), _mm512_cvtpd_ps(hi));
+      }
+    }
+  }
+}
+
+void outlier_flag_block(const float* x, int64_t m, int64_t ldx, int64_t w, float threshold,
+                        uint8_t* hit) {
+  // A mask bit per column: any |x| >= threshold over the rows (an ordered compare: NaN never).
+  // Rows outer, so that each row's run of w floats is read in order.
+  constexpr int64_t kMaxW = 1024;
+  const __m512 t = _mm512_set1_ps(threshold);
+  const int64_t groups = (w + 15) / 16;
+  __mmask16 h[kMaxW / 16] = {};
+  const int64_t left = w - (groups - 1) * 16;
+  const __mmask16 tail = left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
+  for (int64_t i = 0; i < m; ++i) {
+    const float* xr = x + i * ldx;
+    for (int64_t q = 0; q + 1 < groups; ++q)
+      h[q] |= _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_loadu_ps(xr + 16 * q)), t, _CMP_GE_OQ);
+    const int64_t q = groups - 1;
+    h[q] |= _mm512_mask_cmp_ps_mask(tail, _mm512_abs_ps(_mm512_maskz_loadu_ps(tail, xr + 16 * q)),
+                                    t, _CMP_GE_OQ);
+  }
+  for (int64_t q = 0; q < groups; ++q)
+    _mm_mask_storeu_epi8(hit + 16 * q, q + 1 < groups ? __mmask16(0xffff) : tail,
+                         _mm_maskz_set1_epi8(h[q], 1));
+}
+
 bool quantize_row_u8(const float* x, int64_t k, int64_t kq, uint8_t* q, float* absmax) {
   const __m512 big = _mm512_set1_ps(FLT_MAX);
   __m512 mx = _mm512_setzero_ps();

@@ -184,3 +184,65 @@ def test_vpdpwssd_tile_selectable_and_identical(monkeypatch):
     for key in portable.files:
         np.testing.assert_array_equal(old[key], portable[key], err_msg=key)
         np.testing.assert_array_equal(new[key], portable[key], err_msg=key)
+
+
+@pytest.mark.parametrize("n", [1, 15, 17, 63, 64, 65, 130, 200])
+def test_weight_columns_from_the_layout_equal_the_reference(n):
+    """int8_vnni_columns (512-bit loads of a column's 64-row runs): the dequantized weight
+    columns bit for bit as reference.dequantize_rows makes them, for columns at every byte of
+    a quad, N ending in a partial super-panel or a partial 16-row group, subnormal scales."""
+    cpu = _cpu_or_skip()
+    _vnni_or_skip()
+    rng = np.random.default_rng(n)
+    k = 23
+    codes = rng.integers(-127, 128, (n, k), dtype=np.int8)
+    scale = (rng.random(n) * 3).astype(np.float32)
+    scale[::7] = np.float32(1e-40)  # subnormal: scale / 127 in float32 would lose bits
+    wv, _ = int8_mod._vnni_pack(codes)
+    cols = np.array([0, 1, 2, 3, 6, 13, 22], np.int64)
+    wot = np.empty((cols.size, n), np.float32)
+    cpu.int8_vnni_columns(wv, n, scale, cols, wot)
+    want = matkern.reference.int8.dequantize_rows(codes[:, cols], scale).T
+    np.testing.assert_array_equal(wot, want)
+
+
+def test_outlier_columns_across_blocks_and_tails():
+    """The 16-column masks of the flag blocks (1024 columns): widths that end inside a group
+    of 16, one column, many rows; every NaN/Inf/threshold placement against the reference."""
+    cpu = _cpu_or_skip()
+    rng = np.random.default_rng(5)
+    for m, k in ((1, 1), (1, 15), (3, 17), (2, 1023), (5, 1024), (4, 1025), (33, 3000)):
+        X = rng.standard_normal((m, k)).astype(np.float32)
+        idx = rng.integers(0, m * k, max(1, m * k // 50))
+        X.reshape(-1)[idx] = rng.choice([6.0, -6.0, 7.5, np.nan, np.inf, -np.inf, 5.999], idx.size)
+        np.testing.assert_array_equal(
+            cpu.int8_outlier_columns(X, 6.0), matkern.reference.int8_outlier_columns(X, 6.0)
+        )
+
+
+def test_fused_call_or_the_columns_handed_back():
+    """int8_matmul_vnni_auto: with few outlier columns the whole product in one call (None
+    back, out written); with more than max_cols (or rows x columns above max_work) out is
+    left alone and the columns come back. Shapes that disagree raise ValueError."""
+    cpu = _cpu_or_skip()
+    _vnni_or_skip()
+    rng = np.random.default_rng(9)
+    m, k, n = 5, 300, 70
+    X = rng.standard_normal((m, k)).astype(np.float32)
+    X[0, [3, 100, 299]] = 8.0
+    Wq = matkern.int8_quantize(rng.standard_normal((n, k)).astype(np.float32))
+    wv, corr = Wq._vnni_layout()
+    want = matkern.reference.int8_matmul(X, Wq.codes, Wq.scale, 6.0, None)
+    out = np.zeros((m, n), np.float32)
+    assert cpu.int8_matmul_vnni_auto(X, 6.0, 64, 16384, wv, corr, n, Wq.scale, None, out) is None
+    np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)  # float32 outlier sums
+    np.testing.assert_array_equal(out, matkern.int8_matmul(X, Wq, threshold=6.0))
+    for max_cols, max_work in ((2, 16384), (64, 14)):
+        out = np.zeros((m, n), np.float32)
+        cols = cpu.int8_matmul_vnni_auto(X, 6.0, max_cols, max_work, wv, corr, n, Wq.scale, None, out)
+        np.testing.assert_array_equal(cols, [3, 100, 299])
+        assert not out.any()
+    with pytest.raises(ValueError, match="inconsistent shapes"):
+        cpu.int8_matmul_vnni_auto(X, 6.0, 64, 16384, wv, corr, n, Wq.scale, None, out[:, :-1])
+    with pytest.raises(ValueError, match="bias size"):
+        cpu.int8_matmul_vnni_auto(X, 6.0, 64, 16384, wv, corr, n, Wq.scale, Wq.scale[:3], out)

@@ -438,12 +438,22 @@ def _cpu_matmul(X2, Wq, threshold, b32):
     m = X2.shape[0]
     n = Wq.shape[0]
     xf = np.ascontiguousarray(X2, dtype=np.float32)
-    # the outlier columns (the reference's rule: any |x| >= threshold), found in one pass
-    cols = cpu.int8_outlier_columns(xf, float(threshold))
     vnni = cpu.int8_vnni_enabled()
+    out = np.empty((m, n), np.float32)
     wv = corr = xo = wot = None
     if vnni:
+        # one call with the GIL released: outlier columns (the reference's rule: any |x| >=
+        # threshold), their operands, quantization, product, epilogue. It hands the columns
+        # back instead when there are too many for the epilogue (the BLAS path below).
         wv, corr = Wq._vnni_layout()
+        cols = cpu.int8_matmul_vnni_auto(
+            xf, float(threshold), _FUSED_OUTLIERS, _FUSED_WORK, wv, corr, n, Wq.scale, b32, out
+        )
+        if cols is None:
+            return out if X2.dtype == np.float32 else out.astype(X2.dtype)
+    else:
+        # the outlier columns, found in one pass
+        cols = cpu.int8_outlier_columns(xf, float(threshold))
     if cols.size:
         xo = xf[:, cols]
         if vnni:  # straight from the vpdpbusd layout, as dequantize_rows computes them
@@ -451,7 +461,6 @@ def _cpu_matmul(X2, Wq, threshold, b32):
             cpu.int8_vnni_columns(wv, n, Wq.scale, cols, wot)
         else:
             wot = np.ascontiguousarray(ref.dequantize_rows(_codes_columns(Wq, cols), Wq.scale).T)
-    out = np.empty((m, n), np.float32)
     addend = None
     if xo is not None and not (xo.shape[1] <= _FUSED_OUTLIERS and xo.size <= _FUSED_WORK):
         # Many outlier columns: a BLAS product into out, which the epilogue reads as its
