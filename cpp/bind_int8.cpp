@@ -110,8 +110,7 @@ std::pair<int64_t, int64_t> check_matmul_vnni(const char* fn, const carr<const f
                                               const carr<const int32_t>& corr, int64_t n,
                                               const carr<const float>& col_scale,
                                               const opt_f32& bias, const carr<float>& out) {
-  if (!int8_vnni_enabled())
-    throw std::invalid_argument(std::string(fn) + ": path not enabled");
+  if (!int8_vnni_enabled()) throw std::invalid_argument(std::string(fn) + ": path not enabled");
   const int64_t m = x.shape(0), k = x.shape(1);
   const auto kq_ldx = check_vnni(wv, corr, n, k);
   if (int64_t(out.shape(0)) != m || int64_t(out.shape(1)) != n || col_scale.size() != size_t(n))
@@ -186,8 +185,7 @@ nb::ndarray<nb::numpy, int64_t> index_array(const std::vector<int64_t>& v) {
 // product to int8_matmul_vnni as its addend.
 nb::object matmul_vnni_auto(carr<const float> x, double threshold, int64_t max_cols,
                             int64_t max_work, carr<const int8_t> wv, carr<const int32_t> corr,
-                            int64_t n, carr<const float> col_scale, opt_f32 bias,
-                            carr<float> out) {
+                            int64_t n, carr<const float> col_scale, opt_f32 bias, carr<float> out) {
   std::vector<int64_t> cols;
   bool done = false;
   {

@@ -305,7 +305,8 @@ void int8_outlier_flags(const float* x, int64_t m, int64_t k, float threshold, u
 void int8_vnni_columns(const int8_t* w, int64_t kq, int64_t n, const float* scale,
                        const int64_t* cols, int64_t n_cols, float* wot) {
 #ifdef MATKERN_BUILD_AVX512
-  if (simd_level() >= Simd::avx512_vnni) return avx512::vnni_columns(w, kq, n, scale, cols, n_cols, wot);
+  if (simd_level() >= Simd::avx512_vnni)
+    return avx512::vnni_columns(w, kq, n, scale, cols, n_cols, wot);
 #endif
   const int64_t n16 = (n + 15) / 16 * 16;
   for (int64_t c = 0; c < n_cols; ++c) {

@@ -217,8 +217,8 @@ void vnni_columns(const int8_t* w, int64_t kq, int64_t n, const float* scale, co
         const int64_t left = n - r0 - j;
         if (left <= 0) break;
         // byte k % 4 of each dword, sign-extended: shift it to the top, then back down
-        const __m512i d = _mm512_sra_epi32(
-            _mm512_sll_epi32(_mm512_loadu_si512(run + j * 4), sh), _mm_cvtsi32_si128(24));
+        const __m512i d = _mm512_sra_epi32(_mm512_sll_epi32(_mm512_loadu_si512(run + j * 4), sh),
+                                           _mm_cvtsi32_si128(24));
         const __m512d lo = _mm512_mul_pd(_mm512_cvtepi32_pd(_mm512_castsi512_si256(d)), ds[j / 8]);
         const __m512d hi =
             _mm512_mul_pd(_mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(d, 1)), ds[j / 8 + 1]);

@@ -239,7 +239,9 @@ def test_fused_call_or_the_columns_handed_back():
     np.testing.assert_array_equal(out, matkern.int8_matmul(X, Wq, threshold=6.0))
     for max_cols, max_work in ((2, 16384), (64, 14)):
         out = np.zeros((m, n), np.float32)
-        cols = cpu.int8_matmul_vnni_auto(X, 6.0, max_cols, max_work, wv, corr, n, Wq.scale, None, out)
+        cols = cpu.int8_matmul_vnni_auto(
+            X, 6.0, max_cols, max_work, wv, corr, n, Wq.scale, None, out
+        )
         np.testing.assert_array_equal(cols, [3, 100, 299])
         assert not out.any()
     with pytest.raises(ValueError, match="inconsistent shapes"):
