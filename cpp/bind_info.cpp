@@ -50,6 +50,7 @@ void bind_info(nb::module_& m) {
   });
   m.def("int8_tile", [] { return std::string(int8_tile_name()); });
   m.def("lut_kernel", [] { return std::string(lut_kernel_name()); });
+  m.def("lut_i8_kernel", [] { return std::string(lut_i8_kernel_name()); });
   m.def("omp_max_threads", [] { return omp_get_max_threads(); });
   m.def("get_num_threads", [] { return matkern_get_num_threads(); });
   m.def("set_num_threads", [](int n) { matkern_set_num_threads(n); });

@@ -2,6 +2,8 @@
 #include "bind_common.hpp"
 #include "lut.hpp"
 
+#include <cmath>
+
 namespace matkern {
 namespace {
 
@@ -28,6 +30,21 @@ void matmul(carr<const float> x, carr<const uint32_t> packed, carr<const float> 
              data_or_null(bias), out.data());
 }
 
+void matmul_i8(carr<const float> x, carr<const uint32_t> packed, carr<const float> scales,
+               carr<const float> table, carr<const int8_t> t8, double tfac, int bits, int gs,
+               std::optional<carr<const float>> bias, carr<float> out) {
+  const int64_t M = x.shape(0), K = x.shape(1), N = out.shape(1);
+  if (out.shape(0) != size_t(M) || int64_t(packed.shape(0)) != N || K % 32 != 0 ||
+      !weight_sizes_ok(packed, scales, table, bits, gs, N, K) ||
+      int64_t(t8.size()) != (int64_t(1) << bits))
+    throw std::invalid_argument("lut_matmul_i8: inconsistent shapes");
+  if (!(tfac > 0) || !std::isfinite(tfac))
+    throw std::invalid_argument("lut_matmul_i8: tfac must be finite and > 0");
+  if (bias && int64_t(bias->size()) != N) throw std::invalid_argument("lut_matmul_i8: bias size");
+  lut_matmul_i8(x.data(), M, K, packed.data(), scales.data(), t8.data(), tfac, bits, gs, N,
+                data_or_null(bias), out.data());
+}
+
 void dequantize(carr<const uint32_t> packed, carr<const float> scales, carr<const float> table,
                 int bits, int gs, int64_t K, carr<float> out) {
   const int64_t N = out.shape(0);
@@ -41,6 +58,8 @@ void dequantize(carr<const uint32_t> packed, carr<const float> scales, carr<cons
 void bind_lut(nb::module_& m) {
   m.def("lut_matmul", &matmul, kKernelCall, "x"_a, "packed"_a, "scales"_a, "table"_a, "bits"_a,
         "group_size"_a, "bias"_a.none(), "out"_a);
+  m.def("lut_matmul_i8", &matmul_i8, kKernelCall, "x"_a, "packed"_a, "scales"_a, "table"_a, "t8"_a,
+        "tfac"_a, "bits"_a, "group_size"_a, "bias"_a.none(), "out"_a);
   m.def("lut_dequantize", &dequantize, kKernelCall, "packed"_a, "scales"_a, "table"_a, "bits"_a,
         "group_size"_a, "K"_a, "out"_a);
 }

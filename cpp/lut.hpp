@@ -75,3 +75,30 @@ void lut4_panel_product(const float* x, int mr, const float* bt, int len, const 
 }  // namespace avx512
 
 }  // namespace matkern
+
+namespace matkern {
+
+// lut_matmul with int8 activations (lut_i8.cpp): x (M, K) float32 (K a multiple of 32, zero
+// padded), the weight as lut_matmul takes it, t8 (2^bits) the table as int8 codes with
+// table ~= t8 / tfac. out (M, N) float32.
+void lut_matmul_i8(const float* x, int64_t M, int64_t K, const uint32_t* packed,
+                   const float* scales, const int8_t* t8, double tfac, int bits, int gs, int64_t N,
+                   const float* bias, float* out);
+
+// "avx512_vnni" where 4-bit weights with groups and K multiples of 128 take the vpdpbusd
+// kernel now, else "portable" (show_config).
+const char* lut_i8_kernel_name();
+
+namespace avx512 {
+constexpr int kLutI8Mr = 8;  // rows of X per pass of lut4_i8_rows
+// raw[i * 32 + r] = sum_g scales[r * ngroups + g] * S_g for i < mr, r < nrows (<= 32), S_g =
+// sum over group g's columns of xp[i * ldx + k] * lut[code]; the codes of row r at
+// rows + r * wpr (4-bit pairs of blocks, _lut_layout), lut[c] = t8[c] + 128 (u8), xp in the
+// kernel's column order (lut_i8.cpp), xcorr[g * cstride + i * 16 + l]: per lane l of the
+// accumulator, -128 x the sum of the x codes it multiplies in group g (the u8 offset).
+void lut4_i8_rows(const int8_t* xp, int64_t ldx, int64_t K, int mr, const int32_t* xcorr,
+                  int64_t cstride, int64_t ngroups, const uint32_t* rows, int64_t wpr,
+                  const float* scales, const uint8_t* lut, int gs, int nrows, float* raw);
+}  // namespace avx512
+
+}  // namespace matkern

@@ -17,7 +17,9 @@ def backends() -> dict:
     runs now: "vpdpbusd", "vpdpwssd" (products of 6 rows or fewer run "avx2"), "avx2" or
     "portable"; MATKERN_SIMD and MATKERN_INT8_TILE=vpdpwssd change it), ``lut_kernel`` (the
     LUT matmul kernels' level: "avx512" for 4-bit weights with groups and K multiples of 64,
-    the others "avx2"; or "avx2", "portable"), ``avx2_compiled`` / ``avx512_compiled``,
+    the others "avx2"; or "avx2", "portable"), ``lut_int8_kernel`` (``lut_matmul(...,
+    compute="int8")``: "avx512_vnni" for 4-bit weights with groups and K multiples of 128,
+    the others "portable"; or "portable"), ``avx2_compiled`` / ``avx512_compiled``,
     ``omp_threads``, ``threads`` (matkern's thread count for this thread, see
     :func:`matkern.get_num_threads`) and ``threads_source`` (where the setting came from),
     ``cpu`` (bool, module importable), ``cuda_built`` (bool), ``cuda_architectures`` (list of
@@ -41,6 +43,7 @@ def backends() -> dict:
         "simd": None,
         "int8_tile": None,
         "lut_kernel": None,
+        "lut_int8_kernel": None,
         "avx2_compiled": False,
         "avx512_compiled": False,
         "omp_threads": None,
@@ -62,6 +65,7 @@ def backends() -> dict:
             simd=c.simd_level(),
             int8_tile=c.int8_tile(),
             lut_kernel=c.lut_kernel(),
+            lut_int8_kernel=c.lut_i8_kernel(),
             avx2_compiled=c.avx2_compiled(),
             avx512_compiled=c.avx512_compiled(),
             omp_threads=c.omp_max_threads(),
@@ -88,6 +92,7 @@ _INT8_NOTES = {
     "vpdpwssd": " (AVX-512 VNNI on int16 pairs, > 6 rows; fewer: avx2)",
 }
 _LUT_NOTES = {"avx512": " (4-bit, groups and K multiples of 64; other weights: avx2)"}
+_LUT_I8_NOTES = {"avx512_vnni": " (4-bit, groups and K multiples of 128; others: portable)"}
 
 
 def show_config(file=None) -> None:
@@ -110,6 +115,7 @@ def show_config(file=None) -> None:
         f" MATKERN_SIMD={os.environ.get('MATKERN_SIMD', '') or 'unset'})",
         f"  int8 tile  : {b['int8_tile']}{_INT8_NOTES.get(b['int8_tile'], '')}",
         f"  LUT kernels: {b['lut_kernel']}{_LUT_NOTES.get(b['lut_kernel'], '')}",
+        f"  LUT int8 X : {b['lut_int8_kernel']}{_LUT_I8_NOTES.get(b['lut_int8_kernel'], '')}",
         f"  threads    : {b['threads']} (from {b['threads_source']}; OpenMP's own limit"
         f" {b['omp_threads']})",
         f"  CUDA module: {'yes, ' + b['cuda_compiler'] if b['cuda_built'] else 'not built'}",

@@ -19,6 +19,8 @@ __all__ = [
     "lut_quantize_codes",
     "lut_dequantize_codes",
     "lut_matmul_codes",
+    "lut_table_int8",
+    "lut_matmul_int8_codes",
     "bnb_quantize",
     "bnb_dequantize",
 ]
@@ -203,6 +205,50 @@ def lut_matmul_codes(X, codes, scales, table, bias=None, group_size=None):
     """``X @ dequant(W).T (+ bias)`` computed in float32; returns float32 (M, N)."""
     W = lut_dequantize_codes(codes, scales, table, group_size)
     y = np.asarray(X, np.float32) @ W.T
+    if bias is not None:
+        y = y + np.asarray(bias, np.float32)
+    return y.astype(np.float32)
+
+
+def lut_table_int8(table):
+    """(t8 int8, tfac float): the table as int8 codes, ``table ~= t8 / tfac``.
+
+    Exact where some power of two 1..64 scales every value to an integer of at most 127 in
+    magnitude (the smallest such one: "int" takes 2, "fp4_e2m1" 2); otherwise
+    tfac = 127 / max|table| and t8 = rint(table * tfac) (nf4, fp4: a rounding of at most half
+    a step of max|table| / 127 per value)."""
+    t = np.asarray(table, np.float64).reshape(-1)
+    mx = float(np.abs(t).max())
+    for j in range(7):
+        f = float(2**j)
+        if mx * f <= 127 and np.all(t * f == np.rint(t * f)):
+            return np.rint(t * f).astype(np.int8), f
+    f = 127.0 / mx
+    return np.rint(t * f).astype(np.int8), f
+
+
+def lut_matmul_int8_codes(X, codes, scales, table, bias=None, group_size=None):
+    """``lut_matmul(..., compute="int8")``: X quantized per row to int8 (absmax, as
+    int8_matmul: reference.int8.int8_quantize_rowwise), the table to int8 (lut_table_int8),
+    exact integer sums per group, then
+    ``y = sum_g scale_g * S_g * absmax / 127 / tfac (+ bias)``, here in float64 and rounded
+    once to float32 (the kernels sum the group terms in float32). A row holding NaN or Inf
+    gives a NaN row."""
+    from .int8 import int8_quantize_rowwise
+
+    N, K = codes.shape
+    gs = group_size if group_size is not None else K // scales.shape[1]
+    x8, sx = int8_quantize_rowwise(np.asarray(X, np.float32))
+    t8, tfac = lut_table_int8(table)
+    w8 = t8[codes].astype(np.float64)  # (N, K): integers, and so is every sum below
+    x8 = x8.astype(np.float64)
+    sc = np.asarray(scales, np.float64)
+    y = np.zeros((x8.shape[0], N))
+    for g in range(-(-K // gs)):
+        cols = slice(g * gs, min(K, (g + 1) * gs))
+        y += (x8[:, cols] @ w8[:, cols].T) * sc[:, g]
+    y *= (sx.astype(np.float64) / 127.0 / tfac)[:, None]
+    y = y.astype(np.float32)
     if bias is not None:
         y = y + np.asarray(bias, np.float32)
     return y.astype(np.float32)
