@@ -147,6 +147,42 @@ def cases(ctx):
                 info=info,
             )
 
+        # compute="int8" (int8 activations, vpdpbusd), the form torch's int4pack peer takes
+        # (bf16 activations): the same shapes and issue #25's bars
+        for N, K in SHAPES:
+            for M in (1, 16, 256):
+
+                def make_i8(N=N, K=K, M=M):
+                    W, qw = _quantized(N, K, "nf4", 128)
+                    X = np.random.default_rng(1).standard_normal((M, K)).astype(np.float32)
+                    A = X[0].copy() if M == 1 else X
+                    out = {"matkern": lambda: matkern.lut_matmul(A, qw, compute="int8")}
+                    peers = _torch_peers(W, X)
+                    if peers is not None:
+                        out.update({TORCH_INT4: peers[TORCH_INT4]} if M <= 16 else peers)
+                    out.update(_X=X, _W=W, _qw=qw, _peers=peers)
+                    return out
+
+                def info_i8(f):
+                    X, W, qw, peers = f["_X"], f["_W"], f["_qw"], f["_peers"]
+                    exact = X.astype(np.float64) @ W.T.astype(np.float64)
+                    e8 = _rel_err(matkern.lut_matmul(X, qw, compute="int8"), exact)
+                    ef = _rel_err(matkern.lut_matmul(X, qw), exact)
+                    s = f"rel. error vs exact: int8 X {e8:.4f}, float32 X {ef:.4f}"
+                    if peers is None:
+                        return f"{s}; {NO_TORCH}"
+                    yt = peers[TORCH_INT4]().float().numpy()
+                    return f"{s}, torch int4pack (its own 4-bit scheme) {_rel_err(yt, exact):.4f}"
+
+                bars = {TORCH_INT4: 1.2} if M <= 16 else {TORCH_F32: 1.0}
+                yield Case(
+                    "lut",
+                    f"lut_matmul M={M} {N}x{K} 4-bit g128 nf4 compute=int8",
+                    make_i8,
+                    bars=bars,
+                    info=info_i8,
+                )
+
         def make_3bit():
             W = _weight(4096, 4096)
             qw = matkern.lut_quantize(W, bits=3, group_size=128, table="int")
