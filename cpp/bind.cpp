@@ -13,4 +13,5 @@ NB_MODULE(_cpu, m) {
   matkern::bind_svd(m);
   matkern::bind_sketch(m);
   matkern::bind_rotate(m);
+  matkern::bind_matfun(m);
 }

@@ -93,4 +93,5 @@ void bind_randproj(nb::module_& m);
 void bind_svd(nb::module_& m);
 void bind_sketch(nb::module_& m);
 void bind_rotate(nb::module_& m);
+void bind_matfun(nb::module_& m);
 }  // namespace matkern

@@ -1,7 +1,8 @@
 """The matrix-function routes of ``matkern.matfun`` for the "cpu" and "cuda" backends: batched
 iterations written once over the array module (NumPy on the CPU, CuPy on the GPU), every
-product one ``xp.matmul`` over the whole stack (OpenBLAS gemm/syrk per matrix on the CPU,
-one cuBLAS strided-batched launch per product on the GPU), every linear solve one batched
+product one matmul over the whole stack (``_matfun_bmm``: matkern's AVX-512 batched GEMM
+on CPUs that have it, else OpenBLAS gemm per matrix; one cuBLAS strided-batched launch per
+product on the GPU), every linear solve one batched
 ``xp.linalg.solve``.
 
 Scaling. Each matrix is first divided by its largest |entry| (so nothing below overflows or
@@ -18,6 +19,8 @@ import math
 import numpy as np
 
 from . import _dispatch, _gram_batch, _threads
+from ._matfun_bmm import matmul as mm
+from ._matfun_bmm import pieces
 from .reference.matfun import _pade_terms, _taylor_terms, ns_coefficients
 
 # stop an adaptive iteration when its residual falls below this (per working dtype) or stalls
@@ -61,9 +64,12 @@ def map_chunks(fn, *stacks):
         n = min(batch, 4 * nt)
         bounds = np.linspace(0, batch, n + 1).astype(int)
         with _threads.single_blas_thread():
-            done = _threads.run_pieces(
-                lambda i: fn(*(s[bounds[i] : bounds[i + 1]] for s in stacks)), n, nt
-            )
+
+            def piece(i):
+                with pieces():  # the kernel's products on this thread alone
+                    return fn(*(s[bounds[i] : bounds[i + 1]] for s in stacks))
+
+            done = _threads.run_pieces(piece, n, nt)
     return np.concatenate([d[0] for d in done]), max(d[1] for d in done)
 
 
@@ -118,15 +124,16 @@ def orthogonalize(G, n_iter, coefficients, scale, lower, scale_iter, be):
 
 def _ns_steps(X, steps, xp):
     wd = X.dtype
-    wide = X.shape[1] <= X.shape[2]
+    # square: X^T X and X P (the batched GEMM reads X^T as stored; X X^T would copy it)
+    wide = X.shape[1] < X.shape[2]
     for a, b, c in steps:
         Xt = xp.swapaxes(X, 1, 2)
-        A = xp.matmul(X, Xt) if wide else xp.matmul(Xt, X)
+        A = mm(xp, X, Xt) if wide else mm(xp, Xt, X)
         P = A * wd.type(b)
         if c:
-            P += wd.type(c) * xp.matmul(A, A)
+            P += wd.type(c) * mm(xp, A, A)
         _add_diag(P, wd.type(a))
-        X = xp.matmul(P, X) if wide else xp.matmul(X, P)
+        X = mm(xp, P, X) if wide else mm(xp, X, P)
     return X
 
 
@@ -179,7 +186,7 @@ def sqrtm(A, method, n_iter, scale, inverse, be, coefficients="polar", lower=1e-
             Zm = eye - Yc
             R, P = eye.copy(), eye
             for coef in _taylor_terms(n_iter, inverse):
-                P = xp.matmul(P, Zm)
+                P = mm(xp, P, Zm)
                 R += wd.type(coef) * P
             return R, n_iter
         return _pade(Yc, eye, n_iter, inverse, xp), n_iter
@@ -207,16 +214,16 @@ def _ns_sqrt(Y, eye, n_iter, inverse, xp, coefficients="polar", lower=1e-3):
     steps = ns_coefficients(coefficients, stop.limit, lower)
     its = 0
     for its in range(1, stop.limit + 1):
-        M = xp.matmul(Z, Y) if its > 1 else Y.copy()
+        M = mm(xp, Z, Y) if its > 1 else Y.copy()
         if not stop.update(M - eye, xp):
             its -= 1
             break
         a, b, c = steps[its - 1]
         T = M * wd.type(b)
         if c:
-            T += wd.type(c) * xp.matmul(M, M)
+            T += wd.type(c) * mm(xp, M, M)
         _add_diag(T, wd.type(a))
-        Y, Z = stop.keep(xp.matmul(Y, T), Y, xp), stop.keep(xp.matmul(T, Z), Z, xp)
+        Y, Z = stop.keep(mm(xp, Y, T), Y, xp), stop.keep(mm(xp, T, Z), Z, xp)
     return (Z if inverse else Y), its
 
 
@@ -263,11 +270,11 @@ def _sign_steps(B, C, n_iter, xp):
     stop = _Stopper(B.shape[0], wd, n_iter)
     its = 0
     for its in range(1, stop.limit + 1):
-        B2 = xp.matmul(B, B)
+        B2 = mm(xp, B, B)
         if not stop.update(B2 - eye, xp):
             its -= 1
             break
-        Cn = half * (3 * C - xp.matmul(B2, C) - xp.matmul(C, B2) + xp.matmul(xp.matmul(B, C), B))
+        Cn = half * (3 * C - mm(xp, B2, C) - mm(xp, C, B2) + mm(xp, mm(xp, B, C), B))
         C = stop.keep(Cn, C, xp)
-        B = stop.keep(half * xp.matmul(B, 3 * eye - B2), B, xp)
+        B = stop.keep(half * mm(xp, B, 3 * eye - B2), B, xp)
     return C * half, its

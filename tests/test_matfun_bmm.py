@@ -1,0 +1,164 @@
+"""The batched float32 GEMM of the matrix-function iterations (cpp/matfun.cpp, AVX-512; the
+route in python/matkern/_matfun_bmm.py).
+
+Tolerances. Each entry is a float32 sum of k products (in k order within blocks of 256, the
+blocks added in order): its error is at most about k * u * (|A| @ |B|) entrywise, u = 2**-24
+(k - 1 additions and the rounding of each product, FMAs rounding once). The tests use
+exactly that bound: one wrong product or a dropped block moves an entry by about |a b|, far
+more, wherever k >= 1. Results must also be bit-identical for any thread count and for a
+stack cut into pieces (each matrix is summed by one thread, in a fixed order).
+"""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import matkern
+from matkern import _dispatch, _matfun_bmm
+
+U32 = 2.0**-24
+
+
+def _cpu_bmm_or_skip():
+    try:
+        cpu = _dispatch.cpu()
+    except RuntimeError as e:
+        pytest.skip(str(e))
+    if not cpu.bmm_enabled():
+        pytest.skip("this CPU or build has no AVX-512: the iterations use numpy.matmul")
+    return cpu
+
+
+def _operands(rng, b, m, n, k, ta, tb, scale=1.0):
+    A = (rng.standard_normal((b, k, m) if ta else (b, m, k)) * scale).astype(np.float32)
+    B = (rng.standard_normal((b, n, k) if tb else (b, k, n)) / scale).astype(np.float32)
+    Aop = A.transpose(0, 2, 1) if ta else A
+    Bop = B.transpose(0, 2, 1) if tb else B
+    return A, B, Aop, Bop
+
+
+def _check(out, Aop, Bop):
+    k = Aop.shape[2]
+    exact = Aop.astype(np.float64) @ Bop.astype(np.float64)
+    bound = max(k, 1) * U32 * (np.abs(Aop).astype(np.float64) @ np.abs(Bop).astype(np.float64))
+    np.testing.assert_array_less(np.abs(out - exact), bound + 1e-37)
+
+
+# edges of the 8 x 48 register tile and the 256-long K blocks, tiny and empty sizes
+SHAPES = [
+    (1, 1, 1, 1),
+    (3, 5, 7, 9),
+    (2, 8, 48, 256),
+    (2, 9, 49, 257),
+    (1, 17, 95, 513),
+    (5, 64, 130, 3),
+    (1, 300, 40, 1000),
+    (2, 4, 6, 0),
+]
+
+
+@pytest.mark.parametrize("b,m,n,k", SHAPES)
+@pytest.mark.parametrize("ta", [False, True])
+@pytest.mark.parametrize("tb", [False, True])
+def test_products_within_the_summation_bound(b, m, n, k, ta, tb):
+    cpu = _cpu_bmm_or_skip()
+    rng = np.random.default_rng(b * 1000 + m + n + k)
+    A, B, Aop, Bop = _operands(rng, b, m, n, k, ta, tb)
+    for parallel in (False, True):
+        out = np.full((b, m, n), np.nan, np.float32)
+        cpu.bmm_f32(A, ta, B, tb, out, parallel)
+        _check(out, Aop, Bop)
+
+
+def test_same_bits_for_any_thread_count_and_cut():
+    """Serial, on the pool, at 1 thread, and a stack cut in two: the same floats."""
+    cpu = _cpu_bmm_or_skip()
+    rng = np.random.default_rng(1)
+    A, B, _, _ = _operands(rng, 6, 130, 70, 600, True, False)
+    outs = []
+    for parallel in (False, True):
+        out = np.empty((6, 130, 70), np.float32)
+        cpu.bmm_f32(A, True, B, False, out, parallel)
+        outs.append(out)
+    with matkern.threads(1):
+        out = np.empty((6, 130, 70), np.float32)
+        cpu.bmm_f32(A, True, B, False, out, True)
+        outs.append(out)
+    halves = np.empty((6, 130, 70), np.float32)
+    cpu.bmm_f32(A[:2], True, B[:2], False, halves[:2], True)
+    cpu.bmm_f32(A[2:], True, B[2:], False, halves[2:], False)
+    outs.append(halves)
+    for o in outs[1:]:
+        np.testing.assert_array_equal(o, outs[0])
+
+
+def test_route_reads_transposed_views_and_falls_back():
+    """_matfun_bmm.matmul: a transposed view goes to the kernel as stored (no copy), a
+    non-contiguous stack, float64 and mismatched batches go to numpy.matmul; all agree with
+    numpy within the bound."""
+    _cpu_bmm_or_skip()
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((4, 50, 30)).astype(np.float32)
+    Xt = np.swapaxes(X, 1, 2)
+    assert _matfun_bmm._stored(Xt)[0] is True and _matfun_bmm._stored(Xt)[1].base is X
+    for A, B in ((Xt, X), (X, Xt), (X[:, ::2], Xt[:, :, ::2])):
+        _check(_matfun_bmm.matmul(np, A, B), A, B)
+    X64 = X.astype(np.float64)
+    np.testing.assert_array_equal(
+        _matfun_bmm.matmul(np, np.swapaxes(X64, 1, 2), X64),
+        np.matmul(np.swapaxes(X64, 1, 2), X64),
+    )
+
+
+def test_bad_shapes_raise():
+    cpu = _cpu_bmm_or_skip()
+    A = np.zeros((2, 3, 4), np.float32)
+    with pytest.raises(ValueError, match="inconsistent shapes"):
+        cpu.bmm_f32(
+            A, False, np.zeros((2, 5, 6), np.float32), False, np.zeros((2, 3, 6), np.float32), True
+        )
+    with pytest.raises(ValueError, match="inconsistent shapes"):
+        cpu.bmm_f32(
+            A, False, np.zeros((3, 4, 6), np.float32), False, np.zeros((2, 3, 6), np.float32), True
+        )
+    with pytest.raises(ValueError, match="3-D"):
+        cpu.bmm_f32(
+            A[0], False, np.zeros((4, 6), np.float32), False, np.zeros((3, 6), np.float32), True
+        )
+
+
+def test_iterations_agree_with_numpy_matmul(monkeypatch):
+    """orthogonalize and sqrtm_psd through the kernel and, with MATKERN_SIMD=avx2 (read per
+    call), through numpy.matmul: the same iteration, summed in another order (2e-5, as the
+    CPU route against the reference in test_matfun)."""
+    _cpu_bmm_or_skip()
+    rng = np.random.default_rng(3)
+    G = rng.standard_normal((5, 96, 64)).astype(np.float32)
+    S = rng.standard_normal((3, 40, 80)).astype(np.float32)
+    C = (S @ np.swapaxes(S, 1, 2) / 80).astype(np.float32)
+    fast = [matkern.orthogonalize(G), matkern.sqrtm_psd(C), matkern.orthogonalize(G[0])]
+    monkeypatch.setenv("MATKERN_SIMD", "avx2")
+    slow = [matkern.orthogonalize(G), matkern.sqrtm_psd(C), matkern.orthogonalize(G[0])]
+    for f, s in zip(fast, slow):
+        np.testing.assert_allclose(f, s, atol=2e-5 * max(1.0, np.abs(s).max()))
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.integers(1, 3),
+    st.integers(1, 70),
+    st.integers(1, 110),
+    st.integers(0, 600),
+    st.booleans(),
+    st.booleans(),
+    st.floats(-20, 20),
+    st.integers(0, 2**32 - 1),
+)
+def test_property_any_shape(b, m, n, k, ta, tb, log_scale, seed):
+    cpu = _cpu_bmm_or_skip()
+    rng = np.random.default_rng(seed)
+    A, B, Aop, Bop = _operands(rng, b, m, n, k, ta, tb, 2.0**log_scale)
+    out = np.empty((b, m, n), np.float32)
+    cpu.bmm_f32(A, ta, B, tb, out, bool(seed & 1))
+    _check(out, Aop, Bop)
