@@ -6,9 +6,9 @@ namespace matkern {
 namespace {
 
 // out (batch, m, n) = op(a) . op(b); a (batch, m, k) or, ta, (batch, k, m); b (batch, k, n)
-// or, tb, (batch, n, k).
-void bmm(carr<const float> a, bool ta, carr<const float> b, bool tb, carr<float> out,
-         bool parallel) {
+// or, tb, (batch, n, k); sym: see matfun.hpp.
+void bmm(carr<const float> a, bool ta, carr<const float> b, bool tb, carr<float> out, bool parallel,
+         bool sym) {
   if (!bmm_enabled()) throw std::invalid_argument("bmm_f32: needs AVX-512 (bmm_enabled())");
   if (a.ndim() != 3 || b.ndim() != 3 || out.ndim() != 3)
     throw std::invalid_argument("bmm_f32: stacks of matrices (3-D) expected");
@@ -18,14 +18,16 @@ void bmm(carr<const float> a, bool ta, carr<const float> b, bool tb, carr<float>
   if (int64_t(b.shape(0)) != batch || kb != k || int64_t(out.shape(0)) != batch ||
       int64_t(out.shape(1)) != m || int64_t(out.shape(2)) != n)
     throw std::invalid_argument("bmm_f32: inconsistent shapes");
-  bmm_f32(batch, m, n, k, {a.data(), ta}, {b.data(), tb}, out.data(), parallel);
+  if (sym && m != n) throw std::invalid_argument("bmm_f32: sym needs a square product");
+  bmm_f32(batch, m, n, k, {a.data(), ta}, {b.data(), tb}, out.data(), parallel, sym);
 }
 
 }  // namespace
 
 void bind_matfun(nb::module_& m) {
   m.def("bmm_enabled", &bmm_enabled);
-  m.def("bmm_f32", &bmm, kKernelCall, "a"_a, "ta"_a, "b"_a, "tb"_a, "out"_a, "parallel"_a);
+  m.def("bmm_f32", &bmm, kKernelCall, "a"_a, "ta"_a, "b"_a, "tb"_a, "out"_a, "parallel"_a,
+        "sym"_a = false);
 }
 
 }  // namespace matkern

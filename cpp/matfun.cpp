@@ -21,7 +21,7 @@ struct BTag;
 
 // One matrix: C (m, n) = op(A) op(B); its (panel, tile-group) pairs on the pool when parallel.
 void one_matrix(int64_t m, int64_t n, int64_t k, const float* a, bool ta, const float* b, bool tb,
-                float* c, bool parallel) {
+                float* c, bool parallel, bool sym) {
   if (k == 0) {
     std::fill(c, c + m * n, 0.0f);
     return;
@@ -44,6 +44,7 @@ void one_matrix(int64_t m, int64_t n, int64_t k, const float* a, bool ta, const 
       const int nc = int(std::min<int64_t>(kNr, n - j0));
       for (int64_t ti = g * per; ti < std::min(tiles, (g + 1) * per); ++ti) {
         const int64_t i0 = ti * kMr;
+        if (sym && i0 >= j0 + nc) break;  // below the diagonal: mirrored afterwards
         const int mr = int(std::min<int64_t>(kMr, m - i0));
         const float* at = ta ? a + k0 * lda + i0 : a + i0 * lda + k0;
         avx512::bmm_tile(at, lda, ta, mr, b + k0 * n + j0, n, kc, c + i0 * n + j0, n, nc, acc);
@@ -54,6 +55,13 @@ void one_matrix(int64_t m, int64_t n, int64_t k, const float* a, bool ta, const 
     } else {
       for (int64_t t = 0; t < panels * groups; ++t) job(t);
     }
+  }
+  if (sym) {  // C = C^T: the lower triangle from the upper, in 32 x 32 blocks (both in cache)
+    constexpr int64_t kB = 32;
+    for (int64_t i0 = 0; i0 < m; i0 += kB)
+      for (int64_t j0 = 0; j0 <= i0; j0 += kB)
+        for (int64_t i = i0; i < std::min(m, i0 + kB); ++i)
+          for (int64_t j = j0; j < std::min(i, j0 + kB); ++j) c[i * n + j] = c[j * n + i];
   }
 }
 #endif
@@ -69,19 +77,21 @@ bool bmm_enabled() {
 }
 
 void bmm_f32(int64_t batch, int64_t m, int64_t n, int64_t k, BmmOperand a, BmmOperand b, float* c,
-             bool parallel) {
+             bool parallel, bool sym) {
 #ifdef MATKERN_BUILD_AVX512
   const int64_t sa = m * k, sb = k * n, sc = m * n;
   if (parallel && batch > 1) {  // matrices on the pool, each on one thread
     parallel_for_chunks(batch, [&](int64_t i) {
-      one_matrix(m, n, k, a.data + i * sa, a.trans, b.data + i * sb, b.trans, c + i * sc, false);
+      one_matrix(m, n, k, a.data + i * sa, a.trans, b.data + i * sb, b.trans, c + i * sc, false,
+                 sym);
     });
     return;
   }
   for (int64_t i = 0; i < batch; ++i)
-    one_matrix(m, n, k, a.data + i * sa, a.trans, b.data + i * sb, b.trans, c + i * sc, parallel);
+    one_matrix(m, n, k, a.data + i * sa, a.trans, b.data + i * sb, b.trans, c + i * sc, parallel,
+               sym);
 #else
-  (void)batch, (void)m, (void)n, (void)k, (void)a, (void)b, (void)c, (void)parallel;
+  (void)batch, (void)m, (void)n, (void)k, (void)a, (void)b, (void)c, (void)parallel, (void)sym;
 #endif
 }
 

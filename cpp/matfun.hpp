@@ -22,8 +22,11 @@ bool bmm_enabled();
 // C (batch, m, n) row-major = op(A) (m, k) . op(B) (k, n) for every matrix of the stacks.
 // parallel: the matrices (or for one matrix, its panels) on the helper pool; otherwise on
 // the calling thread (a caller that already runs pieces of a stack on several threads).
+// sym: the caller knows the product is symmetric, C[i][j] and C[j][i] the same sum of the
+// same products (A^T A; S S for a symmetric S): register tiles wholly below the diagonal are
+// skipped and the lower triangle copied from the upper.
 void bmm_f32(int64_t batch, int64_t m, int64_t n, int64_t k, BmmOperand a, BmmOperand b, float* c,
-             bool parallel);
+             bool parallel, bool sym = false);
 
 namespace avx512 {
 constexpr int kBmmMr = 8;   // rows of a register tile

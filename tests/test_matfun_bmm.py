@@ -162,3 +162,36 @@ def test_property_any_shape(b, m, n, k, ta, tb, log_scale, seed):
     out = np.empty((b, m, n), np.float32)
     cpu.bmm_f32(A, ta, B, tb, out, bool(seed & 1))
     _check(out, Aop, Bop)
+
+
+@pytest.mark.parametrize(
+    "m,k,ta", [(1, 5, True), (47, 300, True), (130, 70, False), (257, 40, True)]
+)
+def test_symmetric_products(m, k, ta):
+    """sym: X^T X (or X X^T) and S S for an exactly symmetric S: exactly symmetric results,
+    the upper triangle within the summation bound, the lower its mirror."""
+    cpu = _cpu_bmm_or_skip()
+    rng = np.random.default_rng(m + k)
+    X = rng.standard_normal((2, k, m) if ta else (2, m, k)).astype(np.float32)
+    out = np.empty((2, m, m), np.float32)
+    # ta: A = X^T (stored X), B = X; else A = X, B = X^T (stored X)
+    cpu.bmm_f32(X, ta, X, not ta, out, True, True)
+    Aop = np.swapaxes(X, 1, 2) if ta else X
+    _check(out, Aop, np.swapaxes(Aop, 1, 2))
+    np.testing.assert_array_equal(out, np.swapaxes(out, 1, 2))
+    S = out
+    out2 = np.empty_like(S)
+    cpu.bmm_f32(S, False, S, False, out2, False, True)
+    full = np.empty_like(S)
+    cpu.bmm_f32(S, False, S, False, full, False, False)
+    np.testing.assert_array_equal(out2, full)  # the same sums: the mirror is exact
+    with pytest.raises(ValueError, match="square"):
+        cpu.bmm_f32(
+            np.zeros((2, 3, k), np.float32),
+            False,
+            np.zeros((2, k, 5), np.float32),
+            False,
+            np.empty((2, 3, 5), np.float32),
+            True,
+            True,
+        )

@@ -128,10 +128,11 @@ def _ns_steps(X, steps, xp):
     wide = X.shape[1] < X.shape[2]
     for a, b, c in steps:
         Xt = xp.swapaxes(X, 1, 2)
-        A = mm(xp, X, Xt) if wide else mm(xp, Xt, X)
+        # X X^T, X^T X and A A (A exactly symmetric) are symmetric products
+        A = mm(xp, X, Xt, sym=True) if wide else mm(xp, Xt, X, sym=True)
         P = A * wd.type(b)
         if c:
-            P += wd.type(c) * mm(xp, A, A)
+            P += wd.type(c) * mm(xp, A, A, sym=True)
         _add_diag(P, wd.type(a))
         X = mm(xp, P, X) if wide else mm(xp, X, P)
     return X
