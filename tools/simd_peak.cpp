@@ -19,69 +19,44 @@ constexpr long kIters = 20000000;
   X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) \
   X(12) X(13) X(14) X(15) X(16) X(17) X(18) X(19) X(20) X(21) X(22) X(23)
 
-double vnni_rate() {
-  double t0 = omp_get_wtime();
-#pragma omp parallel
-  {
-    const __m512i a = _mm512_set1_epi8(3), b = _mm512_set1_epi8(5);
-#define DECL(i) __m512i c##i = _mm512_set1_epi32(i);
-    CHAINS(DECL)
-#undef DECL
-    for (long it = 0; it < kIters; ++it) {
-#define STEP(i) asm volatile("vpdpbusd %1, %2, %0" : "+v"(c##i) : "v"(a), "v"(b));
-      CHAINS(STEP)
-#undef STEP
-    }
-#define KEEP(i) asm volatile("" ::"v"(c##i));
-    CHAINS(KEEP)
-#undef KEEP
+// One timed loop of 24 independent chains: DECL(i) declares chain i's state, STEP(i) runs
+// one step of it (the instructions measured), KEEP(i) keeps its result alive.
+#define MK_RATE(name, SETUP, DECL, STEP, KEEP) \
+  double name() {                             \
+    const double t0 = omp_get_wtime();        \
+    _Pragma("omp parallel") {                 \
+      SETUP CHAINS(DECL)                      \
+      for (long it = 0; it < kIters; ++it) {  \
+        CHAINS(STEP)                          \
+      }                                       \
+      CHAINS(KEEP)                            \
+    }                                         \
+    return omp_get_wtime() - t0;              \
   }
-  return omp_get_wtime() - t0;
-}
 
-double fma_rate() {
-  double t0 = omp_get_wtime();
-#pragma omp parallel
-  {
-    const __m512 a = _mm512_set1_ps(1.0f), b = _mm512_set1_ps(0.5f);
-#define DECL(i) __m512 c##i = _mm512_set1_ps(float(i));
-    CHAINS(DECL)
-#undef DECL
-    for (long it = 0; it < kIters; ++it) {
-#define STEP(i) asm volatile("vfmadd231ps %1, %2, %0" : "+v"(c##i) : "v"(a), "v"(b));
-      CHAINS(STEP)
-#undef STEP
-    }
 #define KEEP(i) asm volatile("" ::"v"(c##i));
-    CHAINS(KEEP)
-#undef KEEP
-  }
-  return omp_get_wtime() - t0;
-}
+
+#define VNNI_SETUP const __m512i a = _mm512_set1_epi8(3), b = _mm512_set1_epi8(5);
+#define VNNI_DECL(i) __m512i c##i = _mm512_set1_epi32(i);
+#define VNNI_STEP(i) asm volatile("vpdpbusd %1, %2, %0" : "+v"(c##i) : "v"(a), "v"(b));
+MK_RATE(vnni_rate, VNNI_SETUP, VNNI_DECL, VNNI_STEP, KEEP)
+
+#define FMA_SETUP const __m512 a = _mm512_set1_ps(1.0f), b = _mm512_set1_ps(0.5f);
+#define FMA_DECL(i) __m512 c##i = _mm512_set1_ps(float(i));
+#define FMA_STEP(i) asm volatile("vfmadd231ps %1, %2, %0" : "+v"(c##i) : "v"(a), "v"(b));
+MK_RATE(fma_rate, FMA_SETUP, FMA_DECL, FMA_STEP, KEEP)
 
 // One lookup: a variable shift of the code dwords, then vpermps from the table register.
-double lookup_rate() {
-  double t0 = omp_get_wtime();
-#pragma omp parallel
-  {
-    const __m512i codes = _mm512_set1_epi32(0x76543210), sh = _mm512_set1_epi32(4);
-    const __m512 table = _mm512_set1_ps(1.0f);
-#define DECL(i) __m512 c##i = _mm512_set1_ps(float(i)); __m512i s##i = codes;
-    CHAINS(DECL)
-#undef DECL
-    for (long it = 0; it < kIters; ++it) {
-#define STEP(i)                                                          \
+#define LUT_SETUP                                                                  \
+  const __m512i codes = _mm512_set1_epi32(0x76543210), sh = _mm512_set1_epi32(4); \
+  const __m512 table = _mm512_set1_ps(1.0f);
+#define LUT_DECL(i)                          \
+  __m512 c##i = _mm512_set1_ps(float(i)); \
+  __m512i s##i = codes;
+#define LUT_STEP(i)                                                      \
   asm volatile("vpsrlvd %1, %2, %0" : "=v"(s##i) : "v"(sh), "v"(codes)); \
   asm volatile("vpermps %1, %2, %0" : "=v"(c##i) : "v"(table), "v"(s##i));
-      CHAINS(STEP)
-#undef STEP
-    }
-#define KEEP(i) asm volatile("" ::"v"(c##i));
-    CHAINS(KEEP)
-#undef KEEP
-  }
-  return omp_get_wtime() - t0;
-}
+MK_RATE(lookup_rate, LUT_SETUP, LUT_DECL, LUT_STEP, KEEP)
 
 }  // namespace
 
