@@ -60,20 +60,13 @@ void rows_mr(const int8_t* xp, int64_t ldx, int64_t K, const int32_t* xcorr, int
 void lut4_i8_rows(const int8_t* xp, int64_t ldx, int64_t K, int mr, const int32_t* xcorr,
                   int64_t cstride, int64_t ngroups, const uint32_t* rows, int64_t wpr,
                   const float* scales, const uint8_t* lut, int gs, int nrows, float* raw) {
+  using RowsFn = void (*)(const int8_t*, int64_t, int64_t, const int32_t*, int64_t, int64_t,
+                          const uint32_t*, int64_t, const float*, __m512i, int, int, float*);
+  static const RowsFn kRows[kLutI8Mr] = {rows_mr<1>, rows_mr<2>, rows_mr<3>, rows_mr<4>,
+                                         rows_mr<5>, rows_mr<6>, rows_mr<7>, rows_mr<8>};
   const __m512i tbl =
       _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(lut)));
-  switch (mr) {
-#define MK_CASE(n) \
-  case n:          \
-    return rows_mr<n>(xp, ldx, K, xcorr, cstride, ngroups, rows, wpr, scales, tbl, gs, nrows, raw);
-    MK_CASE(8)
-    MK_CASE(7)
-    MK_CASE(6)
-    MK_CASE(5) MK_CASE(4) MK_CASE(3) MK_CASE(2)
-#undef MK_CASE
-        default : return rows_mr<1>(xp, ldx, K, xcorr, cstride, ngroups, rows, wpr, scales, tbl, gs,
-                                    nrows, raw);
-  }
+  kRows[mr - 1](xp, ldx, K, xcorr, cstride, ngroups, rows, wpr, scales, tbl, gs, nrows, raw);
 }
 
 }  // namespace matkern::avx512

@@ -53,25 +53,19 @@ void tile(const float* a, int64_t lda, const float* b, int64_t ldb, int64_t kc, 
   }
 }
 
-template <bool TA>
-void tile_any(const float* a, int64_t lda, int mr, const float* b, int64_t ldb, int64_t kc,
-              float* c, int64_t ldc, int nc, bool accumulate) {
-  switch (mr) {
-#define MK_CASE(n) \
-  case n: return tile<n, TA>(a, lda, b, ldb, kc, c, ldc, nc, accumulate);
-    MK_CASE(8)
-    MK_CASE(7) MK_CASE(6) MK_CASE(5) MK_CASE(4) MK_CASE(3) MK_CASE(2)
-#undef MK_CASE
-        default : return tile<1, TA>(a, lda, b, ldb, kc, c, ldc, nc, accumulate);
-  }
-}
+using TileFn = void (*)(const float*, int64_t, const float*, int64_t, int64_t, float*, int64_t, int,
+                        bool);
+// [ta][mr - 1]
+const TileFn kTiles[2][kBmmMr] = {{tile<1, false>, tile<2, false>, tile<3, false>, tile<4, false>,
+                                   tile<5, false>, tile<6, false>, tile<7, false>, tile<8, false>},
+                                  {tile<1, true>, tile<2, true>, tile<3, true>, tile<4, true>,
+                                   tile<5, true>, tile<6, true>, tile<7, true>, tile<8, true>}};
 
 }  // namespace
 
 void bmm_tile(const float* a, int64_t lda, bool ta, int mr, const float* b, int64_t ldb, int64_t kc,
               float* c, int64_t ldc, int nc, bool accumulate) {
-  if (ta) return tile_any<true>(a, lda, mr, b, ldb, kc, c, ldc, nc, accumulate);
-  tile_any<false>(a, lda, mr, b, ldb, kc, c, ldc, nc, accumulate);
+  kTiles[ta ? 1 : 0][mr - 1](a, lda, b, ldb, kc, c, ldc, nc, accumulate);
 }
 
 }  // namespace matkern::avx512
