@@ -1,7 +1,7 @@
 """A/B runs of the CPU parallel runtime behind every CPU kernel, in alternating rounds in one
 process, quiet or next to one spinning process (``--neighbour``).
 
-    PYTHONPATH=python python tools/ab_parallel_runtime.py [--mode runtime|threads|policy]
+    PYTHONPATH=python python tools/ab_parallel_runtime.py [--mode runtime|threads|policy|simd]
         [--neighbour] [--rounds N] [--block SECONDS] [--only TEXT]
 
 Modes (each variant timed in every round, the variants in turn):
@@ -11,6 +11,10 @@ Modes (each variant timed in every round, the variants in turn):
 - ``threads``: matkern on 2 threads against matkern on 1 thread: issue #16's bar next to a
   busy process (2 threads never slower than 1). Its cases cover every family on the pool
   and the Python-level users of the thread budget (matfun's stacks, the sketches).
+- ``simd``: every kernel at ``MATKERN_SIMD=avx2`` (read at each call) against the CPU's own
+  level (AVX-512 VNNI where it has it): issue #25's "every other family no slower than its
+  AVX2 path", on the ``runtime`` cases (int8, 4-bit LUT, fwht, matfun's GEMM take 512-bit
+  kernels; the others run their AVX2 code at both levels).
 - ``policy``: the pool's wait policies (``_cpu.set_pool_policy``: the contention guard on or
   off, the caller spinning until its helpers finish instead of sleeping after 50 us,
   SCHED_BATCH helpers) against one thread.
@@ -71,6 +75,11 @@ def runtime_cases():
     yield "fjlt 2000x4096 k=256", (lambda: fj.transform(Xd))
     R = sp.random(20000, 2000, density=0.005, format="csr", random_state=0)
     yield "svd fit 20000x2000 k=32", (lambda: matkern.TruncatedSVD(32, random_state=0).fit(R))
+    Q = rng.standard_normal((64, 128, 128), dtype=np.float32)
+    yield (
+        "matfun orthogonalize 64x128x128 polar x11",
+        (lambda: matkern.orthogonalize(Q, n_iter=11, coefficients="polar")),
+    )
 
 
 def _gram_cases(rng):
@@ -187,6 +196,21 @@ def runtime(name):
 
 
 @contextlib.contextmanager
+def simd(level):
+    import os
+
+    old = os.environ.get("MATKERN_SIMD")
+    os.environ["MATKERN_SIMD"] = level
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["MATKERN_SIMD"]
+        else:
+            os.environ["MATKERN_SIMD"] = old
+
+
+@contextlib.contextmanager
 def policy(**kw):
     old = cpu().pool_policy()
     cpu().set_pool_policy(**{**old, **kw})
@@ -204,6 +228,8 @@ def variants(mode):
         return {**one, "pool": two, "openmp": lambda: runtime("openmp")}
     if mode == "threads":
         return {**one, "2 threads": two}
+    if mode == "simd":
+        return {"avx2": lambda: simd("avx2"), cpu().simd_level(): two}
     return {
         **one,
         "pool (default)": two,
@@ -232,7 +258,7 @@ def loadavg():
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--mode", choices=("runtime", "threads", "policy"), default="runtime")
+    p.add_argument("--mode", choices=("runtime", "threads", "policy", "simd"), default="runtime")
     p.add_argument("--neighbour", action="store_true")
     p.add_argument("--rounds", type=int, default=9)
     p.add_argument("--block", type=float, default=0.05, help="seconds per timed block")
@@ -253,7 +279,7 @@ def main():
     if ctx:
         ctx.__enter__()
     try:
-        if args.mode == "runtime":
+        if args.mode in ("runtime", "simd"):
             cases = ((name, lambda fn=fn: fn) for name, fn in runtime_cases())
         else:
             cases = threads_cases()
