@@ -12,6 +12,8 @@ process (read at every call).
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import matkern
 from conftest import simd_level_run
@@ -248,3 +250,36 @@ def test_fused_call_or_the_columns_handed_back():
         cpu.int8_matmul_vnni_auto(X, 6.0, 64, 16384, wv, corr, n, Wq.scale, None, out[:, :-1])
     with pytest.raises(ValueError, match="bias size"):
         cpu.int8_matmul_vnni_auto(X, 6.0, 64, 16384, wv, corr, n, Wq.scale, Wq.scale[:3], out)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(1, 20),
+    st.integers(1, 300),
+    st.integers(1, 150),
+    st.integers(0, 80),
+    st.sampled_from([0.0, 3.0, 6.0]),
+    st.booleans(),
+    st.integers(0, 2**32 - 1),
+)
+def test_property_fused_call_equals_the_vpdpwssd_tile(m, k, n, n_hot, threshold, bad_row, seed):
+    """Any shape, number of outlier columns (the fused epilogue up to 64, the BLAS addend past
+    it), threshold, and a row holding NaN or Inf: the one-call vpdpbusd route equals the
+    vpdpwssd tile's route bit for bit."""
+    _vnni_or_skip()
+    import os
+
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((m, k)).astype(np.float32)
+    hot = rng.choice(k, min(n_hot, k), replace=False)
+    X[rng.integers(0, m, hot.size), hot] = rng.choice([-9.0, 7.0, 40.0], hot.size)
+    if bad_row:
+        X[rng.integers(0, m), rng.integers(0, k)] = rng.choice([np.nan, np.inf])
+    Wq = matkern.int8_quantize(rng.standard_normal((n, k)).astype(np.float32))
+    new = matkern.int8_matmul(X, Wq, threshold=threshold)
+    os.environ["MATKERN_INT8_TILE"] = "vpdpwssd"
+    try:
+        old = matkern.int8_matmul(X, Wq, threshold=threshold)
+    finally:
+        del os.environ["MATKERN_INT8_TILE"]
+    np.testing.assert_array_equal(new, old)
