@@ -283,3 +283,22 @@ def test_property_fused_call_equals_the_vpdpwssd_tile(m, k, n, n_hot, threshold,
     finally:
         del os.environ["MATKERN_INT8_TILE"]
     np.testing.assert_array_equal(new, old)
+
+
+def test_inf_in_many_outlier_columns_warns_nothing():
+    """More outlier columns than the epilogue takes (the BLAS addend) with an Inf among them:
+    that row is Inf/NaN, the others finite, and no NumPy warning (as with few columns)."""
+    _cpu_or_skip()
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((3, 200)).astype(np.float32)
+    X[0, :70] = 8.0  # 70 outlier columns: more than the fused epilogue's 64
+    X[1, 5] = np.inf
+    W = rng.standard_normal((40, 200)).astype(np.float32)
+    W[:, 5] = 0.0  # inf * 0: NumPy's "invalid value" case
+    Wq = matkern.int8_quantize(W)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Y = matkern.int8_matmul(X, Wq)
+    assert not np.isfinite(Y[1]).any() and np.isfinite(Y[[0, 2]]).all()

@@ -468,7 +468,10 @@ def _cpu_matmul(X2, Wq, threshold, b32):
         # epilogue; a BLAS call here (even a thin one) left its threads spinning for ~0.1 s on
         # the cores that the int8 kernel's threads needed next: 76 -> 47 ms at M=256,
         # N=K=4096.
-        np.matmul(xo, np.ascontiguousarray(wot.T).T, out=out)
+        # Inf/NaN in an outlier column reaches its row as Inf/NaN, as in the fused epilogue,
+        # without NumPy's "invalid value" warning that path does not give either
+        with np.errstate(invalid="ignore", over="ignore"):
+            np.matmul(xo, np.ascontiguousarray(wot.T).T, out=out)
         addend, xo, wot = out, None, None
     if vnni:  # AVX-512 VNNI: quantization, vpdpbusd product and epilogue in one call
         cpu.int8_matmul_vnni(xf, cols, wv, corr, n, Wq.scale, b32, addend, xo, wot, out)
