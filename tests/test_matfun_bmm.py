@@ -195,3 +195,26 @@ def test_symmetric_products(m, k, ta):
             True,
             True,
         )
+
+
+def test_calls_from_several_threads():
+    """orthogonalize (stacks cut into pieces on the granted threads, and one matrix on the
+    pool) and the raw kernel with a transposed B (per-thread scratch), from four Python
+    threads at once: every result bit-identical to the same call alone."""
+    cpu = _cpu_bmm_or_skip()
+    from conftest import run_in_threads
+
+    rng = np.random.default_rng(5)
+    G = rng.standard_normal((6, 96, 64)).astype(np.float32)
+    one = rng.standard_normal((300, 200)).astype(np.float32)
+    A, B, _, _ = _operands(rng, 3, 70, 90, 300, False, True)
+
+    def raw():
+        out = np.empty((3, 70, 90), np.float32)
+        cpu.bmm_f32(A, False, B, True, out, True)
+        return out
+
+    calls = [lambda: matkern.orthogonalize(G), lambda: matkern.orthogonalize(one), raw, raw]
+    alone = [c() for c in calls]
+    for got, want in zip(run_in_threads(calls, repeats=3), alone):
+        np.testing.assert_array_equal(got, want)
