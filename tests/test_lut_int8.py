@@ -229,3 +229,17 @@ def test_property_against_the_reference(bt, gs, n, kb, m, log_scale, seed):
     X = (rng.standard_normal((m, K)) * 2.0**-log_scale).astype(np.float32)
     qw = matkern.lut_quantize(W, bits=bits, group_size=gs, table=table)
     _check(X, qw)
+
+
+def test_layer_takes_compute_int8():
+    """LUTLinear(..., compute="int8") calls lut_matmul with it: the same result."""
+    _cpu_or_skip()
+    rng = np.random.default_rng(8)
+    W = rng.standard_normal((48, 256)).astype(np.float32)
+    b = rng.standard_normal(48).astype(np.float32)
+    X = rng.standard_normal((3, 256)).astype(np.float32)
+    layer = matkern.LUTLinear(W, bias=b, compute="int8")
+    qw = matkern.lut_quantize(W)
+    np.testing.assert_array_equal(layer(X), matkern.lut_matmul(X, qw, bias=b, compute="int8"))
+    with pytest.raises(ValueError, match="compute"):
+        matkern.LUTLinear(W, compute="int4")

@@ -11,6 +11,9 @@ from . import _checks, _dispatch, _lut_bnb, _lut_layout, _quant_api, _rotate_qua
 from ._interop import array_methods, arrays
 from .reference import lut as ref
 
+# lut_matmul's (and LUTLinear's) compute= choices besides None
+_COMPUTE = ("float16", "bfloat16", "int8")
+
 __all__ = ["LUTWeight", "LUTLinear", "lut_quantize", "lut_dequantize", "lut_matmul", "LUT_TABLES"]
 
 LUT_TABLES = ref.TABLE_NAMES  # ("int", "fp4", "fp4_e2m1", "nf4")
@@ -595,7 +598,7 @@ def lut_matmul(X, W, *, bias=None, compute=None, backend=None):
         if bias.shape[0] != N:
             raise ValueError(f"{fn}(): bias must have shape ({N},), got {bias.shape}")
     if compute is not None:
-        _checks.check_choice(compute, "compute", fn, ("float16", "bfloat16", "int8"))
+        _checks.check_choice(compute, "compute", fn, _COMPUTE)
         if compute == "bfloat16" and X.dtype != np.float32:
             raise TypeError(
                 f"{fn}(): compute='bfloat16' takes float32 X (CuPy has no "
@@ -718,7 +721,7 @@ class LUTLinear:
     bias : array (out_features,), float32 or float16, optional
     bits, group_size, table : as in :func:`lut_quantize` (keyword only; defaults 4, 128, "nf4")
     rotation : matkern.HadamardRotation, optional (keyword only): see :func:`lut_quantize`
-    compute : as in :func:`lut_matmul` (GPU only)
+    compute : as in :func:`lut_matmul` ("float16"/"bfloat16" on the GPU, "int8" on the CPU)
     backend : {"reference", "cpu", "cuda"}, optional
 
     Calling it on X (..., in_features) float32/float16 on the weight's device returns
@@ -764,7 +767,7 @@ class LUTLinear:
                     f"{fn}(): bias must have shape ({weight.shape[0]},), got {bias.shape}"
                 )
         if compute is not None:
-            _checks.check_choice(compute, "compute", fn, ("float16", "bfloat16"))
+            _checks.check_choice(compute, "compute", fn, _COMPUTE)
         if backend is not None:
             _checks.check_choice(backend, "backend", fn, ("reference", "cpu", "cuda"))
         self.weight = weight
