@@ -367,6 +367,9 @@ def test_lut_matmul(client):
     ref = matkern.lut_matmul(X, qw, bias=b)  # wide tiles
     assert np.abs(Yd - ref).max() <= 1e-5 * np.abs(ref).max()
     assert np.array_equal(Yd[:20], matkern.lut_matmul(X[:20], qw, bias=b))
+    # compute="int8": each row chunk quantized on its own rows, as the whole-array call does
+    Y8 = md.lut_matmul(da.from_array(X, chunks=(100, 256)), qw, compute="int8").compute()
+    assert np.array_equal(Y8, matkern.lut_matmul(X, qw, compute="int8"))
 
 
 def test_weight_token_counts_the_rotation():

@@ -119,7 +119,7 @@ def lut_matmul(X, W, *, bias=None, compute=None):
         )
     _check_bias(bias, n, fn)
     if compute is not None:
-        _checks.check_choice(compute, "compute", fn, ("float16", "bfloat16"))
+        _checks.check_choice(compute, "compute", fn, lut._COMPUTE)
     token = _token(
         W.packed,
         W.scales,
