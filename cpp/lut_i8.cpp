@@ -74,7 +74,7 @@ void lut_matmul_i8(const float* x, int64_t M, int64_t K, const uint32_t* packed,
     // sum of the codes that lane multiplies (the u8 weights' offset): each lane then holds an
     // exact sum of t8 x x8 products alone, of their magnitude (with the offset left in, a lane
     // carried ~128 x more, which the float conversion and sums rounded)
-    // rows ldx bytes apart: K + 64 where K is a multiple of 1 KiB, so that the 8 rows a pass
+    // rows ldx bytes apart: K + 64 where K is a multiple of 1 KiB, so that the rows a pass
     // reads at once do not share L1 sets
     const int64_t ldx = K % 1024 ? K : K + 64;
     std::vector<int8_t> xp(size_t(M * ldx));

@@ -27,11 +27,11 @@ void rows_mr(const int8_t* xp, int64_t ldx, int64_t K, const int32_t* xcorr, int
   for (int r = 0; r < nrows; ++r) {
     const uint8_t* w = reinterpret_cast<const uint8_t*>(rows + r * wpr);
     __m512 f[MR];
-#pragma GCC unroll 8
+#pragma GCC unroll 6
     for (int i = 0; i < MR; ++i) f[i] = _mm512_setzero_ps();
     for (int64_t g = 0; g < ngroups; ++g) {
       __m512i a[MR];
-#pragma GCC unroll 8
+#pragma GCC unroll 6
       for (int i = 0; i < MR; ++i) a[i] = _mm512_loadu_si512(xcorr + g * cstride + i * 16);
       const int64_t c1 = (g + 1) * cpg < nch ? (g + 1) * cpg : nch;
       for (int64_t c = g * cpg; c < c1; ++c) {
@@ -40,17 +40,17 @@ void rows_mr(const int8_t* xp, int64_t ldx, int64_t K, const int32_t* xcorr, int
         const __m512i lo = _mm512_shuffle_epi8(tbl, _mm512_and_si512(v, m4));
         const __m512i hi = _mm512_shuffle_epi8(tbl, _mm512_and_si512(_mm512_srli_epi16(v, 4), m4));
         const int8_t* xc = xp + 128 * c;
-#pragma GCC unroll 8
+#pragma GCC unroll 6
         for (int i = 0; i < MR; ++i) {
           a[i] = _mm512_dpbusd_epi32(a[i], lo, _mm512_loadu_si512(xc + i * ldx));
           a[i] = _mm512_dpbusd_epi32(a[i], hi, _mm512_loadu_si512(xc + i * ldx + 64));
         }
       }
       const __m512 s = _mm512_set1_ps(scales[r * ngroups + g]);
-#pragma GCC unroll 8
+#pragma GCC unroll 6
       for (int i = 0; i < MR; ++i) f[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a[i]), s, f[i]);
     }
-#pragma GCC unroll 8
+#pragma GCC unroll 6
     for (int i = 0; i < MR; ++i) raw[i * 32 + r] = _mm512_reduce_add_ps(f[i]);
   }
 }
@@ -62,8 +62,8 @@ void lut4_i8_rows(const int8_t* xp, int64_t ldx, int64_t K, int mr, const int32_
                   const float* scales, const uint8_t* lut, int gs, int nrows, float* raw) {
   using RowsFn = void (*)(const int8_t*, int64_t, int64_t, const int32_t*, int64_t, int64_t,
                           const uint32_t*, int64_t, const float*, __m512i, int, int, float*);
-  static const RowsFn kRows[kLutI8Mr] = {rows_mr<1>, rows_mr<2>, rows_mr<3>, rows_mr<4>,
-                                         rows_mr<5>, rows_mr<6>, rows_mr<7>, rows_mr<8>};
+  static const RowsFn kRows[kLutI8Mr] = {rows_mr<1>, rows_mr<2>, rows_mr<3>,
+                                         rows_mr<4>, rows_mr<5>, rows_mr<6>};
   const __m512i tbl =
       _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(lut)));
   kRows[mr - 1](xp, ldx, K, xcorr, cstride, ngroups, rows, wpr, scales, tbl, gs, nrows, raw);

@@ -85,7 +85,7 @@ def test_int8_table_exact_where_it_can_be():
 
 
 # (N, K, M, group_size, table, bits): the VNNI kernel's shapes (groups and K multiples of
-# 128, one to several passes of 8 rows, partial chunks of 32 weight rows) and the portable
+# 128, one to several passes of 6 rows, partial chunks of 32 weight rows) and the portable
 # loop's (groups of 32/64, K not a multiple of 128, 2/3 bits, one group per row)
 CASES = [
     (70, 256, 1, 128, "nf4", 4),
