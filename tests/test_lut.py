@@ -67,7 +67,8 @@ def cpu_bound(X, Wd):
 
 def check_matmul(X, qw, backend, bias=None, compute=None):
     """lut_matmul on ``backend`` against float64 X @ dequant(W).T within the stated bound."""
-    Wd = matkern.lut_dequantize(qw, backend="reference")
+    # host copy: a GPU weight's reference dequantization comes back as a CuPy array
+    Wd = to_numpy(matkern.lut_dequantize(qw, backend="reference"))
     qb = weight_on(qw, backend)
     bb = None if bias is None else to_backend(bias, backend)
     y = to_numpy(
