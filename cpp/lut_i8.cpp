@@ -40,11 +40,13 @@ inline int chunk_col(int b, int hi) {
   return 64 * (b >> 5) + 32 * hi + col;
 }
 
-// Finishes rows [n0, n0 + nr) of output row i from the raw group sums raw[r].
-inline void finish(const double* raw, int64_t i, int64_t n0, int nr, double rowfac,
-                   const float* bias, int64_t N, float* out) {
+// Finishes rows [n0, n0 + nr) of output row i from the raw group sums raw[r] (float from the
+// AVX-512 kernel, double from the portable loop; the product is taken in double either way).
+template <typename T>
+void finish(const T* raw, int64_t i, int64_t n0, int nr, double rowfac, const float* bias,
+            int64_t N, float* out) {
   for (int r = 0; r < nr; ++r) {
-    const float v = float(raw[r] * rowfac);
+    const float v = float(double(raw[r]) * rowfac);
     out[i * N + n0 + r] = bias ? v + bias[n0 + r] : v;
   }
 }
@@ -107,17 +109,14 @@ void lut_matmul_i8(const float* x, int64_t M, int64_t K, const uint32_t* packed,
     parallel_for_chunks(tasks, [&](int64_t t) {
       const int64_t n0 = t * kRowChunk;
       const int nr = int(std::min<int64_t>(kRowChunk, N - n0));
-      float raw[avx512::kLutI8Mr * kRowChunk];
-      double rd[kRowChunk];
-      for (int64_t i0 = 0; i0 < M; i0 += avx512::kLutI8Mr) {
-        const int mr = int(std::min<int64_t>(avx512::kLutI8Mr, M - i0));
+      float raw[kMr * kRowChunk];
+      for (int64_t i0 = 0; i0 < M; i0 += kMr) {
+        const int mr = int(std::min<int64_t>(kMr, M - i0));
         avx512::lut4_i8_rows(xp.data() + i0 * ldx, ldx, K, mr,
                              xcorr + (i0 / kMr) * ngroups * kMr * 16, kMr * 16, ngroups,
                              packed + n0 * wpr, wpr, scales + n0 * ngroups, lut, gs, nr, raw);
-        for (int i = 0; i < mr; ++i) {
-          for (int r = 0; r < nr; ++r) rd[r] = double(raw[i * kRowChunk + r]);
-          finish(rd, i0 + i, n0, nr, rowfac[size_t(i0 + i)], bias, N, out);
-        }
+        for (int i = 0; i < mr; ++i)
+          finish(raw + i * kRowChunk, i0 + i, n0, nr, rowfac[size_t(i0 + i)], bias, N, out);
       }
     });
     return;
