@@ -124,18 +124,20 @@ def orthogonalize(G, n_iter, coefficients, scale, lower, scale_iter, be):
 
 def _ns_steps(X, steps, xp):
     wd = X.dtype
-    # square: X^T X and X P (the batched GEMM reads X^T as stored; X X^T would copy it)
+    # A wide stack is iterated as its transpose (polar(X) = polar(X^T)^T), so that every step
+    # forms X^T X, which the batched GEMM reads as stored: X X^T had it copy X^T every step.
     wide = X.shape[1] < X.shape[2]
+    if wide:
+        X = xp.ascontiguousarray(xp.swapaxes(X, 1, 2))
     for a, b, c in steps:
-        Xt = xp.swapaxes(X, 1, 2)
-        # X X^T, X^T X and A A (A exactly symmetric) are symmetric products
-        A = mm(xp, X, Xt, sym=True) if wide else mm(xp, Xt, X, sym=True)
+        # X^T X and A A (A exactly symmetric) are symmetric products
+        A = mm(xp, xp.swapaxes(X, 1, 2), X, sym=True)
         P = A * wd.type(b)
         if c:
             P += wd.type(c) * mm(xp, A, A, sym=True)
         _add_diag(P, wd.type(a))
-        X = mm(xp, P, X) if wide else mm(xp, X, P)
-    return X
+        X = mm(xp, X, P)
+    return xp.ascontiguousarray(xp.swapaxes(X, 1, 2)) if wide else X
 
 
 class _Stopper:
