@@ -243,3 +243,16 @@ def test_layer_takes_compute_int8():
     np.testing.assert_array_equal(layer(X), matkern.lut_matmul(X, qw, bias=b, compute="int8"))
     with pytest.raises(ValueError, match="compute"):
         matkern.LUTLinear(W, compute="int4")
+
+
+@pytest.mark.gpu
+def test_gpu_refuses_compute_int8():
+    """compute="int8" is CPU-only: a CuPy X and GPU weight give a ValueError naming it."""
+    ok, why = _dispatch.gpu_status()
+    if not ok:
+        pytest.skip(why)
+    cp = _dispatch.cupy_module()
+    qw = matkern.lut_quantize(np.random.default_rng(9).standard_normal((16, 128)), 4, 128)
+    X = cp.ones((2, 128), cp.float32)
+    with pytest.raises(ValueError, match="compute='int8' runs on the CPU"):
+        matkern.lut_matmul(X, qw.to_device("cuda"), compute="int8")
