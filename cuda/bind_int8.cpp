@@ -48,6 +48,31 @@ void gemm_scaled(darr<const int8_t> a, darr<const int8_t> b, darr<const float> r
                          data_or_null(bias), data_or_null(addend), out.data(), stream);
 }
 
+// The whole product in one call (int8_matmul_fused in int8.hpp); false: too many outlier
+// columns, nothing written. Arrays travel as device pointers: DLPack imports of six CuPy arrays
+// cost more host time than the launches (issue #23). The caller (matkern.int8) passes
+// contiguous arrays whose shapes it has checked: x (m, k), b (n, kp), col_scale (n), bias (n)
+// or 0, out (m, n) of x's type, work of work_bytes >= int8_fused_work_bytes(...).
+bool matmul_fused(std::uintptr_t x, bool half, int64_t m, int64_t k, double threshold,
+                  std::uintptr_t b, int64_t n, int64_t kp, std::uintptr_t col_scale,
+                  std::uintptr_t bias, std::uintptr_t out, std::uintptr_t work, int64_t work_bytes,
+                  int64_t cap, std::uintptr_t stream) {
+  if (m < 0 || n < 0 || k < 0 || kp < k || kp % 32 || cap < 0 || !x || !b || !col_scale || !out ||
+      !work)
+    throw std::invalid_argument("int8_matmul_fused: inconsistent arguments");
+  if (work_bytes < int8_fused_work_bytes(m, k, kp, n, cap))
+    throw std::invalid_argument("int8_matmul_fused: work too small");
+  const auto* bp = reinterpret_cast<const int8_t*>(b);
+  const auto* sp = reinterpret_cast<const float*>(col_scale);
+  const auto* biasp = reinterpret_cast<const float*>(bias);
+  auto* wp = reinterpret_cast<void*>(work);
+  if (half)
+    return int8_matmul_fused_f16(reinterpret_cast<const uint16_t*>(x), m, k, threshold, bp, n, kp,
+                                 sp, biasp, reinterpret_cast<uint16_t*>(out), wp, cap, stream);
+  return int8_matmul_fused_f32(reinterpret_cast<const float*>(x), m, k, threshold, bp, n, kp, sp,
+                               biasp, reinterpret_cast<float*>(out), wp, cap, stream);
+}
+
 void gemm_i32(darr<const int8_t> a, darr<const int8_t> b, darr<int32_t> out,
               std::uintptr_t stream) {
   check_gemm(a, b, out.shape(0), out.shape(1), "int8_gemm_i32: inconsistent shapes");
@@ -67,6 +92,10 @@ void def_typed(nb::module_& m) {
 void bind_int8(nb::module_& m) {
   def_typed<float>(m);
   def_typed<uint16_t>(m);
+  m.def("int8_fused_work_bytes", &int8_fused_work_bytes, "m"_a, "k"_a, "kp"_a, "n"_a, "cap"_a);
+  m.def("int8_matmul_fused", &matmul_fused, kLaunchCall, "x"_a, "half"_a, "m"_a, "k"_a,
+        "threshold"_a, "b"_a, "n"_a, "kp"_a, "col_scale"_a, "bias"_a, "out"_a, "work"_a,
+        "work_bytes"_a, "cap"_a, "stream"_a);
   m.def("int8_gemm_i32", &gemm_i32, kLaunchCall, "a"_a, "b"_a, "out"_a, "stream"_a);
 }
 

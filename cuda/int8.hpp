@@ -22,6 +22,20 @@ void int8_gemm_scaled_f32(const int8_t* a, const int8_t* b, int64_t m, int64_t n
 void int8_gemm_scaled_f16(const int8_t* a, const int8_t* b, int64_t m, int64_t n, int64_t kp,
                           const float* row_scale, const float* col_scale, const float* bias,
                           const float* addend, uint16_t* out, std::uintptr_t stream);
+// The whole LLM.int8() product in one call: outlier columns of x (any |x| >= threshold; none
+// when threshold is 0), quantization of the rest, the int8 product and an epilogue that adds
+// bias and the float product of the outlier columns. work: int8_fused_work_bytes(m, k, kp, n,
+// cap) bytes of device memory. Waits for the stream once (the outlier count) when threshold > 0.
+// Returns false, with out untouched, when there are more than cap outlier columns or more than
+// 16384 rows x columns of them (the caller then takes the cuBLAS path for them).
+int64_t int8_fused_work_bytes(int64_t m, int64_t k, int64_t kp, int64_t n, int64_t cap);
+bool int8_matmul_fused_f32(const float* x, int64_t m, int64_t k, double threshold, const int8_t* b,
+                           int64_t n, int64_t kp, const float* col_scale, const float* bias,
+                           float* out, void* work, int64_t cap, std::uintptr_t stream);
+bool int8_matmul_fused_f16(const uint16_t* x, int64_t m, int64_t k, double threshold,
+                           const int8_t* b, int64_t n, int64_t kp, const float* col_scale,
+                           const float* bias, uint16_t* out, void* work, int64_t cap,
+                           std::uintptr_t stream);
 // out = A . B^T as int32.
 void int8_gemm_i32(const int8_t* a, const int8_t* b, int64_t m, int64_t n, int64_t kp, int32_t* out,
                    std::uintptr_t stream);

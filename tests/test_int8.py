@@ -68,6 +68,36 @@ def test_outlier_product_in_epilogue_and_through_blas(compiled_backend, n_out, b
     check_against_reference(X, W, 6.0, b, compiled_backend)
 
 
+@pytest.mark.parametrize("n_out", [54, 55])
+def test_outlier_rows_times_columns_bound(compiled_backend, n_out):
+    """The fused outlier product stops at rows x columns = 16384 (here 300 x 54 = 16200 fused,
+    300 x 55 = 16500 through the BLAS/cuBLAS addend): both sides of the bound match the
+    reference."""
+    rng = np.random.default_rng(n_out)
+    m, n, k = 300, 40, 160
+    X = rng.standard_normal((m, k)).astype(np.float32)
+    X[0, rng.choice(k, n_out, replace=False)] = -9.0
+    W = rng.standard_normal((n, k)).astype(np.float32)
+    check_against_reference(X, W, 6.0, None, compiled_backend)
+
+
+@pytest.mark.parametrize("m", [1, 7, 16])
+def test_outlier_column_with_nan_is_still_an_outlier(compiled_backend, m):
+    """A column holding NaN in one row and |x| >= threshold in another is an outlier column
+    (the reference's rule): the other rows are finite and match the reference."""
+    rng = np.random.default_rng(m)
+    X = rng.standard_normal((m + 1, 64)).astype(np.float32)
+    X[0, 5], X[m, 5] = np.nan, 20.0
+    W = rng.standard_normal((24, 64)).astype(np.float32)
+    y = check_against_reference(X[1:], W, 6.0, None, compiled_backend)
+    Wq = matkern.int8_quantize(to_backend(W, compiled_backend))
+    full = to_numpy(matkern.int8_matmul(to_backend(X, compiled_backend), Wq))
+    assert np.isnan(full[0]).all()
+    ref = matkern.reference.int8_matmul(X, to_numpy(Wq.codes), to_numpy(Wq.scale), 6.0)
+    np.testing.assert_allclose(full[1:], ref[1:], rtol=1e-5, atol=1e-4)
+    assert y.shape == (m, 24)
+
+
 # ------------------------------------------------------------------------------ int8_gemm
 
 
@@ -187,6 +217,8 @@ def test_int8_quantize_bad_input():
         (3, 40, 33),
         (4, 24, 17),
         (5, 100, 64),
+        (12, 40, 100),
+        (16, 64, 256),
         (64, 72, 200),
         (130, 250, 384),
         (1, 1000, 1536),

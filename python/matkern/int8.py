@@ -321,9 +321,8 @@ def _outlier_columns(X2, threshold, xp):
     if threshold <= 0 or X2.shape[0] == 0:
         return xp.zeros(0, xp.int64)
     t = np.float32(threshold)
-    # max and min reduce without a temporary as large as X (exact in float16 too, compared in
-    # float32 as the reference does); NaN is never an outlier
-    hit = (X2.max(axis=0).astype(xp.float32) >= t) | (X2.min(axis=0).astype(xp.float32) <= -t)
+    # |x| >= t in float32 as the reference: NaN is never an outlier, nor hides one
+    hit = (xp.abs(X2.astype(xp.float32)) >= t).any(axis=0)
     return xp.flatnonzero(hit).astype(xp.int64)
 
 
@@ -408,13 +407,13 @@ def int8_matmul(X, W, *, bias=None, threshold=6.0, backend=None):
     b32 = None if bias is None else xp.ascontiguousarray(bias, dtype=xp.float32)
     if be == "cpu":
         return _cpu_matmul(X2, W, threshold, b32).reshape(lead + (n,))
-    cols = _outlier_columns(X2, threshold, xp)
-    xo = wo = None
-    if cols.size:
+    out = _cuda_matmul_fused(X2, W, threshold, b32)
+    if out is None:  # many outlier columns: their product by cuBLAS, added in the epilogue
+        cols = _outlier_columns(X2, threshold, xp)
         wo = ref.dequantize_rows(_codes_columns(W, cols), W.scale, xp)
-        xo = X2[:, cols].astype(xp.float32)
-    addend = None if xo is None else xp.ascontiguousarray(xo @ wo.T)
-    return _cuda_matmul(X2, W, cols, b32, addend).reshape(lead + (n,))
+        addend = xp.ascontiguousarray(X2[:, cols].astype(xp.float32) @ wo.T)
+        out = _cuda_matmul(X2, W, cols, b32, addend)
+    return out.reshape(lead + (n,))
 
 
 def _codes_columns(Wq, cols):
@@ -426,7 +425,8 @@ def _codes_columns(Wq, cols):
     return g.reshape(len(cols), -1)[:, : Wq.shape[0]].T
 
 
-# The CPU kernel's epilogue multiplies the outlier columns itself when there are at most
+# The CPU kernel's epilogue (and the GPU's: cuda/int8.cu's kFusedMaxWork is _FUSED_WORK)
+# multiplies the outlier columns itself when there are at most
 # _FUSED_OUTLIERS of them and rows x columns is at most _FUSED_WORK (measured here: at M=2048,
 # N=11008 BLAS wins from 16 columns on, at M=256 the epilogue still wins at 64).
 _FUSED_OUTLIERS = 64
@@ -482,6 +482,29 @@ def _cpu_matmul(X2, Wq, threshold, b32):
         cpu.int8_quantize_rows(xf, cols, q, sx)
         cpu.int8_gemm_f32(q, Wq._packed.reshape(-1), n, sx, Wq.scale, b32, addend, xo, wot, out)
     return out if X2.dtype == np.float32 else out.astype(X2.dtype)
+
+
+def _cuda_matmul_fused(X2, Wq, threshold, b32):
+    """The GPU product in one binding call (outlier columns, quantization, int8 product and an
+    epilogue that adds the float product of up to _FUSED_OUTLIERS outlier columns): five
+    launches from C++ instead of a dozen CuPy calls, the arrays passed as device pointers
+    (their shapes are known here: X2 (m, k), the weight's rows (n, kp), scale and bias (n,)).
+    None when there are more outlier columns than the epilogue takes."""
+    cp = _dispatch.cupy_module()
+    m, k = X2.shape
+    packed = Wq._packed
+    n, kp = packed.shape
+    x = cp.ascontiguousarray(X2)
+    out = cp.empty((m, n), x.dtype)
+    cu = _dispatch.cuda()
+    nbytes = cu.int8_fused_work_bytes(m, k, kp, n, _FUSED_OUTLIERS)
+    work = cp.empty(nbytes, cp.uint8)
+    done = cu.int8_matmul_fused(
+        x.data.ptr, x.dtype == cp.float16, m, k, threshold, packed.data.ptr, n, kp,
+        Wq.scale.data.ptr, 0 if b32 is None else b32.data.ptr, out.data.ptr, work.data.ptr,
+        nbytes, _FUSED_OUTLIERS, cp.cuda.get_current_stream().ptr,
+    )  # fmt: skip
+    return out if done else None
 
 
 def _cuda_matmul(X2, Wq, cols, b32, addend):
