@@ -67,6 +67,28 @@ class LUTWeight:
         self.packed = packed
         self.layout = layout
         self.rotation = None  # a HadamardRotation when made by lut_quantize(..., rotation=)
+        if layout == "gpu":
+            self._check_gpu_arrays()
+
+    def _check_gpu_arrays(self):
+        """The CUDA launcher reads the arrays by pointer (no per-call DLPack import): their
+        types, order and sizes are checked once, here."""
+        N, K = self.shape
+        kp = _lut_layout.k32(K)
+        want = {
+            "packed": (np.uint32, -(-N // 16) * -(-kp // 64) * self.bits * 32),
+            "scales": (np.float32, N * -(-kp // self._kernel_gs)),
+            "table": (np.float32, 1 << self.bits),
+        }
+        for name, (dt, size) in want.items():
+            a = getattr(self, name)
+            ok = _dispatch.is_cupy_array(a) and a.dtype == dt and a.flags.c_contiguous
+            if not ok or a.size != size:
+                raise ValueError(
+                    f"LUTWeight: {name} must be a C-contiguous CuPy {np.dtype(dt).name} array "
+                    f"of {size} elements for layout 'gpu', got {type(a).__name__} of dtype "
+                    f"{getattr(a, 'dtype', None)} and size {getattr(a, 'size', None)}"
+                )
 
     @property
     def device(self) -> str:
@@ -275,18 +297,23 @@ def _check_group_size(group_size, K, fn):
     return group_size
 
 
+def _gpu_array(a, dtype):
+    """``a`` on the GPU, C-contiguous ``dtype``: the CUDA launcher reads it by pointer."""
+    cp = _dispatch.cupy_module()
+    return cp.ascontiguousarray(cp.asarray(a), dtype=dtype)
+
+
 def _build(codes, scales, table, bits, group_size, table_name, device):
     N, K = codes.shape
     if device == "cuda":
-        cp = _dispatch.cupy_module()
-        packed = cp.asarray(_lut_layout.pack_gpu(codes, bits))
+        packed = _gpu_array(_lut_layout.pack_gpu(codes, bits), np.uint32)
         return LUTWeight(
             (N, K),
             bits,
             group_size,
             table_name,
-            cp.asarray(table),
-            cp.asarray(scales),
+            _gpu_array(table, np.float32),
+            _gpu_array(scales, np.float32),
             packed,
             "gpu",
         )
@@ -428,15 +455,14 @@ def lut_quantize(W, bits=4, group_size=128, table="nf4", *, rotation=None):
         else:
             packed[r0:r1] = _lut_layout.pack_cpu(codes, bits)
     if device == "cuda":
-        cp = _dispatch.cupy_module()
         return LUTWeight(
             (N, K),
             bits,
             group_size,
             name,
-            cp.asarray(values),
-            cp.asarray(scales),
-            cp.asarray(packed),
+            _gpu_array(values, np.float32),
+            _gpu_array(scales, np.float32),
+            _gpu_array(packed, np.uint32),
             "gpu",
         )
     return LUTWeight((N, K), bits, group_size, name, values, scales, packed, "cpu")
@@ -684,26 +710,19 @@ def _matmul_cuda(X, qw, bias, compute):
     m_blocks = -(-M // (8 * tm))
     n_tiles, chunks = qw.packed.shape[0], qw.packed.shape[1]
     splits, per = _splits(cp, n_tiles, m_blocks, chunks)
+    if X.dtype not in (cp.float16, cp.float32):  # _kernel_x's callers give one of these
+        raise TypeError(f"lut_matmul(): X must be float16 or float32 here, got {X.dtype}")
+    half = X.dtype == cp.float16
     ws = cp.empty((splits, M, N), cp.float32)
     out = cp.empty((M, N), X.dtype)
     bf = None if bias is None else cp.ascontiguousarray(bias, dtype=cp.float32)
+    # device pointers: the weight's arrays are contiguous and their shapes were checked when
+    # it was made (LUTWeight owns them); X, ws, out and bf are made contiguous here
     _dispatch.cuda().lut_matmul(
-        X,
-        qw.packed,
-        qw.scales,
-        qw.table,
-        qw.bits,
-        qw._kernel_gs,
-        N,
-        K,
-        tm,
-        per,
-        compute == "bfloat16",
-        ws,
-        bf,
-        out,
-        _dispatch.stream_ptr(),
-    )
+        X.data.ptr, half, M, K, qw.packed.data.ptr, qw.scales.data.ptr, qw.table.data.ptr,
+        qw.bits, qw._kernel_gs, N, tm, per, compute == "bfloat16", ws.data.ptr, splits,
+        0 if bf is None else bf.data.ptr, out.data.ptr, half, cp.cuda.get_current_stream().ptr,
+    )  # fmt: skip
     return out
 
 
