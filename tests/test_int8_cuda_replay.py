@@ -98,3 +98,58 @@ def test_mma_kernel_index_replay(m, n, k):
     A[:, :k] = rng.integers(-128, 128, (m, k))
     B[:, :k] = rng.integers(-128, 128, (n, k))
     np.testing.assert_array_equal(kernel_replay(A, B, m, n, kp), A @ B.T)
+
+
+# ---------------------------------------------------------------- outlier-column compaction
+CT = 1024  # compact_kernel's block (kCompactThreads)
+
+
+def compact_replay(flags, cap):
+    """compact_kernel's indices, chunk by chunk: a ballot per warp of 32, the warps' counts in
+    shared memory, each flagged lane's slot = the chunk's base + the counts of the warps
+    before it + the set bits below it in its warp's ballot. Returns (cols[:cap], count)."""
+    k = len(flags)
+    cols = np.full(cap, -1, np.int64)
+    base = 0
+    for c0 in range(0, k, CT):
+        f = np.zeros(CT, bool)
+        n = min(CT, k - c0)
+        f[:n] = flags[c0 : c0 + n]
+        ballots = [
+            sum(1 << lane for lane in range(32) if f[w * 32 + lane]) for w in range(CT // 32)
+        ]
+        s_warp = [bin(b).count("1") for b in ballots]
+        for t in range(CT):
+            w, lane = divmod(t, 32)
+            if not f[t]:
+                continue
+            pos = base + sum(s_warp[:w]) + bin(ballots[w] & ((1 << lane) - 1)).count("1")
+            if pos < cap:
+                cols[pos] = c0 + t
+        base += sum(s_warp)
+    return cols, base
+
+
+@pytest.mark.parametrize(
+    "k,density,cap",
+    [
+        (5, 0.5, 64),
+        (1024, 0.01, 64),
+        (3000, 0.02, 64),
+        (4096, 0.5, 64),
+        (11008, 0.001, 64),
+        (700, 1.0, 0),
+    ],
+)
+def test_outlier_compaction_replay(k, density, cap):
+    """The replayed compaction gives the flagged columns in ascending order (the first cap of
+    them) and their full count, as NumPy's flatnonzero: the order the fused epilogue sums in
+    and the count that picks the cuBLAS path."""
+    rng = np.random.default_rng(k)
+    flags = rng.random(k) < density
+    cols, count = compact_replay(flags, cap)
+    want = np.flatnonzero(flags)
+    assert count == len(want)
+    n = min(cap, count)
+    np.testing.assert_array_equal(cols[:n], want[:n])
+    assert (cols[n:] == -1).all()
