@@ -113,10 +113,14 @@ nb::tuple sparse_csr(carr<const int64_t> indptr, carr<const int32_t> indices, ca
 }
 
 template <typename T>
-void accumulate(carr<const T> u, double weight, bool l2, carr<T> emb) {
+void accumulate(carr<const T> u, double weight, bool l2, carr<T> emb,
+                std::optional<carr<const T>> base) {
   if (u.shape(0) != emb.shape(0) || u.shape(1) != emb.shape(1))
     throw std::invalid_argument("accumulate_rows: shapes differ");
-  rp::accumulate<T>(u.data(), u.shape(0), u.shape(1), weight, l2, emb.data());
+  if (base && (base->shape(0) != emb.shape(0) || base->shape(1) != emb.shape(1)))
+    throw std::invalid_argument("accumulate_rows: base's shape differs");
+  rp::accumulate<T>(u.data(), u.shape(0), u.shape(1), weight, l2, emb.data(),
+                    base ? base->data() : nullptr);
 }
 
 template <typename T>
@@ -126,7 +130,8 @@ void def_typed(nb::module_& m) {
         "rowscale"_a.none(), "colscale"_a.none(), "seed_key"_a, "table"_a, "scale"_a, "out"_a);
   m.def("rp_sparse_given", &sparse_given<T>, kKernelCall, "indptr"_a, "indices"_a, "data"_a,
         "rowscale"_a.none(), "colscale"_a.none(), "ptr"_a, "comp"_a, "val"_a, "scale"_a, "out"_a);
-  m.def("rp_accumulate", &accumulate<T>, kKernelCall, "u"_a, "weight"_a, "l2"_a, "emb"_a);
+  m.def("rp_accumulate", &accumulate<T>, kKernelCall, "u"_a, "weight"_a, "l2"_a, "emb"_a,
+        "base"_a.none() = nb::none());
   m.def("rp_sparse_csr", &sparse_csr<T>, "indptr"_a, "indices"_a, "data"_a, "d"_a, "k"_a,
         "seed_key"_a, "table"_a, "scale"_a);
 }

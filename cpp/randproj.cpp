@@ -61,8 +61,8 @@ void sparse_given(const int64_t* ip, const int32_t* ix, const T* v, int64_t n, c
   MATKERN_RP_CALL(rp_sparse_given<T>, ip, ix, v, n, rs, cs, ptr, comp, val, k, scale, out);
 }
 template <typename T>
-void accumulate(const T* u, int64_t n, int64_t k, double w, bool l2, T* emb) {
-  MATKERN_RP_CALL(accumulate_rows<T>, u, n, k, w, l2, emb);
+void accumulate(const T* u, int64_t n, int64_t k, double w, bool l2, T* emb, const T* base) {
+  MATKERN_RP_CALL(accumulate_rows<T>, u, n, k, w, l2, emb, base);
 }
 #undef MATKERN_RP_CALL
 
@@ -88,7 +88,8 @@ template void sparse_given<float>(const int64_t*, const int32_t*, const float*, 
 template void sparse_given<double>(const int64_t*, const int32_t*, const double*, int64_t,
                                    const double*, const double*, const int64_t*, const int32_t*,
                                    const float*, int64_t, double, double*);
-template void accumulate<float>(const float*, int64_t, int64_t, double, bool, float*);
-template void accumulate<double>(const double*, int64_t, int64_t, double, bool, double*);
+template void accumulate<float>(const float*, int64_t, int64_t, double, bool, float*, const float*);
+template void accumulate<double>(const double*, int64_t, int64_t, double, bool, double*,
+                                 const double*);
 }  // namespace rp
 }  // namespace matkern

@@ -27,7 +27,8 @@ namespace matkern {
                        const T* rowscale, const T* colscale, const int64_t* ptr,                 \
                        const int32_t* comp, const float* val, int64_t k, double scale, T* out);  \
   template <typename T>                                                                          \
-  void accumulate_rows(const T* u, int64_t n, int64_t k, double weight, bool l2, T* emb);
+  void accumulate_rows(const T* u, int64_t n, int64_t k, double weight, bool l2, T* emb,         \
+                       const T* base);
 
 namespace rp_portable {
 MATKERN_RP_DECLS
@@ -61,8 +62,10 @@ template <typename T>
 void sparse_given(const int64_t* indptr, const int32_t* indices, const T* data, int64_t n,
                   const T* rowscale, const T* colscale, const int64_t* ptr, const int32_t* comp,
                   const float* val, int64_t k, double scale, T* out);
+// emb += weight * (l2 ? u_i / ||u_i|| : u_i) per row; with base (not null): emb = base + that.
 template <typename T>
-void accumulate(const T* u, int64_t n, int64_t k, double weight, bool l2, T* emb);
+void accumulate(const T* u, int64_t n, int64_t k, double weight, bool l2, T* emb,
+                const T* base = nullptr);
 }  // namespace rp
 
 }  // namespace matkern

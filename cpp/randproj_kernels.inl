@@ -382,9 +382,12 @@ int64_t rp_sparse_csr(const int64_t* indptr, const int32_t* indices, const T* da
   return nnz;
 }
 
-// emb += weight * (l2 ? u_i / ||u_i|| : u_i) row by row (zero rows stay zero).
+// emb += weight * (l2 ? u_i / ||u_i|| : u_i) row by row (zero rows stay zero). With base:
+// emb = base + the same, base left as it is (the same expression, so the same bits as
+// accumulating into a copy of base; FastRP's Dask tasks never change their inputs).
 template <typename T>
-void accumulate_rows(const T* u, int64_t n, int64_t k, double weight, bool l2, T* emb) {
+void accumulate_rows(const T* u, int64_t n, int64_t k, double weight, bool l2, T* emb,
+                     const T* base) {
   rp_for(n, 64, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       const T* ui = u + i * k;
@@ -396,8 +399,14 @@ void accumulate_rows(const T* u, int64_t n, int64_t k, double weight, bool l2, T
         w = ss > 0 ? weight / std::sqrt(ss) : 0.0;
       }
       const T wt = T(w);
+      if (base) {
+        const T* bi = base + i * k;
 #pragma omp simd
-      for (int64_t c = 0; c < k; ++c) ei[c] += wt * ui[c];
+        for (int64_t c = 0; c < k; ++c) ei[c] = bi[c] + wt * ui[c];
+      } else {
+#pragma omp simd
+        for (int64_t c = 0; c < k; ++c) ei[c] += wt * ui[c];
+      }
     }
   });
 }
@@ -424,5 +433,7 @@ template void rp_sparse_given<float>(const int64_t*, const int32_t*, const float
 template void rp_sparse_given<double>(const int64_t*, const int32_t*, const double*, int64_t,
                                       const double*, const double*, const int64_t*, const int32_t*,
                                       const float*, int64_t, double, double*);
-template void accumulate_rows<float>(const float*, int64_t, int64_t, double, bool, float*);
-template void accumulate_rows<double>(const double*, int64_t, int64_t, double, bool, double*);
+template void accumulate_rows<float>(const float*, int64_t, int64_t, double, bool, float*,
+                                     const float*);
+template void accumulate_rows<double>(const double*, int64_t, int64_t, double, bool, double*,
+                                      const double*);

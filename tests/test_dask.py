@@ -324,6 +324,30 @@ def test_fastrp_random_graph_float64_no_l2(client):
     assert np.array_equal(md.fastrp(S, random_state=4, **kw).compute(), E)
 
 
+def test_fastrp_walk_built_once_per_dtype(client):
+    """A SparseMatrix's walk is persisted on the first call of each dtype and reused by the
+    next calls (same futures), which stay bit-identical to single-process fastrp for other
+    seeds and weights; a float64 call gets a walk of its own."""
+    import scipy.sparse as sp
+
+    A = sp.random(600, 600, density=0.03, format="csr", random_state=5)
+    A = (A + A.T).tocsr()
+    S = md.SparseMatrix.from_scipy(A, 150)
+    kw = dict(dim=8, iteration_weights=(0.0, 1.0, 0.5))
+    first = md.fastrp(S, random_state=1, **kw).compute()
+    walks = S._plans[("fastrp-walk", np.dtype(np.float32))]
+    assert len(walks) == 4
+    second = md.fastrp(S, random_state=2, dim=8, iteration_weights=(1.0, 2.0)).compute()
+    assert S._plans[("fastrp-walk", np.dtype(np.float32))] is walks
+    assert np.array_equal(first, matkern.fastrp(A, random_state=1, **kw))
+    assert np.array_equal(
+        second, matkern.fastrp(A, random_state=2, dim=8, iteration_weights=(1.0, 2.0))
+    )
+    d64 = md.fastrp(S, random_state=1, dtype=np.float64, **kw).compute()
+    assert len(S._plans) == 2
+    assert np.array_equal(d64, matkern.fastrp(A, random_state=1, dtype=np.float64, **kw))
+
+
 def test_fastrp_bad_input(client):
     import scipy.sparse as sp
 

@@ -670,3 +670,27 @@ def test_rp_sparse_given_matches_rp_sparse(dtype):
         cpu.rp_sparse_given(ip, ix, X.data, None, None, ptr, bad, vals, 0.5, got)
     with pytest.raises(ValueError, match="index out of range"):  # X's features beyond R's rows
         cpu.rp_sparse_given(ip, ix, X.data, None, None, ptr[:100], comps, vals, 0.5, got)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("l2", [True, False])
+def test_accumulate_with_base_is_accumulate_into_a_copy(dtype, l2):
+    """rp_accumulate(u, w, l2, out, base) writes base + w normalize(u) into out with the same
+    bits as accumulating into a copy of base, and leaves base as it was (FastRP's Dask
+    tasks); zero rows of u add zeros."""
+    from matkern import _dispatch
+
+    rng = np.random.default_rng(3)
+    u = rng.standard_normal((257, 33)).astype(dtype)
+    u[5] = 0
+    base = rng.standard_normal((257, 33)).astype(dtype)
+    keep = base.copy()
+    want = base.copy()
+    cpu = _dispatch.cpu()
+    cpu.rp_accumulate(u, 0.7, l2, want)
+    out = np.full_like(base, np.nan)
+    cpu.rp_accumulate(u, 0.7, l2, out, base)
+    assert np.array_equal(out, want)
+    assert np.array_equal(base, keep)
+    with pytest.raises(ValueError, match="base's shape"):
+        cpu.rp_accumulate(u, 0.7, l2, out, base[:-1])

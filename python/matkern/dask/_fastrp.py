@@ -87,11 +87,16 @@ def _project(walk, R, colfac, dim, scale, dtype):
 
 
 def _add(emb, U, weight, l2):
-    """emb + w normalize(U) in a new array (a task never changes its inputs, so a task
-    recomputed after a worker failure adds nothing twice); emb None: zeros."""
-    emb = np.zeros_like(U) if emb is None else emb.copy()
-    _dispatch.cpu().rp_accumulate(U, weight, l2, emb)
-    return emb
+    """emb + w normalize(U) in a new array, written in one pass with emb as the kernel's base
+    (a task never changes its inputs, so a task recomputed after a worker failure adds
+    nothing twice); emb None: zeros."""
+    if emb is None:
+        out = np.zeros_like(U)
+        _dispatch.cpu().rp_accumulate(U, weight, l2, out)
+    else:
+        out = np.empty_like(U)
+        _dispatch.cpu().rp_accumulate(U, weight, l2, out, emb)
+    return out
 
 
 @_tasks.in_worker
@@ -154,7 +159,13 @@ def fastrp(
     one distributed SpMM: every block multiplies its rows by the previous iterate, which is
     all-gathered into one key per hop (n x dim values moved to each worker per hop). The
     adjacency's values are checked (finite, nonnegative) by the tasks, so an error surfaces
-    when the result is computed.
+    when the result is computed (or, without a distributed client, when a SparseMatrix's
+    walk is first built).
+
+    For a :class:`SparseMatrix` the walk of each block (the checks, the values of D^-1 A and
+    the degrees, about 4-8 bytes per stored edge more) is built on the first call of each
+    dtype and kept on the workers with the blocks, until the SparseMatrix is dropped: later
+    calls (other seeds, weights, dims) start at the projection.
 
     Example
     -------
@@ -165,7 +176,8 @@ def fastrp(
     ((1000, 64), (250, 250, 250, 250))
     """
     fn = _FN
-    if isinstance(adjacency, SparseMatrix):
+    reuse = isinstance(adjacency, SparseMatrix)
+    if reuse:
         if row_chunks is not None:
             raise ValueError(f"{fn}(): row_chunks is for scipy input only (S is already split)")
         S = adjacency
@@ -204,7 +216,14 @@ def fastrp(
     name = f"matkern-fastrp-{token}"
     q = len(weights)
     delayed = dask.delayed
-    walks = [delayed(_walk_block, pure=True)(blk, dtype) for blk in S.blocks]
+
+    def build_walks():
+        return [delayed(_walk_block, pure=True)(blk, dtype) for blk in S.blocks]
+
+    # A SparseMatrix the caller keeps: its walk (the checks, D^-1 A's values, the degrees)
+    # is built once per dtype and kept on the workers with the blocks; later calls (other
+    # seeds, weights) start from it. A scipy input is split for this call only.
+    walks = S._plan(("fastrp-walk", dtype), build_walks) if reuse else build_walks()
     degrees = [delayed(_degrees, pure=True)(w) for w in walks]
     colfac = delayed(_column_factors, pure=True)(degrees, beta, dtype)
     chunk_keys = [(name, b, 0) for b in range(len(walks))]

@@ -141,6 +141,16 @@ class SparseMatrix:
         self.shape = tuple(shape)
         self.dtype = np.dtype(dtype)
         self.nnz = int(nnz)
+        self._plans = {}  # per-method derived blocks, persisted beside the blocks (_plan)
+
+    def _plan(self, key, build):
+        """Blocks derived from this matrix's blocks by ``build()`` (a list of Delayed), built
+        and persisted on the workers the first time ``key`` is asked for, then kept with the
+        blocks (dropped with this object): e.g. FastRP's transition matrix per dtype."""
+        if key not in self._plans:
+            with dask.config.set(_GRAPH_LIMIT):
+                self._plans[key] = dask.persist(*build())
+        return self._plans[key]
 
     def __repr__(self):
         return (
