@@ -3,6 +3,10 @@
 the same calls run one after another on one Python thread. The ratio is sequential time /
 concurrent time (>= 1: sharing the process-wide thread budget loses no throughput); the
 notes give the slowest call's time in the concurrent run over its solo time (goal <= 4).
+
+Two cases: four new threads per timed run (their start and join timed too, and each new
+thread's first parallel call builds its own OpenMP team), and a pool of four threads started
+once and reused, as a ThreadPoolExecutor, a Dask worker or joblib keeps its threads.
 """
 
 import threading
@@ -48,11 +52,47 @@ def _stream(calls, lat):
             lat.setdefault(name, []).append(time.perf_counter() - t0)
 
 
+class _Pool:
+    """N_THREADS threads started once; run() releases them for one stream each and waits
+    for all (two barriers), returning each thread's call latencies."""
+
+    def __init__(self, calls):
+        self.calls, self.stop = calls, False
+        self.start = threading.Barrier(N_THREADS + 1)
+        self.end = threading.Barrier(N_THREADS + 1)
+        self.lats = [{} for _ in range(N_THREADS)]
+        self.threads = [
+            threading.Thread(target=self._loop, args=(i,), daemon=True) for i in range(N_THREADS)
+        ]
+        for t in self.threads:
+            t.start()
+
+    def _loop(self, i):
+        while True:
+            self.start.wait()
+            if self.stop:
+                return
+            self.lats[i] = {}
+            _stream(self.calls, self.lats[i])
+            self.end.wait()
+
+    def run(self):
+        self.start.wait()
+        self.end.wait()
+        return self.lats
+
+    def close(self):
+        self.stop = True
+        self.start.wait()
+        for t in self.threads:
+            t.join()
+
+
 def cases(ctx):
     if ctx.device != "cpu":
         return
 
-    def make():
+    def make(pooled=False):
         calls = _calls()
         solo = {}
         for name, fn in calls.items():
@@ -78,12 +118,21 @@ def cases(ctx):
             for _ in range(N_THREADS):
                 _stream(calls, {})
 
-        return {
-            "matkern": concurrent,
-            "same calls one after another": sequential,
-            "_worst": worst,
-            "_solo": solo,
-        }
+        fns = {"same calls one after another": sequential, "_worst": worst, "_solo": solo}
+        if not pooled:
+            fns["matkern"] = concurrent
+            return fns
+        pool = _Pool(calls)
+
+        def run_pool():
+            lats = pool.run()
+            worst["ratio"] = max(
+                worst["ratio"], max(max(v) / solo[name] for lat in lats for name, v in lat.items())
+            )
+
+        fns["matkern"] = run_pool
+        fns["_close"] = pool.close
+        return fns
 
     def info(fns):
         solo = ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in fns["_solo"].items())
@@ -96,6 +145,13 @@ def cases(ctx):
         "concurrency",
         f"{N_THREADS} threads x mixed calls",
         make,
+        bars={"same calls one after another": 1.0},
+        info=info,
+    )
+    yield Case(
+        "concurrency",
+        f"{N_THREADS} pooled threads x mixed calls",
+        lambda: make(pooled=True),
         bars={"same calls one after another": 1.0},
         info=info,
     )
