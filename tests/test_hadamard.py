@@ -253,3 +253,24 @@ def test_fjlt_bad_input():
         matkern.FJLT(4, density=0.0).fit(X)
     with pytest.raises(ValueError, match="Expected 2D array"):
         matkern.FJLT(4).fit(np.ones(8))
+
+
+@pytest.mark.parametrize("log_n", [16, 17, 18, 19, 20])
+@pytest.mark.parametrize("normalize", [False, True])
+def test_fwht_long_rows_same_bits_on_any_thread_count(log_n, normalize):
+    """One long row on 2+ threads takes the two-pass path (blocks, then the radix-4 strided
+    pass between them); on one thread the row kernel: the same additions in the same order,
+    so the same bits, for n / 8192 an even and an odd power of two. The strided case (axis 0)
+    too."""
+    x = np.random.default_rng(log_n).standard_normal((1, 1 << log_n)).astype(np.float32)
+    with matkern.threads(1):
+        one = matkern.fwht(x, normalize=normalize)
+    for n in (2, 4):
+        with matkern.threads(n):
+            np.testing.assert_array_equal(matkern.fwht(x, normalize=normalize), one)
+    y = np.ascontiguousarray(x.reshape(-1, 64)[: 1 << (log_n - 8)])  # (2^(log_n-8), 64)
+    with matkern.threads(1):
+        one = matkern.fwht(y, axis=0, normalize=normalize)
+    with matkern.threads(2):
+        np.testing.assert_array_equal(matkern.fwht(y, axis=0, normalize=normalize), one)
+    check_fwht(y, 0, normalize, "cpu")
