@@ -99,44 +99,7 @@ void scale_inplace(T* x, int64_t len, T s) {
   for (int64_t i = 0; i < len; ++i) x[i] *= s;
 }
 
-// Strided case (inner > 1): butterflies between contiguous slices of length (c1 - c0).
-// Radix-4 (two stages per trip through the slices), then a radix-2 stage if one is left: the
-// same additions in the same order as two radix-2 stages, so the same bits, with half the
-// loads and stores (on this Zen 5 the 2-thread long-row path at 2^20 went 0.61 -> 0.47 ms, 1 thread
-// 0.50-0.55 ms).
-template <typename T>
-void strided_slice(T* x, int64_t n, int64_t inner, int64_t c0, int64_t c1) {
-  int64_t h = 1;
-  for (; h * 4 <= n; h *= 4)
-    for (int64_t j = 0; j < n; j += 4 * h)
-      for (int64_t i = j; i < j + h; ++i) {
-        T* a = x + i * inner;
-        T* b = x + (i + h) * inner;
-        T* c = x + (i + 2 * h) * inner;
-        T* d = x + (i + 3 * h) * inner;
-#pragma omp simd
-        for (int64_t k = c0; k < c1; ++k) {
-          T x0 = a[k], x1 = b[k], x2 = c[k], x3 = d[k];
-          T s0 = x0 + x1, d0 = x0 - x1, s1 = x2 + x3, d1 = x2 - x3;
-          a[k] = s0 + s1;
-          b[k] = d0 + d1;
-          c[k] = s0 - s1;
-          d[k] = d0 - d1;
-        }
-      }
-  if (h < n)
-    for (int64_t j = 0; j < n; j += 2 * h)
-      for (int64_t i = j; i < j + h; ++i) {
-        T* a = x + i * inner;
-        T* b = x + (i + h) * inner;
-#pragma omp simd
-        for (int64_t k = c0; k < c1; ++k) {
-          T u = a[k], v = b[k];
-          a[k] = u + v;
-          b[k] = u - v;
-        }
-      }
-}
+#include "hadamard_strided.inc"
 
 }  // namespace
 
@@ -152,6 +115,10 @@ static int64_t row_grain(int64_t n) {
 // `scale`) while it is in cache.
 template <typename T>
 static void strided_pass(T* data, int64_t outer, int64_t n, int64_t inner, bool scale, T s) {
+  void (*strided)(T*, int64_t, int64_t, int64_t, int64_t) = &strided_slice<T>;
+#ifdef MATKERN_BUILD_AVX2
+  if (simd_level() >= Simd::avx2) strided = static_cast<decltype(strided)>(&avx2::fwht_strided);
+#endif
   const int64_t chunk = 256;
   const int64_t nchunks = (inner + chunk - 1) / chunk;
   parallel_for_range(outer * nchunks, row_grain(n), [&](int64_t t0, int64_t t1) {
@@ -159,7 +126,7 @@ static void strided_pass(T* data, int64_t outer, int64_t n, int64_t inner, bool 
       const int64_t o = t / nchunks, c0 = (t % nchunks) * chunk;
       const int64_t c1 = std::min(inner, c0 + chunk);
       T* x = data + o * n * inner;
-      strided_slice(x, n, inner, c0, c1);
+      strided(x, n, inner, c0, c1);
       if (scale)
         for (int64_t i = 0; i < n; ++i) scale_inplace(x + i * inner + c0, c1 - c0, s);
     }

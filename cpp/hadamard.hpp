@@ -60,6 +60,9 @@ void mixed_row_f64(double* x, int64_t m, int64_t p, const double* ht, int64_t mp
 // One contiguous row of length n (a power of two), in place, unnormalized.
 void fwht_row(float* x, int64_t n);
 void fwht_row(double* x, int64_t n);
+// Butterflies between the rows of x (n rows of stride inner) on columns [c0, c1), in place.
+void fwht_strided(float* x, int64_t n, int64_t inner, int64_t c0, int64_t c1);
+void fwht_strided(double* x, int64_t n, int64_t inner, int64_t c0, int64_t c1);
 // FJLT of up to 8 rows at once (x: rows x d, out: rows x k), working on zt (dpad * 8 floats,
 // 32-byte aligned: feature j of all 8 rows in one vector) and ot (k * 8 floats, aligned).
 void fjlt_block8(const float* x, int64_t d, int rows, int64_t dpad, const float* signs,

@@ -190,6 +190,16 @@ void fjlt_block8(const float* x, int64_t d, int rows, int64_t dpad, const float*
 void fwht_row(float* x, int64_t n) { row(x, n); }
 void fwht_row(double* x, int64_t n) { row(x, n); }
 
+namespace {
+#include "hadamard_strided.inc"
+}  // namespace
+void fwht_strided(float* x, int64_t n, int64_t inner, int64_t c0, int64_t c1) {
+  strided_slice(x, n, inner, c0, c1);
+}
+void fwht_strided(double* x, int64_t n, int64_t inner, int64_t c0, int64_t c1) {
+  strided_slice(x, n, inner, c0, c1);
+}
+
 #include "hadamard_mixed.inc"
 
 namespace {

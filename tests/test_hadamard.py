@@ -274,3 +274,19 @@ def test_fwht_long_rows_same_bits_on_any_thread_count(log_n, normalize):
     with matkern.threads(2):
         np.testing.assert_array_equal(matkern.fwht(y, axis=0, normalize=normalize), one)
     check_fwht(y, 0, normalize, "cpu")
+
+
+def test_strided_pass_same_bits_on_portable_and_simd_paths():
+    """The strided pass (fwht along an outer axis; the long-row path's second pass) is the
+    same loop compiled for the baseline and for AVX2: additions and subtractions only, so the
+    same bits on both paths, float32 and float64."""
+    code = (
+        "import sys, numpy as np, matkern; "
+        "a=np.random.default_rng(7).standard_normal((1<<11, 300)).astype(np.float32); "
+        "b=np.random.default_rng(8).standard_normal((1<<9, 3, 70)); "
+        "ya=matkern.fwht(a, axis=0); yb=matkern.fwht(b, axis=0, normalize=True); "
+        "print(matkern.backends()['simd']); "
+        "np.save(sys.argv[1], np.concatenate([ya.ravel().astype(np.float64), yb.ravel()]))"
+    )
+    portable, default = simd_runs(code)
+    np.testing.assert_array_equal(portable, default)
