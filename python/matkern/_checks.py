@@ -6,6 +6,7 @@ Every message names the function, the argument, what was expected and what came,
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -80,10 +81,14 @@ def check_int(value, name: str, fn: str, *, min_value=None, max_value=None) -> i
 
 def check_float(value, name: str, fn: str, *, min_value=None, max_value=None, strict=False):
     """A real number argument within bounds (strict: min_value excluded)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{fn}(): {name} must be a real number, got {type(value).__name__}")
-    value = float(value)
-    if not np.isfinite(value):
+    if type(value) is not float:  # the common case first: no ABC check (hot in every call)
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{fn}(): {name} must be a real number, got {type(value).__name__}")
+        try:
+            value = float(value)
+        except OverflowError:  # an int beyond float's range
+            raise ValueError(f"{fn}(): {name} must be finite, got {value}") from None
+    if not math.isfinite(value):
         raise ValueError(f"{fn}(): {name} must be finite, got {value}")
     if min_value is not None and (value <= min_value if strict else value < min_value):
         op = ">" if strict else ">="
