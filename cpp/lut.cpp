@@ -308,15 +308,29 @@ void wide(const Kernels& kr, const float* x, int64_t M, int64_t K, const uint32_
 
 #ifdef MATKERN_BUILD_AVX512
 // AVX-512, 4-bit codes whose pairs of blocks lie in one group (lut.hpp's avx512 kernels).
+// K is the packed row's columns (a multiple of 32): a row of an odd number of blocks ends in a
+// lone block, which the kernels take as a unit of its own (K = 4000 had run the AVX2 kernels
+// at half the speed). A pair must not straddle two groups: gs % 64 == 0, or one group per row.
 bool avx512_fits(int bits, int gs, int64_t K) {
-  return bits == 4 && gs % 64 == 0 && K % 64 == 0 && simd_level() >= Simd::avx512_vnni;
+  return bits == 4 && (gs % 64 == 0 || gs >= K) && K % 32 == 0 &&
+         simd_level() >= Simd::avx512_vnni;
 }
 
 // x permuted pair by pair (64 columns) to the order avx512::lut4_gemv reads codes in: lane m
 // of its vectors looks up index byte 4 (m % 4) + m / 4 (+16 for the pair's second 16 bytes),
 // low nibbles (the even block) first, then high nibbles (the odd block, 32 columns on).
+// A lone last block (K % 64 == 32) reads index bytes 4 (m % 4) + m / 4 in its low nibbles
+// (xq[m]), then 16 + that in its high nibbles (xq[16 + m]).
 std::vector<float> permute_x_pairs(const float* x, int64_t K) {
   std::vector<float> xq(static_cast<size_t>(K));
+  const int64_t p = K / 64;
+  if (K % 64)
+    for (int half = 0; half < 2; ++half)
+      for (int m = 0; m < 16; ++m) {
+        const int q = 16 * half + 4 * (m & 3) + (m >> 2);
+        const int col = q < 16 ? (q >> 2) * 8 + (q & 3) : ((q - 16) >> 2) * 8 + 4 + (q & 3);
+        xq[size_t(64 * p + 16 * half + m)] = x[64 * p + col];
+      }
   for (int64_t p = 0; p < K / 64; ++p)
     for (int half = 0; half < 2; ++half)
       for (int m = 0; m < 16; ++m) {

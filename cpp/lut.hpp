@@ -58,12 +58,15 @@ void tile_product(const float* x, int64_t ldx, int mr, const float* buf, int64_t
 void transpose16(const float* buf, int64_t ldb, int len, float* bt);
 void panel_product(const float* x, int64_t ldx, int mr, const float* bt, int len, float* c);
 }  // namespace avx2
-// AVX-512 (F) 4-bit kernels, for 4-bit weights whose pairs of blocks lie in one group (gs and
-// the packed K multiples of 64); others take the AVX2 kernels. Rows at stride wpr words.
+// AVX-512 (F) 4-bit kernels, for 4-bit weights whose pairs of blocks lie in one group (gs a
+// multiple of 64, or one group per row) and whose packed K is a multiple of 32 (a row may end
+// in a lone block, lut.cpp's avx512_fits); others take the AVX2 kernels. Rows at stride wpr
+// words.
 // lut4_gemv: out[r] = dot(x, dequant row r) for r < nrows, with xq = x permuted pair by pair
 //   (64 columns) to the order the kernel reads codes in (lut.cpp's permute_x_pairs).
 // lut4_decode_panel: bt[k * 32 + r] = table[code of row r at column k0 + k], unscaled, for
-//   k < len (64 or 128, k0 % 128 == 0), r < 32 (zero for r >= nrows).
+//   k < len (a multiple of 32 up to 128, k0 % 128 == 0; 32 or 96 at the end of a row with a
+//   lone last block), r < 32 (zero for r >= nrows).
 // lut4_panel_product: c[i * 32 + j] += s[j] * sum over k < len of x[k * mr + i] *
 //   bt[k * 32 + j] for i < mr <= 12, j < 32 (a 12 x 32 register tile; X packed k-major).
 namespace avx512 {

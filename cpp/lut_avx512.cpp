@@ -24,6 +24,11 @@ constexpr int unit_col(int d, int j) {
   return 64 * pr + 32 * (j & 1) + (p < 4 ? 8 * p + b : 8 * (p - 4) + 4 + b);
 }
 
+// Column of nibble j of word d (d < 4) of a row's lone last block (K % 64 == 32): its 16 bytes
+// hold index bytes 0-15 in their low nibbles and 16-31 in their high ones, so nibble j is
+// index byte 16 (j & 1) + 4d + j / 2, the block's code 8d + 4 (j & 1) + j / 2.
+constexpr int lone_col(int d, int j) { return 8 * d + 4 * (j & 1) + (j >> 1); }
+
 // r[d] = word d of the 16 rows (lane = row) from r[row] = the row's 16 words.
 inline void transpose16x16(__m512i (&r)[16]) {
   __m512i a[16], b[16];
@@ -108,7 +113,8 @@ void lut4_gemv(const float* xq, const uint32_t* rows, int64_t wpr, const float* 
   const __m512 t = _mm512_loadu_ps(table);
   const __m512i sh_lo = _mm512_setr_epi32(0, 0, 0, 0, 8, 8, 8, 8, 16, 16, 16, 16, 24, 24, 24, 24);
   const __m512i sh_hi = _mm512_add_epi32(sh_lo, _mm512_set1_epi32(4));
-  const int64_t ppg = gs / 64, npairs = K / 64;
+  // one group per row may have gs % 64 == 32: all its pairs are then in group 0
+  const int64_t npairs = K / 64, ppg = ngroups == 1 ? npairs : gs / 64;
   for (int r = 0; r < nrows; ++r) {
     const uint8_t* w = reinterpret_cast<const uint8_t*>(rows + r * wpr);
     __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
@@ -121,6 +127,15 @@ void lut4_gemv(const float* xq, const uint32_t* rows, int64_t wpr, const float* 
         gemv_pair(w + 32 * p, xq + 64 * p, ts, sh_lo, sh_hi, a0, a1, a2, a3);
       }
     }
+    if (K % 64) {  // the lone last block (in the last group): xq's last 32 are its order
+      const __m512 ts = _mm512_mul_ps(t, _mm512_set1_ps(scales[r * ngroups + ngroups - 1]));
+      const __m512i c0 = _mm512_broadcast_i32x4(
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 32 * npairs)));
+      a0 = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srlv_epi32(c0, sh_lo), ts),
+                           _mm512_loadu_ps(xq + 64 * npairs), a0);
+      a1 = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srlv_epi32(c0, sh_hi), ts),
+                           _mm512_loadu_ps(xq + 64 * npairs + 16), a1);
+    }
     out[r] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
   }
 }
@@ -128,7 +143,8 @@ void lut4_gemv(const float* xq, const uint32_t* rows, int64_t wpr, const float* 
 void lut4_decode_panel(const uint32_t* rows, int64_t wpr, const float* table, int64_t k0, int len,
                        int nrows, float* bt) {
   const __m512 t = _mm512_loadu_ps(table);
-  const __mmask16 m = len == 128 ? __mmask16(0xFFFF) : __mmask16(0x00FF);
+  // a unit's words: 4 per 32 columns (len 32 or 96 end in the lone last block)
+  const __mmask16 m = __mmask16((1u << (len / 8)) - 1);
   for (int h = 0; h < 2; ++h) {
     const int nr = nrows - 16 * h < 16 ? nrows - 16 * h : 16;
     float* o = bt + 16 * h;
@@ -144,6 +160,17 @@ void lut4_decode_panel(const uint32_t* rows, int64_t wpr, const float* table, in
       _mm_prefetch(reinterpret_cast<const char*>(base + r * wpr + kDecodeAhead), _MM_HINT_T0);
     }
     transpose16x16(w);
+    if (len % 64) {  // the row's lone last block: words 8 npr .. 8 npr + 3
+      const int npr = len / 64;
+#pragma GCC unroll 4
+      for (int d = 0; d < 4; ++d) {
+        const __m512i v = w[8 * npr + d];
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; ++j)
+          _mm512_storeu_ps(o + (64 * npr + lone_col(d, j)) * 32,
+                           _mm512_permutexvar_ps(j ? _mm512_srli_epi32(v, 4 * j) : v, t));
+      }
+    }
     for (int pr = 0; pr < len / 64; ++pr) {
 #pragma GCC unroll 8
       for (int p = 0; p < 8; ++p) {

@@ -393,12 +393,15 @@ def test_cuda_bfloat16_compute(bits):
     gs=st.sampled_from(GROUPS),
     n=st.integers(1, 40),
     kmul=st.integers(1, 3),
+    rest=st.sampled_from([0, 0, 1, 32, 33, 96]),
     m=st.integers(1, 9),
     seed=st.integers(0, 2**16),
 )
-def test_matmul_property_cpu(bits, gs, n, kmul, m, seed):
+def test_matmul_property_cpu(bits, gs, n, kmul, rest, m, seed):
+    """K = a whole number of groups plus a partial last group of `rest` columns (1 and 33:
+    X and the codes padded to 32; 32 and 96: a 4-bit row ending in a lone block)."""
     rng = np.random.default_rng(seed)
-    K = gs * kmul
+    K = gs * kmul + (rest if rest < gs else 0)
     W = rng.standard_normal((n, K)) * rng.uniform(0.01, 100)
     qw = matkern.lut_quantize(W, bits, gs, "int")
     X = rng.standard_normal((m, K)).astype(np.float32)
@@ -448,9 +451,20 @@ def test_simd_and_portable_paths_agree():
 
 
 # (group_size, K, N): 4-bit weights the AVX-512 kernels take (groups of 64, 128, 192: a group
-# boundary inside a 128-column unit; one group per row; K % 128 == 64: a last half unit) and
-# ones they leave to AVX2 (group 32, K % 64 == 32), N not a multiple of 16 or 32
-_LEVEL_WEIGHTS = ((64, 448, 45), (128, 1024, 67), (192, 576, 33), (None, 320, 20), (32, 96, 19))
+# boundary inside a 128-column unit; one group per row; K % 128 == 64: a last half unit;
+# K % 64 == 32: a lone last block, after a pair (K % 128 == 96) or alone (K % 128 == 32),
+# in a group of 64 / 128 or one group per row of K % 64 == 32 columns) and ones they leave to
+# AVX2 (group 32), N not a multiple of 16 or 32
+_LEVEL_WEIGHTS = (
+    (64, 448, 45),
+    (128, 1024, 67),
+    (192, 576, 33),
+    (None, 320, 20),
+    (64, 480, 37),
+    (128, 416, 21),
+    (None, 352, 18),
+    (32, 96, 19),
+)
 _LEVEL_MS = (1, 2, 13, 16, 40, 301)  # GEMV; tiles of 1, 7 + 6, 8 + 8 rows; past 24 tiles
 _LEVEL_CODE = (
     "import sys, numpy as np, matkern; rng = np.random.default_rng(11); out = {}\n"
