@@ -107,4 +107,11 @@ double gram_bound_first(const double* g, int64_t c, int n_iter, double* work, do
                         double del64, const double* a, int64_t m, int64_t n, double* lower);
 }  // namespace avx2
 
+// AVX-512: the SYRK's tiles t (rows ap0, C ct0) and t + 1 (ap1, ct1; nullptr: tile t alone)
+// against one 16-column panel, each entry summed as avx2::gram_syrk_tile does.
+namespace avx512 {
+void gram_syrk_tile2(int64_t kc, const float* ap0, const float* ap1, const float* bp, float* ct0,
+                     float* ct1, bool first);
+}  // namespace avx512
+
 }  // namespace matkern

@@ -5,7 +5,8 @@
 // then at most gamma_{KC + J} |B| |B|^T (J = ceil(k / KC)) instead of the gamma_k that a BLAS
 // call of unknown order has to be granted: 2048-long products get a 21x smaller margin, so
 // float32 steps certify tightly where 64-bit ones were needed. Blocked like BLIS: B packed
-// once into 16-row panels, 144-row blocks of A packed per thread, a 6 x 16 register tile; the
+// once into 16-row panels, 144-row blocks of A packed per thread, a 6 x 16 register tile (two
+// of them at once on AVX-512, gram_syrk_avx512.cpp); the
 // C block of a panel stays in L1 across the chunks. The lower triangle is computed, written
 // out scaled and mirrored (row-major, or packed as the next step's B panels, gram.hpp: then
 // the next step packs nothing and these writes are whole 64-byte lines); one threaded pass
@@ -40,13 +41,24 @@ void tile(int64_t kc, const float* ap, const float* bp, float* ct, bool first) {
 
 namespace {
 
-using TileFn = void (*)(int64_t, const float*, const float*, float*, bool);
+// Tiles t and t + 1 of a block against one panel (ap1 == nullptr: tile t alone).
+using TileFn = void (*)(int64_t, const float*, const float*, const float*, float*, float*, bool);
+
+template <void (*F)(int64_t, const float*, const float*, float*, bool)>
+void tile_pair(int64_t kc, const float* ap0, const float* ap1, const float* bp, float* ct0,
+               float* ct1, bool first) {
+  F(kc, ap0, bp, ct0, first);
+  if (ap1) F(kc, ap1, bp, ct1, first);
+}
 
 TileFn pick_tile() {
-#ifdef MATKERN_BUILD_AVX2
-  if (simd_level() >= Simd::avx2) return &avx2::gram_syrk_tile;
+#ifdef MATKERN_BUILD_AVX512
+  if (simd_level() >= Simd::avx512_vnni) return &avx512::gram_syrk_tile2;
 #endif
-  return &gram_portable_syrk::tile;
+#ifdef MATKERN_BUILD_AVX2
+  if (simd_level() >= Simd::avx2) return &tile_pair<&avx2::gram_syrk_tile>;
+#endif
+  return &tile_pair<&gram_portable_syrk::tile>;
 }
 
 // Rows of A per block (24 tiles): each B chunk brought into L1 serves 24 tiles. 144 ran 8-12%
@@ -149,12 +161,17 @@ void gram_syrk_step(const float* b, int64_t rs, int64_t cs, int64_t c, int64_t k
         const int64_t nxt = (jp * k + p0 + kc) * kSyrkNR;
         const int64_t lines = nxt < npan * k * kSyrkNR ? kc * kSyrkNR * 4 / 64 : 0;
         const int64_t per = (lines + ntile - 1) / ntile;
-        for (int64_t t = 0; t < ntile; ++t) {
-          for (int64_t q = t * per; q < (t + 1) * per && q < lines; ++q)
+        // Tiles in pairs (the AVX-512 kernel's 12 rows); a pair whose lower tile is above the
+        // diagonal is skipped, one that the diagonal cuts is computed whole (the entries above
+        // it are never read).
+        for (int64_t t = 0; t < ntile; t += 2) {
+          const bool two = t + 1 < ntile;
+          for (int64_t q = t * per; q < (t + 2) * per && q < lines; ++q)
             __builtin_prefetch(reinterpret_cast<const char*>(bp + nxt) + q * 64, 0, 3);
-          if (j0 > i0 + t * kSyrkMR + kSyrkMR - 1) continue;  // tile above the diagonal
-          tile(kc, ap + (t * k + p0) * kSyrkMR, bpan + p0 * kSyrkNR, cb + t * kSyrkMR * kSyrkNR,
-               p0 == 0);
+          if (j0 > i0 + (t + two) * kSyrkMR + kSyrkMR - 1) continue;
+          tile(kc, ap + (t * k + p0) * kSyrkMR, two ? ap + ((t + 1) * k + p0) * kSyrkMR : nullptr,
+               bpan + p0 * kSyrkNR, cb + t * kSyrkMR * kSyrkNR,
+               two ? cb + (t + 1) * kSyrkMR * kSyrkNR : nullptr, p0 == 0);
         }
       }
       // Out, scaled by fac (a power of two: exact barring underflow); entries j <= i only

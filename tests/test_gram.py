@@ -29,7 +29,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import matkern
-from conftest import DATA, run_in_threads, simd_runs, to_backend, to_numpy
+from conftest import DATA, run_in_threads, simd_level_run, simd_runs, to_backend, to_numpy
 
 DTYPES = [np.float32, np.float64, np.complex64, np.complex128]
 
@@ -242,6 +242,35 @@ def test_chunked_syrk_step(c, k, trans):
         _dispatch.cpu().gram_syrk_step(
             src, trans, np.float32(1), np.empty((c + 1, c + 1), np.float32)
         )
+
+
+_SYRK_LEVEL_CODE = (
+    "import sys, numpy as np, matkern; from matkern import _dispatch; out = {}\n"
+    "cpu = _dispatch.cpu()\n"
+    "for c, k in ((7, 5), (49, 300), (145, 257), (300, 129)):\n"
+    "    B = np.random.default_rng(c + k).standard_normal((c, k)).astype(np.float32)\n"
+    "    G = np.empty((c, c), np.float32); P = np.zeros((-(-c // 16), c, 16), np.float32)\n"
+    "    cpu.gram_syrk_step(B, False, np.float32(0.5), G)\n"
+    "    cpu.gram_syrk_step(np.ascontiguousarray(B.T), True, np.float32(0.5), P)\n"
+    "    G2 = np.empty((c, c), np.float32)\n"
+    "    cpu.gram_syrk_step(P, False, np.float32(0.25), G2)\n"
+    "    out[f'{c}_{k}'] = G; out[f'{c}_{k}_p'] = P; out[f'{c}_{k}_2'] = G2\n"
+    "    W = np.random.default_rng(k).standard_normal((c + 600, k + 600)).astype(np.float32)\n"
+    "    out[f'{c}_{k}_b'] = np.array([matkern.spectral_norm_bound(W, n_iter=5)])\n"
+    "print(matkern.backends()['simd']); np.savez(sys.argv[1], **out)\n"
+)
+
+
+def test_chunked_syrk_avx512_tiles_equal_avx2():
+    """The AVX-512 tile pairs (12 x 16) sum every entry as the AVX2 6 x 16 tile does (one FMA
+    chain per chunk in the same order, one add into C): row-major, transposed and packed
+    inputs, packed and row-major outputs, odd and even tile counts, and whole bounds of
+    matrices past the fused kernel's sides, bit for bit."""
+    avx2 = simd_level_run("avx2", _SYRK_LEVEL_CODE, ".npz")
+    avx512 = simd_level_run("avx512_vnni", _SYRK_LEVEL_CODE, ".npz")
+    assert sorted(avx2.files) == sorted(avx512.files)
+    for name in avx2.files:
+        np.testing.assert_array_equal(avx512[name], avx2[name], err_msg=name)
 
 
 def _packed_as_rows(P, c):
