@@ -169,6 +169,79 @@ def test_orthogonalize_does_not_modify_input(backend):
     np.testing.assert_array_equal(to_numpy(Gb), G)
 
 
+def _mixed_stack(rng, count=12, k=40):
+    """Gaussian squares (some singular values near 0: many steps) beside nearly orthogonal
+    matrices (few steps), so the per-matrix stopping has something to tell apart."""
+    G = rng.standard_normal((count, k, k))
+    for i in range(0, count, 3):
+        Q, _ = np.linalg.qr(G[i])
+        G[i] = Q * (1 + 0.05 * rng.standard_normal(k))
+    return G
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("tol", [1e-2, 1e-5])
+def test_orthogonalize_tol_stops_each_matrix(backend, dtype, tol):
+    """With tol every matrix ends within tol of orthogonal (or at the working precision;
+    then at the polar factor), and the result agrees with the reference's (which stops each
+    matrix by the same rule) within tol or the fixed-step test's tolerance."""
+    G = _mixed_stack(np.random.default_rng(7)).astype(dtype)
+    Q = to_numpy(
+        matkern.orthogonalize(
+            to_backend(G, backend), 30, "polar", tol=tol, backend=backend
+        )
+    )
+    floor = 10 * TOL[dtype]  # the working precision's orthogonality error
+    for q in Q:
+        assert _orth_err(q) <= max(tol, floor)
+    if tol < floor:  # converged: the polar factor
+        np.testing.assert_allclose(Q, ref.polar_factor(G), atol=10 * floor, rtol=0)
+    R = ref.orthogonalize(G, 30, "polar", tol=tol)
+    np.testing.assert_allclose(Q, R, atol=max(tol, 10 * TOL[dtype]), rtol=0)
+
+
+def test_orthogonalize_tol_runs_fewer_steps_on_easy_matrices(monkeypatch):
+    """The stack shrinks as matrices stop: the Gram products of the later steps are taken
+    on fewer matrices (counted through the products' batch sizes), and the hard matrices
+    still converge."""
+    G = _mixed_stack(np.random.default_rng(8)).astype(np.float32)
+    sizes = []
+    real = _matfun_iter._norms
+
+    def norms(E, xp):
+        sizes.append(E.shape[0])
+        return real(E, xp)
+
+    monkeypatch.setattr(_matfun_iter, "_norms", norms)
+    with matkern.threads(1):  # one piece: the whole stack's sizes in order
+        Q = matkern.orthogonalize(G, 30, "polar", tol=1e-4)
+    assert sizes[0] == 12 and sizes[-1] < 12 and sizes == sorted(sizes, reverse=True)
+    assert len(sizes) < 30  # every matrix stopped before the step limit
+    assert max(_orth_err(q) for q in Q) <= 1e-4
+
+
+def test_orthogonalize_tol_result_does_not_depend_on_the_stack():
+    """Each matrix's path depends on itself only: alone, in the stack, on 1 or 2 threads,
+    the same bits."""
+    G = _mixed_stack(np.random.default_rng(9)).astype(np.float32)
+    whole = matkern.orthogonalize(G, 30, "polar", tol=1e-3)
+    with matkern.threads(1):
+        one = matkern.orthogonalize(G, 30, "polar", tol=1e-3)
+    np.testing.assert_array_equal(whole, one)
+    for i in (0, 1, 5):
+        np.testing.assert_array_equal(
+            matkern.orthogonalize(G[i : i + 1], 30, "polar", tol=1e-3)[0], whole[i]
+        )
+
+
+def test_orthogonalize_tol_with_no_steps_returns_the_scaled_input():
+    """n_iter=0 with tol: no step, no test; the scaled input as without tol."""
+    G = np.random.default_rng(10).standard_normal((3, 20, 12)).astype(np.float32)
+    np.testing.assert_array_equal(
+        matkern.orthogonalize(G, 0, "polar", tol=1e-3), matkern.orthogonalize(G, 0, "polar")
+    )
+
+
 def test_stored_polar_schedule_is_the_linear_programs():
     np.testing.assert_allclose(ref._polar_full(1e-3), ref.POLAR_1E3, rtol=1e-6, atol=1e-6)
 
@@ -420,6 +493,9 @@ def test_mano_definition():
         (lambda: matkern.orthogonalize(np.ones((3, 3)), 2, (1, "x")), ValueError, "coefficients"),
         (lambda: matkern.orthogonalize(np.ones((3, 3)), scale="max"), ValueError, "scale"),
         (lambda: matkern.orthogonalize(np.ones((3, 3)), lower=0.0), ValueError, "lower"),
+        (lambda: matkern.orthogonalize(np.ones((3, 3)), tol=0.0), ValueError, "tol must be > 0"),
+        (lambda: matkern.orthogonalize(np.ones((3, 3)), tol=np.nan), ValueError, "tol must be"),
+        (lambda: matkern.orthogonalize(np.ones((3, 3)), tol="1e-3"), TypeError, "tol must be a"),
         (lambda: matkern.orthogonalize([[1.0]]), TypeError, "G must be a NumPy or CuPy"),
         (lambda: matkern.sqrtm_psd(np.ones((3, 4))), ValueError, "A must be square"),
         (lambda: matkern.sqrtm_psd(np.eye(3), "svd"), ValueError, "method"),

@@ -142,12 +142,28 @@ def _scale(X, scale, scale_iter):
     return X / X.dtype.type(s) if s > 0 else X
 
 
-def orthogonalize(G, n_iter=5, coefficients="cubic", scale="gram", lower=1e-3, scale_iter=4):
+# tol's stall rule: a residual below this that no longer halves has reached the working
+# precision (the Gram product's own rounding), so further steps cannot lower it
+STALL_BELOW = 1e-2
+
+
+def ns_stops(r, prev, tol):
+    """The matrices whose Newton-Schulz iteration stops before this step (``tol``): residual
+    r = ||X X^T - I||_F at most tol, or stalled (below STALL_BELOW and above half the previous
+    step's). r, prev: float64 arrays (prev inf before the first step)."""
+    return (r <= tol) | ((r < STALL_BELOW) & (r > 0.5 * prev))
+
+
+def orthogonalize(
+    G, n_iter=5, coefficients="cubic", scale="gram", lower=1e-3, scale_iter=4, tol=None
+):
     """Newton-Schulz approximation of the polar factor of G (m, n) or of each matrix of a
     stack (..., m, n); the result has G's dtype. Computed in float32 for float16/float32 input
     (float64 for float64) on the Gram side: X = G (or G^T when m > n, so that X X^T is the
     smaller square), X /= max|X|, X /= scale (Frobenius norm or the certified Gram bound),
-    then n_iter steps X <- a X + b (X X^T) X + c (X X^T)^2 X."""
+    then n_iter steps X <- a X + b (X X^T) X + c (X X^T)^2 X; with ``tol``, each matrix stops
+    before the first step at which ``ns_stops`` holds for r = ||X X^T - I||_F (A = X X^T of
+    that step, in the working dtype; r in float64)."""
     G = np.asarray(G)
     work = np.float64 if G.dtype == np.float64 else np.float32
     steps = ns_coefficients(coefficients, n_iter, lower)
@@ -162,8 +178,15 @@ def orthogonalize(G, n_iter=5, coefficients="cubic", scale="gram", lower=1e-3, s
         if mx > 0:
             X = X / mx
         X = _scale(X, scale, scale_iter)
+        prev = np.inf
         for a, b, c in steps:
             A = X @ X.T
+            if tol is not None:
+                E = (A - np.eye(A.shape[0], dtype=work)).astype(np.float64)
+                r = np.sqrt(np.sum(E * E))
+                if ns_stops(r, prev, tol):
+                    break
+                prev = r
             B = b * A + c * (A @ A)
             X = a * X + B @ X
         flat_out[i] = (X.T if m > n else X).astype(G.dtype)
