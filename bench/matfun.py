@@ -37,17 +37,22 @@ def _svd_polar(x):
     return U @ Vt
 
 
-def _orth_case(ctx, shape, n_iter, coefficients, target, bar, lower=1e-3):
+def _orth_case(ctx, shape, n_iter, coefficients, target, bar, lower=1e-3, tol=None, scale_iter=4):
+    """tol: per-matrix stopping at tol (n_iter the most steps), the regime's target."""
     import matkern
 
     name = "x".join(map(str, shape))
-    label = f"orthogonalize {name} f32 {coefficients} x{n_iter}" + (
+    steps = f"x{n_iter}" if tol is None else f"tol={tol:g} (<= {n_iter} steps)"
+    label = f"orthogonalize {name} f32 {coefficients} {steps}" + (
         f" (err < {target:g})" if target else " (Muon)"
     )
+    if scale_iter != 4:
+        label += f" scale_iter={scale_iter}"
+    kw = dict(lower=lower, tol=tol, scale_iter=scale_iter)
 
     def make():
         G = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-        fns = {"matkern": lambda: matkern.orthogonalize(G, n_iter, coefficients, lower=lower)}
+        fns = {"matkern": lambda: matkern.orthogonalize(G, n_iter, coefficients, **kw)}
         if len(shape) == 3:
             fns["numpy svd loop (U @ Vt)"] = lambda: [_svd_polar(x) for x in G]
         else:
@@ -57,8 +62,8 @@ def _orth_case(ctx, shape, n_iter, coefficients, target, bar, lower=1e-3):
 
     def info(fns):
         G = fns["_G"]
-        e = _orth_err(matkern.orthogonalize(G, n_iter, coefficients, lower=lower))
-        ef = _orth_err(matkern.orthogonalize(G, n_iter, coefficients, "frobenius", lower=lower))
+        e = _orth_err(matkern.orthogonalize(G, n_iter, coefficients, **kw))
+        ef = _orth_err(matkern.orthogonalize(G, n_iter, coefficients, "frobenius", **kw))
         mark = "" if not target else (" ok" if e < target else " MISSED")
         return (
             f"||Q^T Q - I||_2 = {e:.1e}{mark} (scale='frobenius' at the same steps: {ef:.1e}); "
@@ -249,6 +254,12 @@ def cases(ctx):
     yield _orth_case(ctx, stack, 11, "polar", 1e-2, 5.0)
     # the strict regime on the stack too (12 steps: 4.5e-7 on these Gaussian matrices)
     yield _orth_case(ctx, stack, 12, "polar", 1e-5, 5.0)
+    # per-matrix stopping: most of these matrices need 7 steps, the worst 11-12; a looser
+    # bound (scale_iter=1: (sum s^4)^(1/4)) costs these stacks no extra steps under the polar
+    # schedule, and each Gram product of the bound costs about one Newton-Schulz product
+    for si in (4, 1):
+        yield _orth_case(ctx, stack, 15, "polar", 1e-2, 5.0, tol=1e-2, scale_iter=si)
+        yield _orth_case(ctx, stack, 15, "polar", 1e-5, 5.0, tol=1e-5, scale_iter=si)
     yield _orth_case(ctx, big, 6, "polar", 1e-2, 3.0)
     yield _orth_case(ctx, big, 8, "polar", 1e-5, 3.0)
     yield _orth_case(ctx, big, 4, "polar", 1e-5, 3.0, lower=0.25)
