@@ -312,8 +312,7 @@ void wide(const Kernels& kr, const float* x, int64_t M, int64_t K, const uint32_
 // lone block, which the kernels take as a unit of its own (K = 4000 had run the AVX2 kernels
 // at half the speed). A pair must not straddle two groups: gs % 64 == 0, or one group per row.
 bool avx512_fits(int bits, int gs, int64_t K) {
-  return bits == 4 && (gs % 64 == 0 || gs >= K) && K % 32 == 0 &&
-         simd_level() >= Simd::avx512_vnni;
+  return bits == 4 && (gs % 64 == 0 || gs >= K) && K % 32 == 0 && simd_level() >= Simd::avx512_vnni;
 }
 
 // x permuted pair by pair (64 columns) to the order avx512::lut4_gemv reads codes in: lane m

@@ -187,9 +187,7 @@ def test_orthogonalize_tol_stops_each_matrix(backend, dtype, tol):
     matrix by the same rule) within tol or the fixed-step test's tolerance."""
     G = _mixed_stack(np.random.default_rng(7)).astype(dtype)
     Q = to_numpy(
-        matkern.orthogonalize(
-            to_backend(G, backend), 30, "polar", tol=tol, backend=backend
-        )
+        matkern.orthogonalize(to_backend(G, backend), 30, "polar", tol=tol, backend=backend)
     )
     floor = 10 * TOL[dtype]  # the working precision's orthogonality error
     for q in Q:
