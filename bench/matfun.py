@@ -48,6 +48,8 @@ def _orth_case(ctx, shape, n_iter, coefficients, target, bar, lower=1e-3, tol=No
     )
     if scale_iter != 4:
         label += f" scale_iter={scale_iter}"
+    if isinstance(lower, str):
+        label += f" lower={lower}"
     kw = dict(lower=lower, tol=tol, scale_iter=scale_iter)
 
     def make():
@@ -67,7 +69,7 @@ def _orth_case(ctx, shape, n_iter, coefficients, target, bar, lower=1e-3, tol=No
         mark = "" if not target else (" ok" if e < target else " MISSED")
         return (
             f"||Q^T Q - I||_2 = {e:.1e}{mark} (scale='frobenius' at the same steps: {ef:.1e}); "
-            f"coefficients={coefficients!r}, lower={lower:g}"
+            f"coefficients={coefficients!r}, lower={lower if isinstance(lower, str) else f'{lower:g}'}"
         )
 
     anchor = "numpy svd loop (U @ Vt)" if len(shape) == 3 else "numpy.linalg.svd (U @ Vt)"
@@ -263,5 +265,9 @@ def cases(ctx):
     yield _orth_case(ctx, big, 6, "polar", 1e-2, 3.0)
     yield _orth_case(ctx, big, 8, "polar", 1e-5, 3.0)
     yield _orth_case(ctx, big, 4, "polar", 1e-5, 3.0, lower=0.25)
+    # lower="auto": the schedule from each matrix's estimated smallest singular value (a
+    # Cholesky of the first Gram product), so no prior knowledge of the conditioning
+    yield _orth_case(ctx, big, 15, "polar", 1e-2, 3.0, lower="auto", tol=1e-2)
+    yield _orth_case(ctx, big, 15, "polar", 1e-5, 3.0, lower="auto", tol=1e-5)
     yield _sqrtm_case(ctx)
     yield _nuclear_case(ctx)

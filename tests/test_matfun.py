@@ -240,6 +240,103 @@ def test_orthogonalize_tol_with_no_steps_returns_the_scaled_input():
     )
 
 
+def _tall(rng, m, k, cond, batch=1):
+    """batch matrices m x k with singular values spread evenly from 1 down to 1/cond."""
+    U = np.linalg.qr(rng.standard_normal((batch, m, k)))[0]
+    V = np.linalg.qr(rng.standard_normal((batch, k, k)))[0]
+    return (U * np.linspace(1.0, 1.0 / cond, k)) @ np.swapaxes(V, 1, 2)
+
+
+def test_lower_from_gram_brackets_the_smallest_singular_value():
+    """The estimate lies between the 1-norm bound's worst case and the inverse iteration's
+    trust factor over the grid: k^(-1/4) s / grid step <= l <= s / POWER_TRUST (and on the
+    grid); singular, NaN and tiny cases give the floor."""
+    rng = np.random.default_rng(20)
+    step = 10 ** (1 / ref.LOWER_GRID)
+    for cond in (2.0, 5.0, 30.0, 300.0):
+        X = _tall(rng, 300, 60, cond, batch=3)
+        A = (np.swapaxes(X, 1, 2) @ X).astype(np.float32)
+        s = np.sqrt(np.linalg.eigvalsh(A.astype(np.float64))[:, 0])
+        lo = ref.lower_from_gram(A)
+        assert lo.shape == (3,)
+        for li, si in zip(lo, s):
+            assert si * 60**-0.25 / step <= li <= si / ref.POWER_TRUST * (1 + 1e-6)
+            assert abs(np.log10(li) * ref.LOWER_GRID - round(np.log10(li) * ref.LOWER_GRID)) < 1e-9
+    assert np.all(ref.lower_from_gram(np.eye(5)) == 1.0)
+    floor = ref.AUTO_LOWER_FLOOR
+    singular = np.diag([1.0, 0.5, 0.0])
+    assert ref.lower_from_gram(singular)[0] == floor
+    assert ref.lower_from_gram(np.full((3, 3), np.nan))[0] == floor
+    assert ref.lower_from_gram(np.diag([1.0, 1e-12]))[0] == floor  # s = 1e-6 below the floor
+    assert ref.lower_from_gram(np.diag([1.0, 1e-12]), floor=1e-7)[0] < 1e-5
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_orthogonalize_auto_lower_needs_fewer_steps(backend, dtype):
+    """A well-conditioned matrix (condition 4): with lower="auto" four fixed steps reach the
+    working precision, where the default lower=1e-3 schedule is still far off; the backends
+    agree with the reference's same schedule."""
+    G = _tall(np.random.default_rng(21), 400, 80, 4.0)[0].astype(dtype)
+    Q = to_numpy(
+        matkern.orthogonalize(to_backend(G, backend), 4, "polar", lower="auto", backend=backend)
+    )
+    Q0 = to_numpy(matkern.orthogonalize(to_backend(G, backend), 4, "polar", backend=backend))
+    assert _orth_err(Q) < 10 * TOL[dtype] and _orth_err(Q0) > 1e-2
+    np.testing.assert_allclose(Q, ref.polar_factor(G), atol=10 * TOL[dtype], rtol=0)
+    R = ref.orthogonalize(G, 4, "polar", lower="auto")
+    np.testing.assert_allclose(Q, R, atol=TOL[dtype], rtol=0)
+
+
+def test_orthogonalize_auto_lower_each_matrix_its_own_schedule():
+    """A stack of a well-conditioned, an ill-conditioned and a rank-deficient matrix: with
+    tol each converges (the singular one on its range), bits as when alone and on one
+    thread; the Wide stack gives the transpose's result."""
+    rng = np.random.default_rng(22)
+    G = np.concatenate([_tall(rng, 90, 30, c) for c in (3.0, 300.0)])
+    low = _tall(rng, 90, 30, 3.0)[0]
+    low[:, -5:] = 0  # rank 25
+    G = np.concatenate([G, low[None]]).astype(np.float32)
+    whole = matkern.orthogonalize(G, 30, "polar", lower="auto", tol=1e-5)
+    with matkern.threads(1):
+        np.testing.assert_array_equal(
+            matkern.orthogonalize(G, 30, "polar", lower="auto", tol=1e-5), whole
+        )
+    for i in range(3):
+        one = matkern.orthogonalize(G[i : i + 1], 30, "polar", lower="auto", tol=1e-5)[0]
+        np.testing.assert_array_equal(one, whole[i])
+    for q in whole[:2]:
+        assert _orth_err(q) < 10 * TOL[np.float32]
+    np.testing.assert_allclose(whole[:2], ref.polar_factor(G[:2]), atol=1e-4, rtol=0)
+    # the rank-25 matrix: Q^T Q is the projector onto its row space
+    P = whole[2].astype(np.float64).T @ whole[2]
+    np.testing.assert_allclose(P @ P, P, atol=1e-4)
+    assert abs(np.trace(P) - 25) < 1e-3
+    wide = np.ascontiguousarray(np.swapaxes(G, 1, 2))
+    np.testing.assert_allclose(
+        matkern.orthogonalize(wide, 30, "polar", lower="auto", tol=1e-5),
+        np.swapaxes(whole, 1, 2),
+        atol=1e-6,
+        rtol=0,
+    )
+
+
+def test_sqrtm_auto_lower(backend):
+    """sqrtm_psd with lower="auto" (Y's own Cholesky estimate): accurate as with the
+    default, in no more steps, and equal to the reference's same schedule."""
+    A = _spd(np.random.default_rng(23), 3, 48, 50.0)
+    S = to_numpy(matkern.sqrtm_psd(to_backend(A, backend), lower="auto", backend=backend))
+    ex = ref.sqrtm_psd_eigh(A)
+    assert np.linalg.norm(S - ex) / np.linalg.norm(ex) < 1e-11
+    R = ref.sqrtm_psd(A, n_iter=12, lower="auto")
+    np.testing.assert_allclose(S, R, rtol=0, atol=1e-10)
+    A32 = A.astype(np.float32)
+    _, its = _matfun_iter.sqrtm(A32, "newton-schulz", None, "gram", False, "cpu")
+    _, its_auto = _matfun_iter.sqrtm(
+        A32, "newton-schulz", None, "gram", False, "cpu", "polar", "auto"
+    )
+    assert its_auto < its
+
+
 def test_stored_polar_schedule_is_the_linear_programs():
     np.testing.assert_allclose(ref._polar_full(1e-3), ref.POLAR_1E3, rtol=1e-6, atol=1e-6)
 
@@ -491,6 +588,8 @@ def test_mano_definition():
         (lambda: matkern.orthogonalize(np.ones((3, 3)), 2, (1, "x")), ValueError, "coefficients"),
         (lambda: matkern.orthogonalize(np.ones((3, 3)), scale="max"), ValueError, "scale"),
         (lambda: matkern.orthogonalize(np.ones((3, 3)), lower=0.0), ValueError, "lower"),
+        (lambda: matkern.orthogonalize(np.ones((3, 3)), lower="fast"), ValueError, '"auto"'),
+        (lambda: matkern.sqrtm_psd(np.eye(3), lower="min"), ValueError, "lower must be"),
         (lambda: matkern.orthogonalize(np.ones((3, 3)), tol=0.0), ValueError, "tol must be > 0"),
         (lambda: matkern.orthogonalize(np.ones((3, 3)), tol=np.nan), ValueError, "tol must be"),
         (lambda: matkern.orthogonalize(np.ones((3, 3)), tol="1e-3"), TypeError, "tol must be a"),

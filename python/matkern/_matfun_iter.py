@@ -21,7 +21,14 @@ import numpy as np
 from . import _dispatch, _gram_batch, _threads
 from ._matfun_bmm import matmul as mm
 from ._matfun_bmm import pieces
-from .reference.matfun import _pade_terms, _taylor_terms, ns_coefficients, ns_stops
+from .reference.matfun import (
+    _pade_terms,
+    _taylor_terms,
+    lower_from_gram,
+    ns_coefficients,
+    ns_stops,
+    polar_steps,
+)
 
 # stop an adaptive iteration when its residual falls below this (per working dtype) or stalls
 TOL = {np.dtype(np.float32): 4e-7, np.dtype(np.float64): 1e-14}
@@ -117,7 +124,10 @@ def orthogonalize(G, n_iter, coefficients, scale, lower, scale_iter, be, tol=Non
     wd = work_dtype(G.dtype)
     X = G.astype(wd, copy=False)
     X, _ = normalize(X, scale, be, scale_iter)
-    steps = ns_coefficients(coefficients, n_iter, lower)
+    if _auto(coefficients, lower):
+        steps = n_iter  # each matrix's schedule from its first Gram product (_ns_steps)
+    else:
+        steps = ns_coefficients(coefficients, n_iter, lower)
     X, _ = map_chunks(lambda Xc: (_ns_steps(Xc, steps, xp, tol), 0), X)
     return X.astype(G.dtype, copy=False)
 
@@ -130,6 +140,29 @@ def _norms(E, xp):
     return np.sqrt(_dispatch.to_host(r2).astype(np.float64))
 
 
+def _auto(coefficients, lower):
+    """lower="auto" with the "polar" schedule: per-matrix schedules (``_coefficients``)."""
+    return coefficients == "polar" and isinstance(lower, str)
+
+
+def _coefficients(steps, i, xp, wd, eform):
+    """Step i's (a, b, c) in the working dtype ``wd``, c None when 0: from a shared schedule
+    (scalars), or from per-matrix ``steps`` (batch, n, 3) float64 host array (arrays shaped
+    for the stack: a (batch, 1) for ``_add_diag``, b and c (batch, 1, 1); the products by
+    them are the same float multiplies as by a scalar). ``eform``: the polynomial rewritten
+    in E = X^T X - I, (a + b + c, b + 2c, c), formed in float64 first either way."""
+    if isinstance(steps, np.ndarray):
+        a, b, c = (steps[:, i, j] for j in range(3))
+    else:
+        a, b, c = steps[i]
+    if eform:
+        a, b = a + b + c, b + 2 * c
+    if not isinstance(steps, np.ndarray):
+        return wd.type(a), wd.type(b), (wd.type(c) if c else None)
+    a, b, c = (xp.asarray(np.asarray(v).astype(wd)) for v in (a, b, c))
+    return a[:, None], b[:, None, None], (c[:, None, None] if c.any() else None)
+
+
 def _ns_steps(X, steps, xp, tol=None):
     """The steps on a stack X (batch, m, n). With ``tol``, a matrix leaves the stack before
     the first step at which ``ns_stops`` holds for its ||X^T X - I||_F (from the step's own
@@ -138,7 +171,10 @@ def _ns_steps(X, steps, xp, tol=None):
     the 11-12 steps that the worst one needs). Each matrix's path depends on itself only.
     With ``tol`` the step is written in E = X^T X - I (formed in place, exact near the
     diagonal's 1s): P = (a + b + c) I + (b + 2c) E + c E^2, the same polynomial; E^2 is small
-    near convergence, so nothing cancels there."""
+    near convergence, so nothing cancels there.
+
+    ``steps``: the (a, b, c) of each step, or an int n (lower="auto"): n "polar" steps, each
+    matrix's schedule for ``lower_from_gram`` of its first Gram product."""
     wd = X.dtype
     # A wide stack is iterated as its transpose (polar(X) = polar(X^T)^T), so that every step
     # forms X^T X, which the batched GEMM reads as stored: X X^T had it copy X^T every step.
@@ -148,9 +184,12 @@ def _ns_steps(X, steps, xp, tol=None):
     out = X if tol is None else xp.empty_like(X)  # with tol: each matrix's final iterate
     live = np.arange(X.shape[0])  # the rows of out that X holds
     prev = np.full(X.shape[0], np.inf)
-    for a, b, c in steps:
+    auto = isinstance(steps, int)
+    for i in range(steps if auto else len(steps)):
         # X^T X and A A (A exactly symmetric) are symmetric products
         A = mm(xp, xp.swapaxes(X, 1, 2), X, sym=True)
+        if auto and i == 0:
+            steps = polar_steps(lower_from_gram(_dispatch.to_host(A)), steps)
         if tol is not None:
             _add_diag(A, -1)  # E
             r = _norms(A, xp)
@@ -163,11 +202,13 @@ def _ns_steps(X, steps, xp, tol=None):
                 if not live.size:
                     break
                 X, A = X[xp.asarray(keep)], A[xp.asarray(keep)]
-            a, b = a + b + c, b + 2 * c  # the polynomial in E
-        P = A * wd.type(b)
-        if c:
-            P += wd.type(c) * mm(xp, A, A, sym=True)
-        _add_diag(P, wd.type(a))
+                if auto:
+                    steps = steps[keep]
+        a, b, c = _coefficients(steps, i, xp, wd, eform=tol is not None)
+        P = A * b
+        if c is not None:
+            P += c * mm(xp, A, A, sym=True)
+        _add_diag(P, a)
         X = mm(xp, X, P)
     if tol is not None:
         if live.size:
@@ -250,18 +291,21 @@ def _ns_sqrt(Y, eye, n_iter, inverse, xp, coefficients="polar", lower=1e-3):
     wd = Y.dtype
     Z = eye.copy()
     stop = _Stopper(Y.shape[0], wd, n_iter)
-    steps = ns_coefficients(coefficients, stop.limit, lower)
+    if _auto(coefficients, lower):  # x^2 = the eigenvalues of Y: Y is the "Gram" of x
+        steps = polar_steps(lower_from_gram(_dispatch.to_host(Y)), stop.limit)
+    else:
+        steps = ns_coefficients(coefficients, stop.limit, lower)
     its = 0
     for its in range(1, stop.limit + 1):
         M = mm(xp, Z, Y) if its > 1 else Y.copy()
         if not stop.update(M - eye, xp):
             its -= 1
             break
-        a, b, c = steps[its - 1]
-        T = M * wd.type(b)
-        if c:
-            T += wd.type(c) * mm(xp, M, M)
-        _add_diag(T, wd.type(a))
+        a, b, c = _coefficients(steps, its - 1, xp, wd, eform=False)
+        T = M * b
+        if c is not None:
+            T += c * mm(xp, M, M)
+        _add_diag(T, a)
         Y, Z = stop.keep(mm(xp, Y, T), Y, xp), stop.keep(mm(xp, T, Z), Z, xp)
     return (Z if inverse else Y), its
 

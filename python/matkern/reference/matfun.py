@@ -13,6 +13,7 @@ of X <- a X + b (X X^T) X + c (X X^T)^2 X; the fast routes use the same schedule
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 
@@ -99,6 +100,73 @@ def _polar_full(lower):
     return tuple(steps)
 
 
+# lower="auto": the schedule's assumed smallest singular value is estimated per matrix, never
+# below this floor (the default lower), rounded down to one of LOWER_GRID points per decade
+# (so a stack needs a handful of schedules, each solved once and cached)
+AUTO_LOWER_FLOOR = 1e-3
+LOWER_GRID = 8
+# the inverse iteration's estimate sqrt(1 / v^T A^-1 v) is at or above the true smallest
+# singular value; it is trusted to within this factor
+POWER_TRUST = 0.8
+POWER_STEPS = 4
+
+
+def lower_from_gram(A, floor=AUTO_LOWER_FLOOR):
+    """Per matrix of A (k, k) or a stack (batch, k, k), A = X^T X of a scaled X (singular
+    values at most 1): an estimate of X's smallest singular value s for the "polar"
+    schedule, float64 array (batch,). From A's Cholesky factor (the QDWH algorithm starts
+    the same way), the larger of two estimates of lambda_min(A) = s^2:
+    1 / ||A^-1||_1 by LAPACK's 1-norm condition estimate (below lambda_min by up to
+    sqrt(k) unless the estimator undershoots the norm), and POWER_TRUST^2 times the Rayleigh
+    quotient 1 / (v^T A^-1 v) after POWER_STEPS steps of inverse iteration from a fixed
+    start (above lambda_min, close to it once the iteration has found the smallest
+    eigenvector); all in float32 (spotrf, spocon, spotrs: an estimate, at 0.6x float64's
+    time). Then s rounded down to the LOWER_GRID grid, at least ``floor``, at most 1;
+    ``floor`` where A is not numerically positive definite (in float32). O(k^3 / 3) a
+    matrix: about 30 us at k = 128, 0.3 ms at 256, 12 ms at 1024 (OpenBLAS, one thread).
+    Underestimating s costs steps; overestimating it leaves the smallest singular values to
+    the later steps (still convergent), so neither breaks the iteration."""
+    from scipy.linalg import lapack
+
+    A = np.asarray(A, dtype=np.float32)
+    k = A.shape[-1]
+    flat = A.reshape(-1, k, k)
+    out = np.full(flat.shape[0], float(floor))
+    anorms = np.abs(flat).sum(axis=1, dtype=np.float64).max(axis=1)  # ||A||_1
+    start = np.random.default_rng(0).standard_normal(k).astype(np.float32)
+    for i, a in enumerate(flat):
+        anorm = float(anorms[i])
+        if not np.isfinite(anorm):
+            continue
+        chol, info = lapack.spotrf(a, lower=1, clean=1)
+        if info != 0:
+            continue
+        rcond, info = lapack.spocon(chol, anorm, uplo="L")
+        lam = float(rcond) * anorm if info == 0 else 0.0
+        v = start / np.linalg.norm(start)
+        for _ in range(POWER_STEPS):
+            w, info = lapack.spotrs(chol, v, lower=1)
+            nu = float(v @ w)  # v^T A^-1 v, v a unit vector
+            v = w / np.linalg.norm(w)
+        if info == 0 and nu > 0:
+            lam = max(lam, POWER_TRUST**2 / nu)
+        if not lam > 0 or not np.isfinite(lam):
+            continue
+        grid = math.floor(math.log10(math.sqrt(lam)) * LOWER_GRID) / LOWER_GRID
+        out[i] = min(1.0, max(float(floor), 10.0**grid))
+    return out
+
+
+def polar_steps(lowers, n_iter):
+    """(batch, n_iter, 3) float64: row i is ``ns_coefficients("polar", n_iter, lowers[i])``,
+    each distinct lower's schedule computed once."""
+    lowers = np.asarray(lowers, dtype=np.float64)
+    out = np.empty((lowers.size, n_iter, 3))
+    for v in np.unique(lowers):
+        out[lowers == v] = np.asarray(_polar_schedule(n_iter, float(v))).reshape(n_iter, 3)
+    return out
+
+
 def ns_coefficients(coefficients, n_iter, lower=1e-3):
     """Per-iteration (a, b, c) for X <- a X + b (X X^T) X + c (X X^T)^2 X.
 
@@ -163,10 +231,12 @@ def orthogonalize(
     smaller square), X /= max|X|, X /= scale (Frobenius norm or the certified Gram bound),
     then n_iter steps X <- a X + b (X X^T) X + c (X X^T)^2 X; with ``tol``, each matrix stops
     before the first step at which ``ns_stops`` holds for r = ||X X^T - I||_F (A = X X^T of
-    that step, in the working dtype; r in float64)."""
+    that step, in the working dtype; r in float64). ``lower="auto"`` (with "polar"): each
+    matrix's schedule is for ``lower_from_gram`` of its first step's A."""
     G = np.asarray(G)
     work = np.float64 if G.dtype == np.float64 else np.float32
-    steps = ns_coefficients(coefficients, n_iter, lower)
+    auto = coefficients == "polar" and isinstance(lower, str)  # lower="auto"
+    steps = None if auto else ns_coefficients(coefficients, n_iter, lower)
     out = np.empty(G.shape, dtype=G.dtype)
     m, n = G.shape[-2:]
     flat_in, flat_out = G.reshape(-1, m, n), out.reshape(-1, m, n)
@@ -179,8 +249,11 @@ def orthogonalize(
             X = X / mx
         X = _scale(X, scale, scale_iter)
         prev = np.inf
-        for a, b, c in steps:
+        for step in range(n_iter):
             A = X @ X.T
+            if step == 0 and auto:  # the schedule for this matrix's estimated smallest value
+                steps = ns_coefficients("polar", n_iter, lower_from_gram(A)[0])
+            a, b, c = steps[step]
             if tol is not None:
                 E = (A - np.eye(A.shape[0], dtype=work)).astype(np.float64)
                 r = np.sqrt(np.sum(E * E))
@@ -245,6 +318,8 @@ def _sqrtm_one(A, method, n_iter, scale, inverse, coefficients="polar", lower=1e
         # M = Z Y, T = a I + b M + c M^2: on x = sqrt(eigenvalue) the step is x <- p(x), the
         # polar iteration; "cubic" (1.5, -0.5, 0) is Higham's T = (3I - Z Y)/2
         Z = eye.copy()
+        if coefficients == "polar" and isinstance(lower, str):  # "auto": Y's eigenvalues are x^2
+            lower = lower_from_gram(Y)[0]
         for a, b, c5 in ns_coefficients(coefficients, n_iter, lower):
             M = Z @ Y
             T = a * eye + b * M + c5 * (M @ M)
