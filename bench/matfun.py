@@ -98,7 +98,7 @@ def _rel_err(S, ex):
     )
 
 
-def _sqrtm_case(ctx):
+def _sqrtm_case(ctx, method="newton-schulz"):
     import scipy.linalg
 
     import matkern
@@ -110,7 +110,7 @@ def _sqrtm_case(ctx):
         A64 = _covariances(count)
         A = A64.astype(np.float32)
         return {
-            "matkern": lambda: matkern.sqrtm_psd(A),
+            "matkern": lambda: matkern.sqrtm_psd(A, method),
             "scipy.linalg.sqrtm loop": lambda: [scipy.linalg.sqrtm(a) for a in A],
             "numpy.linalg.eigh stack": lambda: np.linalg.eigh(A),
             "_A": A,
@@ -122,21 +122,27 @@ def _sqrtm_case(ctx):
         ex = ref.sqrtm_psd_eigh(A64)
         w = np.linalg.eigvalsh(A64)
         cond = w[:, -1] / w[:, 0]
-        e = _rel_err(matkern.sqrtm_psd(A), ex)
+        e = _rel_err(matkern.sqrtm_psd(A, method), ex)
         es = _rel_err(np.array([np.real(scipy.linalg.sqrtm(a)) for a in A]), ex)
         from matkern import _matfun_iter
 
-        _, its = _matfun_iter.sqrtm(A, "newton-schulz", None, "gram", False, "cpu")
-        _, its_c = _matfun_iter.sqrtm(A, "newton-schulz", None, "gram", False, "cpu", "cubic")
+        if method == "polar":  # the public defaults of "polar": trace scale, lower="auto"
+            _, its = _matfun_iter.sqrtm(A, "polar", None, "trace", False, "cpu", "polar", "auto")
+            steps = f"{its} steps"
+        else:
+            _, its = _matfun_iter.sqrtm(A, method, None, "gram", False, "cpu")
+            _, its_c = _matfun_iter.sqrtm(A, method, None, "gram", False, "cpu", "cubic")
+            steps = f"{its} polar steps ({its_c} cubic)"
         mark = "ok" if e < 1e-5 else "MISSED"
         return (
-            f"max rel. Frobenius error {e:.1e} ({mark} < 1e-5; scipy's {es:.1e}); {its} polar "
-            f"steps ({its_c} cubic); condition median {np.median(cond):.1e}, max {cond.max():.1e}"
+            f"max rel. Frobenius error {e:.1e} ({mark} < 1e-5; scipy's {es:.1e}); {steps}; "
+            f"condition median {np.median(cond):.1e}, max {cond.max():.1e}"
         )
 
+    label = "" if method == "newton-schulz" else f" method={method}"
     return Case(
         "matfun",
-        f"sqrtm_psd {count}x256x256 f32 MiniLM covariances",
+        f"sqrtm_psd {count}x256x256 f32 MiniLM covariances{label}",
         make,
         bars={"scipy.linalg.sqrtm loop": 10.0},
         info=info,
@@ -270,4 +276,5 @@ def cases(ctx):
     yield _orth_case(ctx, big, 15, "polar", 1e-2, 3.0, lower="auto", tol=1e-2)
     yield _orth_case(ctx, big, 15, "polar", 1e-5, 3.0, lower="auto", tol=1e-5)
     yield _sqrtm_case(ctx)
+    yield _sqrtm_case(ctx, "polar")
     yield _nuclear_case(ctx)

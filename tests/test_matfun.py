@@ -361,10 +361,16 @@ def _spd(rng, batch, n, cond, dtype=np.float64):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("scale", ["gram", "trace"])
-def test_sqrtm_newton_schulz_against_scipy(backend, dtype, scale):
+@pytest.mark.parametrize("method", ["newton-schulz", "polar"])
+def test_sqrtm_newton_schulz_against_scipy(backend, dtype, scale, method):
     A = _spd(np.random.default_rng(7), 3, 64, 1e3, dtype)
-    S = to_numpy(matkern.sqrtm_psd(to_backend(A, backend), scale=scale, backend=backend))
-    Si = to_numpy(matkern.inv_sqrtm_psd(to_backend(A, backend), scale=scale, backend=backend))
+    kw = dict(scale=scale, backend=backend)
+    if backend == "cuda" and method == "polar":
+        with pytest.raises(ValueError, match="CPU only"):
+            matkern.sqrtm_psd(to_backend(A, backend), method, **kw)
+        return
+    S = to_numpy(matkern.sqrtm_psd(to_backend(A, backend), method, **kw))
+    Si = to_numpy(matkern.inv_sqrtm_psd(to_backend(A, backend), method, **kw))
     for a, s, si in zip(A.astype(np.float64), S, Si):
         ex = np.real(scipy.linalg.sqrtm(a))
         assert np.linalg.norm(s - ex) / np.linalg.norm(ex) < (
@@ -376,6 +382,80 @@ def test_sqrtm_newton_schulz_against_scipy(backend, dtype, scale):
             2e-4 if dtype == np.float32 else 1e-10
         )
     assert S.dtype == dtype
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_iter", [None, 20])
+def test_sqrtm_singular_psd_is_finite_and_accurate(backend, dtype, n_iter):
+    """A rank-deficient PSD matrix (rank 20 of 40, and a stack with a full-rank one): the
+    coupled iteration's Z grows on the null space and used to turn every entry to NaN from
+    step ~10 (even at a fixed n_iter). It now stops when the residual rises after the
+    schedule: the root to the sensitivity of a square root at 0, sqrt(eps) relative (2e-4
+    float32, 1.5e-8 float64; checked at 3x), the full-rank matrix as accurate as alone, the
+    inverse root finite (huge on the null space, as documented)."""
+    rng = np.random.default_rng(25)
+    B = rng.standard_normal((40, 20))
+    A = np.stack([B @ B.T, _spd(rng, 1, 40, 100.0)[0]]).astype(dtype)
+    S = to_numpy(matkern.sqrtm_psd(to_backend(A, backend), n_iter=n_iter, backend=backend))
+    ex = ref.sqrtm_psd_eigh(A.astype(np.float64))
+    err = np.linalg.norm((S - ex).reshape(2, -1), axis=1) / np.linalg.norm(
+        ex.reshape(2, -1), axis=1
+    )
+    eps = np.finfo(dtype).eps
+    assert err[0] < 3 * np.sqrt(eps)
+    assert err[1] < (5e-6 if dtype == np.float32 else 1e-11)
+    Si = to_numpy(matkern.inv_sqrtm_psd(to_backend(A, backend), n_iter=n_iter, backend=backend))
+    assert np.isfinite(Si).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sqrtm_polar_matches_reference_and_falls_back(dtype):
+    """method="polar": the CPU route against the reference's same steps (fixed n_iter, the
+    same per-matrix schedules), and a stack holding a singular PSD matrix (its Cholesky
+    factorization fails) and a zero matrix: those take the coupled iteration / 0, the
+    others the polar route, every one accurate against the float64 eigh root."""
+    rng = np.random.default_rng(24)
+    A = _spd(rng, 4, 40, 300.0, dtype)
+    for inverse in (False, True):
+        f = matkern.inv_sqrtm_psd if inverse else matkern.sqrtm_psd
+        fr = ref.inv_sqrtm_psd if inverse else ref.sqrtm_psd
+        S = f(A, "polar", n_iter=10)
+        R = fr(A, "polar", 10, "trace", lower="auto")
+        scale = np.abs(R).max()
+        np.testing.assert_allclose(S, R, atol=(1e-4 if inverse else 1e-5) * scale, rtol=0)
+        if dtype == np.float64:  # 10 steps converge for condition 300: the exact root
+            ex = ref.sqrtm_psd_eigh(A, inverse)
+            assert np.linalg.norm(S - ex) / np.linalg.norm(ex) < 1e-11
+    B = rng.standard_normal((40, 20))
+    mixed = np.stack([A[0], (B @ B.T).astype(dtype), np.zeros((40, 40), dtype), A[1]])
+    S = matkern.sqrtm_psd(mixed, "polar")
+    ex = ref.sqrtm_psd_eigh(mixed.astype(np.float64))
+    tol = 5e-6 if dtype == np.float32 else 1e-11
+    for i in (0, 3):
+        assert np.linalg.norm(S[i] - ex[i]) / np.linalg.norm(ex[i]) < tol
+    # rank 20: the coupled iteration's root of the range, to the usual singular-case error
+    assert np.linalg.norm(S[1] - ex[1]) / np.linalg.norm(ex[1]) < 1e-2
+    assert not S[2].any()
+    np.testing.assert_array_equal(S[3], matkern.sqrtm_psd(mixed[3:], "polar")[0])
+
+
+def test_sqrtm_polar_fewer_steps_than_coupled():
+    """On the real MiniLM covariance (condition ~1e3) the polar route needs no more steps
+    than the coupled iteration, at most the same error against the float64 eigh root."""
+    from bench.matfun import _covariances
+
+    A64 = _covariances(4)
+    A = A64.astype(np.float32)
+    ex = ref.sqrtm_psd_eigh(A64)
+    S, its = _matfun_iter.sqrtm(A, "polar", None, "trace", False, "cpu", "polar", "auto")
+    S0, its0 = _matfun_iter.sqrtm(A, "newton-schulz", None, "gram", False, "cpu")
+    err = np.linalg.norm((S - ex).reshape(4, -1), axis=1) / np.linalg.norm(
+        ex.reshape(4, -1), axis=1
+    )
+    err0 = np.linalg.norm((S0 - ex).reshape(4, -1), axis=1) / np.linalg.norm(
+        ex.reshape(4, -1), axis=1
+    )
+    assert its <= its0 and err.max() < 1e-5 and err.max() <= err0.max()
 
 
 @pytest.mark.parametrize("method, n_iter, tol", [("pade", 8, 2.5e-5), ("taylor", 40, 2.6e-3)])

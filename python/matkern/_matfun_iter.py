@@ -22,8 +22,12 @@ from . import _dispatch, _gram_batch, _threads
 from ._matfun_bmm import matmul as mm
 from ._matfun_bmm import pieces
 from .reference.matfun import (
+    AUTO_LOWER_FLOOR,
+    STALL_BELOW,
     _pade_terms,
+    _polar_full,
     _taylor_terms,
+    lower_from_factor,
     lower_from_gram,
     ns_coefficients,
     ns_stops,
@@ -163,7 +167,7 @@ def _coefficients(steps, i, xp, wd, eform):
     return a[:, None], b[:, None, None], (c[:, None, None] if c.any() else None)
 
 
-def _ns_steps(X, steps, xp, tol=None):
+def _ns_steps(X, steps, xp, tol=None, gram0=None, stats=None):
     """The steps on a stack X (batch, m, n). With ``tol``, a matrix leaves the stack before
     the first step at which ``ns_stops`` holds for its ||X^T X - I||_F (from the step's own
     Gram product, so the test costs a pass over it): the later products run on the
@@ -173,8 +177,11 @@ def _ns_steps(X, steps, xp, tol=None):
     diagonal's 1s): P = (a + b + c) I + (b + 2c) E + c E^2, the same polynomial; E^2 is small
     near convergence, so nothing cancels there.
 
-    ``steps``: the (a, b, c) of each step, or an int n (lower="auto"): n "polar" steps, each
-    matrix's schedule for ``lower_from_gram`` of its first Gram product."""
+    ``steps``: the (a, b, c) of each step, a per-matrix (batch, n, 3) float64 array, or an
+    int n (lower="auto"): n "polar" steps, each matrix's schedule for ``lower_from_gram`` of
+    its first Gram product. ``gram0``: the first step's X^T X, when the caller has it
+    (a symmetric stack, not modified). ``stats``: a dict that receives "steps", the most
+    steps any matrix took."""
     wd = X.dtype
     # A wide stack is iterated as its transpose (polar(X) = polar(X^T)^T), so that every step
     # forms X^T X, which the batched GEMM reads as stored: X X^T had it copy X^T every step.
@@ -185,11 +192,16 @@ def _ns_steps(X, steps, xp, tol=None):
     live = np.arange(X.shape[0])  # the rows of out that X holds
     prev = np.full(X.shape[0], np.inf)
     auto = isinstance(steps, int)
-    for i in range(steps if auto else len(steps)):
-        # X^T X and A A (A exactly symmetric) are symmetric products
-        A = mm(xp, xp.swapaxes(X, 1, 2), X, sym=True)
+    per_matrix = isinstance(steps, np.ndarray)
+    applied = 0
+    for i in range(steps if auto else steps.shape[1] if per_matrix else len(steps)):
+        if i == 0 and gram0 is not None:
+            A = gram0.copy()
+        else:  # X^T X and A A (A exactly symmetric) are symmetric products
+            A = mm(xp, xp.swapaxes(X, 1, 2), X, sym=True)
         if auto and i == 0:
             steps = polar_steps(lower_from_gram(_dispatch.to_host(A)), steps)
+            per_matrix = True
         if tol is not None:
             _add_diag(A, -1)  # E
             r = _norms(A, xp)
@@ -202,7 +214,7 @@ def _ns_steps(X, steps, xp, tol=None):
                 if not live.size:
                     break
                 X, A = X[xp.asarray(keep)], A[xp.asarray(keep)]
-                if auto:
+                if per_matrix:
                     steps = steps[keep]
         a, b, c = _coefficients(steps, i, xp, wd, eform=tol is not None)
         P = A * b
@@ -210,6 +222,9 @@ def _ns_steps(X, steps, xp, tol=None):
             P += c * mm(xp, A, A, sym=True)
         _add_diag(P, a)
         X = mm(xp, X, P)
+        applied = i + 1
+    if stats is not None:
+        stats["steps"] = applied
     if tol is not None:
         if live.size:
             out[xp.asarray(live)] = X
@@ -218,32 +233,46 @@ def _ns_steps(X, steps, xp, tol=None):
 
 
 class _Stopper:
-    """Per-matrix stopping of an adaptive iteration (n_iter None): a matrix stops once its
-    residual ||E||_F / sqrt(n) reaches the working precision or stalls there (no longer halves
-    after falling below 1e-2); stopped matrices keep their iterate. Each matrix's path thus
-    depends on itself only, not on the stack it came in or on how the stack was cut."""
+    """Per-matrix stopping of the coupled iteration: with n_iter None (adaptive) a matrix
+    stops once its residual r = ||E||_F / sqrt(n) reaches the working precision or stalls
+    there (no longer halves after falling below 1e-2); in both modes it stops when it
+    diverges: r not finite, or r still above 1e-2 and rising once the planned schedule is
+    over (``planned`` steps: a pure quintic or cubic step lowers every |1 - x^2| in exact
+    arithmetic). That is what a singular A does: on its null space Z grows by the
+    coefficient a every step (x = 0 there), and once Z Y's rounding there is O(1) the
+    residual rises and the iterates turn to inf/NaN a few steps later (rank 20 of 40: from
+    step 9); the range has converged by then. Stopped matrices keep their iterate. Each
+    matrix's path thus depends on itself only, not on the stack it came in or on how the
+    stack was cut."""
 
-    def __init__(self, batch, dtype, n_iter):
+    def __init__(self, batch, dtype, n_iter, planned=0):
         self.adaptive = n_iter is None
         self.limit = n_iter or MAX_ITER
         self.tol = TOL[np.dtype(dtype)]
         self.active = np.ones(batch, dtype=bool)
         self.prev = np.full(batch, np.inf)
+        self.planned = np.broadcast_to(np.asarray(planned), (batch,))
+        self.its = 0
 
     def update(self, E, xp):
-        """Record the residuals of E (batch, n, n); False once every matrix has stopped."""
-        if not self.adaptive:
-            return True
+        """Record the residuals of E (batch, n, n) after self.its steps; False once every
+        matrix has stopped."""
         n = E.shape[-1]
-        r = _dispatch.to_host(xp.sqrt((E * E).sum(axis=(1, 2)))).astype(np.float64) / math.sqrt(n)
-        done = (r <= self.tol) | ((r < 1e-2) & (r > 0.5 * self.prev))
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverging E squares to inf
+            r = _dispatch.to_host(xp.sqrt((E * E).sum(axis=(1, 2)))).astype(np.float64)
+        r /= math.sqrt(n)
+        rising = (self.its > self.planned) & (r > self.prev) & (r >= STALL_BELOW)
+        done = ~np.isfinite(r) | rising
+        if self.adaptive:
+            done |= (r <= self.tol) | ((r < STALL_BELOW) & (r > 0.5 * self.prev))
+        self.its += 1
         self.active &= ~done
         self.prev = r
         return bool(self.active.any())
 
     def keep(self, new, old, xp):
         """new where the matrix is still running, old where it stopped."""
-        if not self.adaptive or self.active.all():
+        if self.active.all():
             return new
         return xp.where(xp.asarray(self.active)[:, None, None], new, old)
 
@@ -259,6 +288,8 @@ def sqrtm(A, method, n_iter, scale, inverse, be, coefficients="polar", lower=1e-
         Y[xp.asarray(zero)] = _eye_like(Y, 1)[0]
 
     def run(Yc):
+        if method == "polar":
+            return _polar_sqrt(Yc, n_iter, inverse, coefficients, lower)
         eye = _eye_like(Yc, Yc.shape[0])
         if method == "newton-schulz":
             return _ns_sqrt(Yc, eye, n_iter, inverse, xp, coefficients, lower)
@@ -280,6 +311,58 @@ def sqrtm(A, method, n_iter, scale, inverse, be, coefficients="polar", lower=1e-
     return Y.astype(A.dtype, copy=False), its
 
 
+def _polar_sqrt(Y, n_iter, inverse, coefficients, lower):
+    """(Y^(1/2) or Y^(-1/2), steps) for a NumPy stack Y (batch, k, k) of symmetric PSD
+    matrices with ||Y||_2 <= 1, as ``reference.polar_sqrt``: Y = R^T R by LAPACK potrf per
+    matrix, the polar factor U of R by ``_ns_steps`` (the first Gram product is Y itself;
+    n_iter None: each matrix until ||U^T U - I||_F reaches the working precision times
+    sqrt(k) or stalls), then U^T R (one batched product) or R^-1 U (trtrs per matrix),
+    symmetrized. Matrices whose factorization fails (singular to the working precision)
+    take the coupled iteration (``_ns_sqrt``) instead."""
+    from scipy.linalg import lapack
+
+    wd = Y.dtype
+    f32 = wd == np.float32
+    potrf, trtrs = (lapack.spotrf, lapack.strtrs) if f32 else (lapack.dpotrf, lapack.dtrtrs)
+    batch, k = Y.shape[0], Y.shape[-1]
+    G = np.triu(Y) + np.swapaxes(np.triu(Y, 1), 1, 2)  # exactly symmetric: Y's upper part
+    R = np.zeros_like(G)
+    ok = np.ones(batch, dtype=bool)
+    auto = _auto(coefficients, lower)
+    lows = np.full(batch, AUTO_LOWER_FLOOR)
+    for i in range(batch):
+        r, info = potrf(G[i], lower=0, clean=1)
+        ok[i] = info == 0
+        if ok[i]:
+            R[i] = r
+            if auto:
+                lows[i] = lower_from_factor(r.astype(np.float32), G[i].astype(np.float32))
+    out = np.empty_like(Y)
+    its = 0
+    if not ok.all():
+        eye = _eye_like(Y, int((~ok).sum()))
+        out[~ok], its = _ns_sqrt(Y[~ok], eye, n_iter, inverse, np, coefficients, lower)
+    if ok.any():
+        Rk = R[ok]
+        limit = n_iter or MAX_ITER
+        if auto:
+            steps = polar_steps(lows[ok], limit)
+        else:
+            steps = ns_coefficients(coefficients, limit, lower)
+        tol = None if n_iter else TOL[wd] * math.sqrt(k)
+        stats = {}
+        U = _ns_steps(Rk.copy(), steps, np, tol, gram0=G[ok], stats=stats)
+        if inverse:
+            H = np.stack([trtrs(r, u, lower=0)[0] for r, u in zip(Rk, U)])
+        else:
+            H = mm(np, np.swapaxes(U, 1, 2), Rk)
+        H += np.swapaxes(H, 1, 2)
+        H *= wd.type(0.5)
+        out[ok] = H
+        its = max(its, stats["steps"])
+    return out, its
+
+
 def _ns_sqrt(Y, eye, n_iter, inverse, xp, coefficients="polar", lower=1e-3):
     """Coupled Newton-Schulz (Higham): M = Z Y, T = a I + b M + c M^2, Y <- Y T, Z <- T Z.
     With x = sqrt(an eigenvalue of A/c) this is x <- a x + b x^3 + c x^5, the polar
@@ -290,11 +373,20 @@ def _ns_sqrt(Y, eye, n_iter, inverse, xp, coefficients="polar", lower=1e-3):
     precision (``_Stopper``; at most MAX_ITER steps)."""
     wd = Y.dtype
     Z = eye.copy()
-    stop = _Stopper(Y.shape[0], wd, n_iter)
+    limit = n_iter or MAX_ITER
+    lows = None
     if _auto(coefficients, lower):  # x^2 = the eigenvalues of Y: Y is the "Gram" of x
-        steps = polar_steps(lower_from_gram(_dispatch.to_host(Y)), stop.limit)
+        lows = lower_from_gram(_dispatch.to_host(Y))
+        steps = polar_steps(lows, limit)
     else:
-        steps = ns_coefficients(coefficients, stop.limit, lower)
+        steps = ns_coefficients(coefficients, limit, lower)
+    planned = 0  # the schedule's steps before the monotone (pure quintic) ones
+    if coefficients == "polar":
+        lengths = {
+            v: len(_polar_full(float(v))) for v in np.unique(lows if lows is not None else lower)
+        }
+        planned = lengths[lower] if lows is None else np.array([lengths[v] for v in lows])
+    stop = _Stopper(Y.shape[0], wd, n_iter, planned)
     its = 0
     for its in range(1, stop.limit + 1):
         M = mm(xp, Z, Y) if its > 1 else Y.copy()

@@ -46,7 +46,7 @@ __all__ = [
 
 _FLOATS = (np.float16, np.float32, np.float64)
 COEFFICIENTS = ("cubic", "quintic", "muon", "polar")
-SQRT_METHODS = ("newton-schulz", "pade", "taylor")
+SQRT_METHODS = ("newton-schulz", "polar", "pade", "taylor")
 SQRT_DEFAULT_ITER = {"pade": 8, "taylor": 40}
 MAX_ITER = 100
 
@@ -208,20 +208,29 @@ def _check_lower(lower, fn):
 def _check_sqrt_args(A, method, n_iter, scale, coefficients, lower, fn):
     _check_stack(A, "A", fn, square=True)
     _checks.check_choice(method, "method", fn, SQRT_METHODS)
-    _checks.check_choice(scale, "scale", fn, ("gram", "trace"))
     _checks.check_choice(coefficients, "coefficients", fn, ("polar", "cubic"))
-    _check_lower(lower, fn)
+    if lower is None:  # the Cholesky factor of "polar" gives the estimate at little cost
+        lower = "auto" if method == "polar" else 1e-3
+    if scale is None:  # "polar" plans its steps from the estimate: the free bound suffices
+        scale = "trace" if method == "polar" else "gram"
+    _checks.check_choice(scale, "scale", fn, ("gram", "trace"))
+    lower = _check_lower(lower, fn)
     if n_iter is None:
-        if method != "newton-schulz":
+        if method not in ("newton-schulz", "polar"):
             n_iter = SQRT_DEFAULT_ITER[method]
     else:
         n_iter = _checks.check_int(n_iter, "n_iter", fn, min_value=1, max_value=MAX_ITER)
-    return n_iter
+    return n_iter, scale, lower
 
 
 def _sqrt(A, method, n_iter, scale, coefficients, lower, backend, inverse, fn):
-    n_iter = _check_sqrt_args(A, method, n_iter, scale, coefficients, lower, fn)
+    n_iter, scale, lower = _check_sqrt_args(A, method, n_iter, scale, coefficients, lower, fn)
     be = _dispatch.pick(fn, A, backend=backend)
+    if be == "cuda" and method == "polar":
+        raise ValueError(
+            f'{fn}(): method="polar" runs on the CPU only (its Cholesky factorizations are '
+            'LAPACK calls per matrix); use method="newton-schulz" for CuPy arrays'
+        )
     n = A.shape[-1]
     if be == "reference":
         f = _ref.inv_sqrtm_psd if inverse else _ref.sqrtm_psd
@@ -248,17 +257,19 @@ def sqrtm_psd(
     A,
     method="newton-schulz",
     n_iter=None,
-    scale="gram",
+    scale=None,
     *,
     coefficients="polar",
-    lower=1e-3,
+    lower=None,
     backend=None,
 ):
     """Principal square root of symmetric positive semi-definite matrices.
 
     A is divided by c >= lambda_max (``scale="gram"``: matkern's certified bound, so the
     eigenvalues of A/c lie in [lambda_min/lambda_max, 1]; ``"trace"``: the trace, looser by up
-    to the rank), then:
+    to the rank, but free; ``scale=None``: "trace" for "polar", whose estimated ``lower``
+    absorbs the looser top at no extra step on the MiniLM covariances, "gram" for the
+    others), then:
 
     - "newton-schulz": coupled Newton-Schulz (Higham), M = Z Y, T = a I + b M + c M^2,
       Y <- Y T, Z <- T Z. On x = sqrt(eigenvalue of A/c) a step is x <- a x + b x^3 + c x^5,
@@ -266,11 +277,21 @@ def sqrtm_psd(
       T = (3I - M)/2 (3 products a step; a small eigenvalue l/c grows only x2.25 a step),
       ``"polar"`` (default) the minimax schedule for x in [lower, 1], i.e. eigenvalues down
       to lower^2 = 1e-6 of the bound (4 products a step, about half the steps: 9 against 16
-      on MiniLM covariances of condition ~3e3). ``lower="auto"``: each matrix's lower
-      estimated from a Cholesky factorization of A/c (as :func:`orthogonalize`'s), 1e-3
-      when A is singular to working precision. ``n_iter=None``: each matrix until
+      on MiniLM covariances of condition ~3e3). ``lower`` defaults to 1e-3 here;
+      ``lower="auto"``: each matrix's lower estimated from a Cholesky factorization of A/c
+      (as :func:`orthogonalize`'s), 1e-3 when A is singular to working precision. ``n_iter=None``: each matrix until
       ||I - Z Y||_F/sqrt(n) reaches the working precision (4e-7 float32, 1e-14 float64) or
       stalls.
+    - "polar": A/c = R^T R (Cholesky, LAPACK per matrix, CPU only), U the polar factor of R
+      by the Newton-Schulz steps of :func:`orthogonalize` (the same scalar iteration on
+      sqrt(eigenvalue), at 3 products a step, two of them symmetric, against 4; the first
+      Gram product is A/c itself), then A^(1/2) = sqrt(c) U^T R and A^(-1/2) = R^-1 U /
+      sqrt(c), symmetrized. ``lower`` defaults to "auto" here, estimated from the same
+      Cholesky factor. ``n_iter=None``: each matrix until ||U^T U - I||_F reaches the
+      working precision times sqrt(n) or stalls. A matrix whose factorization fails
+      (singular to the working precision) takes "newton-schulz" instead. MiniLM
+      covariances 64 x 256 x 256 (float32): 1.8x faster than "newton-schulz" and about
+      half its error (3.5e-6 against 6.6e-6 relative to the float64 eigh root).
     - "taylor": sqrt(I - Z) = I - sum_k |binom(1/2, k)| Z^k to degree n_iter (default 40),
       Z = I - A/c (one product a term). Error at an eigenvalue l: about
       (1 - l/c)^(n_iter) / n_iter^1.5: good only for well-conditioned A.
@@ -292,7 +313,10 @@ def sqrtm_psd(
     -------
     Array like A. Accuracy (relative Frobenius error against the eigh square root, float32,
     "newton-schulz"): about 1e-6 up to condition 1e4, then the float32 rounding of the
-    small eigenvalues dominates (see tools/matfun_evidence.py for each method).
+    small eigenvalues dominates (see tools/matfun_evidence.py for each method). A singular
+    (rank-deficient) A: the iteration stops once its residual rises (the coupled
+    iteration's Z grows on the null space), and the root is good to about sqrt(eps)
+    relative (2e-4 float32, 1.5e-8 float64: the square root's own sensitivity at 0).
 
     Example
     -------
@@ -309,10 +333,10 @@ def inv_sqrtm_psd(
     A,
     method="newton-schulz",
     n_iter=None,
-    scale="gram",
+    scale=None,
     *,
     coefficients="polar",
-    lower=1e-3,
+    lower=None,
     backend=None,
 ):
     """A^(-1/2) of symmetric positive definite matrices, as :func:`sqrtm_psd`: the coupled

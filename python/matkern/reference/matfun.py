@@ -132,29 +132,48 @@ def lower_from_gram(A, floor=AUTO_LOWER_FLOOR):
     k = A.shape[-1]
     flat = A.reshape(-1, k, k)
     out = np.full(flat.shape[0], float(floor))
-    anorms = np.abs(flat).sum(axis=1, dtype=np.float64).max(axis=1)  # ||A||_1
-    start = np.random.default_rng(0).standard_normal(k).astype(np.float32)
     for i, a in enumerate(flat):
-        anorm = float(anorms[i])
-        if not np.isfinite(anorm):
-            continue
         chol, info = lapack.spotrf(a, lower=1, clean=1)
-        if info != 0:
-            continue
-        rcond, info = lapack.spocon(chol, anorm, uplo="L")
-        lam = float(rcond) * anorm if info == 0 else 0.0
-        v = start / np.linalg.norm(start)
-        for _ in range(POWER_STEPS):
-            w, info = lapack.spotrs(chol, v, lower=1)
-            nu = float(v @ w)  # v^T A^-1 v, v a unit vector
-            v = w / np.linalg.norm(w)
-        if info == 0 and nu > 0:
-            lam = max(lam, POWER_TRUST**2 / nu)
-        if not lam > 0 or not np.isfinite(lam):
-            continue
-        grid = math.floor(math.log10(math.sqrt(lam)) * LOWER_GRID) / LOWER_GRID
-        out[i] = min(1.0, max(float(floor), 10.0**grid))
+        if info == 0:
+            out[i] = lower_from_factor(chol, a, floor, lower=True)
     return out
+
+
+def lower_from_factor(chol, A, floor=AUTO_LOWER_FLOOR, lower=False):
+    """``lower_from_gram``'s estimate for one matrix A (k, k) from its float32 Cholesky
+    factor ``chol`` (A = R^T R with R = chol upper triangular, or A = L L^T, L = chol,
+    when ``lower``); ``floor`` when an estimate is not finite and positive."""
+    from scipy.linalg import lapack
+
+    uplo = "L" if lower else "U"
+    anorm = float(np.abs(A).sum(axis=0, dtype=np.float64).max())  # ||A||_1
+    if not np.isfinite(anorm):
+        return float(floor)
+    rcond, info = lapack.spocon(chol, anorm, uplo=uplo)
+    lam = float(rcond) * anorm if info == 0 else 0.0
+    v = _power_start(A.shape[-1])
+    nu = 0.0
+    for _ in range(POWER_STEPS):
+        w, info = lapack.spotrs(chol, v, lower=int(lower))
+        if info != 0:
+            break
+        nu = float(v @ w)  # v^T A^-1 v, v a unit vector
+        v = w / np.float32(np.linalg.norm(w))
+    if nu > 0 and np.isfinite(nu):
+        lam = max(lam, POWER_TRUST**2 / nu)
+    if not lam > 0 or not np.isfinite(lam):
+        return float(floor)
+    grid = math.floor(math.log10(math.sqrt(lam)) * LOWER_GRID) / LOWER_GRID
+    return min(1.0, max(float(floor), 10.0**grid))
+
+
+@functools.lru_cache(maxsize=8)
+def _power_start(k):
+    """The inverse iteration's fixed unit start vector (float32, k entries)."""
+    v = np.random.default_rng(0).standard_normal(k).astype(np.float32)
+    v /= np.float32(np.linalg.norm(v))
+    v.flags.writeable = False
+    return v
 
 
 def polar_steps(lowers, n_iter):
@@ -306,6 +325,35 @@ def _taylor_terms(k, inverse):
     return np.array(out)
 
 
+def polar_sqrt(Y, n_iter, inverse, coefficients="polar", lower=1e-3):
+    """(Y^(1/2) or Y^(-1/2), True) for a symmetric positive definite Y (k, k) with
+    ||Y||_2 <= 1, or (None, False) when its Cholesky factorization fails (Y singular to the
+    working precision): Y = R^T R (R upper triangular, ||R||_2 <= 1), U the polar factor of
+    R by n_iter Newton-Schulz steps X <- X (a I + b X^T X + c (X^T X)^2) from X = R (the
+    first step's X^T X is Y itself, its upper triangle mirrored), then Y^(1/2) = U^T R and
+    Y^(-1/2) = R^-1 U (R = U Y^(1/2)), each symmetrized. The steps act on the singular
+    values of R, the square roots of Y's eigenvalues: the same scalar iteration as the
+    coupled Newton-Schulz square root, at three products a step (two symmetric) instead of
+    four. ``lower="auto"``: ``lower_from_factor`` of R."""
+    import scipy.linalg
+
+    work = Y.dtype
+    G = np.triu(Y) + np.triu(Y, 1).T
+    try:
+        R = np.linalg.cholesky(G).T
+    except np.linalg.LinAlgError:
+        return None, False
+    if coefficients == "polar" and isinstance(lower, str):
+        lower = lower_from_factor(R.astype(np.float32), G.astype(np.float32))
+    eye = np.eye(Y.shape[0], dtype=work)
+    X = R.copy()
+    for i, (a, b, c) in enumerate(ns_coefficients(coefficients, n_iter, lower)):
+        A = G if i == 0 else X.T @ X
+        X = X @ (a * eye + b * A + c * (A @ A))
+    H = scipy.linalg.solve_triangular(R, X) if inverse else X.T @ R
+    return ((H + H.T) / 2).astype(work), True
+
+
 def _sqrtm_one(A, method, n_iter, scale, inverse, coefficients="polar", lower=1e-3):
     n = A.shape[0]
     work = A.dtype
@@ -314,14 +362,29 @@ def _sqrtm_one(A, method, n_iter, scale, inverse, coefficients="polar", lower=1e
     if c <= 0:
         return np.zeros_like(A) if not inverse else np.full_like(A, np.inf)
     Y = A / work.type(c)
+    if method == "polar":
+        R, ok = polar_sqrt(Y, n_iter, inverse, coefficients, lower)
+        if ok:
+            return R * work.type(c ** (-0.5) if inverse else c**0.5)
+        method = "newton-schulz"  # singular to the working precision: the coupled iteration
     if method == "newton-schulz":
         # M = Z Y, T = a I + b M + c M^2: on x = sqrt(eigenvalue) the step is x <- p(x), the
         # polar iteration; "cubic" (1.5, -0.5, 0) is Higham's T = (3I - Z Y)/2
         Z = eye.copy()
         if coefficients == "polar" and isinstance(lower, str):  # "auto": Y's eigenvalues are x^2
             lower = lower_from_gram(Y)[0]
-        for a, b, c5 in ns_coefficients(coefficients, n_iter, lower):
+        planned = len(_polar_full(lower)) if coefficients == "polar" else 0
+        prev = np.inf
+        for i, (a, b, c5) in enumerate(ns_coefficients(coefficients, n_iter, lower)):
             M = Z @ Y
+            # a singular A: Z grows on the null space until Z Y's rounding there is O(1); stop
+            # when the residual is not finite or rises after the planned schedule (the range
+            # has converged by then; see _matfun_iter._Stopper)
+            with np.errstate(over="ignore", invalid="ignore"):
+                r = float(np.sqrt(np.sum((M - eye).astype(np.float64) ** 2)) / np.sqrt(n))
+            if not np.isfinite(r) or (i > planned and r > prev and r >= STALL_BELOW):
+                break
+            prev = r
             T = a * eye + b * M + c5 * (M @ M)
             Y, Z = Y @ T, T @ Z
         R = Z if inverse else Y
