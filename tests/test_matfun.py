@@ -670,6 +670,17 @@ def test_mano_definition():
         (lambda: matkern.orthogonalize(np.ones((3, 3)), lower=0.0), ValueError, "lower"),
         (lambda: matkern.orthogonalize(np.ones((3, 3)), lower="fast"), ValueError, '"auto"'),
         (lambda: matkern.sqrtm_psd(np.eye(3), lower="min"), ValueError, "lower must be"),
+        (lambda: matkern.sqrtm_psd(np.diag([1.0, -1.0])), ValueError, "negative diagonal entry"),
+        (
+            lambda: matkern.sqrtm_psd(np.array([[1.0, 2.0], [2.0, 1.0]]), "pade"),
+            ValueError,
+            "above sqrt",
+        ),
+        (
+            lambda: matkern.inv_sqrtm_psd(-np.eye(3, dtype=np.float32)[None], "polar"),
+            ValueError,
+            "matrix 0 of the stack",
+        ),
         (lambda: matkern.orthogonalize(np.ones((3, 3)), tol=0.0), ValueError, "tol must be > 0"),
         (lambda: matkern.orthogonalize(np.ones((3, 3)), tol=np.nan), ValueError, "tol must be"),
         (lambda: matkern.orthogonalize(np.ones((3, 3)), tol="1e-3"), TypeError, "tol must be a"),

@@ -304,7 +304,7 @@ def sqrtm(A, method, n_iter, scale, inverse, be, coefficients="polar", lower=1e-
 
     Y, its = map_chunks(run, Y)
     c_safe = np.where(zero, 1.0, c)
-    f = c_safe ** (-0.5) if inverse else np.sqrt(c)
+    f = c_safe ** (-0.5) if inverse else np.sqrt(np.where(zero, 0.0, c))  # trace: c may be -0
     Y *= xp.asarray(f.astype(wd))[:, None, None]
     if inverse and zero.any():  # A = 0 has no inverse square root
         Y[xp.asarray(zero)] = np.inf

@@ -59,6 +59,36 @@ def _check_stack(x, name, fn, square=False):
     return x
 
 
+def _check_psd_minors(A, fn):
+    """Cheap necessary conditions of semi-definiteness (the 1 x 1 and 2 x 2 principal
+    minors): no diagonal entry below -t and no |A[i, j]| above sqrt(A[i, i] A[j, j]) + t,
+    t = n eps max|A| (rounding of a PSD matrix). Such inputs used to run the iterations on
+    x^2 < 0 and return NaN or entries of 1e23; other indefinite matrices still pass (a full
+    test would cost an eigendecomposition, more than the call). One pass over A."""
+    xp = _dispatch.array_module(A)
+    n = A.shape[-1]
+    flat = A.reshape(-1, n, n)
+    wd = _matfun_iter.work_dtype(A.dtype)
+    d = xp.diagonal(flat, axis1=1, axis2=2).astype(wd)
+    mx = xp.abs(flat).reshape(flat.shape[0], -1).max(axis=1).astype(wd)
+    t = (n * np.finfo(wd).eps) * mx
+    neg = xp.any(d < -t[:, None], axis=1)
+    r = xp.sqrt(xp.maximum(d, 0))
+    over = xp.abs(flat) > r[:, :, None] * r[:, None, :] + t[:, None, None]
+    bad = _dispatch.to_host(neg | xp.any(over.reshape(flat.shape[0], -1), axis=1))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        what = (
+            "a negative diagonal entry"
+            if bool(_dispatch.to_host(neg)[i])
+            else "an entry |A[i, j]| above sqrt(A[i, i] A[j, j])"
+        )
+        raise ValueError(
+            f"{fn}(): A must be symmetric positive semi-definite, got {what} in matrix {i} of "
+            f"the stack (of shape {A.shape})"
+        )
+
+
 def _check_memory(x, copies, fn, name):
     """``copies`` work arrays of x's size in the working dtype."""
     wd = _matfun_iter.work_dtype(x.dtype)
@@ -225,6 +255,7 @@ def _check_sqrt_args(A, method, n_iter, scale, coefficients, lower, fn):
 
 def _sqrt(A, method, n_iter, scale, coefficients, lower, backend, inverse, fn):
     n_iter, scale, lower = _check_sqrt_args(A, method, n_iter, scale, coefficients, lower, fn)
+    _check_psd_minors(A, fn)
     be = _dispatch.pick(fn, A, backend=backend)
     if be == "cuda" and method == "polar":
         raise ValueError(
@@ -303,7 +334,9 @@ def sqrtm_psd(
     ----------
     A : numpy.ndarray or cupy.ndarray (n, n) or (..., n, n), float16/float32/float64, finite.
         Symmetry and semi-definiteness are assumed, not checked (an eigendecomposition would
-        cost more than the call); negative eigenvalues give meaningless results.
+        cost more than the call), except for two cheap necessary conditions: a negative
+        diagonal entry or an |A[i, j]| above sqrt(A[i, i] A[j, j]) (beyond rounding) raises
+        ValueError; other negative eigenvalues give meaningless results.
     method, n_iter, scale, coefficients, lower : see above.
     backend : {"reference", "cpu", "cuda"}, optional
         "reference" runs a fixed n_iter (default 12 "polar" steps, 25/30 "cubic") one
