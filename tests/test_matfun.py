@@ -560,6 +560,29 @@ def test_l12_definition_and_bound(backend):
     assert matkern.nuclear_norm(Q, "l12") == pytest.approx(matkern.nuclear_norm(Q), rel=1e-10)
 
 
+@pytest.mark.parametrize(
+    "dtype, scale",
+    [(np.float32, 1e10), (np.float32, 1e-30), (np.float64, 1e100), (np.float64, 1e300)],
+)
+def test_norms_scale_exactly(backend, dtype, scale):
+    """Norms are homogeneous: of scale * A they are scale times A's, with no warning. Hutch++
+    (its Lanczos sums |A|^4 m n), L_(1,2) and Frobenius (sums of squares) overflowed for
+    float32 entries of 1e10 and float64 ones of 1e100-1e200; A is now scaled by a power of
+    two first (exact, so the same value to the last digits: rtol 1e-12, 1e-5 float32)."""
+    G = np.random.default_rng(26).standard_normal((50, 40)).astype(dtype)
+    Gs = to_backend(G * dtype(scale), backend)
+    G = to_backend(G, backend)
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    kw = dict(random_state=0, backend=backend)
+    for f in (
+        lambda M: matkern.nuclear_norm(M, "hutchpp", **kw),
+        lambda M: matkern.nuclear_norm(M, "l12", **kw),
+        lambda M: matkern.schatten_norm(M, 3, "hutchpp", **kw),
+        lambda M: matkern.schatten_norm(M, 2, **kw),
+    ):
+        assert f(Gs) / scale == pytest.approx(f(G), rel=rtol)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_nuclear_hutchpp_decaying_spectrum(backend, dtype):
     A = _decaying(np.random.default_rng(14), 400, 150, 0.9, dtype)

@@ -245,3 +245,40 @@ def test_dense_lsqr_pass_property(m, n, r, dtype, scale, seed):
     ys = np.abs(A64) @ np.abs(T.T) + np.abs(c * W)
     assert np.all(np.abs(Y - y) <= 1e-12 * ys)
     assert np.all(np.abs(Z - (A64.T @ y).T) <= 1e-12 * (np.abs(A64).T @ ys).T + 1e-300)
+
+
+# ----------------------------------------------------------------------- extreme magnitudes
+@needs_cpu
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("method", ["blendenpik", "direct"])
+@pytest.mark.parametrize("sa, sb", [(1e300, 1.0), (1e-300, 1e-300), (1e200, 1e100), (1.0, 1e300)])
+def test_lstsq_scales_exactly(sparse, method, sa, sb):
+    """lstsq of (sa A, sb b) is (sb / sa) x with no warning (the suite runs -W error): the
+    operands are scaled by powers of two before the solve. float64 entries of 1e300 made the
+    sketch's Gram overflow (a RuntimeWarning, then a QR); 1e200 lost 8 digits. Same
+    tolerance as an unscaled solve: 1e-12 relative."""
+    rng = np.random.default_rng(3)
+    A, b = rng.standard_normal((300, 10)), rng.standard_normal(300)
+    x0 = np.linalg.lstsq(A, b, rcond=None)[0]
+    As = sp.csr_matrix(A * sa) if sparse else A * sa
+    x, info = matkern.lstsq(As, b * sb, method=method, random_state=0)
+    np.testing.assert_allclose(x * (sa / sb), x0, rtol=1e-12, atol=1e-12 * np.abs(x0).max())
+    r0 = np.linalg.norm(b - A @ x0)
+    assert info.residual_norm / sb == pytest.approx(r0, rel=1e-10)
+
+
+@needs_cpu
+@pytest.mark.parametrize(
+    "dtype, scale", [(np.float32, 1e15), (np.float32, 1e-30), (np.float64, 1e300)]
+)
+@pytest.mark.parametrize("n_iter", [0, 1, 2, 4])
+def test_randomized_svd_scales_exactly(dtype, scale, n_iter):
+    """Without a power-step normalizer (n_iter <= 2 under "auto") the steps A (A^T Y)
+    overflowed float32 for entries of 1e15; Y is now kept near 1 by powers of two: the
+    singular values scale exactly (same bits up to the exponent) and U, Vt are the same."""
+    G = np.random.default_rng(4).standard_normal((60, 40)).astype(dtype)
+    U, s, Vt = matkern.randomized_svd(G, 5, n_iter=n_iter, random_state=0)
+    Us, ss, Vts = matkern.randomized_svd(G * dtype(scale), 5, n_iter=n_iter, random_state=0)
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(ss / dtype(scale), s, rtol=rtol)
+    np.testing.assert_allclose(np.abs(Us), np.abs(U), atol=10 * rtol)

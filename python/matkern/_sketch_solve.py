@@ -207,8 +207,8 @@ class _Transposed:
 
 
 def _normalize(Y, how, xp):
-    if how == "none":
-        return Y
+    if how == "none":  # only the range of Y matters: keep its magnitude near 1 (exactly)
+        return _unit_pow2(Y, xp)
     if how == "QR":
         return _qr(Y, xp)
     if xp is np:
@@ -217,6 +217,17 @@ def _normalize(Y, how, xp):
         with _threads.single_blas_thread():
             return la.lu(Y, permute_l=True, check_finite=False)[0]
     return _qr(Y, xp)  # CuPy has no LU with permute_l: QR, as scikit-learn's array API path
+
+
+def _unit_pow2(Y, xp):
+    """Y times the power of two that brings max|Y| into [1/2, 1) when it lies outside
+    [2^-16, 2^16]: exact (the same bits up to the exponent), so the range and every later
+    QR are unchanged, and the unnormalized power steps (A (A^T Y) each time) no longer
+    overflow: float32 A with entries of 1e15 did at n_iter=1."""
+    mx = float(xp.abs(Y).max()) if Y.size else 0.0
+    if mx == 0.0 or 2.0**-16 <= mx <= 2.0**16:
+        return Y
+    return xp.ldexp(Y, -math.frexp(mx)[1]).astype(Y.dtype, copy=False)
 
 
 def _qr(Y, xp):
@@ -358,6 +369,61 @@ def lstsq(
     xp = M.xp
     vector = b.ndim == 1
     B = xp.ascontiguousarray(b.reshape(m, -1), dtype=M.dtype)
+    # entries far from 1 (float64 1e300: the sketch's Gram overflowed into a warning and a
+    # slower QR) are solved as 2^-eA A x' = 2^-eB b, x = 2^(eB - eA) x': exact
+    M, e_a = _pow2_mat(M)
+    B, e_b = _pow2_exponent(B, xp)
+    x, info = _lstsq_solve(
+        M,
+        B,
+        vector,
+        method,
+        kind,
+        sketch,
+        sketch_size,
+        tol,
+        maxiter,
+        rcond,
+        random_state,
+        backend,
+        fn,
+    )
+    if e_a or e_b:
+        x = xp.ldexp(x, e_b - e_a).astype(M.dtype, copy=False)
+        info = dataclasses.replace(info, residual_norm=np.ldexp(info.residual_norm, e_b))
+    return x, info
+
+
+def _pow2_exponent(X, xp, bits=64):
+    """(X times 2^-e, e): e the exponent of max|X| when it lies outside [2^-bits, 2^bits]
+    (then max|X| lands in [1/2, 1)), else (X, 0). Exact."""
+    mx = float(xp.abs(X).max()) if X.size else 0.0
+    if mx == 0.0 or 2.0**-bits <= mx <= 2.0**bits:
+        return X, 0
+    e = math.frexp(mx)[1]
+    return xp.ldexp(X, -e).astype(X.dtype, copy=False), e
+
+
+def _pow2_mat(M):
+    """``_pow2_exponent`` for a validated operand (dense, or CSR values: a caller's
+    SparseMatrix is then rebuilt from the scaled values); bits 64 float64, 8 float32."""
+    bits = 64 if M.dtype == np.float64 else 8
+    if not M.sparse:
+        dense, e = _pow2_exponent(M.dense, M.xp, bits)
+        return (dataclasses.replace(M, dense=dense) if e else M), e
+    data, e = _pow2_exponent(M.data, M.xp, bits)
+    if not e:
+        return M, 0
+    return _sketch_ops.Mat(M.shape, M.dtype, M.xp, None, M.indptr, M.indices, data), e
+
+
+def _lstsq_solve(
+    M, B, vector, method, kind, sketch, sketch_size, tol, maxiter, rcond, random_state, backend, fn
+):
+    """lstsq's solve on the validated (and scaled) operands."""
+    m, n = M.shape
+    xp = M.xp
+    eps = float(np.finfo(M.dtype).eps)
     if method == "direct":
         return _direct(M, B, vector, tol, fn)
     mpad = 1 << max(0, (m - 1).bit_length())

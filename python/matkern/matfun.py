@@ -26,6 +26,7 @@ runs ``matkern.reference.matfun`` (plain NumPy, one matrix at a time).
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -87,6 +88,21 @@ def _check_psd_minors(A, fn):
             f"{fn}(): A must be symmetric positive semi-definite, got {what} in matrix {i} of "
             f"the stack (of shape {A.shape})"
         )
+
+
+def _unit_scaled(A):
+    """(A times a power of two, the factor's inverse as a float): max|A| brought into
+    [1/2, 1) when it lies outside [2^-b, 2^b] (b = 64 float64, 8 float32), so that sums of
+    squares and the Hutch++ products on the Gram side (|A|^4 m n in Lanczos' norms) neither
+    overflow nor underflow (float64 entries of 1e100 did, float32 ones of 1e10); the norms
+    are homogeneous, so the caller multiplies its result by the factor. Exact."""
+    xp = _dispatch.array_module(A)
+    mx = float(xp.abs(A).max())
+    b = 64 if A.dtype == np.float64 else 8
+    if mx == 0.0 or 2.0**-b <= mx <= 2.0**b:
+        return A, 1.0
+    e = math.frexp(mx)[1]
+    return xp.ldexp(A, -e).astype(A.dtype, copy=False), math.ldexp(1.0, e)
 
 
 def _check_memory(x, copies, fn, name):
@@ -491,14 +507,16 @@ def nuclear_norm(
     be = _dispatch.pick(fn, A, backend=backend)
     xp = _dispatch.array_module(A)
     if method == "hutchpp":
-        return _matfun_norms.spectral_sum(A, np.sqrt, n_probes, lanczos_steps, rng)
+        As, f = _unit_scaled(A)
+        return f * _matfun_norms.spectral_sum(As, np.sqrt, n_probes, lanczos_steps, rng)
     if be == "reference":
         return _ref.nuclear_norm(_dispatch.to_host(A), method)
     if method == "l12":
-        cols = xp.sqrt((A.astype(np.float64) ** 2).sum(axis=0))
+        As, f = _unit_scaled(A)
+        cols = xp.sqrt((As.astype(np.float64) ** 2).sum(axis=0))
         d = min(A.shape)
         top = cols if d == A.shape[1] else xp.sort(cols)[::-1][:d]
-        return float(top.sum())
+        return f * float(top.sum())
     return float(xp.linalg.svd(A, compute_uv=False).astype(np.float64).sum())
 
 
@@ -526,12 +544,14 @@ def schatten_norm(
     xp = _dispatch.array_module(A)
     p = float(p)
     if method == "hutchpp" and not np.isinf(p):
-        t = _matfun_norms.spectral_sum(A, lambda x: x ** (p / 2), n_probes, lanczos_steps, rng)
-        return float(t ** (1 / p))
+        As, f = _unit_scaled(A)
+        t = _matfun_norms.spectral_sum(As, lambda x: x ** (p / 2), n_probes, lanczos_steps, rng)
+        return f * float(t ** (1 / p))
     if be == "reference":
         return _ref.schatten_norm(_dispatch.to_host(A), p)
     if p == 2:
-        return float(xp.sqrt((A.astype(np.float64) ** 2).sum()))
+        As, f = _unit_scaled(A)
+        return f * float(xp.sqrt((As.astype(np.float64) ** 2).sum()))
     s = xp.linalg.svd(A, compute_uv=False).astype(np.float64)
     if np.isinf(p):
         return float(s.max())

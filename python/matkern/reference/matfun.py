@@ -455,17 +455,19 @@ def nuclear_norm(A, method="exact"):
     equal for orthogonal columns)."""
     A = np.asarray(A, dtype=np.float64)
     if method == "l12":
-        cols = np.sort(np.sqrt((A * A).sum(axis=0)))[::-1]
-        return float(cols[: min(A.shape)].sum())
+        mx = float(np.abs(A).max())  # squares of entries near 1e200 would overflow
+        B = A / mx if mx > 0 else A
+        cols = np.sort(np.sqrt((B * B).sum(axis=0)))[::-1]
+        return float(cols[: min(A.shape)].sum()) * (mx if mx > 0 else 1.0)
     return float(np.linalg.svd(A, compute_uv=False).sum())
 
 
 def schatten_norm(A, p):
     """(sum_i s_i^p)^(1/p) from the singular values (float64); p = inf: the largest."""
     s = np.linalg.svd(np.asarray(A, dtype=np.float64), compute_uv=False)
-    if np.isinf(p):
+    if np.isinf(p) or s.max() == 0:
         return float(s.max())
-    return float((s**p).sum() ** (1 / p))
+    return float(((s / s.max()) ** p).sum() ** (1 / p) * s.max())  # s**p alone overflows
 
 
 def trace_estimate(op, n, n_probes, method="hutchinson", seed=0):
