@@ -406,8 +406,9 @@ def _pow2_exponent(X, xp, bits=64):
 
 def _pow2_mat(M):
     """``_pow2_exponent`` for a validated operand (dense, or CSR values: a caller's
-    SparseMatrix is then rebuilt from the scaled values); bits 64 float64, 8 float32."""
-    bits = 64 if M.dtype == np.float64 else 8
+    SparseMatrix is then rebuilt from the scaled values); bits 64 float64, 32 float32 (the
+    sketch is factored in float64; an LSQR step's A^T A v stays below 2^64 m)."""
+    bits = 64 if M.dtype == np.float64 else 32
     if not M.sparse:
         dense, e = _pow2_exponent(M.dense, M.xp, bits)
         return (dataclasses.replace(M, dense=dense) if e else M), e
