@@ -20,7 +20,7 @@ import dask
 import dask.array as da
 import numpy as np
 
-from .. import _checks, _dispatch, _randproj_ops, _sparse_input, randproj
+from .. import _checks, _dispatch, _randproj_ops, _sparse_input, _threads, randproj
 from .._randproj_ops import row_sums
 from ..reference import randproj as ref
 from . import _tasks
@@ -121,10 +121,24 @@ def _step(walk, U_all, prev, weight, l2, keep_u):
     return (V, emb) if keep_u else emb
 
 
+@_tasks.in_worker
 def _gather(*steps):
     """U_{i-1} of the whole graph from the blocks' (U, emb) pairs: one key per hop, which
-    every block's next step reads (fetched once per worker)."""
-    return np.concatenate([s[0] for s in steps], axis=0)
+    every block's next step reads (fetched once per worker). The blocks are copied on the
+    threads the task may use (matkern's grant: the worker's idle threads, as every block's
+    task has finished), each writing its own rows: the copy and the first touch of the new
+    pages (the larger part: 512 MB at 1M nodes x 128 took 0.2-0.27 s on one thread) are
+    split over them."""
+    parts = [s[0] for s in steps]
+    offsets = np.cumsum([0] + [p.shape[0] for p in parts])
+    out = np.empty((int(offsets[-1]),) + parts[0].shape[1:], dtype=parts[0].dtype)
+
+    def piece(i):
+        out[offsets[i] : offsets[i + 1]] = parts[i]  # NumPy copies with the GIL released
+
+    with _threads.thread_grant() as granted:
+        _threads.run_pieces(piece, len(parts), granted)
+    return out
 
 
 def _zeros_if_none(emb, rows, dim, dtype):
