@@ -149,6 +149,14 @@ def _auto(coefficients, lower):
     return coefficients == "polar" and isinstance(lower, str)
 
 
+def _lower_one_blas_thread(A):
+    """``lower_from_gram`` of a stack on one BLAS thread: its LAPACK calls on k <= 1024
+    gain little from OpenBLAS's threads, and next to a busy process those threads waited
+    for a taken core (2048 x 512 lower="auto": 0.47x matkern on one thread)."""
+    with _threads.single_blas_thread():
+        return lower_from_gram(_dispatch.to_host(A))
+
+
 def _coefficients(steps, i, xp, wd, eform):
     """Step i's (a, b, c) in the working dtype ``wd``, c None when 0: from a shared schedule
     (scalars), or from per-matrix ``steps`` (batch, n, 3) float64 host array (arrays shaped
@@ -200,7 +208,7 @@ def _ns_steps(X, steps, xp, tol=None, gram0=None, stats=None):
         else:  # X^T X and A A (A exactly symmetric) are symmetric products
             A = mm(xp, xp.swapaxes(X, 1, 2), X, sym=True)
         if auto and i == 0:
-            steps = polar_steps(lower_from_gram(_dispatch.to_host(A)), steps)
+            steps = polar_steps(_lower_one_blas_thread(A), steps)
             per_matrix = True
         if tol is not None:
             _add_diag(A, -1)  # E
@@ -330,13 +338,14 @@ def _polar_sqrt(Y, n_iter, inverse, coefficients, lower):
     ok = np.ones(batch, dtype=bool)
     auto = _auto(coefficients, lower)
     lows = np.full(batch, AUTO_LOWER_FLOOR)
-    for i in range(batch):
-        r, info = potrf(G[i], lower=0, clean=1)
-        ok[i] = info == 0
-        if ok[i]:
-            R[i] = r
-            if auto:
-                lows[i] = lower_from_factor(r.astype(np.float32), G[i].astype(np.float32))
+    with _threads.single_blas_thread():  # see _lower_one_blas_thread
+        for i in range(batch):
+            r, info = potrf(G[i], lower=0, clean=1)
+            ok[i] = info == 0
+            if ok[i]:
+                R[i] = r
+                if auto:
+                    lows[i] = lower_from_factor(r.astype(np.float32), G[i].astype(np.float32))
     out = np.empty_like(Y)
     its = 0
     if not ok.all():
@@ -376,7 +385,7 @@ def _ns_sqrt(Y, eye, n_iter, inverse, xp, coefficients="polar", lower=1e-3):
     limit = n_iter or MAX_ITER
     lows = None
     if _auto(coefficients, lower):  # x^2 = the eigenvalues of Y: Y is the "Gram" of x
-        lows = lower_from_gram(_dispatch.to_host(Y))
+        lows = _lower_one_blas_thread(Y)
         steps = polar_steps(lows, limit)
     else:
         steps = ns_coefficients(coefficients, limit, lower)
