@@ -25,12 +25,12 @@ from .reference.matfun import (
     AUTO_LOWER_FLOOR,
     STALL_BELOW,
     _pade_terms,
-    _polar_full,
     _taylor_terms,
     lower_from_factor,
     lower_from_gram,
     ns_coefficients,
     ns_stops,
+    polar_planned,
     polar_steps,
 )
 
@@ -345,7 +345,8 @@ def _polar_sqrt(Y, n_iter, inverse, coefficients, lower):
             if ok[i]:
                 R[i] = r
                 if auto:
-                    lows[i] = lower_from_factor(r.astype(np.float32), G[i].astype(np.float32))
+                    r32, g32 = (x.astype(np.float32, copy=False) for x in (r, G[i]))
+                    lows[i] = lower_from_factor(r32, g32)
     out = np.empty_like(Y)
     its = 0
     if not ok.all():
@@ -390,11 +391,8 @@ def _ns_sqrt(Y, eye, n_iter, inverse, xp, coefficients="polar", lower=1e-3):
     else:
         steps = ns_coefficients(coefficients, limit, lower)
     planned = 0  # the schedule's steps before the monotone (pure quintic) ones
-    if coefficients == "polar":
-        lengths = {
-            v: len(_polar_full(float(v))) for v in np.unique(lows if lows is not None else lower)
-        }
-        planned = lengths[lower] if lows is None else np.array([lengths[v] for v in lows])
+    if coefficients == "polar":  # lows are grid values, their schedules cached
+        planned = polar_planned(lower) if lows is None else np.vectorize(polar_planned)(lows)
     stop = _Stopper(Y.shape[0], wd, n_iter, planned)
     its = 0
     for its in range(1, stop.limit + 1):

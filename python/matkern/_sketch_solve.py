@@ -13,7 +13,7 @@ import warnings
 
 import numpy as np
 
-from . import _checks, _dispatch, _sketch_ops, _threads
+from . import _checks, _dispatch, _pow2, _sketch_ops, _threads
 
 SKETCHES = ("srht", "countsketch", "gaussian")
 METHODS = ("blendenpik", "sketch-and-solve", "direct")
@@ -207,8 +207,10 @@ class _Transposed:
 
 
 def _normalize(Y, how, xp):
-    if how == "none":  # only the range of Y matters: keep its magnitude near 1 (exactly)
-        return _unit_pow2(Y, xp)
+    if how == "none":
+        # only Y's range matters: keep max|Y| near 1 by a power of two (exact), or the
+        # unnormalized steps A (A^T Y) overflow (float32 entries of 1e15 did at n_iter=1)
+        return _pow2.unit_scale(Y, 16)[0]
     if how == "QR":
         return _qr(Y, xp)
     if xp is np:
@@ -217,17 +219,6 @@ def _normalize(Y, how, xp):
         with _threads.single_blas_thread():
             return la.lu(Y, permute_l=True, check_finite=False)[0]
     return _qr(Y, xp)  # CuPy has no LU with permute_l: QR, as scikit-learn's array API path
-
-
-def _unit_pow2(Y, xp):
-    """Y times the power of two that brings max|Y| into [1/2, 1) when it lies outside
-    [2^-16, 2^16]: exact (the same bits up to the exponent), so the range and every later
-    QR are unchanged, and the unnormalized power steps (A (A^T Y) each time) no longer
-    overflow: float32 A with entries of 1e15 did at n_iter=1."""
-    mx = float(xp.abs(Y).max()) if Y.size else 0.0
-    if mx == 0.0 or 2.0**-16 <= mx <= 2.0**16:
-        return Y
-    return xp.ldexp(Y, -math.frexp(mx)[1]).astype(Y.dtype, copy=False)
 
 
 def _qr(Y, xp):
@@ -372,7 +363,7 @@ def lstsq(
     # entries far from 1 (float64 1e300: the sketch's Gram overflowed into a warning and a
     # slower QR) are solved as 2^-eA A x' = 2^-eB b, x = 2^(eB - eA) x': exact
     M, e_a = _pow2_mat(M)
-    B, e_b = _pow2_exponent(B, xp)
+    B, e_b = _pow2.unit_scale(B, 64)
     x, info = _lstsq_solve(
         M,
         B,
@@ -394,25 +385,15 @@ def lstsq(
     return x, info
 
 
-def _pow2_exponent(X, xp, bits=64):
-    """(X times 2^-e, e): e the exponent of max|X| when it lies outside [2^-bits, 2^bits]
-    (then max|X| lands in [1/2, 1)), else (X, 0). Exact."""
-    mx = float(xp.abs(X).max()) if X.size else 0.0
-    if mx == 0.0 or 2.0**-bits <= mx <= 2.0**bits:
-        return X, 0
-    e = math.frexp(mx)[1]
-    return xp.ldexp(X, -e).astype(X.dtype, copy=False), e
-
-
 def _pow2_mat(M):
-    """``_pow2_exponent`` for a validated operand (dense, or CSR values: a caller's
+    """``_pow2.unit_scale`` of a validated operand (dense, or CSR values: a caller's
     SparseMatrix is then rebuilt from the scaled values); bits 64 float64, 32 float32 (the
     sketch is factored in float64; an LSQR step's A^T A v stays below 2^64 m)."""
     bits = 64 if M.dtype == np.float64 else 32
     if not M.sparse:
-        dense, e = _pow2_exponent(M.dense, M.xp, bits)
+        dense, e = _pow2.unit_scale(M.dense, bits)
         return (dataclasses.replace(M, dense=dense) if e else M), e
-    data, e = _pow2_exponent(M.data, M.xp, bits)
+    data, e = _pow2.unit_scale(M.data, bits)
     if not e:
         return M, 0
     return _sketch_ops.Mat(M.shape, M.dtype, M.xp, None, M.indptr, M.indices, data), e

@@ -31,7 +31,7 @@ import numbers
 
 import numpy as np
 
-from . import _checks, _dispatch, _matfun_iter, _matfun_norms
+from . import _checks, _dispatch, _matfun_iter, _matfun_norms, _pow2
 from .reference import matfun as _ref
 
 __all__ = [
@@ -91,18 +91,12 @@ def _check_psd_minors(A, fn):
 
 
 def _unit_scaled(A):
-    """(A times a power of two, the factor's inverse as a float): max|A| brought into
-    [1/2, 1) when it lies outside [2^-b, 2^b] (b = 64 float64, 8 float32), so that sums of
-    squares and the Hutch++ products on the Gram side (|A|^4 m n in Lanczos' norms) neither
-    overflow nor underflow (float64 entries of 1e100 did, float32 ones of 1e10); the norms
-    are homogeneous, so the caller multiplies its result by the factor. Exact."""
-    xp = _dispatch.array_module(A)
-    mx = float(xp.abs(A).max())
-    b = 64 if A.dtype == np.float64 else 8
-    if mx == 0.0 or 2.0**-b <= mx <= 2.0**b:
-        return A, 1.0
-    e = math.frexp(mx)[1]
-    return xp.ldexp(A, -e).astype(A.dtype, copy=False), math.ldexp(1.0, e)
+    """(A times a power of two, the factor's inverse as a float) by ``_pow2.unit_scale``,
+    bits 64 (float64) or 8 (float32): sums of squares and the Hutch++ products on the Gram
+    side (|A|^4 m n in Lanczos' norms) overflowed for float64 entries of 1e100 and float32
+    ones of 1e10; the norms are homogeneous, so the caller multiplies its result by it."""
+    As, e = _pow2.unit_scale(A, 64 if A.dtype == np.float64 else 8)
+    return As, math.ldexp(1.0, e)
 
 
 def _check_memory(x, copies, fn, name):

@@ -82,8 +82,19 @@ def _minimax_quintic(lo, hi):
 
 def _polar_schedule(n_iter, lower):
     """The first n_iter steps of ``_polar_full(lower)``."""
-    full = POLAR_1E3 if lower == 1e-3 else _polar_full(lower)
+    full = _polar_designed(lower)
     return full[:n_iter] + (QUINTIC,) * max(0, n_iter - len(full))
+
+
+def _polar_designed(lower):
+    """``_polar_full(lower)``, the stored POLAR_1E3 for the default (no linear programs)."""
+    return POLAR_1E3 if lower == 1e-3 else _polar_full(lower)
+
+
+def polar_planned(lower):
+    """How many steps of the "polar" schedule for ``lower`` come before the pure quintic
+    ones (after which every step lowers each |1 - x^2|)."""
+    return len(_polar_designed(float(lower)))
 
 
 @functools.lru_cache(maxsize=32)
@@ -373,7 +384,7 @@ def _sqrtm_one(A, method, n_iter, scale, inverse, coefficients="polar", lower=1e
         Z = eye.copy()
         if coefficients == "polar" and isinstance(lower, str):  # "auto": Y's eigenvalues are x^2
             lower = lower_from_gram(Y)[0]
-        planned = len(_polar_full(lower)) if coefficients == "polar" else 0
+        planned = polar_planned(lower) if coefficients == "polar" else 0
         prev = np.inf
         for i, (a, b, c5) in enumerate(ns_coefficients(coefficients, n_iter, lower)):
             M = Z @ Y
