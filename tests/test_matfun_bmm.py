@@ -165,7 +165,15 @@ def test_property_any_shape(b, m, n, k, ta, tb, log_scale, seed):
 
 
 @pytest.mark.parametrize(
-    "m,k,ta", [(1, 5, True), (47, 300, True), (130, 70, False), (257, 40, True)]
+    "m,k,ta",
+    [
+        (1, 5, True),
+        (16, 9, False),
+        (47, 300, True),
+        (130, 70, False),
+        (256, 33, True),
+        (257, 40, True),
+    ],
 )
 def test_symmetric_products(m, k, ta):
     """sym: X^T X (or X X^T) and S S for an exactly symmetric S: exactly symmetric results,
@@ -195,6 +203,93 @@ def test_symmetric_products(m, k, ta):
             True,
             True,
         )
+
+
+@pytest.mark.parametrize(
+    "b,m,n,k,sym",
+    [
+        (3, 5, 7, 9, False),
+        (2, 9, 49, 257, False),
+        (2, 4, 6, 0, False),
+        (2, 130, 130, 130, False),
+        (3, 5, 5, 5, True),
+        (2, 130, 130, 130, True),
+        (1, 256, 256, 256, True),
+    ],
+)
+def test_epilogue(b, m, n, k, sym):
+    """alpha C + beta D + gamma I per matrix after the product (the polynomial of a
+    Newton-Schulz step): against the same sum in float64, within the product's summation
+    bound scaled by |alpha| plus a float32 rounding of each term."""
+    cpu = _cpu_bmm_or_skip()
+    rng = np.random.default_rng(m + n + k)
+    if sym:  # S S for an exactly symmetric S, D symmetric
+        S = rng.standard_normal((b, m, m)).astype(np.float32)
+        A = B = (S + np.swapaxes(S, 1, 2)).astype(np.float32)
+        D = rng.standard_normal((b, m, m)).astype(np.float32)
+        D = (D + np.swapaxes(D, 1, 2)).astype(np.float32)
+    else:
+        A, B, _, _ = _operands(rng, b, m, n, k, False, False)
+        D = rng.standard_normal((b, m, n)).astype(np.float32)
+    alpha, beta, gamma = (rng.standard_normal(b).astype(np.float32) for _ in range(3))
+    out = np.full((b, m, n), np.nan, np.float32)
+    cpu.bmm_f32(A, False, B, False, out, False, sym, alpha=alpha, beta=beta, d=D, gamma=gamma)
+    C = A.astype(np.float64) @ B.astype(np.float64)
+    eye = np.eye(m, n)
+    want = alpha[:, None, None] * C + beta[:, None, None] * D + gamma[:, None, None] * eye
+    kk = A.shape[2]
+    prod = np.abs(A).astype(np.float64) @ np.abs(B).astype(np.float64)
+    bound = np.abs(alpha)[:, None, None] * (max(kk, 1) * U32 + 4 * U32) * prod + 4 * U32 * (
+        np.abs(beta[:, None, None] * D) + np.abs(gamma)[:, None, None] * eye
+    )
+    np.testing.assert_array_less(np.abs(out - want), bound + 1e-30)
+    if sym:
+        np.testing.assert_array_equal(out, np.swapaxes(out, 1, 2))
+    with pytest.raises(ValueError, match="go together"):
+        cpu.bmm_f32(A, False, B, False, out, False, sym, alpha=alpha)
+
+
+@pytest.mark.parametrize("m,k", [(5, 5), (48, 48), (130, 130), (300, 300)])
+@pytest.mark.parametrize("sym", [False, True])
+def test_upper_triangular_b_skips_its_zeros(m, k, sym):
+    """b_upper: the same floats as the full product of the same triangular B (the skipped
+    terms are exact zeros, the others summed in the same order)."""
+    cpu = _cpu_bmm_or_skip()
+    rng = np.random.default_rng(m)
+    X = rng.standard_normal((2, k, m)).astype(np.float32)
+    R = np.triu(rng.standard_normal((2, k, m))).astype(np.float32)
+    full = np.empty((2, m, m), np.float32)
+    fast = np.empty_like(full)
+    cpu.bmm_f32(X, True, R, False, full, False, sym)
+    cpu.bmm_f32(X, True, R, False, fast, True, sym, b_upper=True)
+    np.testing.assert_array_equal(fast, full)
+    if not sym:
+        _check(fast, np.swapaxes(X, 1, 2), R)
+
+
+@pytest.mark.parametrize("k", [1, 15, 16, 33, 256])
+def test_add_transposed(k):
+    """alpha A + beta B^T per matrix: against NumPy within one rounding of each term (the
+    kernel's FMA rounds the sum once), for sizes off and on the 16 x 16 blocks; out must not
+    overlap an operand."""
+    cpu = _cpu_bmm_or_skip()
+    rng = np.random.default_rng(k)
+    A, B = (rng.standard_normal((3, k, k)).astype(np.float32) for _ in range(2))
+    alpha, beta = (
+        rng.standard_normal(3).astype(np.float32),
+        rng.standard_normal(3).astype(np.float32),
+    )
+    out = _matfun_bmm.add_transposed(A, B, alpha, beta)
+    terms = np.abs(alpha[:, None, None] * A) + np.abs(beta[:, None, None] * np.swapaxes(B, 1, 2))
+    want = alpha[:, None, None] * A.astype(np.float64) + beta[:, None, None] * np.swapaxes(
+        B.astype(np.float64), 1, 2
+    )
+    np.testing.assert_array_less(np.abs(out - want), 2 * U32 * terms + 1e-37)
+    with pytest.raises(ValueError, match="overlap"):
+        cpu.add_transposed_f32(A, B, alpha, beta, A)
+    # the NumPy route (float64) computes the same thing
+    out64 = _matfun_bmm.add_transposed(A.astype(np.float64), B.astype(np.float64), alpha, beta)
+    np.testing.assert_allclose(out64, want, rtol=1e-12, atol=1e-12)
 
 
 def test_calls_from_several_threads():

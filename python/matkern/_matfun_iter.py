@@ -19,23 +19,29 @@ import math
 import numpy as np
 
 from . import _dispatch, _gram_batch, _threads
+from ._lapack_nogil import potrf_upper
+from ._matfun_bmm import add_transposed, pieces, tri_inv_upper
 from ._matfun_bmm import matmul as mm
-from ._matfun_bmm import pieces
 from .reference.matfun import (
-    AUTO_LOWER_FLOOR,
+    QUINTIC,
     STALL_BELOW,
+    WORK_TOL,
     _pade_terms,
     _taylor_terms,
-    lower_from_factor,
+    certified_e_stop,
     lower_from_gram,
+    newton_scaled,
+    newton_zeta,
     ns_coefficients,
+    ns_last,
     ns_stops,
+    polar_certified_steps,
     polar_planned,
     polar_steps,
 )
 
 # stop an adaptive iteration when its residual falls below this (per working dtype) or stalls
-TOL = {np.dtype(np.float32): 4e-7, np.dtype(np.float64): 1e-14}
+TOL = WORK_TOL
 MAX_ITER = 60
 
 
@@ -175,21 +181,34 @@ def _coefficients(steps, i, xp, wd, eform):
     return a[:, None], b[:, None, None], (c[:, None, None] if c.any() else None)
 
 
-def _ns_steps(X, steps, xp, tol=None, gram0=None, stats=None):
+def _is_quintic(steps, i):
+    """Whether step i is the pure QUINTIC: per matrix for a (batch, n, 3) schedule."""
+    if isinstance(steps, np.ndarray):
+        return np.all(steps[:, i] == np.asarray(QUINTIC), axis=1)
+    return tuple(steps[i]) == QUINTIC
+
+
+def _ns_steps(X, steps, xp, tol=None, gram0=None, stats=None, certified=None, gram0_sq=None):
     """The steps on a stack X (batch, m, n). With ``tol``, a matrix leaves the stack before
     the first step at which ``ns_stops`` holds for its ||X^T X - I||_F (from the step's own
     Gram product, so the test costs a pass over it): the later products run on the
     matrices still iterating only (on a stack of Gaussian 128 x 128 matrices most need 7 of
     the 11-12 steps that the worst one needs). Each matrix's path depends on itself only.
+    A matrix whose step is the pure quintic from a residual small enough that it ends within
+    tol (``ns_last``) leaves after that step, without the test's product.
     With ``tol`` the step is written in E = X^T X - I (formed in place, exact near the
     diagonal's 1s): P = (a + b + c) I + (b + 2c) E + c E^2, the same polynomial; E^2 is small
     near convergence, so nothing cancels there.
 
     ``steps``: the (a, b, c) of each step, a per-matrix (batch, n, 3) float64 array, or an
     int n (lower="auto"): n "polar" steps, each matrix's schedule for ``lower_from_gram`` of
-    its first Gram product. ``gram0``: the first step's X^T X, when the caller has it
-    (a symmetric stack, not modified). ``stats``: a dict that receives "steps", the most
-    steps any matrix took."""
+    its first Gram product. ``gram0``: the first step's X^T X, when the caller has it (a
+    symmetric stack, overwritten); ``gram0_sq``: its square too (read only). ``stats``: a
+    dict that receives "steps", the most steps any matrix took. ``certified``: the bounds of
+    ``polar_certified_steps``, which made ``steps`` for starts certified to lie in their
+    design intervals: before matrix i's first pure quintic step every |1 - x^2| is at most
+    certified[i], which ``ns_last`` then takes where it is below the residual's Frobenius
+    norm (up to sqrt(k) times the largest |1 - x^2|)."""
     wd = X.dtype
     # A wide stack is iterated as its transpose (polar(X) = polar(X^T)^T), so that every step
     # forms X^T X, which the batched GEMM reads as stored: X X^T had it copy X^T every step.
@@ -204,7 +223,7 @@ def _ns_steps(X, steps, xp, tol=None, gram0=None, stats=None):
     applied = 0
     for i in range(steps if auto else steps.shape[1] if per_matrix else len(steps)):
         if i == 0 and gram0 is not None:
-            A = gram0.copy()
+            A = gram0
         else:  # X^T X and A A (A exactly symmetric) are symmetric products
             A = mm(xp, xp.swapaxes(X, 1, 2), X, sym=True)
         if auto and i == 0:
@@ -218,19 +237,49 @@ def _ns_steps(X, steps, xp, tol=None, gram0=None, stats=None):
             if done.any():
                 out[xp.asarray(live[done])] = X[xp.asarray(done)]
                 keep = ~done
-                live, prev = live[keep], prev[keep]
+                live, prev, r = live[keep], prev[keep], r[keep]
                 if not live.size:
                     break
                 X, A = X[xp.asarray(keep)], A[xp.asarray(keep)]
+                if i == 0 and gram0_sq is not None:
+                    gram0_sq = gram0_sq[xp.asarray(keep)]
                 if per_matrix:
                     steps = steps[keep]
+                if certified is not None:
+                    certified = certified[keep]
         a, b, c = _coefficients(steps, i, xp, wd, eform=tol is not None)
-        P = A * b
-        if c is not None:
-            P += c * mm(xp, A, A, sym=True)
-        _add_diag(P, a)
+        if i == 0 and gram0_sq is not None and c is not None:
+            # the caller's A A; in E = A - I: E^2 = A A - 2 E - I
+            if tol is not None:  # a is (batch, 1) where c is (batch, 1, 1), or both scalars
+                a, b = a - c.reshape(np.shape(a)), b - 2 * c
+            P = A * b
+            P += c * gram0_sq
+        elif c is not None:  # P = c A A + b A + a I, the sum in the product's kernel
+            P = mm(xp, A, A, sym=True, then=(c, b, A, a))
+            a = None
+        else:
+            P = A * b
+        if a is not None:
+            _add_diag(P, a)
         X = mm(xp, X, P)
         applied = i + 1
+        if tol is not None:  # the matrices this step took to tol leave without another test
+            quintic = _is_quintic(steps, i)
+            if certified is not None:  # the first pure quintic step: the designed ones are done
+                first = quintic & ~_is_quintic(steps, i - 1) if i > 0 else quintic
+                r = np.where(first, np.minimum(r, certified), r)  # (max |e| <= ||E||_F)
+            last = ns_last(r, tol, quintic)
+            if last.any():
+                out[xp.asarray(live[last])] = X[xp.asarray(last)]
+                keep = ~last
+                live, prev = live[keep], prev[keep]
+                if not live.size:
+                    break
+                X = X[xp.asarray(keep)]
+                if per_matrix:
+                    steps = steps[keep]
+                if certified is not None:
+                    certified = certified[keep]
     if stats is not None:
         stats["steps"] = applied
     if tol is not None:
@@ -287,15 +336,13 @@ class _Stopper:
 
 def sqrtm(A, method, n_iter, scale, inverse, be, coefficients="polar", lower=1e-3):
     """(result in A's dtype, iterations run) for a stack A (batch, n, n) of symmetric PSD
-    matrices: A^(1/2) or A^(-1/2) by coupled Newton-Schulz, Taylor or Pade."""
+    matrices: A^(1/2) or A^(-1/2) by coupled Newton-Schulz, Taylor or Pade. Each piece of
+    the stack is scaled on its thread (``map_chunks``), except with scale="gram", whose
+    bound's kernel takes the whole stack."""
     xp = _dispatch.array_module(A)
     wd = work_dtype(A.dtype)
-    Y, c = normalize(A.astype(wd, copy=False), scale, be)
-    zero = c <= 0
-    if zero.any():  # the iterations need a nonzero matrix: run on I, scale by 0 (or inf) below
-        Y[xp.asarray(zero)] = _eye_like(Y, 1)[0]
 
-    def run(Yc):
+    def method_run(Yc):
         if method == "polar":
             return _polar_sqrt(Yc, n_iter, inverse, coefficients, lower)
         eye = _eye_like(Yc, Yc.shape[0])
@@ -310,67 +357,102 @@ def sqrtm(A, method, n_iter, scale, inverse, be, coefficients="polar", lower=1e-
             return R, n_iter
         return _pade(Yc, eye, n_iter, inverse, xp), n_iter
 
-    Y, its = map_chunks(run, Y)
-    c_safe = np.where(zero, 1.0, c)
-    f = c_safe ** (-0.5) if inverse else np.sqrt(np.where(zero, 0.0, c))  # trace: c may be -0
-    Y *= xp.asarray(f.astype(wd))[:, None, None]
-    if inverse and zero.any():  # A = 0 has no inverse square root
-        Y[xp.asarray(zero)] = np.inf
+    def run(Yc, c=None):
+        if c is None:  # this piece's scale
+            Yc, c = normalize(Yc, scale, be)
+        zero = c <= 0
+        if zero.any():  # the iterations need a nonzero matrix: run on I, scale by 0 (or inf)
+            Yc[xp.asarray(zero)] = _eye_like(Yc, 1)[0]
+        R, its = method_run(Yc)
+        c_safe = np.where(zero, 1.0, c)
+        f = c_safe ** (-0.5) if inverse else np.sqrt(np.where(zero, 0.0, c))  # trace: c = -0
+        R *= xp.asarray(f.astype(wd))[:, None, None]
+        if inverse and zero.any():  # A = 0 has no inverse square root
+            R[xp.asarray(zero)] = np.inf
+        return R, its
+
+    Aw = A.astype(wd, copy=False)  # normalize copies it
+    if scale == "gram":
+        Y, its = map_chunks(run, *normalize(Aw, scale, be))
+    else:
+        Y, its = map_chunks(run, Aw)
     return Y.astype(A.dtype, copy=False), its
 
 
 def _polar_sqrt(Y, n_iter, inverse, coefficients, lower):
     """(Y^(1/2) or Y^(-1/2), steps) for a NumPy stack Y (batch, k, k) of symmetric PSD
     matrices with ||Y||_2 <= 1, as ``reference.polar_sqrt``: Y = R^T R by LAPACK potrf per
-    matrix, the polar factor U of R by ``_ns_steps`` (the first Gram product is Y itself;
-    n_iter None: each matrix until ||U^T U - I||_F reaches the working precision times
-    sqrt(k) or stalls), then U^T R (one batched product) or R^-1 U (trtrs per matrix),
-    symmetrized. Matrices whose factorization fails (singular to the working precision)
-    take the coupled iteration (``_ns_sqrt``) instead."""
+    matrix (``potrf_upper``: without the GIL, so the pieces' threads factorize at once);
+    with lower="auto" R^-1 (``tri_inv_upper``) and one scaled Newton step
+    (``reference.newton_polar_start``'s steps), else X = R with Y as its first Gram product; the polar factor
+    U of R by ``_ns_steps`` from X (n_iter None: each matrix until ||U^T U - I||_F reaches
+    the working precision times sqrt(k)); then U^T R (one batched product) or R^-1 U (one
+    batched product with the inverse, or trtrs per matrix), symmetrized. Matrices whose
+    factorization fails (singular to the working precision), or whose inverse or Newton
+    step is not finite, take the coupled iteration (``_ns_sqrt``) instead."""
     from scipy.linalg import lapack
 
     wd = Y.dtype
     f32 = wd == np.float32
-    potrf, trtrs = (lapack.spotrf, lapack.strtrs) if f32 else (lapack.dpotrf, lapack.dtrtrs)
+    trtrs = lapack.strtrs if f32 else lapack.dtrtrs
     batch, k = Y.shape[0], Y.shape[-1]
-    G = np.triu(Y) + np.swapaxes(np.triu(Y, 1), 1, 2)  # exactly symmetric: Y's upper part
-    R = np.zeros_like(G)
+    newton = _auto(coefficients, lower)
+    # potrf reads the upper triangle only; without the Newton step the first Gram product is
+    # Y itself, exactly symmetric: its upper triangle mirrored
+    G = None if newton else np.triu(Y) + np.swapaxes(np.triu(Y, 1), 1, 2)
+    R = np.array(Y, order="C")
     ok = np.ones(batch, dtype=bool)
-    auto = _auto(coefficients, lower)
-    lows = np.full(batch, AUTO_LOWER_FLOOR)
     with _threads.single_blas_thread():  # see _lower_one_blas_thread
         for i in range(batch):
-            r, info = potrf(G[i], lower=0, clean=1)
-            ok[i] = info == 0
-            if ok[i]:
-                R[i] = r
-                if auto:
-                    r32, g32 = (x.astype(np.float32, copy=False) for x in (r, G[i]))
-                    lows[i] = lower_from_factor(r32, g32)
+            ok[i] = potrf_upper(R[i]) == 0
+    R = np.triu(R)
+    limit = n_iter or MAX_ITER
+    Rinv, bounds = None, None
+    if newton and ok.any():
+        Rinv = np.zeros_like(Y)
+        Rinv[ok] = tri_inv_upper(_rows(R, ok))
+        ok &= np.isfinite(Rinv).all(axis=(1, 2))
+    if newton and ok.any():
+        Ro, Rio = _rows(R, ok), _rows(Rinv, ok)
+        z = newton_zeta(Ro, Rio)  # reference.newton_polar_start's steps, with the kernels
+        X = add_transposed(Ro, Rio, 0.5 * z, 0.5 / z)
+        A = mm(np, np.swapaxes(X, 1, 2), X, sym=True)
+        X, A, A2, lows = newton_scaled(X, A, mm(np, A, A, sym=True))
+        fine = np.isfinite(lows)
+        ok[np.flatnonzero(ok)[~fine]] = False
+        X, A, A2 = (_rows(v, fine) for v in (X, A, A2))
+        steps, bounds = polar_certified_steps(lows[fine], limit, certified_e_stop(wd, k))
+    elif ok.any():
+        X, A, A2 = _rows(R, ok), G[ok], None
+        steps = ns_coefficients(coefficients, limit, lower)
     out = np.empty_like(Y)
     its = 0
     if not ok.all():
         eye = _eye_like(Y, int((~ok).sum()))
         out[~ok], its = _ns_sqrt(Y[~ok], eye, n_iter, inverse, np, coefficients, lower)
     if ok.any():
-        Rk = R[ok]
-        limit = n_iter or MAX_ITER
-        if auto:
-            steps = polar_steps(lows[ok], limit)
-        else:
-            steps = ns_coefficients(coefficients, limit, lower)
+        Rk = _rows(R, ok)
         tol = None if n_iter else TOL[wd] * math.sqrt(k)
         stats = {}
-        U = _ns_steps(Rk.copy(), steps, np, tol, gram0=G[ok], stats=stats)
-        if inverse:
+        # a Newton start is certified (newton_polar_start); A is overwritten, X is not
+        U = _ns_steps(X, steps, np, tol, A, stats, bounds, A2)
+        if inverse and Rinv is not None:
+            H = mm(np, _rows(Rinv, ok), U)
+        elif inverse:
             H = np.stack([trtrs(r, u, lower=0)[0] for r, u in zip(Rk, U)])
-        else:
-            H = mm(np, np.swapaxes(U, 1, 2), Rk)
-        H += np.swapaxes(H, 1, 2)
-        H *= wd.type(0.5)
+        else:  # symmetric to the iteration's accuracy: the kernel's upper triangle suffices
+            H = mm(np, np.swapaxes(U, 1, 2), Rk, sym=True, b_upper=True)
+        H = add_transposed(H, H, 0.5, 0.5)  # exactly symmetric whichever product ran
+        if ok.all():
+            return H, stats["steps"]
         out[ok] = H
         its = max(its, stats["steps"])
     return out, its
+
+
+def _rows(x, mask):
+    """x[mask] along the first axis, x itself when mask holds everywhere (no copy)."""
+    return x if mask.all() else x[mask]
 
 
 def _ns_sqrt(Y, eye, n_iter, inverse, xp, coefficients="polar", lower=1e-3):

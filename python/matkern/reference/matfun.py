@@ -49,6 +49,10 @@ POLAR_1E3 = (
 )
 
 
+# the adaptive iterations' target: a residual ||X^T X - I||_F / sqrt(k) at the working
+# precision (float32: a few ulps of 1, the Gram product's own rounding at k = 256)
+WORK_TOL = {np.dtype(np.float32): 4e-7, np.dtype(np.float64): 1e-14}
+
 # ----------------------------------------------------------------------- coefficient schedules
 
 
@@ -174,8 +178,91 @@ def lower_from_factor(chol, A, floor=AUTO_LOWER_FLOOR, lower=False):
         lam = max(lam, POWER_TRUST**2 / nu)
     if not lam > 0 or not np.isfinite(lam):
         return float(floor)
-    grid = math.floor(math.log10(math.sqrt(lam)) * LOWER_GRID) / LOWER_GRID
+    return grid_floor(math.sqrt(lam), floor)
+
+
+def grid_floor(s, floor=AUTO_LOWER_FLOOR):
+    """s > 0 rounded down to one of LOWER_GRID points per decade, within [floor, 1]."""
+    grid = math.floor(math.log10(s) * LOWER_GRID) / LOWER_GRID
     return min(1.0, max(float(floor), 10.0**grid))
+
+
+# the scaled Newton step's estimates of R's extreme singular values: power iterations
+NEWTON_POWER_STEPS = 2  # 1 to 3 gave the same schedules on the MiniLM covariances
+
+
+def newton_polar_start(R, Rinv, gram, square):
+    """One scaled Newton step of the polar iteration for a stack R (batch, k, k) of
+    nonsingular upper triangular factors with inverses Rinv (Higham's scaled Newton
+    iteration; the inverse of a triangular factor costs k^3 / 3 flops, a sixth of a
+    Newton-Schulz step): X = (z R + R^-T / z) / 2 has R's polar factor and singular values
+    h(z s) = (z s + 1 / (z s)) / 2 >= 1 for R's s, so with z = 1 / sqrt(s_max s_min)
+    (``newton_zeta``) the condition number sqrt(kappa) of R drops to about
+    (kappa^(1/4) + kappa^(-1/4)) / 2 (1e4 -> 5). Then X is scaled by the certified bound of
+    ``newton_bound`` into singular values [1 / u, 1]. ``gram(X)``: X^T X for a stack,
+    ``square(A)``: A A for a symmetric stack (the caller's products).
+
+    Returns (X / u, A / u^2, A^2 / u^4, lows) with A = X^T X: the scaled iterate, its Gram
+    product and that one's square (the first Newton-Schulz step's) and ``newton_bound``'s
+    lows (NaN where A overflowed: the caller takes another route for that matrix)."""
+    z = newton_zeta(R, Rinv)
+    work = R.dtype
+    with np.errstate(over="ignore", invalid="ignore"):
+        X = R * (0.5 * z).astype(work)[:, None, None]
+        X += np.swapaxes(Rinv, 1, 2) * (0.5 / z).astype(work)[:, None, None]
+        A = gram(X)
+        A2 = square(A)
+    return newton_scaled(X, A, A2)
+
+
+def newton_zeta(R, Rinv):
+    """float64 (batch,) z = 1 / sqrt(s_max s_min) for the stacks R and Rinv = R^-1: s_max
+    and s_min estimated by NEWTON_POWER_STEPS steps of the power iteration on R^T R and on
+    R^-1 R^-T from a fixed start (an estimate is enough: z only balances the two ends); 1
+    where an estimate is not finite."""
+    batch, k = R.shape[0], R.shape[-1]
+    work = R.dtype
+
+    def rayleigh(F, Ft):  # ||F v||^2 for v the power iteration's vector on F^T F
+        v = np.broadcast_to(_power_start(k).astype(work)[:, None], (batch, k, 1))
+        for _ in range(NEWTON_POWER_STEPS):
+            w = Ft @ (F @ v)
+            v = w / np.linalg.norm(w, axis=1, keepdims=True)
+        return np.sum((F @ v).astype(np.float64) ** 2, axis=(1, 2))
+
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        lam_max = rayleigh(R, np.swapaxes(R, 1, 2))  # ~ s_max^2 (from below)
+        lam_inv = rayleigh(np.swapaxes(Rinv, 1, 2), Rinv)  # ~ 1 / s_min^2 (from below)
+        z = (lam_inv / lam_max) ** 0.25
+    return np.where(np.isfinite(z) & (z > 0), z, 1.0)
+
+
+def newton_scaled(X, A, A2):
+    """(X / u, A / u^2, A2 / u^4, lows), in place, for the Newton step's X with A = X^T X
+    and A2 = A A: u^2 = min(||A||_inf, ||A2||_F^(1/2)) >= ||A||_2 = ||X||_2^2, certified (a
+    symmetric matrix's 2-norm is at most its inf-norm; the second is the Schatten 4-norm,
+    within 1.4x of the largest singular value on the MiniLM covariances where the first is
+    2x off), so X / u has its singular values in [1 / u, 1] (those of X are at least 1);
+    lows: float64 (batch,) 1 / u rounded down to the "polar" schedule's grid
+    (``grid_floor``), NaN where u is not finite."""
+    k = X.shape[-1]
+    work = X.dtype
+    with np.errstate(over="ignore", invalid="ignore"):
+        # both in the working precision (sums of k and k^2 terms, rounding covered by the
+        # margin; an overflow gives inf, and fmin the other bound)
+        margin = 1 + 4 * k * float(np.finfo(work).eps)
+        u2 = np.abs(A).sum(axis=2).max(axis=1).astype(np.float64)
+        s4 = np.sqrt(np.sqrt(np.einsum("bij,bij->b", A2, A2).astype(np.float64)))
+        u2 = np.fmin(u2, s4) * margin
+        u = np.sqrt(u2)
+        bad = ~np.isfinite(u)
+        u2[bad], u[bad] = 1.0, 1.0  # no division by inf; those matrices are reported below
+        X /= u.astype(work)[:, None, None]
+        A /= u2.astype(work)[:, None, None]
+        A2 /= (u2 * u2).astype(work)[:, None, None]
+        u[bad] = np.inf
+    lows = np.array([grid_floor(1.0 / v) if np.isfinite(v) else np.nan for v in u])
+    return X, A, A2, lows
 
 
 @functools.lru_cache(maxsize=8)
@@ -185,6 +272,52 @@ def _power_start(k):
     v /= np.float32(np.linalg.norm(v))
     v.flags.writeable = False
     return v
+
+
+@functools.lru_cache(maxsize=32)
+def _polar_errors(lower):
+    """max |1 - x^2| over the interval that each designed step of ``_polar_designed(lower)``
+    leaves of [lower, 1], with the design's 1% margin on the interval's top at each step.
+    Each step's image of its interval is bounded from the polynomial on a grid of spacing
+    h: its extremes are the ends (on the grid) or where p' = 0, within max|p''| h^2 / 8 of
+    a grid value, the margin added (a bound, not an estimate)."""
+    lo, hi, errs = lower, 1.0, []
+    for a, b, c in _polar_designed(lower):
+        x = np.linspace(lo, 1.01 * hi, 20001)
+        p = a * x + b * x**3 + c * x**5
+        h = x[1] - x[0]
+        curv = 6 * abs(b) * x[-1] + 20 * abs(c) * x[-1] ** 3  # >= |p''| on [0, x[-1]]
+        margin = curv * h * h / 8 + 1e-15
+        lo, hi = float(p.min()) - margin, float(p.max()) + margin
+        errs.append(max(1 - lo * lo, hi * hi - 1))
+    return tuple(errs)
+
+
+def polar_certified_steps(lowers, n_iter, e_stop):
+    """``polar_steps`` for starts whose singular values are certified to lie in [lower, 1]
+    (``newton_polar_start``): each matrix's designed schedule ends after the first step
+    that leaves every |1 - x^2| at most ``e_stop`` (``_polar_errors``), then QUINTIC; from
+    lower 0.133, say, two designed steps instead of three. Returns (steps (batch, n_iter,
+    3), bounds (batch,)): bounds[i], the largest |1 - x^2| before matrix i's first QUINTIC
+    step (at most e_stop where the schedule reaches it), for ``ns_last``."""
+    lowers = np.asarray(lowers, dtype=np.float64)
+    out = np.empty((lowers.size, n_iter, 3))
+    bounds = np.empty(lowers.size)
+    for v in np.unique(lowers):
+        errs = _polar_errors(float(v))
+        cut = next((i + 1 for i, e in enumerate(errs) if e <= e_stop), len(errs))
+        steps = _polar_designed(float(v))[:cut][:n_iter]
+        steps += (QUINTIC,) * (n_iter - len(steps))
+        out[lowers == v] = np.asarray(steps).reshape(n_iter, 3)
+        bounds[lowers == v] = errs[cut - 1] if cut else 1 - v * v
+    return out, bounds
+
+
+def certified_e_stop(dtype, k):
+    """The |1 - x^2| from which one QUINTIC step ends within the working precision's
+    residual WORK_TOL * sqrt(k) for k x k matrices (``ns_last``'s threshold)."""
+    tol = WORK_TOL[np.dtype(dtype)] * math.sqrt(k)
+    return min(LAST_BELOW, (tol / 0.64) ** (1 / 3))
 
 
 def polar_steps(lowers, n_iter):
@@ -252,6 +385,20 @@ def ns_stops(r, prev, tol):
     return (r <= tol) | ((r < STALL_BELOW) & (r > 0.5 * prev))
 
 
+# a pure QUINTIC step maps each e = 1 - x^2 to e^3 (5/8 + O(e)), at most 0.64 |e|^3 for
+# |e| <= LAST_BELOW: from a residual r = ||E||_F (>= max |e|) it ends at most 0.64 r^3
+LAST_BELOW = 0.02
+
+
+def ns_last(r, tol, quintic):
+    """The matrices whose step at residual r (float64 array) is their last under ``tol``,
+    with no Gram product after it to test: the step is the pure QUINTIC (``quintic``, a bool
+    array or bool) and r <= min(LAST_BELOW, (tol / 0.64)^(1/3)), so it ends within tol, or
+    at the working precision where tol is below it. Saves the products of the step that
+    ``ns_stops`` would run to see the residual stall there."""
+    return np.asarray(quintic) & (r <= min(LAST_BELOW, (tol / 0.64) ** (1 / 3)))
+
+
 def orthogonalize(
     G, n_iter=5, coefficients="cubic", scale="gram", lower=1e-3, scale_iter=4, tol=None
 ):
@@ -261,7 +408,8 @@ def orthogonalize(
     smaller square), X /= max|X|, X /= scale (Frobenius norm or the certified Gram bound),
     then n_iter steps X <- a X + b (X X^T) X + c (X X^T)^2 X; with ``tol``, each matrix stops
     before the first step at which ``ns_stops`` holds for r = ||X X^T - I||_F (A = X X^T of
-    that step, in the working dtype; r in float64). ``lower="auto"`` (with "polar"): each
+    that step, in the working dtype; r in float64), or after the step for which ``ns_last``
+    holds. ``lower="auto"`` (with "polar"): each
     matrix's schedule is for ``lower_from_gram`` of its first step's A."""
     G = np.asarray(G)
     work = np.float64 if G.dtype == np.float64 else np.float32
@@ -292,6 +440,8 @@ def orthogonalize(
                 prev = r
             B = b * A + c * (A @ A)
             X = a * X + B @ X
+            if tol is not None and ns_last(r, tol, (a, b, c) == QUINTIC):
+                break
         flat_out[i] = (X.T if m > n else X).astype(G.dtype)
     return out
 
@@ -345,7 +495,12 @@ def polar_sqrt(Y, n_iter, inverse, coefficients="polar", lower=1e-3):
     Y^(-1/2) = R^-1 U (R = U Y^(1/2)), each symmetrized. The steps act on the singular
     values of R, the square roots of Y's eigenvalues: the same scalar iteration as the
     coupled Newton-Schulz square root, at three products a step (two symmetric) instead of
-    four. ``lower="auto"``: ``lower_from_factor`` of R."""
+    four.
+
+    ``lower="auto"`` (with "polar"): one scaled Newton step comes first
+    (``newton_polar_start``: R^-1 by a triangular inverse, condition sqrt(kappa) -> about
+    kappa^(1/4) / 2), then n_iter steps of the schedule for its certified lower bound
+    (``polar_certified_steps``); (None, False) also when R^-1 or that step is not finite."""
     import scipy.linalg
 
     work = Y.dtype
@@ -354,14 +509,30 @@ def polar_sqrt(Y, n_iter, inverse, coefficients="polar", lower=1e-3):
         R = np.linalg.cholesky(G).T
     except np.linalg.LinAlgError:
         return None, False
-    if coefficients == "polar" and isinstance(lower, str):
-        lower = lower_from_factor(R.astype(np.float32), G.astype(np.float32))
     eye = np.eye(Y.shape[0], dtype=work)
-    X = R.copy()
-    for i, (a, b, c) in enumerate(ns_coefficients(coefficients, n_iter, lower)):
-        A = G if i == 0 else X.T @ X
+    Rinv = None
+    X, A0 = R.copy(), G
+    if coefficients == "polar" and isinstance(lower, str):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            Rinv = scipy.linalg.solve_triangular(R, eye)
+        if not np.isfinite(Rinv).all():
+            return None, False
+        Xs, As, _, lows = newton_polar_start(
+            R[None], Rinv[None], lambda S: np.swapaxes(S, 1, 2) @ S, lambda S: S @ S
+        )
+        if not np.isfinite(lows[0]):
+            return None, False
+        X, A0 = Xs[0], As[0]
+        steps = polar_certified_steps(lows, n_iter, certified_e_stop(work, Y.shape[0]))[0][0]
+    else:
+        steps = ns_coefficients(coefficients, n_iter, lower)
+    for i, (a, b, c) in enumerate(steps):
+        A = A0 if i == 0 else X.T @ X
         X = X @ (a * eye + b * A + c * (A @ A))
-    H = scipy.linalg.solve_triangular(R, X) if inverse else X.T @ R
+    if inverse:
+        H = Rinv @ X if Rinv is not None else scipy.linalg.solve_triangular(R, X)
+    else:
+        H = X.T @ R
     return ((H + H.T) / 2).astype(work), True
 
 
