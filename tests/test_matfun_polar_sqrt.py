@@ -186,3 +186,33 @@ def test_last_step_rule_bound():
     assert ref.ns_last(np.array([0.019, 0.021]), 1.0, True).tolist() == [True, False]
     assert not ref.ns_last(np.array([1e-3]), 1e-14, True)[0]  # float64's tol needs r <= 2.5e-5
     assert not ref.ns_last(np.array([1e-3]), 1.0, False)[0]  # a designed step: no rule
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 2, 5, 130])
+def test_already_converged_matrices(dtype, n):
+    """Multiples of the identity: the Newton start is certified only to [0.75, 1] (the grid
+    below 1 - rounding), and the designed step for that interval moves the residual from
+    ~1e-6 up to ~3e-3; that rise is not a stall (it used to stop there with an error of
+    7e-4 in float32). Exact to 16 eps (the rounding of the steps that follow; 10 eps
+    measured in float64)."""
+    A = np.broadcast_to(3 * np.eye(n, dtype=dtype), (3, n, n)).copy()
+    for f, want in ((matkern.sqrtm_psd, np.sqrt(3.0)), (matkern.inv_sqrtm_psd, 3**-0.5)):
+        S = f(A, "polar")
+        want_s = np.broadcast_to(want * np.eye(n), S.shape)
+        np.testing.assert_allclose(S, want_s, atol=16 * EPS[dtype] * want, rtol=0)
+
+
+@pytest.mark.parametrize("dtype,tiny", [(np.float32, 1e-30), (np.float64, 1e-300)])
+def test_eigenvalues_over_the_whole_range(dtype, tiny):
+    """Diagonal matrices with eigenvalues from 1 down to 1e-30 (float32) / 1e-300 (float64):
+    no overflow (the power iteration's norms and A A used to overflow: NaN, or z = 1 made the
+    largest eigenvalue the iteration's smallest, 2e-132 for sqrt(1)); the relative error to
+    working precision (roots of eigenvalues below ~1e-40 of the largest stay unconverged at
+    the step limit, as with the coupled iteration: far below that error)."""
+    d = np.geomspace(1.0, tiny, 6)
+    A = np.diag(d).astype(dtype)[None]
+    S = matkern.sqrtm_psd(A, "polar")
+    assert np.isfinite(S).all()
+    np.testing.assert_allclose(S[0, 0, 0], 1.0, rtol=10 * EPS[dtype])
+    assert np.abs(S[0] - np.diag(np.sqrt(d))).max() <= 10 * EPS[dtype]

@@ -199,11 +199,11 @@ def newton_polar_start(R, Rinv, gram, square):
     h(z s) = (z s + 1 / (z s)) / 2 >= 1 for R's s, so with z = 1 / sqrt(s_max s_min)
     (``newton_zeta``) the condition number sqrt(kappa) of R drops to about
     (kappa^(1/4) + kappa^(-1/4)) / 2 (1e4 -> 5). Then X is scaled by the certified bound of
-    ``newton_bound`` into singular values [1 / u, 1]. ``gram(X)``: X^T X for a stack,
+    ``newton_scaled`` into singular values [1 / u, 1]. ``gram(X)``: X^T X for a stack,
     ``square(A)``: A A for a symmetric stack (the caller's products).
 
     Returns (X / u, A / u^2, A^2 / u^4, lows) with A = X^T X: the scaled iterate, its Gram
-    product and that one's square (the first Newton-Schulz step's) and ``newton_bound``'s
+    product and that one's square (the first Newton-Schulz step's) and ``newton_scaled``'s
     lows (NaN where A overflowed: the caller takes another route for that matrix)."""
     z = newton_zeta(R, Rinv)
     work = R.dtype
@@ -211,8 +211,7 @@ def newton_polar_start(R, Rinv, gram, square):
         X = R * (0.5 * z).astype(work)[:, None, None]
         X += np.swapaxes(Rinv, 1, 2) * (0.5 / z).astype(work)[:, None, None]
         A = gram(X)
-        A2 = square(A)
-    return newton_scaled(X, A, A2)
+    return newton_scaled(X, A, square)
 
 
 def newton_zeta(R, Rinv):
@@ -223,45 +222,57 @@ def newton_zeta(R, Rinv):
     batch, k = R.shape[0], R.shape[-1]
     work = R.dtype
 
-    def rayleigh(F, Ft):  # ||F v||^2 for v the power iteration's vector on F^T F
+    def largest(F, Ft):  # ||F v|| for v the power iteration's vector on F^T F (a norm, not
+        # its square: R^-1 of a float64 R with s_min = 1e-150 has norms near 1e150)
         v = np.broadcast_to(_power_start(k).astype(work)[:, None], (batch, k, 1))
         for _ in range(NEWTON_POWER_STEPS):
             w = Ft @ (F @ v)
+            w = w / np.abs(w).max(axis=1, keepdims=True)  # so that its norm cannot overflow
             v = w / np.linalg.norm(w, axis=1, keepdims=True)
-        return np.sum((F @ v).astype(np.float64) ** 2, axis=(1, 2))
+        x = (F @ v).astype(np.float64)
+        m = np.abs(x).max(axis=(1, 2))
+        return m * np.linalg.norm(x / m[:, None, None], axis=(1, 2))
 
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        lam_max = rayleigh(R, np.swapaxes(R, 1, 2))  # ~ s_max^2 (from below)
-        lam_inv = rayleigh(np.swapaxes(Rinv, 1, 2), Rinv)  # ~ 1 / s_min^2 (from below)
-        z = (lam_inv / lam_max) ** 0.25
+        s_max = largest(R, np.swapaxes(R, 1, 2))  # from below
+        inv_min = largest(np.swapaxes(Rinv, 1, 2), Rinv)  # ~ 1 / s_min, from below
+        z = np.sqrt(inv_min / s_max)
+    # an estimate that overflowed would unbalance the ends (z = 1 on R with s in [1e-150, 1]
+    # made s = 1 the smallest singular value of X); the power vectors' norms stay finite
+    # for every R whose inverse is finite
     return np.where(np.isfinite(z) & (z > 0), z, 1.0)
 
 
-def newton_scaled(X, A, A2):
-    """(X / u, A / u^2, A2 / u^4, lows), in place, for the Newton step's X with A = X^T X
-    and A2 = A A: u^2 = min(||A||_inf, ||A2||_F^(1/2)) >= ||A||_2 = ||X||_2^2, certified (a
-    symmetric matrix's 2-norm is at most its inf-norm; the second is the Schatten 4-norm,
-    within 1.4x of the largest singular value on the MiniLM covariances where the first is
-    2x off), so X / u has its singular values in [1 / u, 1] (those of X are at least 1);
-    lows: float64 (batch,) 1 / u rounded down to the "polar" schedule's grid
-    (``grid_floor``), NaN where u is not finite."""
+def newton_scaled(X, A, square):
+    """(X / u, A / u^2, A^2 / u^4, lows), X and A scaled in place, for the Newton step's X
+    with A = X^T X; ``square(S)``: S S for a symmetric stack. u^2 = min(||A||_inf,
+    ||A^2||_F^(1/2)) >= ||A||_2 = ||X||_2^2, certified (a symmetric matrix's 2-norm is at
+    most its inf-norm; the second is the Schatten 4-norm, within 1.4x of the largest
+    singular value on the MiniLM covariances where the first is 2x off), so X / u has its
+    singular values in [1 / u, 1] (those of X are at least 1). A is divided by its
+    inf-norm before it is squared, so A^2 cannot overflow. lows: float64 (batch,) 1 / u
+    rounded down to the "polar" schedule's grid (``grid_floor``, not clamped: below
+    AUTO_LOWER_FLOOR the schedule of the floor runs uncertified, ``polar_certified_steps``),
+    NaN where the inf-norm is not finite (A overflowed)."""
     k = X.shape[-1]
     work = X.dtype
+    # the sums in the working precision, their rounding covered by the margin
+    margin = 1 + 4 * k * float(np.finfo(work).eps)
     with np.errstate(over="ignore", invalid="ignore"):
-        # both in the working precision (sums of k and k^2 terms, rounding covered by the
-        # margin; an overflow gives inf, and fmin the other bound)
-        margin = 1 + 4 * k * float(np.finfo(work).eps)
-        u2 = np.abs(A).sum(axis=2).max(axis=1).astype(np.float64)
-        s4 = np.sqrt(np.sqrt(np.einsum("bij,bij->b", A2, A2).astype(np.float64)))
-        u2 = np.fmin(u2, s4) * margin
-        u = np.sqrt(u2)
-        bad = ~np.isfinite(u)
-        u2[bad], u[bad] = 1.0, 1.0  # no division by inf; those matrices are reported below
-        X /= u.astype(work)[:, None, None]
-        A /= u2.astype(work)[:, None, None]
-        A2 /= (u2 * u2).astype(work)[:, None, None]
-        u[bad] = np.inf
-    lows = np.array([grid_floor(1.0 / v) if np.isfinite(v) else np.nan for v in u])
+        u2 = np.abs(A).sum(axis=2).max(axis=1).astype(np.float64) * margin
+    bad = ~(np.isfinite(u2) & (u2 > 0))
+    u2[bad] = 1.0  # no division by inf; those matrices are reported below
+    X /= np.sqrt(u2).astype(work)[:, None, None]
+    A /= u2.astype(work)[:, None, None]
+    A2 = square(A)  # ||A||_2 <= 1 now: entries of A^2 at most 1
+    s4 = np.sqrt(np.sqrt(np.einsum("bij,bij->b", A2, A2).astype(np.float64))) * margin
+    s4 = np.where(s4 < 1, s4, 1.0)
+    X /= np.sqrt(s4).astype(work)[:, None, None]
+    A /= s4.astype(work)[:, None, None]
+    A2 /= (s4 * s4).astype(work)[:, None, None]
+    u = np.sqrt(u2 * s4)
+    lows = np.array([grid_floor(1.0 / v, 0.0) for v in u])  # below AUTO_LOWER_FLOOR too
+    lows[bad] = np.nan
     return X, A, A2, lows
 
 
@@ -299,8 +310,13 @@ def polar_certified_steps(lowers, n_iter, e_stop):
     that leaves every |1 - x^2| at most ``e_stop`` (``_polar_errors``), then QUINTIC; from
     lower 0.133, say, two designed steps instead of three. Returns (steps (batch, n_iter,
     3), bounds (batch,)): bounds[i], the largest |1 - x^2| before matrix i's first QUINTIC
-    step (at most e_stop where the schedule reaches it), for ``ns_last``."""
+    step (at most e_stop where the schedule reaches it), for ``ns_last``. A lower below
+    AUTO_LOWER_FLOOR (condition above 1e3 after the Newton step, which only a condition
+    number of R beyond ~1e12 leaves) takes the floor's full schedule with bound inf: its
+    convergence is left to the residual tests."""
     lowers = np.asarray(lowers, dtype=np.float64)
+    below = lowers < AUTO_LOWER_FLOOR  # the floor's schedule, no certified end
+    lowers = np.maximum(lowers, AUTO_LOWER_FLOOR)
     out = np.empty((lowers.size, n_iter, 3))
     bounds = np.empty(lowers.size)
     for v in np.unique(lowers):
@@ -310,6 +326,7 @@ def polar_certified_steps(lowers, n_iter, e_stop):
         steps += (QUINTIC,) * (n_iter - len(steps))
         out[lowers == v] = np.asarray(steps).reshape(n_iter, 3)
         bounds[lowers == v] = errs[cut - 1] if cut else 1 - v * v
+    bounds[below] = np.inf
     return out, bounds
 
 
@@ -381,7 +398,9 @@ STALL_BELOW = 1e-2
 def ns_stops(r, prev, tol):
     """The matrices whose Newton-Schulz iteration stops before this step (``tol``): residual
     r = ||X X^T - I||_F at most tol, or stalled (below STALL_BELOW and above half the previous
-    step's). r, prev: float64 arrays (prev inf before the first step)."""
+    step's). r, prev: float64 arrays; prev is inf before the first step and after a designed
+    step (only a pure QUINTIC or CUBIC step lowers every |1 - x^2|, so only after one does a
+    residual that no longer halves mean the working precision)."""
     return (r <= tol) | ((r < STALL_BELOW) & (r > 0.5 * prev))
 
 
@@ -437,7 +456,7 @@ def orthogonalize(
                 r = np.sqrt(np.sum(E * E))
                 if ns_stops(r, prev, tol):
                     break
-                prev = r
+                prev = r if (a, b, c) in (QUINTIC, CUBIC) else np.inf  # see ns_stops
             B = b * A + c * (A @ A)
             X = a * X + B @ X
             if tol is not None and ns_last(r, tol, (a, b, c) == QUINTIC):
