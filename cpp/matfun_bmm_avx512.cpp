@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <array>
 
+#include "avx512_transpose.hpp"
 #include "matfun.hpp"
 
 namespace matkern::avx512 {
@@ -70,38 +71,14 @@ const std::array<TileFn, kBmmMr> kTiles[2][3] = {
     {rows<false, 1>(), rows<false, 2>(), rows<false, 3>()},
     {rows<true, 1>(), rows<true, 2>(), rows<true, 3>()}};
 
-// dst (16 x 16, row stride ldd) = src^T (row stride lds): 32-bit, 64-bit and two 128-bit
-// lane interleaves in registers
-void transpose16(const float* src, int64_t lds, float* dst, int64_t ldd) {
-  __m512 r[16], t[16];
+// dst (16 x 16, row stride ldd) = src^T (row stride lds)
+void transpose_block(const float* src, int64_t lds, float* dst, int64_t ldd) {
+  __m512 r[16];
 #pragma GCC unroll 16
   for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * lds);
-#pragma GCC unroll 8
-  for (int i = 0; i < 8; ++i) {
-    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-#pragma GCC unroll 4
-  for (int i = 0; i < 4; ++i) {
-    const __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 2]);
-    const __m512d c = _mm512_castps_pd(t[4 * i + 1]), d = _mm512_castps_pd(t[4 * i + 3]);
-    r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
-    r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
-    r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, d));
-    r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, d));
-  }
-#pragma GCC unroll 2
-  for (int i = 0; i < 2; ++i)
-#pragma GCC unroll 4
-    for (int j = 0; j < 4; ++j) {
-      t[8 * i + j] = _mm512_shuffle_f32x4(r[8 * i + j], r[8 * i + 4 + j], 0x88);
-      t[8 * i + 4 + j] = _mm512_shuffle_f32x4(r[8 * i + j], r[8 * i + 4 + j], 0xdd);
-    }
-#pragma GCC unroll 8
-  for (int j = 0; j < 8; ++j) {
-    _mm512_storeu_ps(dst + j * ldd, _mm512_shuffle_f32x4(t[j], t[8 + j], 0x88));
-    _mm512_storeu_ps(dst + (8 + j) * ldd, _mm512_shuffle_f32x4(t[j], t[8 + j], 0xdd));
-  }
+  transpose16(r);
+#pragma GCC unroll 16
+  for (int i = 0; i < 16; ++i) _mm512_storeu_ps(dst + i * ldd, r[i]);
 }
 
 }  // namespace
@@ -112,7 +89,7 @@ void mirror_upper(float* c, int64_t m, int64_t ldc) {
   const int64_t full = m / 16 * 16;
   for (int64_t i0 = 16; i0 < full; i0 += 16)
     for (int64_t j0 = 0; j0 < i0; j0 += 16)
-      transpose16(c + j0 * ldc + i0, ldc, c + i0 * ldc + j0, ldc);
+      transpose_block(c + j0 * ldc + i0, ldc, c + i0 * ldc + j0, ldc);
   for (int64_t i = 1; i < m; ++i)
     for (int64_t j = i < full ? i / 16 * 16 : 0; j < i; ++j) c[i * ldc + j] = c[j * ldc + i];
 }
@@ -140,7 +117,7 @@ void add_transposed(int64_t k, const float* a, const float* b, float alpha, floa
   const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
   for (int64_t i0 = 0; i0 < full; i0 += 16)
     for (int64_t j0 = 0; j0 < full; j0 += 16) {
-      transpose16(b + j0 * k + i0, k, bt, 16);  // block (i0, j0) of b^T
+      transpose_block(b + j0 * k + i0, k, bt, 16);  // block (i0, j0) of b^T
 #pragma GCC unroll 16
       for (int i = 0; i < 16; ++i) {
         const __m512 x = _mm512_mul_ps(va, _mm512_loadu_ps(a + (i0 + i) * k + j0));
