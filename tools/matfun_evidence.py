@@ -6,7 +6,8 @@
    1536 x 384) and the digits CNN kernels reshaped (c_out x c_in kh kw): the steps each
    scaling needs to reach 1e-2 and 1e-5.
 2. sqrtm_psd relative Frobenius error against scipy.linalg.sqrtm (float64) across condition
-   numbers, for each method (Newton-Schulz polar/cubic, Pade, Taylor at several degrees),
+   numbers, for each method (the Cholesky + Newton "polar" route, coupled Newton-Schulz
+   polar/cubic, Pade, Taylor at several degrees),
    with the time of each on a 32 x 256 x 256 stack: the seed paper's claim that Pade/Taylor
    beat Newton-Schulz at equal accuracy, checked here.
 3. Nuclear norm: the L_{1,2} approximation's error and Hutch++'s error against the exact
@@ -105,6 +106,7 @@ def section_sqrtm(quick):
     print(f"float32 input, {batch} x 256 x 256, eigenvalues log-spaced; max relative Frobenius")
     print("error against scipy.linalg.sqrtm in float64; time of the stack (this machine).\n")
     methods = [
+        ("polar: Cholesky + Newton + Newton-Schulz (adaptive)", dict(method="polar")),
         ("newton-schulz polar (adaptive)", dict(method="newton-schulz")),
         ("newton-schulz cubic (adaptive)", dict(method="newton-schulz", coefficients="cubic")),
         ("pade 4", dict(method="pade", n_iter=4)),
