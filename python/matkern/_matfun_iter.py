@@ -496,10 +496,11 @@ def _ns_sqrt(Y, eye, n_iter, inverse, xp, coefficients="polar", lower=1e-3):
             its -= 1
             break
         a, b, c = _coefficients(steps, its - 1, xp, wd, eform=False)
-        T = M * b
-        if c is not None:
-            T += c * mm(xp, M, M)
-        _add_diag(T, a)
+        if c is not None:  # T = c M M + b M + a I, the sum in the product's kernel
+            T = mm(xp, M, M, then=(c, b, M, a))
+        else:
+            T = M * b
+            _add_diag(T, a)
         Y, Z = stop.keep(mm(xp, Y, T), Y, xp), stop.keep(mm(xp, T, Z), Z, xp)
     return (Z if inverse else Y), its
 
