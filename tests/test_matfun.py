@@ -694,6 +694,22 @@ def test_mano_definition():
         (lambda: matkern.orthogonalize(np.ones((3, 3)), lower="fast"), ValueError, '"auto"'),
         (lambda: matkern.sqrtm_psd(np.eye(3), lower="min"), ValueError, "lower must be"),
         (lambda: matkern.sqrtm_psd(np.diag([1.0, -1.0])), ValueError, "negative diagonal entry"),
+        # finiteness is tested in the same pass as the minors: NaN anywhere, inf off the diagonal
+        (lambda: matkern.sqrtm_psd(np.diag([1.0, np.nan])), ValueError, "A must be finite"),
+        (
+            lambda: matkern.inv_sqrtm_psd(
+                np.where(np.eye(4) > 0, 1.0, 0.0)[None]
+                + np.array([[0, np.inf, 0, 0]] + [[0] * 4] * 3),
+                "polar",
+            ),
+            ValueError,
+            "A must be finite",
+        ),
+        (
+            lambda: matkern.sqrtm_psd(np.full((2, 3, 3), np.nan, np.float32), backend="reference"),
+            ValueError,
+            "A must be finite",
+        ),
         (
             lambda: matkern.sqrtm_psd(np.array([[1.0, 2.0], [2.0, 1.0]]), "pade"),
             ValueError,
