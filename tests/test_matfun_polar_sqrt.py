@@ -216,3 +216,25 @@ def test_eigenvalues_over_the_whole_range(dtype, tiny):
     assert np.isfinite(S).all()
     np.testing.assert_allclose(S[0, 0, 0], 1.0, rtol=10 * EPS[dtype])
     assert np.abs(S[0] - np.diag(np.sqrt(d))).max() <= 10 * EPS[dtype]
+
+
+def test_calls_from_several_threads():
+    """Concurrent calls (the LAPACK calls run without the GIL, the products on matkern's
+    shared thread budget): each result equals the call made alone, to the bit (a matrix's
+    path depends on itself only, not on how its stack was cut)."""
+    A = _spd(np.random.default_rng(9), 12, 96, 1e4).astype(np.float32)
+    want = matkern.sqrtm_psd(A, "polar")
+    wanti = matkern.inv_sqrtm_psd(A, "polar")
+    got = {}
+
+    def work(i):
+        f = matkern.inv_sqrtm_psd if i % 2 else matkern.sqrtm_psd
+        got[i] = f(A, "polar")
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i, S in got.items():
+        np.testing.assert_array_equal(S, wanti if i % 2 else want)
