@@ -265,8 +265,9 @@ def newton_scaled(X, A, square):
     X /= np.sqrt(u2).astype(work)[:, None, None]
     A /= u2.astype(work)[:, None, None]
     A2 = square(A)  # ||A||_2 <= 1 now: entries of A^2 at most 1
-    # a row sum per matrix (einsum's order depends on the stack: results must not)
-    sq = np.square(A2).reshape(A2.shape[0], -1).sum(axis=1)
+    # one dot product per matrix (einsum's order depends on the stack: results must not)
+    F = A2.reshape(A2.shape[0], 1, -1)
+    sq = np.matmul(F, F.reshape(A2.shape[0], -1, 1)).reshape(-1)
     s4 = np.sqrt(np.sqrt(sq.astype(np.float64))) * margin
     s4 = np.where(s4 < 1, s4, 1.0)
     X /= np.sqrt(s4).astype(work)[:, None, None]
