@@ -139,7 +139,7 @@ def _sqrtm_case(ctx, method="newton-schulz"):
             f"condition median {np.median(cond):.1e}, max {cond.max():.1e}"
         )
 
-    label = "" if method == "newton-schulz" else f" method={method}"
+    label = " method=polar (default)" if method == "polar" else f" method={method}"
     return Case(
         "matfun",
         f"sqrtm_psd {count}x256x256 f32 MiniLM covariances{label}",

@@ -324,7 +324,9 @@ def test_sqrtm_auto_lower(backend):
     """sqrtm_psd with lower="auto" (Y's own Cholesky estimate): accurate as with the
     default, in no more steps, and equal to the reference's same schedule."""
     A = _spd(np.random.default_rng(23), 3, 48, 50.0)
-    S = to_numpy(matkern.sqrtm_psd(to_backend(A, backend), lower="auto", backend=backend))
+    S = to_numpy(
+        matkern.sqrtm_psd(to_backend(A, backend), "newton-schulz", lower="auto", backend=backend)
+    )
     ex = ref.sqrtm_psd_eigh(A)
     assert np.linalg.norm(S - ex) / np.linalg.norm(ex) < 1e-11
     R = ref.sqrtm_psd(A, n_iter=12, lower="auto")
@@ -386,17 +388,22 @@ def test_sqrtm_newton_schulz_against_scipy(backend, dtype, scale, method):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n_iter", [None, 20])
-def test_sqrtm_singular_psd_is_finite_and_accurate(backend, dtype, n_iter):
+@pytest.mark.parametrize("method", ["newton-schulz", "polar"])
+def test_sqrtm_singular_psd_is_finite_and_accurate(backend, dtype, n_iter, method):
     """A rank-deficient PSD matrix (rank 20 of 40, and a stack with a full-rank one): the
     coupled iteration's Z grows on the null space and used to turn every entry to NaN from
     step ~10 (even at a fixed n_iter). It now stops when the residual rises after the
     schedule: the root to the sensitivity of a square root at 0, sqrt(eps) relative (2e-4
     float32, 1.5e-8 float64; checked at 3x), the full-rank matrix as accurate as alone, the
-    inverse root finite (huge on the null space, as documented)."""
+    inverse root finite (huge on the null space, as documented). "polar": a Cholesky
+    factorization that fails takes the coupled iteration; one that succeeds (float64, tiny
+    pivots) runs the Newton start on R with a huge inverse, to the same error."""
+    if backend == "cuda" and method == "polar":
+        pytest.skip('method="polar" runs on the CPU only (its ValueError is tested above)')
     rng = np.random.default_rng(25)
     B = rng.standard_normal((40, 20))
     A = np.stack([B @ B.T, _spd(rng, 1, 40, 100.0)[0]]).astype(dtype)
-    S = to_numpy(matkern.sqrtm_psd(to_backend(A, backend), n_iter=n_iter, backend=backend))
+    S = to_numpy(matkern.sqrtm_psd(to_backend(A, backend), method, n_iter, backend=backend))
     ex = ref.sqrtm_psd_eigh(A.astype(np.float64))
     err = np.linalg.norm((S - ex).reshape(2, -1), axis=1) / np.linalg.norm(
         ex.reshape(2, -1), axis=1
@@ -404,7 +411,7 @@ def test_sqrtm_singular_psd_is_finite_and_accurate(backend, dtype, n_iter):
     eps = np.finfo(dtype).eps
     assert err[0] < 3 * np.sqrt(eps)
     assert err[1] < (5e-6 if dtype == np.float32 else 1e-11)
-    Si = to_numpy(matkern.inv_sqrtm_psd(to_backend(A, backend), n_iter=n_iter, backend=backend))
+    Si = to_numpy(matkern.inv_sqrtm_psd(to_backend(A, backend), method, n_iter, backend=backend))
     assert np.isfinite(Si).all()
 
 
