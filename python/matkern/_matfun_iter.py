@@ -395,15 +395,21 @@ def sqrtm(A, method, n_iter, scale, inverse, be, coefficients="polar", lower=1e-
 
 def _polar_sqrt(Y, n_iter, inverse, coefficients, lower):
     """(Y^(1/2) or Y^(-1/2), steps) for a NumPy stack Y (batch, k, k) of symmetric PSD
-    matrices with ||Y||_2 <= 1, as ``reference.polar_sqrt``: Y = R^T R by LAPACK potrf per
-    matrix (``potrf_upper``: without the GIL, so the pieces' threads factorize at once);
-    with lower="auto" R^-1 (``tri_inv_upper``) and one scaled Newton step
-    (``reference.newton_polar_start``'s steps), else X = R with Y as its first Gram product; the polar factor
-    U of R by ``_ns_steps`` from X (n_iter None: each matrix until ||U^T U - I||_F reaches
-    the working precision times sqrt(k)); then U^T R (one batched product) or R^-1 U (one
-    batched product with the inverse, or trtrs per matrix), symmetrized. Matrices whose
-    factorization fails (singular to the working precision), or whose inverse or Newton
-    step is not finite, take the coupled iteration (``_ns_sqrt``) instead."""
+    matrices with ||Y||_2 <= 1, as ``reference.polar_sqrt``:
+
+    - Y = R^T R by LAPACK potrf per matrix (``potrf_upper``: without the GIL, so the
+      pieces' threads factorize at once);
+    - with lower="auto", R^-1 (``tri_inv_upper``) and one scaled Newton step (the steps of
+      ``reference.newton_polar_start`` on matkern's kernels), a certified start; otherwise
+      X = R with Y as its first Gram product;
+    - the polar factor U of R by ``_ns_steps`` from X (n_iter None: each matrix until
+      ||U^T U - I||_F reaches the working precision times sqrt(k), or its certified last
+      step);
+    - U^T R (one batched product) or R^-1 U (one batched product with the inverse, or
+      trtrs per matrix), symmetrized.
+
+    Matrices whose factorization fails (singular to the working precision), or whose
+    inverse or Newton step is not finite, take the coupled iteration (``_ns_sqrt``)."""
     from scipy.linalg import lapack
 
     wd = Y.dtype
@@ -448,7 +454,7 @@ def _polar_sqrt(Y, n_iter, inverse, coefficients, lower):
         Rk = _rows(R, ok)
         tol = None if n_iter else TOL[wd] * math.sqrt(k)
         stats = {}
-        # a Newton start is certified (newton_polar_start); A is overwritten, X is not
+        # A is overwritten, X is not; bounds: the certified schedules' (None without Newton)
         U = _ns_steps(X, steps, np, tol, A, stats, bounds, A2)
         if inverse and Rinv is not None:
             H = mm(np, _rows(Rinv, ok), U)
