@@ -103,7 +103,10 @@ def test_lapack_without_the_gil(monkeypatch, dtype, capsule):
     """potrf_upper / trtri_upper in place against NumPy (through cython_lapack's capsules
     and through the f2py fallback), info > 0 for a matrix that is not positive definite,
     and correct from several threads at once."""
-    if not capsule:
+    if capsule:  # the GIL-free route is really taken with this SciPy
+        assert _lapack_nogil._routine("spotrf") is not None
+        assert _lapack_nogil._routine("dtrtri") is not None
+    else:
         monkeypatch.setattr(_lapack_nogil, "_routine", lambda name: None)
     rng = np.random.default_rng(2)
     A = _spd(rng, 8, 50, 1e3).astype(dtype)

@@ -27,12 +27,15 @@ def _routine(name):
         from scipy.linalg import cython_lapack
 
         cap = cython_lapack.__pyx_capi__[name]
-        api = ctypes.pythonapi
-        api.PyCapsule_GetName.restype = ctypes.c_char_p
-        api.PyCapsule_GetName.argtypes = [ctypes.py_object]
-        api.PyCapsule_GetPointer.restype = ctypes.c_void_p
-        api.PyCapsule_GetPointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
-        ptr = api.PyCapsule_GetPointer(cap, api.PyCapsule_GetName(cap))
+        # prototypes of our own: setting argtypes on ctypes.pythonapi's shared function
+        # objects would change them for every other user in the process
+        get_name = ctypes.PYFUNCTYPE(ctypes.c_char_p, ctypes.py_object)(
+            ("PyCapsule_GetName", ctypes.pythonapi)
+        )
+        get_pointer = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.py_object, ctypes.c_char_p)(
+            ("PyCapsule_GetPointer", ctypes.pythonapi)
+        )
+        ptr = get_pointer(cap, get_name(cap))
     except Exception:  # noqa: BLE001 - another SciPy build: the f2py wrappers instead
         return None
     chars = 2 if name.endswith("trtri") else 1  # (uplo[, diag], n, a, lda, info)
