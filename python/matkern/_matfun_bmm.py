@@ -107,7 +107,10 @@ def _then(xp, C, then):
     C += beta * D
     k = C.shape[-1]
     diag = C.reshape(C.shape[0], -1)[:, :: k + 1]
-    diag += xp.reshape(xp.asarray(gamma, dtype=C.dtype), (-1, 1))
+    if np.ndim(gamma) == 0:  # a scalar: no host-to-device copy on CuPy
+        diag += gamma
+    else:  # (batch, 1) or (batch, 1, 1), on C's device
+        diag += xp.reshape(gamma, (-1, 1))
     return C
 
 
