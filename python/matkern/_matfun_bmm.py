@@ -5,7 +5,11 @@ against 109 GFLOPS for a stack of 128 x 128 products on one thread of a 2-core A
 (Zen 5). float64, CuPy, other CPUs: ``xp.matmul``.
 
 The kernel reads each operand as stored: C-contiguous, or the transposed view of a
-C-contiguous stack (``swapaxes(X, 1, 2)``), so the iterations' ``X^T X`` copies nothing."""
+C-contiguous stack (``swapaxes(X, 1, 2)``), so the iterations' ``X^T X`` copies nothing. It
+also sums a step's polynomial c A A + b A + a I in its epilogue (``then``), skips a
+triangular right operand's zeros (``b_upper``), and gives ``add_transposed`` (alpha A +
+beta B^T) and ``tri_inv_upper`` (batched triangular inverses) to the square root's Newton
+start. Their pure-NumPy fallbacks compute the same values in another summation order."""
 
 from __future__ import annotations
 
