@@ -164,6 +164,69 @@ def test_property_any_shape(b, m, n, k, ta, tb, log_scale, seed):
     _check(out, Aop, Bop)
 
 
+@settings(max_examples=30, deadline=None)
+@given(
+    st.integers(1, 3),
+    st.integers(1, 150),
+    st.integers(0, 300),
+    st.booleans(),
+    st.booleans(),
+    st.integers(0, 2**32 - 1),
+)
+def test_property_symmetric_triangular_and_epilogue(b, m, k, ta, sym, seed):
+    """Square products C (m x m) = op(A) R for any size: with a triangular R (``b_upper``)
+    the same floats as without the flag; with ``sym`` (A = R^T's shape, op(A) = S a
+    symmetric matrix, S S) exactly symmetric; and the epilogue alpha C + beta D + gamma I
+    within the summation bound (as ``test_epilogue``)."""
+    cpu = _cpu_bmm_or_skip()
+    rng = np.random.default_rng(seed)
+    if sym:  # S S, S exactly symmetric (k = m)
+        S = rng.standard_normal((b, m, m)).astype(np.float32)
+        A = B = (S + np.swapaxes(S, 1, 2)).astype(np.float32)
+        ta = False
+    else:
+        A = rng.standard_normal((b, k, m) if ta else (b, m, k)).astype(np.float32)
+        B = np.triu(rng.standard_normal((b, k, m))).astype(np.float32)
+        full = np.empty((b, m, m), np.float32)
+        tri = np.empty_like(full)
+        cpu.bmm_f32(A, ta, B, False, full, bool(seed & 1))
+        cpu.bmm_f32(A, ta, B, False, tri, bool(seed & 2), b_upper=True)
+        np.testing.assert_array_equal(tri, full)
+    D = rng.standard_normal((b, m, m)).astype(np.float32)
+    D = (D + np.swapaxes(D, 1, 2)).astype(np.float32)
+    alpha, beta, gamma = (rng.standard_normal(b).astype(np.float32) for _ in range(3))
+    out = np.empty((b, m, m), np.float32)
+    cpu.bmm_f32(A, ta, B, False, out, bool(seed & 4), sym, alpha=alpha, beta=beta, d=D, gamma=gamma)
+    Aop = np.swapaxes(A, 1, 2) if ta else A
+    C = Aop.astype(np.float64) @ B.astype(np.float64)
+    eye = np.eye(m)
+    want = alpha[:, None, None] * C + beta[:, None, None] * D + gamma[:, None, None] * eye
+    kk = Aop.shape[2]
+    prod = np.abs(Aop).astype(np.float64) @ np.abs(B).astype(np.float64)
+    bound = np.abs(alpha)[:, None, None] * (max(kk, 1) + 4) * U32 * prod + 4 * U32 * (
+        np.abs(beta[:, None, None] * D) + np.abs(gamma)[:, None, None] * eye
+    )
+    np.testing.assert_array_less(np.abs(out - want), bound + 1e-30)
+    if sym:
+        np.testing.assert_array_equal(out, np.swapaxes(out, 1, 2))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 70), st.integers(0, 2**32 - 1))
+def test_property_add_transposed(b, k, seed):
+    """alpha A + beta B^T for any size (16 x 16 blocks and the edges), within one rounding
+    of each term."""
+    _cpu_bmm_or_skip()
+    rng = np.random.default_rng(seed)
+    A, B = (rng.standard_normal((b, k, k)).astype(np.float32) for _ in range(2))
+    alpha, beta = (rng.standard_normal(b).astype(np.float32) for _ in range(2))
+    out = _matfun_bmm.add_transposed(A, B, alpha, beta)
+    Bt = np.swapaxes(B, 1, 2)
+    want = alpha[:, None, None] * A.astype(np.float64) + beta[:, None, None] * Bt.astype(np.float64)
+    terms = np.abs(alpha[:, None, None] * A) + np.abs(beta[:, None, None] * Bt)
+    np.testing.assert_array_less(np.abs(out - want), 2 * U32 * terms + 1e-37)
+
+
 @pytest.mark.parametrize(
     "m,k,ta",
     [
