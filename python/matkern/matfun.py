@@ -336,14 +336,14 @@ def sqrtm_psd(
       to lower^2 = 1e-6 of the bound (4 products a step, about half the steps: 9 against 16
       on MiniLM covariances of condition ~3e3). ``lower`` defaults to 1e-3 here;
       ``lower="auto"``: each matrix's lower estimated from a Cholesky factorization of A/c
-      (as :func:`orthogonalize`'s), 1e-3 when A is singular to working precision. ``n_iter=None``: each matrix until
-      ||I - Z Y||_F/sqrt(n) reaches the working precision (4e-7 float32, 1e-14 float64) or
-      stalls.
+      (as :func:`orthogonalize`'s), 1e-3 when A is singular to working precision.
+      ``n_iter=None``: each matrix until ||I - Z Y||_F/sqrt(n) reaches the working
+      precision (4e-7 float32, 1e-14 float64) or stalls.
     - "polar" (the default for NumPy arrays): A/c = R^T R (Cholesky, LAPACK per matrix, CPU
-      only), U the polar factor of R
-      by the Newton-Schulz steps of :func:`orthogonalize` (the same scalar iteration on
-      sqrt(eigenvalue), at 3 products a step, two of them symmetric, against 4), then
-      A^(1/2) = sqrt(c) U^T R and A^(-1/2) = R^-1 U / sqrt(c), symmetrized. With
+      only), U the polar factor of R by the Newton-Schulz steps of :func:`orthogonalize`
+      (the same scalar iteration on sqrt(eigenvalue), at 3 products a step, two of them
+      symmetric, against 4), then A^(1/2) = sqrt(c) U^T R and A^(-1/2) = R^-1 U / sqrt(c),
+      symmetrized. With
       ``lower="auto"`` (the default here) one scaled Newton step comes first: R^-1 by a
       blocked triangular inverse, X = (z R + R^-T / z) / 2 (same polar factor; condition
       sqrt(kappa) of R down to about kappa^(1/4) / 2), X scaled by a certified bound of its
