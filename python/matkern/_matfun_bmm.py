@@ -132,14 +132,16 @@ def tri_inv_upper(R):
     working precision."""
     k = R.shape[-1]
     if k <= TRI_LEAF:
-        out = np.array(R, order="C")  # trtri leaves the zeros below the diagonal as they are
+        # a C-ordered copy (R may be a view or the caller's); trtri leaves the zeros below
+        # the diagonal as they are
+        out = np.array(R, order="C")
         for i in range(out.shape[0]):
             if trtri_upper(out[i]) != 0:  # an exact zero on the diagonal
                 out[i] = np.inf
         return out
     h = k // 2
-    Ai = tri_inv_upper(np.ascontiguousarray(R[:, :h, :h]))
-    Ci = tri_inv_upper(np.ascontiguousarray(R[:, h:, h:]))
+    Ai = tri_inv_upper(R[:, :h, :h])  # views: the leaves copy what they invert
+    Ci = tri_inv_upper(R[:, h:, h:])
     out = np.zeros_like(R)
     out[:, :h, :h] = Ai
     out[:, h:, h:] = Ci

@@ -24,7 +24,7 @@ from ._lapack_nogil import potrf_upper
 from ._matfun_bmm import add_transposed, pieces, tri_inv_upper
 from ._matfun_bmm import matmul as mm
 from .reference.matfun import (
-    CUBIC,
+    MONOTONE,
     QUINTIC,
     STALL_BELOW,
     WORK_TOL,
@@ -183,23 +183,13 @@ def _coefficients(steps, i, xp, wd, eform):
     return a[:, None], b[:, None, None], (c[:, None, None] if c.any() else None)
 
 
-def _is_monotone(steps, i):
-    """Whether step i is a pure QUINTIC or CUBIC one, which lowers every |1 - x^2| (per
-    matrix for a (batch, n, 3) schedule): only after such a step does a residual that no
-    longer halves mean the working precision (``ns_stops``). A designed step can raise the
-    residual of a matrix already closer to orthogonal than its interval assumes (a Newton
-    start certified to [0.75, 1] that is the identity: 5e-6 -> 3e-3), which is no stall."""
+def _step_in(steps, i, kinds):
+    """Whether step i is one of the (a, b, c) ``kinds``, per matrix for a (batch, n, 3)
+    schedule."""
     if isinstance(steps, np.ndarray):
         row = steps[:, i]
-        return np.all(row == np.asarray(QUINTIC), axis=1) | np.all(row == np.asarray(CUBIC), axis=1)
-    return tuple(steps[i]) in (QUINTIC, CUBIC)
-
-
-def _is_quintic(steps, i):
-    """Whether step i is the pure QUINTIC: per matrix for a (batch, n, 3) schedule."""
-    if isinstance(steps, np.ndarray):
-        return np.all(steps[:, i] == np.asarray(QUINTIC), axis=1)
-    return tuple(steps[i]) == QUINTIC
+        return np.any([np.all(row == np.asarray(kind), axis=1) for kind in kinds], axis=0)
+    return tuple(steps[i]) in kinds
 
 
 def _ns_steps(X, steps, xp, tol=None, gram0=None, stats=None, certified=None, gram0_sq=None):
@@ -247,7 +237,7 @@ def _ns_steps(X, steps, xp, tol=None, gram0=None, stats=None, certified=None, gr
             _add_diag(A, -1)  # E
             r = _norms(A, xp)
             done = ns_stops(r, prev, tol)
-            prev = np.where(_is_monotone(steps, i), r, np.inf)  # the stall test's reference
+            prev = np.where(_step_in(steps, i, MONOTONE), r, np.inf)  # the stall test's reference
             if done.any():
                 out[xp.asarray(live[done])] = X[xp.asarray(done)]
                 keep = ~done
@@ -278,9 +268,9 @@ def _ns_steps(X, steps, xp, tol=None, gram0=None, stats=None, certified=None, gr
         X = mm(xp, X, P)
         applied = i + 1
         if tol is not None:  # the matrices this step took to tol leave without another test
-            quintic = _is_quintic(steps, i)
+            quintic = _step_in(steps, i, (QUINTIC,))
             if certified is not None:  # the first pure quintic step: the designed ones are done
-                first = quintic & ~_is_quintic(steps, i - 1) if i > 0 else quintic
+                first = quintic & ~_step_in(steps, i - 1, (QUINTIC,)) if i > 0 else quintic
                 r = np.where(first, np.minimum(r, certified), r)  # (max |e| <= ||E||_F)
             last = ns_last(r, tol, quintic)
             if last.any():
