@@ -1,4 +1,5 @@
 // Bindings of the randproj family: generator rows, fused projections, FastRP graph products.
+#include "bind_blocks.hpp"
 #include "bind_common.hpp"
 #include "randproj.hpp"
 
@@ -123,8 +124,32 @@ void accumulate(carr<const T> u, double weight, bool l2, carr<T> emb,
                     base ? base->data() : nullptr);
 }
 
+// One FastRP hop of a row block (rp::hop): the previous iterate as its row blocks, read in
+// place; emb (the block's embedding after the hop) written from base (or added to when base is
+// None); u_out (the block's new iterate) written when given.
+template <typename T>
+void hop(int64_t n, carr<const int64_t> indptr, carr<const int32_t> indices, carr<const T> data,
+         std::vector<block_arr<T>> blocks, double weight, bool l2, carr<T> emb,
+         std::optional<carr<const T>> base, std::optional<carr<T>> u_out) {
+  const char* shapes = "rp_hop: inconsistent shapes";
+  const Csr a = check_csr(indptr, indices, data, shapes);
+  if (emb.ndim() != 2 || int64_t(emb.shape(0)) != a.rows) throw std::invalid_argument(shapes);
+  const int64_t k = int64_t(emb.shape(1));
+  const auto same = [&](const auto& o) {
+    return o.ndim() == 2 && o.shape(0) == emb.shape(0) && o.shape(1) == emb.shape(1);
+  };
+  if ((base && !same(*base)) || (u_out && !same(*u_out))) throw std::invalid_argument(shapes);
+  const BlockList<T> b(blocks, n, k, "rp_hop");
+  if (a.rows > 0 && a.end() > a.nnz)
+    throw std::invalid_argument("rp_hop: indptr points past the indices");
+  rp::hop<T>(a.rows, k, a.indptr, a.indices, data.data(), b.view(), weight, l2, emb.data(),
+             base ? base->data() : nullptr, u_out ? u_out->data() : nullptr);
+}
+
 template <typename T>
 void def_typed(nb::module_& m) {
+  m.def("rp_hop", &hop<T>, kKernelCall, "n"_a, "indptr"_a, "indices"_a, "data"_a, "blocks"_a,
+        "weight"_a, "l2"_a, "emb"_a, "base"_a.none() = nb::none(), "u_out"_a.none() = nb::none());
   m.def("rp_dense", &dense<T>, kKernelCall, "x"_a, "seed_key"_a, "table"_a, "scale"_a, "out"_a);
   m.def("rp_sparse", &sparse<T>, kKernelCall, "indptr"_a, "indices"_a, "data"_a, "d"_a,
         "rowscale"_a.none(), "colscale"_a.none(), "seed_key"_a, "table"_a, "scale"_a, "out"_a);

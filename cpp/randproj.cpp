@@ -66,6 +66,25 @@ void accumulate(const T* u, int64_t n, int64_t k, double w, bool l2, T* emb, con
 }
 #undef MATKERN_RP_CALL
 
+template <typename T>
+void hop(int64_t m, int64_t k, const int64_t* indptr, const int32_t* indices, const T* data,
+         const RowBlocks<T>& b, double weight, bool l2, T* emb, const T* base, T* u_out) {
+  struct Ctx {
+    int64_t k;
+    double weight;
+    bool l2;
+    T* emb;
+    const T* base;
+  } ctx{k, weight, l2, emb, base};
+  // A run of 32 rows is below accumulate's grain: it runs on the thread that wrote the run.
+  const RowsDone<T> add = [](void* c, int64_t r0, int64_t rows, const T* v, int64_t) {
+    const Ctx& x = *static_cast<const Ctx*>(c);
+    accumulate<T>(v, rows, x.k, x.weight, x.l2, x.emb + r0 * x.k,
+                  x.base ? x.base + r0 * x.k : nullptr);
+  };
+  csr_spmm_blocks<T>(m, k, indptr, indices, data, b, u_out, k, add, &ctx);
+}
+
 template void dense<float>(const float*, int64_t, int64_t, uint64_t, const uint64_t*, int64_t,
                            double, float*);
 template void dense<double>(const double*, int64_t, int64_t, uint64_t, const uint64_t*, int64_t,
@@ -88,6 +107,10 @@ template void sparse_given<float>(const int64_t*, const int32_t*, const float*, 
 template void sparse_given<double>(const int64_t*, const int32_t*, const double*, int64_t,
                                    const double*, const double*, const int64_t*, const int32_t*,
                                    const float*, int64_t, double, double*);
+template void hop<float>(int64_t, int64_t, const int64_t*, const int32_t*, const float*,
+                         const RowBlocks<float>&, double, bool, float*, const float*, float*);
+template void hop<double>(int64_t, int64_t, const int64_t*, const int32_t*, const double*,
+                          const RowBlocks<double>&, double, bool, double*, const double*, double*);
 template void accumulate<float>(const float*, int64_t, int64_t, double, bool, float*, const float*);
 template void accumulate<double>(const double*, int64_t, int64_t, double, bool, double*,
                                  const double*);

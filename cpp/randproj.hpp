@@ -4,6 +4,8 @@
 #pragma once
 #include <cstdint>
 
+#include "spmm.hpp"
+
 namespace matkern {
 
 #define MATKERN_RP_DECLS                                                                         \
@@ -66,6 +68,14 @@ void sparse_given(const int64_t* indptr, const int32_t* indices, const T* data, 
 template <typename T>
 void accumulate(const T* u, int64_t n, int64_t k, double weight, bool l2, T* emb,
                 const T* base = nullptr);
+// One FastRP hop of a block of m rows: V = S B (S the CSR rows, B the previous iterate as row
+// blocks: csr_spmm_blocks) and emb = base + weight * (l2 ? v_i / ||v_i|| : v_i) (accumulate's
+// arithmetic: the same bits as the two calls), each run of V's rows added while in cache. V is
+// written to u_out when not null (the next hop's input), else never stored whole; base null:
+// emb += instead.
+template <typename T>
+void hop(int64_t m, int64_t k, const int64_t* indptr, const int32_t* indices, const T* data,
+         const RowBlocks<T>& b, double weight, bool l2, T* emb, const T* base, T* u_out);
 }  // namespace rp
 
 }  // namespace matkern

@@ -3,6 +3,7 @@
 #include "spmm.hpp"
 
 #include <algorithm>
+#include <stdexcept>
 #include <vector>
 
 #include "parallel.hpp"
@@ -35,6 +36,26 @@ void portable_rows(int64_t r0, int64_t r1, int64_t k, const int64_t* indptr, con
   }
 }
 
+// Rows [r0, r1) with B as row blocks, each row of B found through RowAddress.
+template <typename T>
+void portable_rows_blocks(int64_t r0, int64_t r1, int64_t k, const int64_t* indptr,
+                          const int32_t* indices, const T* data, const RowAddress& b, T* out,
+                          int64_t ldc) {
+  for (int64_t i = r0; i < r1; ++i) {
+    T* o = out + i * ldc;
+    std::fill(o, o + k, T(0));
+    for (int64_t p = indptr[i]; p < indptr[i + 1]; ++p) {
+      const int64_t j = indices[p];
+      const RowCell& cell = b.cell[j >> b.shift];
+      const int h = j >= cell.bound;
+      const T* row = reinterpret_cast<const T*>(cell.base[h] + j * cell.step[h]);
+      const T v = data[p];
+#pragma omp simd
+      for (int64_t c = 0; c < k; ++c) o[c] += v * row[c];
+    }
+  }
+}
+
 template <typename T>
 using RowsFn = void (*)(int64_t, int64_t, int64_t, const int64_t*, const int32_t*, const T*,
                         const T*, int64_t, bool, T*, int64_t);
@@ -45,6 +66,39 @@ RowsFn<T> pick_rows_kernel() {
   if (simd_level() >= Simd::avx2) return static_cast<RowsFn<T>>(&avx2::csr_rows);
 #endif
   return &portable_rows<T>;
+}
+
+// rows(r0, r1) over [0, m): on one thread for small products, else over parts of consecutive
+// rows cut where the running cost (a row ~ its nonzeros plus a constant for zeroing and
+// storing its output row) crosses equal shares, a few parts per thread, so that a few dense
+// rows do not serialize the product.
+template <class Rows>
+void for_row_parts(int64_t m, int64_t k, const int64_t* indptr, const Rows& rows) {
+  const int64_t base = indptr[0];
+  const int64_t nnz = indptr[m] - base;
+  const int64_t total = nnz + m;
+  const int threads = call_team();
+  if (threads == 1 || total * k < (int64_t(1) << 15)) {
+    rows(int64_t(0), m);
+    return;
+  }
+  const int64_t parts = std::min<int64_t>(m, int64_t(threads) * 8);
+  std::vector<int64_t> cut(parts + 1);
+  cut[0] = 0;
+  cut[parts] = m;
+  for (int64_t q = 1; q < parts; ++q) {
+    const int64_t target = total * q / parts;
+    int64_t lo = cut[q - 1], hi = m;  // first row r with cost(r) >= target
+    while (lo < hi) {
+      const int64_t mid = lo + (hi - lo) / 2;
+      if (indptr[mid] - base + mid < target) lo = mid + 1;
+      else hi = mid;
+    }
+    cut[q] = lo;
+  }
+  parallel_for_chunks(parts, [&](int64_t q) {
+    if (cut[q] < cut[q + 1]) rows(cut[q], cut[q + 1]);
+  });
 }
 
 }  // namespace
@@ -75,34 +129,62 @@ void csr_spmm(int64_t m, int64_t n, int64_t k, const int64_t* indptr, const int3
     b_row_major = true;
   }
   const RowsFn<T> rows = pick_rows_kernel<T>();
-  // Cost of a row ~ its nonzeros plus a constant for zeroing/storing its output row.
-  const int64_t base = indptr[0];
-  const int64_t nnz = indptr[m] - base;
-  const int64_t total = nnz + m;
-  const int threads = call_team();
-  const int64_t work = (nnz + m) * k;
-  if (threads == 1 || work < (int64_t(1) << 15)) {
-    rows(0, m, k, indptr, indices, data, b, ldb, b_row_major, out, ldc);
+  for_row_parts(m, k, indptr, [&](int64_t r0, int64_t r1) {
+    rows(r0, r1, k, indptr, indices, data, b, ldb, b_row_major, out, ldc);
+  });
+}
+
+template <typename T>
+void csr_spmm_blocks(int64_t m, int64_t k, const int64_t* indptr, const int32_t* indices,
+                     const T* data, const RowBlocks<T>& b, T* out, int64_t ldc, RowsDone<T> done,
+                     void* ctx) {
+  if (m <= 0 || k <= 0) return;
+  // The nonempty blocks, and cells as long as the shortest of them (a power of two).
+  std::vector<int64_t> end, base, step;
+  int64_t shortest = 0;
+  for (int64_t q = 0; q < b.nb; ++q) {
+    const int64_t rows = b.off[q + 1] - b.off[q];
+    if (rows == 0) continue;
+    shortest = shortest == 0 ? rows : std::min(shortest, rows);
+    end.push_back(b.off[q + 1]);
+    step.push_back(b.ld[q] * int64_t(sizeof(T)));
+    base.push_back(int64_t(reinterpret_cast<intptr_t>(b.ptr[q])) - b.off[q] * step.back());
+  }
+  if (end.empty()) throw std::invalid_argument("csr_spmm_blocks: B has no rows");
+  int shift = 0;
+  while ((int64_t(2) << shift) <= shortest) ++shift;
+  const int64_t n = end.back();
+  std::vector<RowCell> cells(size_t(((n - 1) >> shift) + 1));
+  for (size_t c = 0, q = 0; c < cells.size(); ++c) {
+    while (end[q] <= int64_t(c << shift)) ++q;  // q: the block of the cell's first row
+    const size_t h = std::min(q + 1, end.size() - 1);  // the next one (or q again)
+    cells[c] = RowCell{end[q], {base[q], base[h]}, {step[q], step[h]}};
+  }
+  const RowAddress a{cells.data(), shift};
+  using Rows = void (*)(int64_t, int64_t, int64_t, const int64_t*, const int32_t*, const T*,
+                        const RowAddress&, T*, int64_t);
+  Rows rows = &portable_rows_blocks<T>;
+#ifdef MATKERN_BUILD_AVX2
+  if (simd_level() >= Simd::avx2) rows = static_cast<Rows>(&avx2::csr_rows_blocks);
+#endif
+  if (!done) {
+    for_row_parts(m, k, indptr, [&](int64_t r0, int64_t r1) {
+      rows(r0, r1, k, indptr, indices, data, a, out, ldc);
+    });
     return;
   }
-  // A few parts per thread, cut where the running cost crosses equal shares.
-  const int64_t parts = std::min<int64_t>(m, int64_t(threads) * 8);
-  std::vector<int64_t> cut(parts + 1);
-  cut[0] = 0;
-  cut[parts] = m;
-  for (int64_t q = 1; q < parts; ++q) {
-    const int64_t target = total * q / parts;
-    int64_t lo = cut[q - 1], hi = m;  // first row r with cost(r) >= target
-    while (lo < hi) {
-      const int64_t mid = lo + (hi - lo) / 2;
-      if (indptr[mid] - base + mid < target) lo = mid + 1;
-      else hi = mid;
+  // Runs of 32 rows: written (into out, or a scratch buffer of this part) and handed over
+  // while they are in cache. indptr + r makes run row 0 the matrix's row r.
+  constexpr int64_t kRun = 32;
+  for_row_parts(m, k, indptr, [&](int64_t r0, int64_t r1) {
+    std::vector<T> scratch(out ? 0 : size_t(kRun * k));
+    for (int64_t r = r0; r < r1; r += kRun) {
+      const int64_t len = std::min(kRun, r1 - r);
+      T* dst = out ? out + r * ldc : scratch.data();
+      const int64_t ld = out ? ldc : k;
+      rows(0, len, k, indptr + r, indices, data, a, dst, ld);
+      done(ctx, r, len, dst, ld);
     }
-    cut[q] = lo;
-  }
-  parallel_for_chunks(parts, [&](int64_t q) {
-    if (cut[q] < cut[q + 1])
-      rows(cut[q], cut[q + 1], k, indptr, indices, data, b, ldb, b_row_major, out, ldc);
   });
 }
 
@@ -110,5 +192,11 @@ template void csr_spmm<float>(int64_t, int64_t, int64_t, const int64_t*, const i
                               const float*, const float*, int64_t, bool, float*, int64_t);
 template void csr_spmm<double>(int64_t, int64_t, int64_t, const int64_t*, const int32_t*,
                                const double*, const double*, int64_t, bool, double*, int64_t);
+template void csr_spmm_blocks<float>(int64_t, int64_t, const int64_t*, const int32_t*, const float*,
+                                     const RowBlocks<float>&, float*, int64_t, RowsDone<float>,
+                                     void*);
+template void csr_spmm_blocks<double>(int64_t, int64_t, const int64_t*, const int32_t*,
+                                      const double*, const RowBlocks<double>&, double*, int64_t,
+                                      RowsDone<double>, void*);
 
 }  // namespace matkern
