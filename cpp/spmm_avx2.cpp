@@ -91,7 +91,7 @@ struct Listed {
 // One row, columns [c, c + NV*W) of a C-order B, over nonzeros [p0, p1); add: onto the
 // partial sums already in o (a row's later runs), else from zero.
 template <class S, int NV, class A>
-inline void row_block(int64_t p0, int64_t p1, const typename S::T* val, const A& b, int64_t c,
+inline void row_block(int64_t p0, int64_t p1, const typename S::T* val, const A b, int64_t c,
                       typename S::T* o, bool add) {
   typename S::V acc[NV];
   for (int v = 0; v < NV; ++v) acc[v] = add ? S::load(o + v * S::W) : S::zero();
@@ -106,7 +106,7 @@ inline void row_block(int64_t p0, int64_t p1, const typename S::T* val, const A&
 
 // The last k % W columns, masked.
 template <class S, class A>
-inline void row_tail(int64_t p0, int64_t p1, const typename S::T* val, const A& b, int64_t c,
+inline void row_tail(int64_t p0, int64_t p1, const typename S::T* val, const A b, int64_t c,
                      int64_t rem, typename S::T* o, bool add) {
   const __m256i m = S::mask(rem);
   typename S::V acc = add ? S::mload(o, m) : S::zero();
@@ -116,7 +116,7 @@ inline void row_tail(int64_t p0, int64_t p1, const typename S::T* val, const A& 
 
 // Every column of one output row o, over nonzeros [p0, p1).
 template <class S, class A>
-inline void row_cols(int64_t p0, int64_t p1, const typename S::T* val, const A& b, int64_t k,
+inline void row_cols(int64_t p0, int64_t p1, const typename S::T* val, const A b, int64_t k,
                      typename S::T* o, bool add) {
   constexpr int W = S::W;
   int64_t c = 0;
