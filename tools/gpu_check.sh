@@ -3,9 +3,11 @@
 # machine's python3 for its GPU's architecture only, runs the GPU tests and the GPU benchmarks,
 # and writes its logs to $OUT (or the folder given as $1). Meant to finish in under 8 minutes.
 #   OUT=/tmp/gpu bash tools/gpu_check.sh
-# If pytest/hypothesis/scipy are missing there and tools/wheels/ holds wheels for them (an
-# ignored folder, filled beforehand with `pip download -d tools/wheels ...`), they are installed
-# from it without network. TEST_TIMEOUT and BENCH_TIMEOUT (seconds) cap the two phases.
+# If pytest/hypothesis/scipy or dask/distributed are missing there and tools/wheels/ holds
+# wheels for them (an ignored folder, filled beforehand by tools/gpu_wheels.sh and carried to
+# the device run), they are installed from it without network: dask for the GPU tests of
+# matkern.dask with CuPy chunks (tests/test_dask_cupy.py). TEST_TIMEOUT and BENCH_TIMEOUT
+# (seconds) cap the two phases.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-${1:-gpu_out}}
@@ -17,6 +19,10 @@ t0=$(date +%s)
 if ! $PY -c "import pytest, hypothesis, scipy" 2>/dev/null && [ -d tools/wheels ]; then
   $PY -m pip install --no-index --find-links tools/wheels pytest hypothesis tqdm \
     >"$OUT/pip.log" 2>&1
+fi
+if ! $PY -c "import dask.array, distributed" 2>/dev/null && ls tools/wheels/dask-*.whl >/dev/null 2>&1; then
+  $PY -m pip install --no-index --find-links tools/wheels "dask[array]" distributed \
+    >>"$OUT/pip.log" 2>&1
 fi
 arch=$($PY -c "import cupy; print(cupy.cuda.Device(0).compute_capability)" 2>/dev/null || echo 90)
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >"$OUT/summary.txt" 2>&1
