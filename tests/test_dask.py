@@ -326,6 +326,25 @@ def test_fastrp_random_graph_float64_no_l2(client):
     assert np.array_equal(md.fastrp(S, random_state=4, **kw).compute(), E)
 
 
+def test_fastrp_pairs_read_whole_on_one_worker(client, monkeypatch):
+    """On one worker the hops read the previous (U, emb) pairs whole (no getter tasks); on
+    several (this cluster) through getters: the same bits either way."""
+    import scipy.sparse as sp
+
+    from matkern.dask import _tasks
+
+    A = sp.random(500, 500, density=0.02, format="csr", random_state=8)
+    kw = dict(dim=24, iteration_weights=(0.5, 1.0, 0.0, 2.0))
+    E = matkern.fastrp(A, random_state=6, progress=False, **kw)
+    split = md.fastrp(A, random_state=6, row_chunks=120, **kw)
+    assert any("getitem" in str(k) for k in split.dask)
+    monkeypatch.setattr(_tasks, "n_workers", lambda: 1)
+    whole = md.fastrp(A, random_state=6, row_chunks=120, **kw)
+    assert not any("getitem" in str(k) for k in whole.dask)
+    assert np.array_equal(split.compute(), E)
+    assert np.array_equal(whole.compute(), E)
+
+
 def test_fastrp_walk_built_once_per_dtype(client):
     """A SparseMatrix's walk is persisted on the first call of each dtype and reused by the
     next calls (same futures), which stay bit-identical to single-process fastrp for other

@@ -9,14 +9,17 @@ deg^beta of all n nodes are gathered once (one n-vector, sent to every block). T
     emb[b] = sum_i w_i normalize(U_i[b])
 
 with the same kernels, row by row, as single-process :func:`matkern.fastrp`: the embedding
-is bit-identical. Each hop's task takes every block of U_{i-1} as an argument and the SpMM
-reads them where they are (``spmm_csr_blocks``): no task concatenates them, which cost a
-copy and the first touch of n x dim new values per hop (0.15 s of 0.68 at 1M nodes x 128).
+is bit-identical. Each hop's task takes every block of U_{i-1} as an argument (keys of their
+own, taken from each block's (U, emb) pair, so that another worker fetches U's blocks without
+the embeddings) and the SpMM reads them where they are (``spmm_csr_blocks``): no task
+concatenates them, which cost a copy and the first touch of n x dim new values per hop
+(0.15 s of 0.68 at 1M nodes x 128).
 """
 
 from __future__ import annotations
 
 import math
+import operator
 
 import dask
 import dask.array as da
@@ -110,19 +113,21 @@ def _first(walk, R, colfac, dim, scale, dtype, weight, l2, keep_u):
 
 
 @_tasks.in_worker
-def _step(walk, prev, weight, l2, keep_u, *iterate):
+def _step(walk, emb, weight, l2, keep_u, *blocks):
     """One hop of one block, its contribution to the embedding added in the same pass:
-    U_i[b] = (D^-1 A)_b U_{i-1}, with U_{i-1} the row blocks of every block's previous
-    (U, emb) pair in ``iterate`` (read in place), then (U_i[b], emb), or emb alone after the
-    last hop (the array's chunk; U_i[b] is then never stored: each run of its rows is added to
-    the embedding while in cache)."""
+    U_i[b] = (D^-1 A)_b U_{i-1}, with U_{i-1} given as its row ``blocks`` (read in place),
+    and emb + w normalize(U_i[b]) (emb: the block's embedding so far, or None); returns
+    (U_i[b], emb), or emb alone after the last hop (the array's chunk; U_i[b] is then never
+    stored: each run of its rows is added to the embedding while in cache). ``emb`` and the
+    blocks may also come as the previous hop's (U, emb) pairs (one worker: no getters)."""
+    if isinstance(emb, tuple):
+        emb = emb[1]
+    blocks = [b[0] if isinstance(b, tuple) else b for b in blocks]
     indptr, indices, _, s_data, _, _ = walk
-    blocks = [st[0] for st in iterate]
     n = sum(b.shape[0] for b in blocks)
     shape = (indptr.shape[0] - 1, blocks[0].shape[1])
     dtype = blocks[0].dtype
     U = np.empty(shape, dtype=dtype) if keep_u else None
-    emb = prev[1]
     if weight != 0.0:
         # emb + w normalize(U) into a new array, with emb as the kernel's base (a task never
         # changes its inputs, so a task recomputed after a worker failure adds nothing twice)
@@ -218,8 +223,9 @@ def fastrp(
 
     # The graph: per block a walk task, its degrees, then one task per iteration (the
     # projection, then each hop with its share of the embedding added; a hop's task depends
-    # on every block's task of the hop before); the last iteration's tasks are the result
-    # array's chunks. 2 + q tasks per block for q iterations.
+    # on every block's task of the hop before, through two getters per block: its U and its
+    # emb); the last iteration's tasks are the result array's chunks. 2 + q tasks per block
+    # and 2 getters per block and hop for q iterations.
     token = dask.base.tokenize([b.key for b in S.blocks], dtype, dim, weights, beta, l2, key)
     name = f"matkern-fastrp-{token}"
     q = len(weights)
@@ -244,19 +250,31 @@ def fastrp(
         )
         for b, w in enumerate(walks)
     ]
+    # On a cluster of several workers, U_{i-1}'s blocks and the embeddings become keys of
+    # their own, taken from the (U, emb) pairs where they lie: another worker's tasks then
+    # fetch U's blocks alone, not the embeddings beside them (half the bytes moved per hop
+    # once the embedding has a term: 2 workers x 1 thread, 1M nodes, 0.98 -> 0.77 s). With
+    # one worker nothing moves, and the 16 getters per hop cost more than they save (0.54 ->
+    # 0.57 s): the pairs are read whole.
+    split = _tasks.n_workers() > 1
     for i in range(1, q):
         last = i == q - 1
+        if split:
+            iterate = [delayed(operator.getitem, pure=True)(st, 0) for st in steps]
+            embs = [delayed(operator.getitem, pure=True)(st, 1) for st in steps]
+        else:
+            iterate, embs = steps, steps
         steps = [
             delayed(_step, pure=True)(
                 w,
-                prev,
+                emb,
                 weights[i],
                 l2,
                 not last,
-                *steps,
+                *iterate,
                 dask_key_name=chunk_keys[b] if last else None,
             )
-            for b, (w, prev) in enumerate(zip(walks, steps))
+            for b, (w, emb) in enumerate(zip(walks, embs))
         ]
     if all(w == 0.0 for w in weights):  # every chunk None: zeros, as fastrp gives
         steps = [

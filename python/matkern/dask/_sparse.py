@@ -56,15 +56,6 @@ def _multiply(block, B):
     return block @ B
 
 
-def _active_client():
-    try:
-        from distributed import default_client
-
-        return default_client()
-    except (ImportError, ValueError):
-        return None
-
-
 def _balanced_row_chunks(indptr, n_blocks, fn):
     """Sizes of ``n_blocks`` row blocks (fewer for fewer rows) holding about equal numbers
     of stored entries: rows of a power-law graph differ in length by orders of magnitude,
@@ -248,7 +239,7 @@ class SparseMatrix:
         if B.dtype not in (np.float16, np.float32, np.float64):
             raise TypeError(f"{fn}(): B must have dtype float16, float32 or float64, got {B.dtype}")
         self._check_B(B, fn)
-        client = _active_client()
+        client = _tasks.active_client()
         if client is not None:
             B_key = client.scatter(B, broadcast=True, hash=True)
         else:

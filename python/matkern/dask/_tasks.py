@@ -30,6 +30,26 @@ def _current_worker():
         return None
 
 
+def active_client():
+    """The distributed Client this thread would submit to, or None (no client: Dask's local
+    schedulers)."""
+    try:
+        from distributed import default_client
+
+        return default_client()
+    except (ImportError, ValueError):
+        return None
+
+
+def n_workers():
+    """The number of workers of the active client's cluster now (0 without a client)."""
+    client = active_client()
+    if client is None:
+        return 0
+    info = client.scheduler_info(n_workers=1)
+    return int(info.get("n_workers", len(info.get("workers", ()))))
+
+
 def worker_nthreads():
     """The thread count of the Dask worker running this task, or None outside a worker."""
     worker = _current_worker()
