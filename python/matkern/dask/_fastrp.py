@@ -9,11 +9,11 @@ deg^beta of all n nodes are gathered once (one n-vector, sent to every block). T
     emb[b] = sum_i w_i normalize(U_i[b])
 
 with the same kernels, row by row, as single-process :func:`matkern.fastrp`: the embedding
-is bit-identical. Each hop's task takes every block of U_{i-1} as an argument (keys of their
-own, taken from each block's (U, emb) pair, so that another worker fetches U's blocks without
-the embeddings) and the SpMM reads them where they are (``spmm_csr_blocks``): no task
-concatenates them, which cost a copy and the first touch of n x dim new values per hop
-(0.15 s of 0.68 at 1M nodes x 128).
+is bit-identical. Each hop's task takes every block of U_{i-1} as an argument (on several
+workers as keys of their own, taken from each block's (U, emb) pair, so that another worker
+fetches U's blocks without the embeddings) and the SpMM reads them where they are
+(``spmm_csr_blocks``): no task concatenates them, which cost a copy and the first touch of
+n x dim new values per hop (0.15 s of 0.68 at 1M nodes x 128).
 """
 
 from __future__ import annotations
@@ -170,10 +170,9 @@ def fastrp(
     **bit-identical** to ``matkern.fastrp`` of the same graph and seed on the CPU. Each hop is
     one distributed SpMM: every block multiplies its rows by the previous iterate, read in
     place from its row blocks (each worker fetches the blocks it lacks once per hop: at most
-    n x dim values). The
-    adjacency's values are checked (finite, nonnegative) by the tasks, so an error surfaces
-    when the result is computed (or, without a distributed client, when a SparseMatrix's
-    walk is first built).
+    n x dim values). The adjacency's values are checked (finite, nonnegative) by the tasks,
+    so an error surfaces when the result is computed (or, without a distributed client, when
+    a SparseMatrix's walk is first built).
 
     For a :class:`SparseMatrix` the walk of each block (the checks, the values of D^-1 A and
     the degrees, about 4-8 bytes per stored edge more) is built on the first call of each
@@ -223,9 +222,9 @@ def fastrp(
 
     # The graph: per block a walk task, its degrees, then one task per iteration (the
     # projection, then each hop with its share of the embedding added; a hop's task depends
-    # on every block's task of the hop before, through two getters per block: its U and its
-    # emb); the last iteration's tasks are the result array's chunks. 2 + q tasks per block
-    # and 2 getters per block and hop for q iterations.
+    # on every block's task of the hop before, on several workers through two getters per
+    # block: its U and its emb); the last iteration's tasks are the result array's chunks.
+    # 2 + q tasks per block (and 2 getters per block and hop) for q iterations.
     token = dask.base.tokenize([b.key for b in S.blocks], dtype, dim, weights, beta, l2, key)
     name = f"matkern-fastrp-{token}"
     q = len(weights)
@@ -253,7 +252,7 @@ def fastrp(
     # On a cluster of several workers, U_{i-1}'s blocks and the embeddings become keys of
     # their own, taken from the (U, emb) pairs where they lie: another worker's tasks then
     # fetch U's blocks alone, not the embeddings beside them (half the bytes moved per hop
-    # once the embedding has a term: 2 workers x 1 thread, 1M nodes, 0.98 -> 0.77 s). With
+    # once the embedding has a term: 2 workers x 1 thread, 1M nodes, 1.0 -> 0.77 s). With
     # one worker nothing moves, and the 16 getters per hop cost more than they save (0.54 ->
     # 0.57 s): the pairs are read whole.
     split = _tasks.n_workers() > 1
