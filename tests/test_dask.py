@@ -269,6 +269,31 @@ def test_spmm_real_matrix_numpy_and_dask_B(client, condmat):
     assert np.array_equal(y1, local @ b)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_spmm_dask_B_read_in_place(client, condmat, dtype):
+    """A dask B of NumPy chunks of the result's dtype, column chunks of 64 or more: each task
+    reads B's row chunks in place (no rechunk of B), bit-identical to the single-process product; chunks whose rows
+    are not contiguous (Fortran order) are copied by the task; a float32 B with float64 A
+    (a float64 result) takes the gathering path, with the same bits."""
+    A = condmat.astype(dtype)
+    S = md.SparseMatrix.from_scipy(A, (1, 9000, 14132))
+    Bd, B = _data((A.shape[1], 150), ((1, 3000, 3000, 17132), (64, 86)), 9, dtype)
+    ref = matkern.SparseMatrix(A) @ B
+    assert not any("rechunk" in str(k) for k in (S @ Bd).dask)  # B's rows not gathered
+    for Bd in (Bd, Bd.rechunk((5000, 150)).map_blocks(np.asfortranarray)):  # F-order chunks
+        Yd = S @ Bd
+        assert any("_multiply_chunks" in str(k) for k in Yd.dask)
+        assert Yd.dtype == dtype and np.array_equal(Yd.compute(), ref)
+    other = np.float32 if dtype == np.float64 else np.float64
+    Yo = S @ Bd.astype(other)
+    in_place = other == np.float64  # float32 A, float64 B: the result's dtype is B's
+    assert any("_multiply_chunks" in str(k) for k in Yo.dask) == in_place
+    assert np.array_equal(Yo.compute(), matkern.SparseMatrix(A) @ B.astype(other))
+    Yn = S @ Bd.rechunk((5000, (100, 50)))  # a chunk narrower than 64: gathered
+    assert not any("_multiply_chunks" in str(k) for k in Yn.dask)
+    assert np.array_equal(Yn.compute(), ref)
+
+
 def test_spmm_from_dask_chunks(client, condmat):
     A = condmat.astype(np.float32)
     X = da.from_array(A, chunks=(6000, 10000), asarray=False)  # scipy CSR chunks
