@@ -280,8 +280,8 @@ def test_spmm_dask_B_read_in_place(client, condmat, dtype):
     Bd, B = _data((A.shape[1], 150), ((1, 3000, 3000, 17132), (64, 86)), 9, dtype)
     ref = matkern.SparseMatrix(A) @ B
     assert not any("rechunk" in str(k) for k in (S @ Bd).dask)  # B's rows not gathered
-    for Bd in (Bd, Bd.rechunk((5000, 150)).map_blocks(np.asfortranarray)):  # F-order chunks
-        Yd = S @ Bd
+    for Bv in (Bd, Bd.rechunk((5000, 150)).map_blocks(np.asfortranarray)):  # F-order chunks
+        Yd = S @ Bv
         assert any("_multiply_chunks" in str(k) for k in Yd.dask)
         assert Yd.dtype == dtype and np.array_equal(Yd.compute(), ref)
     other = np.float32 if dtype == np.float64 else np.float64
