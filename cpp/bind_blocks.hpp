@@ -29,7 +29,7 @@ struct BlockList {
     off.assign(1, 0);
     for (const auto& blk : blocks) {
       if (int64_t(blk.shape(1)) != k) fail("every block must have the output's column count");
-      if (k > 1 && blk.shape(0) > 1 && blk.stride(1) != 1)
+      if (k > 1 && blk.shape(0) > 0 && blk.stride(1) != 1)
         fail("every block's rows must be contiguous");
       ptr.push_back(blk.data());
       ld.push_back(int64_t(blk.stride(0)));

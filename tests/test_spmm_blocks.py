@@ -170,6 +170,9 @@ def test_bad_blocks():
         cpu.spmm_csr_blocks(10, ip, ix, d, [B[:4], np.ones((6, 5), np.float32)], out)
     with pytest.raises(ValueError, match="rows must be contiguous"):
         cpu.spmm_csr_blocks(10, ip, ix, d, [B[:4], np.asfortranarray(B[4:])], out)
+    wide = np.ones((10, 8), np.float32)
+    with pytest.raises(ValueError, match="rows must be contiguous"):  # one row, strided
+        cpu.spmm_csr_blocks(10, ip, ix, d, [B[:9], wide[9:, ::2]], out)
     with pytest.raises(ValueError, match="inconsistent shapes"):
         cpu.spmm_csr_blocks(10, ip, ix, d, [B], out[:5])
     emb = np.zeros((6, 4), np.float32)

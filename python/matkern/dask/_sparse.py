@@ -45,13 +45,6 @@ def _build_from_chunks(*chunks):
     return S.prepare("cpu", dtype=S.dtype if S.dtype != np.float16 else np.float32)
 
 
-# The narrowest column chunk of B read in place. Narrower, finding each row's block costs
-# more than gathering B's rows saves: 1M-node power-law graph (10M edges, 8 blocks), one
-# worker of 2 threads, B in row chunks of 125000, in place against gathered: k = 16 123 / 88
-# ms, 32 122 / 101, 64 130 / 147, 128 199 / 263.
-_IN_PLACE_MIN_COLUMNS = 64
-
-
 @_tasks.in_worker
 def _multiply_chunks(block, *chunks):
     """One row block times one column chunk of B given as B's row chunks (NumPy, of the
@@ -298,7 +291,7 @@ class SparseMatrix:
             B.ndim == 2
             and isinstance(B._meta, np.ndarray)
             and B.dtype == dtype
-            and min(B.chunks[1]) >= _IN_PLACE_MIN_COLUMNS
+            and min(B.chunks[1]) >= _tasks.IN_PLACE_MIN_COLUMNS
         ):
             return self._matmul_dask_in_place(B, dtype)
         whole = _tasks.one_chunk_along(B, 0).to_delayed()  # one key per column chunk

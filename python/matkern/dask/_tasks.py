@@ -30,6 +30,15 @@ def _current_worker():
         return None
 
 
+# The narrowest dense operand (columns) that a CSR product reads in place from its row chunks
+# (spmm_csr_blocks) instead of a gathered copy. Narrower, finding each row's block costs more
+# than the gather: 1M-node power-law graph (10M edges, 8 blocks), one worker of 2 threads,
+# in place against gathered, SparseMatrix @ B (B in row chunks of 125000): k = 16 123 / 88
+# ms, 32 122 / 101, 64 130 / 147, 128 199 / 263; FastRP (0, 1, 1): dim 16 0.26 / 0.20 s,
+# dim 32 0.30 / 0.25 s, dim 128 0.54 / 0.66 s.
+IN_PLACE_MIN_COLUMNS = 64
+
+
 def active_client():
     """The distributed Client this thread would submit to, or None (no client: Dask's local
     schedulers)."""
