@@ -52,14 +52,9 @@ def _multiply_chunks(block, *chunks):
     concatenation, without making it); a chunk whose rows are not contiguous is copied."""
     chunks = [c if c.strides[-1] == c.itemsize else np.ascontiguousarray(c) for c in chunks]
     dtype = chunks[0].dtype
-    out = np.empty((block.shape[0], chunks[0].shape[1]), dtype=dtype)
-    if out.size and block.nnz:
-        data = block._cpu_arrays(dtype)
-        _dispatch.cpu().spmm_csr_blocks(
-            block.shape[1], block.indptr, block.indices, data, chunks, out
-        )
-    else:
-        out[...] = 0
+    out = np.empty((block.shape[0], chunks[0].shape[1]), dtype=dtype)  # rows without entries: 0
+    data = block._cpu_arrays(dtype)
+    _dispatch.cpu().spmm_csr_blocks(block.shape[1], block.indptr, block.indices, data, chunks, out)
     return out
 
 
